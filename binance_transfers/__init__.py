@@ -1,0 +1,135 @@
+"""Typed asyncio client for Binance wallet transfers.
+
+::
+
+    from binance_transfers import Client, TransferType
+
+    async with Client(api_key, api_secret) as client:
+        await client.transfer(type=TransferType.MAIN_UMFUTURE, asset="USDT", amount="100")
+
+Every request waits for a permit from a :class:`Governor` that models
+Binance's rate limits exactly; share one governor between clients that leave
+through the same IP.
+"""
+
+from types import FunctionType
+
+from ._client import Client
+from ._clock import Clock, LoopClock, ServerClock
+from ._endpoints import ENDPOINTS, Endpoint, EndpointTable, Host, RollingCap, Security
+from ._exceptions import (
+    AuthenticationError,
+    BinanceAPIError,
+    BinanceTransfersError,
+    ConfigurationError,
+    ConnectionFailedError,
+    InsufficientBalanceError,
+    InvalidInputError,
+    InvalidParameterError,
+    IPBannedError,
+    MalformedResponseError,
+    NotPortfolioMarginError,
+    OutcomeUnknownError,
+    PendingTransactionError,
+    RateLimitError,
+    ServiceUnavailableError,
+    ThrottledError,
+    TimestampError,
+    TooManyRequestsError,
+    TransferNotAllowedError,
+)
+from ._governor import Governor, GovernorHooks, Permit, PoolSnapshot
+from ._limits import Limits, PoolKind, PoolSpec, pools_for
+from ._models import (
+    Acknowledgement,
+    BnbTransferResult,
+    BnbTransferSide,
+    FuturesMarket,
+    FutureType,
+    MarginTransferDirection,
+    MarginTransferResult,
+    ServerTime,
+    SubAccountAccountType,
+    SubAccountTransferPage,
+    SubAccountTransferRecord,
+    SubAccountTransferResult,
+    TransferPage,
+    TransferRecord,
+    TransferResult,
+    TransferStatus,
+    TransferType,
+)
+from ._params import Amount, format_amount
+from ._storage import CallCounter, MemoryStorage, Storage, WindowCounter
+
+__version__ = "0.1.0.dev0"
+
+__all__ = [
+    "ENDPOINTS",
+    "Acknowledgement",
+    "Amount",
+    "AuthenticationError",
+    "BinanceAPIError",
+    "BinanceTransfersError",
+    "BnbTransferResult",
+    "BnbTransferSide",
+    "CallCounter",
+    "Client",
+    "Clock",
+    "ConfigurationError",
+    "ConnectionFailedError",
+    "Endpoint",
+    "EndpointTable",
+    "FutureType",
+    "FuturesMarket",
+    "Governor",
+    "GovernorHooks",
+    "Host",
+    "IPBannedError",
+    "InsufficientBalanceError",
+    "InvalidInputError",
+    "InvalidParameterError",
+    "Limits",
+    "LoopClock",
+    "MalformedResponseError",
+    "MarginTransferDirection",
+    "MarginTransferResult",
+    "MemoryStorage",
+    "NotPortfolioMarginError",
+    "OutcomeUnknownError",
+    "PendingTransactionError",
+    "Permit",
+    "PoolKind",
+    "PoolSnapshot",
+    "PoolSpec",
+    "RateLimitError",
+    "RollingCap",
+    "Security",
+    "ServerClock",
+    "ServerTime",
+    "ServiceUnavailableError",
+    "Storage",
+    "SubAccountAccountType",
+    "SubAccountTransferPage",
+    "SubAccountTransferRecord",
+    "SubAccountTransferResult",
+    "ThrottledError",
+    "TimestampError",
+    "TooManyRequestsError",
+    "TransferNotAllowedError",
+    "TransferPage",
+    "TransferRecord",
+    "TransferResult",
+    "TransferStatus",
+    "TransferType",
+    "WindowCounter",
+    "format_amount",
+    "pools_for",
+]
+
+# Tracebacks and reprs name the public path, not the private modules (httpx does this).
+for _name in __all__:
+    _obj = globals()[_name]
+    if isinstance(_obj, type | FunctionType) and _obj.__module__.startswith("binance_transfers._"):
+        _obj.__module__ = __name__
+del _name, _obj

@@ -1,0 +1,577 @@
+"""The client: one typed coroutine per Binance transfer endpoint."""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+from collections.abc import AsyncIterator, Sequence
+from datetime import datetime
+from types import TracebackType
+from typing import Any, TypeVar
+
+import httpx
+
+from ._endpoints import ENDPOINTS, Endpoint, EndpointTable, Host
+from ._exceptions import InvalidInputError, MalformedResponseError, OutcomeUnknownError
+from ._governor import Governor
+from ._models import (
+    Acknowledgement,
+    BnbTransferResult,
+    BnbTransferSide,
+    FuturesMarket,
+    FutureType,
+    MarginTransferDirection,
+    MarginTransferResult,
+    ServerTime,
+    SubAccountAccountType,
+    SubAccountTransferPage,
+    SubAccountTransferRecord,
+    SubAccountTransferResult,
+    TransferPage,
+    TransferRecord,
+    TransferResult,
+    TransferType,
+    converter,
+)
+from ._params import (
+    Amount,
+    amount_param,
+    asset_param,
+    client_id_param,
+    email_param,
+    positive_int_param,
+    recv_window_param,
+    symbol_param,
+    time_param,
+    type_name_param,
+)
+from ._signing import make_signer
+from ._transport import DEFAULT_TIMEOUT, Transport
+
+__all__ = ["Client"]
+
+_T = TypeVar("_T")
+Params = list[tuple[str, str]]
+
+_SEVEN_DAYS_MS = 7 * 24 * 3600 * 1000
+# Legacy types from the seed page: the symbol is optional on the isolated side.
+_OPTIONAL_FROM = frozenset({TransferType.ISOLATED_MARGIN_MAIN})
+_OPTIONAL_TO = frozenset({TransferType.MAIN_ISOLATED_MARGIN})
+
+
+class Client:
+    """An asyncio (and trio) client for Binance wallet transfers.
+
+    ::
+
+        async with Client(api_key, api_secret) as client:
+            done = await client.transfer(type=TransferType.MAIN_UMFUTURE, asset="USDT", amount=100)
+            print(done.tran_id)
+
+    ``api_secret`` is an HMAC secret, or a PEM (or ``cryptography``) RSA or
+    Ed25519 private key. Every method is keyword-only, checks its arguments
+    before anything is sent or any rate-limit weight spent, waits for the
+    :class:`Governor`'s permit and returns a frozen model.
+
+    Clients that leave through the same IP should share one ``governor``.
+    ``account`` names the Binance account for UID limits and rolling caps
+    (default: derived from the API key; give the same name to several keys of
+    one account). ``max_wait`` is the default bound, in seconds, on waiting
+    for a permit (None: wait as long as needed). ``http_client`` or
+    ``transport`` let you bring your own httpx setup (proxies, HTTP/2, TLS);
+    the client closes only what it created.
+    """
+
+    def __init__(
+        self,
+        api_key: str,
+        api_secret: Any,
+        *,
+        governor: Governor | None = None,
+        account: str | None = None,
+        api_url: str = "https://api.binance.com",
+        papi_url: str = "https://papi.binance.com",
+        recv_window: int = 5000,
+        max_wait: float | None = None,
+        wait_on_ban: bool = False,
+        timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
+        max_in_flight: int = 100,
+        http_client: httpx.AsyncClient | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        endpoints: EndpointTable = ENDPOINTS,
+        private_key_password: bytes | None = None,
+    ) -> None:
+        _check_key(api_key)
+        if http_client is not None and transport is not None:
+            raise InvalidInputError("give http_client or transport, not both")
+        positive_int_param(max_in_flight, "max_in_flight", 100_000)
+        signer = make_signer(api_secret, private_key_password)
+        self._owns_http = http_client is None
+        if http_client is None:
+            http_client = httpx.AsyncClient(
+                timeout=timeout,
+                transport=transport,
+                limits=httpx.Limits(
+                    max_connections=max_in_flight, max_keepalive_connections=max_in_flight
+                ),
+            )
+        self._http = http_client
+        self.governor = governor if governor is not None else Governor()
+        self.endpoints = endpoints
+        self.max_wait = max_wait
+        self._key_hint = _mask(api_key)
+        self.account = account or "key-" + hashlib.sha256(api_key.encode()).hexdigest()[:12]
+        self._transport = Transport(
+            api_key=api_key,
+            signer=signer,
+            governor=self.governor,
+            account=self.account,
+            base_urls={Host.API: api_url, Host.PAPI: papi_url},
+            http=http_client,
+            time_endpoint=endpoints["server_time"],
+            recv_window=recv_window_param(recv_window),
+            max_in_flight=max_in_flight,
+            wait_on_ban=wait_on_ban,
+        )
+        self._urls = (api_url, papi_url)
+
+    # -- lifecycle ------------------------------------------------------------
+
+    async def __aenter__(self) -> Client:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the HTTP client, if this client created it."""
+        if self._owns_http:
+            await self._http.aclose()
+
+    def __repr__(self) -> str:
+        return f"<Client key={self._key_hint} account={self.account} api={self._urls[0]}>"
+
+    # -- universal transfer ---------------------------------------------------
+
+    async def transfer(
+        self,
+        *,
+        type: TransferType | str,
+        asset: str,
+        amount: Amount,
+        from_symbol: str | None = None,
+        to_symbol: str | None = None,
+        max_wait: float | None = None,
+        recv_window: int | None = None,
+    ) -> TransferResult:
+        """Move ``amount`` of ``asset`` between two of your wallets (user universal transfer).
+
+        ``type`` names source and target (``TransferType.MAIN_UMFUTURE``: spot
+        to USDⓈ-M futures). ``from_symbol`` is required when the source is an
+        isolated-margin pair, ``to_symbol`` when the target is, and refused
+        otherwise. A plain string type Binance added after this release is
+        passed through unchecked.
+
+        ::
+
+            await client.transfer(type=TransferType.MAIN_MARGIN, asset="USDT", amount="250.5")
+        """
+        params = _transfer_params(type, from_symbol, to_symbol)
+        params[1:1] = [("asset", asset_param(asset)), ("amount", amount_param(amount))]
+        return await self._call("universal_transfer", params, TransferResult, max_wait, recv_window)
+
+    async def transfer_to_futures(
+        self,
+        *,
+        asset: str,
+        amount: Amount,
+        market: FuturesMarket = FuturesMarket.USDM,
+        max_wait: float | None = None,
+    ) -> TransferResult:
+        """Spot -> futures wallet (USDⓈ-M by default; ``FuturesMarket.COINM`` for COIN-M).
+
+        Binance's futures "Transfer" page is this universal transfer::
+
+            await client.transfer_to_futures(asset="USDT", amount="1000")
+        """
+        kind = TransferType(f"MAIN_{FuturesMarket(market).value}")
+        return await self.transfer(type=kind, asset=asset, amount=amount, max_wait=max_wait)
+
+    async def transfer_from_futures(
+        self,
+        *,
+        asset: str,
+        amount: Amount,
+        market: FuturesMarket = FuturesMarket.USDM,
+        max_wait: float | None = None,
+    ) -> TransferResult:
+        """Futures wallet -> spot (USDⓈ-M by default)::
+
+        await client.transfer_from_futures(asset="USDT", amount="1000")
+        """
+        kind = TransferType(f"{FuturesMarket(market).value}_MAIN")
+        return await self.transfer(type=kind, asset=asset, amount=amount, max_wait=max_wait)
+
+    def transfer_history(
+        self,
+        *,
+        type: TransferType | str,
+        start_time: datetime | int | None = None,
+        end_time: datetime | int | None = None,
+        from_symbol: str | None = None,
+        to_symbol: str | None = None,
+        page_size: int = 100,
+        max_wait: float | None = None,
+    ) -> AsyncIterator[TransferRecord]:
+        """Every universal transfer of ``type``, newest first, page by page.
+
+        Without times Binance returns the last 7 days; it keeps 6 months::
+
+            async for row in client.transfer_history(type=TransferType.MAIN_UMFUTURE):
+                print(row.tran_id, row.amount, row.status)
+        """
+        params = _transfer_params(type, from_symbol, to_symbol)
+        params += _range(start_time, end_time)
+        size = positive_int_param(page_size, "page_size", 100)
+
+        async def pages() -> AsyncIterator[TransferRecord]:
+            seen, current = 0, 1
+            while True:
+                page_params = [*params, ("current", str(current)), ("size", str(size))]
+                page = await self._call("transfer_history", page_params, TransferPage, max_wait)
+                for row in page.rows:
+                    yield row
+                seen += len(page.rows)
+                if len(page.rows) < size or seen >= page.total:
+                    return
+                current += 1
+
+        return pages()
+
+    # -- Portfolio Margin -----------------------------------------------------
+
+    async def pm_collect_asset(
+        self,
+        *,
+        asset: str,
+        amount: Amount | None = None,
+        future_type: FutureType | None = None,
+        max_wait: float | None = None,
+    ) -> Acknowledgement:
+        """Portfolio Margin: collect ``asset`` from the futures wallets to margin.
+
+        With neither ``amount`` nor ``future_type`` the whole asset is
+        collected; give both to collect part of it from one futures wallet.
+        Binance refuses BNB here (use :meth:`pm_bnb_transfer`)::
+
+            await client.pm_collect_asset(asset="USDT")
+        """
+        params = [("asset", _not_bnb(asset, "pm_collect_asset"))]
+        if (amount is None) != (future_type is None):
+            raise InvalidInputError("amount and future_type go together: give both or neither")
+        if amount is not None:
+            params += [
+                ("amount", amount_param(amount)),
+                ("futureType", _enum(FutureType, future_type, "future_type")),
+            ]
+        return await self._call("pm_collect_asset", params, Acknowledgement, max_wait)
+
+    async def pm_auto_collect(self, *, max_wait: float | None = None) -> Acknowledgement:
+        """Portfolio Margin: collect every asset but BNB from futures to margin.
+
+        Binance allows 500 calls per rolling hour; the governor keeps count::
+
+            await client.pm_auto_collect()
+        """
+        return await self._call("pm_auto_collect", [], Acknowledgement, max_wait)
+
+    async def pm_bnb_transfer(
+        self, *, amount: Amount, side: BnbTransferSide, max_wait: float | None = None
+    ) -> BnbTransferResult:
+        """Portfolio Margin: move BNB to or from the USDⓈ-M wallet (10 per 10 minutes)::
+
+        await client.pm_bnb_transfer(amount="1.5", side=BnbTransferSide.TO_UM)
+        """
+        params = [
+            ("amount", amount_param(amount)),
+            ("transferSide", _enum(BnbTransferSide, side, "side")),
+        ]
+        return await self._call("pm_bnb_transfer", params, BnbTransferResult, max_wait)
+
+    async def pmpro_auto_collect(self, *, max_wait: float | None = None) -> Acknowledgement:
+        """Portfolio Margin Pro: collect every asset but BNB from futures to margin.
+
+        500 calls per rolling hour, each weighing 1500::
+
+            await client.pmpro_auto_collect()
+        """
+        return await self._call("pmpro_auto_collect", [], Acknowledgement, max_wait)
+
+    async def pmpro_collect_asset(
+        self, *, asset: str, max_wait: float | None = None
+    ) -> Acknowledgement:
+        """Portfolio Margin Pro: collect one asset (not BNB) from futures to margin::
+
+        await client.pmpro_collect_asset(asset="USDT")
+        """
+        params = [("asset", _not_bnb(asset, "pmpro_collect_asset"))]
+        return await self._call("pmpro_collect_asset", params, Acknowledgement, max_wait)
+
+    async def pmpro_bnb_transfer(
+        self, *, amount: Amount, side: BnbTransferSide, max_wait: float | None = None
+    ) -> BnbTransferResult:
+        """Portfolio Margin Pro: move BNB to or from USDⓈ-M (2 per 10 minutes)::
+
+        await client.pmpro_bnb_transfer(amount="0.5", side=BnbTransferSide.FROM_UM)
+        """
+        params = [
+            ("amount", amount_param(amount)),
+            ("transferSide", _enum(BnbTransferSide, side, "side")),
+        ]
+        return await self._call("pmpro_bnb_transfer", params, BnbTransferResult, max_wait)
+
+    # -- sub-accounts ---------------------------------------------------------
+
+    async def sub_account_margin_transfer(
+        self,
+        *,
+        email: str,
+        asset: str,
+        amount: Amount,
+        direction: MarginTransferDirection | int,
+        max_wait: float | None = None,
+    ) -> MarginTransferResult:
+        """Master account: move funds between a sub-account's spot and margin wallets.
+
+        Binance keeps no history of these: on an unknown outcome, check the
+        sub-account's balances before sending again::
+
+            await client.sub_account_margin_transfer(
+                email="desk-1@example.com", asset="USDT", amount="50",
+                direction=MarginTransferDirection.SPOT_TO_MARGIN,
+            )
+        """
+        if isinstance(direction, bool):
+            raise InvalidInputError("direction must be a MarginTransferDirection, not a bool")
+        params = [
+            ("email", email_param(email)),
+            ("asset", asset_param(asset)),
+            ("amount", amount_param(amount)),
+            ("type", _enum(MarginTransferDirection, direction, "direction")),
+        ]
+        return await self._call(
+            "sub_account_margin_transfer", params, MarginTransferResult, max_wait
+        )
+
+    async def sub_account_transfer(
+        self,
+        *,
+        from_account_type: SubAccountAccountType | str,
+        to_account_type: SubAccountAccountType | str,
+        asset: str,
+        amount: Amount,
+        from_email: str | None = None,
+        to_email: str | None = None,
+        client_tran_id: str | None = None,
+        symbol: str | None = None,
+        max_wait: float | None = None,
+    ) -> SubAccountTransferResult:
+        """Master account: universal transfer between master and sub-accounts.
+
+        A missing ``from_email`` means the master account, likewise ``to_email``.
+        Give a unique ``client_tran_id``: it is how an unknown outcome is looked
+        up later (:meth:`sub_account_transfer_history`). ``symbol`` is required
+        with ``ISOLATED_MARGIN`` and refused otherwise::
+
+            await client.sub_account_transfer(
+                to_email="desk-1@example.com", from_account_type="SPOT",
+                to_account_type="USDT_FUTURE", asset="USDT", amount="100",
+                client_tran_id="rebal-2026-11-23-0001",
+            )
+        """
+        source = _enum_or_name(SubAccountAccountType, from_account_type, "from_account_type")
+        target = _enum_or_name(SubAccountAccountType, to_account_type, "to_account_type")
+        params: Params = []
+        if from_email is not None:
+            params.append(("fromEmail", email_param(from_email, "from_email")))
+        if to_email is not None:
+            params.append(("toEmail", email_param(to_email, "to_email")))
+        if source == target and from_email is None and to_email is None:
+            raise InvalidInputError(
+                "from_email or to_email is required when both account types are the same"
+            )
+        if from_email is not None and from_email == to_email and source == target:
+            raise InvalidInputError("a transfer from a wallet to itself does nothing")
+        params += [("fromAccountType", source), ("toAccountType", target)]
+        if client_tran_id is not None:
+            params.append(("clientTranId", client_id_param(client_tran_id)))
+        isolated = SubAccountAccountType.ISOLATED_MARGIN.value in (source, target)
+        if isolated and symbol is None:
+            raise InvalidInputError("symbol is required with ISOLATED_MARGIN")
+        if symbol is not None:
+            if not isolated:
+                raise InvalidInputError("symbol is only meaningful with ISOLATED_MARGIN")
+            params.append(("symbol", symbol_param(symbol, "symbol")))
+        params += [("asset", asset_param(asset)), ("amount", amount_param(amount))]
+        return await self._call("sub_account_transfer", params, SubAccountTransferResult, max_wait)
+
+    def sub_account_transfer_history(
+        self,
+        *,
+        from_email: str | None = None,
+        to_email: str | None = None,
+        client_tran_id: str | None = None,
+        start_time: datetime | int | None = None,
+        end_time: datetime | int | None = None,
+        page_size: int = 500,
+        max_wait: float | None = None,
+    ) -> AsyncIterator[SubAccountTransferRecord]:
+        """Sub-account universal transfers, page by page (a range under 7 days)::
+
+        async for row in client.sub_account_transfer_history(client_tran_id="rebal-0001"):
+            print(row.tran_id, row.status)
+        """
+        params: Params = []
+        if from_email is not None and to_email is not None:
+            raise InvalidInputError("give from_email or to_email, not both (Binance's rule)")
+        if from_email is not None:
+            params.append(("fromEmail", email_param(from_email, "from_email")))
+        if to_email is not None:
+            params.append(("toEmail", email_param(to_email, "to_email")))
+        if client_tran_id is not None:
+            params.append(("clientTranId", client_id_param(client_tran_id)))
+        window = _range(start_time, end_time)
+        if len(window) == 2 and int(window[1][1]) - int(window[0][1]) >= _SEVEN_DAYS_MS:
+            raise InvalidInputError("the range must be shorter than 7 days (Binance's rule)")
+        params += window
+        limit = positive_int_param(page_size, "page_size", 500)
+
+        async def pages() -> AsyncIterator[SubAccountTransferRecord]:
+            seen, page_no = 0, 1
+            while True:
+                page_params = [*params, ("page", str(page_no)), ("limit", str(limit))]
+                page = await self._call(
+                    "sub_account_transfer_history", page_params, SubAccountTransferPage, max_wait
+                )
+                for row in page.result:
+                    yield row
+                seen += len(page.result)
+                if len(page.result) < limit or seen >= page.total_count:
+                    return
+                page_no += 1
+
+        return pages()
+
+    # -- misc -----------------------------------------------------------------
+
+    async def server_time(self, *, max_wait: float | None = None) -> ServerTime:
+        """Binance's clock (also what the client syncs its timestamps with)::
+
+        print((await client.server_time()).datetime)
+        """
+        return await self._call("server_time", [], ServerTime, max_wait)
+
+    async def _call(
+        self,
+        name: str,
+        params: Sequence[tuple[str, str]],
+        model: type[_T],
+        max_wait: float | None,
+        recv_window: int | None = None,
+    ) -> _T:
+        endpoint: Endpoint = self.endpoints[name]
+        if recv_window is not None:
+            recv_window = recv_window_param(recv_window)
+        data = await self._transport.call(
+            endpoint,
+            params,
+            max_wait=self.max_wait if max_wait is None else max_wait,
+            recv_window=recv_window,
+        )
+        try:
+            return converter.structure(data, model)
+        except Exception as exc:
+            if endpoint.mutating:
+                # Binance said 2xx: it most likely happened, but we cannot tell its id.
+                raise OutcomeUnknownError(
+                    f"unreadable success answer: {data!r:.200}",
+                    endpoint=name,
+                    params=dict(params),
+                    timestamp=None,
+                    status=200,
+                ) from exc
+            raise MalformedResponseError(
+                "unexpected fields", status=200, endpoint=name, body=repr(data)[:500]
+            ) from exc
+
+
+def _check_key(api_key: object) -> None:
+    if not isinstance(api_key, str) or not api_key.strip():
+        raise InvalidInputError("api_key must be a non-empty str")
+
+
+def _mask(key: str) -> str:
+    return f"{key[:4]}…{key[-4:]}" if len(key) >= 16 else "****"
+
+
+def _enum(enum_type: type[enum.Enum], value: object, name: str) -> str:
+    try:
+        return str(enum_type(value).value)
+    except ValueError:
+        choices = [member.value for member in enum_type]
+        raise InvalidInputError(f"{name} must be one of {choices}, got {value!r}") from None
+
+
+def _enum_or_name(enum_type: type[enum.Enum], value: object, name: str) -> str:
+    """A known member, or an upper-snake name Binance may have added since."""
+    try:
+        return str(enum_type(value).value)
+    except ValueError:
+        return type_name_param(value, name)
+
+
+def _transfer_params(
+    kind: TransferType | str, from_symbol: str | None, to_symbol: str | None
+) -> Params:
+    value = _enum_or_name(TransferType, kind, "type")
+    params: Params = [("type", value)]
+    known = value in TransferType.__members__ and TransferType(value)
+    for side, symbol, required, optional in (
+        ("from_symbol", from_symbol, known and known.needs_from_symbol, known in _OPTIONAL_FROM),
+        ("to_symbol", to_symbol, known and known.needs_to_symbol, known in _OPTIONAL_TO),
+    ):
+        if symbol is None:
+            if required:
+                raise InvalidInputError(f"{side} is required for transfer type {value}")
+            continue
+        if known and not required and not optional:
+            raise InvalidInputError(f"{side} is meaningless for transfer type {value}")
+        params.append(
+            ("fromSymbol" if side == "from_symbol" else "toSymbol", symbol_param(symbol, side))
+        )
+    if from_symbol is not None and from_symbol == to_symbol:
+        raise InvalidInputError("from_symbol and to_symbol must differ")
+    return params
+
+
+def _range(start: datetime | int | None, end: datetime | int | None) -> Params:
+    params: Params = []
+    if start is not None:
+        params.append(("startTime", time_param(start, "start_time")))
+    if end is not None:
+        params.append(("endTime", time_param(end, "end_time")))
+    if len(params) == 2 and int(params[0][1]) > int(params[1][1]):
+        raise InvalidInputError("start_time is after end_time")
+    return params
+
+
+def _not_bnb(asset: str, method: str) -> str:
+    code = asset_param(asset)
+    if code == "BNB":
+        raise InvalidInputError(f"Binance does not collect BNB with {method}; use a BNB transfer")
+    return code

@@ -1,0 +1,196 @@
+"""The exceptions ``binance_transfers`` raises.
+
+They are sorted by what the caller must do next, not by where they come from::
+
+    BinanceTransfersError
+     ├── InvalidInputError ........... bad argument: nothing sent, no weight spent
+     ├── ConfigurationError .......... unusable key or missing optional dependency
+     ├── ConnectionFailedError ....... never reached Binance: nothing happened
+     ├── BinanceAPIError ............. Binance refused the request: nothing happened
+     │    ├── AuthenticationError .... bad key, signature or permission
+     │    ├── InvalidParameterError .. Binance disliked a parameter
+     │    ├── TimestampError ......... -1021 even after resyncing the clock
+     │    ├── InsufficientBalanceError
+     │    ├── TransferNotAllowedError
+     │    ├── PendingTransactionError
+     │    └── NotPortfolioMarginError
+     ├── RateLimitError .............. wait until ``retry_at``, then try again
+     │    ├── TooManyRequestsError ... HTTP 429 from Binance
+     │    ├── IPBannedError .......... HTTP 418: the IP is banned until ``retry_at``
+     │    └── ThrottledError ......... the governor could not grant a permit in time
+     ├── ServiceUnavailableError ..... Binance said it did not process the request
+     ├── OutcomeUnknownError ......... THE TRANSFER MAY HAVE HAPPENED: reconcile, never resend
+     └── MalformedResponseError ...... the answer was not Binance's JSON (WAF page, proxy)
+
+Only :class:`OutcomeUnknownError` leaves money in an unknown state. Everything
+else either happened before a byte was sent or was refused by Binance.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+
+__all__ = [
+    "AuthenticationError",
+    "BinanceAPIError",
+    "BinanceTransfersError",
+    "ConfigurationError",
+    "ConnectionFailedError",
+    "IPBannedError",
+    "InsufficientBalanceError",
+    "InvalidInputError",
+    "InvalidParameterError",
+    "MalformedResponseError",
+    "NotPortfolioMarginError",
+    "OutcomeUnknownError",
+    "PendingTransactionError",
+    "RateLimitError",
+    "ServiceUnavailableError",
+    "ThrottledError",
+    "TimestampError",
+    "TooManyRequestsError",
+    "TransferNotAllowedError",
+]
+
+
+class BinanceTransfersError(Exception):
+    """Base class of every exception this package raises on purpose."""
+
+
+class InvalidInputError(BinanceTransfersError, ValueError):
+    """An argument is invalid. Raised before any byte is sent or weight spent."""
+
+
+class ConfigurationError(BinanceTransfersError):
+    """The client cannot work as configured (unusable key, missing extra)."""
+
+
+class ConnectionFailedError(BinanceTransfersError):
+    """The request never reached Binance (DNS, refused connection, proxy).
+
+    Nothing happened on the exchange; sending again is safe.
+    """
+
+
+class BinanceAPIError(BinanceTransfersError):
+    """Binance answered with an error code: the request was refused.
+
+    Nothing happened on the exchange. ``code`` and ``msg`` are Binance's own.
+    """
+
+    def __init__(self, code: int, msg: str, *, status: int, endpoint: str) -> None:
+        super().__init__(f"{endpoint}: Binance error {code} (HTTP {status}): {msg}")
+        self.code = code
+        self.msg = msg
+        self.status = status
+        self.endpoint = endpoint
+
+
+class AuthenticationError(BinanceAPIError):
+    """The API key, its permissions, its IP whitelist or the signature was refused."""
+
+
+class InvalidParameterError(BinanceAPIError):
+    """Binance rejected a parameter (missing, malformed, too precise)."""
+
+
+class TimestampError(BinanceAPIError):
+    """-1021 again after resyncing with Binance's clock (check the host's clock)."""
+
+
+class InsufficientBalanceError(BinanceAPIError):
+    """The source wallet does not hold enough of the asset."""
+
+
+class TransferNotAllowedError(BinanceAPIError):
+    """Binance does not allow this transfer now (risk, margin level, account state)."""
+
+
+class PendingTransactionError(BinanceAPIError):
+    """Another transfer is still pending; try again once it has settled."""
+
+
+class NotPortfolioMarginError(BinanceAPIError):
+    """The account is not a Portfolio Margin account (-21001)."""
+
+
+class RateLimitError(BinanceTransfersError):
+    """Nothing was done; the caller may try again at ``retry_at``.
+
+    ``retry_at`` is Binance's clock in epoch seconds; ``retry_after`` is the
+    number of seconds from the moment the error was raised.
+    """
+
+    def __init__(self, message: str, *, retry_at: float, retry_after: float) -> None:
+        super().__init__(f"{message}; not before {_iso(retry_at)} (in {retry_after:.3f} s)")
+        self.retry_at = retry_at
+        self.retry_after = retry_after
+
+
+class TooManyRequestsError(RateLimitError):
+    """Binance answered HTTP 429: a limit was broken (by this process or another)."""
+
+
+class IPBannedError(RateLimitError):
+    """Binance answered HTTP 418: this IP is banned until ``retry_at``."""
+
+
+class ThrottledError(RateLimitError):
+    """The governor could not grant a permit within the caller's ``max_wait``.
+
+    Raised at once when the wait is known to be too long, without spending weight.
+    """
+
+
+class ServiceUnavailableError(BinanceTransfersError):
+    """Binance said the service was unavailable and the request was not processed."""
+
+    def __init__(self, message: str, *, status: int, endpoint: str) -> None:
+        super().__init__(f"{endpoint}: {message} (HTTP {status})")
+        self.status = status
+        self.endpoint = endpoint
+
+
+class OutcomeUnknownError(BinanceTransfersError):
+    """The request was (or may have been) received, but its result is unknown.
+
+    A timeout after sending, a 5xx answer or Binance's -1006/-1007 codes: the
+    transfer **may have happened**. The client never resends it on its own;
+    look the transfer up in the history before trying again. ``params`` holds
+    what was sent (without signature), ``timestamp`` the ``timestamp``
+    parameter in epoch milliseconds.
+    """
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        endpoint: str,
+        params: Mapping[str, str],
+        timestamp: int | None,
+        status: int | None = None,
+    ) -> None:
+        super().__init__(
+            f"{endpoint}: outcome unknown, the request may have been executed: {reason}"
+        )
+        self.reason = reason
+        self.endpoint = endpoint
+        self.params = dict(params)
+        self.timestamp = timestamp
+        self.status = status
+
+
+class MalformedResponseError(BinanceTransfersError):
+    """Binance (or something in front of it) answered with an unreadable body."""
+
+    def __init__(self, reason: str, *, status: int, endpoint: str, body: str) -> None:
+        super().__init__(f"{endpoint}: malformed response (HTTP {status}): {reason}")
+        self.reason = reason
+        self.status = status
+        self.endpoint = endpoint
+        self.body = body
+
+
+def _iso(epoch_seconds: float) -> str:
+    return datetime.fromtimestamp(epoch_seconds, UTC).isoformat(timespec="milliseconds")
