@@ -12,7 +12,7 @@ Binance's rate limits exactly; share one governor between clients that leave
 through the same IP.
 """
 
-from types import FunctionType
+from types import FunctionType as _FunctionType
 
 from ._client import Client
 from ._clock import Clock, LoopClock, ServerClock
@@ -130,6 +130,6 @@ __all__ = [
 # Tracebacks and reprs name the public path, not the private modules (httpx does this).
 for _name in __all__:
     _obj = globals()[_name]
-    if isinstance(_obj, type | FunctionType) and _obj.__module__.startswith("binance_transfers._"):
+    if isinstance(_obj, type | _FunctionType) and _obj.__module__.startswith("binance_transfers._"):
         _obj.__module__ = __name__
 del _name, _obj

@@ -77,7 +77,10 @@ class Client:
     ``account`` names the Binance account for UID limits and rolling caps
     (default: derived from the API key; give the same name to several keys of
     one account). ``max_wait`` is the default bound, in seconds, on waiting
-    for a permit (None: wait as long as needed). ``http_client`` or
+    for a permit (None: wait as long as needed). After a 429 the request,
+    which Binance did not execute, is sent again once the governor's wait is
+    over, unless ``retry_on_429`` is False. During a 418 ban calls fail at once
+    with :class:`IPBannedError` unless ``wait_on_ban``. ``http_client`` or
     ``transport`` let you bring your own httpx setup (proxies, HTTP/2, TLS);
     the client closes only what it created.
     """
@@ -93,6 +96,7 @@ class Client:
         papi_url: str = "https://papi.binance.com",
         recv_window: int = 5000,
         max_wait: float | None = None,
+        retry_on_429: bool = True,
         wait_on_ban: bool = False,
         timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
         max_in_flight: int = 100,
@@ -119,6 +123,7 @@ class Client:
         self.governor = governor if governor is not None else Governor()
         self.endpoints = endpoints
         self.max_wait = max_wait
+        self.retry_on_429 = retry_on_429
         self._key_hint = _mask(api_key)
         self.account = account or "key-" + hashlib.sha256(api_key.encode()).hexdigest()[:12]
         self._transport = Transport(
@@ -492,6 +497,7 @@ class Client:
             params,
             max_wait=self.max_wait if max_wait is None else max_wait,
             recv_window=recv_window,
+            retry_on_429=self.retry_on_429,
         )
         try:
             return converter.structure(data, model)

@@ -73,7 +73,11 @@ HTTPX_ERRORS: Mapping[type[Exception], _Sent] = {
     httpx.DecodingError: "maybe sent",
     httpx.TooManyRedirects: "maybe sent",
     httpx.HTTPStatusError: "maybe sent",
-    httpx.StreamError: "maybe sent",
+    # Stream misuse happens after an answer started: the request went out.
+    httpx.StreamConsumed: "maybe sent",
+    httpx.StreamClosed: "maybe sent",
+    httpx.ResponseNotRead: "maybe sent",
+    httpx.RequestNotRead: "maybe sent",
     httpx.CookieConflict: "not sent",
 }
 

@@ -1,0 +1,147 @@
+"""The models and their converter."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import attrs
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from binance_transfers import (
+    SubAccountAccountType,
+    SubAccountTransferPage,
+    SubAccountTransferRecord,
+    TransferPage,
+    TransferRecord,
+    TransferResult,
+    TransferStatus,
+    TransferType,
+)
+from binance_transfers._models import camel, converter
+
+amounts = st.decimals(min_value=Decimal("1E-8"), max_value=Decimal("1E12"), places=8)
+names = st.from_regex(r"[A-Z][A-Z_]{2,20}", fullmatch=True)
+records = st.builds(
+    TransferRecord,
+    asset=st.from_regex(r"[A-Z0-9]{2,8}", fullmatch=True),
+    amount=amounts,
+    type=st.one_of(st.sampled_from(TransferType), names),
+    status=st.one_of(st.sampled_from(TransferStatus), names),
+    tran_id=st.integers(min_value=1, max_value=2**63 - 1),
+    timestamp=st.integers(min_value=0, max_value=2**45),
+)
+sub_records = st.builds(
+    SubAccountTransferRecord,
+    tran_id=st.integers(min_value=1, max_value=2**63 - 1),
+    from_email=st.emails(),
+    to_email=st.emails(),
+    asset=st.from_regex(r"[A-Z0-9]{2,8}", fullmatch=True),
+    amount=amounts,
+    create_time_stamp=st.integers(min_value=0, max_value=2**45),
+    from_account_type=st.one_of(st.sampled_from(SubAccountAccountType), names),
+    to_account_type=st.one_of(st.sampled_from(SubAccountAccountType), names),
+    status=st.sampled_from(["SUCCESS", "PROCESS", "FAILURE"]),
+    client_tran_id=st.one_of(st.none(), st.text(min_size=1, max_size=32)),
+)
+
+
+@given(st.builds(TransferPage, total=st.integers(0, 10**6), rows=st.tuples(records, records)))
+def test_transfer_pages_round_trip(page: TransferPage) -> None:
+    """A history page survives unstructure -> JSON names -> structure unchanged."""
+    raw = converter.unstructure(page)
+    assert set(raw) == {"total", "rows"}
+    assert converter.structure(raw, TransferPage) == page
+
+
+@given(
+    st.builds(
+        SubAccountTransferPage, total_count=st.integers(0, 10**6), result=st.tuples(sub_records)
+    )
+)
+def test_sub_account_pages_round_trip(page: SubAccountTransferPage) -> None:
+    """Sub-account history pages round-trip with Binance's camelCase names."""
+    raw = converter.unstructure(page)
+    assert "totalCount" in raw and "createTimeStamp" in raw["result"][0]
+    assert converter.structure(raw, SubAccountTransferPage) == page
+
+
+def test_binance_history_example_structures() -> None:
+    """The docs' example row becomes exact Decimals and enum members."""
+    raw = {
+        "total": 1,
+        "rows": [
+            {
+                "asset": "USDT",
+                "amount": "0.10000000",
+                "type": "MAIN_UMFUTURE",
+                "status": "CONFIRMED",
+                "tranId": 11415955596,
+                "timestamp": 1544433328000,
+            }
+        ],
+    }
+    page = converter.structure(raw, TransferPage)
+    row = page.rows[0]
+    assert row.amount == Decimal("0.1") and isinstance(row.amount, Decimal)
+    assert row.type is TransferType.MAIN_UMFUTURE
+    assert row.status is TransferStatus.CONFIRMED
+
+
+def test_unknown_enum_values_are_kept_as_strings() -> None:
+    """A transfer type Binance adds tomorrow does not break the history."""
+    raw = {
+        "asset": "X",
+        "amount": "1",
+        "type": "MAIN_NEWWALLET",
+        "status": "REVIEWING",
+        "tranId": 1,
+        "timestamp": 0,
+    }
+    row = converter.structure(raw, TransferRecord)
+    assert row.type == "MAIN_NEWWALLET" and not isinstance(row.type, TransferType)
+    assert row.status == "REVIEWING"
+
+
+def test_missing_rows_mean_an_empty_page() -> None:
+    """Binance omits ``rows`` when there are none."""
+    assert converter.structure({"total": 0}, TransferPage).rows == ()
+
+
+def test_models_are_frozen_and_keyword_only() -> None:
+    """Results cannot be altered or built positionally."""
+    result = TransferResult(tran_id=1)
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        result.tran_id = 2  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        TransferResult(1)  # type: ignore[call-arg]
+
+
+def test_binance_field_names() -> None:
+    """Our snake_case names map to Binance's camelCase ones."""
+    assert camel("tran_id") == "tranId"
+    assert camel("create_time_stamp") == "createTimeStamp"
+    assert camel("asset") == "asset"
+
+
+def test_transfer_types_are_the_documented_ones() -> None:
+    """31 current types plus the two isolated-margin ones on the seed page."""
+    assert len(TransferType) == 33
+    for member in TransferType:
+        assert member.value == member.name
+        assert f"{member.source}_{member.target}" == member.value
+
+
+def test_symbol_rules_per_type() -> None:
+    """fromSymbol/toSymbol requirements are the documented ones."""
+    needs_from = {t for t in TransferType if t.needs_from_symbol}
+    needs_to = {t for t in TransferType if t.needs_to_symbol}
+    assert needs_from == {
+        TransferType.ISOLATEDMARGIN_MARGIN,
+        TransferType.ISOLATEDMARGIN_ISOLATEDMARGIN,
+    }
+    assert needs_to == {
+        TransferType.MARGIN_ISOLATEDMARGIN,
+        TransferType.ISOLATEDMARGIN_ISOLATEDMARGIN,
+    }

@@ -1,0 +1,190 @@
+"""Amounts and argument checks, before anything is sent."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from binance_transfers import InvalidInputError, format_amount
+from binance_transfers._params import (
+    amount_param,
+    asset_param,
+    client_id_param,
+    email_param,
+    recv_window_param,
+    symbol_param,
+    time_param,
+)
+
+positive_decimals = st.decimals(min_value=Decimal("1E-30"), allow_nan=False, allow_infinity=False)
+
+
+@given(st.decimals(allow_nan=False, allow_infinity=False, places=None).filter(lambda d: d > 0))
+def test_format_amount_round_trips_exactly(value: Decimal) -> None:
+    """Any positive Decimal renders to a string that parses back to the same number."""
+    text = format_amount(value)
+    assert Decimal(text) == value
+    assert "E" not in text and "e" not in text
+
+
+@given(positive_decimals)
+def test_format_amount_is_plain_and_canonical(value: Decimal) -> None:
+    """No exponent, no trailing fractional zeros, no sign, digits and at most one dot."""
+    text = format_amount(value)
+    assert text.replace(".", "", 1).isdigit()
+    if "." in text:
+        assert not text.endswith("0") and not text.endswith(".")
+
+
+@given(st.integers(min_value=1, max_value=10**40), st.integers(min_value=-40, max_value=40))
+def test_amount_never_rounds_whatever_the_context_precision(digits: int, exponent: int) -> None:
+    """Amounts with more digits than the decimal context's 28 are sent exactly."""
+    value = Decimal(digits).scaleb(exponent)
+    assert Decimal(amount_param(value)) == value
+
+
+@pytest.mark.parametrize(
+    ("given_value", "wire"),
+    [
+        (Decimal("1E-5"), "0.00001"),
+        (Decimal("1E+2"), "100"),
+        (Decimal("1.500"), "1.5"),
+        (Decimal("0.10000000"), "0.1"),
+        (100, "100"),
+        ("0.00000001", "0.00000001"),
+        (" 12.5 ", "12.5"),
+        ("1e-5", "0.00001"),
+        (0.1, "0.1"),
+        (1e-05, "0.00001"),
+        (1234.5678, "1234.5678"),
+        (1e16, "10000000000000000"),
+    ],
+)
+def test_amounts_users_naturally_pass(given_value: object, wire: str) -> None:
+    """Decimal, int, str and short floats become plain decimal strings."""
+    assert amount_param(given_value) == wire
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        0,
+        Decimal(0),
+        "0.000",
+        -1,
+        Decimal("-0.1"),
+        Decimal("NaN"),
+        Decimal("sNaN"),
+        Decimal("Infinity"),
+        float("nan"),
+        float("inf"),
+        True,
+        False,
+        "",
+        "abc",
+        "1,5",
+        None,
+        [1],
+        0.1 + 0.2,
+    ],
+)
+def test_bad_amounts_are_refused(bad: object) -> None:
+    """Zero, negative, NaN, infinite, boolean, non-numeric and noisy floats are refused."""
+    with pytest.raises(InvalidInputError):
+        amount_param(bad)
+
+
+def test_float_noise_error_suggests_the_intended_value() -> None:
+    """The error for 0.1 + 0.2 tells the caller what to pass instead."""
+    with pytest.raises(InvalidInputError, match=r"'0\.3'"):
+        amount_param(0.1 + 0.2)
+
+
+def test_invalid_input_is_also_a_value_error() -> None:
+    """Callers catching ValueError keep working."""
+    with pytest.raises(ValueError, match="positive"):
+        amount_param(-5)
+
+
+@pytest.mark.parametrize(
+    ("given_value", "code"),
+    [("USDT", "USDT"), ("usdt", "USDT"), ("1INCH", "1INCH"), (" btc\n", "BTC")],
+)
+def test_assets_are_normalised(given_value: str, code: str) -> None:
+    """Asset codes are trimmed and upper-cased."""
+    assert asset_param(given_value) == code
+
+
+@pytest.mark.parametrize("bad", ["", " ", "US DT", "USDT!", "X" * 21, 5, None])
+def test_bad_assets_are_refused(bad: object) -> None:
+    """Empty, spaced, punctuated, over-long and non-string assets are refused."""
+    with pytest.raises(InvalidInputError, match="asset"):
+        asset_param(bad)
+
+
+@pytest.mark.parametrize("bad", ["B", "BNB-USDT", "", None])
+def test_bad_symbols_are_refused(bad: object) -> None:
+    """Symbols are 2-32 letters and digits."""
+    with pytest.raises(InvalidInputError, match="from_symbol"):
+        symbol_param(bad, "from_symbol")
+
+
+@pytest.mark.parametrize(
+    "good", ["desk@example.com", "a.b+c_virtual@sub.example.co.uk", "x_virtual@abcdefgh.com"]
+)
+def test_emails_pass(good: str) -> None:
+    """Ordinary and virtual sub-account addresses are accepted unchanged."""
+    assert email_param(good) == good
+
+
+@pytest.mark.parametrize(
+    "bad", ["", "desk", "desk@", "@example.com", "de sk@example.com", "a@b", "a@@b.com", None, 1]
+)
+def test_bad_emails_are_refused(bad: object) -> None:
+    """Malformed addresses are refused."""
+    with pytest.raises(InvalidInputError, match="e-mail"):
+        email_param(bad)
+
+
+@pytest.mark.parametrize(
+    ("value", "ok"),
+    [
+        (1, True),
+        (5000, True),
+        (60000, True),
+        (60001, False),
+        (0, False),
+        (-1, False),
+        (True, False),
+        (5000.0, False),
+        ("5000", False),
+    ],
+)
+def test_recv_window_bounds(value: object, ok: bool) -> None:
+    """recvWindow is an int of milliseconds in 1..60000 (Binance's -1131 above)."""
+    if ok:
+        assert recv_window_param(value) == value
+    else:
+        with pytest.raises(InvalidInputError, match="recv_window"):
+            recv_window_param(value)
+
+
+@pytest.mark.parametrize("bad", ["", "x" * 33, "with space", "semi;colon", 12, None])
+def test_bad_client_ids_are_refused(bad: object) -> None:
+    """clientTranId: 1-32 letters, digits, '_' or '-'."""
+    with pytest.raises(InvalidInputError, match="client_tran_id"):
+        client_id_param(bad)
+
+
+def test_times_accept_aware_datetimes_and_epoch_ms() -> None:
+    """Aware datetimes become epoch ms; naive ones and negatives are refused."""
+    assert time_param(datetime(2026, 1, 1, tzinfo=UTC), "t") == "1767225600000"
+    assert time_param(1767225600000, "t") == "1767225600000"
+    with pytest.raises(InvalidInputError, match="timezone-aware"):
+        time_param(datetime(2026, 1, 1), "t")  # noqa: DTZ001 - naive on purpose
+    with pytest.raises(InvalidInputError):
+        time_param(-1, "t")
