@@ -1,0 +1,76 @@
+"""A simulated Binance for tests, demos and load: every endpoint of the client.
+
+::
+
+    from binance_transfers.sim import SimulatedExchange, serve
+
+    exchange = SimulatedExchange()
+    account = exchange.add_account(balances={"MAIN": {"USDT": "100"}})
+
+    async with exchange.client(account) as client:      # in-process, no sockets
+        await client.transfer_to_futures(asset="USDT", amount="40")
+
+    async with serve(exchange) as server:               # real TCP on loopback
+        ...  # Client(key, secret, api_url=server.url, papi_url=server.url)
+
+    assert exchange.ledger.over_limit() == []           # no window ever over its limit
+
+It is driven by the same endpoint table and the same :func:`~binance_transfers.pools_for`
+as the client and governor, checks keys, signatures and timestamps as Binance
+does, counts weight in fixed windows, answers 429/418, keeps balances and
+histories, and injects network and server faults on demand.
+
+This package imports nothing optional: Starlette and uvicorn (the ``sim``
+extra) are imported when the ASGI app is first needed.
+"""
+
+from types import FunctionType
+
+from ._auth import ApiKey
+from ._errors import BinanceReject
+from ._exchange import (
+    DEMO_API_KEY,
+    DEMO_API_SECRET,
+    DEMO_EMAIL,
+    Incoming,
+    Outgoing,
+    SimulatedExchange,
+)
+from ._faults import Fault, FaultKind, FaultRule, Faults
+from ._ledger import Charge, Ledger, LedgerEntry, Overrun
+from ._limits import BanPolicy
+from ._server import SimServer, serve
+from ._state import Account, SubAccountTransfer, UniversalTransfer, Wallet
+
+__all__ = [
+    "DEMO_API_KEY",
+    "DEMO_API_SECRET",
+    "DEMO_EMAIL",
+    "Account",
+    "ApiKey",
+    "BanPolicy",
+    "BinanceReject",
+    "Charge",
+    "Fault",
+    "FaultKind",
+    "FaultRule",
+    "Faults",
+    "Incoming",
+    "Ledger",
+    "LedgerEntry",
+    "Outgoing",
+    "Overrun",
+    "SimServer",
+    "SimulatedExchange",
+    "SubAccountTransfer",
+    "UniversalTransfer",
+    "Wallet",
+    "serve",
+]
+
+# Tracebacks and reprs name the public path, not the private modules.
+for _name in __all__:
+    _obj = globals()[_name]
+    if isinstance(_obj, type | FunctionType) and _obj.__module__.startswith(f"{__name__}._"):
+        _obj.__module__ = __name__
+del _name, _obj

@@ -1,0 +1,73 @@
+"""The ASGI application: one Starlette route per endpoint of the table.
+
+Routes are built by iterating the endpoint table, so the simulator serves
+exactly the paths and methods the client calls, with the table's weights.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from ._exchange import DROP_EXTENSION, Incoming
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+    from .._endpoints import Endpoint
+    from ._exchange import SimulatedExchange
+
+__all__ = ["build_app"]
+
+
+class _Hangup(Response):
+    """No answer at all: the connection is closed instead."""
+
+    def __init__(self) -> None:
+        super().__init__(status_code=500)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        drop = (scope.get("extensions") or {}).get(DROP_EXTENSION)
+        if drop is not None:
+            drop()
+        # Without the extension nothing is sent and the server answers 500 on
+        # its own, which a client must also treat as an unknown outcome.
+
+
+def build_app(exchange: SimulatedExchange) -> Starlette:
+    """The Starlette app serving every endpoint of ``exchange.endpoints``."""
+    routes = [
+        Route(endpoint.path, _handler(exchange, endpoint), methods=[endpoint.method], name=name)
+        for name, endpoint in exchange.endpoints.items()
+    ]
+    return Starlette(routes=routes)
+
+
+def _handler(
+    exchange: SimulatedExchange, endpoint: Endpoint
+) -> Callable[[Request], Awaitable[Response]]:
+    async def handle(request: Request) -> Response:
+        incoming = Incoming(
+            method=request.method,
+            path=request.url.path,
+            query=request.scope.get("query_string", b""),
+            body=await request.body(),
+            api_key=request.headers.get("x-mbx-apikey"),
+            ip=request.client.host if request.client is not None else "unknown",
+        )
+        answer = await exchange.handle(endpoint, incoming)
+        if answer.drop:
+            return _Hangup()
+        return Response(
+            answer.body,
+            status_code=answer.status,
+            headers=dict(answer.headers),
+            media_type=answer.content_type,
+        )
+
+    return handle

@@ -1,0 +1,434 @@
+"""The simulated exchange: state, limits, authentication and faults, wired together.
+
+Every request goes through the same steps, in Binance's order:
+
+1. fault draw, then the request's travel time (``Fault.latency``);
+2. a WAF block stops it before the API (no weight, no trace but the ledger's);
+3. an IP ban answers 418;
+4. weight is counted in every fixed-window pool, *before* anything is checked:
+   a request over a limit is answered 429, or 418 if the caller ignored an
+   earlier 429 from that pool;
+5. API key, ``timestamp``/``recvWindow`` and signature (-2014/-2015, -1102,
+   -1131, -1021, -1022), all answered after the weight was spent;
+6. rolling call caps (429);
+7. the endpoint's own parameters and rules, then execution.
+
+Steps 2 to 7 run without yielding to the event loop, so concurrent requests
+are atomic with respect to each other, as on one matching engine.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import attrs
+
+from .._clock import Clock, LoopClock
+from .._endpoints import ENDPOINTS, Endpoint, EndpointTable
+from .._limits import Limits, PoolKind
+from . import _errors as err
+from ._auth import KEY_FORMAT, ApiKey, split_signature
+from ._errors import BinanceReject
+from ._faults import Fault, FaultKind, Faults
+from ._handlers import HANDLERS, Context
+from ._ledger import Ledger, LedgerEntry
+from ._limits import BanPolicy, RateLimiter
+from ._params import Params
+from ._state import Account, Bank, Money, WalletSpec
+
+if TYPE_CHECKING:
+    import httpx
+
+    from .._client import Client
+    from .._governor import Governor
+
+__all__ = [
+    "DEMO_API_KEY",
+    "DEMO_API_SECRET",
+    "DEMO_EMAIL",
+    "Incoming",
+    "Outgoing",
+    "SimulatedExchange",
+]
+
+#: The demo account's credentials, printed by ``python -m binance_transfers.sim``.
+DEMO_API_KEY = "SimDemoKey000000000000000000000000000000000000000000000000000001"
+DEMO_API_SECRET = "SimDemoSecret000000000000000000000000000000000000000000000000001"  # noqa: S105 - public demo secret
+DEMO_EMAIL = "demo@sim.invalid"
+#: ASGI scope extension a server or transport provides so the app can close
+#: the connection without answering: ``scope["extensions"][DROP_EXTENSION]()``.
+DROP_EXTENSION = "binance_sim.drop"
+
+_DEMO_BALANCES: Mapping[WalletSpec, Mapping[str, Money]] = {
+    "MAIN": {"USDT": "1000000", "BTC": "10", "BNB": "1000"},
+    "FUNDING": {"USDT": "10000"},
+    "UMFUTURE": {"USDT": "100000", "BNB": "100"},
+    "CMFUTURE": {"BTC": "1"},
+    "MARGIN": {"USDT": "100000", "BNB": "100"},
+    "ISOLATEDMARGIN:BNBUSDT": {"USDT": "10000", "BNB": "10"},
+    "OPTION": {"USDT": "1000"},
+    "PORTFOLIO_MARGIN": {"USDT": "1000"},
+}
+
+
+@attrs.frozen(kw_only=True)
+class Incoming:
+    """A request as it reached the exchange, framework-free."""
+
+    method: str
+    path: str
+    query: bytes
+    """The raw query string, exactly as sent."""
+    body: bytes
+    api_key: str | None
+    ip: str
+
+
+@attrs.frozen(kw_only=True)
+class Outgoing:
+    """What the exchange answers (or, with ``drop``, that it hangs up)."""
+
+    status: int
+    body: bytes
+    headers: Mapping[str, str]
+    content_type: str = "application/json"
+    drop: bool = False
+
+
+class SimulatedExchange:
+    """A simulated Binance serving every endpoint of the endpoint table.
+
+    In-process (fast tests)::
+
+        exchange = SimulatedExchange()
+        account = exchange.add_account(balances={"MAIN": {"USDT": "100"}})
+        async with exchange.client(account) as client:
+            await client.transfer_to_futures(asset="USDT", amount="40")
+        assert account.balance("USDT", "UMFUTURE") == Decimal("40")
+
+    Over TCP: ``async with serve(exchange) as server`` (see :func:`serve`), or
+    ``python -m binance_transfers.sim --port 8765``.
+
+    ``limits`` sizes the pools (``Limits(time_scale=60)`` makes a minute last
+    a second); ``clock`` is read for durations (``monotonic``) and for the
+    server's clock (``time() + skew``, ``skew`` adjustable at any time);
+    ``seed`` makes random faults reproducible; ``bans`` shapes 418 bans.
+    """
+
+    #: Base URLs for the in-process transport (they never resolve: ``.invalid``).
+    api_url = "http://api.sim.invalid"
+    papi_url = "http://papi.sim.invalid"
+
+    def __init__(
+        self,
+        *,
+        limits: Limits | None = None,
+        endpoints: EndpointTable = ENDPOINTS,
+        clock: Clock | None = None,
+        skew: float = 0.0,
+        seed: int | None = None,
+        bans: BanPolicy | None = None,
+    ) -> None:
+        missing = sorted(set(endpoints) - set(HANDLERS))
+        if missing:
+            raise ValueError(f"the simulated exchange cannot serve {missing}: no handler")
+        self.limits = limits if limits is not None else Limits()
+        self.endpoints = endpoints
+        self.clock: Clock = clock if clock is not None else LoopClock()
+        self.skew = skew
+        """Seconds added to ``clock.time()`` to make the server's clock."""
+        self.bank = Bank()
+        self.faults = Faults(seed)
+        self.ledger = Ledger()
+        self.limiter = RateLimiter(self.limits, bans if bans is not None else BanPolicy())
+        self.demo_account: Account | None = None
+        self._seq = itertools.count(1)
+        self._app: Any = None
+
+    # -- time -------------------------------------------------------------------
+
+    def server_time(self) -> float:
+        """The server's clock, epoch seconds."""
+        return self.clock.time() + self.skew
+
+    def server_ms(self) -> int:
+        """The server's clock, epoch milliseconds, as ``GET /api/v3/time`` answers it."""
+        return int(self.server_time() * 1000)
+
+    # -- accounts ---------------------------------------------------------------
+
+    def add_account(
+        self,
+        email: str | None = None,
+        *,
+        balances: Mapping[WalletSpec, Mapping[str, Money]] | None = None,
+        portfolio_margin: bool = False,
+        pm_pro: bool = False,
+        margin: bool = True,
+        api_key: str | None = None,
+        api_secret: object = None,
+    ) -> Account:
+        """Open a master account with one API key (generated unless given).
+
+        ``api_secret`` is an HMAC secret, or an RSA / Ed25519 public key (PEM or
+        ``cryptography`` object). ``balances`` maps wallets to assets to amounts:
+        ``{"MAIN": {"USDT": "1000"}, "ISOLATEDMARGIN:BNBUSDT": {"BNB": "2"}}``.
+        """
+        if email is None:
+            email = f"user{len(self.bank.accounts) + 1}@sim.invalid"
+        account = self.bank.open(
+            email=email,
+            master=None,
+            portfolio_margin=portfolio_margin,
+            pm_pro=pm_pro,
+            margin=margin,
+        )
+        account.add_api_key(api_key, api_secret)
+        account.fund(balances)
+        return account
+
+    def add_demo_account(self) -> Account:
+        """The account ``python -m binance_transfers.sim`` and the pytest plugin use.
+
+        Portfolio Margin and PM Pro, funded in every wallet, with two
+        sub-accounts (``desk-1@sim.invalid``, ``desk-2@sim.invalid``).
+        """
+        demo = self.add_account(
+            DEMO_EMAIL,
+            balances=_DEMO_BALANCES,
+            portfolio_margin=True,
+            pm_pro=True,
+            api_key=DEMO_API_KEY,
+            api_secret=DEMO_API_SECRET,
+        )
+        for n in (1, 2):
+            demo.add_sub_account(
+                f"desk-{n}@sim.invalid",
+                balances={"MAIN": {"USDT": "10000"}, "MARGIN": {"USDT": "1000"}},
+            )
+        self.demo_account = demo
+        return demo
+
+    def account(self, who: str | int) -> Account:
+        """An account by e-mail or UID."""
+        found = self.bank.by_email.get(who) if isinstance(who, str) else self.bank.accounts.get(who)
+        if found is None:
+            raise LookupError(f"no account {who!r}")
+        return found
+
+    # -- wiring -----------------------------------------------------------------
+
+    @property
+    def app(self) -> Any:
+        """The ASGI application (Starlette), one route per endpoint of the table."""
+        if self._app is None:
+            from ._app import build_app
+
+            self._app = build_app(self)
+        return self._app
+
+    def transport(self, *, client_ip: str = "127.0.0.1") -> httpx.AsyncBaseTransport:
+        """An in-process httpx transport to this exchange, seen as coming from ``client_ip``.
+
+        Unlike ``httpx.ASGITransport`` it fails as a network does: a dropped
+        connection raises ``httpx.RemoteProtocolError`` and an answer later than
+        the request's read timeout raises ``httpx.ReadTimeout``.
+        """
+        from ._transport import SimTransport
+
+        return SimTransport(self.app, client_ip=client_ip)
+
+    def client(
+        self,
+        account: Account | None = None,
+        *,
+        api_key: ApiKey | None = None,
+        governor: Governor | None = None,
+        client_ip: str = "127.0.0.1",
+        **kwargs: Any,
+    ) -> Client:
+        """A :class:`~binance_transfers.Client` for ``account`` (default: the demo one), in-process.
+
+        Its governor uses this exchange's limits and clock unless one is given;
+        other keyword arguments go to ``Client``.
+        """
+        from .._client import Client
+        from .._governor import Governor
+
+        if api_key is None:
+            owner = account if account is not None else self.demo_account
+            if owner is None:
+                raise LookupError("no account given and no demo account added")
+            api_key = owner.api_key
+        if api_key.secret is None:
+            raise ValueError("an RSA or Ed25519 key: build the Client with your private key")
+        if governor is None:
+            governor = Governor(self.limits, clock=self.clock)
+        return Client(
+            api_key.key,
+            api_key.secret,
+            governor=governor,
+            transport=self.transport(client_ip=client_ip),
+            api_url=self.api_url,
+            papi_url=self.papi_url,
+            **kwargs,
+        )
+
+    # -- serving ----------------------------------------------------------------
+
+    async def handle(self, endpoint: Endpoint, request: Incoming) -> Outgoing:
+        """Serve one request for ``endpoint``: travel time, processing, late answer."""
+        decision = self.faults.decide(endpoint.name)
+        if decision.latency > 0:
+            await anyio.sleep(decision.latency)
+        answer = self._process(endpoint, request, decision.fault)
+        if decision.late_by > 0:
+            await anyio.sleep(decision.late_by)
+        return answer
+
+    def _process(self, endpoint: Endpoint, request: Incoming, fault: Fault | None) -> Outgoing:
+        now = self.clock.monotonic()
+        server_now = self.server_time()
+        limiter = self.limiter
+        entry: dict[str, Any] = {
+            "seq": next(self._seq),
+            "arrived": server_now,
+            "monotonic": now,
+            "ip": request.ip,
+            "method": request.method,
+            "path": request.path,
+            "endpoint": endpoint.name,
+            "account": None,
+            "charges": (),
+            "executed": False,
+            "signature": None,
+            "fault": None if fault is None else fault.kind.value,
+        }
+        if fault is not None and fault.kind is FaultKind.WAF:
+            return self._finish(
+                entry, Outgoing(status=403, body=err.WAF_PAGE, headers={}, content_type="text/html")
+            )
+
+        signed = endpoint.security.signed
+        key = self.bank.keys.get(request.api_key) if signed and request.api_key else None
+        if key is not None:
+            entry["account"] = key.account
+        if signed:
+            entry["signature"] = split_signature(request.query, request.body)[1]
+        specs = limiter.pools(endpoint, None if key is None else str(key.account))
+        headers: dict[str, str] = {}
+        body: dict[str, Any] | None = None
+        reject: BinanceReject | None = None
+        banned_until = limiter.banned_until(request.ip, now)
+        if banned_until is not None:
+            reject = err.banned(self._server_ms_at(banned_until, now, server_now))
+            headers["Retry-After"] = limiter.retry_after_header(banned_until - now)
+        else:
+            charges, exceeded = limiter.charge(specs, request.ip, server_now)
+            entry["charges"] = tuple(charges)
+            if exceeded:
+                ignored = limiter.ignored_backoff(request.ip, exceeded, now)
+                if ignored and limiter.bans_on(endpoint):
+                    until = limiter.ban(request.ip, now)
+                    reject = err.banned(self._server_ms_at(until, now, server_now))
+                    retry = until - now
+                else:
+                    reject = err.too_much_weight(exceeded[0].spec.limit)
+                    retry = max(item.retry_after for item in exceeded)
+                headers["Retry-After"] = limiter.retry_after_header(retry)
+            elif fault is not None and fault.kind is FaultKind.UNAVAILABLE:
+                reject = err.service_unavailable()
+            else:
+                try:
+                    params = self._authenticate(endpoint, request, key, server_now)
+                    wait = limiter.admit_call(specs, now)
+                    if wait is not None:
+                        headers["Retry-After"] = limiter.retry_after_header(wait)
+                        raise err.call_cap()
+                    if fault is None or fault.executes:
+                        context = Context(
+                            bank=self.bank,
+                            account=None if key is None else self.bank.accounts[key.account],
+                            now_ms=int(server_now * 1000),
+                        )
+                        body, entry["result"] = HANDLERS[endpoint.name](context, params)
+                        entry["executed"] = True
+                except BinanceReject as exc:
+                    reject = exc
+        for spec in specs:
+            if spec.kind is not PoolKind.CAP and spec.header is not None:
+                headers[spec.header.upper()] = str(limiter.used(spec, request.ip, server_now))
+        if reject is not None:
+            answer = Outgoing(status=reject.status, body=reject.body(), headers=headers)
+            entry["code"] = reject.code
+        else:
+            payload = b"{}" if body is None else json.dumps(body, separators=(",", ":")).encode()
+            answer = Outgoing(status=200, body=payload, headers=headers)
+        return self._finish(entry, self._apply(fault, answer))
+
+    def _apply(self, fault: Fault | None, answer: Outgoing) -> Outgoing:
+        """Let the fault shape the answer (after execution, if it executes)."""
+        if fault is None:
+            return answer
+        kind = fault.kind
+        if kind is FaultKind.SERVER_ERROR:
+            reject = err.unknown_outcome(fault.status)
+            return attrs.evolve(answer, status=fault.status, body=reject.body())
+        if kind is FaultKind.DROP:
+            return attrs.evolve(answer, drop=True)
+        if kind is FaultKind.MALFORMED:
+            # Half of the real answer: what a cut connection behind a proxy delivers.
+            return attrs.evolve(
+                answer, status=200, body=answer.body[: max(1, len(answer.body) // 2)]
+            )
+        return answer
+
+    def _finish(self, entry: dict[str, Any], answer: Outgoing) -> Outgoing:
+        entry.setdefault("code", None)
+        entry["status"] = None if answer.drop else answer.status
+        self.ledger.record(LedgerEntry(**entry))
+        return answer
+
+    def _authenticate(
+        self, endpoint: Endpoint, request: Incoming, key: ApiKey | None, server_now: float
+    ) -> Params:
+        params = Params.parse(request.query, request.body)
+        if not endpoint.security.signed:
+            return params
+        if request.api_key is None or not KEY_FORMAT.fullmatch(request.api_key):
+            raise err.key_format()
+        if key is None:
+            raise err.key_rejected()
+        timestamp = params.integer("timestamp", low=0)
+        if timestamp is None:
+            raise err.mandatory("timestamp")
+        recv_window = params.integer("recvWindow", low=0)
+        if recv_window is None:
+            recv_window = 5000
+        elif recv_window > 60000:
+            raise err.recv_window_too_big()
+        payload, signature = split_signature(request.query, request.body)
+        if signature is None:
+            raise err.mandatory("signature")
+        server_ms = int(server_now * 1000)
+        if timestamp >= server_ms + 1000:
+            raise err.timestamp_ahead()
+        if server_ms - timestamp > recv_window:
+            raise err.timestamp_outside()
+        if not key.verify(payload, signature):
+            raise err.bad_signature()
+        return params
+
+    def _server_ms_at(self, monotonic: float, now: float, server_now: float) -> int:
+        return math.ceil((server_now + monotonic - now) * 1000)
+
+    def __repr__(self) -> str:
+        return (
+            f"<SimulatedExchange accounts={len(self.bank.accounts)} "
+            f"requests={len(self.ledger)} time_scale={self.limits.time_scale}>"
+        )

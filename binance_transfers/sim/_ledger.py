@@ -1,0 +1,173 @@
+"""The ledger: every request the simulated exchange received, as it saw it.
+
+Tests read it to check what a client really did on the wire: how much weight
+landed in each fixed window of each pool (and whether any window went over
+its limit), and whether a transfer was executed twice because the same signed
+request was sent twice (a blind resend after an unknown outcome).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+
+import attrs
+
+from .._limits import PoolKind
+
+__all__ = ["Charge", "Ledger", "LedgerEntry", "Overrun"]
+
+
+@attrs.frozen(kw_only=True)
+class Charge:
+    """Weight one request drew from one pool."""
+
+    pool: str
+    """The pool's key, as :func:`binance_transfers.pools_for` names it."""
+    kind: PoolKind
+    ip: str | None
+    """The caller's IP for per-IP pools; None for account pools and caps."""
+    weight: int
+    window: int | None
+    """Index of the fixed window (server epoch seconds // window length); None for caps."""
+    limit: int
+
+
+@attrs.frozen(kw_only=True)
+class LedgerEntry:
+    """One request as the exchange received it."""
+
+    seq: int
+    arrived: float
+    """Server clock (epoch seconds, skew included) when the request arrived."""
+    monotonic: float
+    """The exchange clock's monotonic time at arrival."""
+    ip: str
+    method: str
+    path: str
+    endpoint: str | None
+    """Name in the endpoint table; None for a path the exchange does not serve."""
+    account: int | None
+    """UID of the account the API key belongs to, once the key was recognised."""
+    charges: tuple[Charge, ...]
+    status: int | None
+    """HTTP status answered; None when the connection was dropped instead."""
+    code: int | None
+    """Binance error code of the answer, if it was an error."""
+    executed: bool
+    """The request did what it asks (money moved, history served)."""
+    signature: str | None
+    fault: str | None
+    """The injected fault that shaped the answer, if any."""
+    result: object = None
+    """Id of what was executed (``tranId``, ``txnId``), if any."""
+
+    def weight(self, pool: str) -> int:
+        """Weight drawn from ``pool`` (0 if none)."""
+        return sum(c.weight for c in self.charges if c.pool == pool)
+
+
+@attrs.frozen(kw_only=True)
+class Overrun:
+    """A fixed window of a pool that received more weight than its limit."""
+
+    pool: str
+    ip: str | None
+    window: int
+    weight: int
+    limit: int
+
+
+class Ledger(Sequence[LedgerEntry]):
+    """Every request received, oldest first, with queries for tests::
+
+    assert exchange.ledger.over_limit() == []  # no window of any pool went over
+    assert exchange.ledger.resends() == []  # no signed request executed twice
+    """
+
+    def __init__(self) -> None:
+        self._entries: list[LedgerEntry] = []
+
+    def record(self, entry: LedgerEntry) -> None:
+        self._entries.append(entry)
+
+    def __getitem__(self, index: int) -> LedgerEntry:  # type: ignore[override]
+        return self._entries[index]
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __iter__(self) -> Iterator[LedgerEntry]:
+        return iter(self._entries)
+
+    def entries(
+        self,
+        endpoint: str | None = None,
+        *,
+        executed: bool | None = None,
+        status: int | None = None,
+    ) -> list[LedgerEntry]:
+        """Entries for ``endpoint`` (any if None), optionally filtered."""
+        return [
+            e
+            for e in self._entries
+            if (endpoint is None or e.endpoint == endpoint)
+            and (executed is None or e.executed == executed)
+            and (status is None or e.status == status)
+        ]
+
+    def executed(self, endpoint: str | None = None) -> list[LedgerEntry]:
+        """Requests that were executed, for ``endpoint`` (any if None)."""
+        return self.entries(endpoint, executed=True)
+
+    def window_weights(self, pool: str, *, ip: str | None = None) -> dict[int, int]:
+        """Weight received per fixed window of ``pool`` (from ``ip`` only, if given)."""
+        totals: dict[int, int] = defaultdict(int)
+        for entry in self._entries:
+            for charge in entry.charges:
+                if (
+                    charge.pool == pool
+                    and charge.window is not None
+                    and (ip is None or charge.ip == ip)
+                ):
+                    totals[charge.window] += charge.weight
+        return dict(sorted(totals.items()))
+
+    def peak(self, pool: str, *, ip: str | None = None) -> int:
+        """The most weight any single fixed window of ``pool`` received (0 if none)."""
+        return max(self.window_weights(pool, ip=ip).values(), default=0)
+
+    def pools(self) -> set[str]:
+        """Keys of every pool any request drew from."""
+        return {c.pool for e in self._entries for c in e.charges}
+
+    def over_limit(self) -> list[Overrun]:
+        """Every (pool, IP, window) that received more weight than the pool's limit."""
+        totals: dict[tuple[str, str | None, int], int] = defaultdict(int)
+        limits: dict[str, int] = {}
+        for entry in self._entries:
+            for c in entry.charges:
+                if c.window is not None:
+                    totals[(c.pool, c.ip, c.window)] += c.weight
+                    limits[c.pool] = c.limit
+        return [
+            Overrun(pool=pool, ip=ip, window=window, weight=weight, limit=limits[pool])
+            for (pool, ip, window), weight in sorted(totals.items(), key=lambda kv: kv[0][2])
+            if weight > limits[pool]
+        ]
+
+    def resends(self) -> list[tuple[LedgerEntry, ...]]:
+        """Groups of executed requests that carried the same signature (a resend)."""
+        by_signature: dict[str, list[LedgerEntry]] = defaultdict(list)
+        for entry in self._entries:
+            if entry.executed and entry.signature is not None:
+                by_signature[entry.signature].append(entry)
+        return [tuple(group) for group in by_signature.values() if len(group) > 1]
+
+    def clear(self) -> None:
+        """Forget every entry (the exchange's state is untouched)."""
+        self._entries.clear()
+
+    def __repr__(self) -> str:
+        executed = sum(1 for e in self._entries if e.executed)
+        return f"<Ledger {len(self._entries)} requests, {executed} executed>"

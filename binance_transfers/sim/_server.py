@@ -1,0 +1,133 @@
+"""Serving the exchange over TCP with uvicorn.
+
+``serve(exchange)`` binds and listens *before* uvicorn starts, so the URL is
+usable the moment it is known (even with port 0) and nothing polls for
+readiness. Connection drops are real: the HTTP protocol is uvicorn's h11 one,
+taught to abort the socket when the app asks (``Fault.drop``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from ._exchange import DROP_EXTENSION
+
+if TYPE_CHECKING:
+    from anyio.abc import TaskGroup
+
+    from ._exchange import SimulatedExchange
+
+__all__ = ["SimServer", "serve"]
+
+
+class SimServer:
+    """The exchange listening on ``url``; an async context manager.
+
+    ::
+
+        async with serve(exchange) as server:
+            client = Client(key, secret, api_url=server.url, papi_url=server.url)
+
+    :meth:`run` serves in the foreground until :meth:`stop` (or Ctrl-C, when
+    run from the main thread) instead.
+    """
+
+    def __init__(
+        self, exchange: SimulatedExchange, *, host: str = "127.0.0.1", port: int = 0
+    ) -> None:
+        import uvicorn
+
+        self.exchange = exchange
+        self._socket = socket.create_server((host, port))
+        self.host, self.port = self._socket.getsockname()[:2]
+        config = uvicorn.Config(
+            exchange.app,
+            lifespan="off",
+            http=_dropping_protocol(),
+            ws="none",
+            # Leave the process's logging and the caller's IP alone: a client
+            # cannot claim another IP with X-Forwarded-For at Binance either.
+            log_config=None,
+            access_log=False,
+            proxy_headers=False,
+            timeout_graceful_shutdown=1,
+        )
+        self._server = uvicorn.Server(config)
+        self._group: TaskGroup | None = None
+
+    @property
+    def url(self) -> str:
+        """Base URL for both ``api_url`` and ``papi_url``."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    async def run(self) -> None:
+        """Serve until :meth:`stop` is called (or SIGINT/SIGTERM in the main thread)."""
+        await self._server.serve([self._socket])
+
+    def stop(self) -> None:
+        """Ask the server to finish: open requests complete, then it closes."""
+        self._server.should_exit = True
+
+    async def __aenter__(self) -> SimServer:
+        self._group = anyio.create_task_group()
+        await self._group.__aenter__()
+        self._group.start_soon(self.run)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+        group, self._group = self._group, None
+        if group is not None:
+            await group.__aexit__(exc_type, exc, tb)
+
+    def __repr__(self) -> str:
+        return f"<SimServer {self.url}>"
+
+
+def serve(exchange: SimulatedExchange, *, host: str = "127.0.0.1", port: int = 0) -> SimServer:
+    """Serve ``exchange`` over TCP on ``host:port`` (0: any free port)::
+
+    async with serve(exchange) as server:
+        print(server.url)
+    """
+    return SimServer(exchange, host=host, port=port)
+
+
+def _dropping_protocol() -> type[asyncio.Protocol]:
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class DroppingH11Protocol(H11Protocol):
+        """uvicorn's h11 protocol, plus a way for the app to hang up."""
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            inner = self.app
+
+            async def app(scope: Any, receive: Any, send: Any) -> None:
+                scope["extensions"] = {
+                    **(scope.get("extensions") or {}),
+                    DROP_EXTENSION: self.hang_up,
+                }
+                await inner(scope, receive, send)
+
+            self.app = app
+
+        def hang_up(self) -> None:
+            # Marked disconnected first, so uvicorn neither answers 500 nor
+            # logs the app "returning without a response".
+            if self.cycle is not None:
+                self.cycle.disconnected = True
+            self.transport.abort()
+
+    return DroppingH11Protocol
