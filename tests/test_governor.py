@@ -1,0 +1,524 @@
+"""The governor on a fake clock: windows, caps, fairness, deadlines, feedback, cancellation."""
+
+from __future__ import annotations
+
+import logging
+import random
+
+import anyio
+import looptime
+import pytest
+
+from binance_transfers import (
+    ENDPOINTS,
+    ConfigurationError,
+    Governor,
+    GovernorHooks,
+    IPBannedError,
+    Limits,
+    Permit,
+    ThrottledError,
+)
+
+E0 = 1_767_225_600.0  # a minute boundary on Binance's clock
+PM_ASSET = ENDPOINTS["pm_collect_asset"]  # /papi, weight 30
+PM_AUTO = ENDPOINTS["pm_auto_collect"]  # /papi, weight 750, 500 per rolling hour
+PRO_AUTO = ENDPOINTS["pmpro_auto_collect"]  # own /sapi bucket, 1500, 500 per rolling hour
+SUB_MARGIN = ENDPOINTS["sub_account_margin_transfer"]  # own /sapi bucket, weight 1
+SUB_UNIVERSAL = ENDPOINTS["sub_account_transfer"]  # IP 1 and UID 360
+TIME = ENDPOINTS["server_time"]  # /api, weight 1
+
+fake_time = looptime.enabled(strict=True)
+
+
+def synced(governor: Governor, server_now: float, eps: float = 0.001) -> Governor:
+    """Set the governor's estimate of Binance's clock: ``server_now`` now, +- ``eps``."""
+    clock = governor.server_clock
+    mono = clock.clock.monotonic()
+    half = eps - 0.001
+    clock.update(sent=mono - half, received=mono + half, server_ms=round(server_now * 1000))
+    return governor
+
+
+def server_now(governor: Governor) -> float:
+    return governor.server_clock.now()
+
+
+def used(governor: Governor, key: str) -> int:
+    return next(p.used for p in governor.snapshot() if p.key == key)
+
+
+async def sleep_until(governor: Governor, server_time: float) -> None:
+    await anyio.sleep(server_time - server_now(governor))
+
+
+@fake_time
+async def test_a_full_window_waits_for_the_next_one_at_its_start() -> None:
+    """30-weight calls into a 100 pool: 3 now, the 4th when Binance's next minute starts."""
+    g = synced(Governor(Limits(papi_ip=100), latency=0.0), E0 + 20)
+    for _ in range(3):
+        await g.acquire(PM_ASSET)
+    assert used(g, "papi-ip") == 90
+    await g.acquire(PM_ASSET)
+    # Admitted once the earliest possible landing (now - eps) is in the next minute.
+    assert E0 + 60 < server_now(g) < E0 + 60 + 0.002
+
+
+@fake_time
+async def test_windows_follow_binances_clock_not_ours() -> None:
+    """With Binance 25 s ahead of the local clock, the window still resets at Binance's :00."""
+    g = synced(Governor(Limits(papi_ip=60), latency=0.0), E0 + 50)
+    await g.acquire(PM_ASSET)
+    await g.acquire(PM_ASSET)
+    start = anyio.current_time()
+    await g.acquire(PM_ASSET)
+    assert 9.99 < anyio.current_time() - start < 10.01
+
+
+@fake_time
+async def test_a_request_near_the_boundary_is_charged_to_both_windows() -> None:
+    """It may land on either side of :00, so both minutes count it until the answer says."""
+    g = synced(Governor(Limits(papi_ip=100), latency=0.5), E0 + 59.8)
+    permit = await g.acquire(PM_ASSET)
+    window = int((E0 + 60) // 60)
+    counter = g._pools["papi-ip"].counter  # type: ignore[attr-defined]
+    assert (counter.used(window - 1), counter.used(window)) == (30, 30)
+    # The answer came back before :00 (on Binance's clock): it landed in the old minute.
+    now = g.server_clock.clock.monotonic()
+    g.observe(permit, sent=now, received=now + 0.1, status=200, headers={})
+    assert (counter.used(window - 1), counter.used(window)) == (30, 0)
+
+
+@fake_time
+async def test_an_answer_after_the_boundary_keeps_both_charges() -> None:
+    """If it may have landed in either minute, it stays counted in both."""
+    g = synced(Governor(Limits(papi_ip=100), latency=0.5), E0 + 59.8)
+    permit = await g.acquire(PM_ASSET)
+    counter = g._pools["papi-ip"].counter  # type: ignore[attr-defined]
+    window = int((E0 + 60) // 60)
+    now = g.server_clock.clock.monotonic()
+    g.observe(permit, sent=now, received=now + 0.4, status=200, headers={})
+    assert (counter.used(window - 1), counter.used(window)) == (30, 30)
+
+
+@fake_time
+async def test_steady_demand_gets_at_least_97_percent() -> None:
+    """Demand 5 % over the limit for 10 minutes: every minute gets >= 97 % and <= 100 %."""
+    limit = 6000
+    g = synced(Governor(Limits(papi_ip=limit), latency=0.5), E0 + 0.25, eps=0.02)
+    landed: dict[int, int] = {}
+    interval = 60 / (limit / 30) / 1.05
+
+    async def one_call() -> None:
+        permit = await g.acquire(PM_ASSET)
+        clock = g.server_clock.clock
+        sent = clock.monotonic()
+        await anyio.sleep(0.05)  # one-way trip
+        window = int((server_now(g)) // 60)
+        landed[window] = landed.get(window, 0) + 30
+        await anyio.sleep(0.05)
+        g.observe(permit, sent=sent, received=clock.monotonic(), status=200, headers={})
+
+    async with anyio.create_task_group() as tg:
+        while server_now(g) < E0 + 600:
+            tg.start_soon(one_call)
+            await anyio.sleep(interval)
+        tg.cancel_scope.cancel()
+    full = [landed[w] for w in range(int(E0 // 60), int(E0 // 60) + 10)]
+    assert max(landed.values()) <= limit
+    assert min(full) >= 0.97 * limit, full
+
+
+@fake_time
+async def test_heavy_calls_are_not_starved_by_light_ones() -> None:
+    """A 60-weight call queued behind a stream of 1-weight calls is served in its turn."""
+    g = synced(Governor(Limits(sapi_ip=100), latency=0.0), E0 + 1)
+    heavy = ENDPOINTS.evolve("sub_account_margin_transfer", ip_weight=60)[
+        "sub_account_margin_transfer"
+    ]
+    order: list[str] = []
+    for _ in range(70):
+        await g.acquire(SUB_MARGIN)
+
+    async def light(i: int) -> None:
+        await g.acquire(SUB_MARGIN)
+        order.append(f"light{i}")
+
+    async def big() -> None:
+        await g.acquire(heavy)
+        order.append("heavy")
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(big)  # 60 > 30 left: must wait for the next minute
+        await anyio.sleep(0.01)
+        for i in range(200):
+            tg.start_soon(light, i)
+            await anyio.sleep(0.05)
+    # Nothing overtook the heavy call: it went first at the next minute.
+    assert order[0] == "heavy"
+    assert order[1:41] == [f"light{i}" for i in range(40)]
+
+
+@fake_time
+async def test_a_saturated_pool_never_delays_another() -> None:
+    """With /papi saturated and queued, a /sapi call is admitted at once."""
+    g = synced(Governor(Limits(papi_ip=60), latency=0.0), E0 + 1)
+    async with anyio.create_task_group() as tg:
+        for _ in range(50):
+            tg.start_soon(g.acquire, PM_ASSET)
+        await anyio.sleep(0.001)
+        start = anyio.current_time()
+        await g.acquire(SUB_MARGIN)
+        await g.acquire(TIME)
+        assert anyio.current_time() == start
+        tg.cancel_scope.cancel()
+
+
+@fake_time
+async def test_max_wait_fails_at_once_with_the_earliest_time() -> None:
+    """No permit within max_wait: ThrottledError immediately, 'not before' the next minute."""
+    g = synced(Governor(Limits(papi_ip=60), latency=0.0), E0 + 30)
+    await g.acquire(PM_ASSET)
+    await g.acquire(PM_ASSET)
+    start = anyio.current_time()
+    with pytest.raises(ThrottledError) as info:
+        await g.acquire(PM_ASSET, max_wait=5)
+    assert anyio.current_time() == start
+    assert info.value.retry_at == pytest.approx(E0 + 60, abs=0.01)
+    assert info.value.retry_after == pytest.approx(30, abs=0.01)
+    assert g.estimate(PM_ASSET) == pytest.approx(E0 + 60, abs=0.01)
+    assert used(g, "papi-ip") == 60  # nothing spent
+    await g.acquire(PM_ASSET, max_wait=31)
+    assert server_now(g) == pytest.approx(E0 + 60, abs=0.01)
+
+
+@fake_time
+async def test_max_wait_known_too_short_fails_before_queueing() -> None:
+    """Counting the calls queued ahead, a too-short max_wait is refused at once."""
+    g = synced(Governor(Limits(papi_ip=60), latency=0.0), E0 + 30)
+    await g.acquire(PM_ASSET)
+    await g.acquire(PM_ASSET)
+    results: list[tuple[str, float]] = []
+
+    async def patient() -> None:
+        await g.acquire(PM_ASSET)
+        results.append(("patient", server_now(g)))
+
+    async def hasty() -> None:
+        try:
+            await g.acquire(PM_ASSET, max_wait=45)
+        except ThrottledError as exc:
+            results.append(("hasty gave up", server_now(g)))
+            results.append(("retry at", exc.retry_at))
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(2):
+            tg.start_soon(patient)
+        await anyio.sleep(0.01)
+        tg.start_soon(hasty)  # the two ahead fill the next minute: hasty's is the one after
+    assert [r[0] for r in results] == ["hasty gave up", "retry at", "patient", "patient"]
+    assert results[0][1] == pytest.approx(E0 + 30.01, abs=0.001)
+    assert results[1][1] == pytest.approx(E0 + 120, abs=0.01)
+    assert used(g, "papi-ip") == 60
+
+
+@fake_time
+async def test_max_wait_expiring_in_the_queue_spends_nothing() -> None:
+    """When the estimate was optimistic the caller leaves at its deadline, taking nothing."""
+    table = ENDPOINTS.evolve("pm_collect_asset", ip_weight=60)
+    big = table["pm_collect_asset"]
+    small = table.evolve("pm_collect_asset", ip_weight=10)["pm_collect_asset"]
+    g = synced(Governor(Limits(papi_ip=100), latency=0.0), E0 + 30)
+    await g.acquire(big)
+    results: list[tuple[str, float]] = []
+
+    async def patient() -> None:
+        await g.acquire(big)
+        results.append(("patient", server_now(g)))
+
+    async def hasty() -> None:
+        try:
+            await g.acquire(small, max_wait=120)
+        except ThrottledError:
+            results.append(("hasty gave up", server_now(g)))
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(3):
+            tg.start_soon(patient)
+        await anyio.sleep(0.01)
+        tg.start_soon(hasty)  # 190 queued -> two minutes by weight, but 60s don't pack: three
+    assert [r[0] for r in results] == ["patient", "patient", "hasty gave up", "patient"]
+    assert results[2][1] == pytest.approx(E0 + 150.01, abs=0.001)
+    assert used(g, "papi-ip") == 60
+
+
+@fake_time
+async def test_cancelled_waiters_leave_no_trace() -> None:
+    """Thousands of random cancellations, then the whole limit is still there."""
+    g = synced(Governor(Limits(sapi_ip=1000), latency=0.0), E0 + 1)
+    for _ in range(1000):
+        await g.acquire(SUB_MARGIN)
+    rng = random.Random(7)
+    admitted = 0
+
+    async def waiter() -> None:
+        nonlocal admitted
+        with anyio.move_on_after(rng.uniform(0, 58)):
+            await g.acquire(SUB_MARGIN)
+            admitted += 1
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(3000):
+            tg.start_soon(waiter)
+    assert admitted == 0
+    assert g._waiters == {}  # type: ignore[attr-defined]
+    await sleep_until(g, E0 + 60.01)
+    start = anyio.current_time()
+    for _ in range(1000):
+        await g.acquire(SUB_MARGIN)
+    assert anyio.current_time() == start  # all of it, at once, on the fast path
+    with pytest.raises(ThrottledError):
+        await g.acquire(SUB_MARGIN, max_wait=1)
+
+
+@fake_time
+async def test_cancelling_some_waiters_keeps_fifo_for_the_rest() -> None:
+    """The survivors are admitted in arrival order; the cancelled ones take nothing."""
+    g = synced(Governor(Limits(sapi_ip=10), latency=0.0), E0 + 1)
+    for _ in range(10):
+        await g.acquire(SUB_MARGIN)
+    order: list[int] = []
+    scopes: dict[int, anyio.CancelScope] = {}
+
+    async def waiter(i: int) -> None:
+        with anyio.CancelScope() as scope:
+            scopes[i] = scope
+            await g.acquire(SUB_MARGIN)
+            order.append(i)
+
+    async with anyio.create_task_group() as tg:
+        for i in range(30):
+            tg.start_soon(waiter, i)
+        await anyio.sleep(1)
+        for i in range(0, 30, 3):
+            scopes[i].cancel()
+    survivors = [i for i in range(30) if i % 3]
+    assert order == survivors
+
+
+@fake_time
+async def test_a_permit_granted_to_a_cancelled_caller_is_given_back() -> None:
+    """Admitted and cancelled in the same instant: the weight returns to the pool."""
+    g = synced(Governor(Limits(sapi_ip=10), latency=0.0), E0 + 59.5)
+    for _ in range(10):
+        await g.acquire(SUB_MARGIN)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(g.acquire, SUB_MARGIN)
+        await sleep_until(g, E0 + 59.9)
+        await anyio.sleep(0.1)  # the timer fires at :00 and admits the waiter...
+        tg.cancel_scope.cancel()  # ...which is cancelled before it ever resumed
+    await sleep_until(g, E0 + 60.01)
+    for _ in range(10):
+        await g.acquire(SUB_MARGIN, max_wait=0)
+
+
+@fake_time
+async def test_429_stops_that_pool_for_retry_after_only() -> None:
+    """A 429 freezes the pools of the rejected call; other pools carry on."""
+    g = synced(Governor(latency=0.0), E0 + 1)
+    permit = await g.acquire(PM_ASSET)
+    now = g.server_clock.clock.monotonic()
+    g.observe(permit, sent=now, received=now, status=429, headers={}, retry_after=12)
+    frozen = next(p for p in g.snapshot() if p.key == "papi-ip")
+    assert frozen.frozen_until == pytest.approx(server_now(g) + 12, abs=0.01)
+    start = anyio.current_time()
+    await g.acquire(SUB_MARGIN)
+    assert anyio.current_time() == start
+    await g.acquire(PM_ASSET)
+    assert anyio.current_time() - start == pytest.approx(12, abs=0.01)
+
+
+@fake_time
+async def test_429_without_retry_after_waits_for_the_window_end() -> None:
+    """No Retry-After: stop until the minute the call may have landed in is over."""
+    g = synced(Governor(latency=0.5), E0 + 10)
+    permit = await g.acquire(PM_ASSET)
+    now = g.server_clock.clock.monotonic()
+    g.observe(permit, sent=now, received=now, status=429, headers={})
+    await g.acquire(PM_ASSET)
+    assert E0 + 60 < server_now(g) < E0 + 60.01
+
+
+@fake_time
+async def test_418_fails_waiters_at_once_unless_they_wait_on_bans() -> None:
+    """A ban stops every pool; waiting callers learn its end at once, patient ones wait."""
+    g = synced(Governor(Limits(papi_ip=30), latency=0.0), E0 + 1)
+    permit = await g.acquire(PM_ASSET)
+    outcomes: dict[str, object] = {}
+
+    async def impatient() -> None:
+        try:
+            await g.acquire(PM_ASSET)
+        except IPBannedError as exc:
+            outcomes["impatient"] = (anyio.current_time(), exc.retry_at)
+
+    async def patient() -> None:
+        await g.acquire(PM_ASSET, wait_on_ban=True)
+        outcomes["patient"] = server_now(g)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(impatient)
+        tg.start_soon(patient)
+        await anyio.sleep(5)
+        banned_at = anyio.current_time()
+        now = g.server_clock.clock.monotonic()
+        g.observe(permit, sent=now, received=now, status=418, headers={}, banned_until=E0 + 300)
+        with pytest.raises(IPBannedError):
+            await g.acquire(SUB_MARGIN)  # every pool of the IP, at once
+        assert anyio.current_time() == banned_at
+        assert g.banned_until == pytest.approx(E0 + 300, abs=0.01)
+    when, retry_at = outcomes["impatient"]  # type: ignore[misc]
+    assert when == banned_at
+    assert retry_at == pytest.approx(E0 + 300, abs=0.01)
+    assert outcomes["patient"] == pytest.approx(E0 + 300, abs=0.01)
+    assert g.banned_until is None
+
+
+@fake_time
+async def test_usage_headers_count_weight_spent_elsewhere() -> None:
+    """Binance reporting 5000 used after our first 30 leaves us 1000, not 5970."""
+    g = synced(Governor(latency=0.0), E0 + 1)
+    permit = await g.acquire(PM_ASSET)
+    now = g.server_clock.clock.monotonic()
+    g.observe(permit, sent=now, received=now, status=200, headers={"x-mbx-used-weight-1m": "5000"})
+    assert used(g, "papi-ip") == 5000
+    for _ in range(33):
+        await g.acquire(PM_ASSET, max_wait=0)
+    with pytest.raises(ThrottledError):
+        await g.acquire(PM_ASSET, max_wait=0)
+
+
+@fake_time
+async def test_usage_headers_are_not_double_counted() -> None:
+    """Two answers seeing the same foreign weight count it once."""
+    g = synced(Governor(latency=0.0), E0 + 1)
+    first = await g.acquire(PM_ASSET)
+    second = await g.acquire(PM_ASSET)
+    now = g.server_clock.clock.monotonic()
+    g.observe(first, sent=now, received=now, status=200, headers={"x-mbx-used-weight-1m": "1030"})
+    g.observe(second, sent=now, received=now, status=200, headers={"x-mbx-used-weight-1m": "1060"})
+    assert used(g, "papi-ip") == 1060
+
+
+@fake_time
+async def test_an_hour_long_rolling_cap_in_milliseconds() -> None:
+    """5 calls per rolling hour: the 6th waits for the 1st to expire, the 7th for the 2nd."""
+    limits = Limits(caps={"pmpro_auto_collect": ((5, 3600.0),)})
+    g = synced(Governor(limits, latency=0.5), E0 + 1, eps=0.001)
+    start = anyio.current_time()
+    for _ in range(5):
+        await g.acquire(PRO_AUTO)
+        await anyio.sleep(60)  # also lets the 1500-weight bucket refill
+    await g.acquire(PRO_AUTO)
+    margin = 0.5 + 2 * 0.001
+    assert anyio.current_time() - start == pytest.approx(3600 + margin, abs=0.01)
+    await g.acquire(PRO_AUTO)
+    assert anyio.current_time() - start == pytest.approx(3660 + margin, abs=0.01)
+
+
+@fake_time
+async def test_a_call_stuck_on_its_cap_does_not_hold_the_shared_pool() -> None:
+    """A PM auto-collection waiting out its hourly cap lets other /papi calls through."""
+    limits = Limits(papi_ip=1000, caps={"pm_auto_collect": ((1, 3600.0),)})
+    g = synced(Governor(limits, latency=0.0), E0 + 1)
+    await g.acquire(PM_AUTO)  # 750 of 1000, and the cap's only call
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(g.acquire, PM_AUTO)
+        await anyio.sleep(0.01)
+        start = anyio.current_time()
+        for _ in range(8):  # the remaining 250 of this minute
+            await g.acquire(PM_ASSET)
+        assert anyio.current_time() == start
+        tg.cancel_scope.cancel()
+
+
+@fake_time
+async def test_multi_pool_calls_are_atomic() -> None:
+    """IP 1 + UID 360: when the UID pool is full nothing is taken from the IP pool."""
+    g = synced(Governor(Limits(sapi_uid=720), latency=0.0), E0 + 1)
+    await g.acquire(SUB_UNIVERSAL, account="a")
+    await g.acquire(SUB_UNIVERSAL, account="a")
+    with pytest.raises(ThrottledError):
+        await g.acquire(SUB_UNIVERSAL, account="a", max_wait=1)
+    ip_key = "sapi-ip POST /sapi/v1/sub-account/universalTransfer"
+    assert used(g, ip_key) == 2
+    await g.acquire(SUB_UNIVERSAL, account="b", max_wait=0)  # another account, same IP
+    assert used(g, ip_key) == 3
+
+
+@fake_time
+async def test_renew_moves_a_late_permit_to_the_minute_it_is_sent_in() -> None:
+    """A permit used after crossing :00 is re-charged to the new minute, not the old."""
+    g = synced(Governor(Limits(papi_ip=60), latency=0.0), E0 + 59.99)
+    permit = await g.acquire(PM_ASSET)
+    await anyio.sleep(0.02)  # waited (for a connection) across the boundary
+    assert g.renew(permit)
+    counter = g._pools["papi-ip"].counter  # type: ignore[attr-defined]
+    window = int((E0 + 60) // 60)
+    assert (counter.used(window - 1), counter.used(window)) == (0, 30)
+
+
+@fake_time
+async def test_renew_gives_the_permit_back_when_the_new_minute_is_full() -> None:
+    """No room where the request would now land: renew refuses and refunds everything."""
+    g = synced(Governor(Limits(papi_ip=60), latency=0.0), E0 + 59.99)
+    late = await g.acquire(PM_ASSET)
+    await anyio.sleep(0.02)
+    await g.acquire(PM_ASSET)
+    await g.acquire(PM_ASSET)  # the new minute is full without `late`
+    assert not g.renew(late)
+    counter = g._pools["papi-ip"].counter  # type: ignore[attr-defined]
+    window = int((E0 + 60) // 60)
+    assert (counter.used(window - 1), counter.used(window)) == (0, 60)
+
+
+def test_a_weight_above_its_pool_is_a_configuration_error() -> None:
+    """A call that could never be admitted fails loudly instead of waiting forever."""
+    g = Governor(Limits(papi_ip=10))
+    with pytest.raises(ConfigurationError, match="could never"):
+        g._plan(PM_ASSET, "default")
+
+
+@fake_time
+async def test_hooks_and_logs_report_throttling_and_freezes(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Hooks see throttled, admitted and frozen events; the log says when pools stop."""
+    events: list[tuple[str, str]] = []
+
+    class Recorder(GovernorHooks):
+        def throttled(self, endpoint: str, wait: float) -> None:
+            events.append(("throttled", endpoint))
+
+        def admitted(self, endpoint: str, waited: float) -> None:
+            events.append(("admitted", endpoint))
+
+        def frozen(self, pool: str, until: float, reason: str) -> None:
+            events.append(("frozen", pool))
+
+    caplog.set_level(logging.DEBUG, "binance_transfers")
+    g = synced(Governor(Limits(papi_ip=30), latency=0.0, hooks=Recorder()), E0 + 1)
+    permit: Permit = await g.acquire(PM_ASSET)
+    await g.acquire(PM_ASSET)
+    now = g.server_clock.clock.monotonic()
+    g.observe(permit, sent=now, received=now, status=429, headers={}, retry_after=1)
+    assert events == [
+        ("throttled", "pm_collect_asset"),
+        ("admitted", "pm_collect_asset"),
+        ("frozen", "papi-ip"),
+    ]
+    assert "waits for a permit" in caplog.text
+    assert "papi-ip" in caplog.text and "429" in caplog.text
+    snap = next(p for p in g.snapshot() if p.key == "papi-ip")
+    assert (snap.limit, snap.used, snap.waiters) == (30, 30, 0)
+    assert "Governor" in repr(g)
