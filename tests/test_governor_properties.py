@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import trio
 import trio.testing
@@ -98,7 +98,7 @@ def test_a_large_crowd_fills_windows_without_exceeding_them() -> None:
 
 
 def run_crowd(
-    crowd: list[tuple[int, str, float, float, float | None, float | None]],
+    crowd: Sequence[tuple[int, str, float, float, float | None, float | None]],
     latency: float,
     clock_error: float,
 ) -> list[tuple[Endpoint, str, float]]:
