@@ -10,7 +10,7 @@ Every request goes through the same steps, in Binance's order:
    earlier 429 from that pool;
 5. API key, ``timestamp``/``recvWindow`` and signature (-2014/-2015, -1102,
    -1131, -1021, -1022), all answered after the weight was spent;
-6. rolling call caps (429);
+6. rolling call caps (429; a call the next step refuses gives its slot back);
 7. the endpoint's own parameters and rules, then execution.
 
 Steps 2 to 7 run without yielding to the event loop, so concurrent requests
@@ -356,7 +356,11 @@ class SimulatedExchange:
                             account=None if key is None else self.bank.accounts[key.account],
                             now_ms=int(server_now * 1000),
                         )
-                        body, entry["result"] = HANDLERS[endpoint.name](context, params)
+                        try:
+                            body, entry["result"] = HANDLERS[endpoint.name](context, params)
+                        except BinanceReject:
+                            limiter.release_call(specs, now)
+                            raise
                         entry["executed"] = True
                 except BinanceReject as exc:
                     reject = exc

@@ -13,8 +13,9 @@
   over-limit request to that pool before then has ignored the 429: its IP is
   banned (418), for ``BanPolicy.first`` seconds, then twice as long each time,
   up to three days. Durations are divided by ``limits.time_scale``.
-* Rolling call caps (500 auto-collections an hour) count the calls admitted
-  in the last ``period`` seconds of the monotonic clock, per account.
+* Rolling call caps (500 auto-collections an hour) count the calls executed
+  in the last ``period`` seconds of the monotonic clock, per account: a call
+  refused (for its parameters, a balance...) has not used the function.
 """
 
 from __future__ import annotations
@@ -186,6 +187,13 @@ class RateLimiter:
         for spec in caps:
             self._calls[spec.key].append(now)
         return None
+
+    def release_call(self, specs: tuple[PoolSpec, ...], now: float) -> None:
+        """Take back the call :meth:`admit_call` counted at ``now``: it was not executed."""
+        for spec in specs:
+            calls = self._calls.get(spec.key) if spec.kind is PoolKind.CAP else None
+            if calls and calls[-1] == now:
+                calls.pop()
 
     def calls(self, spec: PoolSpec, now: float) -> int:
         """Calls counted by the rolling cap ``spec`` at ``now``."""
