@@ -20,16 +20,16 @@ __all__ = ["Charge", "Ledger", "LedgerEntry", "Overrun"]
 
 @attrs.frozen(kw_only=True)
 class Charge:
-    """Weight one request drew from one pool."""
+    """Weight one request drew from one fixed-window pool (rolling caps count calls instead)."""
 
     pool: str
     """The pool's key, as :func:`binance_transfers.pools_for` names it."""
     kind: PoolKind
     ip: str | None
-    """The caller's IP for per-IP pools; None for account pools and caps."""
+    """The caller's IP for per-IP pools; None for account (UID) pools."""
     weight: int
-    window: int | None
-    """Index of the fixed window (server epoch seconds // window length); None for caps."""
+    window: int
+    """Index of the fixed window: server epoch seconds // window length."""
     limit: int
 
 
@@ -125,11 +125,7 @@ class Ledger(Sequence[LedgerEntry]):
         totals: dict[int, int] = defaultdict(int)
         for entry in self._entries:
             for charge in entry.charges:
-                if (
-                    charge.pool == pool
-                    and charge.window is not None
-                    and (ip is None or charge.ip == ip)
-                ):
+                if charge.pool == pool and (ip is None or charge.ip == ip):
                     totals[charge.window] += charge.weight
         return dict(sorted(totals.items()))
 
@@ -147,9 +143,8 @@ class Ledger(Sequence[LedgerEntry]):
         limits: dict[str, int] = {}
         for entry in self._entries:
             for c in entry.charges:
-                if c.window is not None:
-                    totals[(c.pool, c.ip, c.window)] += c.weight
-                    limits[c.pool] = c.limit
+                totals[(c.pool, c.ip, c.window)] += c.weight
+                limits[c.pool] = c.limit
         return [
             Overrun(pool=pool, ip=ip, window=window, weight=weight, limit=limits[pool])
             for (pool, ip, window), weight in sorted(totals.items(), key=lambda kv: kv[0][2])
