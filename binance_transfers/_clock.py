@@ -9,7 +9,8 @@ hour-long rolling window is tested in milliseconds.
 from __future__ import annotations
 
 import time
-from asyncio import _get_running_loop
+from asyncio import BaseEventLoop, _get_running_loop
+from collections.abc import Callable
 from typing import Protocol
 
 import anyio
@@ -30,25 +31,46 @@ class Clock(Protocol):
 class LoopClock:
     """The running event loop's clock, with wall time derived from it.
 
-    ``time()`` is anchored once, on first use, to ``epoch`` (default: the
-    system's ``time.time()``) and then advances with the loop's clock, so both
-    stay consistent under a fake loop clock. Binance's own clock is tracked
-    separately by :class:`ServerClock`, which corrects any drift.
+    ``monotonic()`` binds, on its first call inside a running loop, to that
+    loop's clock: ``time.monotonic`` for a stock asyncio loop, ``loop.time``
+    for a custom one (uvloop, looptime), anyio's for trio. Like anyio's
+    primitives, a clock (and the governor reading it) then belongs to loops of
+    that kind. ``time()`` is anchored once to ``epoch`` (default: the
+    system's ``time.time()``) and advances with ``monotonic()``, so both stay
+    consistent under a fake loop clock; Binance's own clock is tracked by
+    :class:`ServerClock`, which corrects any drift.
     """
 
-    __slots__ = ("_anchor", "_epoch")
+    __slots__ = ("_anchor", "_epoch", "_now")
 
     def __init__(self, epoch: float | None = None) -> None:
         self._epoch = epoch
         self._anchor: float | None = None
+        self._now: Callable[[], float] | None = None
 
     def monotonic(self) -> float:
-        # asyncio's C-level lookup is ~20x cheaper than anyio.current_time(),
-        # and acquire() reads the clock on every call.
+        # Governor.acquire() reads this on every call: looking the running loop
+        # up costs more than the whole rest of an uncontended acquire, so it is
+        # done once.
+        now = self._now
+        if now is None:
+            now = self._now = self._bind()
+        return now()
+
+    def reader(self) -> Callable[[], float]:
+        """The bare function behind :meth:`monotonic`, for callers in a hurry."""
+        if self._now is None:
+            self._now = self._bind()
+        return self._now
+
+    def _bind(self) -> Callable[[], float]:
         loop = _get_running_loop()
-        if loop is not None:
-            return loop.time()
-        return anyio.current_time()
+        if loop is None:
+            anyio.current_time()  # outside any event loop this raises, clearly
+            return anyio.current_time
+        if type(loop).time is BaseEventLoop.time:
+            return time.monotonic
+        return loop.time
 
     def time(self) -> float:
         now = self.monotonic()
@@ -83,6 +105,7 @@ class ServerClock:
         self.synced_at: float | None = None
         self.version = 0
         """Incremented on every update, so dependants can cache derived values."""
+        self._listeners: list[Callable[[], object]] = []
 
     @property
     def shift(self) -> float:
@@ -118,6 +141,12 @@ class ServerClock:
         self.uncertainty = (received - sent) / 2 + 0.001
         self.synced_at = received
         self.version += 1
+        for listener in self._listeners:
+            listener()
+
+    def subscribe(self, listener: Callable[[], object]) -> None:
+        """Call ``listener`` after every update (the governor re-derives its windows)."""
+        self._listeners.append(listener)
 
     def __repr__(self) -> str:
         offset = (

@@ -31,7 +31,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import anyio
@@ -70,7 +70,11 @@ class _Pool:
     """A pool's queue and freeze state; subclasses count."""
 
     __slots__ = (
-        "blocked",
+        "_from",
+        "_geo",
+        "_try_add",
+        "_until",
+        "_window",
         "frozen_until",
         "key",
         "limit",
@@ -82,6 +86,12 @@ class _Pool:
     )
 
     def __init__(self, spec: PoolSpec) -> None:
+        # Fixed pools cache the one window a request sent in [_from, _until)
+        # under geometry _geo can land in, so the hot path does no arithmetic.
+        self._geo: _Geometry | None = None
+        self._from = self._until = 0.0
+        self._window = 0
+        self._try_add: Any = None
         self.spec = spec
         self.key = spec.key
         self.limit = spec.limit
@@ -90,17 +100,17 @@ class _Pool:
         self.live = 0  # waiters in the queue that are still waiting
         self.queued = 0  # their total weight
         self.frozen_until = -_INF
-        self.blocked = False
 
     def ready_at(self, now: float, weight: int, g: _Geometry) -> float:
         """Earliest time >= now at which this pool could take ``weight``."""
         raise NotImplementedError
 
-    def fits(self, now: float, weight: int, g: _Geometry) -> bool:
-        """``ready_at(now) == now``, on the hot path."""
+    def take(self, now: float, weight: int, g: _Geometry) -> Any | None:
+        """Charge ``weight`` now if ``ready_at(now) == now``, else None: the hot path."""
         raise NotImplementedError
 
     def charge(self, now: float, weight: int, g: _Geometry) -> Any:
+        """Charge ``weight`` now, known to fit."""
         raise NotImplementedError
 
     def refund(self, record: Any, weight: int) -> None:
@@ -138,6 +148,7 @@ class _FixedPool(_Pool):
     def __init__(self, spec: PoolSpec, counter: WindowCounter) -> None:
         super().__init__(spec)
         self.counter = counter
+        self._try_add = counter.try_add
 
     def ready_at(self, now: float, weight: int, g: _Geometry) -> float:
         p, cap, used = self.period, self.limit - weight, self.counter.used
@@ -151,32 +162,40 @@ class _FixedPool(_Pool):
             # Wait until the earliest possible landing time is past window `full`.
             t = (full + 1) * p - lo_shift + _NUDGE
 
-    def fits(self, now: float, weight: int, g: _Geometry) -> bool:
+    def take(self, now: float, weight: int, g: _Geometry) -> tuple[int, ...] | None:
         if now < self.frozen_until:
-            return False
-        p, cap, used = self.period, self.limit - weight, self.counter.used
+            return None
+        if self._geo is g and self._from <= now < self._until:
+            window = self._window
+            own = self.counter.try_add(window, weight, self.limit)
+            return None if own is None else (window, own)
+        p = self.period
         lo, hi = int((now + g.lo) // p), int((now + g.hi) // p)
         if lo == hi:
-            return used(lo) <= cap
-        return all(used(i) <= cap for i in range(lo, hi + 1))
+            self._geo, self._window = g, lo
+            self._from = lo * p - g.lo + _NUDGE
+            self._until = (lo + 1) * p - g.hi - _NUDGE
+        if self.ready_at(now, weight, g) > now:
+            return None
+        return self.charge(now, weight, g)
 
-    def charge(self, now: float, weight: int, g: _Geometry) -> tuple[tuple[int, int], ...]:
+    def charge(self, now: float, weight: int, g: _Geometry) -> tuple[int, ...]:
         p, add = self.period, self.counter.add
         lo, hi = int((now + g.lo) // p), int((now + g.hi) // p)
         if lo == hi:
-            return ((lo, add(lo, weight)),)
-        return tuple((i, add(i, weight)) for i in range(lo, hi + 1))
+            return (lo, add(lo, weight))
+        return tuple(x for i in range(lo, hi + 1) for x in (i, add(i, weight)))
 
-    def refund(self, record: tuple[tuple[int, int], ...], weight: int) -> None:
-        for window, _ in record:
+    def refund(self, record: tuple[int, ...], weight: int) -> None:
+        for window in record[::2]:
             self.counter.remove(window, weight)
 
     def renew(
-        self, record: tuple[tuple[int, int], ...], weight: int, now: float, g: _Geometry
-    ) -> tuple[tuple[int, int], ...] | None:
+        self, record: tuple[int, ...], weight: int, now: float, g: _Geometry
+    ) -> tuple[int, ...] | None:
         p, counter = self.period, self.counter
         lo, hi = int((now + g.lo) // p), int((now + g.hi) // p)
-        have = {window for window, _ in record}
+        have = set(record[::2])
         extra = [i for i in range(lo, hi + 1) if i not in have]
         if extra:
             if now < self.frozen_until:
@@ -184,18 +203,19 @@ class _FixedPool(_Pool):
             cap = self.limit - weight
             if any(counter.used(i) > cap for i in extra):
                 return None
-        kept = []
-        for window, own in record:
+        kept: list[int] = []
+        for window, own in _pairs(record):
             if window < lo:  # sent too late to land there any more
                 counter.remove(window, weight)
             else:
-                kept.append((window, own))
-        kept.extend((i, counter.add(i, weight)) for i in extra)
+                kept += (window, own)
+        for i in extra:
+            kept += (i, counter.add(i, weight))
         return tuple(kept)
 
     def settle(
         self,
-        record: tuple[tuple[int, int], ...],
+        record: tuple[int, ...],
         weight: int,
         sent: float,
         received: float,
@@ -206,18 +226,19 @@ class _FixedPool(_Pool):
         # It reached Binance after we sent it and before we heard back.
         first = int((sent + g.lo) // p)
         last = int((received + g.shift + g.eps) // p)
-        possible = [(w, own) for w, own in record if first <= w <= last]
+        charged = list(_pairs(record))
+        possible = [(w, own) for w, own in charged if first <= w <= last]
         if not possible:
             log.warning(
                 "%s: a request was sent %.3f s after its window; raise Governor(latency=...) "
                 "or Client(max_in_flight=...) so it leaves promptly",
                 self.key,
-                sent - (record[-1][0] + 1) * p + g.lo,
+                sent - (record[-2] + 1) * p + g.lo,
             )
             return False, 0
         freed = False
-        if len(possible) < len(record):
-            for window, _ in record:
+        if len(possible) < len(charged):
+            for window, _ in charged:
                 if not first <= window <= last:
                     self.counter.remove(window, weight)
                     freed = True
@@ -260,6 +281,10 @@ class _FixedPool(_Pool):
         return self.counter.used(window), (window + 1) * p
 
 
+def _pairs(record: tuple[int, ...]) -> zip[tuple[int, int]]:
+    return zip(record[::2], record[1::2], strict=True)
+
+
 class _CapPool(_Pool):
     """Calls in a rolling window: admission times, oldest first."""
 
@@ -283,11 +308,15 @@ class _CapPool(_Pool):
         self.calls.add(now)
         return now
 
-    def fits(self, now: float, weight: int, g: _Geometry) -> bool:
+    def take(self, now: float, weight: int, g: _Geometry) -> float | None:
         if now < self.frozen_until:
-            return False
-        self.calls.prune(now - self.period - g.margin)
-        return len(self.calls) + weight <= self.limit
+            return None
+        calls = self.calls
+        calls.prune(now - self.period - g.margin)
+        if len(calls) + weight > self.limit:
+            return None
+        calls.add(now)
+        return now
 
     def refund(self, record: float, weight: int) -> None:
         self.calls.remove(record)
@@ -329,19 +358,18 @@ class _CapPool(_Pool):
 _Plan = tuple[tuple[_Pool, int], ...]
 
 
-class Permit:
-    """Proof that a request may be sent now; hand it back to :meth:`Governor.observe`."""
+#: What one call took from one pool: (pool, weight, record). A fixed pool's
+#: record is flat (window, our units there after it, window, ...); a cap's is
+#: the admission time.
+_Charge = tuple["_Pool", int, Any]
 
-    __slots__ = ("_charges", "admitted_at", "endpoint")
+Permit = tuple[Endpoint, float, Sequence[_Charge]]
+"""Proof that one request may be sent now: hand it back to :meth:`Governor.observe`.
 
-    def __init__(self, endpoint: Endpoint, admitted_at: float, charges: list[Any]) -> None:
-        self.endpoint = endpoint
-        self.admitted_at = admitted_at
-        """Monotonic time of admission."""
-        self._charges = charges
-
-    def __repr__(self) -> str:
-        return f"<Permit {self.endpoint.name} at {self.admitted_at:.6f}>"
+Opaque: (endpoint, monotonic admission time, what was charged where). A bare
+tuple because the uncontended acquire builds one per call, and nothing in
+Python is cheaper to build.
+"""
 
 
 class _Waiter:
@@ -441,15 +469,17 @@ class Governor:
         self.hooks = hooks if hooks is not None else GovernorHooks()
         self._monotonic = self.server_clock.clock.monotonic
         self._pools: dict[str, _Pool] = {}
-        self._plans: dict[tuple[Endpoint, str], _Plan] = {}
+        self._plans: dict[str, dict[Endpoint, _Plan]] = {}  # account -> endpoint -> plan
         self._waiters: dict[int, _Waiter] = {}
         self._seq = 0
         self._wake: dict[_Pool, float] = {}  # pools whose head is blocked -> when it may go
         self._leader: _Waiter | None = None
         self._timer_at = _INF
         self._banned_until = -_INF
-        self._geo_version = -1
-        self._geo = _Geometry(0.0, 0.0, latency)
+        # Derived from the server clock lazily (it may need a running loop),
+        # then again after every resync.
+        self._geo_cache: _Geometry | None = None
+        self.server_clock.subscribe(self._refresh_geometry)
 
     # -- public API -----------------------------------------------------------
 
@@ -469,19 +499,35 @@ class Governor:
         an IP ban :class:`IPBannedError` is raised at once unless
         ``wait_on_ban``. Cancelling the call leaves no trace.
         """
-        plan = self._plans.get((endpoint, account))
+        plans = self._plans.get(account)
+        plan = plans.get(endpoint) if plans is not None else None
         if plan is None:
             plan = self._plan(endpoint, account)
         now = self._monotonic()
-        if self._geo_version != self.server_clock.version:
-            self._refresh_geometry()
         if now < self._banned_until and not wait_on_ban:
             raise self._ban_error(now)
-        g = self._geo
+        g = self._geo_cache or self._refresh_geometry()
+        if len(plan) == 1:  # most endpoints: one pool, no list juggling
+            pool, weight = plan[0]
+            # A frozen pool never has a cached window (see _freeze).
+            if pool._geo is g and pool._from <= now < pool._until and not pool.live:
+                # Inlined _FixedPool.take for its cached window: the hottest path.
+                own = pool._try_add(pool._window, weight, pool.limit)
+                if own is not None:
+                    return (endpoint, now, ((pool, weight, (pool._window, own)),))
+            record = None if pool.live else pool.take(now, weight, g)
+            if record is not None:
+                return (endpoint, now, ((pool, weight, record),))
+            return await self._acquire_slow(plan, endpoint, now, max_wait, wait_on_ban)
+        charges: list[_Charge] = []
         for pool, weight in plan:
-            if pool.live or not pool.fits(now, weight, g):
+            record = None if pool.live else pool.take(now, weight, g)
+            if record is None:
+                for taken, w, rec in charges:  # all or nothing
+                    taken.refund(rec, w)
                 return await self._acquire_slow(plan, endpoint, now, max_wait, wait_on_ban)
-        return Permit(endpoint, now, [(pool, w, pool.charge(now, w, g)) for pool, w in plan])
+            charges.append((pool, weight, record))
+        return (endpoint, now, charges)
 
     def estimate(self, endpoint: Endpoint, *, account: str = "default") -> float:
         """Binance epoch seconds before which a call to ``endpoint`` cannot be admitted.
@@ -489,9 +535,7 @@ class Governor:
         A lower bound that counts the calls already queued ahead.
         """
         now = self._monotonic()
-        if self._geo_version != self.server_clock.version:
-            self._refresh_geometry()
-        plan = self._plans.get((endpoint, account)) or self._plan(endpoint, account)
+        plan = self._plans.get(account, {}).get(endpoint) or self._plan(endpoint, account)
         return self._geo.shift + self._estimate(plan, now)
 
     def observe(
@@ -516,7 +560,7 @@ class Governor:
         g = self._geo
         freed: list[_Pool] = []
         if received is not None:
-            for pool, weight, record in permit._charges:
+            for pool, weight, record in permit[2]:
                 gave_back, rose = pool.settle(record, weight, sent, received, headers or {}, g)
                 if gave_back:
                     freed.append(pool)
@@ -525,7 +569,7 @@ class Governor:
                     self.hooks.usage(pool.key, used, pool.limit)
         now = self._monotonic()
         if status == 429:
-            for pool, _, _ in permit._charges:
+            for pool, _, _ in permit[2]:
                 until = (
                     now + retry_after if retry_after is not None else pool.freeze_default(now, g)
                 )
@@ -541,32 +585,33 @@ class Governor:
         if freed:
             self._pump(freed, now)
 
-    def renew(self, permit: Permit) -> bool:
+    def renew(self, permit: Permit) -> Permit | None:
         """Re-base ``permit`` on the moment its request is really sent.
 
         Between admission and sending a request may wait (for a connection);
-        the windows it may land in move with it. Returns False, having given
-        the permit back, when those windows have no room: acquire again.
+        the windows it may land in move with it. Returns the permit to use, or
+        None, having given the permit back, when those windows have no room:
+        acquire again.
         """
         now = self._monotonic()
-        if now == permit.admitted_at:
-            return True
+        endpoint, admitted, charged = permit
+        if now == admitted:
+            return permit
         g = self._geo
-        charges = permit._charges
+        charges = list(charged)
         for i, (pool, weight, record) in enumerate(charges):
             renewed = pool.renew(record, weight, now, g)
             if renewed is None:
-                self.refund(permit)
-                return False
+                self.refund((endpoint, now, charges))
+                return None
             charges[i] = (pool, weight, renewed)
-        permit.admitted_at = now
-        return True
+        return (endpoint, now, charges)
 
     def refund(self, permit: Permit) -> None:
         """Give a permit back: its request was provably never sent."""
-        for pool, weight, record in permit._charges:
+        for pool, weight, record in permit[2]:
             pool.refund(record, weight)
-        self._pump([pool for pool, _, _ in permit._charges], self._monotonic())
+        self._pump([pool for pool, _, _ in permit[2]], self._monotonic())
 
     def ban(self, until: float) -> None:
         """Stop every pool of this IP until monotonic ``until`` (a 418)."""
@@ -578,6 +623,7 @@ class Governor:
         self.hooks.frozen("*", server_until, "418 IP banned")
         for pool in self._pools.values():
             pool.frozen_until = max(pool.frozen_until, until)
+            pool._geo = None
         now = self._monotonic()
         for waiter in list(self._waiters.values()):
             if not waiter.wait_on_ban:
@@ -639,13 +685,20 @@ class Governor:
                 )
             plan.append((pool, spec.weight))
         result = tuple(plan)
-        self._plans[(endpoint, account)] = result
+        self._plans.setdefault(account, {})[endpoint] = result
         return result
 
-    def _refresh_geometry(self) -> None:
+    def _refresh_geometry(self) -> _Geometry:
         sc = self.server_clock
-        self._geo = _Geometry(sc.shift, sc.uncertainty, self.latency)
-        self._geo_version = sc.version
+        reader = getattr(sc.clock, "reader", None)
+        if reader is not None:  # LoopClock: skip a Python call per acquire
+            self._monotonic = reader()
+        geo = self._geo_cache = _Geometry(sc.shift, sc.uncertainty, self.latency)
+        return geo
+
+    @property
+    def _geo(self) -> _Geometry:
+        return self._geo_cache or self._refresh_geometry()
 
     def _estimate(self, plan: _Plan, now: float) -> float:
         g = self._geo
@@ -686,7 +739,7 @@ class Governor:
             if waiter.permit is None:
                 raise self._throttled(endpoint, plan, self._monotonic(), max_wait)
             returned = True
-            self.hooks.admitted(endpoint.name, waiter.permit.admitted_at - now)
+            self.hooks.admitted(endpoint.name, waiter.permit[1] - now)
             return waiter.permit
         finally:
             if not returned:
@@ -784,8 +837,10 @@ class Governor:
                     self._enqueue(waiter, stale)
                     work.append(plan[stale][0])
                     continue
-                waiter.permit = Permit(
-                    waiter.endpoint, now, [(p, w, p.charge(now, w, g)) for p, w in plan]
+                waiter.permit = (
+                    waiter.endpoint,
+                    now,
+                    [(p, w, p.charge(now, w, g)) for p, w in plan],
                 )
                 waiter.done = True
                 del self._waiters[waiter.seq]
@@ -819,6 +874,7 @@ class Governor:
         if until <= pool.frozen_until:
             return
         pool.frozen_until = until
+        pool._geo = None
         server_until = until + self._geo.shift
         log.warning("pool %r stops until %s: %s", pool.key, _fmt(server_until), reason)
         self.hooks.frozen(pool.key, server_until, reason)

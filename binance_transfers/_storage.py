@@ -24,6 +24,12 @@ class WindowCounter(Protocol):
     def add(self, window: int, weight: int) -> int:
         """Count ``weight`` of ours in ``window``; return our own total there."""
 
+    def try_add(self, window: int, weight: int, limit: int) -> int | None:
+        """:meth:`add` if the window's total stays within ``limit``, else None (atomic).
+
+        The governor only calls this for a window it has :meth:`add`-ed to
+        before (the hot path), so it need not forget old windows itself."""
+
     def remove(self, window: int, weight: int) -> None:
         """Take back ``weight`` of ours that provably did not land in ``window``."""
 
@@ -69,13 +75,22 @@ class MemoryWindowCounter:
     def add(self, window: int, weight: int) -> int:
         used = self._used
         if window not in used and len(used) > 8:
-            # A window two behind the newest can no longer be landed in.
+            # Windows two behind the newest can no longer be landed in.
             for old in [w for w in used if w < window - 2]:
                 del used[old]
                 self._foreign.pop(old, None)
         total = used.get(window, 0) + weight
         used[window] = total
         return total - self._foreign.get(window, 0)
+
+    def try_add(self, window: int, weight: int, limit: int) -> int | None:
+        used = self._used
+        total = used.get(window, 0) + weight
+        if total > limit:
+            return None
+        used[window] = total
+        foreign = self._foreign
+        return total - foreign[window] if foreign and window in foreign else total
 
     def remove(self, window: int, weight: int) -> None:
         self._used[window] = self._used.get(window, 0) - weight

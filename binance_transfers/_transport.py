@@ -234,8 +234,10 @@ class Transport:
             # pool never holds up another; the permit is then re-based on the
             # real sending time.
             async with self._slots:
-                if not governor.renew(permit):
+                renewed = governor.renew(permit)
+                if renewed is None:
                     continue
+                permit = renewed
                 request, sent_params, timestamp = self._build(endpoint, params, recv_window)
                 clock = governor.server_clock.clock
                 sent = clock.monotonic()

@@ -462,7 +462,7 @@ async def test_renew_moves_a_late_permit_to_the_minute_it_is_sent_in() -> None:
     g = synced(Governor(Limits(papi_ip=60), latency=0.0), E0 + 59.99)
     permit = await g.acquire(PM_ASSET)
     await anyio.sleep(0.02)  # waited (for a connection) across the boundary
-    assert g.renew(permit)
+    assert g.renew(permit) is not None
     counter = g._pools["papi-ip"].counter  # type: ignore[attr-defined]
     window = int((E0 + 60) // 60)
     assert (counter.used(window - 1), counter.used(window)) == (0, 30)
@@ -476,7 +476,7 @@ async def test_renew_gives_the_permit_back_when_the_new_minute_is_full() -> None
     await anyio.sleep(0.02)
     await g.acquire(PM_ASSET)
     await g.acquire(PM_ASSET)  # the new minute is full without `late`
-    assert not g.renew(late)
+    assert g.renew(late) is None
     counter = g._pools["papi-ip"].counter  # type: ignore[attr-defined]
     window = int((E0 + 60) // 60)
     assert (counter.used(window - 1), counter.used(window)) == (0, 60)
