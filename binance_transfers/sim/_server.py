@@ -13,13 +13,9 @@ import socket
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-import anyio
-
 from ._exchange import DROP_EXTENSION
 
 if TYPE_CHECKING:
-    from anyio.abc import TaskGroup
-
     from ._exchange import SimulatedExchange
 
 __all__ = ["SimServer", "serve"]
@@ -58,7 +54,7 @@ class SimServer:
             timeout_graceful_shutdown=1,
         )
         self._server = uvicorn.Server(config)
-        self._group: TaskGroup | None = None
+        self._task: asyncio.Task[None] | None = None
 
     @property
     def url(self) -> str:
@@ -75,9 +71,10 @@ class SimServer:
         self._server.should_exit = True
 
     async def __aenter__(self) -> SimServer:
-        self._group = anyio.create_task_group()
-        await self._group.__aenter__()
-        self._group.start_soon(self.run)
+        # A plain asyncio task rather than a task group: uvicorn only runs on
+        # asyncio anyway, and this way a fixture may enter the server in one
+        # task and leave it in another (pytest-asyncio does exactly that).
+        self._task = asyncio.get_running_loop().create_task(self.run())
         return self
 
     async def __aexit__(
@@ -87,9 +84,13 @@ class SimServer:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
-        group, self._group = self._group, None
-        if group is not None:
-            await group.__aexit__(exc_type, exc, tb)
+        task, self._task = self._task, None
+        if task is not None:
+            try:
+                await asyncio.shield(task)
+            except asyncio.CancelledError:
+                task.cancel()
+                raise
 
     def __repr__(self) -> str:
         return f"<SimServer {self.url}>"
