@@ -36,11 +36,11 @@ from ._exchange import (
     Outgoing,
     SimulatedExchange,
 )
-from ._faults import Fault, FaultKind, FaultRule, Faults
+from ._faults import Fault, FaultDecision, FaultKind, FaultRule, Faults
 from ._ledger import Charge, Ledger, LedgerEntry, Overrun
 from ._limits import BanPolicy
 from ._server import SimServer, serve
-from ._state import Account, SubAccountTransfer, UniversalTransfer, Wallet
+from ._state import Account, Bank, SubAccountTransfer, UniversalTransfer, Wallet
 
 __all__ = [
     "DEMO_API_KEY",
@@ -49,9 +49,11 @@ __all__ = [
     "Account",
     "ApiKey",
     "BanPolicy",
+    "Bank",
     "BinanceReject",
     "Charge",
     "Fault",
+    "FaultDecision",
     "FaultKind",
     "FaultRule",
     "Faults",

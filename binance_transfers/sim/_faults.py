@@ -18,7 +18,7 @@ import random
 
 import attrs
 
-__all__ = ["Fault", "FaultKind", "FaultRule", "Faults"]
+__all__ = ["Fault", "FaultDecision", "FaultKind", "FaultRule", "Faults"]
 
 
 class FaultKind(enum.Enum):
@@ -105,7 +105,7 @@ class FaultRule:
 
 
 @attrs.frozen
-class Decision:
+class FaultDecision:
     """What the faults do to one request."""
 
     latency: float
@@ -147,7 +147,7 @@ class Faults:
     def clear(self) -> None:
         self.rules.clear()
 
-    def decide(self, endpoint: str | None) -> Decision:
+    def decide(self, endpoint: str | None) -> FaultDecision:
         """Roll the dice for one request."""
         latency, chosen, late_by = 0.0, None, 0.0
         for rule in self.rules:
@@ -167,7 +167,7 @@ class Faults:
             else:
                 chosen = fault
                 late_by = delay if fault.kind is FaultKind.LATE else 0.0
-        return Decision(latency, chosen, late_by)
+        return FaultDecision(latency, chosen, late_by)
 
     def __repr__(self) -> str:
         return f"<Faults {len(self.rules)} rules>"

@@ -1,0 +1,64 @@
+"""``python -m binance_transfers.sim``: startup line, serving, clean Ctrl-C."""
+
+from __future__ import annotations
+
+import re
+import signal
+import sys
+
+import anyio
+import httpx
+
+from binance_transfers.sim import DEMO_API_KEY, DEMO_API_SECRET, FaultKind
+from binance_transfers.sim.__main__ import _parser, build
+
+
+async def test_cli_prints_url_and_credentials_serves_and_stops_on_ctrl_c() -> None:
+    """One line with URL, key and secret; the URL serves; SIGINT exits 0 without a traceback."""
+    command = [sys.executable, "-m", "binance_transfers.sim", "--port", "0", "--time-scale", "60"]
+    with anyio.fail_after(30):
+        async with await anyio.open_process(command) as process:
+            assert process.stdout is not None and process.stderr is not None
+            line = b""
+            async for chunk in process.stdout:
+                line += chunk
+                if b"\n" in line:
+                    break
+            text = line.decode()
+            match = re.search(r"(http://127\.0\.0\.1:\d+)", text)
+            assert match, text
+            assert DEMO_API_KEY in text and DEMO_API_SECRET in text
+            async with httpx.AsyncClient() as http:
+                response = await http.get(f"{match.group(1)}/api/v3/time")
+            assert response.status_code == 200
+            assert "serverTime" in response.json()
+            process.send_signal(signal.SIGINT)
+            rest = b"".join([chunk async for chunk in process.stdout])
+            errors = b"".join([chunk async for chunk in process.stderr])
+            assert await process.wait() == 0
+    assert b"stopped" in rest
+    assert b"Traceback" not in errors
+
+
+def test_cli_options_build_the_exchange() -> None:
+    """--time-scale, --skew, --seed and the fault rates shape the exchange it serves."""
+    args = _parser().parse_args(
+        [
+            "--time-scale",
+            "60",
+            "--skew",
+            "1.5",
+            "--seed",
+            "3",
+            "--latency",
+            "0.01",
+            "--drop-rate",
+            "0.1",
+        ]
+    )
+    exchange = build(args)
+    assert exchange.limits.window == 1.0
+    assert exchange.skew == 1.5
+    assert exchange.demo_account is not None
+    assert [r.fault.kind for r in exchange.faults.rules] == [FaultKind.LATENCY, FaultKind.DROP]
+    assert exchange.faults.rules[1].probability == 0.1
