@@ -1,0 +1,33 @@
+"""Run every benchmark and print the README's table: ``python -m benchmarks``."""
+
+from __future__ import annotations
+
+import asyncio
+import platform
+import sys
+
+from . import bench_acquire, bench_behaviour, bench_clock_error, bench_contended
+from ._report import Report
+
+SUITES = {
+    "acquire": bench_acquire.run,
+    "contended": bench_contended.run,
+    "behaviour": bench_behaviour.run,
+    "clock": bench_clock_error.run,
+}
+
+
+async def main(names: list[str]) -> Report:
+    report = Report()
+    for name in names:
+        print(f"== {name}", flush=True)
+        await SUITES[name](report)
+    return report
+
+
+if __name__ == "__main__":
+    chosen = sys.argv[1:] or list(SUITES)
+    result = asyncio.run(main(chosen))
+    print(f"\nPython {platform.python_version()} on {platform.machine()}, {platform.system()}")
+    print(result.markdown())
+    sys.exit(1 if result.failed else 0)
