@@ -30,13 +30,13 @@ import attrs
 
 from .._clock import Clock, LoopClock
 from .._endpoints import ENDPOINTS, Endpoint, EndpointTable
-from .._limits import Limits, PoolKind
+from .._limits import Limits, PoolKind, PoolSpec
 from . import _errors as err
 from ._auth import KEY_FORMAT, ApiKey, split_signature
 from ._errors import BinanceReject
 from ._faults import Fault, FaultKind, Faults
 from ._handlers import HANDLERS, Context
-from ._ledger import Ledger, LedgerEntry
+from ._ledger import Charge, Ledger, LedgerEntry
 from ._limits import BanPolicy, RateLimiter
 from ._params import Params
 from ._state import Account, Bank, Money, WalletSpec
@@ -74,6 +74,26 @@ _DEMO_BALANCES: Mapping[WalletSpec, Mapping[str, Money]] = {
     "OPTION": {"USDT": "1000"},
     "PORTFOLIO_MARGIN": {"USDT": "1000"},
 }
+
+
+@attrs.define(kw_only=True)
+class _Visit:
+    """What the ledger will say about one request, filled in as it is processed."""
+
+    seq: int
+    arrived: float
+    monotonic: float
+    ip: str
+    method: str
+    path: str
+    endpoint: str
+    fault: str | None
+    account: int | None = None
+    charges: tuple[Charge, ...] = ()
+    code: int | None = None
+    executed: bool = False
+    signature: str | None = None
+    result: object = None
 
 
 @attrs.frozen(kw_only=True)
@@ -292,88 +312,98 @@ class SimulatedExchange:
         return answer
 
     def _process(self, endpoint: Endpoint, request: Incoming, fault: Fault | None) -> Outgoing:
-        now = self.clock.monotonic()
-        server_now = self.server_time()
-        limiter = self.limiter
-        entry: dict[str, Any] = {
-            "seq": next(self._seq),
-            "arrived": server_now,
-            "monotonic": now,
-            "ip": request.ip,
-            "method": request.method,
-            "path": request.path,
-            "endpoint": endpoint.name,
-            "account": None,
-            "charges": (),
-            "executed": False,
-            "signature": None,
-            "fault": None if fault is None else fault.kind.value,
-        }
+        visit = _Visit(
+            seq=next(self._seq),
+            arrived=self.server_time(),
+            monotonic=self.clock.monotonic(),
+            ip=request.ip,
+            method=request.method,
+            path=request.path,
+            endpoint=endpoint.name,
+            fault=None if fault is None else fault.kind.value,
+        )
         if fault is not None and fault.kind is FaultKind.WAF:
-            return self._finish(
-                entry, Outgoing(status=403, body=err.WAF_PAGE, headers={}, content_type="text/html")
-            )
-
-        signed = endpoint.security.signed
-        key = self.bank.keys.get(request.api_key) if signed and request.api_key else None
-        if key is not None:
-            entry["account"] = key.account
-        if signed:
-            entry["signature"] = split_signature(request.query, request.body)[1]
-        specs = limiter.pools(endpoint, None if key is None else str(key.account))
+            waf = Outgoing(status=403, body=err.WAF_PAGE, headers={}, content_type="text/html")
+            return self._finish(visit, waf)
+        key = None
+        if endpoint.security.signed:
+            key = self.bank.keys.get(request.api_key) if request.api_key else None
+            visit.account = None if key is None else key.account
+            visit.signature = split_signature(request.query, request.body)[1]
+        specs = self.limiter.pools(endpoint, None if key is None else str(key.account))
         headers: dict[str, str] = {}
-        body: dict[str, Any] | None = None
-        reject: BinanceReject | None = None
-        banned_until = limiter.banned_until(request.ip, now)
-        if banned_until is not None:
-            reject = err.banned(self._server_ms_at(banned_until, now, server_now))
-            headers["Retry-After"] = limiter.retry_after_header(banned_until - now)
+        try:
+            self._admit(visit, endpoint, specs, headers)
+            if fault is not None and fault.kind is FaultKind.UNAVAILABLE:
+                raise err.service_unavailable()
+            params = self._authenticate(endpoint, request, key, visit.arrived)
+            wait = self.limiter.admit_call(specs, visit.monotonic)
+            if wait is not None:
+                headers["Retry-After"] = self.limiter.retry_after_header(wait)
+                raise err.call_cap()
+            body = None
+            if fault is None or fault.executes:
+                body = self._execute(visit, endpoint, key, params, specs)
+        except BinanceReject as reject:
+            visit.code = reject.code
+            status, payload = reject.status, reject.body()
         else:
-            charges, exceeded = limiter.charge(specs, request.ip, server_now)
-            entry["charges"] = tuple(charges)
-            if exceeded:
-                ignored = limiter.ignored_backoff(request.ip, exceeded, now)
-                if ignored and limiter.bans_on(endpoint):
-                    until = limiter.ban(request.ip, now)
-                    reject = err.banned(self._server_ms_at(until, now, server_now))
-                    retry = until - now
-                else:
-                    reject = err.too_much_weight(exceeded[0].spec.limit)
-                    retry = max(item.retry_after for item in exceeded)
-                headers["Retry-After"] = limiter.retry_after_header(retry)
-            elif fault is not None and fault.kind is FaultKind.UNAVAILABLE:
-                reject = err.service_unavailable()
-            else:
-                try:
-                    params = self._authenticate(endpoint, request, key, server_now)
-                    wait = limiter.admit_call(specs, now)
-                    if wait is not None:
-                        headers["Retry-After"] = limiter.retry_after_header(wait)
-                        raise err.call_cap()
-                    if fault is None or fault.executes:
-                        context = Context(
-                            bank=self.bank,
-                            account=None if key is None else self.bank.accounts[key.account],
-                            now_ms=int(server_now * 1000),
-                        )
-                        try:
-                            body, entry["result"] = HANDLERS[endpoint.name](context, params)
-                        except BinanceReject:
-                            limiter.release_call(specs, now)
-                            raise
-                        entry["executed"] = True
-                except BinanceReject as exc:
-                    reject = exc
+            status = 200
+            payload = b"{}" if body is None else json.dumps(body, separators=(",", ":")).encode()
         for spec in specs:
             if spec.kind is not PoolKind.CAP and spec.header is not None:
-                headers[spec.header.upper()] = str(limiter.used(spec, request.ip, server_now))
-        if reject is not None:
-            answer = Outgoing(status=reject.status, body=reject.body(), headers=headers)
-            entry["code"] = reject.code
-        else:
-            payload = b"{}" if body is None else json.dumps(body, separators=(",", ":")).encode()
-            answer = Outgoing(status=200, body=payload, headers=headers)
-        return self._finish(entry, self._apply(fault, answer))
+                used = self.limiter.used(spec, request.ip, visit.arrived)
+                headers[spec.header.upper()] = str(used)
+        answer = Outgoing(status=status, body=payload, headers=headers)
+        return self._finish(visit, self._apply(fault, answer))
+
+    def _admit(
+        self,
+        visit: _Visit,
+        endpoint: Endpoint,
+        specs: tuple[PoolSpec, ...],
+        headers: dict[str, str],
+    ) -> None:
+        """Ban check, then weight: raise 418 or 429 (with ``Retry-After``) when refused."""
+        limiter, ip, now = self.limiter, visit.ip, visit.monotonic
+        banned_until = limiter.banned_until(ip, now)
+        if banned_until is not None:
+            headers["Retry-After"] = limiter.retry_after_header(banned_until - now)
+            raise err.banned(self._server_ms_at(banned_until, visit))
+        charges, exceeded = limiter.charge(specs, ip, visit.arrived)
+        visit.charges = tuple(charges)
+        if not exceeded:
+            return
+        if limiter.ignored_backoff(ip, exceeded, now) and limiter.bans_on(endpoint):
+            until = limiter.ban(ip, now)
+            headers["Retry-After"] = limiter.retry_after_header(until - now)
+            raise err.banned(self._server_ms_at(until, visit))
+        headers["Retry-After"] = limiter.retry_after_header(
+            max(item.retry_after for item in exceeded)
+        )
+        raise err.too_much_weight(exceeded[0].spec.limit)
+
+    def _execute(
+        self,
+        visit: _Visit,
+        endpoint: Endpoint,
+        key: ApiKey | None,
+        params: Params,
+        specs: tuple[PoolSpec, ...],
+    ) -> dict[str, Any]:
+        context = Context(
+            bank=self.bank,
+            account=None if key is None else self.bank.accounts[key.account],
+            now_ms=int(visit.arrived * 1000),
+        )
+        try:
+            body, visit.result = HANDLERS[endpoint.name](context, params)
+        except BinanceReject:
+            # Not executed: it did not use the endpoint's rolling cap either.
+            self.limiter.release_call(specs, visit.monotonic)
+            raise
+        visit.executed = True
+        return body
 
     def _apply(self, fault: Fault | None, answer: Outgoing) -> Outgoing:
         """Let the fault shape the answer (after execution, if it executes)."""
@@ -392,10 +422,12 @@ class SimulatedExchange:
             )
         return answer
 
-    def _finish(self, entry: dict[str, Any], answer: Outgoing) -> Outgoing:
-        entry.setdefault("code", None)
-        entry["status"] = None if answer.drop else answer.status
-        self.ledger.record(LedgerEntry(**entry))
+    def _finish(self, visit: _Visit, answer: Outgoing) -> Outgoing:
+        self.ledger.record(
+            LedgerEntry(
+                **attrs.asdict(visit, recurse=False), status=None if answer.drop else answer.status
+            )
+        )
         return answer
 
     def _authenticate(
@@ -428,8 +460,9 @@ class SimulatedExchange:
             raise err.bad_signature()
         return params
 
-    def _server_ms_at(self, monotonic: float, now: float, server_now: float) -> int:
-        return math.ceil((server_now + monotonic - now) * 1000)
+    def _server_ms_at(self, monotonic: float, visit: _Visit) -> int:
+        """Server epoch ms at a monotonic instant (a ban's end, for its message)."""
+        return math.ceil((visit.arrived + monotonic - visit.monotonic) * 1000)
 
     def __repr__(self) -> str:
         return (

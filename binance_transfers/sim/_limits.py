@@ -195,11 +195,6 @@ class RateLimiter:
             if calls and calls[-1] == now:
                 calls.pop()
 
-    def calls(self, spec: PoolSpec, now: float) -> int:
-        """Calls counted by the rolling cap ``spec`` at ``now``."""
-        calls = self._calls.get(spec.key, deque())
-        return sum(1 for at in calls if at > now - spec.period)
-
     def retry_after_header(self, seconds: float) -> str:
         """``Retry-After`` as Binance sends it: whole seconds, fractions when scaled."""
         if self.limits.time_scale == 1:

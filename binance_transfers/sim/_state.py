@@ -218,18 +218,19 @@ class Account:
         return self._bank.add_key(self, key, secret)
 
     def fund(self, balances: Mapping[WalletSpec, Mapping[str, Money]] | None) -> None:
+        """Deposit every amount of ``{wallet: {asset: amount}}``."""
         for spec, assets in (balances or {}).items():
             for asset, amount in assets.items():
                 self.deposit(asset, amount, spec)
 
-    def debit(self, key: WalletKey, asset: str, amount: Decimal) -> None:
+    def _debit(self, key: WalletKey, asset: str, amount: Decimal) -> None:
         assets = self._balances.get(key, {})
         held = assets.get(asset, Decimal(0))
         if held < amount:
             raise insufficient_balance()
         assets[asset] = _EXACT.subtract(held, amount)
 
-    def credit(self, key: WalletKey, asset: str, amount: Decimal) -> None:
+    def _credit(self, key: WalletKey, asset: str, amount: Decimal) -> None:
         assets = self._balances.setdefault(key, {})
         assets[asset] = _EXACT.add(assets.get(asset, Decimal(0)), amount)
 
@@ -307,8 +308,8 @@ class Bank:
         amount: Decimal,
     ) -> None:
         """Move ``amount`` or nothing: -5013 when the source holds less."""
-        source.debit(source_wallet, asset, amount)
-        target.credit(target_wallet, asset, amount)
+        source._debit(source_wallet, asset, amount)
+        target._credit(target_wallet, asset, amount)
 
     def __iter__(self) -> Iterator[Account]:
         return iter(self.accounts.values())

@@ -329,3 +329,18 @@ async def test_client_with_asymmetric_keys(kind: str) -> None:
     ) as client:
         await client.transfer(type=TransferType.MAIN_FUNDING, asset="USDT", amount="4")
     assert account.balance("USDT", "FUNDING") == Decimal(4)
+
+
+def test_in_process_exchange_runs_under_trio() -> None:
+    """The in-process transport, app and faults use anyio only: a client under trio works."""
+    import trio
+
+    async def main() -> Decimal:
+        exchange = SimulatedExchange()
+        account = exchange.add_demo_account()
+        exchange.faults.add(Fault.latency(0.001))
+        async with exchange.client() as client:
+            await client.transfer(type=TransferType.MAIN_OPTION, asset="USDT", amount="3")
+        return account.balance("USDT", "OPTION")
+
+    assert trio.run(main) == Decimal(1003)
