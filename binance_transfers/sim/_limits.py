@@ -15,7 +15,8 @@
   up to three days. Durations are divided by ``limits.time_scale``.
 * Rolling call caps (500 auto-collections an hour) count the calls executed
   in the last ``period`` seconds of the monotonic clock, per account: a call
-  refused (for its parameters, a balance...) has not used the function.
+  refused (for its parameters, a balance...) has not used the function. A
+  call over a cap is answered 429 each time; caps never lead to a ban.
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 ``serve(exchange)`` binds and listens *before* uvicorn starts, so the URL is
 usable the moment it is known (even with port 0) and nothing polls for
 readiness. Connection drops are real: the HTTP protocol is uvicorn's h11 one,
-taught to abort the socket when the app asks (``Fault.drop``).
+taught to abort the socket when the app asks (``Fault.drop``). uvicorn runs on
+asyncio only (the in-process transport works under trio too).
 """
 
 from __future__ import annotations

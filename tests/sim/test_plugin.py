@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import subprocess
 import sys
 from pathlib import Path
 
 from binance_transfers import Client, Governor
 from binance_transfers.sim import Account, SimulatedExchange
+
+PLUGIN = "binance_transfers.sim.pytest_plugin"
 
 USER_CONFTEST = """
 import pytest
@@ -41,19 +44,12 @@ def test_users_get_an_exchange_and_a_client_in_two_lines(tmp_path: Path) -> None
     )
     (tmp_path / "conftest.py").write_text(USER_CONFTEST)
     (tmp_path / "test_user.py").write_text(USER_TEST)
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-p",
-            "binance_transfers.sim.pytest_plugin",
-            "-p",
-            "no:cacheprovider",
-            "-W",
-            "error",
-            "-q",
-        ],
+    # Once the package registers the plugin as a pytest11 entry point it loads by itself;
+    # naming it again with -p would register the module twice.
+    registered = any(ep.value == PLUGIN for ep in importlib.metadata.entry_points(group="pytest11"))
+    enable = [] if registered else ["-p", PLUGIN]
+    result = subprocess.run(  # noqa: S603 - our own interpreter
+        [sys.executable, "-m", "pytest", *enable, "-p", "no:cacheprovider", "-W", "error", "-q"],
         cwd=tmp_path,
         capture_output=True,
         text=True,
