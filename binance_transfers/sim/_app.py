@@ -9,8 +9,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
@@ -45,22 +46,32 @@ def build_app(exchange: SimulatedExchange) -> Starlette:
         Route(endpoint.path, _handler(exchange, endpoint), methods=[endpoint.method], name=name)
         for name, endpoint in exchange.endpoints.items()
     ]
-    return Starlette(routes=routes)
+
+    async def unserved(request: Request, exc: Exception) -> Response:
+        # Still a request the exchange received: the ledger keeps it too.
+        status = exc.status_code if isinstance(exc, HTTPException) else 404
+        exchange.unserved(_incoming(request, b""), status)
+        return PlainTextResponse("Not Found" if status == 404 else "Method Not Allowed", status)
+
+    return Starlette(routes=routes, exception_handlers={404: unserved, 405: unserved})
+
+
+def _incoming(request: Request, body: bytes) -> Incoming:
+    return Incoming(
+        method=request.method,
+        path=request.url.path,
+        query=request.scope.get("query_string", b""),
+        body=body,
+        api_key=request.headers.get("x-mbx-apikey"),
+        ip=request.client.host if request.client is not None else "unknown",
+    )
 
 
 def _handler(
     exchange: SimulatedExchange, endpoint: Endpoint
 ) -> Callable[[Request], Awaitable[Response]]:
     async def handle(request: Request) -> Response:
-        incoming = Incoming(
-            method=request.method,
-            path=request.url.path,
-            query=request.scope.get("query_string", b""),
-            body=await request.body(),
-            api_key=request.headers.get("x-mbx-apikey"),
-            ip=request.client.host if request.client is not None else "unknown",
-        )
-        answer = await exchange.handle(endpoint, incoming)
+        answer = await exchange.handle(endpoint, _incoming(request, await request.body()))
         if answer.drop:
             return _Hangup()
         return Response(

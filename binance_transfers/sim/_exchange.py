@@ -86,7 +86,7 @@ class _Visit:
     ip: str
     method: str
     path: str
-    endpoint: str
+    endpoint: str | None
     fault: str | None
     account: int | None = None
     charges: tuple[Charge, ...] = ()
@@ -310,6 +310,20 @@ class SimulatedExchange:
         if decision.late_by > 0:
             await anyio.sleep(decision.late_by)
         return answer
+
+    def unserved(self, request: Incoming, status: int) -> None:
+        """Record a request for a path or method the endpoint table does not have."""
+        visit = _Visit(
+            seq=next(self._seq),
+            arrived=self.server_time(),
+            monotonic=self.clock.monotonic(),
+            ip=request.ip,
+            method=request.method,
+            path=request.path,
+            endpoint=None,
+            fault=None,
+        )
+        self._finish(visit, Outgoing(status=status, body=b"", headers={}))
 
     def _process(self, endpoint: Endpoint, request: Incoming, fault: Fault | None) -> Outgoing:
         visit = _Visit(

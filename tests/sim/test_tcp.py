@@ -127,10 +127,17 @@ async def test_per_ip_pools_use_the_peers_address(
     assert [e.ip for e in exchange.ledger] == ["127.0.0.1", "127.0.0.1", "127.0.0.2"]
 
 
-async def test_unknown_path_is_404(server: SimServer) -> None:
-    """A path outside the endpoint table is not served."""
+async def test_unknown_path_or_method_is_refused_and_recorded(
+    exchange: SimulatedExchange, server: SimServer
+) -> None:
+    """A path outside the endpoint table is 404, a wrong method 405; the ledger has both."""
     async with httpx.AsyncClient() as http:
         assert (await http.get(f"{server.url}/sapi/v1/capital/config/getall")).status_code == 404
+        assert (await http.delete(f"{server.url}/sapi/v1/asset/transfer")).status_code == 405
+    assert [(e.endpoint, e.status, e.path) for e in exchange.ledger] == [
+        (None, 404, "/sapi/v1/capital/config/getall"),
+        (None, 405, "/sapi/v1/asset/transfer"),
+    ]
 
 
 async def test_binance_connector_speaks_to_the_sim(
