@@ -40,7 +40,7 @@ class SimServer:
         import uvicorn
 
         self.exchange = exchange
-        self._socket = socket.create_server((host, port))
+        self._socket = _listen(host, port)
         self.host, self.port = self._socket.getsockname()[:2]
         config = uvicorn.Config(
             exchange.app,
@@ -104,6 +104,27 @@ def serve(exchange: SimulatedExchange, *, host: str = "127.0.0.1", port: int = 0
         print(server.url)
     """
     return SimServer(exchange, host=host, port=port)
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A listening TCP socket, made so asyncio will set TCP_NODELAY on its connections.
+
+    asyncio disables Nagle's algorithm only on sockets whose protocol is
+    ``IPPROTO_TCP``; ``socket.create_server`` leaves it 0, and every answer
+    would then wait ~40 ms for a delayed ACK between its header and body writes.
+    """
+    family, kind, proto, _, address = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP, flags=socket.AI_PASSIVE
+    )[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(2048)
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 def _dropping_protocol() -> type[asyncio.Protocol]:

@@ -185,3 +185,13 @@ async def test_binance_connector_speaks_to_the_sim(
     # The connector signs and sends the query string with a raw '@' and an empty body.
     [sub_call] = exchange.ledger.entries("sub_account_transfer")
     assert sub_call.executed and sub_call.signature is not None
+
+
+async def test_answers_are_not_held_back_by_nagle(server: SimServer) -> None:
+    """20 sequential round trips take well under the 20 x 40 ms a delayed ACK would add."""
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        await http.get("/api/v3/time")  # connect first
+        started = anyio.current_time()
+        for _ in range(20):
+            await http.get("/api/v3/time")
+        assert anyio.current_time() - started < 0.5
