@@ -10,10 +10,12 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
 from binance_transfers import (
+    BinanceTransfersError,
     BnbTransferSide,
     Client,
     FuturesMarket,
     FutureType,
+    Governor,
     InsufficientBalanceError,
     InvalidParameterError,
     Limits,
@@ -344,3 +346,52 @@ def test_in_process_exchange_runs_under_trio() -> None:
         return account.balance("USDT", "OPTION")
 
     assert trio.run(main) == Decimal(1003)
+
+
+async def _collect_from_two_clients(exchange: SimulatedExchange, *, shared: bool) -> list[str]:
+    """Three pm_collect_asset calls from each of two clients at once; the outcome of each."""
+    governor = Governor(exchange.limits, clock=exchange.clock) if shared else None
+    outcomes: list[str] = []
+
+    async def collect(client: Client) -> None:
+        try:
+            await client.pm_collect_asset(asset="USDT")
+            outcomes.append("ok")
+        except BinanceTransfersError as exc:
+            outcomes.append(type(exc).__name__)
+
+    async with (
+        exchange.client(governor=governor) as first,
+        exchange.client(governor=governor) as second,
+        anyio.create_task_group() as tg,
+    ):
+        for client in (first, second, first, second, first, second):
+            tg.start_soon(collect, client)
+    return outcomes
+
+
+@fake_time
+async def test_two_governors_behind_one_ip_get_it_banned() -> None:
+    """Unshared governors overrun /papi: one 429s, the other keeps going, Binance bans the IP."""
+    exchange = SimulatedExchange(limits=Limits(papi_ip=100), clock=LoopClock(epoch=EPOCH))
+    exchange.add_demo_account()
+    outcomes = await _collect_from_two_clients(exchange, shared=False)
+    assert "IPBannedError" in outcomes
+    assert [e.status for e in exchange.ledger.entries("pm_collect_asset")][:5] == [
+        200,
+        200,
+        200,
+        429,
+        418,
+    ]
+
+
+@fake_time
+async def test_one_shared_governor_keeps_both_clients_under_the_limit() -> None:
+    """The same six calls through one shared governor: no 429, every call executed."""
+    exchange = SimulatedExchange(limits=Limits(papi_ip=100), clock=LoopClock(epoch=EPOCH))
+    exchange.add_demo_account()
+    outcomes = await _collect_from_two_clients(exchange, shared=True)
+    assert outcomes == ["ok"] * 6
+    assert {e.status for e in exchange.ledger.entries("pm_collect_asset")} == {200}
+    assert exchange.ledger.over_limit() == []
