@@ -274,8 +274,9 @@ class SimulatedExchange:
     ) -> Client:
         """A :class:`~binance_transfers.Client` for ``account`` (default: the demo one), in-process.
 
-        Its governor uses this exchange's limits and clock unless one is given;
-        other keyword arguments go to ``Client``.
+        Its governor uses this exchange's limits and clock unless one is given,
+        and it reads this exchange's endpoint table; other keyword arguments go
+        to ``Client``.
         """
         from .._client import Client
         from .._governor import Governor
@@ -289,6 +290,7 @@ class SimulatedExchange:
             raise ValueError("an RSA or Ed25519 key: build the Client with your private key")
         if governor is None:
             governor = Governor(self.limits, clock=self.clock)
+        kwargs.setdefault("endpoints", self.endpoints)
         return Client(
             api_key.key,
             api_key.secret,

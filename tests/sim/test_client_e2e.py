@@ -10,6 +10,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
 from binance_transfers import (
+    ENDPOINTS,
     BinanceTransfersError,
     BnbTransferSide,
     Client,
@@ -24,6 +25,7 @@ from binance_transfers import (
     MarginTransferDirection,
     NotPortfolioMarginError,
     OutcomeUnknownError,
+    PoolKind,
     ServiceUnavailableError,
     SubAccountAccountType,
     TransferStatus,
@@ -395,3 +397,15 @@ async def test_one_shared_governor_keeps_both_clients_under_the_limit() -> None:
     assert outcomes == ["ok"] * 6
     assert {e.status for e in exchange.ledger.entries("pm_collect_asset")} == {200}
     assert exchange.ledger.over_limit() == []
+
+
+async def test_a_derived_endpoint_table_drives_both_sides() -> None:
+    """Universal transfer re-weighted to 300: the sim charges 300, the client reads that table."""
+    table = ENDPOINTS.evolve("universal_transfer", uid_weight=300)
+    exchange = SimulatedExchange(endpoints=table)
+    exchange.add_demo_account()
+    async with exchange.client() as client:
+        assert client.endpoints is table
+        await client.transfer_to_futures(asset="USDT", amount="1")
+    [entry] = exchange.ledger.entries("universal_transfer")
+    assert [(c.kind, c.weight) for c in entry.charges] == [(PoolKind.UID, 300)]
