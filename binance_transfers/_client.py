@@ -54,9 +54,6 @@ _T = TypeVar("_T")
 Params = list[tuple[str, str]]
 
 _SEVEN_DAYS_MS = 7 * 24 * 3600 * 1000
-# Legacy types from the seed page: the symbol is optional on the isolated side.
-_OPTIONAL_FROM = frozenset({TransferType.ISOLATED_MARGIN_MAIN})
-_OPTIONAL_TO = frozenset({TransferType.MAIN_ISOLATED_MARGIN})
 
 
 class Client:
@@ -436,7 +433,11 @@ class Client:
         page_size: int = 500,
         max_wait: float | None = None,
     ) -> AsyncIterator[SubAccountTransferRecord]:
-        """Sub-account universal transfers, page by page (a range under 7 days)::
+        """Sub-account universal transfers, page by page (a range under 7 days).
+
+        Without ``from_email``/``to_email`` Binance lists transfers *from* the
+        master account only; ask with ``to_email=`` or by ``client_tran_id``
+        for the others::
 
         async for row in client.sub_account_transfer_history(client_tran_id="rebal-0001"):
             print(row.tran_id, row.status)
@@ -473,6 +474,21 @@ class Client:
         return pages()
 
     # -- misc -----------------------------------------------------------------
+
+    def estimate(self, method: str) -> float:
+        """Binance epoch seconds before which a call to ``method`` cannot be sent.
+
+        A lower bound counting the calls already queued, for a caller that
+        prefers an immediate "not before 12:00:41" to a wait::
+
+            if client.estimate("pm_auto_collect") - time.time() > 5:
+                ...  # do something else first
+        """
+        try:
+            endpoint = self.endpoints[method]
+        except KeyError:
+            raise InvalidInputError(f"no endpoint named {method!r}") from None
+        return self.governor.estimate(endpoint, account=self.account)
 
     async def server_time(self, *, max_wait: float | None = None) -> ServerTime:
         """Binance's clock (also what the client syncs its timestamps with)::
@@ -547,15 +563,15 @@ def _transfer_params(
     value = _enum_or_name(TransferType, kind, "type")
     params: Params = [("type", value)]
     known = value in TransferType.__members__ and TransferType(value)
-    for side, symbol, required, optional in (
-        ("from_symbol", from_symbol, known and known.needs_from_symbol, known in _OPTIONAL_FROM),
-        ("to_symbol", to_symbol, known and known.needs_to_symbol, known in _OPTIONAL_TO),
+    for side, symbol, required in (
+        ("from_symbol", from_symbol, known and known.needs_from_symbol),
+        ("to_symbol", to_symbol, known and known.needs_to_symbol),
     ):
         if symbol is None:
             if required:
                 raise InvalidInputError(f"{side} is required for transfer type {value}")
             continue
-        if known and not required and not optional:
+        if known and not required:
             raise InvalidInputError(f"{side} is meaningless for transfer type {value}")
         params.append(
             ("fromSymbol" if side == "from_symbol" else "toSymbol", symbol_param(symbol, side))

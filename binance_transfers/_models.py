@@ -97,11 +97,21 @@ class TransferType(enum.StrEnum):
         return _split_type(self.value)[1]
 
 
+# Binance documents the first two of each; the legacy ISOLATED_MARGIN types
+# move money out of (into) one isolated pair, which has to be named too.
 _FROM_SYMBOL = frozenset(
-    {TransferType.ISOLATEDMARGIN_MARGIN, TransferType.ISOLATEDMARGIN_ISOLATEDMARGIN}
+    {
+        TransferType.ISOLATEDMARGIN_MARGIN,
+        TransferType.ISOLATEDMARGIN_ISOLATEDMARGIN,
+        TransferType.ISOLATED_MARGIN_MAIN,
+    }
 )
 _TO_SYMBOL = frozenset(
-    {TransferType.MARGIN_ISOLATEDMARGIN, TransferType.ISOLATEDMARGIN_ISOLATEDMARGIN}
+    {
+        TransferType.MARGIN_ISOLATEDMARGIN,
+        TransferType.ISOLATEDMARGIN_ISOLATEDMARGIN,
+        TransferType.MAIN_ISOLATED_MARGIN,
+    }
 )
 _WALLETS = re.compile(
     r"(MAIN|UMFUTURE|CMFUTURE|MARGIN|ISOLATEDMARGIN|FUNDING|OPTION|PORTFOLIO_MARGIN|ISOLATED_MARGIN)"

@@ -377,9 +377,11 @@ class Transport:
             )
         if code in _UNKNOWN_CODES:
             raise unknown(f"Binance error {code}: {msg}")
-        raise _ERROR_CLASSES.get(code, BinanceAPIError)(
-            code, msg, status=status, endpoint=endpoint.name
-        )
+        error_class = _ERROR_CLASSES.get(code, BinanceAPIError)
+        if code == -9000 and "nsupported" in msg:
+            # -9000 also means "Unsupported operation" (a transfer Binance does not do).
+            error_class = TransferNotAllowedError
+        raise error_class(code, msg, status=status, endpoint=endpoint.name)
 
     async def aclose(self) -> None:
         await self._http.aclose()

@@ -134,14 +134,16 @@ def test_transfer_types_are_the_documented_ones() -> None:
 
 
 def test_symbol_rules_per_type() -> None:
-    """fromSymbol/toSymbol requirements are the documented ones."""
+    """fromSymbol/toSymbol: the documented types, plus the isolated side of the legacy ones."""
     needs_from = {t for t in TransferType if t.needs_from_symbol}
     needs_to = {t for t in TransferType if t.needs_to_symbol}
     assert needs_from == {
         TransferType.ISOLATEDMARGIN_MARGIN,
         TransferType.ISOLATEDMARGIN_ISOLATEDMARGIN,
+        TransferType.ISOLATED_MARGIN_MAIN,
     }
     assert needs_to == {
         TransferType.MARGIN_ISOLATEDMARGIN,
         TransferType.ISOLATEDMARGIN_ISOLATEDMARGIN,
+        TransferType.MAIN_ISOLATED_MARGIN,
     }

@@ -97,6 +97,7 @@ MAPPING = [
     (error(400, -3041, "Balance is not enough"), InsufficientBalanceError),
     (error(400, -5013, "Asset transfer failed: insufficient balance"), InsufficientBalanceError),
     (error(400, -9000, "user have no avaliable amount"), InsufficientBalanceError),
+    (error(400, -9000, "Unsupported operation"), TransferNotAllowedError),
     (error(400, -3005, "Transferring out not allowed."), TransferNotAllowedError),
     (error(400, -3020, "Transfer out amount exceeds max amount."), TransferNotAllowedError),
     (

@@ -144,8 +144,8 @@ async def test_binance_connector_speaks_to_the_sim(
     exchange: SimulatedExchange, server: SimServer
 ) -> None:
     """binance-connector 3.x (parameters signed in the query, '@' unencoded) transfers over TCP."""
-    from binance.error import ClientError  # type: ignore[import-untyped]
-    from binance.spot import Spot  # type: ignore[import-untyped]
+    from binance.error import ClientError
+    from binance.spot import Spot
 
     spot = Spot(DEMO_API_KEY, DEMO_API_SECRET, base_url=server.url, show_limit_usage=True)
 
