@@ -49,6 +49,7 @@ __all__ = ["Governor", "GovernorHooks", "Permit", "PoolSnapshot"]
 log = logging.getLogger("binance_transfers.governor")
 
 _INF = math.inf
+_TRIP_MEMORY = 60.0  # seconds of round trips that bound how late a request may land
 # Float epoch seconds have ~0.24 us resolution; step past a boundary by more.
 _NUDGE = 1e-6
 
@@ -227,21 +228,21 @@ class _FixedPool(_Pool):
         first = int((sent + g.lo) // p)
         last = int((received + g.shift + g.eps) // p)
         charged = list(_pairs(record))
+        have = {window for window, _ in charged}
+        # Slower than the trip assumed at admission (a busy loop, a slow
+        # network): it may have landed in a window never charged. Count it
+        # there now, so our count of that window is never below Binance's.
+        charged += [
+            (window, self.counter.add(window, weight))
+            for window in range(first, last + 1)
+            if window not in have
+        ]
         possible = [(w, own) for w, own in charged if first <= w <= last]
-        if not possible:
-            log.warning(
-                "%s: a request was sent %.3f s after its window; raise Governor(latency=...) "
-                "or Client(max_in_flight=...) so it leaves promptly",
-                self.key,
-                sent - (record[-2] + 1) * p + g.lo,
-            )
-            return False, 0
         freed = False
-        if len(possible) < len(charged):
-            for window, _ in charged:
-                if not first <= window <= last:
-                    self.counter.remove(window, weight)
-                    freed = True
+        for window, _ in charged:
+            if not first <= window <= last:
+                self.counter.remove(window, weight)
+                freed = True
         header = self.spec.header
         reported = headers.get(header) if header is not None else None
         if reported is None:
@@ -446,8 +447,10 @@ class Governor:
                    Client(key_b, secret_b, governor=governor) as b:
             ...
 
-    ``latency`` is the longest one-way trip to Binance assumed when deciding
-    which window a request may land in; ``limits`` the pool sizes and windows.
+    ``latency`` is the shortest bound assumed on how long a request takes to
+    reach Binance when deciding which window it may land in; the governor
+    lengthens it whenever answers take longer (a slow network, a busy event
+    loop). ``limits`` gives the pool sizes and windows.
     """
 
     def __init__(
@@ -465,6 +468,9 @@ class Governor:
         self.limits = limits if limits is not None else Limits()
         self.server_clock = server_clock if server_clock is not None else ServerClock(clock)
         self.latency = latency
+        # The trip bound in use: `latency`, or longer when answers take longer.
+        self._trip = latency
+        self._trips: deque[tuple[float, float]] = deque()
         self.storage: Storage = storage if storage is not None else MemoryStorage()
         self.hooks = hooks if hooks is not None else GovernorHooks()
         self._monotonic = self.server_clock.clock.monotonic
@@ -560,6 +566,7 @@ class Governor:
         g = self._geo
         freed: list[_Pool] = []
         if received is not None:
+            self._note_trip(received - sent, received)
             for pool, weight, record in permit[2]:
                 gave_back, rose = pool.settle(record, weight, sent, received, headers or {}, g)
                 if gave_back:
@@ -584,6 +591,36 @@ class Governor:
             self.ban(until)
         if freed:
             self._pump(freed, now)
+
+    def _note_trip(self, trip: float, now: float) -> None:
+        """Keep the assumed trip at least as long as every round trip of the last minute.
+
+        A request lands after it is sent and before its answer comes back, so
+        the longest recent round trip bounds how late one sent now may land.
+        A longer trip raises the bound at once; it relaxes (never below
+        ``latency``) only as slow answers age out of the last minute, because
+        what slowed them (a burst, a busy loop) tends to come back.
+        """
+        trips = self._trips  # (time, trip), trips decreasing: a sliding-window maximum
+        while trips and trips[-1][1] <= trip:
+            trips.pop()
+        trips.append((now, trip))
+        while trips[0][0] <= now - _TRIP_MEMORY:
+            trips.popleft()
+        bound = max(self.latency, trips[0][1])
+        if bound > self._trip:
+            if bound > 2 * self._trip:
+                log.warning(
+                    "answers take %.3f s, longer than the %.3f s assumed; assuming %.3f s now",
+                    trip,
+                    self._trip,
+                    bound,
+                )
+            self._trip = bound
+            self._refresh_geometry()
+        elif bound < 0.9 * self._trip:
+            self._trip = bound
+            self._refresh_geometry()
 
     def renew(self, permit: Permit) -> Permit | None:
         """Re-base ``permit`` on the moment its request is really sent.
@@ -663,7 +700,7 @@ class Governor:
         busy = sum(1 for p in self._pools.values() if p.live)
         return (
             f"<Governor pools={len(self._pools)} waiters={len(self._waiters)} "
-            f"blocked_pools={busy} latency={self.latency}s>"
+            f"blocked_pools={busy} trip={self._trip:.3f}s>"
         )
 
     # -- planning -------------------------------------------------------------
@@ -693,7 +730,7 @@ class Governor:
         reader = getattr(sc.clock, "reader", None)
         if reader is not None:  # LoopClock: skip a Python call per acquire
             self._monotonic = reader()
-        geo = self._geo_cache = _Geometry(sc.shift, sc.uncertainty, self.latency)
+        geo = self._geo_cache = _Geometry(sc.shift, sc.uncertainty, self._trip)
         return geo
 
     @property

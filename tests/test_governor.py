@@ -510,8 +510,7 @@ async def test_hooks_and_logs_report_throttling_and_freezes(
     g = synced(Governor(Limits(papi_ip=30), latency=0.0, hooks=Recorder()), E0 + 1)
     permit: Permit = await g.acquire(PM_ASSET)
     await g.acquire(PM_ASSET)
-    now = g.server_clock.clock.monotonic()
-    g.observe(permit, sent=now, received=now, status=429, headers={}, retry_after=1)
+    g.observe(permit, sent=permit[1], received=permit[1], status=429, headers={}, retry_after=1)
     assert events == [
         ("throttled", "pm_collect_asset"),
         ("admitted", "pm_collect_asset"),
@@ -522,3 +521,32 @@ async def test_hooks_and_logs_report_throttling_and_freezes(
     snap = next(p for p in g.snapshot() if p.key == "papi-ip")
     assert (snap.limit, snap.used, snap.waiters) == (30, 30, 0)
     assert "Governor" in repr(g)
+
+
+@fake_time
+async def test_a_late_answer_counts_the_request_where_it_may_have_landed() -> None:
+    """An answer slower than the assumed trip: the next window is charged too, afterwards."""
+    g = synced(Governor(Limits(papi_ip=100), latency=0.0), E0 + 59.9)
+    permit = await g.acquire(PM_ASSET)
+    counter = g._pools["papi-ip"].counter  # type: ignore[attr-defined]
+    window = int((E0 + 60) // 60)
+    assert (counter.used(window - 1), counter.used(window)) == (30, 0)
+    await sleep_until(g, E0 + 60.5)
+    g.observe(permit, sent=permit[1], received=g.server_clock.clock.monotonic(), status=200)
+    assert (counter.used(window - 1), counter.used(window)) == (30, 30)
+
+
+@fake_time
+async def test_slow_answers_lengthen_the_assumed_trip(caplog: pytest.LogCaptureFixture) -> None:
+    """After 0.8 s round trips, a request 0.5 s before :00 is charged to both minutes."""
+    g = synced(Governor(Limits(papi_ip=100), latency=0.1), E0 + 10)
+    permit = await g.acquire(PM_ASSET)
+    await anyio.sleep(0.8)
+    g.observe(permit, sent=permit[1], received=g.server_clock.clock.monotonic(), status=200)
+    assert "longer than the 0.100 s assumed" in caplog.text
+    await sleep_until(g, E0 + 59.5)
+    await g.acquire(PM_ASSET)
+    counter = g._pools["papi-ip"].counter  # type: ignore[attr-defined]
+    window = int((E0 + 60) // 60)
+    assert (counter.used(window - 1), counter.used(window)) == (60, 30)
+    assert "trip=0.800s" in repr(g)
