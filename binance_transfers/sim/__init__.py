@@ -39,6 +39,7 @@ from ._exchange import (
 from ._faults import Fault, FaultDecision, FaultKind, FaultRule, Faults
 from ._ledger import Charge, Ledger, LedgerEntry, Overrun
 from ._limits import BanPolicy
+from ._report import CapUsage, PoolUsage, Report, report, totals
 from ._server import SimServer, serve
 from ._state import Account, Bank, SubAccountTransfer, UniversalTransfer, Wallet
 
@@ -51,6 +52,7 @@ __all__ = [
     "BanPolicy",
     "Bank",
     "BinanceReject",
+    "CapUsage",
     "Charge",
     "Fault",
     "FaultDecision",
@@ -62,12 +64,16 @@ __all__ = [
     "LedgerEntry",
     "Outgoing",
     "Overrun",
+    "PoolUsage",
+    "Report",
     "SimServer",
     "SimulatedExchange",
     "SubAccountTransfer",
     "UniversalTransfer",
     "Wallet",
+    "report",
     "serve",
+    "totals",
 ]
 
 # Tracebacks and reprs name the public path, not the private modules.

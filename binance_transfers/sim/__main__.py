@@ -20,6 +20,7 @@ import anyio
 from .._limits import Limits
 from ._exchange import DEMO_API_KEY, DEMO_API_SECRET, SimulatedExchange
 from ._faults import Fault
+from ._report import report, totals
 from ._server import SimServer
 
 
@@ -46,6 +47,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--drop-rate", type=float, default=0.0, help="share of requests whose connection drops"
     )
+    parser.add_argument(
+        "--report",
+        metavar="FILE",
+        default=None,
+        help="on exit, write what the exchange saw (windows, caps, answers, money) as JSON",
+    )
     return parser
 
 
@@ -64,8 +71,7 @@ def build(args: argparse.Namespace) -> SimulatedExchange:
     return exchange
 
 
-async def _serve(args: argparse.Namespace) -> None:
-    exchange = build(args)
+async def _serve(args: argparse.Namespace, exchange: SimulatedExchange) -> None:
     server = SimServer(exchange, host=args.host, port=args.port)
     sys.stdout.write(
         f"Simulated Binance listening on {server.url} (api_url and papi_url) | "
@@ -78,9 +84,13 @@ async def _serve(args: argparse.Namespace) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    # uvicorn shuts down gracefully on Ctrl-C, then re-raises it for us.
+    exchange = build(args)
+    started_with = totals(exchange)
+    # uvicorn shuts down gracefully on Ctrl-C (or SIGTERM), then re-raises it for us.
     with contextlib.suppress(KeyboardInterrupt):
-        anyio.run(_serve, args)
+        anyio.run(_serve, args, exchange)
+    if args.report:
+        report(exchange, started_with).write(args.report)
     sys.stdout.write("Simulated Binance stopped.\n")
     return 0
 

@@ -152,7 +152,13 @@ class Ledger(Sequence[LedgerEntry]):
         ]
 
     def resends(self) -> list[tuple[LedgerEntry, ...]]:
-        """Groups of executed requests that carried the same signature (a resend)."""
+        """Groups of executed requests that carried the same signature (a resend).
+
+        Two *different* calls with identical parameters signed in the same
+        millisecond carry the same signature too (Binance cannot tell them
+        apart either): give such calls distinct parameters in a test, or
+        compare counts of executed and confirmed calls instead.
+        """
         by_signature: dict[str, list[LedgerEntry]] = defaultdict(list)
         for entry in self._entries:
             if entry.executed and entry.signature is not None:
