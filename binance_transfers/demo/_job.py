@@ -1,0 +1,217 @@
+"""The rebalancing job the demo runs: hundreds of coroutines moving money.
+
+Every operation has its mirror (spot -> futures, futures -> spot...), picked
+at random, so balances wander but stay funded. Each coroutine sends one call
+after another until the deadline; a call that could not get a permit before
+the deadline is *deferred* (ThrottledError at once, no weight spent), not
+failed.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from decimal import Decimal
+
+import anyio
+import attrs
+
+from .._client import Client
+from .._exceptions import (
+    BinanceAPIError,
+    BinanceTransfersError,
+    IPBannedError,
+    OutcomeUnknownError,
+    ThrottledError,
+    TooManyRequestsError,
+)
+from .._models import (
+    BnbTransferSide,
+    FuturesMarket,
+    MarginTransferDirection,
+    TransferType,
+)
+
+__all__ = ["OPERATIONS", "Tally", "worker"]
+
+DESKS = ("desk-1@sim.invalid", "desk-2@sim.invalid")
+
+Operation = Callable[[Client, random.Random, float], Awaitable[object]]
+
+
+def _usdt(rng: random.Random, top: int = 50) -> Decimal:
+    return Decimal(rng.randint(1, top * 100)) / 100
+
+
+async def _futures(client: Client, rng: random.Random, wait: float) -> object:
+    market = rng.choice(list(FuturesMarket)) if rng.random() < 0.2 else FuturesMarket.USDM
+    asset = "BTC" if market is FuturesMarket.COINM else "USDT"
+    amount = Decimal("0.001") if asset == "BTC" else _usdt(rng)
+    # Collections keep emptying the futures wallets: send more in than out.
+    move = client.transfer_to_futures if rng.random() < 0.6 else client.transfer_from_futures
+    return await move(asset=asset, amount=amount, market=market, max_wait=wait)
+
+
+async def _wallets(client: Client, rng: random.Random, wait: float) -> object:
+    kind = rng.choice(
+        [
+            TransferType.MAIN_MARGIN,
+            TransferType.MARGIN_MAIN,
+            TransferType.MAIN_FUNDING,
+            TransferType.FUNDING_MAIN,
+            TransferType.UMFUTURE_MARGIN,
+            TransferType.MARGIN_UMFUTURE,
+        ]
+    )
+    return await client.transfer(type=kind, asset="USDT", amount=_usdt(rng), max_wait=wait)
+
+
+async def _isolated(client: Client, rng: random.Random, wait: float) -> object:
+    if rng.random() < 0.5:
+        return await client.transfer(
+            type=TransferType.MARGIN_ISOLATEDMARGIN,
+            asset="USDT",
+            amount=_usdt(rng, 10),
+            to_symbol="BNBUSDT",
+            max_wait=wait,
+        )
+    return await client.transfer(
+        type=TransferType.ISOLATEDMARGIN_MARGIN,
+        asset="USDT",
+        amount=_usdt(rng, 10),
+        from_symbol="BNBUSDT",
+        max_wait=wait,
+    )
+
+
+async def _desk_margin(client: Client, rng: random.Random, wait: float) -> object:
+    return await client.sub_account_margin_transfer(
+        email=rng.choice(DESKS),
+        asset="USDT",
+        amount=_usdt(rng, 5),
+        direction=rng.choice(list(MarginTransferDirection)),
+        max_wait=wait,
+    )
+
+
+async def _desk_funding(client: Client, rng: random.Random, wait: float) -> object:
+    desk = rng.choice(DESKS)
+    tran_id = f"demo-{rng.getrandbits(64):016x}"
+    if rng.random() < 0.5:
+        return await client.sub_account_transfer(
+            to_email=desk,
+            from_account_type="SPOT",
+            to_account_type="SPOT",
+            asset="USDT",
+            amount=_usdt(rng),
+            client_tran_id=tran_id,
+            max_wait=wait,
+        )
+    return await client.sub_account_transfer(
+        from_email=desk,
+        from_account_type="SPOT",
+        to_account_type="SPOT",
+        asset="USDT",
+        amount=_usdt(rng),
+        client_tran_id=tran_id,
+        max_wait=wait,
+    )
+
+
+async def _pm_collect(client: Client, rng: random.Random, wait: float) -> object:
+    return await client.pm_collect_asset(asset="USDT", max_wait=wait)
+
+
+async def _pm_auto(client: Client, rng: random.Random, wait: float) -> object:
+    return await client.pm_auto_collect(max_wait=wait)
+
+
+async def _pm_bnb(client: Client, rng: random.Random, wait: float) -> object:
+    side = rng.choice(list(BnbTransferSide))
+    return await client.pm_bnb_transfer(amount="0.1", side=side, max_wait=wait)
+
+
+async def _pro_collect(client: Client, rng: random.Random, wait: float) -> object:
+    return await client.pmpro_collect_asset(asset="USDT", max_wait=wait)
+
+
+async def _pro_auto(client: Client, rng: random.Random, wait: float) -> object:
+    return await client.pmpro_auto_collect(max_wait=wait)
+
+
+async def _pro_bnb(client: Client, rng: random.Random, wait: float) -> object:
+    side = rng.choice(list(BnbTransferSide))
+    return await client.pmpro_bnb_transfer(amount="0.1", side=side, max_wait=wait)
+
+
+async def _history(client: Client, rng: random.Random, wait: float) -> object:
+    rows = client.transfer_history(type=TransferType.MAIN_UMFUTURE, page_size=10, max_wait=wait)
+    async for row in rows:
+        return row
+    return None
+
+
+#: (label, relative frequency, operation)
+OPERATIONS: tuple[tuple[str, int, Operation], ...] = (
+    ("spot <-> futures", 20, _futures),
+    ("between wallets", 20, _wallets),
+    ("isolated margin", 5, _isolated),
+    ("sub-account margin", 4, _desk_margin),
+    ("sub-account transfer", 8, _desk_funding),
+    ("PM collect asset", 10, _pm_collect),
+    ("PM auto-collect", 3, _pm_auto),
+    ("PM BNB transfer", 2, _pm_bnb),
+    ("PM Pro collect asset", 10, _pro_collect),
+    ("PM Pro auto-collect", 3, _pro_auto),
+    ("PM Pro BNB transfer", 2, _pro_bnb),
+    ("transfer history", 2, _history),
+)
+
+
+@attrs.define
+class Tally:
+    """What the coroutines saw, from the client's side."""
+
+    done: Counter[str] = attrs.Factory(Counter)
+    refused: Counter[str] = attrs.Factory(Counter)
+    """Binance said no (insufficient balance...): nothing happened."""
+    deferred: int = 0
+    """No permit before the deadline: not sent."""
+    too_many_requests: int = 0
+    banned: int = 0
+    unknown: int = 0
+    errors: Counter[str] = attrs.Factory(Counter)
+
+    @property
+    def total_done(self) -> int:
+        return sum(self.done.values())
+
+
+async def worker(
+    client: Client, tally: Tally, rng: random.Random, deadline: float, now: Callable[[], float]
+) -> None:
+    """Send one random operation after another until ``deadline`` (``now()``'s clock)."""
+    labels = [label for label, _, _ in OPERATIONS]
+    weights = [weight for _, weight, _ in OPERATIONS]
+    operations = {label: operation for label, _, operation in OPERATIONS}
+    while (left := deadline - now()) > 0:
+        label = rng.choices(labels, weights)[0]
+        try:
+            await operations[label](client, rng, left)
+        except ThrottledError:
+            tally.deferred += 1
+        except TooManyRequestsError as exc:
+            tally.too_many_requests += 1
+            await anyio.sleep(exc.retry_after)
+        except IPBannedError as exc:
+            tally.banned += 1
+            await anyio.sleep(exc.retry_after)  # calling on at once would only spin
+        except OutcomeUnknownError:
+            tally.unknown += 1
+        except BinanceAPIError as exc:
+            tally.refused[f"{label}: {exc.code}"] += 1
+        except BinanceTransfersError as exc:
+            tally.errors[f"{label}: {type(exc).__name__}"] += 1
+        else:
+            tally.done[label] += 1

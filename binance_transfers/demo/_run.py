@@ -1,0 +1,171 @@
+"""Run the demo: the simulated exchange on loopback, the job through a real client."""
+
+from __future__ import annotations
+
+import random
+import re
+import signal
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import anyio
+import anyio.abc
+import attrs
+
+from .._client import Client
+from .._endpoints import ENDPOINTS
+from .._governor import Governor
+from .._limits import Limits
+from ..sim import DEMO_API_KEY, DEMO_API_SECRET, Report
+from ._job import Tally, worker
+
+__all__ = ["Options", "Outcome", "run"]
+
+
+@attrs.frozen(kw_only=True)
+class Options:
+    """What the command line can change."""
+
+    concurrency: int = 300
+    seconds: float = 25.0
+    time_scale: float = 60.0
+    """60: a Binance minute lasts one second, an hour one minute."""
+    latency: float = 0.004
+    """Server-side delay added to every request, seconds (plus up to as much jitter)."""
+    seed: int = 7
+
+
+@attrs.frozen(kw_only=True)
+class Outcome:
+    """Everything the summary shows; ``ok`` decides the exit code."""
+
+    options: Options
+    url: str
+    elapsed: float
+    tally: Tally
+    seen: Report
+    """What the exchange saw, from its own ledger."""
+
+    @property
+    def answered_429(self) -> int:
+        return self.seen.statuses.get(429, 0)
+
+    @property
+    def answered_418(self) -> int:
+        return self.seen.statuses.get(418, 0)
+
+    @property
+    def executed(self) -> int:
+        """Transfers and collections the exchange executed (queries excluded)."""
+        return sum(n for name, n in self.seen.executed.items() if name not in _QUERIES)
+
+    @property
+    def client_done(self) -> int:
+        """... and those the client was told succeeded."""
+        return sum(n for label, n in self.tally.done.items() if label != "transfer history")
+
+    @property
+    def reconciled(self) -> bool:
+        """Each transfer executed once, and confirmed to the client; no money lost."""
+        return self.seen.conserved and self.executed == self.client_done
+
+    @property
+    def ok(self) -> bool:
+        t = self.tally
+        return (
+            self.reconciled
+            and self.answered_429 == self.answered_418 == 0
+            and t.too_many_requests == t.banned == t.unknown == 0
+            and not t.errors
+            and all(p.over == 0 for p in self.seen.pools)
+            and all(c.peak <= c.calls for c in self.seen.caps)
+            and t.total_done > 0
+        )
+
+
+_QUERIES = frozenset({"transfer_history", "sub_account_transfer_history", "server_time"})
+
+
+def pool_label(key: str) -> str:
+    """A short name for a pool key, whatever the account's name in it."""
+    kind, _, rest = key.partition(" ")
+    if kind == "papi-ip":
+        return "/papi (all Portfolio Margin)"
+    if kind == "api-ip":
+        return "/api"
+    if kind.startswith("cap"):
+        return f"{rest.rpartition(' ')[2]} (rolling cap)"
+    route = rest if kind == "sapi-ip" else rest.partition(" ")[2]
+    method, _, path = route.partition(" ")
+    names = [e.name for e in ENDPOINTS.values() if e.method == method and e.path == path]
+    return f"{names[0] if names else route} ({'IP' if kind == 'sapi-ip' else 'UID'})"
+
+
+async def run(options: Options, view: object | None = None) -> Outcome:
+    """Start the exchange in its own process on loopback, run the job, reconcile.
+
+    The exchange gets a process (and a core) of its own, as Binance would:
+    sharing this event loop, its work would lengthen every round trip. When
+    it stops it reports what it saw, from its ledger, as JSON.
+    ``view``, if given, is a :class:`~binance_transfers.demo._view.LiveView`
+    refreshed while the job runs.
+    """
+    tally = Tally()
+    with tempfile.TemporaryDirectory() as tmp:
+        report_path = Path(tmp) / "report.json"
+        command = [
+            sys.executable, "-m", "binance_transfers.sim", "--port", "0",
+            "--time-scale", f"{options.time_scale}", "--seed", f"{options.seed}",
+            "--latency", f"{options.latency}", "--jitter", f"{options.latency}",
+            "--report", str(report_path),
+        ]  # fmt: skip
+        async with await anyio.open_process(command, stderr=None) as process:
+            url = await _listening_url(process)
+            limits = Limits(time_scale=options.time_scale)
+            # A floor for the trip to the exchange and back; the governor
+            # lengthens it as soon as answers take longer (bursts, a busy loop).
+            governor = Governor(limits, latency=2 * options.latency + 0.05)
+            async with Client(
+                DEMO_API_KEY,
+                DEMO_API_SECRET,
+                api_url=url,
+                papi_url=url,
+                governor=governor,
+                # httpcore scans its whole pool per request: a few dozen
+                # connections to loopback are plenty and keep that cheap.
+                max_in_flight=min(options.concurrency, 32),
+            ) as client:
+                await client.server_time()
+                now = time.monotonic
+                start = now()
+                deadline = start + options.seconds
+                async with anyio.create_task_group() as outer:
+                    if view is not None:
+                        outer.start_soon(view.follow, client, tally, start, url)  # type: ignore[attr-defined]
+                    async with anyio.create_task_group() as crowd:
+                        for i in range(options.concurrency):
+                            rng = random.Random(options.seed * 1_000_003 + i)
+                            crowd.start_soon(worker, client, tally, rng, deadline, now)
+                    outer.cancel_scope.cancel()
+                elapsed = now() - start
+            process.send_signal(signal.SIGINT)  # graceful: it writes its report
+            with anyio.fail_after(30):
+                await process.wait()
+        seen = Report.loads(report_path.read_text())
+    return Outcome(options=options, url=url, elapsed=elapsed, tally=tally, seen=seen)
+
+
+async def _listening_url(process: anyio.abc.Process) -> str:
+    """Read the exchange's first line: 'Simulated Binance listening on http://...'."""
+    if process.stdout is None:  # pragma: no cover - open_process always pipes stdout
+        raise RuntimeError("no stdout from the simulated exchange")
+    buffer = b""
+    with anyio.fail_after(30):
+        while b"\n" not in buffer:
+            buffer += await process.stdout.receive()
+    match = re.search(rb"listening on (http://\S+)", buffer)
+    if match is None:
+        raise RuntimeError(f"the simulated exchange did not start: {buffer!r}")
+    return match.group(1).decode()

@@ -1,0 +1,38 @@
+"""The demo, shortened: the README's first command must keep working and stay clean."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from binance_transfers.demo import Options, run
+
+
+async def test_a_short_demo_reconciles_with_zero_429s() -> None:
+    """A few seconds of the job: no 429 or 418, every window within limits, books balanced."""
+    outcome = await run(Options(concurrency=80, seconds=3, time_scale=60))
+    assert outcome.tally.total_done > 100
+    assert outcome.answered_429 == outcome.answered_418 == 0
+    assert outcome.tally.too_many_requests == outcome.tally.banned == 0
+    assert all(pool.over == 0 for pool in outcome.seen.pools)
+    assert outcome.executed == outcome.client_done
+    assert outcome.seen.conserved
+    assert outcome.ok
+    # The heavy pools really were pushed to their limits.
+    papi = next(p for p in outcome.seen.pools if p.pool == "papi-ip")
+    assert papi.peak >= 0.9 * papi.limit
+
+
+def test_the_demo_command_exits_zero_with_a_summary() -> None:
+    """`python -m binance_transfers.demo` runs end to end and reports success."""
+    done = subprocess.run(
+        [sys.executable, "-m", "binance_transfers.demo", "--seconds", "2", "--concurrency", "40",
+         "--no-live"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "429s received: 0   418s received: 0" in done.stdout
+    assert "result: ok" in done.stdout
