@@ -6,7 +6,7 @@ import asyncio
 import platform
 import sys
 
-from . import bench_acquire, bench_behaviour, bench_clock_error, bench_contended
+from . import bench_acquire, bench_behaviour, bench_clock_error, bench_contended, bench_sim
 from ._report import Report
 
 SUITES = {
@@ -14,6 +14,7 @@ SUITES = {
     "contended": bench_contended.run,
     "behaviour": bench_behaviour.run,
     "clock": bench_clock_error.run,
+    "sim": bench_sim.run_bench,
 }
 
 
