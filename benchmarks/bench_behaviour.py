@@ -49,6 +49,36 @@ async def idle_waiters(report: Report) -> None:
     )
 
 
+async def flat_cost(report: Report) -> None:
+    """Queueing one more waiter costs the same behind 100 waiters or behind 10,000."""
+
+    async def cost_behind(queued: int) -> float:
+        governor = _governor(Limits(sapi_ip=1, time_scale=1 / 60))  # an hour-long window
+        await governor.acquire(SAPI_ONE)
+        tasks = [asyncio.ensure_future(governor.acquire(SAPI_ONE)) for _ in range(queued)]
+        await asyncio.sleep(0.05)
+        start = time.perf_counter()
+        more = [asyncio.ensure_future(governor.acquire(SAPI_ONE)) for _ in range(2_000)]
+        await asyncio.sleep(0)  # one loop iteration: each new task runs until it queues
+        queued_now = governor.snapshot()[0].waiters
+        if queued_now != queued + len(more):
+            raise RuntimeError(f"{queued_now} waiters queued, expected {queued + len(more)}")
+        per_waiter = (time.perf_counter() - start) / len(more)
+        for task in tasks + more:
+            task.cancel()
+        await asyncio.gather(*tasks, *more, return_exceptions=True)
+        return per_waiter
+
+    small = min([await cost_behind(100) for _ in range(3)])
+    large = min([await cost_behind(10_000) for _ in range(3)])
+    report.add(
+        "queueing a waiter behind 100 vs 10,000 waiters",
+        f"{small * 1e6:.1f} µs vs {large * 1e6:.1f} µs (ratio {large / small:.2f})",
+        "flat (ratio <= 1.5)",
+        large <= 1.5 * small,
+    )
+
+
 async def fairness(report: Report) -> None:
     """A weight-60 call behind a stream of weight-1 calls is served in its turn."""
     governor = _governor(Limits(sapi_ip=100, time_scale=60))
@@ -139,6 +169,7 @@ async def cancellations(report: Report) -> None:
 
 async def run(report: Report) -> None:
     await idle_waiters(report)
+    await flat_cost(report)
     await fairness(report)
     await cancellations(report)
 
