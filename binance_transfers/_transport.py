@@ -62,7 +62,8 @@ HTTPX_ERRORS: Mapping[type[Exception], _Sent] = {
     httpx.PoolTimeout: "not sent",
     httpx.ProxyError: "not sent",
     httpx.UnsupportedProtocol: "not sent",
-    httpx.LocalProtocolError: "not sent",
+    # httpcore's HTTP/2 raises it for any h2 error, reading the answer included.
+    httpx.LocalProtocolError: "maybe sent",
     httpx.InvalidURL: "not sent",
     httpx.ReadTimeout: "maybe sent",
     httpx.WriteTimeout: "maybe sent",
@@ -160,14 +161,20 @@ class Transport:
         recv_window: int | None = None,
         retry_on_429: bool = True,
     ) -> Any:
-        """Send one request and return Binance's parsed JSON answer."""
+        """Send one request and return Binance's parsed JSON answer.
+
+        ``max_wait`` bounds the whole call's waiting for permits, resends included.
+        """
+        clock = self.governor.server_clock.clock
+        deadline = None if max_wait is None else clock.monotonic() + max_wait
         if endpoint.security.signed:
             await self.sync_time()
         resynced = False
         rate_limited = connect_failed = 0
         while True:
+            left = None if deadline is None else max(deadline - clock.monotonic(), 0.0)
             try:
-                data, _, _ = await self._exchange(endpoint, params, max_wait, recv_window)
+                data, _, _ = await self._exchange(endpoint, params, left, recv_window)
                 return data
             except TimestampError:
                 # -1021: Binance executed nothing. Resync and send once more.
@@ -232,22 +239,43 @@ class Transport:
             )
             # A connection slot is taken after the permit, so waiting for one
             # pool never holds up another; the permit is then re-based on the
-            # real sending time.
-            async with self._slots:
-                renewed = governor.renew(permit)
-                if renewed is None:
-                    continue
-                permit = renewed
-                request, sent_params, timestamp = self._build(endpoint, params, recv_window)
-                clock = governor.server_clock.clock
-                sent = clock.monotonic()
-                try:
-                    response = await self._http.send(request)
-                except Exception as exc:
-                    raise self._translate(
-                        exc, endpoint, permit, sent, sent_params, timestamp
-                    ) from exc
-                received = clock.monotonic()
+            # real sending time (or given back if a 429 or a ban came meanwhile).
+            clock = governor.server_clock.clock
+            sending = settled = False
+            try:
+                async with self._slots:
+                    renewed = governor.renew(permit)
+                    if renewed is None:
+                        continue
+                    permit = renewed
+                    request, sent_params, timestamp = self._build(endpoint, params, recv_window)
+                    sent = clock.monotonic()
+                    sending = True
+                    try:
+                        response = await self._http.send(request)
+                    except Exception as exc:
+                        settled = True  # _translate refunds or observes the permit
+                        raise self._translate(
+                            exc, endpoint, permit, sent, sent_params, timestamp
+                        ) from exc
+                    sending = False
+                    received = clock.monotonic()
+            except BaseException:
+                if settled:
+                    raise
+                if not sending:
+                    governor.refund(permit)  # never left: the capacity is not spent
+                    raise
+                governor.observe(permit, sent=sent, received=None)
+                if endpoint.mutating:
+                    # Cancelled while sending: the transfer may have happened.
+                    governor.observe(permit, sent=sent, received=None)
+                    log.warning(
+                        "%s: cancelled while being sent; its outcome is unknown: %s",
+                        endpoint.name,
+                        sent_params,
+                    )
+                raise
             return self._interpret(
                 endpoint, permit, response, sent, received, sent_params, timestamp
             )

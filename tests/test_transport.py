@@ -25,6 +25,7 @@ from binance_transfers import (
     OutcomeUnknownError,
     PendingTransactionError,
     ServiceUnavailableError,
+    ThrottledError,
     TimestampError,
     TooManyRequestsError,
     TransferNotAllowedError,
@@ -182,6 +183,7 @@ async def test_outcome_unknown_carries_what_was_sent(fake: FakeBinance, client: 
         httpx.WriteTimeout("timed out"),
         httpx.ReadError("connection reset"),
         httpx.RemoteProtocolError("Server disconnected without sending a response."),
+        httpx.LocalProtocolError("h2 error while reading the answer"),
     ],
 )
 async def test_transfer_is_never_resent_after_a_network_failure_mid_request(
@@ -346,3 +348,40 @@ async def test_transfers_are_never_retried_on_5xx_even_with_retries_on(
     with pytest.raises(OutcomeUnknownError):
         await transfer(client)
     assert len(fake.transfers) == 1
+
+
+@looptime.enabled(strict=True)
+async def test_max_wait_bounds_the_whole_call_across_429s(fake: FakeBinance) -> None:
+    """Two 429s of 6 s each against max_wait=10: the second wait is refused at once."""
+    too_many = error(429, -1003, "Too many requests.", **{"Retry-After": "6"})
+    fake.script("POST", TRANSFER, too_many, too_many, ok({"tranId": 1}))
+    async with Client(API_KEY, SECRET, transport=httpx.MockTransport(fake), max_wait=10) as c:
+        start = anyio.current_time()
+        with pytest.raises(ThrottledError):
+            await transfer(c)
+        assert 6 <= anyio.current_time() - start < 6.5
+    assert len(fake.transfers) == 2
+
+
+@looptime.enabled(strict=True)
+async def test_cancelled_while_waiting_for_a_connection_costs_nothing(fake: FakeBinance) -> None:
+    """A permit whose request never left (cancelled before sending) is given back."""
+
+    async def slow(request: httpx.Request) -> httpx.Response:
+        await anyio.sleep(5)
+        return ok({"tranId": 1})
+
+    class SlowTransport(httpx.AsyncBaseTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            if request.url.path == "/api/v3/time":
+                return fake(request)
+            return await slow(request)
+
+    async with Client(API_KEY, SECRET, transport=SlowTransport(), max_in_flight=1) as c:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(transfer, c)
+            await anyio.sleep(1)  # the first holds the only connection
+            with anyio.move_on_after(1):
+                await transfer(c)  # admitted, then cancelled waiting for the connection
+        (uid,) = [p for p in c.governor.snapshot() if p.key.startswith("sapi-uid")]
+        assert uid.used == 900  # only the request that was really sent
