@@ -80,6 +80,7 @@ class _Pool:
         "key",
         "limit",
         "live",
+        "passed",
         "period",
         "queue",
         "queued",
@@ -100,6 +101,9 @@ class _Pool:
         self.queue: deque[_Waiter] = deque()
         self.live = 0  # waiters in the queue that are still waiting
         self.queued = 0  # their total weight
+        # Weight of waiters that got past this pool's queue and now wait in a
+        # later one: held back from the next waiters, not charged yet.
+        self.passed = 0
         self.frozen_until = -_INF
 
     def ready_at(self, now: float, weight: int, g: _Geometry) -> float:
@@ -122,7 +126,14 @@ class _Pool:
         raise NotImplementedError
 
     def settle(
-        self, record: Any, weight: int, sent: float, received: float, headers: Any, g: _Geometry
+        self,
+        record: Any,
+        weight: int,
+        sent: float,
+        received: float,
+        headers: Any,
+        g: _Geometry,
+        answered: bool,
     ) -> tuple[bool, int]:
         """Correct the count once the answer is in: (capacity came back, weight
         Binance reports as spent elsewhere)."""
@@ -152,6 +163,8 @@ class _FixedPool(_Pool):
         self._try_add = counter.try_add
 
     def ready_at(self, now: float, weight: int, g: _Geometry) -> float:
+        if weight > self.limit:
+            return _INF  # until some of what is held back is charged
         p, cap, used = self.period, self.limit - weight, self.counter.used
         t = max(now, self.frozen_until)
         lo_shift, hi_shift = g.lo, g.hi
@@ -222,6 +235,7 @@ class _FixedPool(_Pool):
         received: float,
         headers: Any,
         g: _Geometry,
+        answered: bool,
     ) -> tuple[bool, int]:
         p = self.period
         # It reached Binance after we sent it and before we heard back.
@@ -240,7 +254,8 @@ class _FixedPool(_Pool):
         possible = [(w, own) for w, own in charged if first <= w <= last]
         freed = False
         for window, _ in charged:
-            if not first <= window <= last:
+            # Not before it was sent; not after its answer (without one, it may still land).
+            if window < first or (answered and window > last):
                 self.counter.remove(window, weight)
                 freed = True
         header = self.spec.header
@@ -286,6 +301,17 @@ def _pairs(record: tuple[int, ...]) -> zip[tuple[int, int]]:
     return zip(record[::2], record[1::2], strict=True)
 
 
+def _had_room(pool: _Pool, weight: int, headers: Mapping[str, str] | None) -> bool:
+    """A 429's usage header shows this pool could still have taken the request."""
+    header = pool.spec.header
+    if header is None or not headers:
+        return False
+    try:
+        return int(headers.get(header, "")) + weight <= pool.limit
+    except ValueError:
+        return False
+
+
 class _CapPool(_Pool):
     """Calls in a rolling window: admission times, oldest first."""
 
@@ -296,6 +322,8 @@ class _CapPool(_Pool):
         self.calls = calls
 
     def ready_at(self, now: float, weight: int, g: _Geometry) -> float:
+        if weight > self.limit:
+            return _INF  # until some of what is held back is charged
         t = max(now, self.frozen_until)
         horizon = self.period + g.margin
         calls = self.calls
@@ -565,18 +593,25 @@ class Governor:
         """
         g = self._geo
         freed: list[_Pool] = []
+        now = self._monotonic()
         if received is not None:
             self._note_trip(received - sent, received)
-            for pool, weight, record in permit[2]:
-                gave_back, rose = pool.settle(record, weight, sent, received, headers or {}, g)
-                if gave_back:
-                    freed.append(pool)
-                if rose:
-                    used, _ = pool.usage(received, g)
-                    self.hooks.usage(pool.key, used, pool.limit)
-        now = self._monotonic()
+        # Unanswered (a timeout, a drop): it has landed by now, or never will.
+        # (Its trip is not a round trip, and would inflate the bound for nothing.)
+        landed_by = received if received is not None else now
+        for pool, weight, record in permit[2]:
+            gave_back, rose = pool.settle(
+                record, weight, sent, landed_by, headers or {}, g, received is not None
+            )
+            if gave_back:
+                freed.append(pool)
+            if rose:
+                used, _ = pool.usage(landed_by, g)
+                self.hooks.usage(pool.key, used, pool.limit)
         if status == 429:
-            for pool, _, _ in permit[2]:
+            for pool, weight, _ in permit[2]:
+                if _had_room(pool, weight, headers):
+                    continue  # Binance says this pool had room: another one was broken
                 until = (
                     now + retry_after if retry_after is not None else pool.freeze_default(now, g)
                 )
@@ -632,6 +667,10 @@ class Governor:
         """
         now = self._monotonic()
         endpoint, admitted, charged = permit
+        if now < self._banned_until or any(now < pool.frozen_until for pool, _, _ in charged):
+            # A 429 or a ban arrived while it waited to be sent: it must wait too.
+            self.refund(permit)
+            return None
         if now == admitted:
             return permit
         g = self._geo
@@ -714,6 +753,7 @@ class Governor:
                     pool = _CapPool(spec, self.storage.call_counter(spec.key))
                 else:
                     pool = _FixedPool(spec, self.storage.window_counter(spec.key))
+                pool.frozen_until = self._banned_until  # a ban covers every pool of the IP
                 self._pools[spec.key] = pool
             if spec.weight > pool.limit:
                 raise ConfigurationError(
@@ -811,23 +851,33 @@ class Governor:
             waiter.permit = None
             return
         if not waiter.done:
-            self._leave(waiter)
-            pool = waiter.plan[waiter.stage][0]
-            if pool.queue and pool.queue[0] is waiter:
-                self._pump([pool], self._monotonic())
+            freed = self._leave(waiter)
+            if freed:
+                self._pump(freed, self._monotonic())
         if self._leader is waiter:
             self._leader = None
             self._elect()
 
-    def _leave(self, waiter: _Waiter) -> None:
+    def _unpass(self, waiter: _Waiter, start: int, stop: int) -> None:
+        """Release what stages ``start``..``stop - 1`` held back for ``waiter``."""
+        for pool, weight in waiter.plan[start:stop]:
+            pool.passed -= weight
+
+    def _leave(self, waiter: _Waiter) -> list[_Pool]:
+        """Take ``waiter`` out; return the pools that may now admit others."""
         # Lazy removal: the queue drops done waiters when they reach its head.
         waiter.done = True
         self._waiters.pop(waiter.seq, None)
+        self._unpass(waiter, 0, waiter.stage)
         pool, weight = waiter.plan[waiter.stage]
         pool.live -= 1
         pool.queued -= weight
+        head = bool(pool.queue) and pool.queue[0] is waiter
         if len(pool.queue) > 64 and len(pool.queue) > 2 * pool.live:
             pool.queue = deque(w for w in pool.queue if not w.done)
+        # What earlier stages held back for it is free again.
+        freed = [earlier for earlier, _ in waiter.plan[: waiter.stage] if earlier.queue]
+        return [pool, *freed] if head else freed
 
     def _enqueue(self, waiter: _Waiter, stage: int) -> None:
         waiter.stage = stage
@@ -854,7 +904,7 @@ class Governor:
                     queue.popleft()
                     continue
                 weight = waiter.plan[waiter.stage][1]
-                ready = pool.ready_at(now, weight, g)
+                ready = pool.ready_at(now, weight + pool.passed, g)
                 if ready > now:
                     self._wake[pool] = ready
                     break
@@ -863,6 +913,7 @@ class Governor:
                 pool.queued -= weight
                 plan = waiter.plan
                 if waiter.stage + 1 < len(plan):
+                    pool.passed += weight  # held for it while it waits further on
                     self._enqueue(waiter, waiter.stage + 1)
                     work.append(plan[waiter.stage][0])
                     continue
@@ -871,9 +922,12 @@ class Governor:
                     (i for i, (p, w) in enumerate(plan[:-1]) if p.ready_at(now, w, g) > now), None
                 )
                 if stale is not None:
+                    self._unpass(waiter, stale, waiter.stage)
                     self._enqueue(waiter, stale)
                     work.append(plan[stale][0])
                     continue
+                self._unpass(waiter, 0, waiter.stage)
+                work.extend(p for p, _ in plan[:-1] if p.queue)  # the next may pass now
                 waiter.permit = (
                     waiter.endpoint,
                     now,

@@ -550,3 +550,83 @@ async def test_slow_answers_lengthen_the_assumed_trip(caplog: pytest.LogCaptureF
     window = int((E0 + 60) // 60)
     assert (counter.used(window - 1), counter.used(window)) == (60, 30)
     assert "trip=0.800s" in repr(g)
+
+
+@fake_time
+async def test_a_ban_covers_pools_first_used_after_it() -> None:
+    """During a ban, a call to a pool never used before waits too (wait_on_ban)."""
+    g = synced(Governor(latency=0.0), E0 + 1)
+    permit = await g.acquire(PM_ASSET)
+    g.observe(permit, sent=permit[1], received=permit[1], status=418, banned_until=E0 + 301)
+    start = anyio.current_time()
+    await g.acquire(SUB_UNIVERSAL, account="new", wait_on_ban=True)
+    assert anyio.current_time() - start == pytest.approx(300, abs=0.01)
+
+
+@fake_time
+async def test_a_permit_waiting_to_be_sent_waits_out_a_429_that_came_meanwhile() -> None:
+    """renew() refuses a permit whose pool froze (or whose IP was banned) after admission."""
+    g = synced(Governor(latency=0.0), E0 + 1)
+    first = await g.acquire(PM_ASSET)
+    second = await g.acquire(PM_ASSET)  # admitted, then waits for a connection
+    g.observe(first, sent=first[1], received=first[1], status=429, retry_after=5)
+    await anyio.sleep(0.01)
+    assert g.renew(second) is None
+    assert used(g, "papi-ip") == 30  # the refused one gave its weight back
+    third = await g.acquire(SUB_MARGIN)
+    g.observe(third, sent=third[1], received=third[1], status=418, retry_after=60)
+    fourth = await g.acquire(SUB_UNIVERSAL, wait_on_ban=True)
+    assert g.renew(fourth) is None or anyio.current_time() >= third[1] + 60
+
+
+@fake_time
+async def test_a_429_freezes_only_the_pools_binance_says_are_full() -> None:
+    """A cap's 429 whose usage header shows room leaves the shared /papi pool running."""
+    g = synced(Governor(latency=0.0), E0 + 1)
+    permit = await g.acquire(PM_AUTO)  # /papi 750 + its hourly cap
+    g.observe(
+        permit,
+        sent=permit[1],
+        received=permit[1],
+        status=429,
+        headers={"x-mbx-used-weight-1m": "1500"},
+        retry_after=600,
+    )
+    frozen = {p.key for p in g.snapshot() if p.frozen_until is not None}
+    assert frozen == {f"cap0 default {PM_AUTO.name}"}
+    start = anyio.current_time()
+    await g.acquire(PM_ASSET)
+    assert anyio.current_time() == start
+
+
+@fake_time
+async def test_one_free_cap_slot_lets_one_waiter_through_not_all() -> None:
+    """Passing a rolling cap holds that slot: the other waiters stay at the cap."""
+    limits = Limits(papi_ip=1500, caps={"pm_auto_collect": ((1, 60.0),)})
+    g = synced(Governor(limits, latency=0.0), E0 + 1)
+    await g.acquire(PM_AUTO)  # the cap's one call for the next 60 s
+    async with anyio.create_task_group() as tg:
+        for _ in range(50):
+            tg.start_soon(g.acquire, PM_AUTO)
+        await sleep_until(g, E0 + 60.5)
+        for _ in range(25):  # 750 of the new minute's 1500: room for one more collection
+            await g.acquire(PM_ASSET)
+        await sleep_until(g, E0 + 61.5)  # the cap's slot is free again
+        pools = {p.key: p for p in g.snapshot()}
+        assert pools["papi-ip"].used == 1500  # one collection went through...
+        assert pools["papi-ip"].waiters == 0  # ...and no other one queues at /papi
+        assert pools[f"cap0 default {PM_AUTO.name}"].waiters == 49
+        assert g.estimate(PM_ASSET) == pytest.approx(E0 + 120, abs=0.01)
+        tg.cancel_scope.cancel()
+
+
+@fake_time
+async def test_an_unanswered_request_is_counted_where_it_may_have_landed() -> None:
+    """A timeout: the request may have landed up to now, so later windows count it too."""
+    g = synced(Governor(Limits(papi_ip=100), latency=0.0), E0 + 59.9)
+    permit = await g.acquire(PM_ASSET)
+    await sleep_until(g, E0 + 62)
+    g.observe(permit, sent=permit[1], received=None)
+    counter = g._pools["papi-ip"].counter  # type: ignore[attr-defined]
+    window = int((E0 + 60) // 60)
+    assert (counter.used(window - 1), counter.used(window)) == (30, 30)
