@@ -12,7 +12,12 @@ from typing import Any, TypeVar
 import httpx
 
 from ._endpoints import ENDPOINTS, Endpoint, EndpointTable, Host
-from ._exceptions import InvalidInputError, MalformedResponseError, OutcomeUnknownError
+from ._exceptions import (
+    ConfigurationError,
+    InvalidInputError,
+    MalformedResponseError,
+    OutcomeUnknownError,
+)
 from ._governor import Governor
 from ._models import (
     Acknowledgement,
@@ -45,7 +50,7 @@ from ._params import (
     time_param,
     type_name_param,
 )
-from ._signing import make_signer
+from ._signing import Signer, make_signer
 from ._transport import DEFAULT_TIMEOUT, Transport
 
 __all__ = ["Client"]
@@ -102,11 +107,16 @@ class Client:
         endpoints: EndpointTable = ENDPOINTS,
         private_key_password: bytes | None = None,
     ) -> None:
-        _check_key(api_key)
+        # Hide the credentials from every frame's locals at once, so that no
+        # traceback (even one that prints locals) can show them.
+        key, secret = _Hidden(api_key), _Hidden((api_secret, private_key_password))
+        del api_key, api_secret, private_key_password
+        _check_key(key.value)
         if http_client is not None and transport is not None:
             raise InvalidInputError("give http_client or transport, not both")
         positive_int_param(max_in_flight, "max_in_flight", 100_000)
-        signer = make_signer(api_secret, private_key_password)
+        window = recv_window_param(recv_window)
+        signer = _signer(secret)
         self._owns_http = http_client is None
         if http_client is None:
             http_client = httpx.AsyncClient(
@@ -121,17 +131,17 @@ class Client:
         self.endpoints = endpoints
         self.max_wait = max_wait
         self.retry_on_429 = retry_on_429
-        self._key_hint = _mask(api_key)
-        self.account = account or "key-" + hashlib.sha256(api_key.encode()).hexdigest()[:12]
+        self._key_hint = _mask(key.value)
+        self.account = account or "key-" + hashlib.sha256(key.value.encode()).hexdigest()[:12]
         self._transport = Transport(
-            api_key=api_key,
+            api_key=key.value,
             signer=signer,
             governor=self.governor,
             account=self.account,
             base_urls={Host.API: api_url, Host.PAPI: papi_url},
             http=http_client,
             time_endpoint=endpoints["server_time"],
-            recv_window=recv_window_param(recv_window),
+            recv_window=window,
             max_in_flight=max_in_flight,
             wait_on_ban=wait_on_ban,
         )
@@ -156,7 +166,12 @@ class Client:
             await self._http.aclose()
 
     def __repr__(self) -> str:
-        return f"<Client key={self._key_hint} account={self.account} api={self._urls[0]}>"
+        # getattr: a traceback may show a client whose __init__ failed half-way.
+        urls = getattr(self, "_urls", ("?",))
+        return (
+            f"<Client key={getattr(self, '_key_hint', '?')} "
+            f"account={getattr(self, 'account', '?')} api={urls[0]}>"
+        )
 
     # -- universal transfer ---------------------------------------------------
 
@@ -532,6 +547,27 @@ class Client:
             ) from exc
 
 
+class _Hidden:
+    """Holds a credential; prints as a placeholder (in tracebacks' locals too)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __repr__(self) -> str:
+        return "<hidden>"
+
+
+def _signer(secret: _Hidden) -> Signer:
+    try:
+        return make_signer(*secret.value)
+    except ConfigurationError as exc:
+        message = str(exc)
+    # Raised outside the except block: no chained exception whose frames hold the key.
+    raise ConfigurationError(message)
+
+
 def _check_key(api_key: object) -> None:
     if not isinstance(api_key, str) or not api_key.strip():
         raise InvalidInputError("api_key must be a non-empty str")
@@ -576,7 +612,8 @@ def _transfer_params(
         params.append(
             ("fromSymbol" if side == "from_symbol" else "toSymbol", symbol_param(symbol, side))
         )
-    if from_symbol is not None and from_symbol == to_symbol:
+    symbols = [value for key, value in params if key in ("fromSymbol", "toSymbol")]
+    if len(symbols) == 2 and symbols[0] == symbols[1]:
         raise InvalidInputError("from_symbol and to_symbol must differ")
     return params
 

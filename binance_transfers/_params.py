@@ -20,6 +20,10 @@ Amount = Decimal | int | str | float
 # A float carries ~15.95 significant decimal digits; one whose shortest repr
 # needs more than this is most likely arithmetic noise (0.1 + 0.2).
 _FLOAT_DIGITS = 15
+# Binance keeps at most 8 decimals for any asset (more is -1111, after the
+# weight is spent); no balance needs more than 20 integer digits.
+MAX_DECIMALS = 8
+MAX_INTEGER_DIGITS = 20
 
 _ASSET = re.compile(r"[A-Z0-9]{1,20}")
 _SYMBOL = re.compile(r"[A-Z0-9]{2,32}")
@@ -74,6 +78,15 @@ def amount_param(value: object, name: str = "amount") -> str:
         raise InvalidInputError(f"{name} must be finite, got {value!r}")
     if number <= 0:
         raise InvalidInputError(f"{name} must be positive, got {value!r}")
+    digits, exponent = number.as_tuple().digits, int(number.as_tuple().exponent)
+    while exponent < 0 and digits and digits[-1] == 0:  # 1.500 has 1 decimal, not 3
+        digits, exponent = digits[:-1], exponent + 1
+    if -exponent > MAX_DECIMALS:
+        raise InvalidInputError(
+            f"{name} has {-exponent} decimals; Binance takes at most {MAX_DECIMALS}: {value!r}"
+        )
+    if len(digits) + exponent > MAX_INTEGER_DIGITS:
+        raise InvalidInputError(f"{name} is too large: {value!r}")
     return format_amount(number)
 
 

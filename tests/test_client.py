@@ -378,6 +378,7 @@ async def test_sub_account_history_pages(fake: FakeBinance, client: Client) -> N
 
 BAD_CALLS: dict[str, Call] = {
     "zero amount": lambda c: c.transfer(type="MAIN_MARGIN", asset="USDT", amount=0),
+    "nine decimals": lambda c: c.transfer(type="MAIN_MARGIN", asset="USDT", amount="0.000000001"),
     "negative amount": lambda c: c.transfer(type="MAIN_MARGIN", asset="USDT", amount="-1"),
     "nan amount": lambda c: c.transfer(type="MAIN_MARGIN", asset="USDT", amount=Decimal("NaN")),
     "infinite amount": lambda c: c.transfer(type="MAIN_MARGIN", asset="USDT", amount=float("inf")),
@@ -391,6 +392,13 @@ BAD_CALLS: dict[str, Call] = {
     ),
     "missing both symbols": lambda c: c.transfer(
         type="ISOLATEDMARGIN_ISOLATEDMARGIN", asset="BTC", amount=1, from_symbol="BTCUSDT"
+    ),
+    "same symbols, another case": lambda c: c.transfer(
+        type="ISOLATEDMARGIN_ISOLATEDMARGIN",
+        asset="BTC",
+        amount=1,
+        from_symbol="btcusdt",
+        to_symbol="BTCUSDT",
     ),
     "same symbols": lambda c: c.transfer(
         type="ISOLATEDMARGIN_ISOLATEDMARGIN",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import Decimal, localcontext
 
 import pytest
 from hypothesis import given
@@ -40,11 +40,35 @@ def test_format_amount_is_plain_and_canonical(value: Decimal) -> None:
         assert not text.endswith("0") and not text.endswith(".")
 
 
-@given(st.integers(min_value=1, max_value=10**40), st.integers(min_value=-40, max_value=40))
-def test_amount_never_rounds_whatever_the_context_precision(digits: int, exponent: int) -> None:
-    """Amounts with more digits than the decimal context's 28 are sent exactly."""
-    value = Decimal(digits).scaleb(exponent)
-    assert Decimal(amount_param(value)) == value
+@given(st.integers(min_value=1, max_value=10**28 - 1))
+def test_amount_never_rounds_whatever_the_context_precision(digits: int) -> None:
+    """28 significant digits (20 + 8 decimals) go out exactly, under a 6-digit context too."""
+    value = Decimal(digits).scaleb(-8)
+    with localcontext() as context:
+        context.prec = 6
+        wire = amount_param(value)
+    assert Decimal(wire) == value
+
+
+@pytest.mark.parametrize(
+    ("value", "ok"),
+    [
+        ("0.00000001", True),
+        ("1.500000000000", True),  # trailing zeros are not decimals
+        ("0.000000001", False),
+        ("1E-9", False),
+        ("99999999999999999999", True),
+        ("100000000000000000000", False),
+        (Decimal("1E+400000000"), False),
+    ],
+)
+def test_amounts_stay_within_what_binance_takes(value: object, ok: bool) -> None:
+    """At most 8 decimals (Binance's -1111 beyond) and 20 integer digits, refused before sending."""
+    if ok:
+        assert Decimal(amount_param(value)) == Decimal(str(value))
+    else:
+        with pytest.raises(InvalidInputError):
+            amount_param(value)
 
 
 @pytest.mark.parametrize(

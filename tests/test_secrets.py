@@ -65,3 +65,30 @@ def test_a_bad_pem_error_does_not_echo_the_key() -> None:
         Client(API_KEY, bad)
     assert "TOPSECRETMATERIAL" not in str(info.value)
     assert "TOPSECRETMATERIAL" not in "".join(traceback.format_exception(info.value))
+
+
+@pytest.mark.parametrize(
+    "bad", [{"max_in_flight": 0}, {"recv_window": 70_000}, {"http_client": 1, "transport": 2}]
+)
+def test_a_failed_construction_keeps_credentials_out_of_traceback_locals(
+    bad: dict[str, object],
+) -> None:
+    """Even a traceback that prints every frame's locals shows neither key nor secret."""
+    with pytest.raises(BinanceTransfersError) as info:
+        Client(API_KEY, SECRET, **bad)  # type: ignore[arg-type]
+    with_locals = traceback.TracebackException.from_exception(info.value, capture_locals=True)
+    _assert_clean("".join(with_locals.format()))
+
+
+def test_a_bad_pem_error_leaves_no_chained_traceback_with_the_key() -> None:
+    """The ConfigurationError for a bad key carries no context whose frames hold it."""
+    bad = "-----BEGIN PRIVATE KEY-----\nTOPSECRETMATERIAL\n-----END PRIVATE KEY-----\n"
+    with pytest.raises(BinanceTransfersError) as info:
+        Client(API_KEY, bad)
+    assert info.value.__context__ is None
+    assert info.value.__cause__ is None
+    with_locals = traceback.TracebackException.from_exception(info.value, capture_locals=True)
+    ours = [f for f in with_locals.stack if "binance_transfers" in f.filename]
+    assert ours  # the frames of the package itself (the test's own locals hold the PEM)
+    for frame in ours:
+        assert "TOPSECRETMATERIAL" not in repr(frame.locals)
