@@ -18,6 +18,8 @@ import attrs
 import cattrs
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
+from ._params import format_amount
+
 __all__ = [
     "Acknowledgement",
     "BnbTransferResult",
@@ -304,7 +306,7 @@ def _make_converter() -> cattrs.Converter:
     # A private converter: never the global one (cattrs' own advice).
     conv = cattrs.Converter(forbid_extra_keys=False)
     conv.register_structure_hook(Decimal, _decimal)
-    conv.register_unstructure_hook(Decimal, str)
+    conv.register_unstructure_hook(Decimal, format_amount)  # as Binance writes them
     for enum_type in (TransferType, TransferStatus, SubAccountAccountType):
         conv.register_structure_hook(enum_type | str, _enum_or_str(enum_type))
         conv.register_unstructure_hook(enum_type | str, str)

@@ -16,7 +16,7 @@ from typing import Any
 
 import attrs
 
-from .._models import TransferType
+from .._models import TransferType, converter
 from .._params import format_amount
 from . import _errors as err
 from ._params import Params
@@ -323,19 +323,9 @@ def sub_account_transfer_history(ctx: Context, p: Params) -> Outcome:
     rows.sort(key=lambda r: (r.create_time_stamp, r.tran_id), reverse=True)
     result = []
     for r in rows[(page - 1) * limit : page * limit]:
-        row: Body = {
-            "tranId": r.tran_id,
-            "fromEmail": r.from_email,
-            "toEmail": r.to_email,
-            "asset": r.asset,
-            "amount": format_amount(r.amount),
-            "createTimeStamp": r.create_time_stamp,
-            "fromAccountType": r.from_account_type,
-            "toAccountType": r.to_account_type,
-            "status": r.status,
-        }
-        if r.client_tran_id is not None:
-            row["clientTranId"] = r.client_tran_id
+        row: Body = converter.unstructure(r)
+        if r.client_tran_id is None:
+            del row["clientTranId"]
         result.append(row)
     return {"result": result, "totalCount": len(rows)}, None
 

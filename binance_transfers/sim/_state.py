@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 
+from .._models import SubAccountTransferRecord
 from ._auth import KEY_FORMAT, ApiKey, generate_key, load_public_key
 from ._errors import insufficient_balance
 
@@ -96,20 +97,9 @@ class UniversalTransfer:
     to_symbol: str | None = None
 
 
-@attrs.frozen(kw_only=True)
-class SubAccountTransfer:
-    """A row of the sub-account universal transfer history (kept by the master)."""
-
-    tran_id: int
-    from_email: str
-    to_email: str
-    asset: str
-    amount: Decimal
-    create_time_stamp: int
-    from_account_type: str
-    to_account_type: str
-    status: str
-    client_tran_id: str | None = None
+#: A row of the sub-account universal transfer history (kept by the master):
+#: the client's own model, so the two can never describe different rows.
+SubAccountTransfer = SubAccountTransferRecord
 
 
 class Account:
