@@ -922,9 +922,10 @@ class Governor:
                     (i for i, (p, w) in enumerate(plan[:-1]) if p.ready_at(now, w, g) > now), None
                 )
                 if stale is not None:
+                    released = [p for p, _ in plan[stale + 1 : waiter.stage] if p.queue]
                     self._unpass(waiter, stale, waiter.stage)
                     self._enqueue(waiter, stale)
-                    work.append(plan[stale][0])
+                    work += [plan[stale][0], *released]
                     continue
                 self._unpass(waiter, 0, waiter.stage)
                 work.extend(p for p, _ in plan[:-1] if p.queue)  # the next may pass now
