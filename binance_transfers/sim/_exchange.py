@@ -315,29 +315,24 @@ class SimulatedExchange:
 
     def unserved(self, request: Incoming, status: int) -> None:
         """Record a request for a path or method the endpoint table does not have."""
-        visit = _Visit(
-            seq=next(self._seq),
-            arrived=self.server_time(),
-            monotonic=self.clock.monotonic(),
-            ip=request.ip,
-            method=request.method,
-            path=request.path,
-            endpoint=None,
-            fault=None,
-        )
+        visit = self._visit(request, None, None)
         self._finish(visit, Outgoing(status=status, body=b"", headers={}))
 
-    def _process(self, endpoint: Endpoint, request: Incoming, fault: Fault | None) -> Outgoing:
-        visit = _Visit(
+    def _visit(self, request: Incoming, endpoint: str | None, fault: Fault | None) -> _Visit:
+        """Start the ledger's record of ``request``, as it arrives."""
+        return _Visit(
             seq=next(self._seq),
             arrived=self.server_time(),
             monotonic=self.clock.monotonic(),
             ip=request.ip,
             method=request.method,
             path=request.path,
-            endpoint=endpoint.name,
+            endpoint=endpoint,
             fault=None if fault is None else fault.kind.value,
         )
+
+    def _process(self, endpoint: Endpoint, request: Incoming, fault: Fault | None) -> Outgoing:
+        visit = self._visit(request, endpoint.name, fault)
         if fault is not None and fault.kind is FaultKind.WAF:
             waf = Outgoing(status=403, body=err.WAF_PAGE, headers={}, content_type="text/html")
             return self._finish(visit, waf)
