@@ -21,6 +21,7 @@ from ._exceptions import (
     AuthenticationError,
     BinanceAPIError,
     BinanceTransfersError,
+    ClientClosedError,
     ConfigurationError,
     ConnectionFailedError,
     InsufficientBalanceError,
@@ -28,6 +29,7 @@ from ._exceptions import (
     InvalidParameterError,
     IPBannedError,
     MalformedResponseError,
+    NotExecutedError,
     NotPortfolioMarginError,
     OutcomeUnknownError,
     PendingTransactionError,
@@ -59,7 +61,7 @@ from ._models import (
     TransferStatus,
     TransferType,
 )
-from ._params import Amount, format_amount
+from ._params import Amount, RawType, format_amount
 from ._storage import CallCounter, MemoryStorage, Storage, WindowCounter
 
 __version__ = "0.1.0.dev0"
@@ -75,6 +77,7 @@ __all__ = [
     "BnbTransferSide",
     "CallCounter",
     "Client",
+    "ClientClosedError",
     "Clock",
     "ConfigurationError",
     "ConnectionFailedError",
@@ -95,6 +98,7 @@ __all__ = [
     "MarginTransferDirection",
     "MarginTransferResult",
     "MemoryStorage",
+    "NotExecutedError",
     "NotPortfolioMarginError",
     "OutcomeUnknownError",
     "PendingTransactionError",
@@ -103,6 +107,7 @@ __all__ = [
     "PoolSnapshot",
     "PoolSpec",
     "RateLimitError",
+    "RawType",
     "RollingCap",
     "Security",
     "ServerClock",

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import uuid
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Any, TypeVar
 
+import attrs
 import httpx
 
 from ._endpoints import ENDPOINTS, Endpoint, EndpointTable, Host
 from ._exceptions import (
+    ClientClosedError,
     ConfigurationError,
     InvalidInputError,
     MalformedResponseError,
@@ -40,10 +43,13 @@ from ._models import (
 )
 from ._params import (
     Amount,
+    RawType,
     amount_param,
+    api_key_param,
     asset_param,
     client_id_param,
     email_param,
+    max_wait_param,
     positive_int_param,
     recv_window_param,
     symbol_param,
@@ -111,7 +117,7 @@ class Client:
         # traceback (even one that prints locals) can show them.
         key, secret = _Hidden(api_key), _Hidden((api_secret, private_key_password))
         del api_key, api_secret, private_key_password
-        _check_key(key.value)
+        api_key_param(key.value)
         if http_client is not None and transport is not None:
             raise InvalidInputError("give http_client or transport, not both")
         positive_int_param(max_in_flight, "max_in_flight", 100_000)
@@ -129,7 +135,7 @@ class Client:
         self._http = http_client
         self.governor = governor if governor is not None else Governor()
         self.endpoints = endpoints
-        self.max_wait = max_wait
+        self.max_wait = max_wait_param(max_wait)
         self.retry_on_429 = retry_on_429
         self._key_hint = _mask(key.value)
         self.account = account or "key-" + hashlib.sha256(key.value.encode()).hexdigest()[:12]
@@ -146,10 +152,12 @@ class Client:
             wait_on_ban=wait_on_ban,
         )
         self._urls = (api_url, papi_url)
+        self._closed = False
 
     # -- lifecycle ------------------------------------------------------------
 
     async def __aenter__(self) -> Client:
+        self._check_open()
         return self
 
     async def __aexit__(
@@ -161,9 +169,27 @@ class Client:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the HTTP client, if this client created it."""
+        """Close the client: later calls raise :class:`ClientClosedError`.
+
+        The HTTP client is closed too if this client created it. Closing twice
+        does nothing.
+        """
+        if self._closed:
+            return
+        self._closed = True
         if self._owns_http:
             await self._http.aclose()
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`aclose` has run (the client then refuses every call)."""
+        return self._closed
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ClientClosedError(
+                "this client is closed (aclose() or the end of `async with`); create a new one"
+            )
 
     def __repr__(self) -> str:
         # getattr: a traceback may show a client whose __init__ failed half-way.
@@ -191,8 +217,9 @@ class Client:
         ``type`` names source and target (``TransferType.MAIN_UMFUTURE``: spot
         to USDⓈ-M futures). ``from_symbol`` is required when the source is an
         isolated-margin pair, ``to_symbol`` when the target is, and refused
-        otherwise. A plain string type Binance added after this release is
-        passed through unchecked.
+        otherwise. A type name this release does not know is refused (a
+        misspelling costs no weight); wrap one Binance added since in
+        :class:`RawType` to send it anyway.
 
         ::
 
@@ -216,7 +243,7 @@ class Client:
 
             await client.transfer_to_futures(asset="USDT", amount="1000")
         """
-        kind = TransferType(f"MAIN_{FuturesMarket(market).value}")
+        kind = TransferType(f"MAIN_{_enum(FuturesMarket, market, 'market')}")
         return await self.transfer(type=kind, asset=asset, amount=amount, max_wait=max_wait)
 
     async def transfer_from_futures(
@@ -231,7 +258,7 @@ class Client:
 
         await client.transfer_from_futures(asset="USDT", amount="1000")
         """
-        kind = TransferType(f"{FuturesMarket(market).value}_MAIN")
+        kind = TransferType(f"{_enum(FuturesMarket, market, 'market')}_MAIN")
         return await self.transfer(type=kind, asset=asset, amount=amount, max_wait=max_wait)
 
     def transfer_history(
@@ -252,9 +279,11 @@ class Client:
             async for row in client.transfer_history(type=TransferType.MAIN_UMFUTURE):
                 print(row.tran_id, row.amount, row.status)
         """
+        self._check_open()
         params = _transfer_params(type, from_symbol, to_symbol)
         params += _range(start_time, end_time)
         size = positive_int_param(page_size, "page_size", 100)
+        max_wait = max_wait_param(max_wait)
 
         async def pages() -> AsyncIterator[TransferRecord]:
             seen, current = 0, 1
@@ -401,9 +430,12 @@ class Client:
         """Master account: universal transfer between master and sub-accounts.
 
         A missing ``from_email`` means the master account, likewise ``to_email``.
-        Give a unique ``client_tran_id``: it is how an unknown outcome is looked
-        up later (:meth:`sub_account_transfer_history`). ``symbol`` is required
-        with ``ISOLATED_MARGIN`` and refused otherwise::
+        Every transfer carries a unique ``clientTranId``: ``client_tran_id`` if
+        given, else a generated one (``bt-`` and 29 random hex digits), returned
+        in the result. Binance refuses a second transfer with the same id, so an
+        unknown outcome is settled by looking it up (:meth:`reconcile`) and a
+        retry with the same id can never move the money twice. ``symbol`` is
+        required with ``ISOLATED_MARGIN`` and refused otherwise::
 
             await client.sub_account_transfer(
                 to_email="desk-1@example.com", from_account_type="SPOT",
@@ -425,8 +457,10 @@ class Client:
         if from_email is not None and from_email == to_email and source == target:
             raise InvalidInputError("a transfer from a wallet to itself does nothing")
         params += [("fromAccountType", source), ("toAccountType", target)]
-        if client_tran_id is not None:
-            params.append(("clientTranId", client_id_param(client_tran_id)))
+        tran_id = (
+            new_client_tran_id() if client_tran_id is None else client_id_param(client_tran_id)
+        )
+        params.append(("clientTranId", tran_id))
         isolated = SubAccountAccountType.ISOLATED_MARGIN.value in (source, target)
         if isolated and symbol is None:
             raise InvalidInputError("symbol is required with ISOLATED_MARGIN")
@@ -435,7 +469,13 @@ class Client:
                 raise InvalidInputError("symbol is only meaningful with ISOLATED_MARGIN")
             params.append(("symbol", symbol_param(symbol, "symbol")))
         params += [("asset", asset_param(asset)), ("amount", amount_param(amount))]
-        return await self._call("sub_account_transfer", params, SubAccountTransferResult, max_wait)
+        result = await self._call(
+            "sub_account_transfer", params, SubAccountTransferResult, max_wait
+        )
+        if result.client_tran_id is None:
+            # Binance does not always echo it: return the id that identifies the transfer.
+            result = attrs.evolve(result, client_tran_id=tran_id)
+        return result
 
     def sub_account_transfer_history(
         self,
@@ -457,6 +497,7 @@ class Client:
         async for row in client.sub_account_transfer_history(client_tran_id="rebal-0001"):
             print(row.tran_id, row.status)
         """
+        self._check_open()
         params: Params = []
         if from_email is not None and to_email is not None:
             raise InvalidInputError("give from_email or to_email, not both (Binance's rule)")
@@ -471,6 +512,7 @@ class Client:
             raise InvalidInputError("the range must be shorter than 7 days (Binance's rule)")
         params += window
         limit = positive_int_param(page_size, "page_size", 500)
+        max_wait = max_wait_param(max_wait)
 
         async def pages() -> AsyncIterator[SubAccountTransferRecord]:
             seen, page_no = 0, 1
@@ -520,6 +562,8 @@ class Client:
         max_wait: float | None,
         recv_window: int | None = None,
     ) -> _T:
+        self._check_open()
+        max_wait = max_wait_param(max_wait)
         endpoint: Endpoint = self.endpoints[name]
         if recv_window is not None:
             recv_window = recv_window_param(recv_window)
@@ -568,11 +612,6 @@ def _signer(secret: _Hidden) -> Signer:
     raise ConfigurationError(message)
 
 
-def _check_key(api_key: object) -> None:
-    if not isinstance(api_key, str) or not api_key.strip():
-        raise InvalidInputError("api_key must be a non-empty str")
-
-
 def _mask(key: str) -> str:
     return f"{key[:4]}…{key[-4:]}" if len(key) >= 16 else "****"
 
@@ -586,11 +625,27 @@ def _enum(enum_type: type[enum.Enum], value: object, name: str) -> str:
 
 
 def _enum_or_name(enum_type: type[enum.Enum], value: object, name: str) -> str:
-    """A known member, or an upper-snake name Binance may have added since."""
+    """A known member, or a :class:`RawType` the caller vouches for."""
+    if isinstance(value, RawType):
+        return type_name_param(str(value), name)
     try:
         return str(enum_type(value).value)
     except ValueError:
-        return type_name_param(value, name)
+        pass
+    choices = ", ".join(str(member.value) for member in enum_type)
+    raise InvalidInputError(
+        f"{name} {value!r} is not a type this release knows ({choices}); "
+        f"if Binance added it since, pass RawType({value!r})"
+    )
+
+
+def new_client_tran_id() -> str:
+    """A fresh ``clientTranId``: ``bt-`` + 29 hex digits of a uuid4 (116 random bits).
+
+    32 characters: Binance documents only "must be unique"; its other
+    transfer ids cap the field at 32, the safe length.
+    """
+    return "bt-" + uuid.uuid4().hex[:29]
 
 
 def _transfer_params(
