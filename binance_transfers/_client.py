@@ -177,6 +177,7 @@ class Client:
         if self._closed:
             return
         self._closed = True
+        self._transport.closed = True
         if self._owns_http:
             await self._http.aclose()
 

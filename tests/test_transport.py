@@ -129,7 +129,10 @@ MAPPING = [
         error(503, -1008, "Unknown error, please check your request or try again later."),
         OutcomeUnknownError,
     ),
-    (error(503, -1008, "Service Unavailable."), ServiceUnavailableError),
+    # Any 5xx leaves a transfer unknown, whatever its body says (-1003 included).
+    (error(503, -1008, "Service Unavailable."), OutcomeUnknownError),
+    (error(503, -1003, "Too many requests."), OutcomeUnknownError),
+    (error(500, -1003, "Too many requests.", **{"Retry-After": "1"}), OutcomeUnknownError),
     (
         httpx.Response(403, text="<html><body>403 Forbidden (WAF)</body></html>"),
         MalformedResponseError,
