@@ -62,6 +62,7 @@ from ._models import (
     TransferType,
 )
 from ._params import Amount, RawType, format_amount
+from ._reconcile import SettleBy, Settlement
 from ._storage import CallCounter, MemoryStorage, Storage, WindowCounter
 
 __version__ = "0.1.0.dev0"
@@ -113,6 +114,8 @@ __all__ = [
     "ServerClock",
     "ServerTime",
     "ServiceUnavailableError",
+    "SettleBy",
+    "Settlement",
     "Storage",
     "SubAccountAccountType",
     "SubAccountTransferPage",
