@@ -41,6 +41,7 @@ from ._exceptions import (
     TransferNotAllowedError,
 )
 from ._governor import Governor, GovernorHooks, Permit, PoolSnapshot
+from ._journal import Journal
 from ._limits import Limits, PoolKind, PoolSpec, pools_for
 from ._models import (
     Acknowledgement,
@@ -93,6 +94,7 @@ __all__ = [
     "InsufficientBalanceError",
     "InvalidInputError",
     "InvalidParameterError",
+    "Journal",
     "Limits",
     "LoopClock",
     "MalformedResponseError",

@@ -14,7 +14,6 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any, Literal, TypeVar
 
-import anyio
 import attrs
 import httpx
 
@@ -124,9 +123,10 @@ class Client:
     :meth:`transfer` and :meth:`sub_account_transfer`); :meth:`reconcile`
     settles an :class:`OutcomeUnknownError` from Binance's records, waiting
     ``settle_margin`` seconds past Binance's recvWindow for its history to
-    catch up. ``journal`` is a path to an SQLite intent journal: every
-    mutating call is written there before it is sent, and :meth:`recover`
-    settles what a crash left open. A caller cancelled while its transfer is
+    catch up. ``journal`` is a path to an SQLite intent journal (or a
+    :class:`Journal`, e.g. ``Journal(path, durable=True)`` to fsync every
+    write): every mutating call is written there before it is sent, and
+    :meth:`recover` settles what a crash left open. A caller cancelled while its transfer is
     on the wire gets its ``CancelledError``, but the request runs on to its
     answer; ``on_detached`` (a function or coroutine function) then receives
     that outcome, which is also logged at WARNING and journaled.
@@ -151,7 +151,7 @@ class Client:
         transport: httpx.AsyncBaseTransport | None = None,
         endpoints: EndpointTable = ENDPOINTS,
         private_key_password: bytes | None = None,
-        journal: str | os.PathLike[str] | None = None,
+        journal: str | os.PathLike[str] | Journal | None = None,
         on_unknown: OnUnknown = "raise",
         settle_margin: float = 10.0,
         on_detached: Callable[[ExchangeOutcome], Awaitable[None] | None] | None = None,
@@ -172,7 +172,9 @@ class Client:
         if on_detached is not None and not callable(on_detached):
             raise InvalidInputError("on_detached must be callable")
         self.on_detached = on_detached
-        self.journal = None if journal is None else Journal(journal)
+        self.journal = (
+            journal if journal is None or isinstance(journal, Journal) else Journal(journal)
+        )
         signer = _signer(secret)
         self._owns_http = http_client is None
         if http_client is None:
@@ -694,10 +696,8 @@ class Client:
         if self.journal is None:
             return
         state = {True: EXECUTED, False: NOT_EXECUTED, None: UNSETTLED}[settlement.executed]
-        with anyio.CancelScope(shield=True):
-            await self.journal.outcome(
-                intent, state, tran_id=settlement.tran_id, note=settlement.reason
-            )
+        self.journal.outcome(intent, state, tran_id=settlement.tran_id, note=settlement.reason)
+        await self.journal.flush()
 
     def _history_rows(
         self,
@@ -728,17 +728,17 @@ class Client:
         if journal is not None and intent is not None:
             if outcome.error is None:
                 tran_id = outcome.data.get("tranId") if isinstance(outcome.data, dict) else None
-                await journal.outcome(
+                journal.outcome(
                     intent,
                     DONE,
                     timestamp=outcome.timestamp,
                     tran_id=tran_id if isinstance(tran_id, int) else None,
                 )
             elif isinstance(outcome.error, OutcomeUnknownError):
-                await journal.outcome(intent, UNKNOWN, timestamp=outcome.timestamp)
+                journal.outcome(intent, UNKNOWN, timestamp=outcome.timestamp)
             elif outcome.detached:
                 # Refused, and the caller is gone: no retry will follow.
-                await journal.outcome(intent, REFUSED, timestamp=outcome.timestamp)
+                journal.outcome(intent, REFUSED, timestamp=outcome.timestamp)
         if outcome.detached:
             log.warning(
                 "%s: the cancelled caller's request %s; recorded%s",
@@ -849,15 +849,8 @@ class Client:
                 # Refused by Binance, or never written: nothing happened. A request
                 # cut off on the wire was journaled by _on_outcome (the row is no
                 # longer open), so only a still-open row is closed here.
-                with anyio.CancelScope(shield=True):
-                    await journal.outcome(
-                        intent,
-                        REFUSED,
-                        note=type(exc).__name__
-                        if not isinstance(exc, BinanceTransfersError)
-                        else str(exc)[:200],
-                        only_if_open=True,
-                    )
+                note = str(exc) if isinstance(exc, BinanceTransfersError) else type(exc).__name__
+                journal.outcome(intent, REFUSED, note=note[:200], only_if_open=True)
             raise
         finally:
             _INTENT.reset(token)

@@ -1,7 +1,7 @@
 """The intent journal: every mutating call, on disk before its first byte leaves.
 
-A local SQLite file (stdlib ``sqlite3``, WAL mode) written from a worker
-thread, never from the event loop. Each mutating call is one row:
+A local SQLite file (stdlib ``sqlite3``, WAL mode) written by one
+dedicated thread, never from the event loop. Each mutating call is one row:
 
 1. ``open``: written, and committed, *before* the request is handed to the
    transport, with its parameters, ``recvWindow`` and Binance's clock at that
@@ -15,19 +15,24 @@ A row still ``open`` or ``unknown`` after a crash is what ``recover()`` settles.
 
 Durability: each write is one SQLite transaction, so a process killed at any
 instruction leaves the file consistent, with every committed row in it (the
-operating system holds what was written). Commits are not fsynced
-(``synchronous=NORMAL`` in WAL mode): a power failure or kernel crash may
-lose the last rows written before it. One process at a time per file.
+operating system holds what was written). By default commits are never
+fsynced (``synchronous=OFF``): a power failure or kernel crash may lose the
+last rows or even corrupt the file. ``Journal(path, durable=True)`` fsyncs
+every commit (``synchronous=FULL``) and survives those too, at the price of
+one fsync per transfer. One process at a time per file.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import queue
 import sqlite3
 import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from typing import Any, TypeVar
 
 import anyio
@@ -84,31 +89,59 @@ class Intent:
 class Journal:
     """An SQLite intent journal at ``path`` (created if missing).
 
-    Opened lazily, on its first write; :meth:`aclose` closes it. All SQLite
-    work runs in a worker thread, one statement batch at a time.
+    One dedicated writer thread owns the connection; the event loop only
+    queues work for it. Writes queued while a transaction is being
+    committed go together into the next one (group commit), so fifty
+    coroutines pay for about one commit, not fifty. An intent is awaited
+    until committed; outcomes are queued without waiting (a crash before
+    they are committed leaves the row open, which :meth:`Client.recover`
+    settles). :meth:`aclose` flushes the queue and stops the thread.
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, durable: bool = False) -> None:
         self.path = os.fspath(path)
+        self.durable = durable
+        """fsync every commit (survives a power failure; costs one fsync per write)."""
         self.session = uuid.uuid4().hex
         """This process's run: ``recover()`` settles the rows other runs left."""
-        self._conn: sqlite3.Connection | None = None
-        self._lock = threading.Lock()
-        self._closed = False
+        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        # Outcomes wait here, in the event loop's thread, and ride along with
+        # the next committed write: waking the writer thread for each one
+        # would cost more than the write itself.
+        self._pending: list[tuple[Any, ...]] = []
 
     def __repr__(self) -> str:
         return f"<Journal {self.path!r}>"
 
-    # -- async API (worker thread) ----------------------------------------------
+    # -- the event loop's side ---------------------------------------------------
+
+    def _start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=_writer,
+                args=(self.path, self.durable, self._queue),
+                name="binance-journal",
+                daemon=True,
+            )
+            self._thread.start()
 
     async def _run(self, fn: Callable[..., _T], *args: Any) -> _T:
-        # Cancelling the caller must not abandon a write half-way through the
-        # bookkeeping: the thread finishes it anyway (anyio does not cancel threads).
-        return await anyio.to_thread.run_sync(self._locked, fn, *args)
+        """Run ``fn(connection, *args)`` in the writer thread and await its commit."""
+        self._start()
+        job = _Job(fn, args, _waker(), self._take_pending())
+        self._queue.put(job)
+        # Shielded: once queued, the write happens; the caller waits for it so
+        # that nothing it does next can overtake it.
+        with anyio.CancelScope(shield=True):
+            await job.done.wait()
+        if isinstance(job.result, BaseException):
+            raise job.result
+        return job.result  # type: ignore[no-any-return]
 
-    def _locked(self, fn: Callable[..., _T], *args: Any) -> _T:
-        with self._lock:
-            return fn(self._connection(), *args)
+    def _take_pending(self) -> list[tuple[Any, ...]]:
+        pending, self._pending = self._pending, []
+        return pending
 
     async def open(
         self,
@@ -117,12 +150,12 @@ class Journal:
         recv_window: int,
         created_ms: int,
     ) -> int:
-        """Write (and commit) the intent; return its id."""
+        """Write the intent and wait until it is committed; return its id."""
         return await self._run(
             _insert, self.session, endpoint, json.dumps(list(params)), recv_window, created_ms
         )
 
-    async def outcome(
+    def outcome(
         self,
         intent: int,
         state: str,
@@ -132,8 +165,19 @@ class Journal:
         note: str | None = None,
         only_if_open: bool = False,
     ) -> None:
-        """Record what became of the intent."""
-        await self._run(_update, intent, state, timestamp, tran_id, note, only_if_open)
+        """Note what became of the intent; committed with the next write or :meth:`flush`.
+
+        A crash before that leaves the row open, which ``recover()`` settles
+        from Binance's history like any other.
+        """
+        self._pending.append((intent, state, timestamp, tran_id, note, only_if_open))
+        if len(self._pending) >= _MAX_PENDING:
+            self._start()
+            self._queue.put(_Job(_nothing, (), None, self._take_pending()))
+
+    async def flush(self) -> None:
+        """Wait until everything queued so far is committed."""
+        await self._run(_nothing)
 
     async def left_over(self) -> list[Intent]:
         """Rows other runs left ``open`` or ``unknown``, oldest first."""
@@ -148,23 +192,101 @@ class Journal:
         return await self._run(_all)
 
     async def aclose(self) -> None:
-        if self._conn is not None:
-            await self._run(_close)
-            self._conn = None
+        """Commit what is queued, close the file and stop the writer thread."""
+        thread = self._thread
+        if thread is None:
+            return
+        await self.flush()
+        self._queue.put(None)
+        await anyio.to_thread.run_sync(thread.join)
+        self._thread = None
 
-    # -- worker thread -----------------------------------------------------------
 
-    def _connection(self) -> sqlite3.Connection:
-        if self._conn is None:
-            conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-            conn.execute("PRAGMA journal_mode=WAL")
-            # WAL + NORMAL: a commit is a write() to the log, no fsync. Survives
-            # the process being killed; a power failure may lose the last commits.
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA busy_timeout=5000")
-            conn.executescript(_SCHEMA)
-            self._conn = conn
-        return self._conn
+#: Outcomes held back at most, before they are sent to the writer on their own.
+_MAX_PENDING = 64
+
+
+class _Job:
+    __slots__ = ("args", "done", "fn", "result", "updates", "wake")
+
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        wake: tuple[anyio.Event, Callable[[], object]] | None,
+        updates: list[tuple[Any, ...]],
+    ) -> None:
+        self.fn = fn
+        self.args = args
+        self.updates = updates
+        self.result: Any = None
+        self.wake: Callable[[], object] | None = None
+        if wake is None:
+            self.done = anyio.Event()  # never awaited: nobody waits for a posted write
+        else:
+            self.done, self.wake = wake
+
+
+def _waker() -> tuple[anyio.Event, Callable[[], object]]:
+    """An event and a thread-safe way to set it in the running event loop."""
+    event = anyio.Event()
+    loop = asyncio._get_running_loop()
+    if loop is not None:
+        return event, partial(loop.call_soon_threadsafe, event.set)
+    import trio
+
+    token = trio.lowlevel.current_trio_token()
+    return event, partial(token.run_sync_soon, event.set)
+
+
+def _writer(path: str, durable: bool, jobs: queue.SimpleQueue[_Job | None]) -> None:
+    """The writer thread: drain the queue, one transaction per batch."""
+    conn = _connect(path, durable)
+    try:
+        while True:
+            batch = [jobs.get()]
+            while True:
+                try:
+                    batch.append(jobs.get_nowait())
+                except queue.Empty:
+                    break
+            stop = None in batch
+            work = [job for job in batch if job is not None]
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                for job in work:
+                    for update in job.updates:
+                        _update(conn, *update)
+                    job.result = job.fn(conn, *job.args)
+                conn.execute("COMMIT")
+            except BaseException as exc:  # disk full, I/O error: every caller hears of it
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                for job in work:
+                    job.result = exc
+            for job in work:
+                if job.wake is not None:
+                    job.wake()
+            if stop:
+                return
+    finally:
+        conn.close()
+
+
+def _connect(path: str, durable: bool) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    # OFF: a commit is a write() to the log, never an fsync (even NORMAL's
+    # checkpoint fsyncs cost a loopback call's worth of time now and then).
+    # What the OS was handed survives the process being killed at any instruction.
+    conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'OFF'}")
+    conn.execute("PRAGMA busy_timeout=5000")
+    conn.executescript(_SCHEMA)
+    return conn
+
+
+def _nothing(conn: sqlite3.Connection) -> None:
+    return None
 
 
 def _insert(
@@ -239,7 +361,3 @@ def _claimed(conn: sqlite3.Connection) -> set[int]:
 def _all(conn: sqlite3.Connection) -> list[Intent]:
     cursor = conn.execute(f"SELECT {_COLUMNS} FROM intents ORDER BY id")  # noqa: S608
     return [_row(values) for values in cursor.fetchall()]
-
-
-def _close(conn: sqlite3.Connection) -> None:
-    conn.close()
