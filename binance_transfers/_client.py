@@ -14,6 +14,7 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any, Literal, TypeVar
 
+import anyio
 import attrs
 import httpx
 
@@ -80,11 +81,22 @@ _ON_UNKNOWN = ("raise", "reconcile", "retry")
 #: How many times ``on_unknown="retry"`` sends a sub-account transfer in all.
 _RETRY_ATTEMPTS = 3
 
-# The journal row of the mutating call running in this context: the
-# transport's on_outcome hook runs in the caller's context (or a copy of it,
-# for a request that outlives its cancelled caller), so it finds the row here.
-_INTENT: contextvars.ContextVar[int | None] = contextvars.ContextVar(
-    "binance_transfers_intent", default=None
+
+class _CallState:
+    """The mutating call running in this context: its journal row, its last outcome."""
+
+    __slots__ = ("intent", "outcome", "reported")
+
+    def __init__(self, intent: int | None) -> None:
+        self.intent = intent
+        self.outcome: ExchangeOutcome | None = None
+        self.reported = False  # on_detached has been told
+
+
+# The transport's on_outcome hook runs in the caller's context (or a copy of
+# it, for a request that outlives its cancelled caller): it finds the call here.
+_CALL: contextvars.ContextVar[_CallState | None] = contextvars.ContextVar(
+    "binance_transfers_call", default=None
 )
 
 _T = TypeVar("_T")
@@ -723,7 +735,10 @@ class Client:
         """The transport's hook: every attempt of a mutating request that may have left."""
         if outcome.error is None:
             self._reconciler.confirm(outcome.data)
-        intent = _INTENT.get()
+        call = _CALL.get()
+        if call is not None:
+            call.outcome = outcome
+        intent = None if call is None else call.intent
         journal = self.journal
         if journal is not None and intent is not None:
             if outcome.error is None:
@@ -740,14 +755,21 @@ class Client:
                 # Refused, and the caller is gone: no retry will follow.
                 journal.outcome(intent, REFUSED, timestamp=outcome.timestamp)
         if outcome.detached:
-            log.warning(
-                "%s: the cancelled caller's request %s; recorded%s",
-                outcome.endpoint,
-                "executed" if outcome.error is None else f"ended in {outcome.error!r:.200}",
-                "" if journal is None else f" in {journal.path}",
-            )
-            hook = self.on_detached
-            if hook is not None:
+            if call is not None:
+                call.reported = True
+            await self._detached(outcome)
+
+    async def _detached(self, outcome: ExchangeOutcome) -> None:
+        """A cancelled caller will never see ``outcome``: log it, hand it to ``on_detached``."""
+        log.warning(
+            "%s: the cancelled caller's request %s; recorded%s",
+            outcome.endpoint,
+            "executed" if outcome.error is None else f"ended in {outcome.error!r:.200}",
+            "" if self.journal is None else f" in {self.journal.path}",
+        )
+        hook = self.on_detached
+        if hook is not None:
+            with anyio.CancelScope(shield=True):
                 try:
                     result = hook(outcome)
                     if inspect.isawaitable(result):
@@ -830,7 +852,8 @@ class Client:
                 self.governor.server_clock.now_ms(),
             )
         in_flight = self._reconciler.started(endpoint.name)
-        token = _INTENT.set(intent)
+        call = _CallState(intent)
+        token = _CALL.set(call)
         try:
             result: _T = await self._transport.call(
                 endpoint,
@@ -844,6 +867,15 @@ class Client:
         except OutcomeUnknownError as unknown:
             unknown.journal_id = intent  # type: ignore[attr-defined]
             raise
+        except anyio.get_cancelled_exc_class():
+            last = call.outcome
+            if last is not None and not call.reported:
+                # Cancelled just as the answer arrived: the transport learned the
+                # outcome in time for us, but this caller will never see it.
+                await self._detached(attrs.evolve(last, detached=True))
+            elif journal is not None and intent is not None:
+                journal.outcome(intent, REFUSED, note="cancelled before sending", only_if_open=True)
+            raise
         except BaseException as exc:
             if journal is not None and intent is not None:
                 # Refused by Binance, or never written: nothing happened. A request
@@ -853,7 +885,7 @@ class Client:
                 journal.outcome(intent, REFUSED, note=note[:200], only_if_open=True)
             raise
         finally:
-            _INTENT.reset(token)
+            _CALL.reset(token)
             self._reconciler.finished(endpoint.name, in_flight)
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
@@ -30,7 +30,7 @@ import anyio
 import attrs
 
 from ._exceptions import OutcomeUnknownError
-from ._models import SubAccountTransferRecord, TransferRecord
+from ._models import SubAccountTransferRecord
 
 if TYPE_CHECKING:
     from ._client import Client
@@ -249,16 +249,18 @@ class Reconciler:
         rows = self._client._history_rows(
             kind, params.get("fromSymbol"), params.get("toSymbol"), search.first_ms, search.last_ms
         )
-        found = await _first(
-            rows,
-            lambda row: (
-                row.asset == params.get("asset")
-                and row.amount == amount
-                and search.first_ms <= row.timestamp <= search.last_ms
-                and row.tran_id not in self.claimed
-            ),
-            key=lambda row: (row.timestamp, row.tran_id),
-        )
+        matches = [
+            row
+            async for row in rows
+            if row.asset == params.get("asset")
+            and row.amount == amount
+            and search.first_ms <= row.timestamp <= search.last_ms
+        ]
+        # No await from here to the claim in _from_row: two settlements running
+        # at once can never pick the same row.
+        free = [row for row in matches if row.tran_id not in self.claimed]
+        # The oldest first: several identical transfers are claimed in order.
+        found = min(free, key=lambda row: (row.timestamp, row.tran_id), default=None)
         if found is None:
             return Settlement(
                 endpoint=endpoint,
@@ -350,16 +352,6 @@ class Reconciler:
         by: SettleBy = SettleBy.NONE,
     ) -> Settlement:
         return Settlement(endpoint=endpoint, params=params, executed=None, by=by, reason=reason)
-
-
-async def _first(
-    rows: AsyncIterator[TransferRecord],
-    accept: Callable[[TransferRecord], bool],
-    key: Callable[[TransferRecord], Any],
-) -> TransferRecord | None:
-    """The oldest accepted row: several identical transfers are claimed in order."""
-    matches = [row async for row in rows if accept(row)]
-    return min(matches, key=key) if matches else None
 
 
 def _int(value: object) -> int | None:
