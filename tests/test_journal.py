@@ -7,7 +7,6 @@ import os
 import signal
 import sqlite3
 import sys
-import textwrap
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -216,38 +215,6 @@ async def test_recover_needs_a_journal() -> None:
             await client.recover()
 
 
-CHILD = textwrap.dedent(
-    """
-    import sys, anyio
-    from binance_transfers import Client, OutcomeUnknownError, TransferType
-
-    async def main(url, path):
-        async with Client(
-            sys.argv[3], sys.argv[4], api_url=url, papi_url=url, journal=path, recv_window=1000
-        ) as client:
-            async def one(i):
-                try:
-                    if i % 2:
-                        await client.transfer(
-                            type=TransferType.MAIN_UMFUTURE, asset="USDT", amount="1"
-                        )
-                    else:
-                        await client.sub_account_transfer(
-                            to_email="desk-1@sim.invalid", from_account_type="SPOT",
-                            to_account_type="SPOT", asset="USDT", amount="1",
-                        )
-                except OutcomeUnknownError:
-                    pass
-            while True:
-                async with anyio.create_task_group() as tg:
-                    for i in range(8):
-                        tg.start_soon(one, i)
-
-    anyio.run(main, sys.argv[1], sys.argv[2])
-    """
-)
-
-
 async def test_a_process_killed_mid_run_is_recovered_in_a_fresh_one(tmp_path: Path) -> None:
     """SIGKILL at an arbitrary instruction, three times; recover() then accounts for every
     executed transfer exactly once and leaves nothing unknown."""
@@ -274,7 +241,7 @@ async def test_a_process_killed_mid_run_is_recovered_in_a_fresh_one(tmp_path: Pa
     async with serve(exchange) as server:
         for run, kill_after in enumerate((15, 40, 70)):
             kill_at[0], enough = kill_after, anyio.Event()
-            argv = [sys.executable, "-c", CHILD, server.url, str(path)]
+            argv = [sys.executable, "-m", "binance_transfers.demo._soak", server.url, str(path)]
             child = await anyio.open_process([*argv, DEMO_API_KEY, DEMO_API_SECRET], env=env)
             try:
                 with anyio.fail_after(60):

@@ -16,6 +16,7 @@ that nobody accounts for, and no exception but the SDK's own may reach a caller.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import random
 from collections.abc import Callable
@@ -46,8 +47,8 @@ _CANCEL_ON_WIRE: contextvars.ContextVar[Callable[[], None] | None] = contextvars
 )
 
 
-def add_faults(exchange: SimulatedExchange, share: float = 0.05) -> None:
-    """Each fault on ``share`` of the transfers of both kinds."""
+def add_faults(exchange: SimulatedExchange, share: float = 0.05, *, late: float = 60.0) -> None:
+    """Each fault on ``share`` of the transfers of both kinds (answers ``late`` s late)."""
     statuses = (500, 502, 503, 504)
     for endpoint in SETTLED_ENDPOINTS:
         for status in statuses:
@@ -55,7 +56,7 @@ def add_faults(exchange: SimulatedExchange, share: float = 0.05) -> None:
                 Fault.server_error(status=status), endpoint=endpoint, probability=share / 4
             )
         exchange.faults.add(Fault.drop(), endpoint=endpoint, probability=share)
-        exchange.faults.add(Fault.late(60.0), endpoint=endpoint, probability=share)
+        exchange.faults.add(Fault.late(late), endpoint=endpoint, probability=share)
         exchange.faults.add(Fault.unavailable(), endpoint=endpoint, probability=share)
 
 
@@ -219,3 +220,25 @@ async def _send(
         asset="USDT",
         amount=amount,
     )
+
+
+async def journaled_run(url: str, journal: str, key: str, secret: str) -> None:
+    """Transfers from 8 coroutines, forever, journaled: the process a test kills."""
+    async with Client(key, secret, api_url=url, papi_url=url, journal=journal) as client:
+        rng = random.Random()
+
+        async def one() -> None:
+            with contextlib.suppress(BinanceTransfersError):  # unknown outcomes included
+                await _send(client, rng.random() < 0.5, Decimal(rng.choice(AMOUNTS)))
+
+        while True:
+            async with anyio.create_task_group() as tg:
+                for _ in range(8):
+                    tg.start_soon(one)
+
+
+if __name__ == "__main__":
+    import sys
+
+    url, journal, key, secret = sys.argv[1:5]
+    anyio.run(journaled_run, url, journal, key, secret)
