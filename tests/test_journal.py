@@ -242,7 +242,9 @@ async def test_a_process_killed_mid_run_is_recovered_in_a_fresh_one(tmp_path: Pa
         for run, kill_after in enumerate((15, 40, 70)):
             kill_at[0], enough = kill_after, anyio.Event()
             argv = [sys.executable, "-m", "binance_transfers.demo._soak", server.url, str(path)]
-            child = await anyio.open_process([*argv, DEMO_API_KEY, DEMO_API_SECRET], env=env)
+            child = await anyio.open_process(
+                [*argv, DEMO_API_KEY, DEMO_API_SECRET, "1000"], env=env
+            )
             try:
                 with anyio.fail_after(60):
                     await enough.wait()

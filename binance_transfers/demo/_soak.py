@@ -222,9 +222,11 @@ async def _send(
     )
 
 
-async def journaled_run(url: str, journal: str, key: str, secret: str) -> None:
+async def journaled_run(url: str, journal: str, key: str, secret: str, recv_window: int) -> None:
     """Transfers from 8 coroutines, forever, journaled: the process a test kills."""
-    async with Client(key, secret, api_url=url, papi_url=url, journal=journal) as client:
+    async with Client(
+        key, secret, api_url=url, papi_url=url, journal=journal, recv_window=recv_window
+    ) as client:
         rng = random.Random()
 
         async def one() -> None:
@@ -240,5 +242,5 @@ async def journaled_run(url: str, journal: str, key: str, secret: str) -> None:
 if __name__ == "__main__":
     import sys
 
-    url, journal, key, secret = sys.argv[1:5]
-    anyio.run(journaled_run, url, journal, key, secret)
+    url, journal, key, secret, *window = sys.argv[1:]
+    anyio.run(journaled_run, url, journal, key, secret, int(window[0]) if window else 5000)
