@@ -42,6 +42,7 @@ from urllib.parse import quote, urlencode
 
 import anyio
 import attrs
+import httpcore
 import httpx
 
 from ._endpoints import Endpoint, Host
@@ -360,7 +361,7 @@ class Transport:
                 await anyio.sleep(0.05 * 4**failures)
         try:
             server_ms = int(data["serverTime"])
-            if server_ms <= 0:
+            if not 0 < server_ms < 10**14:  # epoch ms: before the year 5138
                 raise ValueError(server_ms)
         except (KeyError, TypeError, ValueError, OverflowError):
             raise MalformedResponseError(
@@ -505,34 +506,33 @@ class Transport:
         except _NoRoom:
             raise
         except BaseException as exc:
+            exc = self._scrubbed(exc)
             if attempt.never_left(exc):
                 if isinstance(exc, Exception):
                     if attempt.permit is not None:
                         self.governor.refund(attempt.permit)
                         attempt.permit = None
                     raise ConnectionFailedError(
-                        f"{endpoint.name}: could not reach Binance: {self._describe(exc)}"
-                    ) from self._chain(exc)
+                        f"{endpoint.name}: could not reach Binance: {exc!r}"
+                    ) from exc
                 raise  # cancelled before writing: _exchange refunds
             self._observe_unanswered(attempt)
             if not endpoint.mutating:
                 if not isinstance(exc, Exception):
                     raise
                 raise _ReadFailed(
-                    ConnectionFailedError(
-                        f"{endpoint.name}: no complete answer: {self._describe(exc)}"
-                    )
-                ) from self._chain(exc)
+                    ConnectionFailedError(f"{endpoint.name}: no complete answer: {exc!r}")
+                ) from exc
             error = self._unknown(attempt, f"no complete answer: {type(exc).__name__}", None)
             if endpoint.mutating:
                 log.warning(
                     "%s: outcome unknown after %s; it will not be resent",
                     endpoint.name,
-                    self._describe(exc),
+                    repr(exc),
                 )
             await self._report(attempt, None, error)
             if isinstance(exc, Exception):
-                raise error from self._chain(exc)
+                raise error from exc
             raise  # our own cancellation: the outcome went to on_outcome
         try:
             data = self._interpret(attempt, response, received)
@@ -555,6 +555,10 @@ class Transport:
             ) from exc
         if endpoint.mutating:
             await self._report(attempt, data, None)
+            if attempt.detached:
+                # The caller is cancelled: it gets its cancellation, as it would
+                # under asyncio; the result went to on_outcome.
+                await anyio.lowlevel.checkpoint_if_cancelled()
         return result, attempt.sent, received
 
     def _writing(self, attempt: _Attempt) -> None:
@@ -583,7 +587,7 @@ class Transport:
             if event.endswith("send_request_headers.started"):
                 self._writing(attempt)
             elif event.endswith("send_request_headers.failed"):
-                if isinstance(info.get("exception"), httpx.LocalProtocolError | _NoRoom):
+                if isinstance(info.get("exception"), httpcore.LocalProtocolError | _NoRoom):
                     # h11 refused the request line or a header before writing a byte.
                     attempt.written = False
                 request.extensions.pop("trace", None)
@@ -679,14 +683,22 @@ class Transport:
             except Exception:
                 log.exception("%s: on_outcome hook failed", attempt.endpoint.name)
 
-    def _describe(self, exc: BaseException) -> str:
-        """``repr(exc)``, unless it quotes the API key (h11 quotes refused headers)."""
-        text = repr(exc)
-        return type(exc).__name__ if self._key_header["X-MBX-APIKEY"] in text else text
-
-    def _chain(self, exc: BaseException) -> BaseException | None:
-        """The exception to chain from: none at all if it would show the key."""
-        return None if self._key_header["X-MBX-APIKEY"] in str(exc) else exc
+    def _scrubbed(self, exc: BaseException) -> BaseException:
+        """``exc``, with every exception in its chain that quotes the API key (h11
+        quotes a header it refuses) reduced to its class name, so no log,
+        message or traceback can show the key."""
+        key = self._key_header["X-MBX-APIKEY"].strip()
+        seen: set[int] = set()
+        todo: list[BaseException | None] = [exc]
+        while todo:
+            current = todo.pop()
+            if current is None or id(current) in seen:
+                continue
+            seen.add(id(current))
+            if any(key in text for text in (str(current), repr(current.args))):
+                current.args = (f"{type(current).__name__} (message withheld: it quoted a secret)",)
+            todo += [current.__cause__, current.__context__]
+        return exc
 
     def _interpret(self, attempt: _Attempt, response: httpx.Response, received: float) -> Any:
         """The one place an HTTP answer becomes data or one of our exceptions.
