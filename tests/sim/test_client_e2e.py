@@ -26,7 +26,6 @@ from binance_transfers import (
     NotPortfolioMarginError,
     OutcomeUnknownError,
     PoolKind,
-    ServiceUnavailableError,
     SubAccountAccountType,
     TransferStatus,
     TransferType,
