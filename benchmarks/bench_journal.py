@@ -3,7 +3,8 @@
 A client sends universal transfers to the simulated exchange over TCP on
 127.0.0.1 (``python -m binance_transfers.sim`` in its own process, as
 Binance is not in ours), with and without ``journal=PATH``,
-in alternating blocks so that drift on a busy machine hits both alike. The
+alternating call by call (one at a time) or block by block (50 coroutines),
+so that drift on a busy machine hits both alike. The
 journal adds one committed SQLite write (before sending, awaited) and one
 outcome update per transfer, both in a worker thread. Reported: the median
 per-transfer time of each, one after another and with 50 coroutines at once,
@@ -28,8 +29,9 @@ from binance_transfers.sim import DEMO_API_KEY, DEMO_API_SECRET
 
 from ._report import Report
 
-BLOCKS = 8
+BLOCKS = 12
 PER_BLOCK = 100
+SINGLE_CALLS = 1500
 CONCURRENCY = 50
 
 
@@ -74,9 +76,16 @@ async def measure(concurrency: int) -> tuple[float, float]:
                 async with client(None) as bare, client(Path(tmp) / "j.sqlite") as kept:
                     await _block(bare, 20, 1)  # warm up both: connections, clock sync, SQLite
                     await _block(kept, 20, 1)
-                    for _ in range(BLOCKS):
-                        plain.append(await _block(bare, PER_BLOCK, concurrency))
-                        journaled.append(await _block(kept, PER_BLOCK, concurrency))
+                    if concurrency == 1:
+                        # One call each in turn: drift and noise hit both alike, and the
+                        # median of single calls ignores the odd scheduling hiccup.
+                        for _ in range(SINGLE_CALLS):
+                            plain.append(await _block(bare, 1, 1))
+                            journaled.append(await _block(kept, 1, 1))
+                    else:
+                        for _ in range(BLOCKS):
+                            plain.append(await _block(bare, PER_BLOCK, concurrency))
+                            journaled.append(await _block(kept, PER_BLOCK, concurrency))
         finally:
             server.terminate()  # the server we started, by its own handle
     return statistics.median(plain), statistics.median(journaled)

@@ -28,7 +28,16 @@ from ._exceptions import (
     OutcomeUnknownError,
 )
 from ._governor import Governor
-from ._journal import DONE, EXECUTED, NOT_EXECUTED, REFUSED, UNKNOWN, UNSETTLED, Journal
+from ._journal import (
+    DONE,
+    EXECUTED,
+    NOT_EXECUTED,
+    REFUSED,
+    UNKNOWN,
+    UNSETTLED,
+    Journal,
+    PendingIntent,
+)
 from ._models import (
     Acknowledgement,
     BnbTransferResult,
@@ -85,12 +94,43 @@ _RETRY_ATTEMPTS = 3
 class _CallState:
     """The mutating call running in this context: its journal row, its last outcome."""
 
-    __slots__ = ("intent", "outcome", "reported")
+    __slots__ = ("outcome", "pending", "reported")
 
-    def __init__(self, intent: int | None) -> None:
-        self.intent = intent
+    def __init__(self, pending: PendingIntent | None) -> None:
+        self.pending = pending
         self.outcome: ExchangeOutcome | None = None
         self.reported = False  # on_detached has been told
+
+    @property
+    def intent(self) -> int | None:
+        return None if self.pending is None else self.pending.id
+
+
+class _IntentGate(httpx.AsyncBaseTransport):
+    """Holds each journaled request back until its intent is committed.
+
+    The intent is queued before the call starts; waiting for its commit here,
+    just before the request is handed to the network, lets the permit, the
+    signature and the connection be prepared meanwhile. Nothing is written
+    before the gate opens; a journal that cannot write fails the call with
+    nothing sent.
+    """
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self._inner = inner
+        # The transport trusts write reports from httpcore (and transports saying so).
+        self.reports_writes = isinstance(inner, httpx.AsyncHTTPTransport) or bool(
+            getattr(inner, "reports_writes", False)
+        )
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        call = _CALL.get()
+        if call is not None and call.pending is not None:
+            await call.pending.committed()
+        return await self._inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
 
 
 # The transport's on_outcome hook runs in the caller's context (or a copy of
@@ -189,14 +229,26 @@ class Client:
         )
         signer = _signer(secret)
         self._owns_http = http_client is None
+        # With a journal and an httpx client of our own, intents are committed
+        # while the request is prepared (see _IntentGate); otherwise before the
+        # call starts.
+        # Only over a transport that reports when it writes: over any other, a
+        # request counts as written once handed over, so a journal failing at
+        # the gate would look like an unknown outcome.
+        self._gated = (
+            journal is not None
+            and http_client is None
+            and (transport is None or bool(getattr(transport, "reports_writes", False)))
+        )
         if http_client is None:
-            http_client = httpx.AsyncClient(
-                timeout=timeout,
-                transport=transport,
-                limits=httpx.Limits(
-                    max_connections=max_in_flight, max_keepalive_connections=max_in_flight
-                ),
+            limits = httpx.Limits(
+                max_connections=max_in_flight, max_keepalive_connections=max_in_flight
             )
+            if self._gated:
+                transport = _IntentGate(
+                    transport if transport is not None else httpx.AsyncHTTPTransport(limits=limits)
+                )
+            http_client = httpx.AsyncClient(timeout=timeout, transport=transport, limits=limits)
         self._http = http_client
         self.governor = governor if governor is not None else Governor()
         self.endpoints = endpoints
@@ -829,6 +881,14 @@ class Client:
                 )
         raise AssertionError("unreachable")  # pragma: no cover
 
+    async def _close_intent(self, call: _CallState, note: str) -> None:
+        """Mark the call's row refused, if it is still open (nothing was sent)."""
+        if self.journal is None or call.pending is None:
+            return
+        intent = await _intent_id(call.pending)
+        if intent is not None:
+            self.journal.outcome(intent, REFUSED, note=note, only_if_open=True)
+
     async def _send(
         self,
         endpoint: Endpoint,
@@ -839,20 +899,22 @@ class Client:
     ) -> _T:
         """Send a mutating request: journal first, track it while on the wire."""
         journal = self.journal
-        intent = None
+        pending = None
         if journal is not None:
             # Binance's clock first: the intent's time bounds the request's timestamp.
             clock = self.governor.server_clock.clock
             deadline = None if max_wait is None else clock.monotonic() + max_wait
             await self._transport.sync_time(deadline=deadline)
-            intent = await journal.open(
+            pending = journal.begin(
                 endpoint.name,
                 params,
                 recv_window or self._transport.recv_window,
                 self.governor.server_clock.now_ms(),
             )
+            if not self._gated:
+                await pending.committed()
         in_flight = self._reconciler.started(endpoint.name)
-        call = _CallState(intent)
+        call = _CallState(pending)
         token = _CALL.set(call)
         try:
             result: _T = await self._transport.call(
@@ -865,7 +927,7 @@ class Client:
             )
             return result
         except OutcomeUnknownError as unknown:
-            unknown.journal_id = intent  # type: ignore[attr-defined]
+            unknown.journal_id = call.intent  # type: ignore[attr-defined]
             raise
         except anyio.get_cancelled_exc_class():
             last = call.outcome
@@ -873,20 +935,28 @@ class Client:
                 # Cancelled just as the answer arrived: the transport learned the
                 # outcome in time for us, but this caller will never see it.
                 await self._detached(attrs.evolve(last, detached=True))
-            elif journal is not None and intent is not None:
-                journal.outcome(intent, REFUSED, note="cancelled before sending", only_if_open=True)
+            else:
+                await self._close_intent(call, "cancelled before sending")
             raise
         except BaseException as exc:
-            if journal is not None and intent is not None:
-                # Refused by Binance, or never written: nothing happened. A request
-                # cut off on the wire was journaled by _on_outcome (the row is no
-                # longer open), so only a still-open row is closed here.
-                note = str(exc) if isinstance(exc, BinanceTransfersError) else type(exc).__name__
-                journal.outcome(intent, REFUSED, note=note[:200], only_if_open=True)
+            # Refused by Binance, or never written: nothing happened. A request
+            # cut off on the wire was journaled by _on_outcome (the row is no
+            # longer open), so only a still-open row is closed here.
+            note = str(exc) if isinstance(exc, BinanceTransfersError) else type(exc).__name__
+            await self._close_intent(call, note[:200])
             raise
         finally:
             _CALL.reset(token)
             self._reconciler.finished(endpoint.name, in_flight)
+
+
+async def _intent_id(pending: PendingIntent) -> int | None:
+    """The row id once committed (shielded: called while the caller may be cancelled)."""
+    try:
+        row_id: int = await pending.committed()
+    except Exception:  # the journal could not write it: there is no row to close
+        return None
+    return row_id
 
 
 def _echo(params: Sequence[tuple[str, str]]) -> dict[str, str]:

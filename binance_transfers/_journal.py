@@ -38,7 +38,7 @@ from typing import Any, TypeVar
 import anyio
 import attrs
 
-__all__ = ["Intent", "Journal"]
+__all__ = ["Intent", "Journal", "PendingIntent"]
 
 _T = TypeVar("_T")
 
@@ -128,16 +128,13 @@ class Journal:
 
     async def _run(self, fn: Callable[..., _T], *args: Any) -> _T:
         """Run ``fn(connection, *args)`` in the writer thread and await its commit."""
+        return await self._submit(fn, *args).committed()  # type: ignore[no-any-return]
+
+    def _submit(self, fn: Callable[..., Any], *args: Any) -> _Job:
         self._start()
         job = _Job(fn, args, _waker(), self._take_pending())
         self._queue.put(job)
-        # Shielded: once queued, the write happens; the caller waits for it so
-        # that nothing it does next can overtake it.
-        with anyio.CancelScope(shield=True):
-            await job.done.wait()
-        if isinstance(job.result, BaseException):
-            raise job.result
-        return job.result  # type: ignore[no-any-return]
+        return job
 
     def _take_pending(self) -> list[tuple[Any, ...]]:
         pending, self._pending = self._pending, []
@@ -151,9 +148,22 @@ class Journal:
         created_ms: int,
     ) -> int:
         """Write the intent and wait until it is committed; return its id."""
-        return await self._run(
-            _insert, self.session, endpoint, json.dumps(list(params)), recv_window, created_ms
-        )
+        row_id: int = await self.begin(endpoint, params, recv_window, created_ms).committed()
+        return row_id
+
+    def begin(
+        self,
+        endpoint: str,
+        params: Sequence[tuple[str, str]],
+        recv_window: int,
+        created_ms: int,
+    ) -> PendingIntent:
+        """Queue the intent now; ``await pending.committed()`` before the first byte leaves.
+
+        Lets the caller prepare its request while the writer thread commits.
+        """
+        args = (self.session, endpoint, json.dumps(list(params)), recv_window, created_ms)
+        return self._submit(_insert, *args)
 
     def outcome(
         self,
@@ -207,6 +217,8 @@ _MAX_PENDING = 64
 
 
 class _Job:
+    """One piece of work for the writer thread (a :class:`PendingIntent` for inserts)."""
+
     __slots__ = ("args", "done", "fn", "result", "updates", "wake")
 
     def __init__(
@@ -225,6 +237,25 @@ class _Job:
             self.done = anyio.Event()  # never awaited: nobody waits for a posted write
         else:
             self.done, self.wake = wake
+
+    async def committed(self) -> Any:
+        """Wait until the job's transaction is committed; its result (or its error)."""
+        # Shielded: once queued, the write happens; the caller waits for it so
+        # that nothing it does next can overtake it.
+        with anyio.CancelScope(shield=True):
+            await self.done.wait()
+        if isinstance(self.result, BaseException):
+            raise self.result
+        return self.result
+
+    @property
+    def id(self) -> int | None:
+        """The row's id once committed, else None."""
+        return self.result if self.done.is_set() and isinstance(self.result, int) else None
+
+
+#: An intent queued for the writer thread: ``await pending.committed()`` -> row id.
+PendingIntent = _Job
 
 
 def _waker() -> tuple[anyio.Event, Callable[[], object]]:
