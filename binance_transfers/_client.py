@@ -224,9 +224,11 @@ class Client:
         if on_detached is not None and not callable(on_detached):
             raise InvalidInputError("on_detached must be callable")
         self.on_detached = on_detached
-        self.journal = (
-            journal if journal is None or isinstance(journal, Journal) else Journal(journal)
-        )
+        if journal is not None and not isinstance(journal, Journal):
+            if not os.path.isdir(os.path.dirname(os.path.abspath(journal))):
+                raise InvalidInputError(f"journal: no directory for {os.fspath(journal)!r}")
+            journal = Journal(journal)
+        self.journal = journal
         signer = _signer(secret)
         self._owns_http = http_client is None
         # With a journal and an httpx client of our own, intents are committed
@@ -937,6 +939,14 @@ class Client:
                 await self._detached(attrs.evolve(last, detached=True))
             else:
                 await self._close_intent(call, "cancelled before sending")
+            raise
+        except Exception as exc:
+            failed = None if pending is None else pending.failure
+            if failed is not None and not isinstance(exc, OutcomeUnknownError):
+                # The gate refused to send: the journal could not record the intent.
+                raise failed from None
+            note = str(exc) if isinstance(exc, BinanceTransfersError) else type(exc).__name__
+            await self._close_intent(call, note[:200])
             raise
         except BaseException as exc:
             # Refused by Binance, or never written: nothing happened. A request

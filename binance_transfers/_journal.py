@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import queue
 import sqlite3
@@ -38,9 +39,13 @@ from typing import Any, TypeVar
 import anyio
 import attrs
 
+from ._exceptions import ConfigurationError
+
 __all__ = ["Intent", "Journal", "PendingIntent"]
 
 _T = TypeVar("_T")
+
+log = logging.getLogger("binance_transfers.journal")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS intents (
@@ -206,7 +211,11 @@ class Journal:
         thread = self._thread
         if thread is None:
             return
-        await self.flush()
+        try:
+            await self.flush()
+        except ConfigurationError:
+            # Already raised to the calls it hit; closing must still stop the thread.
+            log.warning("journal %s: the last writes failed", self.path, exc_info=True)
         self._queue.put(None)
         await anyio.to_thread.run_sync(thread.join)
         self._thread = None
@@ -249,6 +258,11 @@ class _Job:
         return self.result
 
     @property
+    def failure(self) -> BaseException | None:
+        """Why the write failed, once it has."""
+        return self.result if isinstance(self.result, BaseException) else None
+
+    @property
     def id(self) -> int | None:
         """The row's id once committed, else None."""
         return self.result if self.done.is_set() and isinstance(self.result, int) else None
@@ -271,8 +285,13 @@ def _waker() -> tuple[anyio.Event, Callable[[], object]]:
 
 
 def _writer(path: str, durable: bool, jobs: queue.SimpleQueue[_Job | None]) -> None:
-    """The writer thread: drain the queue, one transaction per batch."""
-    conn = _connect(path, durable)
+    """The writer thread: drain the queue, one transaction per batch.
+
+    Every failure (the file cannot be opened, disk full, I/O error) reaches
+    every caller whose write it hit, as :class:`ConfigurationError`; the
+    thread never dies with callers still waiting.
+    """
+    conn: sqlite3.Connection | None = None
     try:
         while True:
             batch = [jobs.get()]
@@ -281,27 +300,31 @@ def _writer(path: str, durable: bool, jobs: queue.SimpleQueue[_Job | None]) -> N
                     batch.append(jobs.get_nowait())
                 except queue.Empty:
                     break
-            stop = None in batch
             work = [job for job in batch if job is not None]
             try:
+                if conn is None:
+                    conn = _connect(path, durable)
                 conn.execute("BEGIN IMMEDIATE")
                 for job in work:
                     for update in job.updates:
                         _update(conn, *update)
                     job.result = job.fn(conn, *job.args)
                 conn.execute("COMMIT")
-            except BaseException as exc:  # disk full, I/O error: every caller hears of it
-                if conn.in_transaction:
+            except Exception as exc:
+                if conn is not None and conn.in_transaction:
                     conn.execute("ROLLBACK")
+                failure = ConfigurationError(f"the journal {path!r} cannot be written: {exc}")
+                failure.__cause__ = exc
                 for job in work:
-                    job.result = exc
+                    job.result = failure
             for job in work:
                 if job.wake is not None:
                     job.wake()
-            if stop:
+            if None in batch:
                 return
     finally:
-        conn.close()
+        if conn is not None:
+            conn.close()
 
 
 def _connect(path: str, durable: bool) -> sqlite3.Connection:

@@ -273,3 +273,59 @@ async def test_a_process_killed_mid_run_is_recovered_in_a_fresh_one(tmp_path: Pa
             if row["endpoint"] == endpoint and row["state"] in ("done", "executed")
         )
         assert accounted == executed, endpoint
+
+
+async def test_over_tcp_the_intent_is_committed_before_the_request_arrives(
+    exchange: SimulatedExchange, tmp_path: Path
+) -> None:
+    """httpcore: the intent is queued at once and the request waits for its commit."""
+    path = tmp_path / "j.sqlite"
+    seen: list[list[dict[str, Any]]] = []
+    handle = exchange.handle
+
+    async def spying(endpoint: Any, request: Any) -> Any:
+        if endpoint.name == "universal_transfer":
+            seen.append(rows(path))
+        return await handle(endpoint, request)
+
+    exchange.handle = spying  # type: ignore[method-assign]
+    async with (
+        serve(exchange) as server,
+        Client(
+            DEMO_API_KEY, DEMO_API_SECRET, api_url=server.url, papi_url=server.url, journal=path
+        ) as client,
+    ):
+        for amount in ("1", "2", "3"):
+            await client.transfer(type=TransferType.MAIN_UMFUTURE, asset="USDT", amount=amount)
+    assert [len(before) for before in seen] == [1, 2, 3]
+    assert [before[-1]["state"] for before in seen] == ["open", "open", "open"]
+    assert [row["state"] for row in rows(path)] == ["done", "done", "done"]
+
+
+@pytest.mark.parametrize("tcp", [True, False], ids=["gated", "awaited"])
+async def test_an_unwritable_journal_fails_the_call_with_nothing_sent(
+    exchange: SimulatedExchange, tmp_path: Path, tcp: bool
+) -> None:
+    """A journal that cannot be written: ConfigurationError, nothing executed, no hang."""
+    journal = tmp_path / "dir.sqlite"
+    journal.mkdir()  # SQLite cannot open a directory
+    async with serve(exchange) as server:
+        options: dict[str, Any] = (
+            {"api_url": server.url, "papi_url": server.url}
+            if tcp
+            else {
+                "transport": exchange.transport(),
+                "api_url": exchange.api_url,
+                "papi_url": exchange.papi_url,
+            }
+        )
+        async with Client(DEMO_API_KEY, DEMO_API_SECRET, journal=journal, **options) as client:
+            with anyio.fail_after(10), pytest.raises(ConfigurationError, match="journal"):
+                await client.transfer(type=TransferType.MAIN_UMFUTURE, asset="USDT", amount="1")
+    assert exchange.ledger.executed("universal_transfer") == []
+
+
+def test_a_journal_in_a_missing_directory_is_refused_at_construction(tmp_path: Path) -> None:
+    """Said before any call."""
+    with pytest.raises(ValueError, match="journal"):
+        Client(API_KEY, SECRET, journal=tmp_path / "missing" / "j.sqlite")
