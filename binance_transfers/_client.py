@@ -106,33 +106,6 @@ class _CallState:
         return None if self.pending is None else self.pending.id
 
 
-class _IntentGate(httpx.AsyncBaseTransport):
-    """Holds each journaled request back until its intent is committed.
-
-    The intent is queued before the call starts; waiting for its commit here,
-    just before the request is handed to the network, lets the permit, the
-    signature and the connection be prepared meanwhile. Nothing is written
-    before the gate opens; a journal that cannot write fails the call with
-    nothing sent.
-    """
-
-    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
-        self._inner = inner
-        # The transport trusts write reports from httpcore (and transports saying so).
-        self.reports_writes = isinstance(inner, httpx.AsyncHTTPTransport) or bool(
-            getattr(inner, "reports_writes", False)
-        )
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        call = _CALL.get()
-        if call is not None and call.pending is not None:
-            await call.pending.committed()
-        return await self._inner.handle_async_request(request)
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
-
-
 # The transport's on_outcome hook runs in the caller's context (or a copy of
 # it, for a request that outlives its cancelled caller): it finds the call here.
 _CALL: contextvars.ContextVar[_CallState | None] = contextvars.ContextVar(
@@ -231,25 +204,10 @@ class Client:
         self.journal = journal
         signer = _signer(secret)
         self._owns_http = http_client is None
-        # With a journal and an httpx client of our own, intents are committed
-        # while the request is prepared (see _IntentGate); otherwise before the
-        # call starts.
-        # Only over a transport that reports when it writes: over any other, a
-        # request counts as written once handed over, so a journal failing at
-        # the gate would look like an unknown outcome.
-        self._gated = (
-            journal is not None
-            and http_client is None
-            and (transport is None or bool(getattr(transport, "reports_writes", False)))
-        )
         if http_client is None:
             limits = httpx.Limits(
                 max_connections=max_in_flight, max_keepalive_connections=max_in_flight
             )
-            if self._gated:
-                transport = _IntentGate(
-                    transport if transport is not None else httpx.AsyncHTTPTransport(limits=limits)
-                )
             http_client = httpx.AsyncClient(timeout=timeout, transport=transport, limits=limits)
         self._http = http_client
         self.governor = governor if governor is not None else Governor()
@@ -913,8 +871,7 @@ class Client:
                 recv_window or self._transport.recv_window,
                 self.governor.server_clock.now_ms(),
             )
-            if not self._gated:
-                await pending.committed()
+            await pending.committed()
         in_flight = self._reconciler.started(endpoint.name)
         call = _CallState(pending)
         token = _CALL.set(call)
@@ -939,14 +896,6 @@ class Client:
                 await self._detached(attrs.evolve(last, detached=True))
             else:
                 await self._close_intent(call, "cancelled before sending")
-            raise
-        except Exception as exc:
-            failed = None if pending is None else pending.failure
-            if failed is not None and not isinstance(exc, OutcomeUnknownError):
-                # The gate refused to send: the journal could not record the intent.
-                raise failed from None
-            note = str(exc) if isinstance(exc, BinanceTransfersError) else type(exc).__name__
-            await self._close_intent(call, note[:200])
             raise
         except BaseException as exc:
             # Refused by Binance, or never written: nothing happened. A request
