@@ -302,7 +302,7 @@ async def test_over_tcp_the_intent_is_committed_before_the_request_arrives(
     assert [row["state"] for row in rows(path)] == ["done", "done", "done"]
 
 
-@pytest.mark.parametrize("tcp", [True, False], ids=["gated", "awaited"])
+@pytest.mark.parametrize("tcp", [True, False], ids=["tcp", "in-process"])
 async def test_an_unwritable_journal_fails_the_call_with_nothing_sent(
     exchange: SimulatedExchange, tmp_path: Path, tcp: bool
 ) -> None:
