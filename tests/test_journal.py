@@ -21,6 +21,7 @@ from binance_transfers import (
     ConfigurationError,
     Governor,
     InsufficientBalanceError,
+    Journal,
     OutcomeUnknownError,
     TransferType,
 )
@@ -329,3 +330,20 @@ def test_a_journal_in_a_missing_directory_is_refused_at_construction(tmp_path: P
     """Said before any call."""
     with pytest.raises(ValueError, match="journal"):
         Client(API_KEY, SECRET, journal=tmp_path / "missing" / "j.sqlite")
+
+
+def test_the_journal_works_under_trio(tmp_path: Path) -> None:
+    """The writer thread wakes trio's run as it wakes asyncio's loop."""
+    import trio
+
+    journal = Journal(tmp_path / "j.sqlite")
+
+    async def main() -> list[Any]:
+        intent = await journal.open("universal_transfer", [("asset", "USDT")], 5000, 1)
+        journal.outcome(intent, "done", tran_id=9)
+        found = await journal.rows()
+        await journal.aclose()
+        return found
+
+    (row,) = trio.run(main)
+    assert (row.state, row.tran_id, row.params) == ("done", 9, {"asset": "USDT"})
