@@ -776,3 +776,28 @@ async def test_sub_account_transfers_get_a_client_tran_id_by_default(
         ids.append(sent)
     assert len(set(ids)) == 3
     assert all(i.startswith("bt-") and len(i) <= 32 for i in ids)
+
+
+def test_money_safety_options_are_checked_at_construction() -> None:
+    """on_unknown, settle_margin and on_detached: typed errors, before any call."""
+    with pytest.raises(InvalidInputError, match="on_unknown"):
+        Client(API_KEY, SECRET, on_unknown="ignore")  # type: ignore[arg-type]
+    with pytest.raises(InvalidInputError, match="settle_margin"):
+        Client(API_KEY, SECRET, settle_margin=-1)
+    with pytest.raises(InvalidInputError, match="on_detached"):
+        Client(API_KEY, SECRET, on_detached="print")  # type: ignore[arg-type]
+
+
+async def test_on_unknown_per_call_is_checked_before_sending(
+    fake: FakeBinance, client: Client
+) -> None:
+    """A bad per-call on_unknown costs no weight either."""
+    with pytest.raises(InvalidInputError, match="on_unknown"):
+        await client.transfer(
+            type="MAIN_MARGIN",
+            asset="USDT",
+            amount=1,
+            on_unknown="later",  # type: ignore[arg-type]
+        )
+    assert fake.requests == []
+    assert client.governor.snapshot() == ()
