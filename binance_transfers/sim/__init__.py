@@ -32,6 +32,7 @@ from ._exchange import (
     DEMO_API_KEY,
     DEMO_API_SECRET,
     DEMO_EMAIL,
+    HISTORY_RETENTION,
     Incoming,
     Outgoing,
     SimulatedExchange,
@@ -41,12 +42,13 @@ from ._ledger import Charge, Ledger, LedgerEntry, Overrun
 from ._limits import BanPolicy
 from ._report import CapUsage, PoolUsage, Report, report, totals
 from ._server import SimServer, serve
-from ._state import Account, Bank, SubAccountTransfer, UniversalTransfer, Wallet
+from ._state import Account, Bank, Posting, SubAccountTransfer, UniversalTransfer, Wallet
 
 __all__ = [
     "DEMO_API_KEY",
     "DEMO_API_SECRET",
     "DEMO_EMAIL",
+    "HISTORY_RETENTION",
     "Account",
     "ApiKey",
     "BanPolicy",
@@ -65,6 +67,7 @@ __all__ = [
     "Outgoing",
     "Overrun",
     "PoolUsage",
+    "Posting",
     "Report",
     "SimServer",
     "SimulatedExchange",

@@ -85,8 +85,11 @@ class Report:
 
 
 def totals(exchange: SimulatedExchange) -> dict[str, Decimal]:
-    """Each asset summed over every wallet of every account (masters and subs)."""
-    sums: dict[str, Decimal] = defaultdict(Decimal)
+    """Each asset summed over every wallet of every account (masters and subs).
+
+    Amounts held by pending transfers (in no wallet until they settle) count too.
+    """
+    sums: dict[str, Decimal] = defaultdict(Decimal, exchange.bank.in_flight())
     for account in exchange.bank:
         for assets in account.balances().values():
             for asset, amount in assets.items():
