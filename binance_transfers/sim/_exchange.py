@@ -413,7 +413,7 @@ class SimulatedExchange:
                 used = self.limiter.used(spec, request.ip, visit.arrived)
                 headers[spec.header.upper()] = str(used)
         answer = Outgoing(status=status, body=payload, headers=headers)
-        return self._finish(visit, self._apply(fault, answer))
+        return self._finish(visit, self._apply(fault, answer, visit))
 
     def _admit(
         self,
@@ -474,13 +474,14 @@ class SimulatedExchange:
             visit.settles_at = posting.settles_at / 1000
         return body
 
-    def _apply(self, fault: Fault | None, answer: Outgoing) -> Outgoing:
+    def _apply(self, fault: Fault | None, answer: Outgoing, visit: _Visit) -> Outgoing:
         """Let the fault shape the answer (after execution, if it executes)."""
         if fault is None:
             return answer
         kind = fault.kind
         if kind is FaultKind.SERVER_ERROR:
             reject = err.server_error(fault.status, fault.code, fault.msg)
+            visit.code = reject.code  # the ledger records the answer as sent
             return attrs.evolve(answer, status=fault.status, body=reject.body())
         if kind is FaultKind.DROP:
             return attrs.evolve(answer, drop=True)

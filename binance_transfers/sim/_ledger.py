@@ -245,7 +245,7 @@ class Ledger(Sequence[LedgerEntry]):
         ]
 
     def resends(self) -> list[tuple[LedgerEntry, ...]]:
-        """Groups of executed requests that carried the same signature (a resend).
+        """Groups of executed mutating requests that carried the same signature (a resend).
 
         Two *different* calls with identical parameters signed in the same
         millisecond carry the same signature too (Binance cannot tell them
@@ -254,7 +254,8 @@ class Ledger(Sequence[LedgerEntry]):
         """
         by_signature: dict[str, list[LedgerEntry]] = defaultdict(list)
         for entry in self._entries:
-            if entry.executed and entry.signature is not None:
+            # A read repeated in the same millisecond changes nothing: not a resend.
+            if entry.executed and entry.signature is not None and entry.method != "GET":
                 by_signature[entry.signature].append(entry)
         return [tuple(group) for group in by_signature.values() if len(group) > 1]
 
