@@ -62,3 +62,24 @@ def test_cli_options_build_the_exchange() -> None:
     assert exchange.demo_account is not None
     assert [r.fault.kind for r in exchange.faults.rules] == [FaultKind.LATENCY, FaultKind.DROP]
     assert exchange.faults.rules[1].probability == 0.1
+
+
+def test_cli_issue_8_faults_and_history_lag() -> None:
+    """--history-lag and the reset, late, 503, pending and failed rates reach the exchange."""
+    args = _parser().parse_args(
+        [
+            *("--history-lag", "1.5", "--reset-rate", "0.05", "--late-rate", "0.04"),
+            *("--late-by", "9", "--unavailable-rate", "0.03", "--pending-rate", "0.02"),
+            *("--failed-rate", "0.01", "--settle-after", "7"),
+        ]
+    )
+    exchange = build(args)
+    assert exchange.history_lag == 1.5
+    assert [(r.fault.kind, r.probability, r.fault.delay) for r in exchange.faults.rules] == [
+        (FaultKind.RESET, 0.05, 0.0),
+        (FaultKind.LATE, 0.04, 9.0),
+        (FaultKind.UNAVAILABLE, 0.03, 0.0),
+        (FaultKind.PENDING, 0.02, 7.0),
+        (FaultKind.FAILED, 0.01, 7.0),
+    ]
+    assert build(_parser().parse_args([])).history_lag == 0.0
