@@ -40,7 +40,7 @@ from ._exchange import (
 from ._faults import Fault, FaultDecision, FaultKind, FaultRule, Faults
 from ._ledger import Charge, Ledger, LedgerEntry, Overrun
 from ._limits import BanPolicy
-from ._report import CapUsage, PoolUsage, Report, report, totals
+from ._report import CapUsage, Execution, PoolUsage, Report, report, totals
 from ._server import SimServer, serve
 from ._state import Account, Bank, Posting, SubAccountTransfer, UniversalTransfer, Wallet
 
@@ -56,6 +56,7 @@ __all__ = [
     "BinanceReject",
     "CapUsage",
     "Charge",
+    "Execution",
     "Fault",
     "FaultDecision",
     "FaultKind",

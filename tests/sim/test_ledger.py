@@ -6,7 +6,7 @@ import anyio
 import httpx
 
 from binance_transfers import Limits, LoopClock, PoolKind
-from binance_transfers.sim import Account, Fault, Overrun, SimulatedExchange
+from binance_transfers.sim import Account, Fault, Overrun, Report, SimulatedExchange, report, totals
 
 from .conftest import DOC_KEY, DOC_SECRET, EPOCH, Wire, fake_time, hmac_hex
 
@@ -197,3 +197,23 @@ async def test_duplicates_catch_a_transfer_resent_with_a_fresh_timestamp(wire: W
         False,
         True,
     ]
+
+
+async def test_report_lists_executions_and_duplicates_across_processes(wire: Wire) -> None:
+    """The JSON report carries every executed transfer and the duplicate count, round-trip."""
+    started = totals(wire.exchange)
+    stamp = wire.exchange.server_ms()
+    await wire.call("universal_transfer", TRANSFER, timestamp=stamp)
+    await wire.call("universal_transfer", TRANSFER, timestamp=stamp + 5)  # the same, again
+    await wire.call("transfer_history", [("type", "MAIN_UMFUTURE")])
+    seen = Report.loads(report(wire.exchange, started).dumps())
+    assert [(e.endpoint, e.timestamp, e.params["amount"]) for e in seen.executions] == [
+        ("universal_transfer", stamp, "1"),
+        ("universal_transfer", stamp + 5, "1"),
+    ]
+    first = wire.exchange.ledger.executions()[0]
+    assert seen.executions[0].result == str(first.result)
+    assert seen.executions[0].executed_ms == first.executed_ms
+    assert seen.executions[0].settlement == "CONFIRMED"
+    assert seen.duplicates == 1
+    assert seen.conserved
