@@ -108,6 +108,8 @@ class _Visit:
     timestamp: int | None = None
     settlement: str | None = None
     settles_at: float | None = None
+    latency: float = 0.0
+    late_by: float = 0.0
 
 
 @attrs.frozen(kw_only=True)
@@ -379,6 +381,7 @@ class SimulatedExchange:
         fault = decision.fault
         params = Params.parse(request.query, request.body)
         visit = self._visit(request, endpoint.name, fault, params)
+        visit.latency, visit.late_by = decision.latency, decision.late_by
         self.bank.settle(int(visit.arrived * 1000))
         if fault is not None and fault.kind is FaultKind.WAF:
             waf = Outgoing(status=403, body=err.WAF_PAGE, headers={}, content_type="text/html")

@@ -79,6 +79,10 @@ class LedgerEntry:
     SUCCESS / FAILURE); decided at execution, shown once ``settles_at`` passes."""
     settles_at: float | None = None
     """Server clock (epoch seconds) at which that transfer leaves PENDING."""
+    latency: float = 0.0
+    """Seconds the request travelled (``Fault.latency``): it arrived that long after leaving."""
+    late_by: float = 0.0
+    """Seconds the answer was held back after processing (``Fault.late``)."""
 
     @property
     def executed_ms(self) -> int | None:

@@ -24,6 +24,7 @@ async def test_latency_delays_arrival(wire: Wire) -> None:
     await wire.call("server_time")
     assert anyio.current_time() - started == pytest.approx(0.25)
     assert wire.exchange.ledger[-1].arrived - sent == pytest.approx(0.25)
+    assert wire.exchange.ledger[-1].latency == pytest.approx(0.25)
 
 
 @fake_time
@@ -102,7 +103,8 @@ async def test_late_answer_past_the_read_timeout_is_read_timeout(
         await wire.call("universal_transfer", TRANSFER, read_timeout=2.0)
     assert anyio.current_time() - start == pytest.approx(2.0)
     assert master.balance("USDT", "UMFUTURE") == Decimal(501)
-    assert wire.exchange.ledger[-1].executed
+    entry = wire.exchange.ledger[-1]
+    assert (entry.executed, entry.fault, entry.late_by) == (True, "late", 10.0)
 
 
 @fake_time
