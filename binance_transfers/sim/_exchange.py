@@ -291,9 +291,11 @@ class SimulatedExchange:
     def transport(self, *, client_ip: str = "127.0.0.1") -> httpx.AsyncBaseTransport:
         """An in-process httpx transport to this exchange, seen as coming from ``client_ip``.
 
-        Unlike ``httpx.ASGITransport`` it fails as a network does: a dropped
-        connection raises ``httpx.RemoteProtocolError`` and an answer later than
-        the request's read timeout raises ``httpx.ReadTimeout``.
+        Unlike ``httpx.ASGITransport`` it behaves as a network does: a dropped
+        connection raises ``httpx.RemoteProtocolError`` (before the answer, or
+        while reading a body cut short by ``Fault.reset``), an answer later than
+        the request's read timeout raises ``httpx.ReadTimeout``, and a request
+        once sent is served to the end even if its caller is cancelled.
         """
         from ._transport import SimTransport
 
