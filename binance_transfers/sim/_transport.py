@@ -26,6 +26,7 @@ before the request is handed to the exchange; if it raises, nothing is sent.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -38,6 +39,8 @@ __all__ = ["ON_WRITE_EXTENSION", "SimTransport"]
 
 #: Request extension: ``async def () -> None`` awaited immediately before the first byte leaves.
 ON_WRITE_EXTENSION = "binance_transfers.on_write"
+
+log = logging.getLogger(__name__)
 
 _Message = MutableMapping[str, Any]
 _Receive = Callable[[], Awaitable[_Message]]
@@ -82,6 +85,7 @@ class _Exchange:
         self.done = anyio.Event()
         self.response: httpx.Response | None = None
         self.error: Exception | None = None
+        self._abandoned = False
 
     async def run(self) -> None:
         try:
@@ -93,6 +97,24 @@ class _Exchange:
             self.error = exc
         finally:
             self.done.set()
+            self._report()
+
+    def abandon(self) -> None:
+        """The caller stopped waiting: nobody will see what happens next."""
+        self._abandoned = True
+        if self.done.is_set():
+            self._report()
+
+    def _report(self) -> None:
+        # A hang-up is a fault the test asked for; anything else is a failure of
+        # the app that no caller is left to see, so it must not vanish.
+        if self._abandoned and self.error is not None and not isinstance(self.error, _Hungup):
+            log.error(
+                "the simulated exchange failed serving %s %s after its caller gave up",
+                self._request.method,
+                self._request.url.path,
+                exc_info=self.error,
+            )
 
     async def _serve(self, scope: _Message, receive: _Receive, send: _Send) -> None:
         status: int | None = None
@@ -162,7 +184,11 @@ class SimTransport(httpx.AsyncBaseTransport):
             with anyio.fail_after(read):
                 await trip.done.wait()
         except TimeoutError:
+            trip.abandon()
             raise httpx.ReadTimeout("The read operation timed out", request=request) from None
+        except BaseException:  # cancelled: stop waiting, as a socket's reader would
+            trip.abandon()
+            raise
         return trip.answer()
 
     def _detach(self, run: Callable[[], Awaitable[None]]) -> None:

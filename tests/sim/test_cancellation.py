@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 import anyio
 import httpx
@@ -17,6 +18,7 @@ from binance_transfers.sim import (
     SimulatedExchange,
     serve,
 )
+from binance_transfers.sim._transport import SimTransport
 
 from .conftest import DOC_KEY, DOC_SECRET, Wire, fake_time, hmac_hex
 
@@ -146,3 +148,26 @@ async def test_cancelled_caller_over_tcp_still_moves_the_money() -> None:
         entry = await arrival(exchange, 10.0)
     assert entry.executed
     assert demo.balance("USDT", "UMFUTURE") == Decimal(100003)
+
+
+@fake_time
+async def test_a_failure_nobody_waits_for_is_logged(caplog: pytest.LogCaptureFixture) -> None:
+    """An app error after the caller gave up is logged, not lost; one seen by its caller is not."""
+
+    async def broken(scope: Any, receive: Any, send: Any) -> None:
+        await anyio.sleep(1.0)
+        raise RuntimeError("handler bug")
+
+    transport = SimTransport(broken)
+    with anyio.move_on_after(0.5):
+        await transport.handle_async_request(httpx.Request("GET", "http://sim.invalid/x"))
+    assert caplog.records == []
+    await anyio.sleep(1.0)
+    [record] = caplog.records
+    assert record.levelname == "ERROR"
+    assert "after its caller gave up" in record.getMessage()
+    assert record.exc_info is not None and "handler bug" in str(record.exc_info[1])
+    caplog.clear()
+    with pytest.raises(RuntimeError, match="handler bug"):
+        await transport.handle_async_request(httpx.Request("GET", "http://sim.invalid/x"))
+    assert caplog.records == []
