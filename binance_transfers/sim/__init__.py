@@ -18,7 +18,13 @@
 It is driven by the same endpoint table and the same :func:`~binance_transfers.pools_for`
 as the client and governor, checks keys, signatures and timestamps as Binance
 does, counts weight in fixed windows, answers 429/418, keeps balances and
-histories, and injects network and server faults on demand.
+histories (rows that appear late, settle PENDING then CONFIRMED or FAILED,
+and reach back 6 months), and injects network and server faults on demand,
+before or after executing. A request once sent is served to the end, even
+if its caller is cancelled, in-process as over TCP; the ledger says what
+executed, and how many times::
+
+    assert exchange.ledger.duplicates() == []  # no transfer moved money twice
 
 This package imports nothing optional: Starlette and uvicorn (the ``sim``
 extra) are imported when the ASGI app is first needed.
