@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-import attrs
 import httpx
 import looptime
 import pytest
@@ -26,7 +25,7 @@ from binance_transfers import (
     TransferResult,
     TransferType,
 )
-from binance_transfers.sim import Account, Fault, SimulatedExchange
+from binance_transfers.sim import Fault, SimulatedExchange
 
 from .conftest import API_KEY, SECRET, FakeBinance, ok
 
@@ -42,12 +41,6 @@ def exchange() -> SimulatedExchange:
     sim = SimulatedExchange()
     sim.add_demo_account()
     return sim
-
-
-@pytest.fixture
-def account(exchange: SimulatedExchange) -> Account:
-    assert exchange.demo_account is not None
-    return exchange.demo_account
 
 
 @pytest.fixture
@@ -137,22 +130,46 @@ async def test_of_two_identical_unknowns_each_row_is_claimed_once(
     assert (await client.reconcile(first)).executed is False
 
 
+@pytest.mark.parametrize(
+    ("settles", "executed", "status"),
+    [
+        (Fault.pending(3600.0), True, "PENDING"),
+        (Fault.failed(0.0), False, "FAILED"),
+        (Fault.pending(1.0), True, "CONFIRMED"),
+    ],
+    ids=["still-pending", "failed", "pending-then-confirmed"],
+)
 @fake_time
 async def test_pending_rows_are_executed_and_failed_rows_are_not(
-    exchange: SimulatedExchange, client: Client, account: Account
+    exchange: SimulatedExchange,
+    client: Client,
+    settles: Fault,
+    executed: bool,
+    status: str,
 ) -> None:
-    """PENDING: executed, still pending (said so). FAILED: not executed."""
-    for status, executed in (("PENDING", True), ("FAILED", False)):
-        exchange.faults.add(Fault.drop(), endpoint="universal_transfer", times=1)
-        unknown = await unknown_transfer(client, amount="3")
-        account.transfers[-1] = attrs.evolve(account.transfers[-1], status=status)
+    """PENDING: executed, still pending (said so). FAILED: not executed (it moved nothing)."""
+    exchange.faults.add(settles, endpoint="universal_transfer", times=1)
+    exchange.faults.add(Fault.drop(), endpoint="universal_transfer", times=1)
+    unknown = await unknown_transfer(client, amount="3")
+    settled = await client.reconcile(unknown)
+    assert (settled.executed, settled.pending, settled.status) == (
+        executed,
+        status == "PENDING",
+        status,
+    )
+    assert [settled.tran_id] == executed_ids(exchange, "universal_transfer")
+
+
+@fake_time
+async def test_the_margin_covers_binances_history_lag() -> None:
+    """A row showing 8 s after execution (past the 5 s recvWindow) needs, and gets, the margin."""
+    exchange = SimulatedExchange(history_lag=8.0)
+    exchange.add_demo_account()
+    exchange.faults.add(Fault.drop(), endpoint="universal_transfer", times=1)
+    async with exchange.client(settle_margin=5.0) as client:
+        unknown = await unknown_transfer(client)
         settled = await client.reconcile(unknown)
-        assert (settled.executed, settled.pending, settled.status) == (
-            executed,
-            status == "PENDING",
-            status,
-        )
-        assert settled.tran_id == account.transfers[-1].tran_id
+    assert settled.executed is True
 
 
 @fake_time

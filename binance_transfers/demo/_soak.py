@@ -12,6 +12,10 @@ The verdict compares the exchange's ledger with what the callers learned:
 every executed transfer must be accounted for exactly once (confirmed by its
 answer, by a detached outcome, or by a settlement), nothing may be executed
 that nobody accounts for, and no exception but the SDK's own may reach a caller.
+Each call accounts for at most one ``tranId``, so a transfer executed twice
+would leave one of its ids unaccounted for. (The ledger's ``duplicates()``
+cannot be used here: identical transfers are intended, to test that no
+settlement takes one for another.)
 """
 
 from __future__ import annotations
@@ -48,16 +52,22 @@ _CANCEL_ON_WIRE: contextvars.ContextVar[Callable[[], None] | None] = contextvars
 
 
 def add_faults(exchange: SimulatedExchange, share: float = 0.05, *, late: float = 60.0) -> None:
-    """Each fault on ``share`` of the transfers of both kinds (answers ``late`` s late)."""
-    statuses = (500, 502, 503, 504)
+    """Each fault on ``share`` of the transfers of both kinds: executed then a 5xx
+    (500/502/503/504, with Binance's "unknown" body, a -1003 rate-limit body, a
+    -1000 body or none), executed then the connection reset mid-body, executed
+    then dropped, executed then answered ``late`` s late (past the read timeout),
+    503 without executing; and half as many left PENDING for a while."""
+    bodies = ((None, None), (-1003, "Too much request weight used."), (-1000, "Unknown error."))
     for endpoint in SETTLED_ENDPOINTS:
-        for status in statuses:
-            exchange.faults.add(
-                Fault.server_error(status=status), endpoint=endpoint, probability=share / 4
-            )
+        for status in (500, 502, 503, 504):
+            for code, msg in bodies:
+                fault = Fault.server_error(status=status, code=code, msg=msg)
+                exchange.faults.add(fault, endpoint=endpoint, probability=share / 12)
+        exchange.faults.add(Fault.reset(), endpoint=endpoint, probability=share)
         exchange.faults.add(Fault.drop(), endpoint=endpoint, probability=share)
         exchange.faults.add(Fault.late(late), endpoint=endpoint, probability=share)
         exchange.faults.add(Fault.unavailable(), endpoint=endpoint, probability=share)
+        exchange.faults.add(Fault.pending(5.0), endpoint=endpoint, probability=share / 2)
 
 
 class WireTap(httpx.AsyncBaseTransport):
