@@ -1,0 +1,254 @@
+"""The default HTTP client: httpx's API over the fastest transport for the running loop.
+
+On asyncio, requests go through aiohttp (via ``httpx-aiohttp``, as openai-python
+does), which costs about half of httpcore's CPU per request; on trio (and any
+other loop) they go through httpcore. The choice is made at the first request,
+inside the loop, because a client may be built before any loop runs.
+
+httpx-aiohttp's own exception mapping cannot tell whether a request was
+written: it turns a connection dropped *after* the request left
+(``ServerDisconnectedError``) into ``httpx.ConnectTimeout``, which says "never
+sent" and would let a transfer be sent twice. :class:`WriteAwareAiohttpTransport`
+therefore classifies every error by whether aiohttp had handed over a ready
+connection for the request (an aiohttp trace signal, just before its first byte
+is written): errors before that become httpx's "not sent" exceptions
+(:data:`AIOHTTP_NOT_SENT`), errors after it "maybe sent" ones
+(:data:`AIOHTTP_MAYBE_SENT`), reading the body included.
+
+The same trace signal awaits the request's ``binance_transfers.on_write``
+extension, if any ("stamp at the write"): once per request, with the connection
+ready, before the first byte is written. If it raises, nothing is written and
+the exception propagates unchanged.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+if TYPE_CHECKING:
+    import aiohttp
+
+__all__ = [
+    "AIOHTTP_MAYBE_SENT",
+    "AIOHTTP_NOT_SENT",
+    "ON_WRITE",
+    "WriteAwareAiohttpTransport",
+    "default_http_client",
+    "translate_aiohttp_error",
+]
+
+#: The request extension awaited just before the request's first byte is written.
+ON_WRITE = "binance_transfers.on_write"
+
+OnWrite = Callable[[], Awaitable[None]]
+
+
+def default_http_client(*, timeout: httpx.Timeout | float, max_in_flight: int) -> httpx.AsyncClient:
+    """The ``httpx.AsyncClient`` a :class:`Client` builds when given none.
+
+    At most ``max_in_flight`` connections, all kept alive. The transport is
+    chosen at the first request: aiohttp on asyncio when it is installed,
+    httpcore otherwise (trio included).
+    """
+    limits = httpx.Limits(max_connections=max_in_flight, max_keepalive_connections=max_in_flight)
+    return httpx.AsyncClient(timeout=timeout, transport=_LoopTransport(limits))
+
+
+class _LoopTransport(httpx.AsyncBaseTransport):
+    """Picks the transport for the loop the first request runs in."""
+
+    def __init__(self, limits: httpx.Limits) -> None:
+        self._limits = limits
+        self._inner: httpx.AsyncBaseTransport | None = None
+
+    @property
+    def inner(self) -> httpx.AsyncBaseTransport | None:
+        """The transport chosen (None before the first request)."""
+        return self._inner
+
+    def _choose(self) -> httpx.AsyncBaseTransport:
+        import sniffio
+
+        if sniffio.current_async_library() == "asyncio":
+            try:
+                return WriteAwareAiohttpTransport(limits=self._limits)
+            except ImportError:  # aiohttp or httpx-aiohttp not installed
+                pass
+        return httpx.AsyncHTTPTransport(limits=self._limits)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        inner = self._inner
+        if inner is None:
+            inner = self._inner = self._choose()
+        return await inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        if self._inner is not None:
+            await self._inner.aclose()
+
+
+class _Attempt:
+    """One request's progress, seen by the trace signal through a context variable."""
+
+    __slots__ = ("hook_error", "on_write", "written")
+
+    def __init__(self, on_write: OnWrite | None) -> None:
+        self.on_write = on_write
+        self.written = False
+        self.hook_error: BaseException | None = None
+
+
+# The trace signals run in the task that sends the request, so a context
+# variable carries the request's state to them (httpx-aiohttp passes no
+# per-request trace context).
+_ATTEMPT: contextvars.ContextVar[_Attempt | None] = contextvars.ContextVar(
+    "binance_transfers_http_attempt", default=None
+)
+
+
+async def _connection_ready(session: Any, context: SimpleNamespace, params: Any) -> None:
+    attempt = _ATTEMPT.get()
+    if attempt is None or attempt.written:
+        # aiohttp retries an idempotent request (GET) once on a fresh
+        # connection when a reused one was dead: the hook ran already.
+        return
+    if attempt.on_write is not None:
+        try:
+            await attempt.on_write()
+        except BaseException as exc:
+            attempt.hook_error = exc
+            raise
+    attempt.written = True
+
+
+def _maps() -> tuple[
+    Mapping[type[BaseException], type[httpx.TransportError]],
+    Mapping[type[BaseException], type[httpx.TransportError]],
+]:
+    import asyncio
+
+    import aiohttp
+
+    # Before the connection was handed over, nothing of the request was written.
+    not_sent: dict[type[BaseException], type[httpx.TransportError]] = {
+        aiohttp.ClientProxyConnectionError: httpx.ProxyError,
+        aiohttp.ClientHttpProxyError: httpx.ProxyError,
+        aiohttp.InvalidURL: httpx.UnsupportedProtocol,
+        aiohttp.NonHttpUrlClientError: httpx.UnsupportedProtocol,
+        aiohttp.ServerTimeoutError: httpx.ConnectTimeout,
+        asyncio.TimeoutError: httpx.ConnectTimeout,
+        aiohttp.ClientError: httpx.ConnectError,
+        OSError: httpx.ConnectError,
+    }
+    # After it, any error may have come after Binance received the request.
+    maybe_sent: dict[type[BaseException], type[httpx.TransportError]] = {
+        aiohttp.ServerTimeoutError: httpx.ReadTimeout,
+        asyncio.TimeoutError: httpx.ReadTimeout,
+        aiohttp.ServerDisconnectedError: httpx.RemoteProtocolError,
+        aiohttp.ClientResponseError: httpx.RemoteProtocolError,
+        aiohttp.ClientPayloadError: httpx.ReadError,
+        aiohttp.ClientError: httpx.ReadError,
+        OSError: httpx.ReadError,
+    }
+    return not_sent, maybe_sent
+
+
+try:
+    AIOHTTP_NOT_SENT, AIOHTTP_MAYBE_SENT = _maps()
+except ImportError:  # pragma: no cover - aiohttp is a dependency; httpcore serves then
+    AIOHTTP_NOT_SENT = AIOHTTP_MAYBE_SENT = {}
+
+
+def translate_aiohttp_error(exc: BaseException, *, written: bool) -> BaseException:
+    """The httpx exception for an aiohttp one, by whether the request may have been written.
+
+    Looked up along ``type(exc).__mro__`` in :data:`AIOHTTP_NOT_SENT` or
+    :data:`AIOHTTP_MAYBE_SENT`; anything that is not a transport error (a bug,
+    a cancellation, httpx's own exception) is returned unchanged.
+    """
+    if isinstance(exc, httpx.HTTPError) or not isinstance(exc, Exception):
+        return exc
+    table = AIOHTTP_MAYBE_SENT if written else AIOHTTP_NOT_SENT
+    for cls in type(exc).__mro__:
+        mapped = table.get(cls)
+        if mapped is not None:
+            return mapped(f"{type(exc).__name__}: {exc}")
+    return exc
+
+
+class WriteAwareAiohttpTransport(httpx.AsyncBaseTransport):
+    """httpx-aiohttp's transport, with errors classified by whether the request was written.
+
+    Raises ``ImportError`` when aiohttp or httpx-aiohttp is not installed.
+    """
+
+    def __init__(self, *, limits: httpx.Limits) -> None:
+        from httpx_aiohttp import AiohttpTransport
+
+        self._limits = limits
+        self._inner = AiohttpTransport(limits=limits, client=self._session)
+
+    def _session(self) -> aiohttp.ClientSession:
+        import aiohttp
+
+        trace = aiohttp.TraceConfig()
+        trace.on_connection_create_end.append(_connection_ready)
+        trace.on_connection_reuseconn.append(_connection_ready)
+        connector = aiohttp.TCPConnector(
+            limit=self._limits.max_connections or 0,
+            keepalive_timeout=self._limits.keepalive_expiry,
+            ssl=self._inner.ssl_context,
+        )
+        return aiohttp.ClientSession(connector=connector, trace_configs=[trace])
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        attempt = _Attempt(request.extensions.get(ON_WRITE))
+        token = _ATTEMPT.set(attempt)
+        try:
+            response = await self._inner.handle_async_request(request)
+        except BaseException as exc:
+            if exc is attempt.hook_error:
+                raise  # the hook's own exception, unchanged: nothing was written
+            cause = exc.__cause__ if isinstance(exc, httpx.TransportError) else exc
+            # httpx-aiohttp re-raised aiohttp's error as its own guess: classify
+            # the original by what we know was written.
+            translated = translate_aiohttp_error(
+                cause if cause is not None else exc, written=attempt.written
+            )
+            if translated is exc or translated is cause:
+                raise
+            raise translated from cause
+        finally:
+            _ATTEMPT.reset(token)
+        # The headers arrived, so the request was written: reading the body can
+        # only fail as "maybe sent".
+        response.stream = _Body(response.stream)
+        return response
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+class _Body(httpx.AsyncByteStream):
+    def __init__(self, stream: httpx.SyncByteStream | httpx.AsyncByteStream) -> None:
+        assert isinstance(stream, httpx.AsyncByteStream)  # noqa: S101 - httpx-aiohttp's
+        self._stream = stream
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._stream:
+                yield chunk
+        except Exception as exc:
+            cause = exc.__cause__ if isinstance(exc, httpx.TransportError) else exc
+            translated = translate_aiohttp_error(cause or exc, written=True)
+            if translated is exc or translated is cause:
+                raise
+            raise translated from cause
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
