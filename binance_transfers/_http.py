@@ -62,6 +62,10 @@ def default_http_client(*, timeout: httpx.Timeout | float, max_in_flight: int) -
 class _LoopTransport(httpx.AsyncBaseTransport):
     """Picks the transport for the loop the first request runs in."""
 
+    #: Both choices tell when a request is written: aiohttp's awaits the
+    #: ``on_write`` extension, httpcore reports through its ``trace`` extension.
+    reports_writes = True
+
     def __init__(self, limits: httpx.Limits) -> None:
         self._limits = limits
         self._inner: httpx.AsyncBaseTransport | None = None
@@ -186,6 +190,9 @@ class WriteAwareAiohttpTransport(httpx.AsyncBaseTransport):
 
     Raises ``ImportError`` when aiohttp or httpx-aiohttp is not installed.
     """
+
+    #: It awaits the ``binance_transfers.on_write`` extension before writing.
+    reports_writes = True
 
     def __init__(self, *, limits: httpx.Limits) -> None:
         from httpx_aiohttp import AiohttpTransport

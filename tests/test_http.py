@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import socket
 import struct
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import aiohttp
@@ -20,6 +21,7 @@ import httpx
 import looptime
 import pytest
 
+from binance_transfers import Client, ConnectionFailedError, OutcomeUnknownError, TransferType
 from binance_transfers._http import (
     AIOHTTP_MAYBE_SENT,
     AIOHTTP_NOT_SENT,
@@ -67,6 +69,7 @@ class Server:
         self.open_now = 0
         self.most_open = 0
         self.arrived = asyncio.Condition()
+        self.hang_up = False
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
@@ -375,3 +378,54 @@ def test_non_transport_errors_pass_unchanged() -> None:
     assert translate_aiohttp_error(cancelled, written=False) is cancelled
     mine = httpx.ReadTimeout("x")
     assert translate_aiohttp_error(mine, written=False) is mine
+
+
+# -- through the client ---------------------------------------------------------------
+
+KEY, SECRET = "k" * 64, "s" * 64
+
+
+async def binance(r: asyncio.StreamReader, w: asyncio.StreamWriter, s: Server) -> None:
+    """Answers the time, then behaves as ``s.transfer`` says for transfers."""
+    while True:
+        request = await read_request(r)
+        if request.startswith(b"GET /api/v3/time"):
+            body = b'{"serverTime": %d}' % int(time.time() * 1000)
+            w.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+            await w.drain()
+            continue
+        async with s.arrived:
+            s.received += request
+            s.arrived.notify_all()
+        if s.hang_up:
+            w.close()
+            return
+        w.write(OK)
+        await w.drain()
+
+
+async def test_client_over_aiohttp_never_resends_a_transfer_whose_connection_dropped() -> None:
+    async with serving(binance) as (server, url):
+        base = url.split("/sapi")[0]
+        server.hang_up = True
+        http = default_http_client(timeout=5.0, max_in_flight=4)
+        async with http, Client(KEY, SECRET, api_url=base, papi_url=base, http_client=http) as c:
+            with pytest.raises(OutcomeUnknownError):
+                await c.transfer(type=TransferType.MAIN_UMFUTURE, asset="USDT", amount="1")
+            assert server.received.count(b"POST /sapi/v1/asset/transfer") == 1
+            server.hang_up = False
+            done = await c.transfer(type=TransferType.MAIN_UMFUTURE, asset="USDT", amount="1")
+            assert done.tran_id == 1
+            assert isinstance(http._transport, _LoopTransport)
+            assert isinstance(http._transport.inner, WriteAwareAiohttpTransport)
+
+
+async def test_client_over_aiohttp_retries_what_never_left() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        base = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        http = default_http_client(timeout=5.0, max_in_flight=4)
+        async with http, Client(KEY, SECRET, api_url=base, papi_url=base, http_client=http) as c:
+            c._transport.connect_retries = 0
+            with pytest.raises(ConnectionFailedError):
+                await c.transfer(type=TransferType.MAIN_UMFUTURE, asset="USDT", amount="1")
