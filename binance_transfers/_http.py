@@ -292,7 +292,6 @@ def direct_transport(http: httpx.AsyncClient, url: str) -> httpx.AsyncBaseTransp
     if http.follow_redirects or len(http.cookies.jar) or http.params:
         return None
     try:
-        transport = http._transport_for_url(httpx.URL(url))
+        return http._transport_for_url(httpx.URL(url))
     except Exception:  # a private httpx API: never let it break a client
         return None
-    return transport if isinstance(transport, httpx.AsyncBaseTransport) else None
