@@ -14,6 +14,7 @@ import socket
 import struct
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import aiohttp
 import anyio
@@ -29,6 +30,7 @@ from binance_transfers._http import (
     WriteAwareAiohttpTransport,
     _LoopTransport,
     default_http_client,
+    direct_transport,
     translate_aiohttp_error,
 )
 from binance_transfers._transport import HTTPX_ERRORS
@@ -429,3 +431,43 @@ async def test_client_over_aiohttp_retries_what_never_left() -> None:
             c._transport.connect_retries = 0
             with pytest.raises(ConnectionFailedError):
                 await c.transfer(type=TransferType.MAIN_UMFUTURE, asset="USDT", amount="1")
+
+
+# -- direct_transport ---------------------------------------------------------------
+
+
+def _ok(request: httpx.Request) -> httpx.Response:
+    return httpx.Response(200)
+
+
+async def test_direct_transport_is_the_clients_own_when_send_adds_nothing() -> None:
+    mock = httpx.MockTransport(_ok)
+    async with httpx.AsyncClient(transport=mock) as plain:
+        assert direct_transport(plain, "https://api.binance.com") is mock
+    mounted = httpx.MockTransport(_ok)
+    async with httpx.AsyncClient(
+        transport=mock, mounts={"https://papi.binance.com": mounted}
+    ) as client:
+        assert direct_transport(client, "https://papi.binance.com") is mounted
+        assert direct_transport(client, "https://api.binance.com") is mock
+
+
+async def _hook(_: object) -> None:
+    pass
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"event_hooks": {"request": [_hook]}},
+        {"event_hooks": {"response": [_hook]}},
+        {"auth": ("user", "password")},
+        {"cookies": {"session": "1"}},
+        {"follow_redirects": True},
+        {"params": {"x": "1"}},
+    ],
+    ids=["request hook", "response hook", "auth", "cookies", "redirects", "params"],
+)
+async def test_direct_transport_is_none_when_send_does_something(options: dict[str, Any]) -> None:
+    async with httpx.AsyncClient(transport=httpx.MockTransport(_ok), **options) as client:
+        assert direct_transport(client, "https://api.binance.com") is None
