@@ -2,7 +2,8 @@
 
 On asyncio, requests go through aiohttp (via ``httpx-aiohttp``, as openai-python
 does), which costs about half of httpcore's CPU per request; on trio (and any
-other loop) they go through httpcore. The choice is made at the first request,
+other loop), and wherever respx or pytest-httpx has patched httpx's transports,
+they go through httpcore. The choice is made at the first request,
 inside the loop, because a client may be built before any loop runs.
 
 httpx-aiohttp's own exception mapping cannot tell whether a request was
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import contextvars
 import functools
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
@@ -79,7 +81,7 @@ class _LoopTransport(httpx.AsyncBaseTransport):
     def _choose(self) -> httpx.AsyncBaseTransport:
         import sniffio
 
-        if sniffio.current_async_library() == "asyncio":
+        if sniffio.current_async_library() == "asyncio" and not _mocked():
             try:
                 return WriteAwareAiohttpTransport(limits=self._limits)
             except ImportError:  # aiohttp or httpx-aiohttp not installed
@@ -97,6 +99,24 @@ class _LoopTransport(httpx.AsyncBaseTransport):
             await self._inner.aclose()
 
 
+def _mocked() -> bool:
+    """Whether a test double has patched httpx's or httpcore's transport.
+
+    respx patches httpcore's connection pool, pytest-httpx httpx's transport:
+    tests that mock Binance that way must see our requests, so they go
+    through httpcore (the same requests, the same answers, slower).
+    """
+    import httpcore
+
+    for method in (
+        httpx.AsyncHTTPTransport.handle_async_request,
+        httpcore.AsyncConnectionPool.handle_async_request,
+    ):
+        if not getattr(method, "__module__", "").startswith(("httpx.", "httpcore.")):
+            return True
+    return False
+
+
 class _Attempt:
     """One request's progress, seen by the trace signal through a context variable."""
 
@@ -107,6 +127,9 @@ class _Attempt:
         self.written = False
         self.hook_error: BaseException | None = None
 
+
+# What aiohttp's writer refuses in a header (RFC 9110 5.5, 9112 4).
+_FORBIDDEN_IN_HEADER = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]").search
 
 # The trace signals run in the task that sends the request, so a context
 # variable carries the request's state to them (httpx-aiohttp passes no
@@ -227,6 +250,16 @@ class WriteAwareAiohttpTransport(httpx.AsyncBaseTransport):
         return aiohttp.ClientSession(connector=connector, trace_configs=[trace])
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        for name, value in request.headers.raw:
+            # aiohttp refuses these only as it serialises the request, after the
+            # connection is handed over: refuse them first, when nothing is
+            # written. The value is not quoted: it may be the API key.
+            if _FORBIDDEN_IN_HEADER(name) or _FORBIDDEN_IN_HEADER(value):
+                raise httpx.LocalProtocolError(
+                    f"a control character in the {name.decode('latin-1')!r} header"
+                    if not _FORBIDDEN_IN_HEADER(name)
+                    else "a control character in a header name"
+                )
         attempt = _Attempt(request.extensions.get(ON_WRITE))
         token = _ATTEMPT.set(attempt)
         try:

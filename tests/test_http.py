@@ -21,6 +21,7 @@ import anyio
 import httpx
 import looptime
 import pytest
+import respx
 
 from binance_transfers import Client, ConnectionFailedError, OutcomeUnknownError, TransferType
 from binance_transfers._http import (
@@ -471,3 +472,34 @@ async def _hook(_: object) -> None:
 async def test_direct_transport_is_none_when_send_does_something(options: dict[str, Any]) -> None:
     async with httpx.AsyncClient(transport=httpx.MockTransport(_ok), **options) as client:
         assert direct_transport(client, "https://api.binance.com") is None
+
+
+async def test_respx_mocks_still_see_the_requests() -> None:
+    with respx.mock:
+        route = respx.post("https://api.binance.com/x").respond(json={"tranId": 3})
+        async with default_http_client(timeout=5.0, max_in_flight=2) as client:
+            response = await client.post("https://api.binance.com/x", content=b"a=1")
+            assert response.json() == {"tranId": 3}
+            transport = client._transport
+            assert isinstance(transport, _LoopTransport)
+            assert type(transport.inner) is httpx.AsyncHTTPTransport
+        assert route.call_count == 1
+
+
+async def test_a_header_aiohttp_would_refuse_is_refused_before_anything_is_written() -> None:
+    async with serving(answer_ok) as (server, url), aiohttp_client() as client:
+        hook = Hook(server)
+        secret = "key-with-a-newline\n"
+        request = client.build_request(
+            "POST",
+            url,
+            content=b"x=1",
+            headers={"X-MBX-APIKEY": secret},
+            extensions={ON_WRITE: hook},
+        )
+        with pytest.raises(httpx.LocalProtocolError) as caught:
+            await client.send(request)
+        assert "x-mbx-apikey" in str(caught.value).lower()
+        assert secret.strip() not in str(caught.value)
+        assert hook.calls == 0
+        assert server.connections == 0
