@@ -29,7 +29,7 @@ import functools
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from types import SimpleNamespace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import httpx
 
@@ -42,6 +42,7 @@ __all__ = [
     "ON_WRITE",
     "WriteAwareAiohttpTransport",
     "default_http_client",
+    "direct_transport",
     "translate_aiohttp_error",
 ]
 
@@ -280,7 +281,7 @@ class WriteAwareAiohttpTransport(httpx.AsyncBaseTransport):
             _ATTEMPT.reset(token)
         # The headers arrived, so the request was written: reading the body can
         # only fail as "maybe sent".
-        response.stream = _Body(response.stream)
+        response.stream = _Body(cast(httpx.AsyncByteStream, response.stream))
         return response
 
     async def aclose(self) -> None:
@@ -288,8 +289,9 @@ class WriteAwareAiohttpTransport(httpx.AsyncBaseTransport):
 
 
 class _Body(httpx.AsyncByteStream):
-    def __init__(self, stream: httpx.SyncByteStream | httpx.AsyncByteStream) -> None:
-        assert isinstance(stream, httpx.AsyncByteStream)  # noqa: S101 - httpx-aiohttp's
+    """httpx-aiohttp's body stream, its errors translated as "maybe sent"."""
+
+    def __init__(self, stream: httpx.AsyncByteStream) -> None:
         self._stream = stream
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
