@@ -11,12 +11,12 @@ written: it turns a connection dropped *after* the request left
 (``ServerDisconnectedError``) into ``httpx.ConnectTimeout``, which says "never
 sent" and would let a transfer be sent twice. :class:`WriteAwareAiohttpTransport`
 therefore classifies every error by whether aiohttp had handed over a ready
-connection for the request (an aiohttp trace signal, just before its first byte
-is written): errors before that become httpx's "not sent" exceptions
+connection for the request (its connector's ``connect()`` returned, just before
+the first byte is written): errors before that become httpx's "not sent" exceptions
 (:data:`AIOHTTP_NOT_SENT`), errors after it "maybe sent" ones
 (:data:`AIOHTTP_MAYBE_SENT`), reading the body included.
 
-The same trace signal awaits the request's ``binance_transfers.on_write``
+The same moment awaits the request's ``binance_transfers.on_write``
 extension, if any ("stamp at the write"): once per request, with the connection
 ready, before the first byte is written. If it raises, nothing is written and
 the exception propagates unchanged.
@@ -28,7 +28,6 @@ import contextvars
 import functools
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, cast
 
 import httpx
@@ -119,7 +118,7 @@ def _mocked() -> bool:
 
 
 class _Attempt:
-    """One request's progress, seen by the trace signal through a context variable."""
+    """One request's progress, seen by the connector through a context variable."""
 
     __slots__ = ("hook_error", "on_write", "written")
 
@@ -132,27 +131,45 @@ class _Attempt:
 # What aiohttp's writer refuses in a header (RFC 9110 5.5, 9112 4).
 _FORBIDDEN_IN_HEADER = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]").search
 
-# The trace signals run in the task that sends the request, so a context
-# variable carries the request's state to them (httpx-aiohttp passes no
-# per-request trace context).
+# The connector runs in the task that sends the request, so a context
+# variable carries the request's state to it (httpx-aiohttp passes nothing
+# per request to aiohttp but the request itself).
 _ATTEMPT: contextvars.ContextVar[_Attempt | None] = contextvars.ContextVar(
     "binance_transfers_http_attempt", default=None
 )
 
 
-async def _connection_ready(session: Any, context: SimpleNamespace, params: Any) -> None:
-    attempt = _ATTEMPT.get()
-    if attempt is None or attempt.written:
-        # aiohttp retries an idempotent request (GET) once on a fresh
-        # connection when a reused one was dead: the hook ran already.
-        return
-    if attempt.on_write is not None:
-        try:
-            await attempt.on_write()
-        except BaseException as exc:
-            attempt.hook_error = exc
-            raise
-    attempt.written = True
+def _connector(limits: httpx.Limits, ssl: Any) -> aiohttp.TCPConnector:
+    """aiohttp's connector, awaiting the request's ``on_write`` hook as it hands a connection over.
+
+    ``connect()`` returns a ready connection (new, or reused from the pool)
+    and nothing of the request has been written yet: aiohttp writes only
+    after it. If the hook raises, the connection goes back to the pool
+    untouched and the exception propagates.
+    """
+    import aiohttp
+
+    class Connector(aiohttp.TCPConnector):
+        async def connect(self, req: Any, traces: Any, timeout: Any) -> Any:  # noqa: ASYNC109
+            connection = await super().connect(req, traces, timeout)
+            attempt = _ATTEMPT.get()
+            if attempt is None or attempt.written:
+                # aiohttp retries an idempotent request (GET) once on a fresh
+                # connection when a reused one was dead: the hook ran already.
+                return connection
+            if attempt.on_write is not None:
+                try:
+                    await attempt.on_write()
+                except BaseException as exc:
+                    attempt.hook_error = exc
+                    connection.release()
+                    raise
+            attempt.written = True
+            return connection
+
+    return Connector(
+        limit=limits.max_connections or 0, keepalive_timeout=limits.keepalive_expiry, ssl=ssl
+    )
 
 
 @functools.cache
@@ -240,15 +257,7 @@ class WriteAwareAiohttpTransport(httpx.AsyncBaseTransport):
     def _session(self) -> aiohttp.ClientSession:
         import aiohttp
 
-        trace = aiohttp.TraceConfig()
-        trace.on_connection_create_end.append(_connection_ready)
-        trace.on_connection_reuseconn.append(_connection_ready)
-        connector = aiohttp.TCPConnector(
-            limit=self._limits.max_connections or 0,
-            keepalive_timeout=self._limits.keepalive_expiry,
-            ssl=self._inner.ssl_context,
-        )
-        return aiohttp.ClientSession(connector=connector, trace_configs=[trace])
+        return aiohttp.ClientSession(connector=_connector(self._limits, self._inner.ssl_context))
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         for name, value in request.headers.raw:

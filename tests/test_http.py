@@ -181,6 +181,9 @@ async def test_a_raising_hook_propagates_unchanged_and_nothing_is_written() -> N
             await client.send(request)
         await asyncio.sleep(0)
         assert server.received == before
+        # The connection, untouched, went back to the pool: the next request reuses it.
+        await post(client, url, None)
+        assert server.connections == 1
 
 
 # -- not written ------------------------------------------------------------------
