@@ -396,8 +396,12 @@ class Transport:
                 await self._sync(clock)
                 return
         if scope.cancelled_caught:
-            # A read was interrupted, nothing else: safe to try again later.
-            raise ConnectionFailedError("could not sync with Binance's clock within max_wait")
+            # max_wait ran out before the call could even be stamped; nothing was
+            # sent but a read, so trying again is safe at once.
+            now = clock.now()
+            raise ThrottledError(
+                "Binance's clock could not be synced within max_wait", retry_at=now, retry_after=0.0
+            )
 
     async def _sync(self, clock: Any) -> None:
         endpoint = self._time_endpoint
