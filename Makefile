@@ -30,9 +30,17 @@ unit: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python -m binance_transfers.demo
 
-## bench: the benchmarks quoted in the README
-bench: $(STAMP)
-	$(BIN)/python -m benchmarks
+# The benchmarks' own venv: the peers they compare against (python-binance,
+# ccxt...) would clash with the dev tools (see the bench extra).
+BENCH := $(VENV)/bench
+$(BENCH)/.installed: pyproject.toml $(STAMP)
+	$(PYTHON) -m venv $(BENCH)
+	$(BENCH)/bin/python -m pip install --quiet -e '.[bench]'
+	touch $(BENCH)/.installed
+
+## bench: the benchmarks quoted in the README, peers included
+bench: $(BENCH)/.installed
+	$(BENCH)/bin/python -m benchmarks
 
 clean:
 	rm -rf $(VENV) build dist .mypy_cache .ruff_cache .pytest_cache .hypothesis

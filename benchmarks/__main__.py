@@ -6,7 +6,14 @@ import asyncio
 import platform
 import sys
 
-from . import bench_acquire, bench_behaviour, bench_clock_error, bench_contended, bench_sim
+from . import (
+    bench_acquire,
+    bench_behaviour,
+    bench_clock_error,
+    bench_contended,
+    bench_peers,
+    bench_sim,
+)
 from ._report import Report
 
 SUITES = {
@@ -15,6 +22,8 @@ SUITES = {
     "behaviour": bench_behaviour.run,
     "clock": bench_clock_error.run,
     "sim": bench_sim.run_bench,
+    # Client against client in their own processes (the bench extra's peers).
+    "peers": bench_peers.run,
 }
 
 

@@ -1,0 +1,341 @@
+"""The default HTTP client: httpx's API over the fastest transport for the running loop.
+
+On asyncio, requests go through aiohttp (via ``httpx-aiohttp``, as openai-python
+does), which costs about half of httpcore's CPU per request; on trio (and any
+other loop), and wherever respx or pytest-httpx has patched httpx's transports,
+they go through httpcore. The choice is made at the first request,
+inside the loop, because a client may be built before any loop runs.
+
+httpx-aiohttp's own exception mapping cannot tell whether a request was
+written: it turns a connection dropped *after* the request left
+(``ServerDisconnectedError``) into ``httpx.ConnectTimeout``, which says "never
+sent" and would let a transfer be sent twice. :class:`WriteAwareAiohttpTransport`
+therefore classifies every error by whether aiohttp had handed over a ready
+connection for the request (its connector's ``connect()`` returned, just before
+the first byte is written): errors before that become httpx's "not sent" exceptions
+(:data:`AIOHTTP_NOT_SENT`), errors after it "maybe sent" ones
+(:data:`AIOHTTP_MAYBE_SENT`), reading the body included.
+
+The same moment awaits the request's ``binance_transfers.on_write``
+extension, if any ("stamp at the write"): once per request, with the connection
+ready, before the first byte is written. If it raises, nothing is written and
+the exception propagates unchanged.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any, cast
+
+import httpx
+
+if TYPE_CHECKING:
+    import aiohttp
+
+__all__ = [
+    "AIOHTTP_MAYBE_SENT",
+    "AIOHTTP_NOT_SENT",
+    "ON_WRITE",
+    "WriteAwareAiohttpTransport",
+    "default_http_client",
+    "direct_transport",
+    "translate_aiohttp_error",
+]
+
+#: The request extension awaited just before the request's first byte is written.
+ON_WRITE = "binance_transfers.on_write"
+
+OnWrite = Callable[[], Awaitable[None]]
+
+
+def default_http_client(*, timeout: httpx.Timeout | float, max_in_flight: int) -> httpx.AsyncClient:
+    """The ``httpx.AsyncClient`` a :class:`Client` builds when given none.
+
+    At most ``max_in_flight`` connections, all kept alive. The transport is
+    chosen at the first request: aiohttp on asyncio when it is installed,
+    httpcore otherwise (trio included).
+    """
+    limits = httpx.Limits(max_connections=max_in_flight, max_keepalive_connections=max_in_flight)
+    return httpx.AsyncClient(timeout=timeout, transport=_LoopTransport(limits))
+
+
+class _LoopTransport(httpx.AsyncBaseTransport):
+    """Picks the transport for the loop the first request runs in."""
+
+    #: Both choices tell when a request is written: aiohttp's awaits the
+    #: ``on_write`` extension, httpcore reports through its ``trace`` extension.
+    reports_writes = True
+
+    def __init__(self, limits: httpx.Limits) -> None:
+        self._limits = limits
+        self._inner: httpx.AsyncBaseTransport | None = None
+
+    @property
+    def inner(self) -> httpx.AsyncBaseTransport | None:
+        """The transport chosen (None before the first request)."""
+        return self._inner
+
+    def _choose(self) -> httpx.AsyncBaseTransport:
+        import sniffio
+
+        if sniffio.current_async_library() == "asyncio" and not _mocked():
+            try:
+                return WriteAwareAiohttpTransport(limits=self._limits)
+            except ImportError:  # aiohttp or httpx-aiohttp not installed
+                pass
+        return httpx.AsyncHTTPTransport(limits=self._limits)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        inner = self._inner
+        if inner is None:
+            inner = self._inner = self._choose()
+        return await inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        if self._inner is not None:
+            await self._inner.aclose()
+
+
+def _mocked() -> bool:
+    """Whether a test double has patched httpx's or httpcore's transport.
+
+    respx patches httpcore's connection pool, pytest-httpx httpx's transport:
+    tests that mock Binance that way must see our requests, so they go
+    through httpcore (the same requests, the same answers, slower).
+    """
+    import httpcore
+
+    for method in (
+        httpx.AsyncHTTPTransport.handle_async_request,
+        httpcore.AsyncConnectionPool.handle_async_request,
+    ):
+        if not getattr(method, "__module__", "").startswith(("httpx.", "httpcore.")):
+            return True
+    return False
+
+
+class _Attempt:
+    """One request's progress, seen by the connector through a context variable."""
+
+    __slots__ = ("hook_error", "on_write", "written")
+
+    def __init__(self, on_write: OnWrite | None) -> None:
+        self.on_write = on_write
+        self.written = False
+        self.hook_error: BaseException | None = None
+
+
+# What aiohttp's writer refuses in a header (RFC 9110 5.5, 9112 4).
+_FORBIDDEN_IN_HEADER = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]").search
+
+# The connector runs in the task that sends the request, so a context
+# variable carries the request's state to it (httpx-aiohttp passes nothing
+# per request to aiohttp but the request itself).
+_ATTEMPT: contextvars.ContextVar[_Attempt | None] = contextvars.ContextVar(
+    "binance_transfers_http_attempt", default=None
+)
+
+
+def _connector(limits: httpx.Limits, ssl: Any) -> aiohttp.TCPConnector:
+    """aiohttp's connector, awaiting the request's ``on_write`` hook as it hands a connection over.
+
+    ``connect()`` returns a ready connection (new, or reused from the pool)
+    and nothing of the request has been written yet: aiohttp writes only
+    after it. If the hook raises, the connection goes back to the pool
+    untouched and the exception propagates.
+    """
+    import aiohttp
+
+    class Connector(aiohttp.TCPConnector):
+        async def connect(self, req: Any, traces: Any, timeout: Any) -> Any:  # noqa: ASYNC109
+            connection = await super().connect(req, traces, timeout)
+            attempt = _ATTEMPT.get()
+            if attempt is None or attempt.written:
+                # aiohttp retries an idempotent request (GET) once on a fresh
+                # connection when a reused one was dead: the hook ran already.
+                return connection
+            if attempt.on_write is not None:
+                try:
+                    await attempt.on_write()
+                except BaseException as exc:
+                    attempt.hook_error = exc
+                    connection.release()
+                    raise
+            attempt.written = True
+            return connection
+
+    return Connector(
+        limit=limits.max_connections or 0, keepalive_timeout=limits.keepalive_expiry, ssl=ssl
+    )
+
+
+@functools.cache
+def _maps() -> tuple[
+    Mapping[type[BaseException], type[httpx.TransportError]],
+    Mapping[type[BaseException], type[httpx.TransportError]],
+]:
+    import asyncio
+
+    import aiohttp
+
+    # Before the connection was handed over, nothing of the request was written.
+    not_sent: dict[type[BaseException], type[httpx.TransportError]] = {
+        aiohttp.ClientProxyConnectionError: httpx.ProxyError,
+        aiohttp.ClientHttpProxyError: httpx.ProxyError,
+        aiohttp.InvalidURL: httpx.UnsupportedProtocol,
+        aiohttp.NonHttpUrlClientError: httpx.UnsupportedProtocol,
+        aiohttp.ServerTimeoutError: httpx.ConnectTimeout,
+        asyncio.TimeoutError: httpx.ConnectTimeout,
+        aiohttp.ClientError: httpx.ConnectError,
+        OSError: httpx.ConnectError,
+    }
+    # After it, any error may have come after Binance received the request.
+    maybe_sent: dict[type[BaseException], type[httpx.TransportError]] = {
+        aiohttp.ServerTimeoutError: httpx.ReadTimeout,
+        asyncio.TimeoutError: httpx.ReadTimeout,
+        aiohttp.ServerDisconnectedError: httpx.RemoteProtocolError,
+        aiohttp.ClientResponseError: httpx.RemoteProtocolError,
+        aiohttp.ClientPayloadError: httpx.ReadError,
+        aiohttp.ClientError: httpx.ReadError,
+        OSError: httpx.ReadError,
+    }
+    return not_sent, maybe_sent
+
+
+_ErrorMap = Mapping[type[BaseException], type[httpx.TransportError]]
+
+if TYPE_CHECKING:
+    #: aiohttp's exception -> httpx's, for errors before the request could be written.
+    AIOHTTP_NOT_SENT: _ErrorMap
+    #: aiohttp's exception -> httpx's, for errors once it may have been written.
+    AIOHTTP_MAYBE_SENT: _ErrorMap
+
+
+def __getattr__(name: str) -> _ErrorMap:
+    # The maps import aiohttp: built at first use, so that importing the
+    # package (this module included) does not load aiohttp.
+    if name in ("AIOHTTP_NOT_SENT", "AIOHTTP_MAYBE_SENT"):
+        return _maps()[name == "AIOHTTP_MAYBE_SENT"]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def translate_aiohttp_error(exc: BaseException, *, written: bool) -> BaseException:
+    """The httpx exception for an aiohttp one, by whether the request may have been written.
+
+    Looked up along ``type(exc).__mro__`` in :data:`AIOHTTP_NOT_SENT` or
+    :data:`AIOHTTP_MAYBE_SENT`; anything that is not a transport error (a bug,
+    a cancellation, httpx's own exception) is returned unchanged.
+    """
+    if isinstance(exc, httpx.HTTPError) or not isinstance(exc, Exception):
+        return exc
+    table = _maps()[written]
+    for cls in type(exc).__mro__:
+        mapped = table.get(cls)
+        if mapped is not None:
+            return mapped(f"{type(exc).__name__}: {exc}")
+    return exc
+
+
+class WriteAwareAiohttpTransport(httpx.AsyncBaseTransport):
+    """httpx-aiohttp's transport, with errors classified by whether the request was written.
+
+    Raises ``ImportError`` when aiohttp or httpx-aiohttp is not installed.
+    """
+
+    #: It awaits the ``binance_transfers.on_write`` extension before writing.
+    reports_writes = True
+
+    def __init__(self, *, limits: httpx.Limits) -> None:
+        from httpx_aiohttp import AiohttpTransport
+
+        self._limits = limits
+        self._inner = AiohttpTransport(limits=limits, client=self._session)
+
+    def _session(self) -> aiohttp.ClientSession:
+        import aiohttp
+
+        return aiohttp.ClientSession(connector=_connector(self._limits, self._inner.ssl_context))
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        for name, value in request.headers.raw:
+            # aiohttp refuses these only as it serialises the request, after the
+            # connection is handed over: refuse them first, when nothing is
+            # written. The value is not quoted: it may be the API key.
+            if _FORBIDDEN_IN_HEADER(name) or _FORBIDDEN_IN_HEADER(value):
+                raise httpx.LocalProtocolError(
+                    f"a control character in the {name.decode('latin-1')!r} header"
+                    if not _FORBIDDEN_IN_HEADER(name)
+                    else "a control character in a header name"
+                )
+        attempt = _Attempt(request.extensions.get(ON_WRITE))
+        token = _ATTEMPT.set(attempt)
+        try:
+            response = await self._inner.handle_async_request(request)
+        except BaseException as exc:
+            if exc is attempt.hook_error:
+                raise  # the hook's own exception, unchanged: nothing was written
+            cause = exc.__cause__ if isinstance(exc, httpx.TransportError) else exc
+            # httpx-aiohttp re-raised aiohttp's error as its own guess: classify
+            # the original by what we know was written.
+            translated = translate_aiohttp_error(
+                cause if cause is not None else exc, written=attempt.written
+            )
+            if translated is exc or translated is cause:
+                raise
+            raise translated from cause
+        finally:
+            _ATTEMPT.reset(token)
+        # The headers arrived, so the request was written: reading the body can
+        # only fail as "maybe sent".
+        response.stream = _Body(cast(httpx.AsyncByteStream, response.stream))
+        return response
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+class _Body(httpx.AsyncByteStream):
+    """httpx-aiohttp's body stream, its errors translated as "maybe sent"."""
+
+    def __init__(self, stream: httpx.AsyncByteStream) -> None:
+        self._stream = stream
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._stream:
+                yield chunk
+        except Exception as exc:
+            cause = exc.__cause__ if isinstance(exc, httpx.TransportError) else exc
+            translated = translate_aiohttp_error(cause or exc, written=True)
+            if translated is exc or translated is cause:
+                raise
+            raise translated from cause
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
+
+
+def direct_transport(http: httpx.AsyncClient, url: str) -> httpx.AsyncBaseTransport | None:
+    """The transport ``http`` sends ``url``'s requests through, when ``http.send`` adds nothing.
+
+    ``AsyncClient.send`` runs auth flows, event hooks, redirects and the cookie
+    jar; for a signed Binance request they do nothing but cost about a third
+    of the CPU of a call (the cookie jar alone builds a ``urllib`` request per
+    answer). When ``http`` has no auth, no event hooks, no cookies and does
+    not follow redirects, a request prepared in full (headers, ``timeout``
+    extension) can go straight to the transport: the one httpx would pick for
+    ``url``, proxies and mounts included. None otherwise, or when httpx's
+    internals have moved (the mount lookup is private).
+    """
+    hooks = http.event_hooks
+    if hooks["request"] or hooks["response"] or http.auth is not None:
+        return None
+    if http.follow_redirects or len(http.cookies.jar) or http.params:
+        return None
+    try:
+        return http._transport_for_url(httpx.URL(url))
+    except Exception:  # a private httpx API: never let it break a client
+        return None

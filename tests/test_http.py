@@ -1,0 +1,508 @@
+"""The default HTTP client's transports against real faults on loopback sockets.
+
+Every error must say whether the request may have been written, in httpx's
+terms that the transport classifies (``HTTPX_ERRORS``): "not sent" only when no
+byte of the request left. The ``binance_transfers.on_write`` extension is
+awaited once per request, with the connection ready and before the first byte.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import struct
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import aiohttp
+import anyio
+import httpx
+import looptime
+import pytest
+import respx
+
+from binance_transfers import Client, ConnectionFailedError, OutcomeUnknownError, TransferType
+from binance_transfers._http import (
+    AIOHTTP_MAYBE_SENT,
+    AIOHTTP_NOT_SENT,
+    ON_WRITE,
+    WriteAwareAiohttpTransport,
+    _LoopTransport,
+    default_http_client,
+    direct_transport,
+    translate_aiohttp_error,
+)
+from binance_transfers._transport import HTTPX_ERRORS
+
+OK = b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 12\r\n\r\n{"tranId":1}'
+
+Behaviour = Callable[[asyncio.StreamReader, asyncio.StreamWriter, "Server"], Awaitable[None]]
+
+
+def sent_kind(exc: BaseException) -> str | None:
+    """How the transport classifies an httpx exception (None: not an httpx error)."""
+    return next((HTTPX_ERRORS[c] for c in type(exc).__mro__ if c in HTTPX_ERRORS), None)
+
+
+def reset(writer: asyncio.StreamWriter) -> None:
+    """Close with an RST instead of a FIN."""
+    sock = writer.get_extra_info("socket")
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    writer.transport.abort()
+
+
+async def read_request(reader: asyncio.StreamReader) -> bytes:
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":", 1)[1])
+    return head + await reader.readexactly(length)
+
+
+class Server:
+    """A loopback HTTP/1.1 server whose every connection runs ``behaviour``."""
+
+    def __init__(self, behaviour: Behaviour) -> None:
+        self.behaviour = behaviour
+        self.received = b""
+        self.connections = 0
+        self.open_now = 0
+        self.most_open = 0
+        self.arrived = asyncio.Condition()
+        self.hang_up = False
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        self.open_now += 1
+        self.most_open = max(self.most_open, self.open_now)
+        try:
+            await self.behaviour(reader, writer, self)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            self.open_now -= 1
+            writer.close()
+
+    async def request(self, reader: asyncio.StreamReader) -> bytes:
+        data = await read_request(reader)
+        async with self.arrived:
+            self.received += data
+            self.arrived.notify_all()
+        return data
+
+    async def requests(self, count: int) -> None:
+        """Until ``count`` requests have arrived in all."""
+        async with self.arrived:
+            await self.arrived.wait_for(lambda: self.received.count(b"POST ") >= count)
+
+
+@contextlib.asynccontextmanager
+async def serving(behaviour: Behaviour) -> AsyncIterator[tuple[Server, str]]:
+    server = Server(behaviour)
+    listener = await asyncio.start_server(server.handle, "127.0.0.1", 0)
+    port = listener.sockets[0].getsockname()[1]
+    async with listener:
+        yield server, f"http://127.0.0.1:{port}/sapi/v1/asset/transfer"
+
+
+async def answer_ok(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, s: Server) -> None:
+    while True:
+        await s.request(reader)
+        writer.write(OK)
+        await writer.drain()
+
+
+class Hook:
+    """An on_write extension that records what the server had seen when it ran."""
+
+    def __init__(self, server: Server | None = None) -> None:
+        self.server = server
+        self.calls = 0
+        self.seen_by_server: list[bytes] = []
+
+    async def __call__(self) -> None:
+        self.calls += 1
+        if self.server is not None:
+            self.seen_by_server.append(self.server.received)
+
+
+def aiohttp_client(
+    timeout: httpx.Timeout | float = 5.0, connections: int = 10
+) -> httpx.AsyncClient:
+    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+    return httpx.AsyncClient(timeout=timeout, transport=WriteAwareAiohttpTransport(limits=limits))
+
+
+async def post(client: httpx.AsyncClient, url: str, hook: Hook | None) -> httpx.Response:
+    extensions = {ON_WRITE: hook} if hook is not None else {}
+    request = client.build_request(
+        "POST", url, content=b"type=MAIN_UMFUTURE&amount=1", extensions=extensions
+    )
+    return await client.send(request)
+
+
+# -- success and the hook ---------------------------------------------------------
+
+
+async def test_hook_runs_once_per_request_before_any_byte_new_and_reused_connections() -> None:
+    async with serving(answer_ok) as (server, url), aiohttp_client() as client:
+        hook = Hook(server)
+        for _ in range(3):
+            response = await post(client, url, hook)
+            assert response.json() == {"tranId": 1}
+        # One connection, created once then reused twice: the hook ran for each
+        # request, each time before the server had any byte of that request.
+        assert server.connections == 1
+        assert hook.calls == 3
+        requests = server.received.count(b"POST /sapi/v1/asset/transfer")
+        assert requests == 3
+        assert [seen.count(b"POST ") for seen in hook.seen_by_server] == [0, 1, 2]
+
+
+async def test_a_raising_hook_propagates_unchanged_and_nothing_is_written() -> None:
+    class Refused(Exception):
+        pass
+
+    async def refuse() -> None:
+        raise Refused("permit gone")
+
+    async with serving(answer_ok) as (server, url), aiohttp_client() as client:
+        request = client.build_request("POST", url, content=b"x=1", extensions={ON_WRITE: refuse})
+        with pytest.raises(Refused, match="permit gone"):
+            await client.send(request)
+        # Reusing the connection, the same.
+        await post(client, url, None)
+        before = server.received
+        request = client.build_request("POST", url, content=b"x=1", extensions={ON_WRITE: refuse})
+        with pytest.raises(Refused):
+            await client.send(request)
+        await asyncio.sleep(0)
+        assert server.received == before
+        # The connection, untouched, went back to the pool: the next request reuses it.
+        await post(client, url, None)
+        assert server.connections == 1
+
+
+# -- not written ------------------------------------------------------------------
+
+
+async def test_connection_refused_is_not_sent_and_the_hook_never_runs() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # bound, never listening: refused
+        hook = Hook()
+        async with aiohttp_client() as client:
+            with pytest.raises(httpx.ConnectError) as caught:
+                await post(client, f"http://127.0.0.1:{port}/x", hook)
+    assert sent_kind(caught.value) == "not sent"
+    assert hook.calls == 0
+
+
+async def test_reset_during_tls_handshake_is_not_sent() -> None:
+    async def reset_at_once(r: asyncio.StreamReader, w: asyncio.StreamWriter, s: Server) -> None:
+        await r.read(1)  # the TLS ClientHello, not a request
+        reset(w)
+
+    async with serving(reset_at_once) as (server, url), aiohttp_client() as client:
+        hook = Hook(server)
+        with pytest.raises(httpx.ConnectError) as caught:
+            await post(client, url.replace("http://", "https://"), hook)
+    assert sent_kind(caught.value) == "not sent"
+    assert hook.calls == 0
+
+
+@looptime.enabled(strict=True)
+async def test_no_free_connection_in_time_is_not_sent() -> None:
+    release = asyncio.Event()
+
+    async def slow(r: asyncio.StreamReader, w: asyncio.StreamWriter, s: Server) -> None:
+        await s.request(r)
+        await release.wait()
+        w.write(OK)
+        await w.drain()
+
+    timeout = httpx.Timeout(5.0, pool=1.0)
+    async with serving(slow) as (server, url), aiohttp_client(timeout, connections=1) as client:
+        first = asyncio.create_task(post(client, url, None))
+        await server.requests(1)
+        hook = Hook()
+        with pytest.raises(httpx.TimeoutException) as caught:
+            await post(client, url, hook)
+        assert sent_kind(caught.value) == "not sent"
+        assert hook.calls == 0
+        release.set()
+        assert (await first).status_code == 200
+
+
+# -- maybe written ----------------------------------------------------------------
+
+
+async def test_closed_after_the_request_without_an_answer_is_maybe_sent() -> None:
+    # httpx-aiohttp alone calls this ConnectTimeout ("not sent"): a double transfer.
+    async def hang_up(r: asyncio.StreamReader, w: asyncio.StreamWriter, s: Server) -> None:
+        await s.request(r)
+        w.close()
+
+    async with serving(hang_up) as (server, url), aiohttp_client() as client:
+        with pytest.raises(httpx.TransportError) as caught:
+            await post(client, url, Hook())
+    assert sent_kind(caught.value) == "maybe sent"
+    assert b"POST" in server.received
+
+
+async def test_reset_after_the_request_is_maybe_sent() -> None:
+    async def rst(r: asyncio.StreamReader, w: asyncio.StreamWriter, s: Server) -> None:
+        await s.request(r)
+        reset(w)
+
+    async with serving(rst) as (_, url), aiohttp_client() as client:
+        with pytest.raises(httpx.TransportError) as caught:
+            await post(client, url, Hook())
+    assert sent_kind(caught.value) == "maybe sent"
+
+
+@looptime.enabled(strict=True)
+async def test_read_timeout_is_maybe_sent() -> None:
+    async def silent(r: asyncio.StreamReader, w: asyncio.StreamWriter, s: Server) -> None:
+        await s.request(r)
+        await asyncio.Event().wait()
+
+    timeout = httpx.Timeout(5.0, read=30.0)
+    async with serving(silent) as (_, url), aiohttp_client(timeout) as client:
+        with pytest.raises(httpx.ReadTimeout) as caught:
+            await post(client, url, Hook())
+    assert sent_kind(caught.value) == "maybe sent"
+
+
+async def test_truncated_body_is_maybe_sent() -> None:
+    async def truncated(r: asyncio.StreamReader, w: asyncio.StreamWriter, s: Server) -> None:
+        await s.request(r)
+        w.write(b'HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{"tranId":')
+        await w.drain()
+        w.close()
+
+    async with serving(truncated) as (_, url), aiohttp_client() as client:
+        with pytest.raises(httpx.TransportError) as caught:
+            await post(client, url, Hook())
+    assert sent_kind(caught.value) == "maybe sent"
+
+
+async def test_garbage_instead_of_http_is_maybe_sent() -> None:
+    async def garbage(r: asyncio.StreamReader, w: asyncio.StreamWriter, s: Server) -> None:
+        await s.request(r)
+        w.write(b"SSH-2.0-OpenSSH\r\n\r\n")
+        await w.drain()
+
+    async with serving(garbage) as (_, url), aiohttp_client() as client:
+        with pytest.raises(httpx.TransportError) as caught:
+            await post(client, url, Hook())
+    assert sent_kind(caught.value) == "maybe sent"
+
+
+# -- limits and the choice of transport -------------------------------------------
+
+
+async def test_connections_never_exceed_max_in_flight() -> None:
+    gate = asyncio.Event()
+
+    async def held(r: asyncio.StreamReader, w: asyncio.StreamWriter, s: Server) -> None:
+        while True:
+            await s.request(r)
+            await gate.wait()
+            w.write(OK)
+            await w.drain()
+
+    async with serving(held) as (server, url):
+        async with default_http_client(timeout=5.0, max_in_flight=3) as client:
+            calls = [asyncio.create_task(post(client, url, None)) for _ in range(12)]
+            await server.requests(3)
+            gate.set()
+            assert all(r.status_code == 200 for r in await asyncio.gather(*calls))
+            transport = client._transport
+            assert isinstance(transport, _LoopTransport)
+            assert isinstance(transport.inner, WriteAwareAiohttpTransport)
+        assert server.most_open == 3
+
+
+def test_trio_gets_httpcore_and_its_errors() -> None:
+    async def main() -> tuple[object, BaseException]:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+            async with default_http_client(timeout=5.0, max_in_flight=2) as client:
+                try:
+                    await client.post(f"http://127.0.0.1:{port}/x", content=b"x")
+                except httpx.HTTPError as exc:
+                    transport = client._transport
+                    assert isinstance(transport, _LoopTransport)
+                    return transport.inner, exc
+        raise AssertionError("no error")
+
+    inner, exc = anyio.run(main, backend="trio")
+    assert type(inner) is httpx.AsyncHTTPTransport
+    assert isinstance(exc, httpx.ConnectError)
+
+
+# -- the maps -----------------------------------------------------------------------
+
+
+def _subclasses(cls: type[BaseException]) -> set[type[BaseException]]:
+    found = {cls}
+    for sub in cls.__subclasses__():
+        found |= _subclasses(sub)
+    return found
+
+
+@pytest.mark.parametrize("written", [False, True])
+def test_every_aiohttp_error_is_classified_as_its_phase_allows(written: bool) -> None:
+    table = AIOHTTP_MAYBE_SENT if written else AIOHTTP_NOT_SENT
+    expected = "maybe sent" if written else "not sent"
+    classes = _subclasses(aiohttp.ClientError) | {asyncio.TimeoutError, ConnectionResetError}
+    assert len(classes) > 20
+    for cls in classes:
+        mapped = next((table[c] for c in cls.__mro__ if c in table), None)
+        assert mapped is not None, cls
+        assert sent_kind(mapped("x")) == expected, cls
+    # Timeouts stay timeouts.
+    assert next(table[c] for c in aiohttp.SocketTimeoutError.__mro__ if c in table) is (
+        httpx.ReadTimeout if written else httpx.ConnectTimeout
+    )
+
+
+def test_the_maps_only_hold_httpx_errors_of_their_kind() -> None:
+    assert {sent_kind(cls("x")) for cls in AIOHTTP_NOT_SENT.values()} == {"not sent"}
+    assert {sent_kind(cls("x")) for cls in AIOHTTP_MAYBE_SENT.values()} == {"maybe sent"}
+
+
+def test_non_transport_errors_pass_unchanged() -> None:
+    bug = KeyError("bug")
+    assert translate_aiohttp_error(bug, written=True) is bug
+    cancelled = asyncio.CancelledError()
+    assert translate_aiohttp_error(cancelled, written=False) is cancelled
+    mine = httpx.ReadTimeout("x")
+    assert translate_aiohttp_error(mine, written=False) is mine
+
+
+# -- through the client ---------------------------------------------------------------
+
+KEY, SECRET = "k" * 64, "s" * 64
+
+
+async def binance(r: asyncio.StreamReader, w: asyncio.StreamWriter, s: Server) -> None:
+    """Answers the time, then behaves as ``s.transfer`` says for transfers."""
+    while True:
+        request = await read_request(r)
+        if request.startswith(b"GET /api/v3/time"):
+            body = b'{"serverTime": %d}' % int(time.time() * 1000)
+            w.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+            await w.drain()
+            continue
+        async with s.arrived:
+            s.received += request
+            s.arrived.notify_all()
+        if s.hang_up:
+            w.close()
+            return
+        w.write(OK)
+        await w.drain()
+
+
+async def test_client_over_aiohttp_never_resends_a_transfer_whose_connection_dropped() -> None:
+    async with serving(binance) as (server, url):
+        base = url.split("/sapi")[0]
+        server.hang_up = True
+        http = default_http_client(timeout=5.0, max_in_flight=4)
+        async with http, Client(KEY, SECRET, api_url=base, papi_url=base, http_client=http) as c:
+            with pytest.raises(OutcomeUnknownError):
+                await c.transfer(type=TransferType.MAIN_UMFUTURE, asset="USDT", amount="1")
+            assert server.received.count(b"POST /sapi/v1/asset/transfer") == 1
+            server.hang_up = False
+            done = await c.transfer(type=TransferType.MAIN_UMFUTURE, asset="USDT", amount="1")
+            assert done.tran_id == 1
+            assert isinstance(http._transport, _LoopTransport)
+            assert isinstance(http._transport.inner, WriteAwareAiohttpTransport)
+
+
+async def test_client_over_aiohttp_retries_what_never_left() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        base = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        http = default_http_client(timeout=5.0, max_in_flight=4)
+        async with http, Client(KEY, SECRET, api_url=base, papi_url=base, http_client=http) as c:
+            c._transport.connect_retries = 0
+            with pytest.raises(ConnectionFailedError):
+                await c.transfer(type=TransferType.MAIN_UMFUTURE, asset="USDT", amount="1")
+
+
+# -- direct_transport ---------------------------------------------------------------
+
+
+def _ok(request: httpx.Request) -> httpx.Response:
+    return httpx.Response(200)
+
+
+async def test_direct_transport_is_the_clients_own_when_send_adds_nothing() -> None:
+    mock = httpx.MockTransport(_ok)
+    async with httpx.AsyncClient(transport=mock) as plain:
+        assert direct_transport(plain, "https://api.binance.com") is mock
+    mounted = httpx.MockTransport(_ok)
+    async with httpx.AsyncClient(
+        transport=mock, mounts={"https://papi.binance.com": mounted}
+    ) as client:
+        assert direct_transport(client, "https://papi.binance.com") is mounted
+        assert direct_transport(client, "https://api.binance.com") is mock
+
+
+async def _hook(_: object) -> None:
+    pass
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"event_hooks": {"request": [_hook]}},
+        {"event_hooks": {"response": [_hook]}},
+        {"auth": ("user", "password")},
+        {"cookies": {"session": "1"}},
+        {"follow_redirects": True},
+        {"params": {"x": "1"}},
+    ],
+    ids=["request hook", "response hook", "auth", "cookies", "redirects", "params"],
+)
+async def test_direct_transport_is_none_when_send_does_something(options: dict[str, Any]) -> None:
+    async with httpx.AsyncClient(transport=httpx.MockTransport(_ok), **options) as client:
+        assert direct_transport(client, "https://api.binance.com") is None
+
+
+async def test_respx_mocks_still_see_the_requests() -> None:
+    with respx.mock:
+        route = respx.post("https://api.binance.com/x").respond(json={"tranId": 3})
+        async with default_http_client(timeout=5.0, max_in_flight=2) as client:
+            response = await client.post("https://api.binance.com/x", content=b"a=1")
+            assert response.json() == {"tranId": 3}
+            transport = client._transport
+            assert isinstance(transport, _LoopTransport)
+            assert type(transport.inner) is httpx.AsyncHTTPTransport
+        assert route.call_count == 1
+
+
+async def test_a_header_aiohttp_would_refuse_is_refused_before_anything_is_written() -> None:
+    async with serving(answer_ok) as (server, url), aiohttp_client() as client:
+        hook = Hook(server)
+        secret = "key-with-a-newline\n"
+        request = client.build_request(
+            "POST",
+            url,
+            content=b"x=1",
+            headers={"X-MBX-APIKEY": secret},
+            extensions={ON_WRITE: hook},
+        )
+        with pytest.raises(httpx.LocalProtocolError) as caught:
+            await client.send(request)
+        assert "x-mbx-apikey" in str(caught.value).lower()
+        assert secret.strip() not in str(caught.value)
+        assert hook.calls == 0
+        assert server.connections == 0
