@@ -425,7 +425,8 @@ class Governor(Feedback):
         geo = Geometry(
             sc.shift,
             sc.uncertainty_at(until),
-            max(GUARD_FLOOR, trips.jitter),
+            # Half the trips' spread, but never more than 1 % of a window.
+            max(GUARD_FLOOR, min(trips.jitter / 2, self.limits.window / 100)),
             trips.bound,
             until if sc.drift else INF,
         )

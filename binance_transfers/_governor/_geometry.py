@@ -7,8 +7,9 @@ A request written at our monotonic time ``t`` reaches Binance somewhere in
 * ``eps`` bounds the estimate's error: half the sync's round trip, growing by
   the clock drift (50 ppm by default) with every second since the sync;
 * ``guard`` is a band after every window boundary, scaled to the jitter
-  measured on round trips (never below 2 ms): what the clock error may exceed
-  ``eps`` by (a step of Binance's clock, a sync through a jittery path);
+  measured on round trips (half of p99 - p50, at least 2 ms, at most 1 % of
+  a window): what the clock error may exceed ``eps`` by (a step of Binance's
+  clock, a sync through a jittery path);
 * ``trip`` is a robust bound on the round trip: the 99th percentile of recent
   trips plus a margin (their spread), remembered over ten windows.
 

@@ -197,17 +197,19 @@ class FixedPool(Pool):
         if written:
             self._unghost(record, weight)
 
-    def _unghost(self, record: tuple[int, ...], weight: int) -> None:
+    def _unghost(self, record: tuple[int, ...], weight: int) -> bool:
         """It is no longer in flight: take it out of the windows opened meanwhile."""
         self.inflight -= weight
         last = record[-2]
-        for window in [w for w in self.ghosts if w > last]:
+        opened = [w for w in self.ghosts if w > last]
+        for window in opened:
             self.counter.remove(window, weight)
             left = self.ghosts[window] - weight
             if left > 0:
                 self.ghosts[window] = left
             else:
                 del self.ghosts[window]
+        return bool(opened)
 
     def renew(
         self, record: tuple[int, ...], weight: int, now: float, g: Geometry
@@ -247,8 +249,7 @@ class FixedPool(Pool):
         written: bool,
     ) -> tuple[bool, int]:
         p, counter = self.period, self.counter
-        if written:
-            self._unghost(record, weight)
+        freed = written and self._unghost(record, weight)
         # It reached Binance after it was sent and before its answer (or the grace).
         first = int((sent + g.lo) // p)
         last = int((landed_by + g.shift + g.eps) // p)
@@ -262,7 +263,6 @@ class FixedPool(Pool):
             if window not in have
         ]
         possible = [(w, own) for w, own in charged if first <= w <= last]
-        freed = False
         for window, _ in charged:
             if window < first or window > last:
                 counter.remove(window, weight)
