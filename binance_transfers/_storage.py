@@ -45,6 +45,10 @@ class WindowCounter(Protocol):
     def foreign(self, window: int) -> int:
         """Weight seen spent by others in ``window`` (0 if unknown)."""
 
+    def reserve(self, window: int, weight: int) -> None:
+        """Expect others to spend ``weight`` in ``window``: count it as theirs
+        (a later :meth:`report` raises it, never lowers it)."""
+
     def forget(self, before: int) -> None:
         """Drop every window below ``before``: nothing can land there any more."""
 
@@ -127,6 +131,12 @@ class MemoryWindowCounter:
 
     def foreign(self, window: int) -> int:
         return self._foreign.get(window, 0)
+
+    def reserve(self, window: int, weight: int) -> None:
+        known = self._foreign.get(window, 0)
+        if weight > known:
+            self._foreign[window] = weight
+            self._used[window] = self._used.get(window, 0) + weight - known
 
     def forget(self, before: int) -> None:
         used = self._used

@@ -362,3 +362,110 @@ async def test_hooks_see_immediate_admissions_and_refusals() -> None:
     with pytest.raises(ThrottledError):
         await g.acquire(PM_ASSET, max_wait=1)
     assert events == [("admitted", "pm_collect_asset", 0.0), ("refused", "pm_collect_asset", 30)]
+
+
+# -- learning what others spend ------------------------------------------------------
+
+
+@fake_time
+async def test_a_window_opens_with_what_others_spent_in_the_last_one_reserved() -> None:
+    """Another process spent 3000 of 6000 last minute: this one opens with 3000 for us."""
+    g = synced(Governor(latency=0.0), E0 + 10)
+    permit = await g.acquire(PM_ASSET)
+    g.observe(permit, sent=mono(g), received=mono(g), headers={"x-mbx-used-weight-1m": "3030"})
+    await sleep_until(g, E0 + 60.1)
+    for _ in range(100):
+        await g.acquire(PM_ASSET, max_wait=0)
+    with pytest.raises(ThrottledError):
+        await g.acquire(PM_ASSET, max_wait=0)
+    # It stopped: the reservation halves with every window it is not seen again.
+    await sleep_until(g, E0 + 120.1)
+    await g.acquire(PM_ASSET, max_wait=0)
+    assert next(p.used for p in g.snapshot() if p.key == "papi-ip") == 1500 + 30
+
+
+# -- margins by design ------------------------------------------------------------
+
+
+@fake_time
+async def test_the_clock_uncertainty_grows_with_the_time_since_the_sync() -> None:
+    """At 50 ppm, 300 s after the sync a full window reopens 15 ms later than right after it."""
+    g = synced(Governor(Limits(papi_ip=30), latency=0.0), E0 + 59)
+    await g.acquire(PM_ASSET)
+    await g.acquire(PM_ASSET)
+    early = server_now(g) - (E0 + 60)
+    await sleep_until(g, E0 + 359.5)
+    await g.acquire(PM_ASSET)
+    await g.acquire(PM_ASSET)
+    late = server_now(g) - (E0 + 360)
+    assert late - early == pytest.approx(300 * 50e-6, abs=0.002)
+    assert g.stats().clock_uncertainty == pytest.approx(0.001 + 300.5 * 50e-6, abs=0.001)
+
+
+@fake_time
+async def test_one_slow_answer_does_not_inflate_the_trip_bound_for_long() -> None:
+    """A 1.5 s spike among 50 ms trips: the bound follows it at once, then forgets it."""
+    g = synced(Governor(latency=0.05), E0 + 1)
+
+    async def answered_after(trip: float) -> None:
+        permit = await g.acquire(SUB_MARGIN)
+        await anyio.sleep(trip)
+        g.observe(permit, sent=permit[1], received=mono(g), status=200)
+
+    for _ in range(40):
+        await answered_after(0.05)
+    await answered_after(1.5)
+    assert g.stats().trip_bound == pytest.approx(1.5)
+    for _ in range(16):
+        await answered_after(0.05)
+    assert g.stats().trip_bound < 0.06
+
+
+@fake_time
+async def test_the_delay_between_permit_and_write_is_measured() -> None:
+    """renew() at the write records how long the permit waited: p50, p99, max."""
+    g = synced(Governor(latency=0.0), E0 + 1)
+    for delay in [0.001] * 98 + [0.2, 0.5]:
+        permit = await g.acquire(SUB_MARGIN)
+        await anyio.sleep(delay)
+        written = g.renew(permit)
+        assert written is not None
+        g.observe(written, sent=written[1], received=mono(g), status=200)
+    stats = g.stats()
+    assert stats.writes == 100
+    assert stats.write_delay_p50 == pytest.approx(0.001)
+    assert stats.write_delay_p99 == pytest.approx(0.2)
+    assert stats.write_delay_max == pytest.approx(0.5)
+
+
+# -- loop affinity ----------------------------------------------------------------
+
+
+def test_a_governor_used_from_another_event_loop_is_refused() -> None:
+    """ConfigurationError before anything is charged, instead of a hang."""
+    import asyncio
+    import threading
+
+    g = Governor(Limits(papi_ip=60), latency=0.0)
+
+    async def fill() -> None:
+        await g.acquire(PM_ASSET)
+        await g.acquire(PM_ASSET)
+
+    asyncio.run(fill())  # full: any further call would have to wait
+    used_before = next(p.used for p in g.snapshot() if p.key == "papi-ip")
+    with pytest.raises(ConfigurationError, match="another event loop"):
+        asyncio.run(g.acquire(PM_ASSET))
+    errors: list[BaseException] = []
+
+    def other_thread() -> None:
+        try:
+            asyncio.run(g.acquire(PM_ASSET))
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=other_thread)
+    thread.start()
+    thread.join()
+    assert [type(e) for e in errors] == [ConfigurationError]
+    assert next(p.used for p in g.snapshot() if p.key == "papi-ip") == used_before

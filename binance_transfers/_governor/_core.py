@@ -120,7 +120,9 @@ class Governor(Feedback):
     connection) may still land: the transport's read timeout. ``limits`` gives
     the pool sizes and windows. A governor belongs to the event loop (and
     thread) it is first used in; using it from another raises
-    :class:`ConfigurationError`.
+    :class:`ConfigurationError` before anything is charged. (The check is
+    skipped only on the cached one-pool fast path, which never waits and is
+    re-derived at least every window or 5 s, to keep it at its speed.)
 
     Two tables whose specs for the same pool disagree (limit, window) cannot
     share a governor: :class:`ConfigurationError` (weights may differ).
@@ -194,8 +196,6 @@ class Governor(Feedback):
         an IP ban :class:`IPBannedError` is raised at once unless
         ``wait_on_ban``. Cancelling the call leaves no trace.
         """
-        if _get_running_loop() is not self._loop:
-            self._check_owner()
         plans = self._plans.get(account)
         plan = plans.get(endpoint) if plans is not None else None
         if plan is None:
@@ -214,6 +214,9 @@ class Governor(Feedback):
                     if self._on_admitted is not None:
                         self._on_admitted(endpoint.name, 0.0)
                     return (endpoint, now, ((pool, weight, (pool._window, own)),))
+            # Off the cached fast path (at least once a window, or 5 s): check the loop.
+            if _get_running_loop() is not self._loop:
+                self._check_owner()
             g = self._geometry(now)
             record = None if pool.live else pool.take(now, weight, g)
             if record is not None:
@@ -221,6 +224,8 @@ class Governor(Feedback):
                     self._on_admitted(endpoint.name, 0.0)
                 return (endpoint, now, ((pool, weight, record),))
             return await self._acquire_slow(plan, endpoint, now, max_wait, wait_on_ban)
+        if _get_running_loop() is not self._loop:
+            self._check_owner()
         if g is None or now >= g.until:
             g = self._geometry(now)
         charges: list[Charge] = []

@@ -122,7 +122,7 @@ class Pool:
 class FixedPool(Pool):
     """Weight per fixed window, windows aligned to Binance's clock."""
 
-    __slots__ = ("counter", "ghosts", "inflight", "top")
+    __slots__ = ("counter", "ghosts", "hint", "inflight", "seen", "top")
 
     def __init__(self, spec: PoolSpec, counter: WindowCounter) -> None:
         super().__init__(spec)
@@ -131,24 +131,41 @@ class FixedPool(Pool):
         self.inflight = 0  # weight written and not answered yet
         self.top = -(2**62)  # the latest window any charge reached
         self.ghosts: dict[int, int] = {}  # window -> in-flight weight counted there on opening
+        self.hint = 0  # weight others are expected to spend per window (from usage headers)
+        self.seen: dict[int, int] = {}  # window -> weight others were seen to spend there
 
     def _open(self, lo: int, hi: int) -> None:
         """Windows up to ``hi`` may now be landed in: count what is in flight there."""
         if hi <= self.top:
             return
-        if self.inflight:
-            for window in range(max(self.top + 1, lo), hi + 1):
-                self.counter.add(window, self.inflight)
+        counter = self.counter
+        start = max(self.top + 1, lo)
+        if self.hint:  # others spend too: halve the expectation per window they were not seen
+            self.hint >>= min(start - self.top - 1, 31)
+        for window in range(start, hi + 1):
+            if self.inflight:
+                counter.add(window, self.inflight)
                 self.ghosts[window] = self.inflight
+            # What others spent in the window before, or half the last expectation:
+            # a window shared with another process does not open with a blind burst.
+            self.hint = max(self.seen.get(window - 1, 0), self.hint >> 1)
+            if self.hint:
+                counter.reserve(window, self.hint)
         self.top = hi
         # Nothing can land before `lo` any more (2 windows spare for a growing eps).
         self.counter.forget(lo - 2)
         if self.ghosts and min(self.ghosts) < lo - 2:
             self.ghosts = {w: v for w, v in self.ghosts.items() if w >= lo - 2}
+        if self.seen and min(self.seen) < lo - 2:
+            self.seen = {w: v for w, v in self.seen.items() if w >= lo - 2}
 
     def _used(self, window: int) -> int:
+        """The count of ``window``, including what opening it will add."""
         used = self.counter.used(window)
-        return used + self.inflight if window > self.top else used
+        if window <= self.top:
+            return used
+        hint = max(self.seen.get(window - 1, 0), self.hint >> min(window - self.top, 31))
+        return used + self.inflight + max(hint - self.counter.foreign(window), 0)
 
     def ready_at(self, now: float, weight: int, g: Geometry) -> float:
         if weight > self.limit:
@@ -281,6 +298,8 @@ class FixedPool(Pool):
         else:
             middle = int(((sent + landed_by) / 2 + g.shift) // p)
             window, own = next(((w, o) for w, o in possible if w == middle), possible[-1])
+        if value - own > self.seen.get(window, 0):
+            self.seen[window] = value - own
         rose = counter.report(window, value, own)
         if rose:
             log.debug("%s: Binance reports %d used; %d spent elsewhere", self.key, value, rose)

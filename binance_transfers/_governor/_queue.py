@@ -88,6 +88,9 @@ class WaitQueue:
     def _geometry(self, now: float) -> Geometry:
         raise NotImplementedError
 
+    def _check_owner(self) -> None:
+        raise NotImplementedError
+
     def refund(self, permit: Permit) -> None:
         raise NotImplementedError
 
@@ -116,6 +119,7 @@ class WaitQueue:
         max_wait: float | None,
         wait_on_ban: bool,
     ) -> Permit:
+        self._check_owner()
         estimate = self._estimate(plan, now)
         if max_wait is not None and estimate - now > max_wait:
             raise self._throttled(endpoint, plan, now, max_wait)
