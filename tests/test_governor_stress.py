@@ -375,13 +375,18 @@ async def test_a_window_opens_with_what_others_spent_in_the_last_one_reserved() 
     g.observe(permit, sent=mono(g), received=mono(g), headers={"x-mbx-used-weight-1m": "3030"})
     await sleep_until(g, E0 + 60.1)
     for _ in range(100):
-        await g.acquire(PM_ASSET, max_wait=0)
+        last = await g.acquire(PM_ASSET, max_wait=0)
     with pytest.raises(ThrottledError):
         await g.acquire(PM_ASSET, max_wait=0)
-    # It stopped: the reservation halves with every window it is not seen again.
+    # It stopped (Binance counts only our 3000): the reservation halves.
+    g.observe(last, sent=mono(g), received=mono(g), headers={"x-mbx-used-weight-1m": "3000"})
     await sleep_until(g, E0 + 120.1)
     await g.acquire(PM_ASSET, max_wait=0)
     assert next(p.used for p in g.snapshot() if p.key == "papi-ip") == 1500 + 30
+    # Without news, it halves all the same.
+    await sleep_until(g, E0 + 180.1)
+    await g.acquire(PM_ASSET, max_wait=0)
+    assert next(p.used for p in g.snapshot() if p.key == "papi-ip") == 750 + 30
 
 
 # -- margins by design ------------------------------------------------------------

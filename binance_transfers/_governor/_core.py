@@ -378,6 +378,8 @@ class Governor(Feedback):
                     f"{endpoint.name} weighs {spec.weight} but pool {spec.key!r} "
                     f"only allows {pool.limit}: it could never be sent"
                 )
+            if isinstance(pool, FixedPool):
+                pool.heaviest = max(pool.heaviest, spec.weight)
             plan.append((pool, spec.weight))
         result = tuple(plan)
         self._plans.setdefault(account, {})[endpoint] = result

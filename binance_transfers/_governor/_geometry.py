@@ -1,12 +1,12 @@
 """Where a request sent now may land on Binance's clock: the margins.
 
 A request written at our monotonic time ``t`` reaches Binance somewhere in
-``[t + shift - eps - guard, t + shift + trip + eps]`` on Binance's clock:
+``[t + shift - eps - guard, t + shift + trip + eps + guard]`` on Binance's clock:
 
 * ``shift`` is our estimate of Binance's clock (``ServerClock``);
 * ``eps`` bounds the estimate's error: half the sync's round trip, growing by
   the clock drift (50 ppm by default) with every second since the sync;
-* ``guard`` is a band after every window boundary, scaled to the jitter
+* ``guard`` is a band around every window boundary, scaled to the jitter
   measured on round trips (half of p99 - p50, at least 2 ms, at most 1 % of
   a window): what the clock error may exceed ``eps`` by (a step of Binance's
   clock, a sync through a jittery path);
@@ -52,7 +52,7 @@ class Geometry:
         self.guard = guard
         self.trip = trip
         self.lo = shift - eps - guard  # earliest landing = now + lo
-        self.hi = shift + trip + eps  # latest landing = now + hi (if answered in time)
+        self.hi = shift + trip + eps + guard  # latest landing = now + hi (if answered in time)
         self.margin = self.hi - self.lo  # width of the landing interval
         self.until = until  # monotonic: re-derive after this (eps grows with drift)
 

@@ -27,6 +27,9 @@ __all__ = ["CapPool", "FixedPool", "Pool"]
 
 log = logging.getLogger("binance_transfers.governor")
 
+#: How much slower Binance's clock may run than ours (twice the 50 ppm assumed).
+_DRIFT = 100e-6
+
 
 class Pool:
     """A pool's queue and freeze state; subclasses count."""
@@ -122,7 +125,7 @@ class Pool:
 class FixedPool(Pool):
     """Weight per fixed window, windows aligned to Binance's clock."""
 
-    __slots__ = ("counter", "ghosts", "hint", "inflight", "seen", "top")
+    __slots__ = ("counter", "ghosts", "heaviest", "hint", "inflight", "seen", "top")
 
     def __init__(self, spec: PoolSpec, counter: WindowCounter) -> None:
         super().__init__(spec)
@@ -131,24 +134,33 @@ class FixedPool(Pool):
         self.inflight = 0  # weight written and not answered yet
         self.top = -(2**62)  # the latest window any charge reached
         self.ghosts: dict[int, int] = {}  # window -> in-flight weight counted there on opening
-        self.hint = 0  # weight others are expected to spend per window (from usage headers)
+        # Weight others are expected to spend per window (from usage headers),
+        # never so much that the heaviest request could not fit beside it.
+        self.hint = 0
+        self.heaviest = 1
         self.seen: dict[int, int] = {}  # window -> weight others were seen to spend there
 
-    def _open(self, lo: int, hi: int) -> None:
+    def _open(self, lo: int, hi: int, g: Geometry) -> None:
         """Windows up to ``hi`` may now be landed in: count what is in flight there."""
         if hi <= self.top:
             return
         counter = self.counter
         start = max(self.top + 1, lo)
-        if self.hint:  # others spend too: halve the expectation per window they were not seen
-            self.hint >>= min(start - self.top - 1, 31)
+        # Answers report on windows up to a trip late: keep news that recent.
+        recent = lo - 1 - int(g.trip // self.period)
+        if self.seen and min(self.seen) < recent:
+            self.seen = {w: v for w, v in self.seen.items() if w >= recent}
         for window in range(start, hi + 1):
             if self.inflight:
                 counter.add(window, self.inflight)
                 self.ghosts[window] = self.inflight
-            # What others spent in the window before, or half the last expectation:
-            # a window shared with another process does not open with a blind burst.
-            self.hint = max(self.seen.get(window - 1, 0), self.hint >> 1)
+            # What others were seen to spend in the latest windows (answers
+            # come a trip late), or half the last expectation: a window shared
+            # with another process does not open with a blind burst, and the
+            # reservation fades when they stop.
+            self.hint = min(
+                max(max(self.seen.values(), default=0), self.hint >> 1), self.limit - self.heaviest
+            )
             if self.hint:
                 counter.reserve(window, self.hint)
         self.top = hi
@@ -156,15 +168,14 @@ class FixedPool(Pool):
         self.counter.forget(lo - 2)
         if self.ghosts and min(self.ghosts) < lo - 2:
             self.ghosts = {w: v for w, v in self.ghosts.items() if w >= lo - 2}
-        if self.seen and min(self.seen) < lo - 2:
-            self.seen = {w: v for w, v in self.seen.items() if w >= lo - 2}
 
     def _used(self, window: int) -> int:
         """The count of ``window``, including what opening it will add."""
         used = self.counter.used(window)
         if window <= self.top:
             return used
-        hint = max(self.seen.get(window - 1, 0), self.hint >> min(window - self.top, 31))
+        hint = max(max(self.seen.values(), default=0), self.hint >> min(window - self.top, 62))
+        hint = min(hint, self.limit - self.heaviest)
         return used + self.inflight + max(hint - self.counter.foreign(window), 0)
 
     def ready_at(self, now: float, weight: int, g: Geometry) -> float:
@@ -173,13 +184,15 @@ class FixedPool(Pool):
         p, cap, used = self.period, self.limit - weight, self._used
         t = max(now, self.frozen_until)
         lo_shift, hi_shift = g.lo, g.hi
-        while True:
+        for _ in range(64):
             lo, hi = int((t + lo_shift) // p), int((t + hi_shift) // p)
             full = next((i for i in range(hi, lo - 1, -1) if used(i) > cap), None)
             if full is None:
                 return t
             # Wait until the earliest possible landing time is past window `full`.
             t = (full + 1) * p - lo_shift + NUDGE
+        # Every window ahead is full of requests in flight: wait for their answers.
+        return INF
 
     def take(self, now: float, weight: int, g: Geometry) -> tuple[int, ...] | None:
         if now < self.frozen_until:
@@ -202,7 +215,7 @@ class FixedPool(Pool):
     def charge(self, now: float, weight: int, g: Geometry) -> tuple[int, ...]:
         p, add = self.period, self.counter.add
         lo, hi = int((now + g.lo) // p), int((now + g.hi) // p)
-        self._open(lo, hi)
+        self._open(lo, hi, g)
         if lo == hi == self.top:
             return (lo, add(lo, weight))
         # Up to `top`: a window opened earlier may be landed in if this one is late.
@@ -214,7 +227,7 @@ class FixedPool(Pool):
         if written:
             self._unghost(record, weight)
 
-    def _unghost(self, record: tuple[int, ...], weight: int) -> bool:
+    def _unghost(self, record: tuple[int, ...], weight: int) -> None:
         """It is no longer in flight: take it out of the windows opened meanwhile."""
         self.inflight -= weight
         last = record[-2]
@@ -226,7 +239,6 @@ class FixedPool(Pool):
                 self.ghosts[window] = left
             else:
                 del self.ghosts[window]
-        return bool(opened)
 
     def renew(
         self, record: tuple[int, ...], weight: int, now: float, g: Geometry
@@ -241,7 +253,7 @@ class FixedPool(Pool):
         cap = self.limit - weight
         if any(self._used(i) > cap for i in extra):
             return None
-        self._open(lo, hi)
+        self._open(lo, hi, g)
         kept: list[int] = []
         for window, own in _pairs(record):
             if window < lo:  # written too late to land there any more
@@ -266,7 +278,9 @@ class FixedPool(Pool):
         written: bool,
     ) -> tuple[bool, int]:
         p, counter = self.period, self.counter
-        freed = written and self._unghost(record, weight)
+        if written:  # no longer in flight: waiters blocked by it may go
+            self._unghost(record, weight)
+        freed = written
         # It reached Binance after it was sent and before its answer (or the grace).
         first = int((sent + g.lo) // p)
         last = int((landed_by + g.shift + g.eps) // p)
@@ -298,8 +312,9 @@ class FixedPool(Pool):
         else:
             middle = int(((sent + landed_by) / 2 + g.shift) // p)
             window, own = next(((w, o) for w, o in possible if w == middle), possible[-1])
-        if value - own > self.seen.get(window, 0):
-            self.seen[window] = value - own
+        # The most any report shows (answers overtaken by our own later
+        # requests overstate it, which only costs throughput).
+        self.seen[window] = max(value - own, self.seen.get(window, 0))
         rose = counter.report(window, value, own)
         if rose:
             log.debug("%s: Binance reports %d used; %d spent elsewhere", self.key, value, rose)
@@ -343,8 +358,9 @@ class CapPool(Pool):
 
     Admitted, a call counts until ``admission + period + margin`` (it lands
     within the trip bound); written, until its answer (``inf``); answered, until
-    ``answer + period``: it reached Binance before we heard back, and both
-    times are on our one monotonic clock, so no clock error enters.
+    ``answer + period`` (plus the guard band and 100 ppm of drift): it reached
+    Binance before we heard back, and both times are on our one monotonic
+    clock, so the clock's offset does not enter, only its rate.
     """
 
     __slots__ = ("calls",)
@@ -406,7 +422,9 @@ class CapPool(Pool):
     ) -> tuple[bool, int]:
         calls = self.calls
         calls.remove(record)
-        calls.add(landed_by + self.period + NUDGE)
+        # Binance's clock may run slower than ours (drift): its period is a
+        # little longer on our clock; the guard band covers a step.
+        calls.add(landed_by + self.period * (1 + _DRIFT) + g.guard)
         return True, 0
 
     def estimate(self, now: float, total: int, g: Geometry) -> float:
