@@ -4,7 +4,8 @@ They are sorted by what the caller must do next, not by where they come from::
 
     BinanceTransfersError
      ├── InvalidInputError ........... bad argument: nothing sent, no weight spent
-     ├── ConfigurationError .......... unusable key or missing optional dependency
+     ├── ConfigurationError .......... unusable key, missing extra, wrong event loop
+     │    └── ClientClosedError ...... the client was closed: nothing sent
      ├── ConnectionFailedError ....... never reached Binance: nothing happened
      ├── BinanceAPIError ............. Binance refused the request: nothing happened
      │    ├── AuthenticationError .... bad key, signature or permission
@@ -18,8 +19,9 @@ They are sorted by what the caller must do next, not by where they come from::
      │    ├── TooManyRequestsError ... HTTP 429 from Binance
      │    ├── IPBannedError .......... HTTP 418: the IP is banned until ``retry_at``
      │    └── ThrottledError ......... the governor could not grant a permit in time
-     ├── ServiceUnavailableError ..... Binance said it did not process the request
+     ├── ServiceUnavailableError ..... a query kept failing with 5xx (queries only)
      ├── OutcomeUnknownError ......... THE TRANSFER MAY HAVE HAPPENED: reconcile, never resend
+ ├── NotExecutedError ............ an unknown outcome, settled: Binance did not execute it
      └── MalformedResponseError ...... the answer was not Binance's JSON (WAF page, proxy)
 
 Only :class:`OutcomeUnknownError` leaves money in an unknown state. Everything
@@ -35,6 +37,7 @@ __all__ = [
     "AuthenticationError",
     "BinanceAPIError",
     "BinanceTransfersError",
+    "ClientClosedError",
     "ConfigurationError",
     "ConnectionFailedError",
     "IPBannedError",
@@ -64,6 +67,10 @@ class InvalidInputError(BinanceTransfersError, ValueError):
 
 class ConfigurationError(BinanceTransfersError):
     """The client cannot work as configured (unusable key, missing extra)."""
+
+
+class ClientClosedError(ConfigurationError):
+    """The client was closed (``aclose()``): the call was refused before any weight was spent."""
 
 
 class ConnectionFailedError(BinanceTransfersError):
@@ -144,7 +151,11 @@ class ThrottledError(RateLimitError):
 
 
 class ServiceUnavailableError(BinanceTransfersError):
-    """Binance said the service was unavailable and the request was not processed."""
+    """A query (never a transfer) kept getting 5xx answers after its retries.
+
+    A transfer answered with a 5xx raises :class:`OutcomeUnknownError` instead:
+    whatever the body says, a 5xx never proves that nothing happened.
+    """
 
     def __init__(self, message: str, *, status: int, endpoint: str) -> None:
         super().__init__(f"{endpoint}: {message} (HTTP {status})")
@@ -155,11 +166,14 @@ class ServiceUnavailableError(BinanceTransfersError):
 class OutcomeUnknownError(BinanceTransfersError):
     """The request was (or may have been) received, but its result is unknown.
 
-    A timeout after sending, a 5xx answer or Binance's -1006/-1007 codes: the
+    A timeout after sending, a 5xx answer, Binance's -1006/-1007 codes, or any
+    failure (cancellation included) once the first byte may have left: the
     transfer **may have happened**. The client never resends it on its own;
-    look the transfer up in the history before trying again. ``params`` holds
-    what was sent (without signature), ``timestamp`` the ``timestamp``
-    parameter in epoch milliseconds.
+    settle it with :meth:`Client.reconcile` or look the transfer up in the
+    history before trying again. ``params`` holds what was sent (without
+    signature), ``timestamp`` the ``timestamp`` parameter in epoch
+    milliseconds and ``recv_window`` the ``recvWindow`` sent with it: Binance
+    refuses the request once its clock passes ``timestamp + recv_window``.
     """
 
     def __init__(
@@ -170,6 +184,7 @@ class OutcomeUnknownError(BinanceTransfersError):
         params: Mapping[str, str],
         timestamp: int | None,
         status: int | None = None,
+        recv_window: int | None = None,
     ) -> None:
         super().__init__(
             f"{endpoint}: outcome unknown, the request may have been executed: {reason}"
@@ -179,6 +194,7 @@ class OutcomeUnknownError(BinanceTransfersError):
         self.params = dict(params)
         self.timestamp = timestamp
         self.status = status
+        self.recv_window = recv_window
 
 
 class MalformedResponseError(BinanceTransfersError):
@@ -194,3 +210,21 @@ class MalformedResponseError(BinanceTransfersError):
 
 def _iso(epoch_seconds: float) -> str:
     return datetime.fromtimestamp(epoch_seconds, UTC).isoformat(timespec="milliseconds")
+
+
+class NotExecutedError(BinanceTransfersError):
+    """A request whose outcome was unknown has been settled: Binance did not execute it.
+
+    Raised by calls made with ``on_unknown="reconcile"``. Nothing happened on
+    the exchange, so sending again is safe. ``settlement`` holds the evidence
+    (a :class:`~binance_transfers.Settlement`), ``unknown`` the original
+    :class:`OutcomeUnknownError`.
+    """
+
+    def __init__(self, message: str, *, settlement: object, unknown: OutcomeUnknownError) -> None:
+        super().__init__(message)
+        self.settlement = settlement
+        self.unknown = unknown
+
+
+__all__ += ["NotExecutedError"]
