@@ -71,11 +71,18 @@ async def run(report: Report) -> None:
         "ratio <= 1.00",
         ratio <= 1.0,
     )
+    # An absolute time fails on a loaded machine that slows everything alike:
+    # 5 µs on a quiet one is about 6 aiolimiter acquires; measured in the same
+    # run, 3 of them is the (stricter) target that holds under load too.
+    per_aio = [
+        m / a for m, a in zip(samples["ours, IP + UID + cap"], samples["aiolimiter"], strict=True)
+    ]
+    multi_ratio = statistics.median(per_aio)
     report.add(
         "uncontended acquire, IP + UID + rolling cap",
-        f"{med['ours, IP + UID + cap']:.2f} µs",
-        "< 5 µs",
-        med["ours, IP + UID + cap"] < 5,
+        f"{med['ours, IP + UID + cap']:.2f} µs ({multi_ratio:.2f} aiolimiter acquires)",
+        "< 5 µs on a quiet machine: <= 3 aiolimiter acquires in the same run",
+        multi_ratio <= 3.0,
     )
     heavy_ratio = med["ours, weight 1500"] / med["ours, one pool"]
     report.add(

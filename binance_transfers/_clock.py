@@ -89,6 +89,11 @@ class ServerClock:
     between our send and our receive, so the midpoint is the estimate and half
     the round trip its ``uncertainty``. Until the first sync the wall clock is
     used with ``unsynced_uncertainty``.
+
+    Clocks drift apart after a sync (quartz: tens of ppm; an NTP step on
+    Binance's side: more), so the uncertainty grows with the time since it:
+    :meth:`uncertainty_at` adds ``drift`` seconds per second (default 50 ppm,
+    3 ms per minute... 15 ms by the default 5-minute resync).
     """
 
     def __init__(
@@ -97,11 +102,16 @@ class ServerClock:
         *,
         resync_interval: float = 300.0,
         unsynced_uncertainty: float = 1.0,
+        drift: float = 50e-6,
     ) -> None:
+        if not 0 <= drift < 1:
+            raise ValueError("drift must be in [0, 1) seconds per second")
         self.clock: Clock = clock if clock is not None else LoopClock()
         self.resync_interval = resync_interval
         self._shift: float | None = None
         self.uncertainty = unsynced_uncertainty
+        """Half the round trip of the last sync (plus 1 ms): the error right after it."""
+        self.drift = drift
         self.synced_at: float | None = None
         self.version = 0
         """Incremented on every update, so dependants can cache derived values."""
@@ -127,6 +137,12 @@ class ServerClock:
 
     def to_monotonic(self, server_epoch: float) -> float:
         return server_epoch - self.shift
+
+    def uncertainty_at(self, monotonic: float) -> float:
+        """Bound on the error of :meth:`to_server` at ``monotonic``: grows since the sync."""
+        if self.synced_at is None:
+            return self.uncertainty
+        return self.uncertainty + self.drift * max(monotonic - self.synced_at, 0.0)
 
     def needs_sync(self) -> bool:
         if self.synced_at is None:

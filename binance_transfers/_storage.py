@@ -5,11 +5,16 @@ queues, timers and fairness to itself. :class:`MemoryStorage` (the default)
 keeps counts in this process; a backend shared by several processes (Redis)
 implements the same two counter protocols, for instance by leasing blocks of
 weight, without any change to the governor or its callers.
+
+A counter never forgets on its own: the governor says which windows are over
+(:meth:`WindowCounter.forget`) and when a pool is gone (:meth:`Storage.discard`),
+because only it knows which windows a request in flight may still land in.
 """
 
 from __future__ import annotations
 
-from collections import deque
+from bisect import bisect_left, bisect_right, insort
+from collections.abc import Iterator
 from typing import Protocol
 
 __all__ = ["CallCounter", "MemoryStorage", "Storage", "WindowCounter"]
@@ -25,33 +30,51 @@ class WindowCounter(Protocol):
         """Count ``weight`` of ours in ``window``; return our own total there."""
 
     def try_add(self, window: int, weight: int, limit: int) -> int | None:
-        """:meth:`add` if the window's total stays within ``limit``, else None (atomic).
-
-        The governor only calls this for a window it has :meth:`add`-ed to
-        before (the hot path), so it need not forget old windows itself."""
+        """:meth:`add` if the window's total stays within ``limit``, else None (atomic)."""
 
     def remove(self, window: int, weight: int) -> None:
-        """Take back ``weight`` of ours that provably did not land in ``window``."""
+        """Take back ``weight`` of ours that provably did not land in ``window``.
+
+        A window already forgotten stays forgotten (no negative counts)."""
 
     def report(self, window: int, reported: int, own_at_send: int) -> int:
         """Binance reported ``reported`` used in ``window`` for a request that was
         our ``own_at_send``-th unit there; the excess is weight spent by others.
         Raise the count accordingly and return by how much it rose."""
 
+    def foreign(self, window: int) -> int:
+        """Weight seen spent by others in ``window`` (0 if unknown)."""
+
+    def reserve(self, window: int, weight: int) -> None:
+        """Expect others to spend ``weight`` in ``window``: count it as theirs
+        (a later :meth:`report` raises it, never lowers it)."""
+
+    def forget(self, before: int) -> None:
+        """Drop every window below ``before``: nothing can land there any more."""
+
+    def newest(self) -> int | None:
+        """The highest window holding a count, or None when empty."""
+
 
 class CallCounter(Protocol):
-    """Admission times of calls, oldest first, for a rolling cap."""
+    """Calls of a rolling cap, as the times they stop counting, soonest first.
 
-    def prune(self, before: float) -> None:
-        """Forget calls admitted at or before ``before``."""
+    A call in flight (written, no answer yet) counts until ``math.inf``."""
+
+    def prune(self, now: float) -> None:
+        """Forget calls that stop counting at or before ``now``."""
 
     def __len__(self) -> int: ...
 
     def __getitem__(self, index: int) -> float: ...
 
-    def add(self, at: float) -> None: ...
+    def __iter__(self) -> Iterator[float]: ...
 
-    def remove(self, at: float) -> None: ...
+    def add(self, until: float) -> None:
+        """Count one call until ``until``."""
+
+    def remove(self, until: float) -> bool:
+        """Stop counting one call recorded with ``until``; False if already pruned."""
 
 
 class Storage(Protocol):
@@ -60,6 +83,9 @@ class Storage(Protocol):
     def window_counter(self, key: str) -> WindowCounter: ...
 
     def call_counter(self, key: str) -> CallCounter: ...
+
+    def discard(self, key: str) -> None:
+        """The pool ``key`` is idle and forgotten by the governor (free its counter)."""
 
 
 class MemoryWindowCounter:
@@ -74,11 +100,6 @@ class MemoryWindowCounter:
 
     def add(self, window: int, weight: int) -> int:
         used = self._used
-        if window not in used and len(used) > 8:
-            # Windows two behind the newest can no longer be landed in.
-            for old in [w for w in used if w < window - 2]:
-                del used[old]
-                self._foreign.pop(old, None)
         total = used.get(window, 0) + weight
         used[window] = total
         return total - self._foreign.get(window, 0)
@@ -93,30 +114,83 @@ class MemoryWindowCounter:
         return total - foreign[window] if foreign and window in foreign else total
 
     def remove(self, window: int, weight: int) -> None:
-        self._used[window] = self._used.get(window, 0) - weight
+        used = self._used
+        if window in used:
+            used[window] -= weight
 
     def report(self, window: int, reported: int, own_at_send: int) -> int:
+        if window not in self._used:
+            return 0  # forgotten: too old to matter
         seen = reported - own_at_send
         known = self._foreign.get(window, 0)
         if seen <= known:
             return 0
         self._foreign[window] = seen
-        self._used[window] = self._used.get(window, 0) + seen - known
+        self._used[window] += seen - known
         return seen - known
+
+    def foreign(self, window: int) -> int:
+        return self._foreign.get(window, 0)
+
+    def reserve(self, window: int, weight: int) -> None:
+        known = self._foreign.get(window, 0)
+        if weight > known:
+            self._foreign[window] = weight
+            self._used[window] = self._used.get(window, 0) + weight - known
+
+    def forget(self, before: int) -> None:
+        used = self._used
+        if used and min(used) < before:
+            for old in [w for w in used if w < before]:
+                del used[old]
+                self._foreign.pop(old, None)
+
+    def newest(self) -> int | None:
+        return max(self._used) if self._used else None
 
     def __repr__(self) -> str:
         return f"<MemoryWindowCounter {dict(sorted(self._used.items()))}>"
 
 
-class MemoryCallCounter(deque[float]):
-    __slots__ = ()
+class MemoryCallCounter:
+    """A sorted list: caps are small (hundreds of calls), lookups bisect."""
 
-    def prune(self, before: float) -> None:
-        while self and self[0] <= before:
-            self.popleft()
+    __slots__ = ("_calls",)
 
-    def add(self, at: float) -> None:
-        self.append(at)
+    def __init__(self) -> None:
+        self._calls: list[float] = []
+
+    def prune(self, now: float) -> None:
+        calls = self._calls
+        if calls and calls[0] <= now:
+            del calls[: bisect_right(calls, now)]
+
+    def __len__(self) -> int:
+        return len(self._calls)
+
+    def __getitem__(self, index: int) -> float:
+        return self._calls[index]
+
+    def __iter__(self) -> Iterator[float]:
+        return iter(self._calls)
+
+    def add(self, until: float) -> None:
+        calls = self._calls
+        if not calls or until >= calls[-1]:
+            calls.append(until)  # the common case: in flight (inf), or the latest
+        else:
+            insort(calls, until)
+
+    def remove(self, until: float) -> bool:
+        calls = self._calls
+        i = bisect_left(calls, until)
+        if i < len(calls) and calls[i] == until:
+            del calls[i]
+            return True
+        return False
+
+    def __repr__(self) -> str:
+        return f"<MemoryCallCounter {self._calls}>"
 
 
 class MemoryStorage:
@@ -127,6 +201,9 @@ class MemoryStorage:
 
     def call_counter(self, key: str) -> CallCounter:
         return MemoryCallCounter()
+
+    def discard(self, key: str) -> None:
+        pass  # the counters are the governor's own objects: they go with the pool
 
     def __repr__(self) -> str:
         return "MemoryStorage()"

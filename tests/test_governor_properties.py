@@ -14,6 +14,7 @@ import contextlib
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 
+import attrs
 import trio
 import trio.testing
 from hypothesis import HealthCheck, given, settings
@@ -43,6 +44,8 @@ ENDPOINT_CHOICES: list[Endpoint] = [
 ]
 SERVER_SHIFT = 1_767_225_600.25  # true Binance clock = trio clock + this
 
+Call = tuple[int, str, float, float, float | None, float | None, float]
+
 calls = st.tuples(
     st.sampled_from(range(len(ENDPOINT_CHOICES))),
     st.sampled_from(["a", "b"]),  # account
@@ -50,6 +53,38 @@ calls = st.tuples(
     st.floats(0, 1),  # its one-way latency, as a fraction of the bound
     st.one_of(st.none(), st.floats(0, 3)),  # cancelled after this long, if at all
     st.one_of(st.none(), st.floats(0, 2)),  # max_wait
+    st.one_of(st.just(1.0), st.just(1.0), st.floats(1, 6)),  # a latency spike beyond the bound
+)
+
+
+@attrs.frozen
+class World:
+    """What the governor cannot see: Binance's true clock, the network, other processes."""
+
+    latency: float = 0.2
+    """The trip bound the governor is given (one-way times are fractions of it, or spikes)."""
+    clock_error: float = 0.0
+    """Our estimate of Binance's clock at the sync, off by this (within the claimed eps)."""
+    drift: float = 0.0
+    """Binance's clock runs this much faster after the sync (within the 50 ppm claimed)."""
+    step: float = 0.0
+    """...and jumps by this right after the sync (within the 2 ms guard band)."""
+    after_sync: float = 0.0
+    """Seconds between the sync and the first caller (drift accumulates)."""
+    foreign: int = 0
+    """/papi weight another process spends at the start of every window."""
+    time_scale: float = 60.0
+
+
+worlds = st.builds(
+    World,
+    latency=st.floats(0, 0.3),
+    clock_error=st.floats(-0.3, 0.3),
+    drift=st.floats(-50e-6, 50e-6),
+    step=st.floats(-0.002, 0.002),
+    after_sync=st.sampled_from([0.0, 30.0, 300.0]),
+    foreign=st.sampled_from([0, 0, 60, 100]),
+    time_scale=st.sampled_from([60.0, 600.0]),
 )
 
 
@@ -63,18 +98,12 @@ def _maybe_cancel(after: float | None) -> Iterator[None]:
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(
-    crowd=st.lists(calls, min_size=30, max_size=200),
-    latency=st.floats(0, 0.3),
-    clock_error=st.floats(-0.3, 0.3),
-)
-def test_no_window_ever_exceeds_its_limit(
-    crowd: list[tuple[int, str, float, float, float | None, float | None]],
-    latency: float,
-    clock_error: float,
-) -> None:
-    """Fixed and rolling windows stay within limits; no caller hangs; no permit is lost."""
-    check_limits(run_crowd(crowd, latency, clock_error))
+@given(crowd=st.lists(calls, min_size=30, max_size=200), world=worlds)
+def test_no_window_ever_exceeds_its_limit(crowd: list[Call], world: World) -> None:
+    """Fixed and rolling windows on Binance's true clock stay within limits, whatever the
+    clock drift after the sync, latency spikes beyond the bound, foreign usage or the
+    window length; no caller hangs; no permit is lost."""
+    check_limits(run_crowd(crowd, world), world)
 
 
 def test_a_large_crowd_fills_windows_without_exceeding_them() -> None:
@@ -90,58 +119,112 @@ def test_a_large_crowd_fills_windows_without_exceeding_them() -> None:
             rng.random(),
             None,
             None,
+            1.0,
         )
         for _ in range(2000)
     ]
-    fixed = check_limits(run_crowd(crowd, latency=0.2, clock_error=-0.25))
+    world = World(latency=0.2, clock_error=-0.25)
+    fixed = check_limits(run_crowd(crowd, world), world)
     assert fixed["papi-ip"] == LIMITS.papi_ip  # some minute was used to the last unit
 
 
-def run_crowd(
-    crowd: Sequence[tuple[int, str, float, float, float | None, float | None]],
-    latency: float,
-    clock_error: float,
-) -> list[tuple[Endpoint, str, float]]:
-    """Run the callers; return where (on Binance's true clock) each request landed."""
-    landed: list[tuple[Endpoint, str, float]] = []
+def test_a_large_crowd_beside_another_process_leaves_it_its_share() -> None:
+    """Another process spends 100 of /papi's 200 at every window's start: after the
+    first two windows, ours and theirs together never exceed the limit, and we still
+    use most of the rest."""
+    import random
+
+    rng = random.Random(2)
+    crowd = [
+        (rng.choice([0, 1, 2]), rng.choice("ab"), rng.uniform(0, 5), rng.random(), None, None, 1.0)
+        for _ in range(1500)
+    ]
+    world = World(latency=0.05, foreign=100, drift=50e-6, step=0.002, after_sync=300.0)
+    fixed = check_limits(run_crowd(crowd, world), world, combined=True)
+    assert fixed["papi-ip"] >= 0.8 * (LIMITS.papi_ip - 100)
+
+
+Landed = list[tuple[Endpoint | None, str, float]]
+
+
+def run_crowd(crowd: Sequence[Call], world: World) -> Landed:
+    """Run the callers; return where (on Binance's true clock) each request landed.
+
+    A request is written at ``renew`` (acquiring again when refused), lands
+    after its one-way time and is answered after as long again, with /papi's
+    usage header as Binance would count it (the foreign process included).
+    """
+    limits = LIMITS.scaled(world.time_scale)
+    window = limits.window
+    latency = world.latency
+    landed: Landed = []
+    papi_used: dict[int, int] = defaultdict(int)
     finished = 0
 
     async def scenario() -> None:
         nonlocal finished
-        g = Governor(LIMITS, latency=latency)
+        g = Governor(limits, latency=latency)
         clock = g.server_clock
-        mono = clock.clock.monotonic()
-        eps = abs(clock_error) + 0.002
+        synced_at = clock.clock.monotonic()
+        eps = abs(world.clock_error) + 0.002
         half = eps - 0.001
         clock.update(
-            sent=mono - half,
-            received=mono + half,
-            server_ms=round((mono + SERVER_SHIFT + clock_error) * 1000),
+            sent=synced_at - half,
+            received=synced_at + half,
+            server_ms=round((synced_at + SERVER_SHIFT + world.clock_error) * 1000),
         )
 
-        async def caller(spec: tuple[int, str, float, float, float | None, float | None]) -> None:
+        def true_now() -> float:
+            t = trio.current_time()
+            return t + SERVER_SHIFT + world.step + world.drift * (t - synced_at)
+
+        async def other_process() -> None:
+            while True:
+                now = true_now()
+                start = (now // window + 1) * window
+                await trio.sleep((start - now) / (1 + world.drift) + 1e-9)
+                papi_used[int(true_now() // window)] += world.foreign
+                landed.append((None, "", true_now()))
+
+        async def caller(spec: Call) -> None:
             nonlocal finished
-            index, account, start, trip, cancel_after, max_wait = spec
+            index, account, start, trip, cancel_after, max_wait, spike = spec
             endpoint = ENDPOINT_CHOICES[index]
-            await trio.sleep(start)
+            await trio.sleep(world.after_sync + start)
             with _maybe_cancel(cancel_after):
-                try:
-                    permit = await g.acquire(endpoint, account=account, max_wait=max_wait)
-                except ThrottledError:
-                    finished += 1
-                    return
-                with trio.CancelScope(shield=True):  # once sent, it lands whatever happens
+                while True:
+                    try:
+                        permit = await g.acquire(endpoint, account=account, max_wait=max_wait)
+                    except ThrottledError:
+                        finished += 1
+                        return
+                    written = g.renew(permit)  # at the write
+                    if written is not None:
+                        break
+                with trio.CancelScope(shield=True):  # once written, it lands whatever happens
                     sent = trio.current_time()
-                    await trio.sleep(trip * latency)
-                    landed.append((endpoint, account, trio.current_time() + SERVER_SHIFT))
-                    await trio.sleep(trip * latency)
-                    g.observe(permit, sent=sent, received=trio.current_time(), status=200)
+                    await trio.sleep(trip * spike * latency)
+                    at = true_now()
+                    landed.append((endpoint, account, at))
+                    headers = {}
+                    if endpoint.prefix == "papi":
+                        papi_used[int(at // window)] += endpoint.ip_weight
+                        headers["x-mbx-used-weight-1m"] = str(papi_used[int(at // window)])
+                    await trio.sleep(trip * spike * latency)
+                    g.observe(
+                        written, sent=sent, received=trio.current_time(), status=200,
+                        headers=headers,
+                    )  # fmt: skip
             finished += 1
 
         with trio.fail_after(3600):
-            async with trio.open_nursery() as nursery:
-                for spec in crowd:
-                    nursery.start_soon(caller, spec)
+            async with trio.open_nursery() as outer:
+                if world.foreign:
+                    outer.start_soon(other_process)
+                async with trio.open_nursery() as nursery:
+                    for spec in crowd:
+                        nursery.start_soon(caller, spec)
+                outer.cancel_scope.cancel()
         assert g._waiters == {}
         for pool in g._pools.values():
             assert (pool.live, pool.queued) == (0, 0)
@@ -151,23 +234,41 @@ def run_crowd(
     return landed
 
 
-def check_limits(landed: list[tuple[Endpoint, str, float]]) -> dict[str, int]:
-    """Assert every window's limit; return each fixed pool's busiest window."""
+def check_limits(landed: Landed, world: World, *, combined: bool = False) -> dict[str, int]:
+    """Assert every window's limit; return each fixed pool's busiest window (ours).
+
+    ``combined``: also ours plus the other process's, once learnt (best effort:
+    the reservation follows answers that come a trip late, so the random
+    property checks our own weight only, the steady scenario both)."""
+    limits_ = LIMITS.scaled(world.time_scale)
     fixed: dict[tuple[str, int], int] = defaultdict(int)
     rolling: dict[str, list[float]] = defaultdict(list)
     limits: dict[str, int] = {}
     periods: dict[str, float] = {}
+    papi_windows: list[int] = []
     for endpoint, account, at in landed:
-        for spec in pools_for(endpoint, LIMITS, account):
+        if endpoint is None:
+            continue
+        for spec in pools_for(endpoint, limits_, account):
             limits[spec.key], periods[spec.key] = spec.limit, spec.period
-            if spec.period == LIMITS.window and spec.kind.value != "cap":
+            if spec.kind.value != "cap":
                 fixed[(spec.key, int(at // spec.period))] += spec.weight
+                if spec.key == "papi-ip":
+                    papi_windows.append(int(at // spec.period))
             else:
                 rolling[spec.key].append(at)
     busiest: dict[str, int] = defaultdict(int)
     for (key, _), total in fixed.items():
         assert total <= limits[key], (key, total)
         busiest[key] = max(busiest[key], total)
+    if combined and world.foreign and papi_windows:
+        # Blind at first: the other process shows up in our answers' headers,
+        # and what was learnt fades while we send nothing there.
+        learnt = min(papi_windows) + 2
+        seen = set(papi_windows)
+        for (key, w), total in fixed.items():
+            if key == "papi-ip" and w >= learnt and w - 1 in seen:
+                assert total + world.foreign <= limits[key], (w, total)
     for key, times in rolling.items():
         times.sort()
         for i, t in enumerate(times):
@@ -199,4 +300,5 @@ def test_trio_is_supported() -> None:
         return admitted
 
     admitted = trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
-    assert admitted == [0.0, 0.0, 0.501, 0.501, 1.501, 1.501]
+    # Each window opens 2 ms (the guard band) + 1 ms (clock uncertainty) after its start.
+    assert admitted == [0.0, 0.0, 0.503, 0.503, 1.503, 1.503]

@@ -1,0 +1,183 @@
+"""Feedback from answers: where a request landed, usage headers, 429s and bans.
+
+* Every answer corrects the count (see ``_pools``) and the trip bound.
+* A 429 is always honoured for ``Retry-After`` (clamped to Binance's longest
+  ban; NaN, negative or infinite values count as absent and stop the pool
+  until the window it may have landed in is over). It stops the pools of the
+  request that may be full: those whose usage header shows no room, else those
+  without a header (rolling caps...). When every pool of the request reports
+  room, the broken limit is unknown, and every pool of the IP stops.
+* A 418 stops every pool of the IP until the ban's end, clamped alike.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping
+
+from .._exceptions import _iso as _fmt
+from .._limits import Limits
+from ._geometry import LONGEST_BAN, Geometry, Trips
+from ._pools import Pool
+from ._queue import Permit, WaitQueue, Written
+
+__all__ = ["Feedback"]
+
+log = logging.getLogger("binance_transfers.governor")
+
+
+def _seconds(value: float | None) -> float | None:
+    """A usable duration, or None (absent, NaN, negative, infinite: all meaningless)."""
+    if value is None or not math.isfinite(value) or value < 0:
+        if value is not None:
+            log.warning("ignoring a meaningless Retry-After of %r s", value)
+        return None
+    return value
+
+
+def _reports_room(pool: Pool, weight: int, headers: Mapping[str, str]) -> bool | None:
+    """Whether the pool's usage header shows room for the request (None: no reading)."""
+    header = pool.spec.header
+    if header is None:
+        return None
+    try:
+        return int(headers.get(header, "")) + weight <= pool.limit
+    except ValueError:
+        return None
+
+
+class Feedback(WaitQueue):
+    """The governor's learning half (a mixin)."""
+
+    limits: Limits
+    grace: float
+    _trips: Trips
+    _pools: dict[str, Pool]
+    _banned_until: float
+    _ip_frozen_until: float
+
+    def _refresh_geometry(self) -> Geometry:
+        raise NotImplementedError
+
+    def _frozen_hook(self, pool: str, until: float, reason: str) -> None:
+        raise NotImplementedError
+
+    def _usage_hook(self, pool: str, used: int, limit: int) -> None:
+        raise NotImplementedError
+
+    def observe(
+        self,
+        permit: Permit,
+        *,
+        sent: float,
+        received: float | None,
+        status: int | None = None,
+        headers: Mapping[str, str] | None = None,
+        retry_after: float | None = None,
+        banned_until: float | None = None,
+    ) -> None:
+        """Learn from the answer to a permitted request (call it once per permit).
+
+        ``sent``/``received`` are monotonic times (``received`` is None when no
+        answer came: it may still land for ``grace`` seconds after ``sent``).
+        Usage headers raise the counts to what Binance reports; a 429 stops
+        pools for ``retry_after`` seconds (or to the window's end); a 418 stops
+        everything until ``banned_until`` (Binance epoch seconds) or
+        ``retry_after``. Both are clamped to Binance's longest ban (3 days,
+        scaled by ``limits.time_scale``).
+        """
+        now = self._monotonic()
+        if received is not None and self._trips.note(received - sent, received):
+            self._refresh_geometry()
+        g = self._geometry(now)
+        headers = headers or {}
+        freed: list[Pool] = []
+        landed_by = received if received is not None else max(now, sent + self.grace)
+        written = type(permit[2]) is Written
+        for pool, weight, record in permit[2]:
+            gave_back, rose = pool.settle(
+                record, weight, sent, landed_by, headers, g, received is not None, written
+            )
+            if gave_back:
+                freed.append(pool)
+            if rose:
+                used, _ = pool.usage(now, g)
+                self._usage_hook(pool.key, used, pool.limit)
+        longest = LONGEST_BAN / self.limits.time_scale
+        wait = _seconds(retry_after)
+        if status == 429:
+            self._on_429(permit, now, g, headers, None if wait is None else min(wait, longest))
+        elif status == 418:
+            until = None
+            if banned_until is not None and math.isfinite(banned_until):
+                until = banned_until - g.shift
+            elif wait is not None:
+                until = now + wait
+            if until is None:  # Binance's shortest ban
+                until = now + 120.0 / self.limits.time_scale
+            self.ban(until)
+        if freed:
+            self._pump(freed, now)
+
+    def _on_429(
+        self,
+        permit: Permit,
+        now: float,
+        g: Geometry,
+        headers: Mapping[str, str],
+        wait: float | None,
+    ) -> None:
+        charges = permit[2]
+        readings = [(pool, _reports_room(pool, weight, headers)) for pool, weight, _ in charges]
+        full = [pool for pool, room in readings if room is False]
+        unread = [pool for pool, room in readings if room is None]
+        culprits = full or unread
+        if not culprits:
+            # Every pool of the request had room: some other limit of this IP broke.
+            pools = [pool for pool, _, _ in charges]
+            until = now + wait if wait is not None else self._window_end(now, g, pools)
+            self._ip_frozen_until = max(self._ip_frozen_until, until)
+            for pool in list(self._pools.values()):
+                self._freeze(pool, until, "429 Too Many Requests (limit unknown: the whole IP)")
+            return
+        for pool in culprits:
+            until = now + wait if wait is not None else pool.freeze_default(now, g)
+            self._freeze(pool, until, "429 Too Many Requests")
+
+    def _window_end(self, now: float, g: Geometry, pools: list[Pool]) -> float:
+        """End of the weight window the request may have landed in, or later."""
+        window = self.limits.window
+        end = (math.floor((now + g.hi) / window) + 1) * window - g.lo
+        return max([end, *(pool.freeze_default(now, g) for pool in pools)])
+
+    def ban(self, until: float) -> None:
+        """Stop every pool of this IP until monotonic ``until`` (a 418), 3 scaled days at most."""
+        now = self._monotonic()
+        if math.isnan(until):
+            until = now + 120.0 / self.limits.time_scale
+        until = min(until, now + LONGEST_BAN / self.limits.time_scale)
+        if until <= self._banned_until:
+            return
+        self._banned_until = until
+        g = self._geometry(now)
+        server_until = until + g.shift
+        log.error("IP banned by Binance until %s", _fmt(server_until))
+        self._frozen_hook("*", server_until, "418 IP banned")
+        for pool in self._pools.values():
+            pool.frozen_until = max(pool.frozen_until, until)
+            pool._geo = None
+        self._fail_waiters(now)
+        self._pump([p for p in self._pools.values() if p.queue], now)
+
+    def _freeze(self, pool: Pool, until: float, reason: str) -> None:
+        if until <= pool.frozen_until:
+            return
+        pool.frozen_until = until
+        pool._geo = None  # off the fast path
+        now = self._monotonic()
+        server_until = until + self._geometry(now).shift
+        log.warning("pool %r stops until %s: %s", pool.key, _fmt(server_until), reason)
+        self._frozen_hook(pool.key, server_until, reason)
+        if pool.live:
+            self._pump([pool], now)

@@ -1,0 +1,105 @@
+"""Where a request sent now may land on Binance's clock: the margins.
+
+A request written at our monotonic time ``t`` reaches Binance somewhere in
+``[t + shift - eps - guard, t + shift + trip + eps + guard]`` on Binance's clock:
+
+* ``shift`` is our estimate of Binance's clock (``ServerClock``);
+* ``eps`` bounds the estimate's error: half the sync's round trip, growing by
+  the clock drift (50 ppm by default) with every second since the sync;
+* ``guard`` is a band around every window boundary, scaled to the jitter
+  measured on round trips (half of p99 - p50, at least 2 ms, at most 1 % of
+  a window): what the clock error may exceed ``eps`` by (a step of Binance's
+  clock, a sync through a jittery path);
+* ``trip`` is a robust bound on the round trip: the 99th percentile of recent
+  trips plus a margin (their spread), remembered over ten windows.
+
+The governor charges a request to every window that interval touches, so a
+backlog released at a boundary waits ``eps + guard`` after it::
+
+      window w (full)         | window w+1
+    --------------------------+----+----------+------------------> Binance time
+                              b    b+eps+guard: earliest release into w+1 alone
+         [..landing interval..]    (sent before it: charged to w and w+1)
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import deque
+
+__all__ = ["Geometry", "Trips"]
+
+log = logging.getLogger("binance_transfers.governor")
+
+INF = math.inf
+#: Float epoch seconds have ~0.24 us resolution; step past a boundary by more.
+NUDGE = 1e-6
+#: The guard band's floor, seconds.
+GUARD_FLOOR = 0.002
+#: Binance's longest ban (3 days), before ``Limits.time_scale``.
+LONGEST_BAN = 3 * 86400.0
+
+
+class Geometry:
+    """Where a request sent now may land on Binance's clock (valid until ``until``)."""
+
+    __slots__ = ("eps", "guard", "hi", "lo", "margin", "shift", "trip", "until")
+
+    def __init__(self, shift: float, eps: float, guard: float, trip: float, until: float) -> None:
+        self.shift = shift  # server epoch = monotonic + shift
+        self.eps = eps  # bound on the error of shift, until `until`
+        self.guard = guard
+        self.trip = trip
+        self.lo = shift - eps - guard  # earliest landing = now + lo
+        self.hi = shift + trip + eps + guard  # latest landing = now + hi (if answered in time)
+        self.margin = self.hi - self.lo  # width of the landing interval
+        self.until = until  # monotonic: re-derive after this (eps grows with drift)
+
+
+class Trips:
+    """A robust bound on round trips: p99 of recent trips plus their spread.
+
+    One slow answer raises the bound at once (what slowed it tends to come
+    back), but the bound is recomputed as a percentile every 16 answers, so a
+    lone spike is forgotten quickly instead of inflating a minute of windows.
+    Trips older than ``span`` seconds are dropped.
+    """
+
+    __slots__ = ("_count", "bound", "floor", "jitter", "samples", "span")
+
+    def __init__(self, floor: float, span: float) -> None:
+        self.floor = floor
+        self.span = span
+        self.bound = floor
+        self.jitter = 0.0
+        self.samples: deque[tuple[float, float]] = deque(maxlen=1024)
+        self._count = 0
+
+    def note(self, trip: float, now: float) -> bool:
+        """Record one round trip; True when the bound or the jitter changed."""
+        samples = self.samples
+        samples.append((now, trip))
+        self._count += 1
+        if trip > self.bound:
+            if trip > 2 * self.bound:
+                log.warning(
+                    "answers take %.3f s, longer than the %.3f s assumed; assuming %.3f s now",
+                    trip,
+                    self.bound,
+                    trip,
+                )
+            self.bound = trip
+            return True
+        if self._count % 16:
+            return False
+        while samples and samples[0][0] < now - self.span:
+            samples.popleft()
+        trips = sorted(t for _, t in samples)
+        n = len(trips)
+        p50, p99 = trips[(n - 1) // 2], trips[int(0.99 * (n - 1))]
+        jitter = p99 - p50
+        bound = max(self.floor, p99 + max(jitter, 0.001))
+        changed = bound != self.bound or jitter != self.jitter
+        self.bound, self.jitter = bound, jitter
+        return changed

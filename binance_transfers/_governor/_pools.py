@@ -1,0 +1,461 @@
+"""Pools and their counters: fixed windows aligned to Binance's clock, rolling caps.
+
+A request is charged to every window it may land in (see ``_geometry``). Once
+written (``Governor.renew``) it is *in flight* until its answer: however late
+that answer, the request may still land, so each window that opens while it
+flies counts it too (a "ghost" charge, given back when the answer shows where
+it could have landed). A rolling cap counts an in-flight call until its
+answer, then until ``answer + period``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import deque
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from .._limits import PoolSpec
+from .._storage import CallCounter, WindowCounter
+from ._geometry import INF, NUDGE, Geometry
+
+if TYPE_CHECKING:
+    from ._queue import Waiter
+
+__all__ = ["CapPool", "FixedPool", "Pool"]
+
+log = logging.getLogger("binance_transfers.governor")
+
+#: How much slower Binance's clock may run than ours (twice the 50 ppm assumed).
+_DRIFT = 100e-6
+
+
+class Pool:
+    """A pool's queue and freeze state; subclasses count."""
+
+    __slots__ = (
+        "_from",
+        "_geo",
+        "_try_add",
+        "_until",
+        "_window",
+        "frozen_until",
+        "key",
+        "limit",
+        "live",
+        "passed",
+        "period",
+        "queue",
+        "queued",
+        "spec",
+    )
+
+    def __init__(self, spec: PoolSpec) -> None:
+        # Fixed pools cache the one window a request sent in [_from, _until)
+        # under geometry _geo can land in, so the hot path does no arithmetic.
+        self._geo: Geometry | None = None
+        self._from = self._until = 0.0
+        self._window = 0
+        self._try_add: Any = None
+        self.spec = spec
+        self.key = spec.key
+        self.limit = spec.limit
+        self.period = spec.period
+        self.queue: deque[Waiter] = deque()
+        self.live = 0  # waiters in the queue that are still waiting
+        self.queued = 0  # their total weight
+        # Weight of waiters that got past this pool's queue and now wait in a
+        # later one: held back from the next waiters, not charged yet.
+        self.passed = 0
+        self.frozen_until = -INF
+
+    def ready_at(self, now: float, weight: int, g: Geometry) -> float:
+        """Earliest time >= now at which this pool could take ``weight``."""
+        raise NotImplementedError
+
+    def take(self, now: float, weight: int, g: Geometry) -> Any | None:
+        """Charge ``weight`` now if ``ready_at(now) == now``, else None: the hot path."""
+        raise NotImplementedError
+
+    def charge(self, now: float, weight: int, g: Geometry) -> Any:
+        """Charge ``weight`` now, known to fit."""
+        raise NotImplementedError
+
+    def refund(self, record: Any, weight: int, written: bool) -> None:
+        raise NotImplementedError
+
+    def renew(self, record: Any, weight: int, now: float, g: Geometry) -> Any | None:
+        """The request is written at ``now``: re-charge it for that, in flight
+        until its answer. None if there is no room (nothing changed then)."""
+        raise NotImplementedError
+
+    def settle(
+        self,
+        record: Any,
+        weight: int,
+        sent: float,
+        landed_by: float,
+        headers: Mapping[str, str],
+        g: Geometry,
+        answered: bool,
+        written: bool,
+    ) -> tuple[bool, int]:
+        """Correct the count once the answer is in (or given up on): (capacity
+        came back, weight Binance reports as spent elsewhere)."""
+        raise NotImplementedError
+
+    def estimate(self, now: float, total: int, g: Geometry) -> float:
+        """A lower bound on when ``total`` more weight could have been admitted."""
+        raise NotImplementedError
+
+    def freeze_default(self, now: float, g: Geometry) -> float:
+        """Until when to stop after a 429 that came without ``Retry-After``."""
+        raise NotImplementedError
+
+    def usage(self, now: float, g: Geometry) -> tuple[int, float]:
+        """(used now, server epoch when that count next drops)."""
+        raise NotImplementedError
+
+    def idle(self, now: float, g: Geometry) -> bool:
+        """Nothing counted can matter any more: the pool may be forgotten."""
+        raise NotImplementedError
+
+
+class FixedPool(Pool):
+    """Weight per fixed window, windows aligned to Binance's clock."""
+
+    __slots__ = ("counter", "ghosts", "heaviest", "hint", "inflight", "seen", "top")
+
+    def __init__(self, spec: PoolSpec, counter: WindowCounter) -> None:
+        super().__init__(spec)
+        self.counter = counter
+        self._try_add = counter.try_add
+        self.inflight = 0  # weight written and not answered yet
+        self.top = -(2**62)  # the latest window any charge reached
+        self.ghosts: dict[int, int] = {}  # window -> in-flight weight counted there on opening
+        # Weight others are expected to spend per window (from usage headers),
+        # never so much that the heaviest request could not fit beside it.
+        self.hint = 0
+        self.heaviest = 1
+        self.seen: dict[int, int] = {}  # window -> weight others were seen to spend there
+
+    def _open(self, lo: int, hi: int, g: Geometry) -> None:
+        """Windows up to ``hi`` may now be landed in: count what is in flight there."""
+        if hi <= self.top:
+            return
+        counter = self.counter
+        start = max(self.top + 1, lo)
+        # Answers report on windows up to a trip late: keep news that recent.
+        recent = lo - 1 - int(g.trip // self.period)
+        if self.seen and min(self.seen) < recent:
+            self.seen = {w: v for w, v in self.seen.items() if w >= recent}
+        for window in range(start, hi + 1):
+            if self.inflight:
+                counter.add(window, self.inflight)
+                self.ghosts[window] = self.inflight
+            # What others were seen to spend in the latest windows (answers
+            # come a trip late), or half the last expectation: a window shared
+            # with another process does not open with a blind burst, and the
+            # reservation fades when they stop.
+            self.hint = min(
+                max(max(self.seen.values(), default=0), self.hint >> 1), self.limit - self.heaviest
+            )
+            if self.hint:
+                counter.reserve(window, self.hint)
+        self.top = hi
+        # Nothing can land before `lo` any more (2 windows spare for a growing eps).
+        self.counter.forget(lo - 2)
+        if self.ghosts and min(self.ghosts) < lo - 2:
+            self.ghosts = {w: v for w, v in self.ghosts.items() if w >= lo - 2}
+
+    def _used(self, window: int) -> int:
+        """The count of ``window``, including what opening it will add."""
+        used = self.counter.used(window)
+        if window <= self.top:
+            return used
+        hint = max(max(self.seen.values(), default=0), self.hint >> min(window - self.top, 62))
+        hint = min(hint, self.limit - self.heaviest)
+        return used + self.inflight + max(hint - self.counter.foreign(window), 0)
+
+    def ready_at(self, now: float, weight: int, g: Geometry) -> float:
+        if weight > self.limit:
+            return INF  # until some of what is held back is charged
+        p, cap, used = self.period, self.limit - weight, self._used
+        t = max(now, self.frozen_until)
+        lo_shift, hi_shift = g.lo, g.hi
+        for _ in range(64):
+            lo, hi = int((t + lo_shift) // p), int((t + hi_shift) // p)
+            full = next((i for i in range(hi, lo - 1, -1) if used(i) > cap), None)
+            if full is None:
+                return t
+            # Wait until the earliest possible landing time is past window `full`.
+            t = (full + 1) * p - lo_shift + NUDGE
+        # Every window ahead is full of requests in flight: wait for their answers.
+        return INF
+
+    def take(self, now: float, weight: int, g: Geometry) -> tuple[int, ...] | None:
+        if now < self.frozen_until:
+            return None
+        if self._geo is g and self._from <= now < self._until:
+            window = self._window
+            own = self.counter.try_add(window, weight, self.limit)
+            return None if own is None else (window, own)
+        if self.ready_at(now, weight, g) > now:
+            return None
+        record = self.charge(now, weight, g)
+        p = self.period
+        lo, hi = int((now + g.lo) // p), int((now + g.hi) // p)
+        if lo == hi == self.top:
+            self._geo, self._window = g, lo
+            self._from = lo * p - g.lo + NUDGE
+            self._until = min((lo + 1) * p - g.hi - NUDGE, g.until)
+        return record
+
+    def charge(self, now: float, weight: int, g: Geometry) -> tuple[int, ...]:
+        p, add = self.period, self.counter.add
+        lo, hi = int((now + g.lo) // p), int((now + g.hi) // p)
+        self._open(lo, hi, g)
+        if lo == hi == self.top:
+            return (lo, add(lo, weight))
+        # Up to `top`: a window opened earlier may be landed in if this one is late.
+        return tuple(x for i in range(lo, max(hi, self.top) + 1) for x in (i, add(i, weight)))
+
+    def refund(self, record: tuple[int, ...], weight: int, written: bool) -> None:
+        for window in record[::2]:
+            self.counter.remove(window, weight)
+        if written:
+            self._unghost(record, weight)
+
+    def _unghost(self, record: tuple[int, ...], weight: int) -> None:
+        """It is no longer in flight: take it out of the windows opened meanwhile."""
+        self.inflight -= weight
+        last = record[-2]
+        opened = [w for w in self.ghosts if w > last]
+        for window in opened:
+            self.counter.remove(window, weight)
+            left = self.ghosts[window] - weight
+            if left > 0:
+                self.ghosts[window] = left
+            else:
+                del self.ghosts[window]
+
+    def renew(
+        self, record: tuple[int, ...], weight: int, now: float, g: Geometry
+    ) -> tuple[int, ...] | None:
+        if now < self.frozen_until:
+            return None
+        p, counter = self.period, self.counter
+        lo, hi = int((now + g.lo) // p), int((now + g.hi) // p)
+        top = max(hi, self.top)
+        have = set(record[::2])
+        extra = [i for i in range(lo, top + 1) if i not in have]
+        cap = self.limit - weight
+        if any(self._used(i) > cap for i in extra):
+            return None
+        self._open(lo, hi, g)
+        kept: list[int] = []
+        for window, own in _pairs(record):
+            if window < lo:  # written too late to land there any more
+                counter.remove(window, weight)
+            else:
+                kept += (window, own)
+        for i in extra:
+            kept += (i, counter.add(i, weight))
+        kept = _sorted_pairs(kept)
+        self.inflight += weight
+        return tuple(kept)
+
+    def settle(
+        self,
+        record: tuple[int, ...],
+        weight: int,
+        sent: float,
+        landed_by: float,
+        headers: Mapping[str, str],
+        g: Geometry,
+        answered: bool,
+        written: bool,
+    ) -> tuple[bool, int]:
+        p, counter = self.period, self.counter
+        if written:  # no longer in flight: waiters blocked by it may go
+            self._unghost(record, weight)
+        freed = written
+        # It reached Binance after it was sent and before its answer (or the grace).
+        first = int((sent + g.lo) // p)
+        last = int((landed_by + g.shift + g.eps) // p)
+        charged = list(_pairs(record))
+        have = {window for window, _ in charged}
+        # Slower than assumed (a busy loop, a slow network): count it where it
+        # may have landed, so our count of a window is never below Binance's.
+        charged += [
+            (window, counter.add(window, weight))
+            for window in range(first, last + 1)
+            if window not in have
+        ]
+        possible = [(w, own) for w, own in charged if first <= w <= last]
+        for window, _ in charged:
+            if window < first or window > last:
+                counter.remove(window, weight)
+                freed = True
+        header = self.spec.header
+        reported = headers.get(header) if header is not None else None
+        if reported is None or not answered:
+            return freed, 0
+        try:
+            value = int(reported)
+        except ValueError:
+            log.warning("ignoring unreadable %s header: %r", header, reported)
+            return freed, 0
+        if len(possible) == 1:
+            window, own = possible[0]
+        else:
+            middle = int(((sent + landed_by) / 2 + g.shift) // p)
+            window, own = next(((w, o) for w, o in possible if w == middle), possible[-1])
+        # The most any report shows (answers overtaken by our own later
+        # requests overstate it, which only costs throughput).
+        self.seen[window] = max(value - own, self.seen.get(window, 0))
+        rose = counter.report(window, value, own)
+        if rose:
+            log.debug("%s: Binance reports %d used; %d spent elsewhere", self.key, value, rose)
+        return freed, rose
+
+    def estimate(self, now: float, total: int, g: Geometry) -> float:
+        p = self.period
+        t = max(now, self.frozen_until)
+        lo, hi = int((t + g.lo) // p), int((t + g.hi) // p)
+        room = self.limit - max(self._used(i) for i in range(lo, hi + 1))
+        if total <= room:
+            return t
+        windows = math.ceil((total - max(room, 0)) / self.limit)
+        return (hi + windows) * p - g.lo + NUDGE
+
+    def freeze_default(self, now: float, g: Geometry) -> float:
+        p = self.period
+        return (int((now + g.hi) // p) + 1) * p - g.lo + NUDGE
+
+    def usage(self, now: float, g: Geometry) -> tuple[int, float]:
+        p = self.period
+        window = int((now + g.shift) // p)
+        return self.counter.used(window), (window + 1) * p
+
+    def idle(self, now: float, g: Geometry) -> bool:
+        newest = self.counter.newest()
+        return not self.inflight and (newest is None or newest < int((now + g.lo) // self.period))
+
+
+def _pairs(record: tuple[int, ...]) -> zip[tuple[int, int]]:
+    return zip(record[::2], record[1::2], strict=True)
+
+
+def _sorted_pairs(flat: list[int]) -> list[int]:
+    pairs = sorted(zip(flat[::2], flat[1::2], strict=True))
+    return [x for pair in pairs for x in pair]
+
+
+class CapPool(Pool):
+    """Calls in a rolling window, as the times they stop counting (see ``CallCounter``).
+
+    Admitted, a call counts until ``admission + period + margin`` (it lands
+    within the trip bound); written, until its answer (``inf``); answered, until
+    ``answer + period`` (plus the guard band and 100 ppm of drift): it reached
+    Binance before we heard back, and both times are on our one monotonic
+    clock, so the clock's offset does not enter, only its rate.
+    """
+
+    __slots__ = ("calls",)
+
+    def __init__(self, spec: PoolSpec, calls: CallCounter) -> None:
+        super().__init__(spec)
+        self.calls = calls
+
+    def ready_at(self, now: float, weight: int, g: Geometry) -> float:
+        if weight > self.limit:
+            return INF  # until some of what is held back is charged
+        t = max(now, self.frozen_until)
+        calls = self.calls
+        calls.prune(now)
+        excess = len(calls) + weight - self.limit
+        if excess <= 0:
+            return t
+        return max(t, calls[excess - 1] + NUDGE)
+
+    def charge(self, now: float, weight: int, g: Geometry) -> float:
+        until = now + self.period + g.margin + NUDGE
+        self.calls.add(until)
+        return until
+
+    def take(self, now: float, weight: int, g: Geometry) -> float | None:
+        if now < self.frozen_until:
+            return None
+        calls = self.calls
+        calls.prune(now)
+        if len(calls) + weight > self.limit:
+            return None
+        until = now + self.period + g.margin + NUDGE
+        calls.add(until)
+        return until
+
+    def refund(self, record: float, weight: int, written: bool) -> None:
+        self.calls.remove(record)  # a record pruned meanwhile is simply gone
+
+    def renew(self, record: float, weight: int, now: float, g: Geometry) -> float | None:
+        if now < self.frozen_until:
+            return None
+        calls = self.calls
+        calls.prune(now)
+        if not calls.remove(record) and len(calls) + weight > self.limit:
+            return None  # it had expired unsent, and its slot was taken meanwhile
+        calls.add(INF)
+        return INF
+
+    def settle(
+        self,
+        record: float,
+        weight: int,
+        sent: float,
+        landed_by: float,
+        headers: Mapping[str, str],
+        g: Geometry,
+        answered: bool,
+        written: bool,
+    ) -> tuple[bool, int]:
+        calls = self.calls
+        calls.remove(record)
+        # Binance's clock may run slower than ours (drift): its period is a
+        # little longer on our clock; the guard band covers a step.
+        calls.add(landed_by + self.period * (1 + _DRIFT) + g.guard)
+        return True, 0
+
+    def estimate(self, now: float, total: int, g: Geometry) -> float:
+        calls = self.calls
+        calls.prune(now)
+        t = max(now, self.frozen_until)
+        # In flight: it cannot stop counting before a period from now.
+        ends = [c if c != INF else now + self.period for c in calls]
+        ends.sort()
+        excess = len(ends) + total - self.limit
+        if excess <= 0:
+            return t
+        if excess <= len(ends):
+            return max(t, ends[excess - 1] + NUDGE)
+        rounds = math.ceil((excess - len(ends)) / self.limit)
+        return max(t, (ends[-1] if ends else now) + rounds * self.period + NUDGE)
+
+    def freeze_default(self, now: float, g: Geometry) -> float:
+        calls = self.calls
+        calls.prune(now)
+        if not len(calls):
+            return now
+        return calls[0] + NUDGE if calls[0] != INF else now + self.period
+
+    def usage(self, now: float, g: Geometry) -> tuple[int, float]:
+        calls = self.calls
+        calls.prune(now)
+        n = len(calls)
+        first = calls[0] if n else now
+        return n, g.shift + (first if first != INF else now + self.period)
+
+    def idle(self, now: float, g: Geometry) -> bool:
+        self.calls.prune(now)
+        return not len(self.calls)

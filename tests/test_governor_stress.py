@@ -1,0 +1,476 @@
+"""Issue 7: the governor at the edges production reaches (429s, bad headers, slow
+and lost requests, many accounts, hooks). Each test failed on the code before
+the fix it guards."""
+
+from __future__ import annotations
+
+import math
+
+import anyio
+import looptime
+import pytest
+
+from binance_transfers import (
+    ENDPOINTS,
+    ConfigurationError,
+    Governor,
+    GovernorHooks,
+    Limits,
+    RollingCap,
+    ThrottledError,
+)
+
+E0 = 1_767_225_600.0  # a minute boundary on Binance's clock
+PM_ASSET = ENDPOINTS["pm_collect_asset"]  # /papi, weight 30
+PM_AUTO = ENDPOINTS["pm_auto_collect"]  # /papi 750 + 500 per rolling hour
+PRO_AUTO = ENDPOINTS["pmpro_auto_collect"]  # own /sapi bucket 1500 + 500 per rolling hour
+SUB_MARGIN = ENDPOINTS["sub_account_margin_transfer"]  # own /sapi bucket, weight 1
+SUB_UNIVERSAL = ENDPOINTS["sub_account_transfer"]  # IP 1 and UID 360
+THREE_DAYS = 3 * 86400.0
+
+fake_time = looptime.enabled(strict=True)
+
+
+def synced(governor: Governor, server_now: float, eps: float = 0.001) -> Governor:
+    clock = governor.server_clock
+    mono = clock.clock.monotonic()
+    half = eps - 0.001
+    clock.update(sent=mono - half, received=mono + half, server_ms=round(server_now * 1000))
+    return governor
+
+
+def server_now(governor: Governor) -> float:
+    return governor.server_clock.now()
+
+
+def mono(governor: Governor) -> float:
+    return governor.server_clock.clock.monotonic()
+
+
+def frozen(governor: Governor) -> dict[str, float]:
+    return {p.key: p.frozen_until for p in governor.snapshot() if p.frozen_until is not None}
+
+
+async def sleep_until(governor: Governor, server_time: float) -> None:
+    await anyio.sleep(server_time - server_now(governor))
+
+
+# -- defect 1: Retry-After is always honoured -----------------------------------
+
+
+@fake_time
+async def test_a_429_is_honoured_even_when_the_usage_header_shows_room() -> None:
+    """Binance says wait 30 s: the pool waits 30 s, whatever the header says."""
+    g = synced(Governor(latency=0.0), E0 + 1)
+    permit = await g.acquire(PM_ASSET)
+    now = mono(g)
+    g.observe(
+        permit,
+        sent=now,
+        received=now,
+        status=429,
+        headers={"x-mbx-used-weight-1m": "30"},
+        retry_after=30,
+    )
+    start = anyio.current_time()
+    await g.acquire(PM_ASSET)
+    assert anyio.current_time() - start == pytest.approx(30, abs=0.01)
+
+
+@fake_time
+async def test_a_429_no_pool_of_the_request_explains_stops_the_whole_ip() -> None:
+    """Every header shows room: the broken limit is unknown, so every pool of the IP waits."""
+    g = synced(Governor(latency=0.0), E0 + 1)
+    await g.acquire(SUB_MARGIN)  # a pool that exists before the 429...
+    permit = await g.acquire(PM_ASSET)
+    now = mono(g)
+    g.observe(
+        permit,
+        sent=now,
+        received=now,
+        status=429,
+        headers={"x-mbx-used-weight-1m": "30"},
+        retry_after=20,
+    )
+    with pytest.raises(ThrottledError):
+        await g.acquire(SUB_MARGIN, max_wait=1)
+    with pytest.raises(ThrottledError):  # ...and one first used after it
+        await g.acquire(SUB_UNIVERSAL, account="new", max_wait=1)
+    start = anyio.current_time()
+    await g.acquire(SUB_MARGIN)
+    assert anyio.current_time() - start == pytest.approx(20, abs=0.01)
+
+
+@fake_time
+async def test_a_429_on_ip_and_uid_without_headers_stops_both() -> None:
+    """Nothing says whether the IP or the UID limit broke: both wait; other pools do not."""
+    g = synced(Governor(latency=0.0), E0 + 1)
+    permit = await g.acquire(SUB_UNIVERSAL)
+    now = mono(g)
+    g.observe(permit, sent=now, received=now, status=429, retry_after=10)
+    assert set(frozen(g)) == {
+        "sapi-ip POST /sapi/v1/sub-account/universalTransfer",
+        "sapi-uid default POST /sapi/v1/sub-account/universalTransfer",
+    }
+    start = anyio.current_time()
+    await g.acquire(SUB_MARGIN)
+    assert anyio.current_time() == start
+
+
+@fake_time
+async def test_a_429_holds_back_what_is_queued_behind_it() -> None:
+    """Callers already queued for the pool wait out the freeze too."""
+    g = synced(Governor(Limits(papi_ip=60), latency=0.0), E0 + 58)
+    first = await g.acquire(PM_ASSET)
+    await g.acquire(PM_ASSET)
+    admitted: list[float] = []
+
+    async def queued() -> None:
+        await g.acquire(PM_ASSET)
+        admitted.append(server_now(g))
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(queued)
+        await anyio.sleep(0.5)
+        g.observe(first, sent=first[1], received=mono(g), status=429, retry_after=10)
+    assert admitted == [pytest.approx(E0 + 68.5, abs=0.01)]
+
+
+# -- defect 2: Retry-After and ban lengths are bounded -------------------------
+
+
+@fake_time
+@pytest.mark.parametrize("value", [1e9, 1e12])
+async def test_retry_after_is_clamped_to_binances_longest_ban(value: float) -> None:
+    """1e9 seconds (2057): the pool stops for 3 days at most, and later calls still work."""
+    g = synced(Governor(latency=0.0), E0 + 1)
+    permit = await g.acquire(PM_ASSET)
+    now = mono(g)
+    g.observe(permit, sent=now, received=now, status=429, retry_after=value)
+    until = frozen(g)["papi-ip"]
+    assert server_now(g) + THREE_DAYS - 1 < until <= server_now(g) + THREE_DAYS + 0.01
+    with pytest.raises(ThrottledError) as info:
+        await g.acquire(PM_ASSET, max_wait=1)
+    assert info.value.retry_after <= THREE_DAYS + 0.01
+
+
+@fake_time
+@pytest.mark.parametrize("value", [math.nan, -5.0, -math.inf, math.inf])
+async def test_a_meaningless_retry_after_is_treated_as_absent(value: float) -> None:
+    """NaN, negative or infinite: stop until the window the call may have landed in is over."""
+    g = synced(Governor(latency=0.0), E0 + 10)
+    permit = await g.acquire(PM_ASSET)
+    now = mono(g)
+    g.observe(permit, sent=now, received=now, status=429, retry_after=value)
+    assert frozen(g)["papi-ip"] == pytest.approx(E0 + 60, abs=0.01)
+    await g.acquire(PM_ASSET)
+    assert E0 + 60 < server_now(g) < E0 + 60.02
+
+
+@fake_time
+async def test_a_ban_is_clamped_to_three_scaled_days() -> None:
+    """A 418 'until 2057' stops the IP for Binance's longest ban, scaled."""
+    g = synced(Governor(Limits(time_scale=60), latency=0.0), E0 + 1)
+    permit = await g.acquire(PM_ASSET)
+    now = mono(g)
+    g.observe(permit, sent=now, received=now, status=418, banned_until=2_700_000_000.0)
+    banned = g.banned_until
+    assert banned is not None
+    assert banned == pytest.approx(server_now(g) + THREE_DAYS / 60, abs=0.01)
+    g.ban(math.inf)
+    assert g.banned_until == pytest.approx(server_now(g) + THREE_DAYS / 60, abs=0.01)
+
+
+# -- defect 3: storage keeps every window a charge touches ----------------------
+
+
+@fake_time
+async def test_windows_are_never_forgotten_while_a_charge_may_land_in_them() -> None:
+    """At time scale 600 a 0.5 s trip spans 6 windows: no true window ever gets over 30."""
+    g = synced(Governor(Limits(papi_ip=30, time_scale=600), latency=0.5), E0 + 1)
+    landed: dict[int, int] = {}
+    for _ in range(2000):
+        try:
+            permit = await g.acquire(PM_ASSET, max_wait=0)
+        except ThrottledError:
+            pass
+        else:  # lands at once (the true clock is the estimated one here)
+            window = int(server_now(g) // 0.1)
+            landed[window] = landed.get(window, 0) + 30
+            g.observe(permit, sent=mono(g), received=mono(g), status=200)
+        await anyio.sleep(0.003)
+    assert max(landed.values()) == 30
+    assert len(landed) > 30  # and it kept going
+
+
+# -- defect 4: rolling caps are corrected by the answer --------------------------
+
+
+@fake_time
+async def test_a_slow_call_counts_in_its_rolling_cap_from_when_it_may_have_landed() -> None:
+    """Its answer came 5 s after admission: the next call waits 600 s after that answer."""
+    limits = Limits(caps={"pmpro_auto_collect": ((1, 600.0),)})
+    g = synced(Governor(limits, latency=0.5), E0 + 1)
+    permit = await g.acquire(PRO_AUTO)
+    start = anyio.current_time()
+    await anyio.sleep(5)
+    g.observe(permit, sent=permit[1], received=mono(g), status=200)
+    await anyio.sleep(100)
+    for _ in range(40):  # fast answers since: the trip bound relaxes to 0.5 s
+        quick = await g.acquire(SUB_MARGIN)
+        g.observe(quick, sent=mono(g), received=mono(g), status=200)
+        await anyio.sleep(1)
+    await g.acquire(PRO_AUTO)
+    assert anyio.current_time() - start >= 605
+
+
+@fake_time
+async def test_a_call_in_flight_keeps_its_cap_slot_until_its_answer() -> None:
+    """Written and unanswered after its period: the slot is still taken."""
+    limits = Limits(caps={"pmpro_auto_collect": ((1, 60.0),)})
+    g = synced(Governor(limits, latency=0.5), E0 + 1)
+    permit = g.renew(await g.acquire(PRO_AUTO))  # written
+    assert permit is not None
+    await anyio.sleep(100)
+    with pytest.raises(ThrottledError):
+        await g.acquire(PRO_AUTO, max_wait=1)
+    g.observe(permit, sent=permit[1], received=mono(g), status=200)
+    start = anyio.current_time()
+    await g.acquire(PRO_AUTO)
+    assert anyio.current_time() - start == pytest.approx(60, abs=0.01)
+
+
+# -- defect 5: in-flight requests stay charged until their answer ---------------
+
+
+@fake_time
+async def test_a_request_in_flight_past_its_bound_is_charged_to_the_next_window() -> None:
+    """Written before :00 with a tiny trip bound and still unanswered after it."""
+    g = synced(Governor(Limits(papi_ip=100), latency=0.0), E0 + 59.9)
+    slow = g.renew(await g.acquire(PM_ASSET))
+    assert slow is not None
+    await sleep_until(g, E0 + 60.01)
+    await g.acquire(PM_ASSET, max_wait=0)
+    await g.acquire(PM_ASSET, max_wait=0)
+    with pytest.raises(ThrottledError):  # 30 in flight + 60 + 30 > 100
+        await g.acquire(PM_ASSET, max_wait=0)
+    g.observe(slow, sent=slow[1], received=mono(g), status=200)
+    # It was answered after :00: it may have landed in the new minute, and counts there.
+    with pytest.raises(ThrottledError):
+        await g.acquire(PM_ASSET, max_wait=0)
+
+
+@fake_time
+async def test_an_answer_before_the_boundary_frees_the_next_window() -> None:
+    """The same request answered before :00 gives the new minute back."""
+    g = synced(Governor(Limits(papi_ip=100), latency=0.0), E0 + 59.9)
+    slow = g.renew(await g.acquire(PM_ASSET))
+    assert slow is not None
+    await sleep_until(g, E0 + 59.95)
+    g.observe(slow, sent=slow[1], received=mono(g), status=200)
+    await sleep_until(g, E0 + 60.01)
+    for _ in range(3):
+        await g.acquire(PM_ASSET, max_wait=0)
+
+
+@fake_time
+async def test_a_request_without_answer_stays_charged_for_the_grace_period() -> None:
+    """A timeout is not 'landed by now': the request may still arrive later."""
+    g = synced(Governor(Limits(papi_ip=100), latency=0.0, grace=30.0), E0 + 59.9)
+    permit = await g.acquire(PM_ASSET)
+    await sleep_until(g, E0 + 59.95)
+    g.observe(permit, sent=permit[1], received=None)
+    await sleep_until(g, E0 + 60.01)
+    for _ in range(2):
+        await g.acquire(PM_ASSET, max_wait=0)
+    with pytest.raises(ThrottledError):
+        await g.acquire(PM_ASSET, max_wait=0)
+
+
+# -- defect 6: conflicting pool specs ---------------------------------------------
+
+
+@fake_time
+async def test_a_conflicting_cap_on_a_shared_governor_is_a_configuration_error() -> None:
+    """A table with a tighter cap than the pool already in use is refused, not ignored."""
+    g = synced(Governor(latency=0.0), E0 + 1)
+    await g.acquire(PRO_AUTO)
+    tighter = ENDPOINTS.evolve("pmpro_auto_collect", caps=(RollingCap(10, 3600),))
+    with pytest.raises(ConfigurationError, match="cap0 default pmpro_auto_collect"):
+        await g.acquire(tighter["pmpro_auto_collect"])
+    heavier = ENDPOINTS.evolve("pmpro_auto_collect", ip_weight=1000)  # weights may differ
+    await g.acquire(heavier["pmpro_auto_collect"], account="other")
+
+
+# -- defect 7: a pruned cap record ------------------------------------------------
+
+
+@fake_time
+async def test_refund_and_renew_of_a_pruned_cap_record_do_not_raise() -> None:
+    """The record expired while its permit waited for a connection: no ValueError."""
+    limits = Limits(caps={"pmpro_auto_collect": ((5, 10.0),)}, sapi_ip=100_000)
+    g = synced(Governor(limits, latency=0.0), E0 + 1)
+    first = await g.acquire(PRO_AUTO)
+    second = await g.acquire(PRO_AUTO)
+    await anyio.sleep(11)
+    g.snapshot()  # prunes what expired
+    g.refund(first)
+    renewed = g.renew(second)
+    assert renewed is not None
+    cap = next(p for p in g.snapshot() if p.key.startswith("cap0"))
+    assert cap.used == 1  # the renewed call, counted once
+
+
+# -- defect 11: idle per-account pools are evicted ---------------------------------
+
+
+@fake_time
+async def test_idle_account_pools_are_evicted() -> None:
+    """3,000 accounts, one call each: once their minutes are over, their pools go."""
+    g = synced(Governor(Limits(time_scale=60), latency=0.0), E0 + 1)
+    for i in range(3000):
+        permit = g.renew(await g.acquire(SUB_UNIVERSAL, account=f"acct{i}"))
+        assert permit is not None
+        g.observe(permit, sent=permit[1], received=mono(g), status=200)
+    await anyio.sleep(3)
+    for i in range(50):
+        await g.acquire(SUB_UNIVERSAL, account=f"late{i}")
+    assert len(g._pools) < 200
+    assert len(g._plans) < 200
+    # An evicted account starts afresh, with its whole limit.
+    for _ in range(500):
+        await g.acquire(SUB_UNIVERSAL, account="acct0", max_wait=0)
+
+
+# -- defect 12: hooks see immediate admissions and refusals -----------------------
+
+
+@fake_time
+async def test_hooks_see_immediate_admissions_and_refusals() -> None:
+    """admitted(…, 0.0) on the fast path; refused() for an immediate ThrottledError."""
+    events: list[tuple[str, str, float]] = []
+
+    class Recorder(GovernorHooks):
+        def admitted(self, endpoint: str, waited: float) -> None:
+            events.append(("admitted", endpoint, waited))
+
+        def refused(self, endpoint: str, reason: str, retry_after: float) -> None:
+            events.append(("refused", endpoint, round(retry_after)))
+
+    g = synced(Governor(Limits(papi_ip=30), latency=0.0, hooks=Recorder()), E0 + 30)
+    await g.acquire(PM_ASSET)
+    with pytest.raises(ThrottledError):
+        await g.acquire(PM_ASSET, max_wait=1)
+    assert events == [("admitted", "pm_collect_asset", 0.0), ("refused", "pm_collect_asset", 30)]
+
+
+# -- learning what others spend ------------------------------------------------------
+
+
+@fake_time
+async def test_a_window_opens_with_what_others_spent_in_the_last_one_reserved() -> None:
+    """Another process spent 3000 of 6000 last minute: this one opens with 3000 for us."""
+    g = synced(Governor(latency=0.0), E0 + 10)
+    permit = await g.acquire(PM_ASSET)
+    g.observe(permit, sent=mono(g), received=mono(g), headers={"x-mbx-used-weight-1m": "3030"})
+    await sleep_until(g, E0 + 60.1)
+    for _ in range(100):
+        last = await g.acquire(PM_ASSET, max_wait=0)
+    with pytest.raises(ThrottledError):
+        await g.acquire(PM_ASSET, max_wait=0)
+    # It stopped (Binance counts only our 3000): the reservation halves.
+    g.observe(last, sent=mono(g), received=mono(g), headers={"x-mbx-used-weight-1m": "3000"})
+    await sleep_until(g, E0 + 120.1)
+    await g.acquire(PM_ASSET, max_wait=0)
+    assert next(p.used for p in g.snapshot() if p.key == "papi-ip") == 1500 + 30
+    # Without news, it halves all the same.
+    await sleep_until(g, E0 + 180.1)
+    await g.acquire(PM_ASSET, max_wait=0)
+    assert next(p.used for p in g.snapshot() if p.key == "papi-ip") == 750 + 30
+
+
+# -- margins by design ------------------------------------------------------------
+
+
+@fake_time
+async def test_the_clock_uncertainty_grows_with_the_time_since_the_sync() -> None:
+    """At 50 ppm, 300 s after the sync a full window reopens 15 ms later than right after it."""
+    g = synced(Governor(Limits(papi_ip=30), latency=0.0), E0 + 59)
+    await g.acquire(PM_ASSET)
+    await g.acquire(PM_ASSET)
+    early = server_now(g) - (E0 + 60)
+    await sleep_until(g, E0 + 359.5)
+    await g.acquire(PM_ASSET)
+    await g.acquire(PM_ASSET)
+    late = server_now(g) - (E0 + 360)
+    assert late - early == pytest.approx(300 * 50e-6, abs=0.002)
+    assert g.stats().clock_uncertainty == pytest.approx(0.001 + 300.5 * 50e-6, abs=0.001)
+
+
+@fake_time
+async def test_one_slow_answer_does_not_inflate_the_trip_bound_for_long() -> None:
+    """A 1.5 s spike among 50 ms trips: the bound follows it at once, then forgets it."""
+    g = synced(Governor(latency=0.05), E0 + 1)
+
+    async def answered_after(trip: float) -> None:
+        permit = await g.acquire(SUB_MARGIN)
+        await anyio.sleep(trip)
+        g.observe(permit, sent=permit[1], received=mono(g), status=200)
+
+    for _ in range(40):
+        await answered_after(0.05)
+    await answered_after(1.5)
+    assert g.stats().trip_bound == pytest.approx(1.5)
+    for _ in range(16):
+        await answered_after(0.05)
+    assert g.stats().trip_bound < 0.06
+
+
+@fake_time
+async def test_the_delay_between_permit_and_write_is_measured() -> None:
+    """renew() at the write records how long the permit waited: p50, p99, max."""
+    g = synced(Governor(latency=0.0), E0 + 1)
+    for delay in [0.001] * 98 + [0.2, 0.5]:
+        permit = await g.acquire(SUB_MARGIN)
+        await anyio.sleep(delay)
+        written = g.renew(permit)
+        assert written is not None
+        g.observe(written, sent=written[1], received=mono(g), status=200)
+    stats = g.stats()
+    assert stats.writes == 100
+    assert stats.write_delay_p50 == pytest.approx(0.001)
+    assert stats.write_delay_p99 == pytest.approx(0.2)
+    assert stats.write_delay_max == pytest.approx(0.5)
+
+
+# -- loop affinity ----------------------------------------------------------------
+
+
+def test_a_governor_used_from_another_event_loop_is_refused() -> None:
+    """ConfigurationError before anything is charged, instead of a hang."""
+    import asyncio
+    import threading
+
+    g = Governor(Limits(papi_ip=60), latency=0.0)
+
+    async def fill() -> None:
+        await g.acquire(PM_ASSET)
+        await g.acquire(PM_ASSET)
+
+    asyncio.run(fill())  # full: any further call would have to wait
+    used_before = next(p.used for p in g.snapshot() if p.key == "papi-ip")
+    with pytest.raises(ConfigurationError, match="another event loop"):
+        asyncio.run(g.acquire(PM_ASSET))
+    errors: list[BaseException] = []
+
+    def other_thread() -> None:
+        try:
+            asyncio.run(g.acquire(PM_ASSET))
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=other_thread)
+    thread.start()
+    thread.join()
+    assert [type(e) for e in errors] == [ConfigurationError]
+    assert next(p.used for p in g.snapshot() if p.key == "papi-ip") == used_before
