@@ -20,6 +20,7 @@ import httpx
 
 from ._endpoints import ENDPOINTS, Endpoint, EndpointTable, Host
 from ._exceptions import (
+    BinanceAPIError,
     BinanceTransfersError,
     ClientClosedError,
     ConfigurationError,
@@ -72,7 +73,7 @@ from ._params import (
     time_param,
     type_name_param,
 )
-from ._reconcile import Reconciler, Settlement, Window
+from ._reconcile import LOOKS_AFTER_DUPLICATE, Reconciler, Settlement, Window
 from ._signing import Signer, make_signer
 from ._transport import DEFAULT_TIMEOUT, ExchangeOutcome, Transport
 
@@ -89,6 +90,13 @@ OnUnknown = Literal["raise", "reconcile", "retry"]
 _ON_UNKNOWN = ("raise", "reconcile", "retry")
 #: How many times ``on_unknown="retry"`` sends a sub-account transfer in all.
 _RETRY_ATTEMPTS = 3
+#: Binance's refusal of a second transfer with a clientTranId it has seen.
+_DUPLICATED_CLIENT_TRAN_ID = -4115
+#: Seconds past Binance's recvWindow before its history is searched (twice:
+#: "not executed" needs a second empty search one margin later). Binance
+#: documents no bound on its history lag; a minute each is cheap next to a
+#: transfer moved twice.
+DEFAULT_SETTLE_MARGIN = 60.0
 
 
 class _CallState:
@@ -148,13 +156,19 @@ class Client:
     :meth:`transfer` and :meth:`sub_account_transfer`); :meth:`reconcile`
     settles an :class:`OutcomeUnknownError` from Binance's records, waiting
     ``settle_margin`` seconds past Binance's recvWindow for its history to
-    catch up. ``journal`` is a path to an SQLite intent journal (or a
+    catch up: "not executed" (safe to send again) is only concluded after a
+    second empty search one more ``settle_margin`` later. Binance documents
+    no bound on that lag: the default (60 s) favours a right answer over a
+    fast one. ``journal`` is a path to an SQLite intent journal (or a
     :class:`Journal`, e.g. ``Journal(path, durable=True)`` to fsync every
     write): every mutating call is written there before it is sent, and
     :meth:`recover` settles what a crash left open. A caller cancelled while its transfer is
     on the wire gets its ``CancelledError``, but the request runs on to its
     answer; ``on_detached`` (a function or coroutine function) then receives
-    that outcome, which is also logged at WARNING and journaled.
+    that outcome, which is also logged at WARNING and journaled. So does a
+    caller cancelled while ``on_unknown="reconcile"`` settles its unknown
+    outcome (``on_detached`` gets the :class:`OutcomeUnknownError`); its
+    journal row stays ``unknown`` and :meth:`recover` settles it.
     """
 
     def __init__(
@@ -178,7 +192,7 @@ class Client:
         private_key_password: bytes | None = None,
         journal: str | os.PathLike[str] | Journal | None = None,
         on_unknown: OnUnknown = "raise",
-        settle_margin: float = 10.0,
+        settle_margin: float = DEFAULT_SETTLE_MARGIN,
         on_detached: Callable[[ExchangeOutcome], Awaitable[None] | None] | None = None,
     ) -> None:
         # Hide the credentials from every frame's locals at once, so that no
@@ -197,6 +211,7 @@ class Client:
         if on_detached is not None and not callable(on_detached):
             raise InvalidInputError("on_detached must be callable")
         self.on_detached = on_detached
+        urls = _url_param(api_url, "api_url"), _url_param(papi_url, "papi_url")
         if journal is not None and not isinstance(journal, Journal):
             if not os.path.isdir(os.path.dirname(os.path.abspath(journal))):
                 raise InvalidInputError(f"journal: no directory for {os.fspath(journal)!r}")
@@ -221,15 +236,18 @@ class Client:
             signer=signer,
             governor=self.governor,
             account=self.account,
-            base_urls={Host.API: api_url, Host.PAPI: papi_url},
+            base_urls={Host.API: urls[0], Host.PAPI: urls[1]},
             http=http_client,
             time_endpoint=endpoints["server_time"],
             recv_window=window,
             max_in_flight=max_in_flight,
             wait_on_ban=wait_on_ban,
         )
-        self._urls = (api_url, papi_url)
+        self._urls = urls
         self._closed = False
+        # Journal rows of this run whose caller is gone (cancelled while its
+        # outcome was unknown): nobody else will settle them, recover() does.
+        self._orphans: set[int] = set()
         self._transport.on_outcome = self._on_outcome
         self._reconciler = Reconciler(self, margin=margin)
 
@@ -656,10 +674,11 @@ class Client:
 
         Waits (on the event loop's clock, one timer) until Binance's clock
         has passed the request's ``timestamp + recvWindow`` plus
-        ``settle_margin``, after which Binance can no longer execute it and its
-        history is complete, then looks it up: by type, asset, amount and time
-        for a universal transfer (never matching a ``tranId`` this client
-        already knows the owner of), by ``clientTranId`` for a sub-account
+        ``settle_margin`` (twice that before concluding "not executed"), after
+        which Binance can no longer execute it and its history is complete,
+        then looks it up: by type, asset, amount and time for a universal
+        transfer (never matching a ``tranId`` this client already knows the
+        owner of), by ``clientTranId`` for a sub-account
         transfer. Endpoints Binance keeps no history of come back unsettled
         (``executed=None``) with the reason::
 
@@ -670,6 +689,10 @@ class Client:
                 if settled.executed is False:
                     ...  # safe to send again
         """
+        if not isinstance(error, OutcomeUnknownError):
+            raise InvalidInputError(
+                f"reconcile takes an OutcomeUnknownError, not {type(error).__name__}"
+            )
         self._check_open()
         settlement = await self._reconciler.settle_error(error)
         intent = getattr(error, "journal_id", None)
@@ -685,7 +708,9 @@ class Client:
         so once Binance's clock passes now + its recvWindow + ``settle_margin``
         the history is final for all of them; each is then settled as
         :meth:`reconcile` does and the journal updated. Calls of this run are
-        not touched. Requires ``Client(journal=PATH)``::
+        not touched, but for those whose caller was cancelled while their
+        outcome was unknown (handed to ``on_detached``): nobody else settles
+        them. Requires ``Client(journal=PATH)``::
 
             async with Client(key, secret, journal="transfers.sqlite") as client:
                 for settled in await client.recover():
@@ -695,7 +720,9 @@ class Client:
         journal = self.journal
         if journal is None:
             raise ConfigurationError("recover() needs a journal: Client(..., journal=PATH)")
-        left = await journal.left_over()
+        orphans = set(self._orphans)
+        self._orphans -= orphans  # settled below (a concurrent recover() skips them)
+        left = await journal.left_over(also=orphans)
         if not left:
             return ()
         self._reconciler.claimed |= await journal.claimed()
@@ -769,13 +796,18 @@ class Client:
         if outcome.detached:
             if call is not None:
                 call.reported = True
-            await self._detached(outcome)
+            await self._detached(outcome, intent)
 
-    async def _detached(self, outcome: ExchangeOutcome) -> None:
+    async def _detached(
+        self, outcome: ExchangeOutcome, intent: int | None, when: str = "request"
+    ) -> None:
         """A cancelled caller will never see ``outcome``: log it, hand it to ``on_detached``."""
+        if intent is not None and isinstance(outcome.error, OutcomeUnknownError):
+            self._orphans.add(intent)
         log.warning(
-            "%s: the cancelled caller's request %s; recorded%s",
+            "%s: the cancelled caller's %s %s; recorded%s",
             outcome.endpoint,
+            when,
             "executed" if outcome.error is None else f"ended in {outcome.error!r:.200}",
             "" if self.journal is None else f" in {self.journal.path}",
         )
@@ -816,13 +848,14 @@ class Client:
             )
             return result
         attempts = _RETRY_ATTEMPTS if mode == "retry" and name == "sub_account_transfer" else 1
+        unknowns: list[OutcomeUnknownError] = []  # attempts settled "not executed"
         for attempt in range(1, attempts + 1):
             try:
                 return await self._send(endpoint, params, wait, recv_window, parse)
             except OutcomeUnknownError as unknown:
                 if mode == "raise":
                     raise
-                settlement = await self.reconcile(unknown)
+                settlement = await self._settle_for_caller(unknown, self.reconcile(unknown))
                 if settlement.executed is None:
                     raise  # Binance's records cannot tell: the caller must know
                 if settlement.executed:
@@ -834,12 +867,98 @@ class Client:
                         settlement=settlement,
                         unknown=unknown,
                     ) from unknown
+                unknowns.append(unknown)
                 log.warning(
                     "%s: not executed (%s); sending it again with the same clientTranId",
                     name,
                     settlement.reason,
                 )
+            except BinanceAPIError as refused:
+                if not unknowns or refused.code != _DUPLICATED_CLIENT_TRAN_ID:
+                    raise
+                # The resend was refused because Binance has seen this
+                # clientTranId: an earlier attempt executed after all (its
+                # record lagged past the settlement). Never a refusal.
+                return await self._after_duplicate(name, params, model, unknowns, refused)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _settle_for_caller(
+        self, unknown: OutcomeUnknownError, settling: Awaitable[Settlement]
+    ) -> Settlement:
+        """Await ``settling``; if the caller is cancelled meanwhile, don't lose track.
+
+        Like a caller cancelled on the wire: the unknown outcome is logged and
+        handed to ``on_detached``, and its journal row stays ``unknown`` for
+        :meth:`recover`.
+        """
+        try:
+            return await settling
+        except anyio.get_cancelled_exc_class():
+            intent = getattr(unknown, "journal_id", None)
+            outcome = ExchangeOutcome(
+                endpoint=unknown.endpoint,
+                params=unknown.params,
+                timestamp=unknown.timestamp,
+                recv_window=unknown.recv_window,
+                data=None,
+                error=unknown,
+                detached=True,
+            )
+            await self._detached(
+                outcome, intent if isinstance(intent, int) else None, "request, being settled,"
+            )
+            if self.journal is not None:
+                with anyio.CancelScope(shield=True):  # its `unknown` row, on disk now
+                    try:
+                        await self.journal.flush()
+                    except Exception:  # the caller's cancellation is what it must see
+                        log.exception("%s: the journal could not be written", unknown.endpoint)
+            raise
+
+    async def _after_duplicate(
+        self,
+        name: str,
+        params: Sequence[tuple[str, str]],
+        model: type[_T],
+        unknowns: list[OutcomeUnknownError],
+        refused: BinanceAPIError,
+    ) -> _T:
+        """An earlier attempt executed: find its record (waiting longer), or raise its error."""
+        first = unknowns[0]
+        windows = [w for w in map(self._reconciler.window_of, unknowns) if w is not None]
+        settlement = None
+        if windows:
+            window = Window(
+                first_ms=min(w.first_ms for w in windows), last_ms=max(w.last_ms for w in windows)
+            )
+            sent = {k: v for k, v in first.params.items() if k not in ("timestamp", "recvWindow")}
+            settlement = await self._settle_for_caller(
+                first,
+                self._reconciler.settle(name, sent, window, looks=LOOKS_AFTER_DUPLICATE),
+            )
+        intent = getattr(first, "journal_id", None)
+        if settlement is not None and settlement.executed and settlement.tran_id is not None:
+            log.warning(
+                "%s: a resend was refused as a duplicate clientTranId: the earlier attempt "
+                "executed (%s)",
+                name,
+                settlement.reason,
+            )
+            if isinstance(intent, int):
+                await self._journal_settlement(intent, attrs.evolve(settlement, journal_id=intent))
+            answer = {"tranId": settlement.tran_id, **_echo(params)}
+            return converter.structure(answer, model)
+        note = (
+            f"a resend with the same clientTranId was refused as a duplicate ({refused.code}): "
+            "an earlier attempt executed, but Binance's history does not show it yet"
+        )
+        if isinstance(intent, int) and self.journal is not None:
+            # Its earlier "not executed" was wrong: open to reconcile()/recover() again.
+            self.journal.outcome(intent, UNKNOWN, note=note)
+            await self.journal.flush()
+        log.warning("%s: %s; raising the original OutcomeUnknownError", name, note)
+        first.add_note(note)
+        raise first from refused
 
     async def _close_intent(self, call: _CallState, note: str) -> None:
         """Mark the call's row refused, if it is still open (nothing was sent)."""
@@ -893,7 +1012,7 @@ class Client:
             if last is not None and not call.reported:
                 # Cancelled just as the answer arrived: the transport learned the
                 # outcome in time for us, but this caller will never see it.
-                await self._detached(attrs.evolve(last, detached=True))
+                await self._detached(attrs.evolve(last, detached=True), call.intent)
             else:
                 await self._close_intent(call, "cancelled before sending")
             raise
@@ -948,6 +1067,25 @@ def _signer(secret: _Hidden) -> Signer:
         message = str(exc)
     # Raised outside the except block: no chained exception whose frames hold the key.
     raise ConfigurationError(message)
+
+
+def _url_param(value: object, name: str) -> str:
+    """A base URL: http or https, with a host (checked here, not at the first call)."""
+    problem = None
+    if not isinstance(value, str):
+        problem = f"{name} must be a str, not {type(value).__name__}"
+    else:
+        try:
+            url = httpx.URL(value)
+        except (httpx.InvalidURL, TypeError, ValueError):
+            problem = f"{name} is not a URL"
+        else:
+            if url.scheme not in ("http", "https") or not url.host:
+                problem = f"{name} must be an http or https URL with a host"
+    if problem is not None:
+        # Raised outside the except block: no chained exception from httpx.
+        raise ConfigurationError(f"{problem}: {value!r:.200}")
+    return value  # type: ignore[return-value]
 
 
 def _mask(key: str) -> str:

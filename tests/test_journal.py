@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import signal
@@ -165,6 +166,60 @@ async def test_a_caller_cancelled_on_the_wire_is_recorded_and_reported(
     (row,) = rows(path)
     assert (row["state"], row["tran_id"]) == ("done", executed.result)
     assert any("cancelled" in r.getMessage() for r in caplog.records if r.levelname == "WARNING")
+
+
+@fake_time
+async def test_a_caller_cancelled_while_settling_is_reported_and_recovered(
+    exchange: SimulatedExchange,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """on_unknown="reconcile", caller times out mid-settle: on_detached, WARNING, recover()."""
+    exchange.faults.add(Fault.drop(), endpoint="universal_transfer", times=1)
+    told: list[ExchangeOutcome] = []
+    path = tmp_path / "j.sqlite"
+    async with exchange.client(
+        journal=path, on_unknown="reconcile", on_detached=told.append
+    ) as client:
+        with caplog.at_level(logging.WARNING):
+            call = asyncio.ensure_future(
+                client.transfer(type=TransferType.MAIN_UMFUTURE, asset="USDT", amount="7")
+            )
+            # Executed, its answer dropped: the call now settles (over a minute).
+            # (Cancelled by hand: the journal's thread lets looptime jump to any timeout.)
+            await exchange.ledger.wait_for(lambda e: e.endpoint == "universal_transfer")
+            await asyncio.sleep(5)
+            call.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await call
+        (outcome,) = told
+        assert outcome.detached and isinstance(outcome.error, OutcomeUnknownError)
+        assert outcome.params.get("amount") == "7"
+        assert any("being settled" in r.getMessage() for r in caplog.records)
+        assert [row["state"] for row in rows(path)] == ["unknown"]
+        # Nobody else will settle it: recover() does, although it is this run's row.
+        (found,) = await client.recover()
+        assert await client.recover() == ()
+    (executed,) = exchange.ledger.executed("universal_transfer")
+    assert found.executed is True and found.tran_id == executed.result
+    assert [(row["state"], row["tran_id"]) for row in rows(path)] == [("executed", executed.result)]
+
+
+@fake_time
+async def test_a_caller_cancelled_while_settling_without_a_journal_is_still_told() -> None:
+    """No journal: on_detached still receives the unknown outcome of the executed transfer."""
+    exchange = SimulatedExchange()
+    exchange.add_demo_account()
+    exchange.faults.add(Fault.drop(), endpoint="universal_transfer", times=1)
+    told: list[ExchangeOutcome] = []
+    async with exchange.client(on_unknown="reconcile", on_detached=told.append) as client:
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(
+                client.transfer(type=TransferType.MAIN_UMFUTURE, asset="USDT", amount="7"), 5
+            )
+        await anyio.sleep(60)
+    assert exchange.ledger.times_executed("universal_transfer", amount="7") == 1
+    assert [o.params.get("amount") for o in told] == ["7"]
 
 
 @fake_time
