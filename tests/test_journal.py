@@ -169,6 +169,45 @@ async def test_a_caller_cancelled_on_the_wire_is_recorded_and_reported(
 
 
 @fake_time
+async def test_recover_settles_this_runs_unknown_whose_caller_was_cancelled_on_the_wire(
+    exchange: SimulatedExchange, tmp_path: Path
+) -> None:
+    """Cancelled on the wire, answer lost: only on_detached knows; recover() settles the row."""
+    exchange.faults.add(Fault.latency(2.0), endpoint="universal_transfer", times=1)
+    exchange.faults.add(Fault.drop(), endpoint="universal_transfer", times=1)
+    reported: list[ExchangeOutcome] = []
+    path = tmp_path / "j.sqlite"
+    wire = Handover(exchange.transport())
+    client = Client(
+        DEMO_API_KEY,
+        DEMO_API_SECRET,
+        transport=wire,
+        api_url=exchange.api_url,
+        papi_url=exchange.papi_url,
+        governor=Governor(exchange.limits, clock=exchange.clock),
+        journal=path,
+        on_detached=reported.append,
+        settle_margin=1.0,
+    )
+    async with client:
+        async with anyio.create_task_group() as tg:
+
+            async def caller() -> None:
+                await client.transfer(type=TransferType.MAIN_UMFUTURE, asset="USDT", amount="3")
+
+            tg.start_soon(caller)
+            await wire.sent.wait()
+            tg.cancel_scope.cancel()
+        (outcome,) = reported
+        assert outcome.detached and isinstance(outcome.error, OutcomeUnknownError)
+        (found,) = await client.recover()
+        assert await client.recover() == ()
+    (executed,) = exchange.ledger.executed("universal_transfer")
+    assert found.executed is True and found.tran_id == executed.result
+    assert [row["state"] for row in rows(path)] == ["executed"]
+
+
+@fake_time
 async def test_a_caller_cancelled_while_settling_is_reported_and_recovered(
     exchange: SimulatedExchange,
     tmp_path: Path,
