@@ -248,6 +248,8 @@ class Client:
         # Journal rows of this run whose caller is gone (cancelled while its
         # outcome was unknown): nobody else will settle them, recover() does.
         self._orphans: set[int] = set()
+        # Journal rows settled as executed, by id (see _found_before).
+        self._executed: dict[int, Settlement] = {}
         self._transport.on_outcome = self._on_outcome
         self._reconciler = Reconciler(self, margin=margin)
 
@@ -694,12 +696,37 @@ class Client:
                 f"reconcile takes an OutcomeUnknownError, not {type(error).__name__}"
             )
         self._check_open()
-        settlement = await self._reconciler.settle_error(error)
         intent = getattr(error, "journal_id", None)
-        if isinstance(intent, int):
+        intent = intent if isinstance(intent, int) else None
+        known = self._found_before(error, intent)
+        if known is not None:
+            return known
+        settlement = await self._reconciler.settle_error(error)
+        if intent is not None:
             settlement = attrs.evolve(settlement, journal_id=intent)
             await self._journal_settlement(intent, settlement)
+        self._remember(settlement, error, intent)
         return settlement
+
+    def _found_before(
+        self, error: OutcomeUnknownError | None, intent: int | None
+    ) -> Settlement | None:
+        """A request already settled as executed: its row is claimed (by it), so a
+        second search would miss it and wrongly conclude "not executed"."""
+        known = getattr(error, "_settled", None)
+        if isinstance(known, Settlement):
+            return known
+        return None if intent is None else self._executed.get(intent)
+
+    def _remember(
+        self, settlement: Settlement, error: OutcomeUnknownError | None, intent: int | None
+    ) -> None:
+        if not settlement.executed:
+            return
+        if error is not None:
+            error._settled = settlement  # type: ignore[attr-defined]
+        if intent is not None:
+            self._executed[intent] = settlement
 
     async def recover(self) -> tuple[Settlement, ...]:
         """Settle every call a previous run left open in the journal, and say what it found.
@@ -722,6 +749,12 @@ class Client:
             raise ConfigurationError("recover() needs a journal: Client(..., journal=PATH)")
         orphans = set(self._orphans)
         self._orphans -= orphans  # settled below (a concurrent recover() skips them)
+        try:
+            return await self._recover(journal, orphans)
+        finally:
+            self._orphans |= orphans  # those left unsettled by a failure
+
+    async def _recover(self, journal: Journal, orphans: set[int]) -> tuple[Settlement, ...]:
         left = await journal.left_over(also=orphans)
         if not left:
             return ()
@@ -730,6 +763,11 @@ class Client:
         now_ms = self.governor.server_clock.now_ms()
         found = []
         for intent in left:
+            known = self._found_before(None, intent.id)
+            if known is not None:  # settled meanwhile by reconcile()
+                orphans.discard(intent.id)
+                found.append(known)
+                continue
             if intent.state == UNKNOWN and intent.timestamp is not None:
                 first, last = intent.timestamp - 1000, intent.timestamp + intent.recv_window
             else:
@@ -740,6 +778,8 @@ class Client:
             )
             settlement = attrs.evolve(settlement, journal_id=intent.id)
             await self._journal_settlement(intent.id, settlement)
+            self._remember(settlement, None, intent.id)
+            orphans.discard(intent.id)
             found.append(settlement)
         return tuple(found)
 
@@ -945,7 +985,9 @@ class Client:
                 settlement.reason,
             )
             if isinstance(intent, int):
-                await self._journal_settlement(intent, attrs.evolve(settlement, journal_id=intent))
+                settlement = attrs.evolve(settlement, journal_id=intent)
+                await self._journal_settlement(intent, settlement)
+            self._remember(settlement, first, intent if isinstance(intent, int) else None)
             answer = {"tranId": settlement.tran_id, **_echo(params)}
             return converter.structure(answer, model)
         note = (

@@ -130,8 +130,11 @@ async def test_of_two_identical_unknowns_each_row_is_claimed_once(
     assert {s.tran_id for s in settled if s.executed} == set(
         executed_ids(exchange, "universal_transfer")[1:]
     )
-    # A second reconciliation of the same error does not claim the row twice either.
-    assert (await client.reconcile(first)).executed is False
+    # Settling the same error again gives the same answer (its own row), claiming nothing
+    # more; it used to say "not executed" (its row was claimed), authorising a resend.
+    again = await client.reconcile(first)
+    assert (again.executed, again.tran_id) == (settled[0].executed, settled[0].tran_id)
+    assert (await client.reconcile(second)).executed is False
 
 
 @pytest.mark.parametrize(
@@ -398,3 +401,17 @@ async def test_a_reads_unreadable_answer_is_malformed_not_unknown() -> None:
         with pytest.raises(MalformedResponseError):
             [r async for r in client.transfer_history(type=TransferType.MAIN_UMFUTURE)]
         await client.server_time()
+
+
+@fake_time
+async def test_settling_the_same_unknown_twice_gives_the_same_answer(
+    exchange: SimulatedExchange, client: Client
+) -> None:
+    """A second reconcile of one error finds its own claimed row, not a false "not executed"."""
+    exchange.faults.add(Fault.drop(), endpoint="universal_transfer", times=1)
+    unknown = await unknown_transfer(client)
+    first = await client.reconcile(unknown)
+    again = await client.reconcile(unknown)
+    assert first.executed is again.executed is True
+    assert again.tran_id == first.tran_id
+    assert [first.tran_id] == executed_ids(exchange, "universal_transfer")
