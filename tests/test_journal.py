@@ -441,3 +441,25 @@ def test_the_journal_works_under_trio(tmp_path: Path) -> None:
 
     (row,) = trio.run(main)
     assert (row.state, row.tran_id, row.params) == ("done", 9, {"asset": "USDT"})
+
+
+def test_a_caller_cancelled_while_settling_under_trio_is_told() -> None:
+    """trio: a cancel scope expiring mid-settle hands the unknown outcome to on_detached."""
+    import trio
+    import trio.testing
+
+    async def main() -> tuple[list[ExchangeOutcome], SimulatedExchange, bool]:
+        exchange = SimulatedExchange()
+        exchange.add_demo_account()
+        exchange.faults.add(Fault.drop(), endpoint="universal_transfer", times=1)
+        told: list[ExchangeOutcome] = []
+        async with exchange.client(on_unknown="reconcile", on_detached=told.append) as client:
+            with trio.move_on_after(5) as scope:
+                await client.transfer(type=TransferType.MAIN_UMFUTURE, asset="USDT", amount="7")
+        return told, exchange, scope.cancelled_caught
+
+    told, exchange, cancelled = trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+    assert cancelled
+    (outcome,) = told
+    assert outcome.detached and isinstance(outcome.error, OutcomeUnknownError)
+    assert exchange.ledger.times_executed("universal_transfer", amount="7") == 1
