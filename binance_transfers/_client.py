@@ -901,7 +901,8 @@ class Client:
                 if settlement.executed:
                     answer = {"tranId": settlement.tran_id, **_echo(params)}
                     return converter.structure(answer, model)
-                if attempt == attempts:
+                # A FAILED record holds the clientTranId: a resend would be refused.
+                if attempt == attempts or settlement.tran_id is not None:
                     raise NotExecutedError(
                         f"{name}: settled, not executed: {settlement.reason}",
                         settlement=settlement,
@@ -990,6 +991,16 @@ class Client:
             self._remember(settlement, first, intent if isinstance(intent, int) else None)
             answer = {"tranId": settlement.tran_id, **_echo(params)}
             return converter.structure(answer, model)
+        if settlement is not None and settlement.executed is False and settlement.tran_id:
+            # The earlier attempt's record, found late, says FAILED: nothing moved.
+            if isinstance(intent, int):
+                settlement = attrs.evolve(settlement, journal_id=intent)
+                await self._journal_settlement(intent, settlement)
+            raise NotExecutedError(
+                f"{name}: settled, not executed: {settlement.reason}",
+                settlement=settlement,
+                unknown=first,
+            ) from refused
         note = (
             f"a resend with the same clientTranId was refused as a duplicate ({refused.code}): "
             "an earlier attempt executed, but Binance's history does not show it yet"

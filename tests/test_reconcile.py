@@ -415,3 +415,21 @@ async def test_settling_the_same_unknown_twice_gives_the_same_answer(
     assert first.executed is again.executed is True
     assert again.tran_id == first.tran_id
     assert [first.tran_id] == executed_ids(exchange, "universal_transfer")
+
+
+@pytest.mark.parametrize("lag", [0.0, 10.0], ids=["at-once", "after-both-looks"])
+@fake_time
+async def test_retry_never_resends_a_transfer_whose_record_says_failed(lag: float) -> None:
+    """FAILED, answer lost: NotExecutedError with the record; not the -4115 nor "unknown"."""
+    exchange = SimulatedExchange(history_lag=lag)
+    exchange.add_demo_account()
+    exchange.faults.add(Fault.failed(0.0), endpoint="sub_account_transfer", times=1)
+    exchange.faults.add(Fault.drop(), endpoint="sub_account_transfer", times=1)
+    async with exchange.client(settle_margin=MARGIN, on_unknown="retry") as client:
+        with pytest.raises(NotExecutedError) as caught:
+            await _retried_sub_transfer(client)
+    settlement = caught.value.settlement
+    assert isinstance(settlement, Settlement) and settlement.status == "FAILURE"
+    # Seen at once: not resent (Binance would refuse its clientTranId); seen late: resent once.
+    assert len(exchange.ledger.entries("sub_account_transfer")) == (1 if lag == 0 else 2)
+    assert len(executed_ids(exchange, "sub_account_transfer")) == 1  # the FAILED one only
