@@ -120,6 +120,11 @@ _CALL: contextvars.ContextVar[_CallState | None] = contextvars.ContextVar(
     "binance_transfers_call", default=None
 )
 
+# The in-flight event of the mutating call running in this context, if any.
+_SENDING: contextvars.ContextVar[anyio.Event | None] = contextvars.ContextVar(
+    "binance_transfers_sending", default=None
+)
+
 _T = TypeVar("_T")
 Params = list[tuple[str, str]]
 
@@ -270,13 +275,17 @@ class Client:
     async def aclose(self) -> None:
         """Close the client: later calls raise :class:`ClientClosedError`.
 
-        The HTTP client is closed too if this client created it. Closing twice
-        does nothing.
+        Transfers already on their way are not cut off: closing waits until
+        each has its answer (bounded by the read timeout) and its outcome is
+        journaled. The HTTP client is closed too if this client created it.
+        Closing twice does nothing.
         """
         if self._closed:
             return
         self._closed = True
         self._transport.closed = True
+        # Called from inside a call (an on_detached hook), it does not wait for that one.
+        await self._reconciler.wait_for_all_in_flight(but_not=_SENDING.get())
         try:
             if self._owns_http:
                 await self._http.aclose()
@@ -930,7 +939,8 @@ class Client:
 
         Like a caller cancelled on the wire: the unknown outcome is logged and
         handed to ``on_detached``, and its journal row stays ``unknown`` for
-        :meth:`recover`.
+        :meth:`recover`. If settling fails (a history read that cannot get
+        through), the caller gets ``unknown`` itself, the failure as its cause.
         """
         try:
             return await settling
@@ -955,6 +965,11 @@ class Client:
                     except Exception:  # the caller's cancellation is what it must see
                         log.exception("%s: the journal could not be written", unknown.endpoint)
             raise
+        except Exception as exc:
+            # A failed settlement read (ConnectionFailedError: "nothing sent")
+            # must not stand for the transfer, whose outcome is still unknown.
+            unknown.add_note(f"settling it failed: {type(exc).__name__}: {exc!s:.200}")
+            raise unknown from exc
 
     async def _after_duplicate(
         self,
@@ -1030,6 +1045,24 @@ class Client:
         parse: Callable[[Any], _T],
     ) -> _T:
         """Send a mutating request: journal first, track it while on the wire."""
+        # Tracked from before its intent is written: aclose() waits for it, and
+        # a settlement waits for its identical calls still on the wire.
+        in_flight = self._reconciler.started(endpoint.name)
+        token = _SENDING.set(in_flight)
+        try:
+            return await self._send_journaled(endpoint, params, max_wait, recv_window, parse)
+        finally:
+            _SENDING.reset(token)
+            self._reconciler.finished(endpoint.name, in_flight)
+
+    async def _send_journaled(
+        self,
+        endpoint: Endpoint,
+        params: Sequence[tuple[str, str]],
+        max_wait: float | None,
+        recv_window: int | None,
+        parse: Callable[[Any], _T],
+    ) -> _T:
         journal = self.journal
         pending = None
         if journal is not None:
@@ -1044,7 +1077,6 @@ class Client:
                 self.governor.server_clock.now_ms(),
             )
             await pending.committed()
-        in_flight = self._reconciler.started(endpoint.name)
         call = _CallState(pending)
         token = _CALL.set(call)
         try:
@@ -1078,7 +1110,6 @@ class Client:
             raise
         finally:
             _CALL.reset(token)
-            self._reconciler.finished(endpoint.name, in_flight)
 
 
 async def _intent_id(pending: PendingIntent) -> int | None:

@@ -293,6 +293,16 @@ class Reconciler:
                 return
             await anyio.sleep(left_ms / 1000)
 
+    async def wait_for_all_in_flight(self, *, but_not: anyio.Event | None = None) -> None:
+        """Until every mutating call started so far has its outcome.
+
+        ``but_not``: the call this runs inside, if any (it would wait for itself).
+        """
+        for calls in list(self._in_flight.values()):
+            for done in list(calls):
+                if done is not but_not:
+                    await done.wait()
+
     async def _wait_for_calls_in_flight(self, endpoint: str) -> None:
         for done in list(self._in_flight.get(endpoint, ())):
             await done.wait()

@@ -23,6 +23,7 @@ from binance_transfers import (
     Governor,
     InsufficientBalanceError,
     Journal,
+    MarginTransferDirection,
     OutcomeUnknownError,
     TransferType,
 )
@@ -463,3 +464,40 @@ def test_a_caller_cancelled_while_settling_under_trio_is_told() -> None:
     (outcome,) = told
     assert outcome.detached and isinstance(outcome.error, OutcomeUnknownError)
     assert exchange.ledger.times_executed("universal_transfer", amount="7") == 1
+
+
+@fake_time
+async def test_aclose_waits_for_a_call_on_the_wire_and_journals_its_outcome(
+    exchange: SimulatedExchange, tmp_path: Path
+) -> None:
+    """Shutdown mid-call: the caller gets its result and the row says done, not open."""
+    # A sub-account margin transfer: Binance keeps no history, recover() could not tell.
+    exchange.faults.add(Fault.latency(1.0), endpoint="sub_account_margin_transfer")
+    path = tmp_path / "j.sqlite"
+    wire = Handover(exchange.transport())
+    client = Client(
+        DEMO_API_KEY,
+        DEMO_API_SECRET,
+        transport=wire,
+        api_url=exchange.api_url,
+        papi_url=exchange.papi_url,
+        governor=Governor(exchange.limits, clock=exchange.clock),
+        journal=path,
+    )
+    call = asyncio.ensure_future(
+        client.sub_account_margin_transfer(
+            email="desk-1@sim.invalid",
+            asset="USDT",
+            amount="6",
+            direction=MarginTransferDirection.SPOT_TO_MARGIN,
+        )
+    )
+    await wire.sent.wait()
+    await client.aclose()
+    assert call.done()  # closing waited for it
+    result = await call
+    (row,) = rows(path)
+    assert (row["state"], row["endpoint"]) == ("done", "sub_account_margin_transfer")
+    assert result.txn_id
+    async with exchange.client(journal=path) as later:
+        assert await later.recover() == ()

@@ -18,6 +18,7 @@ import pytest
 from binance_transfers import (
     BinanceAPIError,
     Client,
+    ConnectionFailedError,
     InvalidInputError,
     MalformedResponseError,
     MarginTransferDirection,
@@ -433,3 +434,19 @@ async def test_retry_never_resends_a_transfer_whose_record_says_failed(lag: floa
     # Seen at once: not resent (Binance would refuse its clientTranId); seen late: resent once.
     assert len(exchange.ledger.entries("sub_account_transfer")) == (1 if lag == 0 else 2)
     assert len(executed_ids(exchange, "sub_account_transfer")) == 1  # the FAILED one only
+
+
+@fake_time
+async def test_a_failing_settlement_read_leaves_the_outcome_unknown() -> None:
+    """on_unknown="reconcile", history reads all dropped: OutcomeUnknownError, never the
+    read's ConnectionFailedError ("nothing sent, safe to resend") for an executed transfer."""
+    exchange = SimulatedExchange()
+    exchange.add_demo_account()
+    exchange.faults.add(Fault.drop(), endpoint="universal_transfer", times=1)
+    exchange.faults.add(Fault.drop(executes=False), endpoint="transfer_history")
+    async with exchange.client(on_unknown="reconcile", settle_margin=MARGIN) as client:
+        with pytest.raises(OutcomeUnknownError) as caught:
+            await client.transfer(type=TransferType.MAIN_UMFUTURE, asset="USDT", amount="9")
+    assert isinstance(caught.value.__cause__, ConnectionFailedError)
+    assert any("settling it failed" in note for note in caught.value.__notes__)
+    assert exchange.ledger.times_executed("universal_transfer", amount="9") == 1
