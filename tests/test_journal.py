@@ -501,3 +501,40 @@ async def test_aclose_waits_for_a_call_on_the_wire_and_journals_its_outcome(
     assert result.txn_id
     async with exchange.client(journal=path) as later:
         assert await later.recover() == ()
+
+
+@fake_time
+async def test_aclose_from_an_on_detached_hook_does_not_wait_for_its_own_call(
+    exchange: SimulatedExchange, tmp_path: Path
+) -> None:
+    """A hook that shuts the client down when a caller is lost: no deadlock, row journaled."""
+    # (No fail_after here: looptime jumps to any deadline while the journal's thread works.)
+    exchange.faults.add(Fault.latency(2.0), endpoint="universal_transfer", times=1)
+    wire = Handover(exchange.transport())
+    path = tmp_path / "j.sqlite"
+    closed: list[bool] = []
+
+    async def shut_down(outcome: ExchangeOutcome) -> None:
+        await client.aclose()
+        closed.append(client.closed)
+
+    client = Client(
+        DEMO_API_KEY,
+        DEMO_API_SECRET,
+        transport=wire,
+        api_url=exchange.api_url,
+        papi_url=exchange.papi_url,
+        governor=Governor(exchange.limits, clock=exchange.clock),
+        journal=path,
+        on_detached=shut_down,
+    )
+    async with anyio.create_task_group() as tg:
+
+        async def caller() -> None:
+            await client.transfer(type=TransferType.MAIN_UMFUTURE, asset="USDT", amount="3")
+
+        tg.start_soon(caller)
+        await wire.sent.wait()
+        tg.cancel_scope.cancel()
+    assert closed == [True]
+    assert [row["state"] for row in rows(path)] == ["done"]
