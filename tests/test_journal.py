@@ -515,10 +515,10 @@ async def test_aclose_from_an_on_detached_hook_does_not_wait_for_its_own_call(
     closed: list[bool] = []
 
     async def shut_down(outcome: ExchangeOutcome) -> None:
-        await client.aclose()
-        closed.append(client.closed)
+        await lost.aclose()
+        closed.append(lost.closed)
 
-    client = Client(
+    lost = Client(
         DEMO_API_KEY,
         DEMO_API_SECRET,
         transport=wire,
@@ -531,7 +531,7 @@ async def test_aclose_from_an_on_detached_hook_does_not_wait_for_its_own_call(
     async with anyio.create_task_group() as tg:
 
         async def caller() -> None:
-            await client.transfer(type=TransferType.MAIN_UMFUTURE, asset="USDT", amount="3")
+            await lost.transfer(type=TransferType.MAIN_UMFUTURE, asset="USDT", amount="3")
 
         tg.start_soon(caller)
         await wire.sent.wait()
