@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import enum
 import hashlib
@@ -73,7 +74,7 @@ from ._params import (
     time_param,
     type_name_param,
 )
-from ._reconcile import LOOKS_AFTER_DUPLICATE, Reconciler, Settlement, Window
+from ._reconcile import HOW, LOOKS_AFTER_DUPLICATE, Reconciler, SettleBy, Settlement, Window
 from ._signing import Signer, make_signer
 from ._transport import DEFAULT_TIMEOUT, ExchangeOutcome, Transport
 
@@ -124,6 +125,10 @@ _CALL: contextvars.ContextVar[_CallState | None] = contextvars.ContextVar(
 _SENDING: contextvars.ContextVar[anyio.Event | None] = contextvars.ContextVar(
     "binance_transfers_sending", default=None
 )
+
+#: Endpoints whose outcome Binance's history can settle after a crash.
+_SETTLEABLE = (SettleBy.HISTORY, SettleBy.CLIENT_TRAN_ID)
+_NO_HISTORY = (SettleBy.NONE, "")
 
 _T = TypeVar("_T")
 Params = list[tuple[str, str]]
@@ -253,8 +258,9 @@ class Client:
         # Journal rows of this run whose caller is gone (cancelled while its
         # outcome was unknown): nobody else will settle them, recover() does.
         self._orphans: set[int] = set()
-        # Journal rows settled as executed, by id (see _found_before).
-        self._executed: dict[int, Settlement] = {}
+        # Requests settled as executed, and the settlements under way (_settling_once).
+        self._executed: dict[_Key, Settlement] = {}
+        self._settling: dict[_Key, anyio.Lock] = {}
         self._transport.on_outcome = self._on_outcome
         self._reconciler = Reconciler(self, margin=margin)
 
@@ -707,35 +713,40 @@ class Client:
         self._check_open()
         intent = getattr(error, "journal_id", None)
         intent = intent if isinstance(intent, int) else None
-        known = self._found_before(error, intent)
-        if known is not None:
-            return known
-        settlement = await self._reconciler.settle_error(error)
-        if intent is not None:
-            settlement = attrs.evolve(settlement, journal_id=intent)
-            await self._journal_settlement(intent, settlement)
-        self._remember(settlement, error, intent)
-        return settlement
+        keys = _request_keys(error, intent)
+        async with self._settling_once(keys) as known:
+            if known is not None:
+                return known
+            settlement = await self._reconciler.settle_error(error)
+            if intent is not None:
+                settlement = attrs.evolve(settlement, journal_id=intent)
+                await self._journal_settlement(intent, settlement)
+            self._remember(settlement, keys)
+            return settlement
 
-    def _found_before(
-        self, error: OutcomeUnknownError | None, intent: int | None
-    ) -> Settlement | None:
-        """A request already settled as executed: its row is claimed (by it), so a
-        second search would miss it and wrongly conclude "not executed"."""
-        known = getattr(error, "_settled", None)
-        if isinstance(known, Settlement):
-            return known
-        return None if intent is None else self._executed.get(intent)
+    @contextlib.asynccontextmanager
+    async def _settling_once(self, keys: list[_Key]) -> AsyncIterator[Settlement | None]:
+        """One settlement of a request at a time; yields its earlier "executed" verdict.
 
-    def _remember(
-        self, settlement: Settlement, error: OutcomeUnknownError | None, intent: int | None
-    ) -> None:
-        if not settlement.executed:
+        Once a request is settled as executed its history row is claimed (by
+        it), so searching again, one after the other or at the same time,
+        would miss it and wrongly conclude "not executed".
+        """
+        if not keys:
+            yield None
             return
-        if error is not None:
-            error._settled = settlement  # type: ignore[attr-defined]
-        if intent is not None:
-            self._executed[intent] = settlement
+        lock = self._settling.setdefault(keys[0], anyio.Lock())
+        try:
+            async with lock:
+                yield next((self._executed[k] for k in keys if k in self._executed), None)
+        finally:
+            if not lock.locked() and lock.statistics().tasks_waiting == 0:
+                self._settling.pop(keys[0], None)
+
+    def _remember(self, settlement: Settlement, keys: list[_Key]) -> None:
+        if settlement.executed:
+            for key in keys:
+                self._executed[key] = settlement
 
     async def recover(self) -> tuple[Settlement, ...]:
         """Settle every call a previous run left open in the journal, and say what it found.
@@ -772,22 +783,23 @@ class Client:
         now_ms = self.governor.server_clock.now_ms()
         found = []
         for intent in left:
-            known = self._found_before(None, intent.id)
-            if known is not None:  # settled meanwhile by reconcile()
-                orphans.discard(intent.id)
-                found.append(known)
-                continue
-            if intent.state == UNKNOWN and intent.timestamp is not None:
-                first, last = intent.timestamp - 1000, intent.timestamp + intent.recv_window
-            else:
-                # Never answered: sent (if at all) between the intent and now.
-                first, last = intent.created_ms - 1000, now_ms + intent.recv_window
-            settlement = await self._reconciler.settle(
-                intent.endpoint, intent.params, Window(first_ms=first, last_ms=last)
-            )
-            settlement = attrs.evolve(settlement, journal_id=intent.id)
-            await self._journal_settlement(intent.id, settlement)
-            self._remember(settlement, None, intent.id)
+            timestamp = intent.timestamp if intent.state == UNKNOWN else None
+            keys = _request_keys(None, intent.id)
+            async with self._settling_once(keys) as known:
+                if known is not None:  # settled meanwhile by reconcile()
+                    settlement = attrs.evolve(known, journal_id=intent.id)
+                else:
+                    if timestamp is not None:
+                        first, last = timestamp - 1000, timestamp + intent.recv_window
+                    else:
+                        # Never answered: sent (if at all) between the intent and now.
+                        first, last = intent.created_ms - 1000, now_ms + intent.recv_window
+                    settlement = await self._reconciler.settle(
+                        intent.endpoint, intent.params, Window(first_ms=first, last_ms=last)
+                    )
+                    settlement = attrs.evolve(settlement, journal_id=intent.id)
+                    self._remember(settlement, keys)
+                await self._journal_settlement(intent.id, settlement)
             orphans.discard(intent.id)
             found.append(settlement)
         return tuple(found)
@@ -1003,7 +1015,10 @@ class Client:
             if isinstance(intent, int):
                 settlement = attrs.evolve(settlement, journal_id=intent)
                 await self._journal_settlement(intent, settlement)
-            self._remember(settlement, first, intent if isinstance(intent, int) else None)
+            self._remember(
+                settlement,
+                _request_keys(first, intent if isinstance(intent, int) else None),
+            )
             answer = {"tranId": settlement.tran_id, **_echo(params)}
             return converter.structure(answer, model)
         if settlement is not None and settlement.executed is False and settlement.tran_id:
@@ -1088,6 +1103,10 @@ class Client:
                 retry_on_429=self.retry_on_429,
                 parse=parse,
             )
+            if journal is not None and HOW.get(endpoint.name, _NO_HISTORY)[0] not in _SETTLEABLE:
+                # No history can settle this one after a crash: its outcome must be
+                # on disk before the caller acts on it (one commit; rare, heavy calls).
+                await journal.flush()
             return result
         except OutcomeUnknownError as unknown:
             unknown.journal_id = call.intent  # type: ignore[attr-defined]
@@ -1110,6 +1129,23 @@ class Client:
             raise
         finally:
             _CALL.reset(token)
+
+
+_Key = tuple[Any, ...]
+
+
+def _request_keys(error: OutcomeUnknownError | None, intent: int | None) -> list[_Key]:
+    """What identifies one request: its journal row, and its error (by identity).
+
+    Not its parameters and timestamp: two identical transfers sent in the
+    same millisecond are two requests, and each must get its own verdict.
+    """
+    keys: list[_Key] = []
+    if intent is not None:
+        keys.append(("intent", intent))
+    if error is not None:
+        keys.append(("error", error))  # exceptions hash by identity
+    return keys
 
 
 async def _intent_id(pending: PendingIntent) -> int | None:

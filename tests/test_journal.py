@@ -538,3 +538,22 @@ async def test_aclose_from_an_on_detached_hook_does_not_wait_for_its_own_call(
         tg.cancel_scope.cancel()
     assert closed == [True]
     assert [row["state"] for row in rows(path)] == ["done"]
+
+
+@fake_time
+async def test_a_confirmed_call_without_history_is_on_disk_before_it_returns(
+    exchange: SimulatedExchange, tmp_path: Path
+) -> None:
+    """Sub-account margin transfer: no history could settle it after a crash, so its DONE
+    row is committed before the caller gets the result (a kill then loses nothing)."""
+    path = tmp_path / "j.sqlite"
+    async with exchange.client(journal=path) as client:
+        done = await client.sub_account_margin_transfer(
+            email="desk-1@sim.invalid",
+            asset="USDT",
+            amount="6",
+            direction=MarginTransferDirection.SPOT_TO_MARGIN,
+        )
+        # As a process started after a SIGKILL here would read it.
+        assert [row["state"] for row in rows(path)] == ["done"]
+    assert done.txn_id

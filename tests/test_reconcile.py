@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx
 import looptime
 import pytest
@@ -450,3 +451,23 @@ async def test_a_failing_settlement_read_leaves_the_outcome_unknown() -> None:
     assert isinstance(caught.value.__cause__, ConnectionFailedError)
     assert any("settling it failed" in note for note in caught.value.__notes__)
     assert exchange.ledger.times_executed("universal_transfer", amount="9") == 1
+
+
+@fake_time
+async def test_two_concurrent_settlements_of_one_unknown_agree(
+    exchange: SimulatedExchange, client: Client
+) -> None:
+    """reconcile(e) twice at once (a failure handler and a periodic job): both "executed"."""
+    exchange.faults.add(Fault.drop(), endpoint="universal_transfer", times=1)
+    unknown = await unknown_transfer(client)
+    async with anyio.create_task_group() as tg:
+        settled: list[Settlement] = []
+
+        async def settle() -> None:
+            settled.append(await client.reconcile(unknown))
+
+        tg.start_soon(settle)
+        tg.start_soon(settle)
+    assert [(s.executed, s.tran_id) for s in settled] == [
+        (True, executed_ids(exchange, "universal_transfer")[0])
+    ] * 2
