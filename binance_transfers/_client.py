@@ -103,12 +103,13 @@ DEFAULT_SETTLE_MARGIN = 60.0
 class _CallState:
     """The mutating call running in this context: its journal row, its last outcome."""
 
-    __slots__ = ("outcome", "pending", "reported")
+    __slots__ = ("closing", "outcome", "pending", "reported")
 
     def __init__(self, pending: PendingIntent | None) -> None:
         self.pending = pending
         self.outcome: ExchangeOutcome | None = None
         self.reported = False  # on_detached has been told
+        self.closing = False  # aclose() stopped it: its caller is still there
 
     @property
     def intent(self) -> int | None:
@@ -258,6 +259,8 @@ class Client:
         # Journal rows of this run whose caller is gone (cancelled while its
         # outcome was unknown): nobody else will settle them, recover() does.
         self._orphans: set[int] = set()
+        # Mutating calls under way: what aclose() stops (see _send).
+        self._calls: dict[anyio.Event, tuple[anyio.CancelScope, _CallState]] = {}
         # Requests settled as executed, and the settlements under way (_settling_once).
         self._executed: dict[_Key, Settlement] = {}
         self._settling: dict[_Key, anyio.Lock] = {}
@@ -281,17 +284,25 @@ class Client:
     async def aclose(self) -> None:
         """Close the client: later calls raise :class:`ClientClosedError`.
 
-        Transfers already on their way are not cut off: closing waits until
-        each has its answer (bounded by the read timeout) and its outcome is
-        journaled. The HTTP client is closed too if this client created it.
-        Closing twice does nothing.
+        Calls still waiting for a permit stop with :class:`ClientClosedError`
+        (nothing sent). Transfers already on the wire are not cut off: closing
+        waits until each has its answer (bounded by the read timeout), which
+        its caller gets, and its outcome is journaled. The HTTP client is
+        closed too if this client created it. Closing twice does nothing.
         """
         if self._closed:
             return
         self._closed = True
         self._transport.closed = True
-        # Called from inside a call (an on_detached hook), it does not wait for that one.
-        await self._reconciler.wait_for_all_in_flight(but_not=_SENDING.get())
+        # Calls waiting for a permit stop now, with nothing sent; those on the
+        # wire finish. Called from inside a call (an on_detached hook), it
+        # neither stops nor waits for that one.
+        mine = _SENDING.get()
+        for in_flight, (scope, call) in list(self._calls.items()):
+            if in_flight is not mine:
+                call.closing = True
+                scope.cancel()
+        await self._reconciler.wait_for_all_in_flight(but_not=mine)
         try:
             if self._owns_http:
                 await self._http.aclose()
@@ -837,6 +848,9 @@ class Client:
             self._reconciler.confirm(outcome.data)
         call = _CALL.get()
         if call is not None:
+            if call.closing and outcome.detached:
+                # Cut off by aclose(), not by its caller, who still gets this outcome.
+                outcome = attrs.evolve(outcome, detached=False)
             call.outcome = outcome
         intent = None if call is None else call.intent
         journal = self.journal
@@ -1064,9 +1078,19 @@ class Client:
         # a settlement waits for its identical calls still on the wire.
         in_flight = self._reconciler.started(endpoint.name)
         token = _SENDING.set(in_flight)
+        call = _CallState(None)
+        # aclose() cancels it: one not yet written stops there (nothing sent),
+        # one written runs on to its answer, which this caller then gets.
+        scope = anyio.CancelScope()
+        self._calls[in_flight] = (scope, call)
         try:
-            return await self._send_journaled(endpoint, params, max_wait, recv_window, parse)
+            with scope:
+                return await self._send_journaled(
+                    endpoint, params, max_wait, recv_window, parse, call
+                )
+            return _after_close(endpoint, call, parse)
         finally:
+            del self._calls[in_flight]
             _SENDING.reset(token)
             self._reconciler.finished(endpoint.name, in_flight)
 
@@ -1077,6 +1101,7 @@ class Client:
         max_wait: float | None,
         recv_window: int | None,
         parse: Callable[[Any], _T],
+        call: _CallState,
     ) -> _T:
         journal = self.journal
         pending = None
@@ -1092,7 +1117,7 @@ class Client:
                 self.governor.server_clock.now_ms(),
             )
             await pending.committed()
-        call = _CallState(pending)
+        call.pending = pending
         token = _CALL.set(call)
         try:
             result: _T = await self._transport.call(
@@ -1113,7 +1138,13 @@ class Client:
             raise
         except anyio.get_cancelled_exc_class():
             last = call.outcome
-            if last is not None and not call.reported:
+            if call.closing:
+                # Stopped by aclose(): _send hands the caller what became of it.
+                if last is None:
+                    await self._close_intent(call, "the client was closed before it was sent")
+                elif last.error is not None and not isinstance(last.error, OutcomeUnknownError):
+                    await self._close_intent(call, str(last.error)[:200])
+            elif last is not None and not call.reported:
                 # Cancelled just as the answer arrived: the transport learned the
                 # outcome in time for us, but this caller will never see it.
                 await self._detached(attrs.evolve(last, detached=True), call.intent)
@@ -1132,6 +1163,20 @@ class Client:
 
 
 _Key = tuple[Any, ...]
+
+
+def _after_close(endpoint: Endpoint, call: _CallState, parse: Callable[[Any], _T]) -> _T:
+    """What a call stopped by aclose() returns or raises: its last attempt's outcome."""
+    last = call.outcome
+    if last is None:
+        raise ClientClosedError(
+            f"{endpoint.name}: the client was closed before this call was sent; nothing was sent"
+        )
+    if last.error is not None:
+        if isinstance(last.error, OutcomeUnknownError):
+            last.error.journal_id = call.intent  # type: ignore[attr-defined]
+        raise last.error
+    return parse(last.data)
 
 
 def _request_keys(error: OutcomeUnknownError | None, intent: int | None) -> list[_Key]:

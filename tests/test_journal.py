@@ -18,7 +18,9 @@ import looptime
 import pytest
 
 from binance_transfers import (
+    BnbTransferSide,
     Client,
+    ClientClosedError,
     ConfigurationError,
     Governor,
     InsufficientBalanceError,
@@ -557,3 +559,25 @@ async def test_a_confirmed_call_without_history_is_on_disk_before_it_returns(
         # As a process started after a SIGKILL here would read it.
         assert [row["state"] for row in rows(path)] == ["done"]
     assert done.txn_id
+
+
+@fake_time
+async def test_aclose_stops_a_call_waiting_for_its_permit_with_nothing_sent(
+    exchange: SimulatedExchange, tmp_path: Path
+) -> None:
+    """A 3rd BNB transfer waits ~10 min for the 2-per-10-min cap: aclose() refuses it at once."""
+    path = tmp_path / "j.sqlite"
+    client = exchange.client(journal=path)
+    for n in (1, 2):
+        await client.pmpro_bnb_transfer(amount=f"0.{n}", side=BnbTransferSide.TO_UM)
+    queued = asyncio.ensure_future(
+        client.pmpro_bnb_transfer(amount="0.3", side=BnbTransferSide.TO_UM)
+    )
+    await asyncio.sleep(1)
+    started = asyncio.get_running_loop().time()
+    await client.aclose()
+    assert asyncio.get_running_loop().time() - started < 30
+    with pytest.raises(ClientClosedError, match="nothing was sent"):
+        await queued
+    assert len(exchange.ledger.entries("pmpro_bnb_transfer")) == 2
+    assert [row["state"] for row in rows(path)] == ["done", "done", "refused"]
