@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import enum
 import hashlib
@@ -20,6 +21,7 @@ import httpx
 
 from ._endpoints import ENDPOINTS, Endpoint, EndpointTable, Host
 from ._exceptions import (
+    BinanceAPIError,
     BinanceTransfersError,
     ClientClosedError,
     ConfigurationError,
@@ -72,7 +74,7 @@ from ._params import (
     time_param,
     type_name_param,
 )
-from ._reconcile import Reconciler, Settlement, Window
+from ._reconcile import HOW, LOOKS_AFTER_DUPLICATE, Reconciler, SettleBy, Settlement, Window
 from ._signing import Signer, make_signer
 from ._transport import DEFAULT_TIMEOUT, ExchangeOutcome, Transport
 
@@ -89,17 +91,25 @@ OnUnknown = Literal["raise", "reconcile", "retry"]
 _ON_UNKNOWN = ("raise", "reconcile", "retry")
 #: How many times ``on_unknown="retry"`` sends a sub-account transfer in all.
 _RETRY_ATTEMPTS = 3
+#: Binance's refusal of a second transfer with a clientTranId it has seen.
+_DUPLICATED_CLIENT_TRAN_ID = -4115
+#: Seconds past Binance's recvWindow before its history is searched (twice:
+#: "not executed" needs a second empty search one margin later). Binance
+#: documents no bound on its history lag; a minute each is cheap next to a
+#: transfer moved twice.
+DEFAULT_SETTLE_MARGIN = 60.0
 
 
 class _CallState:
     """The mutating call running in this context: its journal row, its last outcome."""
 
-    __slots__ = ("outcome", "pending", "reported")
+    __slots__ = ("closing", "outcome", "pending", "reported")
 
     def __init__(self, pending: PendingIntent | None) -> None:
         self.pending = pending
         self.outcome: ExchangeOutcome | None = None
         self.reported = False  # on_detached has been told
+        self.closing = False  # aclose() stopped it: its caller is still there
 
     @property
     def intent(self) -> int | None:
@@ -111,6 +121,15 @@ class _CallState:
 _CALL: contextvars.ContextVar[_CallState | None] = contextvars.ContextVar(
     "binance_transfers_call", default=None
 )
+
+# The in-flight event of the mutating call running in this context, if any.
+_SENDING: contextvars.ContextVar[anyio.Event | None] = contextvars.ContextVar(
+    "binance_transfers_sending", default=None
+)
+
+#: Endpoints whose outcome Binance's history can settle after a crash.
+_SETTLEABLE = (SettleBy.HISTORY, SettleBy.CLIENT_TRAN_ID)
+_NO_HISTORY = (SettleBy.NONE, "")
 
 _T = TypeVar("_T")
 Params = list[tuple[str, str]]
@@ -148,13 +167,19 @@ class Client:
     :meth:`transfer` and :meth:`sub_account_transfer`); :meth:`reconcile`
     settles an :class:`OutcomeUnknownError` from Binance's records, waiting
     ``settle_margin`` seconds past Binance's recvWindow for its history to
-    catch up. ``journal`` is a path to an SQLite intent journal (or a
+    catch up: "not executed" (safe to send again) is only concluded after a
+    second empty search one more ``settle_margin`` later. Binance documents
+    no bound on that lag: the default (60 s) favours a right answer over a
+    fast one. ``journal`` is a path to an SQLite intent journal (or a
     :class:`Journal`, e.g. ``Journal(path, durable=True)`` to fsync every
     write): every mutating call is written there before it is sent, and
     :meth:`recover` settles what a crash left open. A caller cancelled while its transfer is
     on the wire gets its ``CancelledError``, but the request runs on to its
     answer; ``on_detached`` (a function or coroutine function) then receives
-    that outcome, which is also logged at WARNING and journaled.
+    that outcome, which is also logged at WARNING and journaled. So does a
+    caller cancelled while ``on_unknown="reconcile"`` settles its unknown
+    outcome (``on_detached`` gets the :class:`OutcomeUnknownError`); its
+    journal row stays ``unknown`` and :meth:`recover` settles it.
     """
 
     def __init__(
@@ -178,7 +203,7 @@ class Client:
         private_key_password: bytes | None = None,
         journal: str | os.PathLike[str] | Journal | None = None,
         on_unknown: OnUnknown = "raise",
-        settle_margin: float = 10.0,
+        settle_margin: float = DEFAULT_SETTLE_MARGIN,
         on_detached: Callable[[ExchangeOutcome], Awaitable[None] | None] | None = None,
     ) -> None:
         # Hide the credentials from every frame's locals at once, so that no
@@ -197,6 +222,7 @@ class Client:
         if on_detached is not None and not callable(on_detached):
             raise InvalidInputError("on_detached must be callable")
         self.on_detached = on_detached
+        urls = _url_param(api_url, "api_url"), _url_param(papi_url, "papi_url")
         if journal is not None and not isinstance(journal, Journal):
             if not os.path.isdir(os.path.dirname(os.path.abspath(journal))):
                 raise InvalidInputError(f"journal: no directory for {os.fspath(journal)!r}")
@@ -221,15 +247,23 @@ class Client:
             signer=signer,
             governor=self.governor,
             account=self.account,
-            base_urls={Host.API: api_url, Host.PAPI: papi_url},
+            base_urls={Host.API: urls[0], Host.PAPI: urls[1]},
             http=http_client,
             time_endpoint=endpoints["server_time"],
             recv_window=window,
             max_in_flight=max_in_flight,
             wait_on_ban=wait_on_ban,
         )
-        self._urls = (api_url, papi_url)
+        self._urls = urls
         self._closed = False
+        # Journal rows of this run whose caller is gone (cancelled while its
+        # outcome was unknown): nobody else will settle them, recover() does.
+        self._orphans: set[int] = set()
+        # Mutating calls under way: what aclose() stops (see _send).
+        self._calls: dict[anyio.Event, tuple[anyio.CancelScope, _CallState]] = {}
+        # Requests settled as executed, and the settlements under way (_settling_once).
+        self._executed: dict[_Key, Settlement] = {}
+        self._settling: dict[_Key, anyio.Lock] = {}
         self._transport.on_outcome = self._on_outcome
         self._reconciler = Reconciler(self, margin=margin)
 
@@ -250,13 +284,25 @@ class Client:
     async def aclose(self) -> None:
         """Close the client: later calls raise :class:`ClientClosedError`.
 
-        The HTTP client is closed too if this client created it. Closing twice
-        does nothing.
+        Calls still waiting for a permit stop with :class:`ClientClosedError`
+        (nothing sent). Transfers already on the wire are not cut off: closing
+        waits until each has its answer (bounded by the read timeout), which
+        its caller gets, and its outcome is journaled. The HTTP client is
+        closed too if this client created it. Closing twice does nothing.
         """
         if self._closed:
             return
         self._closed = True
         self._transport.closed = True
+        # Calls waiting for a permit stop now, with nothing sent; those on the
+        # wire finish. Called from inside a call (an on_detached hook), it
+        # neither stops nor waits for that one.
+        mine = _SENDING.get()
+        for in_flight, (scope, call) in list(self._calls.items()):
+            if in_flight is not mine:
+                call.closing = True
+                scope.cancel()
+        await self._reconciler.wait_for_all_in_flight(but_not=mine)
         try:
             if self._owns_http:
                 await self._http.aclose()
@@ -656,10 +702,11 @@ class Client:
 
         Waits (on the event loop's clock, one timer) until Binance's clock
         has passed the request's ``timestamp + recvWindow`` plus
-        ``settle_margin``, after which Binance can no longer execute it and its
-        history is complete, then looks it up: by type, asset, amount and time
-        for a universal transfer (never matching a ``tranId`` this client
-        already knows the owner of), by ``clientTranId`` for a sub-account
+        ``settle_margin`` (twice that before concluding "not executed"), after
+        which Binance can no longer execute it and its history is complete,
+        then looks it up: by type, asset, amount and time for a universal
+        transfer (never matching a ``tranId`` this client already knows the
+        owner of), by ``clientTranId`` for a sub-account
         transfer. Endpoints Binance keeps no history of come back unsettled
         (``executed=None``) with the reason::
 
@@ -670,13 +717,47 @@ class Client:
                 if settled.executed is False:
                     ...  # safe to send again
         """
+        if not isinstance(error, OutcomeUnknownError):
+            raise InvalidInputError(
+                f"reconcile takes an OutcomeUnknownError, not {type(error).__name__}"
+            )
         self._check_open()
-        settlement = await self._reconciler.settle_error(error)
         intent = getattr(error, "journal_id", None)
-        if isinstance(intent, int):
-            settlement = attrs.evolve(settlement, journal_id=intent)
-            await self._journal_settlement(intent, settlement)
-        return settlement
+        intent = intent if isinstance(intent, int) else None
+        keys = _request_keys(error, intent)
+        async with self._settling_once(keys) as known:
+            if known is not None:
+                return known
+            settlement = await self._reconciler.settle_error(error)
+            if intent is not None:
+                settlement = attrs.evolve(settlement, journal_id=intent)
+                await self._journal_settlement(intent, settlement)
+            self._remember(settlement, keys)
+            return settlement
+
+    @contextlib.asynccontextmanager
+    async def _settling_once(self, keys: list[_Key]) -> AsyncIterator[Settlement | None]:
+        """One settlement of a request at a time; yields its earlier "executed" verdict.
+
+        Once a request is settled as executed its history row is claimed (by
+        it), so searching again, one after the other or at the same time,
+        would miss it and wrongly conclude "not executed".
+        """
+        if not keys:
+            yield None
+            return
+        lock = self._settling.setdefault(keys[0], anyio.Lock())
+        try:
+            async with lock:
+                yield next((self._executed[k] for k in keys if k in self._executed), None)
+        finally:
+            if not lock.locked() and lock.statistics().tasks_waiting == 0:
+                self._settling.pop(keys[0], None)
+
+    def _remember(self, settlement: Settlement, keys: list[_Key]) -> None:
+        if settlement.executed:
+            for key in keys:
+                self._executed[key] = settlement
 
     async def recover(self) -> tuple[Settlement, ...]:
         """Settle every call a previous run left open in the journal, and say what it found.
@@ -685,7 +766,9 @@ class Client:
         so once Binance's clock passes now + its recvWindow + ``settle_margin``
         the history is final for all of them; each is then settled as
         :meth:`reconcile` does and the journal updated. Calls of this run are
-        not touched. Requires ``Client(journal=PATH)``::
+        not touched, but for those whose caller was cancelled while their
+        outcome was unknown (handed to ``on_detached``): nobody else settles
+        them. Requires ``Client(journal=PATH)``::
 
             async with Client(key, secret, journal="transfers.sqlite") as client:
                 for settled in await client.recover():
@@ -695,7 +778,15 @@ class Client:
         journal = self.journal
         if journal is None:
             raise ConfigurationError("recover() needs a journal: Client(..., journal=PATH)")
-        left = await journal.left_over()
+        orphans = set(self._orphans)
+        self._orphans -= orphans  # settled below (a concurrent recover() skips them)
+        try:
+            return await self._recover(journal, orphans)
+        finally:
+            self._orphans |= orphans  # those left unsettled by a failure
+
+    async def _recover(self, journal: Journal, orphans: set[int]) -> tuple[Settlement, ...]:
+        left = await journal.left_over(also=orphans)
         if not left:
             return ()
         self._reconciler.claimed |= await journal.claimed()
@@ -703,16 +794,24 @@ class Client:
         now_ms = self.governor.server_clock.now_ms()
         found = []
         for intent in left:
-            if intent.state == UNKNOWN and intent.timestamp is not None:
-                first, last = intent.timestamp - 1000, intent.timestamp + intent.recv_window
-            else:
-                # Never answered: sent (if at all) between the intent and now.
-                first, last = intent.created_ms - 1000, now_ms + intent.recv_window
-            settlement = await self._reconciler.settle(
-                intent.endpoint, intent.params, Window(first_ms=first, last_ms=last)
-            )
-            settlement = attrs.evolve(settlement, journal_id=intent.id)
-            await self._journal_settlement(intent.id, settlement)
+            timestamp = intent.timestamp if intent.state == UNKNOWN else None
+            keys = _request_keys(None, intent.id)
+            async with self._settling_once(keys) as known:
+                if known is not None:  # settled meanwhile by reconcile()
+                    settlement = attrs.evolve(known, journal_id=intent.id)
+                else:
+                    if timestamp is not None:
+                        first, last = timestamp - 1000, timestamp + intent.recv_window
+                    else:
+                        # Never answered: sent (if at all) between the intent and now.
+                        first, last = intent.created_ms - 1000, now_ms + intent.recv_window
+                    settlement = await self._reconciler.settle(
+                        intent.endpoint, intent.params, Window(first_ms=first, last_ms=last)
+                    )
+                    settlement = attrs.evolve(settlement, journal_id=intent.id)
+                    self._remember(settlement, keys)
+                await self._journal_settlement(intent.id, settlement)
+            orphans.discard(intent.id)
             found.append(settlement)
         return tuple(found)
 
@@ -749,6 +848,9 @@ class Client:
             self._reconciler.confirm(outcome.data)
         call = _CALL.get()
         if call is not None:
+            if call.closing and outcome.detached:
+                # Cut off by aclose(), not by its caller, who still gets this outcome.
+                outcome = attrs.evolve(outcome, detached=False)
             call.outcome = outcome
         intent = None if call is None else call.intent
         journal = self.journal
@@ -769,13 +871,18 @@ class Client:
         if outcome.detached:
             if call is not None:
                 call.reported = True
-            await self._detached(outcome)
+            await self._detached(outcome, intent)
 
-    async def _detached(self, outcome: ExchangeOutcome) -> None:
+    async def _detached(
+        self, outcome: ExchangeOutcome, intent: int | None, when: str = "request"
+    ) -> None:
         """A cancelled caller will never see ``outcome``: log it, hand it to ``on_detached``."""
+        if intent is not None and isinstance(outcome.error, OutcomeUnknownError):
+            self._orphans.add(intent)
         log.warning(
-            "%s: the cancelled caller's request %s; recorded%s",
+            "%s: the cancelled caller's %s %s; recorded%s",
             outcome.endpoint,
+            when,
             "executed" if outcome.error is None else f"ended in {outcome.error!r:.200}",
             "" if self.journal is None else f" in {self.journal.path}",
         )
@@ -816,30 +923,139 @@ class Client:
             )
             return result
         attempts = _RETRY_ATTEMPTS if mode == "retry" and name == "sub_account_transfer" else 1
+        unknowns: list[OutcomeUnknownError] = []  # attempts settled "not executed"
         for attempt in range(1, attempts + 1):
             try:
                 return await self._send(endpoint, params, wait, recv_window, parse)
             except OutcomeUnknownError as unknown:
                 if mode == "raise":
                     raise
-                settlement = await self.reconcile(unknown)
+                settlement = await self._settle_for_caller(unknown, self.reconcile(unknown))
                 if settlement.executed is None:
                     raise  # Binance's records cannot tell: the caller must know
                 if settlement.executed:
                     answer = {"tranId": settlement.tran_id, **_echo(params)}
                     return converter.structure(answer, model)
-                if attempt == attempts:
+                # A FAILED record holds the clientTranId: a resend would be refused.
+                if attempt == attempts or settlement.tran_id is not None:
                     raise NotExecutedError(
                         f"{name}: settled, not executed: {settlement.reason}",
                         settlement=settlement,
                         unknown=unknown,
                     ) from unknown
+                unknowns.append(unknown)
                 log.warning(
                     "%s: not executed (%s); sending it again with the same clientTranId",
                     name,
                     settlement.reason,
                 )
+            except BinanceAPIError as refused:
+                if not unknowns or refused.code != _DUPLICATED_CLIENT_TRAN_ID:
+                    raise
+                # The resend was refused because Binance has seen this
+                # clientTranId: an earlier attempt executed after all (its
+                # record lagged past the settlement). Never a refusal.
+                return await self._after_duplicate(name, params, model, unknowns, refused)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _settle_for_caller(
+        self, unknown: OutcomeUnknownError, settling: Awaitable[Settlement]
+    ) -> Settlement:
+        """Await ``settling``; if the caller is cancelled meanwhile, don't lose track.
+
+        Like a caller cancelled on the wire: the unknown outcome is logged and
+        handed to ``on_detached``, and its journal row stays ``unknown`` for
+        :meth:`recover`. If settling fails (a history read that cannot get
+        through), the caller gets ``unknown`` itself, the failure as its cause.
+        """
+        try:
+            return await settling
+        except anyio.get_cancelled_exc_class():
+            intent = getattr(unknown, "journal_id", None)
+            outcome = ExchangeOutcome(
+                endpoint=unknown.endpoint,
+                params=unknown.params,
+                timestamp=unknown.timestamp,
+                recv_window=unknown.recv_window,
+                data=None,
+                error=unknown,
+                detached=True,
+            )
+            await self._detached(
+                outcome, intent if isinstance(intent, int) else None, "request, being settled,"
+            )
+            if self.journal is not None:
+                with anyio.CancelScope(shield=True):  # its `unknown` row, on disk now
+                    try:
+                        await self.journal.flush()
+                    except Exception:  # the caller's cancellation is what it must see
+                        log.exception("%s: the journal could not be written", unknown.endpoint)
+            raise
+        except Exception as exc:
+            # A failed settlement read (ConnectionFailedError: "nothing sent")
+            # must not stand for the transfer, whose outcome is still unknown.
+            unknown.add_note(f"settling it failed: {type(exc).__name__}: {exc!s:.200}")
+            raise unknown from exc
+
+    async def _after_duplicate(
+        self,
+        name: str,
+        params: Sequence[tuple[str, str]],
+        model: type[_T],
+        unknowns: list[OutcomeUnknownError],
+        refused: BinanceAPIError,
+    ) -> _T:
+        """An earlier attempt executed: find its record (waiting longer), or raise its error."""
+        first = unknowns[0]
+        windows = [w for w in map(self._reconciler.window_of, unknowns) if w is not None]
+        settlement = None
+        if windows:
+            window = Window(
+                first_ms=min(w.first_ms for w in windows), last_ms=max(w.last_ms for w in windows)
+            )
+            sent = {k: v for k, v in first.params.items() if k not in ("timestamp", "recvWindow")}
+            settlement = await self._settle_for_caller(
+                first,
+                self._reconciler.settle(name, sent, window, looks=LOOKS_AFTER_DUPLICATE),
+            )
+        intent = getattr(first, "journal_id", None)
+        if settlement is not None and settlement.executed and settlement.tran_id is not None:
+            log.warning(
+                "%s: a resend was refused as a duplicate clientTranId: the earlier attempt "
+                "executed (%s)",
+                name,
+                settlement.reason,
+            )
+            if isinstance(intent, int):
+                settlement = attrs.evolve(settlement, journal_id=intent)
+                await self._journal_settlement(intent, settlement)
+            self._remember(
+                settlement,
+                _request_keys(first, intent if isinstance(intent, int) else None),
+            )
+            answer = {"tranId": settlement.tran_id, **_echo(params)}
+            return converter.structure(answer, model)
+        if settlement is not None and settlement.executed is False and settlement.tran_id:
+            # The earlier attempt's record, found late, says FAILED: nothing moved.
+            if isinstance(intent, int):
+                settlement = attrs.evolve(settlement, journal_id=intent)
+                await self._journal_settlement(intent, settlement)
+            raise NotExecutedError(
+                f"{name}: settled, not executed: {settlement.reason}",
+                settlement=settlement,
+                unknown=first,
+            ) from refused
+        note = (
+            f"a resend with the same clientTranId was refused as a duplicate ({refused.code}): "
+            "an earlier attempt executed, but Binance's history does not show it yet"
+        )
+        if isinstance(intent, int) and self.journal is not None:
+            # Its earlier "not executed" was wrong: open to reconcile()/recover() again.
+            self.journal.outcome(intent, UNKNOWN, note=note)
+            await self.journal.flush()
+        log.warning("%s: %s; raising the original OutcomeUnknownError", name, note)
+        first.add_note(note)
+        raise first from refused
 
     async def _close_intent(self, call: _CallState, note: str) -> None:
         """Mark the call's row refused, if it is still open (nothing was sent)."""
@@ -858,6 +1074,35 @@ class Client:
         parse: Callable[[Any], _T],
     ) -> _T:
         """Send a mutating request: journal first, track it while on the wire."""
+        # Tracked from before its intent is written: aclose() waits for it, and
+        # a settlement waits for its identical calls still on the wire.
+        in_flight = self._reconciler.started(endpoint.name)
+        token = _SENDING.set(in_flight)
+        call = _CallState(None)
+        # aclose() cancels it: one not yet written stops there (nothing sent),
+        # one written runs on to its answer, which this caller then gets.
+        scope = anyio.CancelScope()
+        self._calls[in_flight] = (scope, call)
+        try:
+            with scope:
+                return await self._send_journaled(
+                    endpoint, params, max_wait, recv_window, parse, call
+                )
+            return _after_close(endpoint, call, parse)
+        finally:
+            del self._calls[in_flight]
+            _SENDING.reset(token)
+            self._reconciler.finished(endpoint.name, in_flight)
+
+    async def _send_journaled(
+        self,
+        endpoint: Endpoint,
+        params: Sequence[tuple[str, str]],
+        max_wait: float | None,
+        recv_window: int | None,
+        parse: Callable[[Any], _T],
+        call: _CallState,
+    ) -> _T:
         journal = self.journal
         pending = None
         if journal is not None:
@@ -872,8 +1117,7 @@ class Client:
                 self.governor.server_clock.now_ms(),
             )
             await pending.committed()
-        in_flight = self._reconciler.started(endpoint.name)
-        call = _CallState(pending)
+        call.pending = pending
         token = _CALL.set(call)
         try:
             result: _T = await self._transport.call(
@@ -884,16 +1128,26 @@ class Client:
                 retry_on_429=self.retry_on_429,
                 parse=parse,
             )
+            if journal is not None and HOW.get(endpoint.name, _NO_HISTORY)[0] not in _SETTLEABLE:
+                # No history can settle this one after a crash: its outcome must be
+                # on disk before the caller acts on it (one commit; rare, heavy calls).
+                await journal.flush()
             return result
         except OutcomeUnknownError as unknown:
             unknown.journal_id = call.intent  # type: ignore[attr-defined]
             raise
         except anyio.get_cancelled_exc_class():
             last = call.outcome
-            if last is not None and not call.reported:
+            if call.closing:
+                # Stopped by aclose(): _send hands the caller what became of it.
+                if last is None:
+                    await self._close_intent(call, "the client was closed before it was sent")
+                elif last.error is not None and not isinstance(last.error, OutcomeUnknownError):
+                    await self._close_intent(call, str(last.error)[:200])
+            elif last is not None and not call.reported:
                 # Cancelled just as the answer arrived: the transport learned the
                 # outcome in time for us, but this caller will never see it.
-                await self._detached(attrs.evolve(last, detached=True))
+                await self._detached(attrs.evolve(last, detached=True), call.intent)
             else:
                 await self._close_intent(call, "cancelled before sending")
             raise
@@ -906,7 +1160,37 @@ class Client:
             raise
         finally:
             _CALL.reset(token)
-            self._reconciler.finished(endpoint.name, in_flight)
+
+
+_Key = tuple[Any, ...]
+
+
+def _after_close(endpoint: Endpoint, call: _CallState, parse: Callable[[Any], _T]) -> _T:
+    """What a call stopped by aclose() returns or raises: its last attempt's outcome."""
+    last = call.outcome
+    if last is None:
+        raise ClientClosedError(
+            f"{endpoint.name}: the client was closed before this call was sent; nothing was sent"
+        )
+    if last.error is not None:
+        if isinstance(last.error, OutcomeUnknownError):
+            last.error.journal_id = call.intent  # type: ignore[attr-defined]
+        raise last.error
+    return parse(last.data)
+
+
+def _request_keys(error: OutcomeUnknownError | None, intent: int | None) -> list[_Key]:
+    """What identifies one request: its journal row, and its error (by identity).
+
+    Not its parameters and timestamp: two identical transfers sent in the
+    same millisecond are two requests, and each must get its own verdict.
+    """
+    keys: list[_Key] = []
+    if intent is not None:
+        keys.append(("intent", intent))
+    if error is not None:
+        keys.append(("error", error))  # exceptions hash by identity
+    return keys
 
 
 async def _intent_id(pending: PendingIntent) -> int | None:
@@ -948,6 +1232,25 @@ def _signer(secret: _Hidden) -> Signer:
         message = str(exc)
     # Raised outside the except block: no chained exception whose frames hold the key.
     raise ConfigurationError(message)
+
+
+def _url_param(value: object, name: str) -> str:
+    """A base URL: http or https, with a host (checked here, not at the first call)."""
+    problem = None
+    if not isinstance(value, str):
+        problem = f"{name} must be a str, not {type(value).__name__}"
+    else:
+        try:
+            url = httpx.URL(value)
+        except (httpx.InvalidURL, TypeError, ValueError):
+            problem = f"{name} is not a URL"
+        else:
+            if url.scheme not in ("http", "https") or not url.host:
+                problem = f"{name} must be an http or https URL with a host"
+    if problem is not None:
+        # Raised outside the except block: no chained exception from httpx.
+        raise ConfigurationError(f"{problem}: {value!r:.200}")
+    return value  # type: ignore[return-value]
 
 
 def _mask(key: str) -> str:

@@ -32,7 +32,7 @@ import queue
 import sqlite3
 import threading
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from functools import partial
 from typing import Any, TypeVar
 
@@ -194,9 +194,13 @@ class Journal:
         """Wait until everything queued so far is committed."""
         await self._run(_nothing)
 
-    async def left_over(self) -> list[Intent]:
-        """Rows other runs left ``open`` or ``unknown``, oldest first."""
-        return await self._run(_left_over, self.session)
+    async def left_over(self, also: Collection[int] = ()) -> list[Intent]:
+        """Rows other runs left ``open`` or ``unknown``, oldest first.
+
+        ``also`` adds this run's rows with those ids, if still open or unknown
+        (calls whose caller is gone: nobody else will settle them).
+        """
+        return await self._run(_left_over, self.session, sorted(also))
 
     async def claimed(self) -> set[int]:
         """Every ``tranId`` the journal knows the owner of (answered or settled executed)."""
@@ -395,11 +399,11 @@ def _row(values: tuple[Any, ...]) -> Intent:
 _COLUMNS = "id, session, endpoint, params, recv_window, created_ms, state, timestamp, tran_id, note"
 
 
-def _left_over(conn: sqlite3.Connection, session: str) -> list[Intent]:
+def _left_over(conn: sqlite3.Connection, session: str, also: list[int]) -> list[Intent]:
     cursor = conn.execute(
         f"SELECT {_COLUMNS} FROM intents WHERE state IN ('open', 'unknown') "  # noqa: S608
-        "AND session != ? ORDER BY id",
-        (session,),
+        "AND (session != ? OR id IN (SELECT value FROM json_each(?))) ORDER BY id",
+        (session, json.dumps(also)),
     )
     return [_row(values) for values in cursor.fetchall()]
 

@@ -35,10 +35,13 @@ MAX_RECV_WINDOW = 60_000
 # Binance's keys are 64 letters and digits; anything an HTTP header can carry
 # (printable ASCII, no whitespace) is let through, in case the format changes.
 _API_KEY = re.compile(r"[\x21-\x7e]+")
-# Epoch milliseconds between 1973-03-03 and 5138: below, an int is most likely
-# seconds (1_700_000_000 is 2023 in seconds, 1970-01-20 in ms); above, microseconds.
+# Epoch milliseconds below 1973-03-03 are most likely seconds (1_700_000_000 is
+# 2023 in seconds, 1970-01-20 in ms); above 10**14 (year 5138), microseconds.
 _MIN_EPOCH_MS = 10**11
 _MAX_EPOCH_MS = 10**14
+# Binance opened in July 2017: no record of it is older, and Binance refuses a
+# negative time (-1130) after the weight is spent, so earlier times are refused here.
+_BINANCE_EPOCH_MS = 1_483_228_800_000  # 2017-01-01T00:00:00Z
 
 
 def format_amount(value: Decimal) -> str:
@@ -211,11 +214,21 @@ def max_wait_param(value: object, name: str = "max_wait") -> float | None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise InvalidInputError(f"{name} must be None or seconds as a number, got {value!r}")
-    if not math.isfinite(value) or value < 0:
+    try:
+        seconds = float(value)  # an int past 1.8e308 overflows: no finite float holds it
+    except OverflowError:
+        seconds = math.inf
+    if not math.isfinite(seconds) or seconds < 0:
         raise InvalidInputError(
-            f"{name} must be finite and >= 0 (None waits as long as needed), got {value!r}"
+            f"{name} must be finite and >= 0 (None waits as long as needed), got {_short(value)}"
         )
-    return float(value)
+    return seconds
+
+
+def _short(value: object) -> str:
+    """A value for a message: a 400-digit int is not quoted in full."""
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:20]}... ({len(text)} characters)"
 
 
 def recv_window_param(value: object) -> int:
@@ -228,20 +241,32 @@ def recv_window_param(value: object) -> int:
 
 
 def time_param(value: object, name: str) -> str:
-    """A point in time as epoch milliseconds: an aware ``datetime`` or an ``int``."""
+    """A point in time as epoch milliseconds: an aware ``datetime`` or an ``int``.
+
+    Times before 2017 (Binance keeps nothing older) are refused, and so are
+    ints that look like seconds or microseconds.
+    """
     if isinstance(value, datetime):
         if value.tzinfo is None:
             raise InvalidInputError(f"{name} must be timezone-aware, got naive {value!r}")
-        return str(int(value.timestamp() * 1000))
-    if isinstance(value, bool) or not isinstance(value, int):
+        ms = int(value.timestamp() * 1000)
+    elif isinstance(value, bool) or not isinstance(value, int):
         raise InvalidInputError(f"{name} must be an aware datetime or epoch ms, got {value!r}")
-    if not _MIN_EPOCH_MS <= value < _MAX_EPOCH_MS:
+    elif not _MIN_EPOCH_MS <= value < _MAX_EPOCH_MS:
         unit = "seconds" if 0 <= value < _MIN_EPOCH_MS else "not milliseconds"
         raise InvalidInputError(
-            f"{name}={value} does not look like epoch milliseconds ({unit}?); "
+            f"{name}={_short(value)} does not look like epoch milliseconds ({unit}?); "
             f"pass milliseconds (e.g. {1_700_000_000_000}) or an aware datetime"
         )
-    return str(value)
+    else:
+        ms = value
+    if ms < _BINANCE_EPOCH_MS:
+        raise InvalidInputError(
+            f"{name} is before 2017 ({_short(value)}): Binance keeps no record that old"
+        )
+    if ms >= _MAX_EPOCH_MS:
+        raise InvalidInputError(f"{name} is too far in the future: {_short(value)}")
+    return str(ms)
 
 
 def positive_int_param(value: object, name: str, maximum: int) -> int:

@@ -7,6 +7,11 @@ refuses timestamps 1000 ms or more ahead). Once Binance's clock has passed
 ``t + recvWindow`` plus a margin for history lag, the history is complete for
 that request: a transfer absent from it never ran, and never will.
 
+Binance documents no bound on that lag, so the margin is a guess; a wrong
+"not executed" would authorise a second transfer, so absence is only
+believed after a second empty search one more margin later (see ``LOOKS``),
+and a row that shows up only then is logged as a sign the margin is too short.
+
 How each endpoint is settled (the README's table comes from here):
 
 * user universal transfer: by its history (type, asset, amount and time),
@@ -21,21 +26,32 @@ How each endpoint is settled (the README's table comes from here):
 from __future__ import annotations
 
 import enum
+import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
 import anyio
 import attrs
 
-from ._exceptions import OutcomeUnknownError
+from ._exceptions import InvalidInputError, OutcomeUnknownError
 from ._models import SubAccountTransferRecord
 
 if TYPE_CHECKING:
     from ._client import Client
 
 __all__ = ["SettleBy", "Settlement"]
+
+log = logging.getLogger("binance_transfers.reconcile")
+
+#: When a settlement searches, in settle_margins past Binance's window: a
+#: transfer found settles at the first look; "not executed" needs both to be
+#: empty, so a history lagging up to twice the margin cannot fake absence.
+LOOKS = (1, 2)
+#: After a resend with the same clientTranId was refused as a duplicate (proof
+#: that an earlier attempt executed): look later and later for its record.
+LOOKS_AFTER_DUPLICATE = (3, 6, 12)
 
 #: Binance answers a timestamp up to 999 ms ahead of its clock.
 _AHEAD_MS = 1000
@@ -179,11 +195,24 @@ class Reconciler:
 
     # -- settling -------------------------------------------------------------
 
-    async def settle_error(self, error: OutcomeUnknownError) -> Settlement:
+    async def settle_error(
+        self, error: OutcomeUnknownError, *, looks: Sequence[int] = LOOKS
+    ) -> Settlement:
         """Settle an :class:`OutcomeUnknownError` (waits until Binance's records are final)."""
         if not isinstance(error, OutcomeUnknownError):
-            raise TypeError(f"reconcile takes an OutcomeUnknownError, not {type(error).__name__}")
+            raise InvalidInputError(
+                f"reconcile takes an OutcomeUnknownError, not {type(error).__name__}"
+            )
         params = {k: v for k, v in error.params.items() if k not in ("timestamp", "recvWindow")}
+        window = self.window_of(error)
+        if window is None:
+            return self._unsettled(
+                error.endpoint, params, "the error carries no timestamp: no window to search"
+            )
+        return await self.settle(error.endpoint, params, window, looks=looks)
+
+    def window_of(self, error: OutcomeUnknownError) -> Window | None:
+        """Where the request of ``error`` can have executed (None: no timestamp to tell)."""
         timestamp = error.timestamp
         if timestamp is None:
             timestamp = _int(error.params.get("timestamp"))
@@ -191,17 +220,25 @@ class Reconciler:
         if recv_window is None:
             recv_window = self._client._transport.recv_window
         if timestamp is None:
-            return self._unsettled(
-                error.endpoint, params, "the error carries no timestamp: no window to search"
-            )
-        return await self.settle(
-            error.endpoint,
-            params,
-            Window(first_ms=timestamp - _AHEAD_MS, last_ms=timestamp + recv_window),
-        )
+            return None
+        return Window(first_ms=timestamp - _AHEAD_MS, last_ms=timestamp + recv_window)
 
-    async def settle(self, endpoint: str, params: Mapping[str, str], window: Window) -> Settlement:
-        """Settle a request that can only have executed within ``window``."""
+    async def settle(
+        self,
+        endpoint: str,
+        params: Mapping[str, str],
+        window: Window,
+        *,
+        looks: Sequence[int] = LOOKS,
+    ) -> Settlement:
+        """Settle a request that can only have executed within ``window``.
+
+        ``looks`` are the moments to search, in margins past the window's end.
+        A row found (or a record that says FAILED) settles it at once; absence
+        is only believed when every look found nothing: a "not executed"
+        verdict authorises sending again, so Binance's history lag has to
+        outlast the last look, not the first, to fool it.
+        """
         by, why = HOW.get(endpoint, (SettleBy.NONE, "an endpoint this release cannot settle"))
         if by not in (SettleBy.HISTORY, SettleBy.CLIENT_TRAN_ID):
             return Settlement(endpoint=endpoint, params=params, executed=None, by=by, reason=why)
@@ -210,30 +247,61 @@ class Reconciler:
             return self._unsettled(
                 endpoint, params, "older than the 6 months Binance keeps in its history", by
             )
-        await self._wait_until_final(window)
-        await self._wait_for_calls_in_flight(endpoint)
         search = Window(
             first_ms=window.first_ms - self._margin_ms(),
             last_ms=window.last_ms + self._margin_ms(),
         )
-        if by is SettleBy.CLIENT_TRAN_ID:
-            return await self._by_client_tran_id(endpoint, params, search)
-        return await self._by_history(endpoint, params, search)
+        settlement: Settlement | None = None
+        for n, look in enumerate(looks):
+            await self._wait_until_final(window, look)
+            await self._wait_for_calls_in_flight(endpoint)
+            if by is SettleBy.CLIENT_TRAN_ID:
+                settlement = await self._by_client_tran_id(endpoint, params, search)
+            else:
+                settlement = await self._by_history(endpoint, params, search)
+            if not _absent(settlement):
+                if n > 0 and settlement.executed:
+                    log.warning(
+                        "%s: Binance's history showed the transfer only %d settle_margins "
+                        "past its window (%s): its history lag exceeds settle_margin=%ss; "
+                        "raise it",
+                        endpoint,
+                        look,
+                        settlement.reason,
+                        self.margin,
+                    )
+                return settlement
+        if settlement is None:
+            return self._unsettled(endpoint, params, "no search was asked for", by)
+        if _absent(settlement):
+            searched = f"; searched {len(looks)} times, the last {looks[-1]} settle_margins late"
+            settlement = attrs.evolve(settlement, reason=settlement.reason + searched)
+        return settlement
 
     def _margin_ms(self) -> int:
         uncertainty = self._client.governor.server_clock.uncertainty
         return math.ceil((self.margin + uncertainty) * 1000)
 
-    async def _wait_until_final(self, window: Window) -> None:
-        """Sleep (one timer) until Binance's clock is past the window plus the margin."""
+    async def _wait_until_final(self, window: Window, margins: int = 1) -> None:
+        """Sleep (one timer) until Binance's clock is past the window plus ``margins`` margins."""
         clock = self._client.governor.server_clock
         await self._client._transport.sync_time()
         while True:
             # Recomputed after each sleep: a resync may have moved our estimate.
-            left_ms = window.last_ms + self._margin_ms() - clock.now_ms()
+            left_ms = window.last_ms + margins * self._margin_ms() - clock.now_ms()
             if left_ms <= 0:
                 return
             await anyio.sleep(left_ms / 1000)
+
+    async def wait_for_all_in_flight(self, *, but_not: anyio.Event | None = None) -> None:
+        """Until every mutating call started so far has its outcome.
+
+        ``but_not``: the call this runs inside, if any (it would wait for itself).
+        """
+        for calls in list(self._in_flight.values()):
+            for done in list(calls):
+                if done is not but_not:
+                    await done.wait()
 
     async def _wait_for_calls_in_flight(self, endpoint: str) -> None:
         for done in list(self._in_flight.get(endpoint, ())):
@@ -352,6 +420,11 @@ class Reconciler:
         by: SettleBy = SettleBy.NONE,
     ) -> Settlement:
         return Settlement(endpoint=endpoint, params=params, executed=None, by=by, reason=reason)
+
+
+def _absent(settlement: Settlement) -> bool:
+    """Nothing found, as opposed to a record found (whatever it says)."""
+    return settlement.executed is False and settlement.tran_id is None
 
 
 def _int(value: object) -> int | None:

@@ -778,6 +778,58 @@ async def test_sub_account_transfers_get_a_client_tran_id_by_default(
     assert all(i.startswith("bt-") and len(i) <= 32 for i in ids)
 
 
+BAD_INPUT_BEFORE_SENDING: dict[str, Call] = {
+    "max_wait a huge int": lambda c: c.transfer(
+        type=TransferType.MAIN_UMFUTURE, asset="USDT", amount="1", max_wait=10**400
+    ),
+    "reconcile something else": lambda c: c.reconcile(ValueError("not ours")),  # type: ignore[arg-type]
+    "start_time before 1970": lambda c: anext(
+        c.transfer_history(
+            type=TransferType.MAIN_UMFUTURE, start_time=datetime(1, 1, 1, tzinfo=UTC)
+        )
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INPUT_BEFORE_SENDING))
+async def test_bad_input_is_refused_typed_before_sending(case: str, fake: FakeBinance) -> None:
+    """A huge max_wait, reconcile(not an unknown outcome), a time before 2017: typed, unsent."""
+    fake.script("POST", "/sapi/v1/asset/transfer", ok({"tranId": 1}))
+    async with Client(API_KEY, SECRET, transport=httpx.MockTransport(fake)) as client:
+        with pytest.raises(InvalidInputError):
+            await BAD_INPUT_BEFORE_SENDING[case](client)
+    assert fake.requests == []
+
+
+def test_a_huge_settle_margin_is_a_typed_error() -> None:
+    """settle_margin=10**400: InvalidInputError at construction, not OverflowError."""
+    with pytest.raises(InvalidInputError, match="settle_margin"):
+        Client(API_KEY, SECRET, settle_margin=10**400)
+
+
+@pytest.mark.parametrize(
+    ("name", "url"),
+    [
+        ("papi_url", "http://[::1"),
+        ("api_url", "ftp://api.binance.com"),
+        ("api_url", "api.binance.com"),
+        ("papi_url", "https://"),
+        ("api_url", 443),
+    ],
+)
+def test_a_bad_base_url_is_refused_at_construction_without_the_key(name: str, url: Any) -> None:
+    """api_url/papi_url: http(s) with a host, else ConfigurationError, unchained, key-free."""
+    with pytest.raises(ConfigurationError, match=name) as caught:
+        Client(API_KEY, SECRET, **{name: url})
+    error = caught.value
+    assert error.__cause__ is None and error.__context__ is None
+    assert API_KEY not in str(error)
+    tb = error.__traceback__
+    while tb is not None:
+        assert all(API_KEY not in repr(v) for v in tb.tb_frame.f_locals.values())
+        tb = tb.tb_next
+
+
 def test_money_safety_options_are_checked_at_construction() -> None:
     """on_unknown, settle_margin and on_detached: typed errors, before any call."""
     with pytest.raises(InvalidInputError, match="on_unknown"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import signal
@@ -17,11 +18,14 @@ import looptime
 import pytest
 
 from binance_transfers import (
+    BnbTransferSide,
     Client,
+    ClientClosedError,
     ConfigurationError,
     Governor,
     InsufficientBalanceError,
     Journal,
+    MarginTransferDirection,
     OutcomeUnknownError,
     TransferType,
 )
@@ -165,6 +169,99 @@ async def test_a_caller_cancelled_on_the_wire_is_recorded_and_reported(
     (row,) = rows(path)
     assert (row["state"], row["tran_id"]) == ("done", executed.result)
     assert any("cancelled" in r.getMessage() for r in caplog.records if r.levelname == "WARNING")
+
+
+@fake_time
+async def test_recover_settles_this_runs_unknown_whose_caller_was_cancelled_on_the_wire(
+    exchange: SimulatedExchange, tmp_path: Path
+) -> None:
+    """Cancelled on the wire, answer lost: only on_detached knows; recover() settles the row."""
+    exchange.faults.add(Fault.latency(2.0), endpoint="universal_transfer", times=1)
+    exchange.faults.add(Fault.drop(), endpoint="universal_transfer", times=1)
+    reported: list[ExchangeOutcome] = []
+    path = tmp_path / "j.sqlite"
+    wire = Handover(exchange.transport())
+    client = Client(
+        DEMO_API_KEY,
+        DEMO_API_SECRET,
+        transport=wire,
+        api_url=exchange.api_url,
+        papi_url=exchange.papi_url,
+        governor=Governor(exchange.limits, clock=exchange.clock),
+        journal=path,
+        on_detached=reported.append,
+        settle_margin=1.0,
+    )
+    async with client:
+        async with anyio.create_task_group() as tg:
+
+            async def caller() -> None:
+                await client.transfer(type=TransferType.MAIN_UMFUTURE, asset="USDT", amount="3")
+
+            tg.start_soon(caller)
+            await wire.sent.wait()
+            tg.cancel_scope.cancel()
+        (outcome,) = reported
+        assert outcome.detached and isinstance(outcome.error, OutcomeUnknownError)
+        (found,) = await client.recover()
+        assert await client.recover() == ()
+    (executed,) = exchange.ledger.executed("universal_transfer")
+    assert found.executed is True and found.tran_id == executed.result
+    assert [row["state"] for row in rows(path)] == ["executed"]
+
+
+@fake_time
+async def test_a_caller_cancelled_while_settling_is_reported_and_recovered(
+    exchange: SimulatedExchange,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """on_unknown="reconcile", caller times out mid-settle: on_detached, WARNING, recover()."""
+    exchange.faults.add(Fault.drop(), endpoint="universal_transfer", times=1)
+    told: list[ExchangeOutcome] = []
+    path = tmp_path / "j.sqlite"
+    async with exchange.client(
+        journal=path, on_unknown="reconcile", on_detached=told.append
+    ) as client:
+        with caplog.at_level(logging.WARNING):
+            call = asyncio.ensure_future(
+                client.transfer(type=TransferType.MAIN_UMFUTURE, asset="USDT", amount="7")
+            )
+            # Executed, its answer dropped: the call now settles (over a minute).
+            # (Cancelled by hand: the journal's thread lets looptime jump to any timeout.)
+            await exchange.ledger.wait_for(lambda e: e.endpoint == "universal_transfer")
+            await asyncio.sleep(5)
+            call.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await call
+        (outcome,) = told
+        assert outcome.detached and isinstance(outcome.error, OutcomeUnknownError)
+        assert outcome.params.get("amount") == "7"
+        assert any("being settled" in r.getMessage() for r in caplog.records)
+        assert [row["state"] for row in rows(path)] == ["unknown"]
+        # Nobody else will settle it: recover() does, although it is this run's row.
+        (found,) = await client.recover()
+        assert await client.recover() == ()
+    (executed,) = exchange.ledger.executed("universal_transfer")
+    assert found.executed is True and found.tran_id == executed.result
+    assert [(row["state"], row["tran_id"]) for row in rows(path)] == [("executed", executed.result)]
+
+
+@fake_time
+async def test_a_caller_cancelled_while_settling_without_a_journal_is_still_told() -> None:
+    """No journal: on_detached still receives the unknown outcome of the executed transfer."""
+    exchange = SimulatedExchange()
+    exchange.add_demo_account()
+    exchange.faults.add(Fault.drop(), endpoint="universal_transfer", times=1)
+    told: list[ExchangeOutcome] = []
+    async with exchange.client(on_unknown="reconcile", on_detached=told.append) as client:
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(
+                client.transfer(type=TransferType.MAIN_UMFUTURE, asset="USDT", amount="7"), 5
+            )
+        await anyio.sleep(60)
+    assert exchange.ledger.times_executed("universal_transfer", amount="7") == 1
+    assert [o.params.get("amount") for o in told] == ["7"]
 
 
 @fake_time
@@ -347,3 +444,140 @@ def test_the_journal_works_under_trio(tmp_path: Path) -> None:
 
     (row,) = trio.run(main)
     assert (row.state, row.tran_id, row.params) == ("done", 9, {"asset": "USDT"})
+
+
+def test_a_caller_cancelled_while_settling_under_trio_is_told() -> None:
+    """trio: a cancel scope expiring mid-settle hands the unknown outcome to on_detached."""
+    import trio
+    import trio.testing
+
+    async def main() -> tuple[list[ExchangeOutcome], SimulatedExchange, bool]:
+        exchange = SimulatedExchange()
+        exchange.add_demo_account()
+        exchange.faults.add(Fault.drop(), endpoint="universal_transfer", times=1)
+        told: list[ExchangeOutcome] = []
+        async with exchange.client(on_unknown="reconcile", on_detached=told.append) as client:
+            with trio.move_on_after(5) as scope:
+                await client.transfer(type=TransferType.MAIN_UMFUTURE, asset="USDT", amount="7")
+        return told, exchange, scope.cancelled_caught
+
+    told, exchange, cancelled = trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+    assert cancelled
+    (outcome,) = told
+    assert outcome.detached and isinstance(outcome.error, OutcomeUnknownError)
+    assert exchange.ledger.times_executed("universal_transfer", amount="7") == 1
+
+
+@fake_time
+async def test_aclose_waits_for_a_call_on_the_wire_and_journals_its_outcome(
+    exchange: SimulatedExchange, tmp_path: Path
+) -> None:
+    """Shutdown mid-call: the caller gets its result and the row says done, not open."""
+    # A sub-account margin transfer: Binance keeps no history, recover() could not tell.
+    exchange.faults.add(Fault.latency(1.0), endpoint="sub_account_margin_transfer")
+    path = tmp_path / "j.sqlite"
+    wire = Handover(exchange.transport())
+    client = Client(
+        DEMO_API_KEY,
+        DEMO_API_SECRET,
+        transport=wire,
+        api_url=exchange.api_url,
+        papi_url=exchange.papi_url,
+        governor=Governor(exchange.limits, clock=exchange.clock),
+        journal=path,
+    )
+    call = asyncio.ensure_future(
+        client.sub_account_margin_transfer(
+            email="desk-1@sim.invalid",
+            asset="USDT",
+            amount="6",
+            direction=MarginTransferDirection.SPOT_TO_MARGIN,
+        )
+    )
+    await wire.sent.wait()
+    await client.aclose()
+    assert call.done()  # closing waited for it
+    result = await call
+    (row,) = rows(path)
+    assert (row["state"], row["endpoint"]) == ("done", "sub_account_margin_transfer")
+    assert result.txn_id
+    async with exchange.client(journal=path) as later:
+        assert await later.recover() == ()
+
+
+@fake_time
+async def test_aclose_from_an_on_detached_hook_does_not_wait_for_its_own_call(
+    exchange: SimulatedExchange, tmp_path: Path
+) -> None:
+    """A hook that shuts the client down when a caller is lost: no deadlock, row journaled."""
+    # (No fail_after here: looptime jumps to any deadline while the journal's thread works.)
+    exchange.faults.add(Fault.latency(2.0), endpoint="universal_transfer", times=1)
+    wire = Handover(exchange.transport())
+    path = tmp_path / "j.sqlite"
+    closed: list[bool] = []
+
+    async def shut_down(outcome: ExchangeOutcome) -> None:
+        await lost.aclose()
+        closed.append(lost.closed)
+
+    lost = Client(
+        DEMO_API_KEY,
+        DEMO_API_SECRET,
+        transport=wire,
+        api_url=exchange.api_url,
+        papi_url=exchange.papi_url,
+        governor=Governor(exchange.limits, clock=exchange.clock),
+        journal=path,
+        on_detached=shut_down,
+    )
+    async with anyio.create_task_group() as tg:
+
+        async def caller() -> None:
+            await lost.transfer(type=TransferType.MAIN_UMFUTURE, asset="USDT", amount="3")
+
+        tg.start_soon(caller)
+        await wire.sent.wait()
+        tg.cancel_scope.cancel()
+    assert closed == [True]
+    assert [row["state"] for row in rows(path)] == ["done"]
+
+
+@fake_time
+async def test_a_confirmed_call_without_history_is_on_disk_before_it_returns(
+    exchange: SimulatedExchange, tmp_path: Path
+) -> None:
+    """Sub-account margin transfer: no history could settle it after a crash, so its DONE
+    row is committed before the caller gets the result (a kill then loses nothing)."""
+    path = tmp_path / "j.sqlite"
+    async with exchange.client(journal=path) as client:
+        done = await client.sub_account_margin_transfer(
+            email="desk-1@sim.invalid",
+            asset="USDT",
+            amount="6",
+            direction=MarginTransferDirection.SPOT_TO_MARGIN,
+        )
+        # As a process started after a SIGKILL here would read it.
+        assert [row["state"] for row in rows(path)] == ["done"]
+    assert done.txn_id
+
+
+@fake_time
+async def test_aclose_stops_a_call_waiting_for_its_permit_with_nothing_sent(
+    exchange: SimulatedExchange, tmp_path: Path
+) -> None:
+    """A 3rd BNB transfer waits ~10 min for the 2-per-10-min cap: aclose() refuses it at once."""
+    path = tmp_path / "j.sqlite"
+    client = exchange.client(journal=path)
+    for n in (1, 2):
+        await client.pmpro_bnb_transfer(amount=f"0.{n}", side=BnbTransferSide.TO_UM)
+    queued = asyncio.ensure_future(
+        client.pmpro_bnb_transfer(amount="0.3", side=BnbTransferSide.TO_UM)
+    )
+    await asyncio.sleep(1)
+    started = asyncio.get_running_loop().time()
+    await client.aclose()
+    assert asyncio.get_running_loop().time() - started < 30
+    with pytest.raises(ClientClosedError, match="nothing was sent"):
+        await queued
+    assert len(exchange.ledger.entries("pmpro_bnb_transfer")) == 2
+    assert [row["state"] for row in rows(path)] == ["done", "done", "refused"]

@@ -228,7 +228,38 @@ def test_epoch_microseconds_are_refused() -> None:
     """Past year 5138 in ms is microseconds (or nanoseconds): refused."""
     with pytest.raises(InvalidInputError, match="not milliseconds"):
         time_param(1_700_000_000_000_000, "end_time")
-    assert time_param(100_000_000_000, "t") == "100000000000"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        datetime(1, 1, 1, tzinfo=UTC),
+        datetime(1969, 12, 31, tzinfo=UTC),
+        datetime(2016, 12, 31, 23, 59, 59, tzinfo=UTC),
+        100_000_000_000,  # 1973 in ms
+        1_483_228_799_999,
+    ],
+)
+def test_times_before_2017_are_refused(value: object) -> None:
+    """Binance keeps nothing older than 2017 (and refuses negative ms after spending weight)."""
+    with pytest.raises(InvalidInputError, match="before 2017"):
+        time_param(value, "start_time")
+
+
+def test_times_from_2017_on_are_accepted() -> None:
+    """The first millisecond of 2017 is the earliest time sent, as a datetime or as ms."""
+    assert time_param(1_483_228_800_000, "t") == "1483228800000"
+    assert time_param(datetime(2017, 1, 1, tzinfo=UTC), "t") == "1483228800000"
+
+
+@pytest.mark.parametrize("value", [10**400, -(10**400), 10**309], ids=["1e400", "-1e400", "1e309"])
+def test_a_huge_int_wait_is_a_typed_error_not_an_overflow(value: int) -> None:
+    """max_wait/settle_margin past any float: InvalidInputError, not OverflowError."""
+    with pytest.raises(InvalidInputError, match="max_wait must be finite") as caught:
+        max_wait_param(value)
+    assert len(str(caught.value)) < 200  # the 400 digits are not quoted
+    with pytest.raises(InvalidInputError, match="settle_margin"):
+        max_wait_param(value, "settle_margin")
 
 
 @pytest.mark.parametrize(

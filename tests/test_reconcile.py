@@ -6,15 +6,21 @@ and the settling margin takes no real time.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx
 import looptime
 import pytest
 
 from binance_transfers import (
+    BinanceAPIError,
     Client,
+    ConnectionFailedError,
+    InvalidInputError,
     MalformedResponseError,
     MarginTransferDirection,
     NotExecutedError,
@@ -126,8 +132,11 @@ async def test_of_two_identical_unknowns_each_row_is_claimed_once(
     assert {s.tran_id for s in settled if s.executed} == set(
         executed_ids(exchange, "universal_transfer")[1:]
     )
-    # A second reconciliation of the same error does not claim the row twice either.
-    assert (await client.reconcile(first)).executed is False
+    # Settling the same error again gives the same answer (its own row), claiming nothing
+    # more; it used to say "not executed" (its row was claimed), authorising a resend.
+    again = await client.reconcile(first)
+    assert (again.executed, again.tran_id) == (settled[0].executed, settled[0].tran_id)
+    assert (await client.reconcile(second)).executed is False
 
 
 @pytest.mark.parametrize(
@@ -282,9 +291,107 @@ async def test_on_unknown_reconcile_raises_unknown_where_binance_cannot_tell(
 
 @fake_time
 async def test_reconcile_takes_only_unknown_outcomes(client: Client) -> None:
-    """Anything else is a programming error, said plainly."""
-    with pytest.raises(TypeError):
+    """Anything else is bad input, said plainly (InvalidInputError, like every argument)."""
+    with pytest.raises(InvalidInputError, match="OutcomeUnknownError"):
         await client.reconcile(ValueError("x"))  # type: ignore[arg-type]
+
+
+@fake_time
+async def test_absence_is_only_believed_after_a_second_look(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A row that lags past one margin but not two: executed, and the lag is logged."""
+    # Executed at ~t; recvWindow 5 s, margin 2 s: first look at t+7 s, second at t+9 s.
+    exchange = SimulatedExchange(history_lag=8.0)
+    exchange.add_demo_account()
+    exchange.faults.add(Fault.drop(), endpoint="universal_transfer", times=1)
+    async with exchange.client(settle_margin=MARGIN) as client:
+        unknown = await unknown_transfer(client)
+        with caplog.at_level(logging.WARNING, logger="binance_transfers.reconcile"):
+            settled = await client.reconcile(unknown)
+    assert settled.executed is True
+    assert [settled.tran_id] == executed_ids(exchange, "universal_transfer")
+    assert any("settle_margin" in r.getMessage() for r in caplog.records)
+
+
+@fake_time
+async def test_not_executed_needs_two_empty_searches_a_margin_apart(
+    exchange: SimulatedExchange, client: Client
+) -> None:
+    """The "not executed" verdict comes from a search two margins past Binance's window."""
+    exchange.faults.add(Fault.unavailable(), endpoint="universal_transfer", times=1)
+    unknown = await unknown_transfer(client)
+    assert unknown.timestamp is not None
+    settled = await client.reconcile(unknown)
+    assert settled.executed is False and "searched 2 times" in settled.reason
+    first, second = exchange.ledger.entries("transfer_history")
+    assert first.arrived * 1000 >= unknown.timestamp + 5000 + MARGIN * 1000
+    assert second.arrived * 1000 >= unknown.timestamp + 5000 + 2 * MARGIN * 1000
+
+
+@fake_time
+async def test_the_default_margin_outlasts_a_30_second_history_lag() -> None:
+    """on_unknown="reconcile", default settle_margin, rows 30 s late: never NotExecutedError."""
+    exchange = SimulatedExchange(history_lag=30.0)
+    exchange.add_demo_account()
+    exchange.faults.add(Fault.drop(), endpoint="universal_transfer", times=1)
+    async with exchange.client(on_unknown="reconcile") as client:
+        done = await client.transfer(type=TransferType.MAIN_UMFUTURE, asset="USDT", amount="4")
+    assert [done.tran_id] == executed_ids(exchange, "universal_transfer")
+
+
+async def _retried_sub_transfer(client: Client) -> SubAccountTransferResult:
+    return await client.sub_account_transfer(
+        to_email=DESK,
+        from_account_type="SPOT",
+        to_account_type="SPOT",
+        asset="USDT",
+        amount="3",
+    )
+
+
+@fake_time
+async def test_retry_takes_a_duplicate_client_tran_id_as_proof_of_execution() -> None:
+    """A resend refused as a duplicate (-4115): the first attempt ran; its result, never -4115."""
+    # Lag 10 s > both looks (t+7, t+9 with margin 2 s): "not executed", resent, -4115.
+    exchange = SimulatedExchange(history_lag=10.0)
+    exchange.add_demo_account()
+    exchange.faults.add(Fault.drop(), endpoint="sub_account_transfer", times=1)
+    async with exchange.client(settle_margin=MARGIN, on_unknown="retry") as client:
+        done = await _retried_sub_transfer(client)
+    assert len(exchange.ledger.entries("sub_account_transfer")) == 2  # resent once
+    assert [done.tran_id] == executed_ids(exchange, "sub_account_transfer")
+
+
+@fake_time
+async def test_retry_raises_the_original_unknown_when_a_duplicate_is_not_found(
+    tmp_path: Path,
+) -> None:
+    """-4115 but no record in sight: the first OutcomeUnknownError, its row open again."""
+    exchange = SimulatedExchange(history_lag=3600.0)
+    exchange.add_demo_account()
+    exchange.faults.add(Fault.drop(), endpoint="sub_account_transfer", times=1)
+    path = tmp_path / "j.sqlite"
+    async with exchange.client(settle_margin=MARGIN, on_unknown="retry", journal=path) as client:
+        with pytest.raises(OutcomeUnknownError) as caught:
+            await _retried_sub_transfer(client)
+        rows = await client.journal.rows() if client.journal else []
+    assert isinstance(caught.value.__cause__, BinanceAPIError)
+    assert caught.value.__cause__.code == -4115
+    assert exchange.ledger.times_executed("sub_account_transfer", amount="3") == 1
+    assert [row.state for row in rows] == ["unknown", "refused"]
+    assert rows[0].id == getattr(caught.value, "journal_id", None)
+
+
+@fake_time
+async def test_retry_with_the_default_margin_survives_a_30_second_lag() -> None:
+    """on_unknown="retry", default margin, rows 30 s late: the result, executed once."""
+    exchange = SimulatedExchange(history_lag=30.0)
+    exchange.add_demo_account()
+    exchange.faults.add(Fault.drop(), endpoint="sub_account_transfer", times=1)
+    async with exchange.client(on_unknown="retry") as client:
+        done = await _retried_sub_transfer(client)
+    assert [done.tran_id] == executed_ids(exchange, "sub_account_transfer")
 
 
 @fake_time
@@ -296,3 +403,71 @@ async def test_a_reads_unreadable_answer_is_malformed_not_unknown() -> None:
         with pytest.raises(MalformedResponseError):
             [r async for r in client.transfer_history(type=TransferType.MAIN_UMFUTURE)]
         await client.server_time()
+
+
+@fake_time
+async def test_settling_the_same_unknown_twice_gives_the_same_answer(
+    exchange: SimulatedExchange, client: Client
+) -> None:
+    """A second reconcile of one error finds its own claimed row, not a false "not executed"."""
+    exchange.faults.add(Fault.drop(), endpoint="universal_transfer", times=1)
+    unknown = await unknown_transfer(client)
+    first = await client.reconcile(unknown)
+    again = await client.reconcile(unknown)
+    assert first.executed is again.executed is True
+    assert again.tran_id == first.tran_id
+    assert [first.tran_id] == executed_ids(exchange, "universal_transfer")
+
+
+@pytest.mark.parametrize("lag", [0.0, 10.0], ids=["at-once", "after-both-looks"])
+@fake_time
+async def test_retry_never_resends_a_transfer_whose_record_says_failed(lag: float) -> None:
+    """FAILED, answer lost: NotExecutedError with the record; not the -4115 nor "unknown"."""
+    exchange = SimulatedExchange(history_lag=lag)
+    exchange.add_demo_account()
+    exchange.faults.add(Fault.failed(0.0), endpoint="sub_account_transfer", times=1)
+    exchange.faults.add(Fault.drop(), endpoint="sub_account_transfer", times=1)
+    async with exchange.client(settle_margin=MARGIN, on_unknown="retry") as client:
+        with pytest.raises(NotExecutedError) as caught:
+            await _retried_sub_transfer(client)
+    settlement = caught.value.settlement
+    assert isinstance(settlement, Settlement) and settlement.status == "FAILURE"
+    # Seen at once: not resent (Binance would refuse its clientTranId); seen late: resent once.
+    assert len(exchange.ledger.entries("sub_account_transfer")) == (1 if lag == 0 else 2)
+    assert len(executed_ids(exchange, "sub_account_transfer")) == 1  # the FAILED one only
+
+
+@fake_time
+async def test_a_failing_settlement_read_leaves_the_outcome_unknown() -> None:
+    """on_unknown="reconcile", history reads all dropped: OutcomeUnknownError, never the
+    read's ConnectionFailedError ("nothing sent, safe to resend") for an executed transfer."""
+    exchange = SimulatedExchange()
+    exchange.add_demo_account()
+    exchange.faults.add(Fault.drop(), endpoint="universal_transfer", times=1)
+    exchange.faults.add(Fault.drop(executes=False), endpoint="transfer_history")
+    async with exchange.client(on_unknown="reconcile", settle_margin=MARGIN) as client:
+        with pytest.raises(OutcomeUnknownError) as caught:
+            await client.transfer(type=TransferType.MAIN_UMFUTURE, asset="USDT", amount="9")
+    assert isinstance(caught.value.__cause__, ConnectionFailedError)
+    assert any("settling it failed" in note for note in caught.value.__notes__)
+    assert exchange.ledger.times_executed("universal_transfer", amount="9") == 1
+
+
+@fake_time
+async def test_two_concurrent_settlements_of_one_unknown_agree(
+    exchange: SimulatedExchange, client: Client
+) -> None:
+    """reconcile(e) twice at once (a failure handler and a periodic job): both "executed"."""
+    exchange.faults.add(Fault.drop(), endpoint="universal_transfer", times=1)
+    unknown = await unknown_transfer(client)
+    async with anyio.create_task_group() as tg:
+        settled: list[Settlement] = []
+
+        async def settle() -> None:
+            settled.append(await client.reconcile(unknown))
+
+        tg.start_soon(settle)
+        tg.start_soon(settle)
+    assert [(s.executed, s.tran_id) for s in settled] == [
+        (True, executed_ids(exchange, "universal_transfer")[0])
+    ] * 2
