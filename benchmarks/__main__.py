@@ -6,7 +6,14 @@ import asyncio
 import platform
 import sys
 
-from . import bench_acquire, bench_behaviour, bench_clock_error, bench_contended, bench_sim
+from . import (
+    bench_acquire,
+    bench_behaviour,
+    bench_clock_error,
+    bench_contended,
+    bench_sim,
+    bench_stress,
+)
 from ._report import Report
 
 SUITES = {
@@ -15,6 +22,7 @@ SUITES = {
     "behaviour": bench_behaviour.run,
     "clock": bench_clock_error.run,
     "sim": bench_sim.run_bench,
+    "stress": bench_stress.run,
 }
 
 
