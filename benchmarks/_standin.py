@@ -40,6 +40,7 @@ import sys
 import threading
 import time
 from collections import Counter, deque
+from collections.abc import Callable
 from typing import Any
 
 import attrs
@@ -93,8 +94,9 @@ class _Refusal:
 class StandIn:
     """Counts and answers; every time is read from :meth:`now`."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, clock: Callable[[], float] = time.time) -> None:
         self.config = config
+        self._clock = clock  # the machine's epoch seconds
         self.limits = Limits(time_scale=config.time_scale)
         self.period = self.limits.window
         self.windows: dict[str, dict[int, _Window]] = {}
@@ -114,7 +116,7 @@ class StandIn:
     def now(self) -> float:
         """The stand-in's clock, epoch seconds."""
         c = self.config
-        t = time.time()
+        t = self._clock()
         shift = c.offset
         if self.synced_at is not None:
             shift += c.step + c.drift * min(1.0, (t - self.synced_at) / c.drift_span)
@@ -236,7 +238,7 @@ class StandIn:
         self._seq += 1
         if endpoint.name == "server_time":
             if self.synced_at is None:
-                self.synced_at = time.time()
+                self.synced_at = self._clock()
             return {"serverTime": math.floor(now * 1000)}
         if endpoint.name == "sub_account_margin_transfer":
             return {"txnId": str(self._seq)}
