@@ -4,7 +4,8 @@ They are sorted by what the caller must do next, not by where they come from::
 
     BinanceTransfersError
      ├── InvalidInputError ........... bad argument: nothing sent, no weight spent
-     ├── ConfigurationError .......... unusable key or missing optional dependency
+     ├── ConfigurationError .......... unusable key, missing extra, wrong event loop
+     │    └── ClientClosedError ...... the client was closed: nothing sent
      ├── ConnectionFailedError ....... never reached Binance: nothing happened
      ├── BinanceAPIError ............. Binance refused the request: nothing happened
      │    ├── AuthenticationError .... bad key, signature or permission
@@ -35,6 +36,7 @@ __all__ = [
     "AuthenticationError",
     "BinanceAPIError",
     "BinanceTransfersError",
+    "ClientClosedError",
     "ConfigurationError",
     "ConnectionFailedError",
     "IPBannedError",
@@ -64,6 +66,10 @@ class InvalidInputError(BinanceTransfersError, ValueError):
 
 class ConfigurationError(BinanceTransfersError):
     """The client cannot work as configured (unusable key, missing extra)."""
+
+
+class ClientClosedError(ConfigurationError):
+    """The client was closed (``aclose()``): the call was refused before any weight was spent."""
 
 
 class ConnectionFailedError(BinanceTransfersError):
@@ -155,11 +161,14 @@ class ServiceUnavailableError(BinanceTransfersError):
 class OutcomeUnknownError(BinanceTransfersError):
     """The request was (or may have been) received, but its result is unknown.
 
-    A timeout after sending, a 5xx answer or Binance's -1006/-1007 codes: the
+    A timeout after sending, a 5xx answer, Binance's -1006/-1007 codes, or any
+    failure (cancellation included) once the first byte may have left: the
     transfer **may have happened**. The client never resends it on its own;
-    look the transfer up in the history before trying again. ``params`` holds
-    what was sent (without signature), ``timestamp`` the ``timestamp``
-    parameter in epoch milliseconds.
+    settle it with :meth:`Client.reconcile` or look the transfer up in the
+    history before trying again. ``params`` holds what was sent (without
+    signature), ``timestamp`` the ``timestamp`` parameter in epoch
+    milliseconds and ``recv_window`` the ``recvWindow`` sent with it: Binance
+    refuses the request once its clock passes ``timestamp + recv_window``.
     """
 
     def __init__(
@@ -170,6 +179,7 @@ class OutcomeUnknownError(BinanceTransfersError):
         params: Mapping[str, str],
         timestamp: int | None,
         status: int | None = None,
+        recv_window: int | None = None,
     ) -> None:
         super().__init__(
             f"{endpoint}: outcome unknown, the request may have been executed: {reason}"
@@ -179,6 +189,7 @@ class OutcomeUnknownError(BinanceTransfersError):
         self.params = dict(params)
         self.timestamp = timestamp
         self.status = status
+        self.recv_window = recv_window
 
 
 class MalformedResponseError(BinanceTransfersError):

@@ -3,24 +3,46 @@
 Money safety rules, enforced here and only here:
 
 * a request is resent automatically only when Binance provably did nothing:
-  the connection failed before the request was written, Binance answered
-  -1021 (timestamp), or 429 (after the governor's wait);
-* anything after which the request may have been executed (a read timeout, a
-  dropped connection, a 5xx, -1006/-1007) raises :class:`OutcomeUnknownError`
-  and is never sent again by this client.
+  it was never written (the connection failed first, or the governor
+  withdrew its permit at the last moment), Binance answered -1021
+  (timestamp), a real 429 with Binance's JSON body, or a 418 ban (after the
+  governor's wait);
+* once the first byte of a *mutating* request may have been written, any
+  failure whatsoever (a timeout, a dropped connection, any 5xx whatever its
+  body says, -1006/-1007, an unreadable answer, a bug, a cancellation) makes
+  its outcome unknown: :class:`OutcomeUnknownError`, never sent again;
+* a mutating request that may have been written runs on, shielded from its
+  caller's cancellation, until its answer comes (bounded by the read
+  timeout), so the outcome is always learned and handed to ``on_outcome``;
+* read-only requests are idempotent: they are retried with backoff within
+  ``max_wait`` and never raise :class:`OutcomeUnknownError`.
+
+"Written" is known exactly on httpcore (httpx's default transport) through
+its ``trace`` extension, and on any transport that awaits the request
+extension ``binance_transfers.on_write`` just before writing; for any other
+transport a request counts as written as soon as it is handed over. The
+same moment re-bases the governor's permit ("stamp at the write"), so a
+request that waited behind others on a busy event loop is charged to the
+windows it can really land in.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import math
 import re
-from collections.abc import Mapping, Sequence
+import sys
+import threading
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any, Literal
 from urllib.parse import quote, urlencode
 
 import anyio
+import attrs
+import httpcore
 import httpx
 
 from ._endpoints import Endpoint, Host
@@ -28,6 +50,8 @@ from ._exceptions import (
     AuthenticationError,
     BinanceAPIError,
     BinanceTransfersError,
+    ClientClosedError,
+    ConfigurationError,
     ConnectionFailedError,
     InsufficientBalanceError,
     InvalidParameterError,
@@ -44,7 +68,7 @@ from ._exceptions import (
 from ._governor import Governor, Permit
 from ._signing import Signer
 
-__all__ = ["DEFAULT_TIMEOUT", "Transport"]
+__all__ = ["DEFAULT_TIMEOUT", "ON_WRITE", "ExchangeOutcome", "Transport"]
 
 log = logging.getLogger("binance_transfers.transport")
 
@@ -52,10 +76,19 @@ log = logging.getLogger("binance_transfers.transport")
 #: transfer whose outcome is unknown. Connecting fails fast (nothing was sent).
 DEFAULT_TIMEOUT = httpx.Timeout(connect=10.0, read=30.0, write=10.0, pool=30.0)
 
+#: Request extension: ``async () -> None``, awaited by a transport once the
+#: connection is ready and just before the request's first byte is written.
+#: If it raises, the transport must propagate the exception, having written nothing.
+ON_WRITE = "binance_transfers.on_write"
+
+#: Binance's longest ban: no ``Retry-After`` is believed beyond it.
+MAX_RETRY_AFTER = 3 * 24 * 3600.0
+
 _Sent = Literal["not sent", "maybe sent"]
 
 # Every httpx exception, by whether the request may have reached Binance.
 # tests/test_transport.py checks that no httpx exception class is missing.
+# On a transport that reports the write (httpcore), "never written" overrides this.
 HTTPX_ERRORS: Mapping[type[Exception], _Sent] = {
     httpx.ConnectError: "not sent",
     httpx.ConnectTimeout: "not sent",
@@ -118,6 +151,75 @@ _UNKNOWN_CODES = frozenset({-1000, -1006, -1007})
 _BANNED_UNTIL = re.compile(r"banned until (\d{12,14})")
 
 
+@attrs.frozen(kw_only=True)
+class ExchangeOutcome:
+    """What became of one attempt of a mutating request that may have been written.
+
+    Handed to :attr:`Transport.on_outcome` once the answer (or the failure) is
+    known, even when the caller was cancelled meanwhile (``detached``).
+    """
+
+    endpoint: str
+    params: Mapping[str, str]
+    """The parameters sent, without the signature."""
+    timestamp: int | None
+    recv_window: int | None
+    data: Any
+    """Binance's parsed JSON answer on success, else None."""
+    error: BaseException | None
+    """The typed error the caller got (or would have got), else None."""
+    detached: bool
+    """The caller was cancelled while the request was on the wire: only this record knows."""
+
+
+class _NoRoom(Exception):
+    """The governor withdrew the permit at the moment of writing: nothing was written."""
+
+
+class _ReadFailed(Exception):
+    """A read-only request failed after it may have been written: safe to send again."""
+
+    def __init__(self, error: BinanceTransfersError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+class _Attempt:
+    """One attempt's state, shared with the write hook."""
+
+    __slots__ = (
+        "detached",
+        "endpoint",
+        "params",
+        "permit",
+        "recv_window",
+        "reports",
+        "scope",
+        "sent",
+        "timestamp",
+        "written",
+    )
+
+    def __init__(self, endpoint: Endpoint, permit: Permit, reports: bool) -> None:
+        self.endpoint = endpoint
+        self.permit: Permit | None = permit
+        # Whether the transport says when it writes; if not, a request counts as
+        # written once handed over.
+        self.reports = reports
+        self.written = False
+        self.sent = 0.0
+        self.params: dict[str, str] = {}
+        self.timestamp: int | None = None
+        self.recv_window: int | None = None
+        self.detached = False
+        # Shields the send once it is written (set where the transport reports writes).
+        self.scope: anyio.CancelScope | None = None
+
+    def never_left(self, exc: BaseException) -> bool:
+        """Whether failing with ``exc`` proves that no byte of the request was written."""
+        return not self.written or (not self.reports and _kind(exc) == "not sent")
+
+
 class Transport:
     """Signs and sends requests for one API key, through a governor."""
 
@@ -136,8 +238,9 @@ class Transport:
         wait_on_ban: bool,
         connect_retries: int = 2,
         rate_limit_retries: int = 5,
+        read_retries: int = 3,
     ) -> None:
-        self._api_key = api_key
+        self._key_header = {"X-MBX-APIKEY": api_key}
         self._signer = signer
         self.governor = governor
         self.account = account
@@ -151,6 +254,12 @@ class Transport:
         self.wait_on_ban = wait_on_ban
         self.connect_retries = connect_retries
         self.rate_limit_retries = rate_limit_retries
+        self.read_retries = read_retries
+        self.on_outcome: Callable[[ExchangeOutcome], Awaitable[None]] | None = None
+        """Awaited, shielded, after every attempt of a mutating request that may have left."""
+        self.closed = False
+        self._loop: object = None  # the event loop (or trio run) this transport belongs to
+        self._reports_write: dict[str, bool] = {}  # base URL -> its transport reports writes
 
     async def call(
         self,
@@ -160,68 +269,135 @@ class Transport:
         max_wait: float | None,
         recv_window: int | None = None,
         retry_on_429: bool = True,
+        parse: Callable[[Any], Any] | None = None,
     ) -> Any:
-        """Send one request and return Binance's parsed JSON answer.
+        """Send one request and return Binance's answer, through ``parse`` if given.
 
-        ``max_wait`` bounds the whole call's waiting for permits, resends included.
+        ``max_wait`` bounds the whole call's waiting (permits, the clock sync,
+        resends); the request itself is bounded by the HTTP timeouts.
         """
+        if self.closed:
+            raise ClientClosedError(f"{endpoint.name}: the client is closed; nothing was sent")
+        self._check_loop()
         clock = self.governor.server_clock.clock
         deadline = None if max_wait is None else clock.monotonic() + max_wait
         if endpoint.security.signed:
-            await self.sync_time()
+            await self.sync_time(deadline=deadline)
         resynced = False
-        rate_limited = connect_failed = 0
+        rate_limited = connect_failed = read_failed = 0
         while True:
             left = None if deadline is None else max(deadline - clock.monotonic(), 0.0)
             try:
-                data, _, _ = await self._exchange(endpoint, params, left, recv_window)
+                data, _, _ = await self._exchange(endpoint, params, left, recv_window, parse)
                 return data
             except TimestampError:
                 # -1021: Binance executed nothing. Resync and send once more.
                 if resynced:
                     raise
                 resynced = True
-                await self.sync_time(force=True)
+                await self.sync_time(force=True, deadline=deadline)
             except TooManyRequestsError:
                 # The governor has stopped the pools until Retry-After; the next
                 # acquire waits (or raises ThrottledError past max_wait).
                 if not retry_on_429 or rate_limited >= self.rate_limit_retries:
                     raise
                 rate_limited += 1
+            except IPBannedError:
+                # Binance executed nothing; with wait_on_ban the next acquire
+                # sleeps until the ban is over (or raises past max_wait).
+                if not self.wait_on_ban:
+                    raise
             except ConnectionFailedError:
                 if connect_failed >= self.connect_retries:
                     raise
                 connect_failed += 1
-                await anyio.sleep(0.05 * 4**connect_failed)
+                await self._backoff(connect_failed, deadline)
+            except _ReadFailed as failed:
+                if read_failed >= self.read_retries:
+                    raise failed.error from failed.__cause__
+                read_failed += 1
+                await self._backoff(read_failed, deadline, failed.error)
 
-    async def sync_time(self, *, force: bool = False) -> None:
-        """Resync with Binance's clock when stale (or ``force``)."""
+    async def _backoff(
+        self, attempt: int, deadline: float | None, error: BaseException | None = None
+    ) -> None:
+        delay = min(0.05 * 4**attempt, 5.0)
+        if deadline is not None and self.governor.server_clock.clock.monotonic() + delay > deadline:
+            if error is not None:
+                raise error
+            raise ConnectionFailedError("could not reach Binance within max_wait")
+        await anyio.sleep(delay)
+
+    async def sync_time(self, *, force: bool = False, deadline: float | None = None) -> None:
+        """Resync with Binance's clock when stale (or ``force``), by monotonic ``deadline``."""
         clock = self.governor.server_clock
         if not force and not clock.needs_sync():
             return
         if self._sync_lock is None:
             self._sync_lock = anyio.Lock()
         seen = clock.version
-        async with self._sync_lock:
-            if clock.version != seen or (not force and not clock.needs_sync()):
-                return  # somebody else synced meanwhile
-            endpoint = self._time_endpoint
-            for attempt in range(self.connect_retries + 1):
-                try:
-                    data, sent, received = await self._exchange(endpoint, (), None, None)
-                    break
-                except ConnectionFailedError:
-                    if attempt == self.connect_retries:
-                        raise
-                    await anyio.sleep(0.05 * 4 ** (attempt + 1))
+        timeout = None if deadline is None else deadline - clock.clock.monotonic()
+        with anyio.move_on_after(timeout) as scope:
+            async with self._sync_lock:
+                if clock.version != seen or (not force and not clock.needs_sync()):
+                    return  # somebody else synced meanwhile
+                await self._sync(clock)
+                return
+        if scope.cancelled_caught:
+            # A read was interrupted, nothing else: safe to try again later.
+            raise ConnectionFailedError("could not sync with Binance's clock within max_wait")
+
+    async def _sync(self, clock: Any) -> None:
+        endpoint = self._time_endpoint
+        failures = 0
+        while True:
             try:
-                server_ms = int(data["serverTime"])
-            except (KeyError, TypeError, ValueError):
-                raise MalformedResponseError(
-                    "no serverTime", status=200, endpoint=endpoint.name, body=str(data)[:200]
-                ) from None
-            clock.update(sent=sent, received=received, server_ms=server_ms)
-            log.debug("synced with Binance's clock: %r", clock)
+                data, sent, received = await self._exchange(endpoint, (), None, None, None)
+                break
+            except (ConnectionFailedError, _ReadFailed) as exc:
+                failures += 1
+                if failures > self.connect_retries:
+                    raise exc.error if isinstance(exc, _ReadFailed) else exc from None
+                await anyio.sleep(0.05 * 4**failures)
+        try:
+            server_ms = int(data["serverTime"])
+            if not 0 < server_ms < 10**14:  # epoch ms: before the year 5138
+                raise ValueError(server_ms)
+        except (KeyError, TypeError, ValueError, OverflowError):
+            raise MalformedResponseError(
+                "no serverTime", status=200, endpoint=endpoint.name, body=repr(data)[:200]
+            ) from None
+        clock.update(sent=sent, received=received, server_ms=server_ms)
+        log.debug("synced with Binance's clock: %r", clock)
+
+    def _check_loop(self) -> None:
+        """Refuse, before anything is sent, a call from another event loop or thread."""
+        loop: object = asyncio._get_running_loop()
+        if loop is None:
+            trio = sys.modules.get("trio")
+            loop = trio.lowlevel.current_trio_token() if trio is not None else None
+            if loop is None:
+                raise ConfigurationError("binance_transfers runs inside an event loop")
+        if self._loop is None:
+            self._loop = loop
+        elif loop is not self._loop:
+            raise ConfigurationError(
+                "this client belongs to another event loop (or thread); create one client "
+                f"per event loop (current thread: {threading.current_thread().name})"
+            )
+
+    def _reports_writes(self, url: str) -> bool:
+        known = self._reports_write.get(url)
+        if known is None:
+            try:
+                inner = self._http._transport_for_url(httpx.URL(url))
+            except Exception:  # a private httpx API: never let it break a call
+                inner = None
+            known = isinstance(inner, httpx.AsyncHTTPTransport) or bool(
+                getattr(inner, "reports_writes", False)
+            )
+            self._reports_write[url] = known
+        return known
 
     async def _exchange(
         self,
@@ -229,182 +405,393 @@ class Transport:
         params: Sequence[tuple[str, str]],
         max_wait: float | None,
         recv_window: int | None,
+        parse: Callable[[Any], Any] | None,
     ) -> tuple[Any, float, float]:
         governor = self.governor
         if self._slots is None:
             self._slots = anyio.CapacityLimiter(self._max_in_flight)
+        base = self._base_urls[endpoint.host]
+        reports = self._reports_writes(base)
         while True:
             permit = await governor.acquire(
                 endpoint, account=self.account, max_wait=max_wait, wait_on_ban=self.wait_on_ban
             )
-            # A connection slot is taken after the permit, so waiting for one
-            # pool never holds up another; the permit is then re-based on the
-            # real sending time (or given back if a 429 or a ban came meanwhile).
-            clock = governor.server_clock.clock
-            sending = settled = False
+            attempt = _Attempt(endpoint, permit, reports)
             try:
+                # A connection slot is taken after the permit, so waiting for one
+                # pool never holds up another.
                 async with self._slots:
-                    renewed = governor.renew(permit)
-                    if renewed is None:
-                        continue
-                    permit = renewed
-                    request, sent_params, timestamp = self._build(endpoint, params, recv_window)
-                    sent = clock.monotonic()
-                    sending = True
-                    try:
-                        response = await self._http.send(request)
-                    except Exception as exc:
-                        settled = True  # _translate refunds or observes the permit
-                        raise self._translate(
-                            exc, endpoint, permit, sent, sent_params, timestamp
-                        ) from exc
-                    sending = False
-                    received = clock.monotonic()
+                    if not reports:
+                        # No write hook: re-base on the moment it is handed over.
+                        attempt.permit = governor.renew(permit)
+                        if attempt.permit is None:
+                            continue
+                    if endpoint.mutating and asyncio._get_running_loop() is not None:
+                        return await self._detachable(attempt, params, recv_window, parse)
+                    return await self._attempt(attempt, params, recv_window, parse)
+            except _NoRoom:
+                continue  # withdrawn before writing; the permit was given back
             except BaseException:
-                if settled:
-                    raise
-                if not sending:
-                    governor.refund(permit)  # never left: the capacity is not spent
-                    raise
-                governor.observe(permit, sent=sent, received=None)
-                if endpoint.mutating:
-                    # Cancelled while sending: the transfer may have happened.
-                    governor.observe(permit, sent=sent, received=None)
-                    log.warning(
-                        "%s: cancelled while being sent; its outcome is unknown: %s",
-                        endpoint.name,
-                        sent_params,
-                    )
+                if attempt.permit is not None and not attempt.written:
+                    governor.refund(attempt.permit)  # never left: the capacity is not spent
                 raise
-            return self._interpret(
-                endpoint, permit, response, sent, received, sent_params, timestamp
+
+    async def _detachable(
+        self,
+        attempt: _Attempt,
+        params: Sequence[tuple[str, str]],
+        recv_window: int | None,
+        parse: Callable[[Any], Any] | None,
+    ) -> tuple[Any, float, float]:
+        """Run a mutating attempt in its own task, so that cancelling the caller
+        (``asyncio.wait_for``, a failing TaskGroup sibling: plain ``task.cancel()``,
+        which no anyio shield stops) cannot cut it off once it may be on the wire."""
+        task = asyncio.ensure_future(self._attempt(attempt, params, recv_window, parse))
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if task.done() and not task.cancelled():
+                log.warning(
+                    "%s: caller cancelled just as the answer arrived (outcome recorded: %s)",
+                    attempt.endpoint.name,
+                    "unknown" if task.exception() is not None else "done",
+                )
+                raise
+            if not attempt.written:
+                # Still waiting to write: stop it. Nothing left, the permit goes back.
+                task.cancel()
+                with anyio.CancelScope(shield=True):
+                    await asyncio.wait([task])
+                raise
+            attempt.detached = True
+            log.warning(
+                "%s: caller cancelled while the request was on the wire; waiting for "
+                "its outcome (parameters: %s)",
+                attempt.endpoint.name,
+                attempt.params,
             )
+            with anyio.CancelScope(shield=True):  # against anyio's repeated cancellation
+                while not task.done():
+                    try:
+                        await asyncio.wait([task])
+                    except asyncio.CancelledError:
+                        continue  # another plain cancel: keep learning the outcome
+            raise
+
+    async def _attempt(
+        self,
+        attempt: _Attempt,
+        params: Sequence[tuple[str, str]],
+        recv_window: int | None,
+        parse: Callable[[Any], Any] | None,
+    ) -> tuple[Any, float, float]:
+        """Build, send and interpret one attempt; settle its permit exactly once."""
+        endpoint = attempt.endpoint
+        request = self._build(attempt, params, recv_window)
+        clock = self.governor.server_clock.clock
+        attempt.sent = clock.monotonic()
+        scope = attempt.scope = anyio.CancelScope()
+        if attempt.reports:
+            request.extensions["trace"] = self._tracer(attempt, request)
+        else:
+            # Handed over with no word of when it is written: from now on it may
+            # be, so a mutating request must run to its answer.
+            attempt.written = True
+            scope.shield = endpoint.mutating
+        data: Any = None
+        try:
+            with scope:
+                response = await self._http.send(request)
+            received = clock.monotonic()
+        except _NoRoom:
+            raise
+        except BaseException as exc:
+            exc = self._scrubbed(exc)
+            if attempt.never_left(exc):
+                if isinstance(exc, Exception):
+                    if attempt.permit is not None:
+                        self.governor.refund(attempt.permit)
+                        attempt.permit = None
+                    raise ConnectionFailedError(
+                        f"{endpoint.name}: could not reach Binance: {exc!r}"
+                    ) from exc
+                raise  # cancelled before writing: _exchange refunds
+            self._observe_unanswered(attempt)
+            if not endpoint.mutating:
+                if not isinstance(exc, Exception):
+                    raise
+                raise _ReadFailed(
+                    ConnectionFailedError(f"{endpoint.name}: no complete answer: {exc!r}")
+                ) from exc
+            error = self._unknown(attempt, f"no complete answer: {type(exc).__name__}", None)
+            if endpoint.mutating:
+                log.warning(
+                    "%s: outcome unknown after %s; it will not be resent",
+                    endpoint.name,
+                    repr(exc),
+                )
+            await self._report(attempt, None, error)
+            if isinstance(exc, Exception):
+                raise error from exc
+            raise  # our own cancellation: the outcome went to on_outcome
+        try:
+            data = self._interpret(attempt, response, received)
+            result = data if parse is None else parse(data)
+        except (BinanceTransfersError, _ReadFailed) as refused:
+            if endpoint.mutating:
+                await self._report(attempt, None, refused)
+            raise
+        except Exception as exc:
+            # The answer arrived but does not fit the model (or a bug surfaced).
+            if endpoint.mutating:
+                error = self._unknown(attempt, f"unreadable answer: {exc!r:.200}", 200)
+                await self._report(attempt, None, error)
+                raise error from exc
+            raise MalformedResponseError(
+                f"unexpected answer: {exc!r:.200}",
+                status=response.status_code,
+                endpoint=endpoint.name,
+                body=repr(data)[:500],
+            ) from exc
+        if endpoint.mutating:
+            await self._report(attempt, data, None)
+            if attempt.detached:
+                # The caller is cancelled: it gets its cancellation, as it would
+                # under asyncio; the result went to on_outcome.
+                await anyio.lowlevel.checkpoint_if_cancelled()
+        return result, attempt.sent, received
+
+    def _writing(self, attempt: _Attempt) -> None:
+        """The request is about to be written: re-base its permit on this moment.
+
+        Raises :class:`_NoRoom` (nothing written, permit given back) when the
+        windows it can land in now have no room, or a 429 or a ban came meanwhile.
+        """
+        permit = attempt.permit
+        if permit is not None and not attempt.written:
+            renewed = self.governor.renew(permit)
+            attempt.permit = renewed
+            if renewed is None:
+                raise _NoRoom
+        attempt.written = True
+        attempt.sent = self.governor.server_clock.clock.monotonic()
+        if attempt.scope is not None and attempt.endpoint.mutating:
+            attempt.scope.shield = True  # on the wire: it must run to its answer
+
+    def _tracer(
+        self, attempt: _Attempt, request: httpx.Request
+    ) -> Callable[[str, dict[str, Any]], Awaitable[None]]:
+        """httpcore's ``trace`` extension: learn the moment the request is written."""
+
+        async def trace(event: str, info: dict[str, Any]) -> None:
+            if event.endswith("send_request_headers.started"):
+                self._writing(attempt)
+            elif event.endswith("send_request_headers.failed"):
+                if isinstance(info.get("exception"), httpcore.LocalProtocolError | _NoRoom):
+                    # h11 refused the request line or a header before writing a byte.
+                    attempt.written = False
+                request.extensions.pop("trace", None)
+            elif event.endswith("send_request_headers.complete"):
+                request.extensions.pop("trace", None)  # nothing more to learn
+
+        return trace
 
     def _build(
-        self, endpoint: Endpoint, params: Sequence[tuple[str, str]], recv_window: int | None
-    ) -> tuple[httpx.Request, dict[str, str], int | None]:
+        self, attempt: _Attempt, params: Sequence[tuple[str, str]], recv_window: int | None
+    ) -> httpx.Request:
+        endpoint = attempt.endpoint
         pairs = list(params)
-        timestamp = None
-        headers = {"Accept": "application/json"}
-        if endpoint.security.signed:
-            timestamp = self.governor.server_clock.now_ms()
-            pairs.append(("recvWindow", str(recv_window or self.recv_window)))
-            pairs.append(("timestamp", str(timestamp)))
-            headers["X-MBX-APIKEY"] = self._api_key
+        signed = endpoint.security.signed
+        if signed:
+            attempt.timestamp = self.governor.server_clock.now_ms()
+            attempt.recv_window = recv_window or self.recv_window
+            pairs.append(("recvWindow", str(attempt.recv_window)))
+            pairs.append(("timestamp", str(attempt.timestamp)))
         # Percent-encode first, then sign exactly those bytes (Binance, 2026-01-15).
         encoded = urlencode(pairs)
-        if endpoint.security.signed:
+        if signed:
             signature = self._signer.sign(encoded.encode())
-            encoded = f"{encoded}&signature={quote(signature, safe='')}" if encoded else ""
+            encoded = f"{encoded}&signature={quote(signature, safe='')}"
+        attempt.params = dict(pairs)
         url = self._base_urls[endpoint.host] + endpoint.path
+        extensions = {ON_WRITE: self._on_write_hook(attempt)}
+        # The key goes in from an attribute, only after signing: no frame that
+        # can fail (a hardware signer timing out) holds it in a local.
+        headers = self._key_header if signed else None
         if endpoint.method == "GET" or not encoded:
-            request = self._http.build_request(
-                endpoint.method, f"{url}?{encoded}" if encoded else url, headers=headers
+            return self._http.build_request(
+                endpoint.method,
+                f"{url}?{encoded}" if encoded else url,
+                headers=headers,
+                extensions=extensions,
             )
-        else:
-            headers["Content-Type"] = "application/x-www-form-urlencoded"
-            request = self._http.build_request(
-                endpoint.method, url, content=encoded.encode(), headers=headers
-            )
-        return request, dict(pairs), timestamp
-
-    def _translate(
-        self,
-        exc: Exception,
-        endpoint: Endpoint,
-        permit: Permit,
-        sent: float,
-        params: dict[str, str],
-        timestamp: int | None,
-    ) -> BinanceTransfersError:
-        """The one place httpx's exceptions become ours."""
-        kind = next((HTTPX_ERRORS[c] for c in type(exc).__mro__ if c in HTTPX_ERRORS), None)
-        if kind is None:
-            raise exc  # not an httpx error: a bug, let it surface as is
-        if kind == "not sent":
-            self.governor.refund(permit)
-            return ConnectionFailedError(f"{endpoint.name}: could not reach Binance: {exc!r}")
-        self.governor.observe(permit, sent=sent, received=None)
-        if endpoint.mutating:
-            log.warning("%s: outcome unknown after %r; it will not be resent", endpoint.name, exc)
-        return OutcomeUnknownError(
-            f"no complete answer: {type(exc).__name__}",
-            endpoint=endpoint.name,
-            params=params,
-            timestamp=timestamp,
+        return self._http.build_request(
+            endpoint.method,
+            url,
+            content=encoded.encode(),
+            headers=_FORM if headers is None else {**headers, **_FORM},
+            extensions=extensions,
         )
 
-    def _interpret(
-        self,
-        endpoint: Endpoint,
-        permit: Permit,
-        response: httpx.Response,
-        sent: float,
-        received: float,
-        params: dict[str, str],
-        timestamp: int | None,
-    ) -> tuple[Any, float, float]:
-        """The one place an HTTP answer becomes data or one of our exceptions."""
+    def _on_write_hook(self, attempt: _Attempt) -> Callable[[], Awaitable[None]]:
+        async def on_write() -> None:
+            self._writing(attempt)
+
+        return on_write
+
+    def _observe_unanswered(self, attempt: _Attempt) -> None:
+        if attempt.permit is not None:
+            self.governor.observe(attempt.permit, sent=attempt.sent, received=None)
+            attempt.permit = None
+
+    def _unknown(self, attempt: _Attempt, reason: str, status: int | None) -> OutcomeUnknownError:
+        return OutcomeUnknownError(
+            reason,
+            endpoint=attempt.endpoint.name,
+            params=attempt.params,
+            timestamp=attempt.timestamp,
+            status=status,
+            recv_window=attempt.recv_window,
+        )
+
+    async def _report(self, attempt: _Attempt, data: Any, error: BaseException | None) -> None:
+        """Hand a mutating attempt's outcome to ``on_outcome``, whatever the caller does."""
+        if not attempt.detached and anyio.current_effective_deadline() == -math.inf:
+            attempt.detached = True  # cancelled inline (trio): the caller will not see it
+        if attempt.detached:
+            log.warning(
+                "%s: outcome learned after the caller was cancelled: %s (parameters: %s)",
+                attempt.endpoint.name,
+                "unknown" if error is not None else f"done {data!r:.200}",
+                attempt.params,
+            )
+        hook = self.on_outcome
+        if hook is None:
+            return
+        outcome = ExchangeOutcome(
+            endpoint=attempt.endpoint.name,
+            params=attempt.params,
+            timestamp=attempt.timestamp,
+            recv_window=attempt.recv_window,
+            data=data,
+            error=error,
+            detached=attempt.detached,
+        )
+        with anyio.CancelScope(shield=True):
+            try:
+                await hook(outcome)
+            except Exception:
+                log.exception("%s: on_outcome hook failed", attempt.endpoint.name)
+
+    def _scrubbed(self, exc: BaseException) -> BaseException:
+        """``exc``, with every exception in its chain that quotes the API key (h11
+        quotes a header it refuses) reduced to its class name, so no log,
+        message or traceback can show the key."""
+        key = self._key_header["X-MBX-APIKEY"].strip()
+        seen: set[int] = set()
+        todo: list[BaseException | None] = [exc]
+        while todo:
+            current = todo.pop()
+            if current is None or id(current) in seen:
+                continue
+            seen.add(id(current))
+            if any(key in text for text in (str(current), repr(current.args))):
+                current.args = (f"{type(current).__name__} (message withheld: it quoted a secret)",)
+            todo += [current.__cause__, current.__context__]
+        return exc
+
+    def _interpret(self, attempt: _Attempt, response: httpx.Response, received: float) -> Any:
+        """The one place an HTTP answer becomes data or one of our exceptions.
+
+        The status class decides first: only a real 429 (or a 418) carrying
+        Binance's JSON body, or a 4xx with Binance's error code, proves that
+        nothing happened. Any 5xx, whatever its body says, leaves a mutating
+        request's outcome unknown.
+        """
+        endpoint = attempt.endpoint
         status = response.status_code
         retry_after = _retry_after(response.headers.get("retry-after"))
         body = _json(response.content)
-        code = body.get("code") if isinstance(body, dict) else None
-        msg = body.get("msg") if isinstance(body, dict) else None
+        is_dict = isinstance(body, dict)
+        code = body.get("code") if is_dict else None
+        code = code if isinstance(code, int) and not isinstance(code, bool) else None
+        msg = body.get("msg") if is_dict else None
         msg = msg if isinstance(msg, str) else ""
         banned_until = None
         if status == 418:
             match = _BANNED_UNTIL.search(msg)
             banned_until = int(match.group(1)) / 1000 if match else None
-        self.governor.observe(
-            permit,
-            sent=sent,
-            received=received,
-            status=status,
-            headers=response.headers,
-            retry_after=retry_after,
-            banned_until=banned_until,
-        )
-
-        def unknown(reason: str) -> OutcomeUnknownError:
-            return OutcomeUnknownError(
-                reason, endpoint=endpoint.name, params=params, timestamp=timestamp, status=status
+        permit, attempt.permit = attempt.permit, None
+        if permit is not None:
+            self.governor.observe(
+                permit,
+                sent=attempt.sent,
+                received=received,
+                status=status,
+                headers=response.headers,
+                retry_after=retry_after,
+                banned_until=banned_until,
             )
+        mutating = endpoint.mutating
 
-        text = response.text[:500]
         if 200 <= status < 300:
-            if body is _NOT_JSON or (isinstance(body, dict) and isinstance(code, int) and code < 0):
-                if endpoint.mutating:
-                    raise unknown(f"HTTP {status} with an unreadable body")
+            if body is _NOT_JSON or (is_dict and code is not None and code < 0):
+                if mutating:
+                    raise self._unknown(attempt, f"HTTP {status} with an unreadable body", status)
                 raise MalformedResponseError(
-                    "not Binance's JSON", status=status, endpoint=endpoint.name, body=text
+                    "not Binance's JSON",
+                    status=status,
+                    endpoint=endpoint.name,
+                    body=_text(response),
                 )
-            return body, sent, received
+            return body
+        if status >= 500:
+            reason = f"HTTP {status} {msg or response.reason_phrase}"
+            if mutating:
+                raise self._unknown(attempt, reason, status)
+            raise _ReadFailed(
+                ServiceUnavailableError(reason, status=status, endpoint=endpoint.name)
+            )
         clock = self.governor.server_clock
-        if status == 429 or (code == -1003 and status != 418):
+        if status == 418 or (status == 429 and code is not None):
             wait = retry_after if retry_after is not None else 0.0
+            if status == 418:
+                until = banned_until or (clock.now() + (retry_after or 0.0))
+                raise IPBannedError(
+                    f"{endpoint.name}: HTTP 418 {msg}",
+                    retry_at=until,
+                    retry_after=until - clock.now(),
+                )
             raise TooManyRequestsError(
-                f"{endpoint.name}: HTTP {status} {msg or 'Too Many Requests'}",
+                f"{endpoint.name}: HTTP 429 {msg or 'Too Many Requests'}",
                 retry_at=clock.now() + wait,
                 retry_after=wait,
             )
-        if status == 418:
-            until = banned_until or (clock.now() + (retry_after or 0.0))
-            raise IPBannedError(
-                f"{endpoint.name}: HTTP 418 {msg}", retry_at=until, retry_after=until - clock.now()
-            )
-        if status >= 500:
-            if "Service Unavailable" in msg and "Unknown" not in msg:
-                raise ServiceUnavailableError(msg, status=status, endpoint=endpoint.name)
-            raise unknown(f"HTTP {status} {msg or response.reason_phrase}")
-        if body is _NOT_JSON or not isinstance(code, int):
+        if code is None:
+            # Not Binance's answer (a proxy, a WAF page): nothing proves it stopped there.
+            if mutating and status == 429:
+                raise self._unknown(attempt, f"HTTP {status} without Binance's body", status)
             raise MalformedResponseError(
                 "no Binance error code in the answer",
                 status=status,
                 endpoint=endpoint.name,
-                body=text,
+                body=_text(response),
+            )
+        if code == -1003:
+            wait = retry_after if retry_after is not None else 0.0
+            raise TooManyRequestsError(
+                f"{endpoint.name}: HTTP {status} {msg}",
+                retry_at=clock.now() + wait,
+                retry_after=wait,
             )
         if code in _UNKNOWN_CODES:
-            raise unknown(f"Binance error {code}: {msg}")
+            if mutating:
+                raise self._unknown(attempt, f"Binance error {code}: {msg}", status)
+            raise _ReadFailed(
+                ServiceUnavailableError(
+                    f"Binance error {code}: {msg}", status=status, endpoint=endpoint.name
+                )
+            )
         error_class = _ERROR_CLASSES.get(code, BinanceAPIError)
         if code == -9000 and "nsupported" in msg:
             # -9000 also means "Unsupported operation" (a transfer Binance does not do).
@@ -412,26 +799,47 @@ class Transport:
         raise error_class(code, msg, status=status, endpoint=endpoint.name)
 
     async def aclose(self) -> None:
+        self.closed = True
         await self._http.aclose()
 
 
+_FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 _NOT_JSON: Any = object()
+
+
+def _kind(exc: BaseException) -> _Sent | None:
+    return next((HTTPX_ERRORS[c] for c in type(exc).__mro__ if c in HTTPX_ERRORS), None)
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON Binance sends")
 
 
 def _json(content: bytes) -> Any:
     try:
-        # Exact decimals: an amount never passes through a binary float.
-        return json.loads(content, parse_float=Decimal)
-    except ValueError:
+        # Exact decimals: an amount never passes through a binary float; NaN
+        # and Infinity are not numbers Binance sends.
+        return json.loads(content, parse_float=Decimal, parse_constant=_reject_constant)
+    except (ValueError, RecursionError):
         return _NOT_JSON
 
 
+def _text(response: httpx.Response) -> str:
+    return response.content[:500].decode("utf-8", "replace")
+
+
 def _retry_after(value: str | None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (Binance sends seconds)."""
+    """Seconds to wait from a ``Retry-After`` header (Binance sends seconds).
+
+    None when absent or unreadable (NaN, negative, not a number); clamped to
+    Binance's longest ban, so no header can freeze a pool for decades.
+    """
     if value is None:
         return None
     try:
         seconds = float(value)
     except ValueError:
         return None
-    return seconds if seconds >= 0 and seconds == seconds else None
+    if not seconds >= 0:  # NaN and negatives
+        return None
+    return min(seconds, MAX_RETRY_AFTER)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 from collections.abc import Iterator
+from typing import Any
 
 import anyio
 import httpx
@@ -15,6 +17,7 @@ from binance_transfers import (
     AuthenticationError,
     BinanceAPIError,
     Client,
+    ConfigurationError,
     ConnectionFailedError,
     Governor,
     InsufficientBalanceError,
@@ -31,9 +34,14 @@ from binance_transfers import (
     TransferNotAllowedError,
     TransferType,
 )
-from binance_transfers._transport import HTTPX_ERRORS
+from binance_transfers._transport import (
+    HTTPX_ERRORS,
+    MAX_RETRY_AFTER,
+    ExchangeOutcome,
+    _retry_after,
+)
 
-from .conftest import API_KEY, SECRET, FakeBinance, error, ok, wire_params
+from .conftest import API_KEY, SECRET, SERVER_MS, FakeBinance, error, ok, wire_params
 
 TRANSFER = "/sapi/v1/asset/transfer"
 
@@ -129,7 +137,10 @@ MAPPING = [
         error(503, -1008, "Unknown error, please check your request or try again later."),
         OutcomeUnknownError,
     ),
-    (error(503, -1008, "Service Unavailable."), ServiceUnavailableError),
+    # Any 5xx leaves a transfer unknown, whatever its body says (-1003 included).
+    (error(503, -1008, "Service Unavailable."), OutcomeUnknownError),
+    (error(503, -1003, "Too many requests."), OutcomeUnknownError),
+    (error(500, -1003, "Too many requests.", **{"Retry-After": "1"}), OutcomeUnknownError),
     (
         httpx.Response(403, text="<html><body>403 Forbidden (WAF)</body></html>"),
         MalformedResponseError,
@@ -385,3 +396,409 @@ async def test_cancelled_while_waiting_for_a_connection_costs_nothing(fake: Fake
                 await transfer(c)  # admitted, then cancelled waiting for the connection
         (uid,) = [p for p in c.governor.snapshot() if p.key.startswith("sapi-uid")]
         assert uid.used == 900  # only the request that was really sent
+
+
+# -- money safety off the main paths (issue 8) and transport-side governor defects (issue 7) --
+
+
+def _unknown_params() -> dict[str, str]:
+    return {"type": "MAIN_UMFUTURE", "asset": "USDT", "amount": "1"}
+
+
+class _Outcomes:
+    """Collects what the transport hands to ``on_outcome``."""
+
+    def __init__(self) -> None:
+        self.seen: list[ExchangeOutcome] = []
+
+    async def __call__(self, outcome: ExchangeOutcome) -> None:
+        self.seen.append(outcome)
+
+
+async def test_a_non_httpx_failure_after_handing_over_is_an_unknown_outcome(
+    fake: FakeBinance, client: Client
+) -> None:
+    """Any exception once the request may have left (here a closed loop) is OutcomeUnknownError."""
+
+    def broken(request: httpx.Request) -> httpx.Response:
+        raise RuntimeError("Event loop is closed")
+
+    fake.script("POST", TRANSFER, broken)
+    with pytest.raises(OutcomeUnknownError) as info:
+        await transfer(client)
+    assert isinstance(info.value.__cause__, RuntimeError)
+    assert info.value.timestamp is not None and info.value.recv_window == 5000
+    assert len(fake.transfers) == 1
+
+
+def test_a_client_used_from_another_event_loop_is_refused_before_sending() -> None:
+    """A second asyncio.run() with the same client: ConfigurationError, nothing sent."""
+    fake = FakeBinance()
+    fake.script("POST", TRANSFER, ok({"tranId": 1}))
+    client = Client(API_KEY, SECRET, transport=httpx.MockTransport(fake))
+    asyncio.run(transfer(client))
+    with pytest.raises(ConfigurationError, match="another event loop"):
+        asyncio.run(transfer(client))
+    assert len(fake.transfers) == 1
+
+
+@looptime.enabled(strict=True)
+async def test_a_caller_cancelled_on_the_wire_still_learns_the_outcome(
+    fake: FakeBinance, client: Client
+) -> None:
+    """wait_for() gives up on a slow transfer: it runs to its answer, on_outcome gets it."""
+    outcomes = _Outcomes()
+    client._transport.on_outcome = outcomes
+    observed: list[float | None] = []
+    observe = client.governor.observe
+
+    def spy(permit: Any, **kwargs: Any) -> None:
+        observed.append(kwargs["received"])
+        observe(permit, **kwargs)
+
+    client.governor.observe = spy  # type: ignore[method-assign]
+
+    class Slow(httpx.AsyncBaseTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            if request.url.path == TRANSFER:
+                await anyio.sleep(2)
+            return fake(request)
+
+    fake.script("POST", TRANSFER, ok({"tranId": 42}))
+    async with Client(API_KEY, SECRET, transport=Slow()) as slow:
+        slow._transport.on_outcome = outcomes
+        slow.governor.observe = spy  # type: ignore[method-assign]
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(transfer(slow), 0.5)
+    assert len(fake.transfers) == 1
+    (outcome,) = outcomes.seen
+    assert outcome.detached and outcome.data == {"tranId": 42} and outcome.error is None
+    assert outcome.params["amount"] == "1" and outcome.timestamp is not None
+    assert len(observed) == 2 and observed[-1] is not None  # the sync, then the transfer, once
+
+
+async def test_a_failing_task_group_sibling_does_not_cut_a_transfer_off(
+    fake: FakeBinance,
+) -> None:
+    """A TaskGroup cancels its other tasks: the transfer on the wire still reports its outcome."""
+    outcomes = _Outcomes()
+
+    class Slow(httpx.AsyncBaseTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            if request.url.path == TRANSFER:
+                await asyncio.sleep(0.05)
+            return fake(request)
+
+    fake.script("POST", TRANSFER, ok({"tranId": 9}))
+    async with Client(API_KEY, SECRET, transport=Slow()) as c:
+        c._transport.on_outcome = outcomes
+
+        async def fail_soon() -> None:
+            await asyncio.sleep(0.01)
+            raise KeyError("sibling")
+
+        async def run_both() -> None:
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(transfer(c))
+                tg.create_task(fail_soon())
+
+        with pytest.raises(ExceptionGroup):
+            await run_both()
+    (outcome,) = outcomes.seen
+    assert outcome.detached and outcome.data == {"tranId": 9}
+
+
+@looptime.enabled(strict=True)
+async def test_reads_are_retried_and_never_unknown(fake: FakeBinance, client: Client) -> None:
+    """A 502 and a read timeout on queries are retried: reads are idempotent."""
+
+    def timeout(request: httpx.Request) -> httpx.Response:
+        raise httpx.ReadTimeout("timed out")
+
+    fake.script(
+        "GET",
+        TRANSFER,
+        httpx.Response(502, text="Bad Gateway"),
+        timeout,
+        ok({"total": 0, "rows": []}),
+    )
+    assert [row async for row in client.transfer_history(type="MAIN_MARGIN")] == []
+    assert len(fake.calls(TRANSFER)) == 3
+
+
+@looptime.enabled(strict=True)
+async def test_reads_that_keep_failing_raise_a_plain_error(
+    fake: FakeBinance, client: Client
+) -> None:
+    """Past the retries a read raises ServiceUnavailableError or ConnectionFailedError."""
+    bad_gateway = httpx.Response(502, text="Bad Gateway")
+    fake.script("GET", "/api/v3/time", *[bad_gateway] * 4, ok({"serverTime": SERVER_MS}))
+    with pytest.raises(ServiceUnavailableError):
+        await client.server_time()
+    assert len(fake.calls("/api/v3/time")) == 4  # three retries
+
+    def timeout(request: httpx.Request) -> httpx.Response:
+        raise httpx.ReadTimeout("timed out")
+
+    fake.script("GET", TRANSFER, timeout)
+    with pytest.raises(ConnectionFailedError):
+        [row async for row in client.transfer_history(type="MAIN_MARGIN")]
+
+
+@pytest.mark.parametrize(
+    "response",
+    [
+        httpx.Response(429, text="<html>Too Many Requests</html>"),
+        httpx.Response(503, json={"code": -1003, "msg": "Too many requests."}),
+    ],
+    ids=["429-proxy", "503-code-1003"],
+)
+async def test_only_binances_own_429_is_proof_that_nothing_happened(
+    response: httpx.Response, fake: FakeBinance, client: Client
+) -> None:
+    """A 429 without Binance's body, or a 5xx that quotes -1003, is never resent."""
+    fake.script("POST", TRANSFER, response, ok({"tranId": 1}))
+    with pytest.raises(OutcomeUnknownError):
+        await transfer(client)
+    assert len(fake.transfers) == 1
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"[" * 100_000 + b"]" * 100_000, b'{"tranId": NaN}', b'{"tranId": 1'],
+    ids=["deeply-nested", "nan", "truncated"],
+)
+async def test_unreadable_success_answers_are_unknown_with_their_timestamp(
+    body: bytes, fake: FakeBinance, client: Client
+) -> None:
+    """A 200 nobody can read: OutcomeUnknownError carrying the timestamp sent, permit settled."""
+    fake.script("POST", TRANSFER, httpx.Response(200, content=body))
+    with pytest.raises(OutcomeUnknownError) as info:
+        await transfer(client)
+    assert info.value.timestamp == int(dict(wire_params(fake.transfers[0]))["timestamp"])
+    (uid,) = [p for p in client.governor.snapshot() if p.key.startswith("sapi-uid")]
+    assert uid.used == 900
+
+
+@pytest.mark.parametrize("value", ["Infinity", "1e400", "-5", '"soon"'])
+async def test_an_unreadable_server_time_is_a_typed_error(value: str, fake: FakeBinance) -> None:
+    """{"serverTime": Infinity} and friends: MalformedResponseError, not OverflowError."""
+    fake.script("GET", "/api/v3/time", httpx.Response(200, content=f'{{"serverTime": {value}}}'))
+    async with Client(API_KEY, SECRET, transport=httpx.MockTransport(fake)) as c:
+        with pytest.raises(MalformedResponseError):
+            await transfer(c)
+    assert fake.transfers == []
+
+
+@looptime.enabled(strict=True)
+async def test_max_wait_bounds_the_clock_sync(fake: FakeBinance) -> None:
+    """A clock sync that hangs does not hold a call with max_wait=0.5 for 30 s."""
+
+    class Hanging(httpx.AsyncBaseTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            if request.url.path == "/api/v3/time":
+                await anyio.sleep(29)
+            return fake(request)
+
+    async with Client(API_KEY, SECRET, transport=Hanging()) as c:
+        start = anyio.current_time()
+        with pytest.raises(ConnectionFailedError):
+            await c.transfer(type="MAIN_UMFUTURE", asset="USDT", amount="1", max_wait=0.5)
+        assert anyio.current_time() - start == pytest.approx(0.5, abs=0.01)
+    assert fake.transfers == []
+
+
+@looptime.enabled(strict=True)
+async def test_wait_on_ban_waits_for_the_ban_its_own_request_met(fake: FakeBinance) -> None:
+    """With wait_on_ban, the 418 the request itself meets is waited out, then it is resent."""
+    fake.script(
+        "POST",
+        TRANSFER,
+        error(418, -1003, "Way too much request weight used.", **{"Retry-After": "120"}),
+        ok({"tranId": 3}),
+    )
+    async with Client(API_KEY, SECRET, transport=httpx.MockTransport(fake), wait_on_ban=True) as c:
+        start = anyio.current_time()
+        assert (await transfer(c)).tran_id == 3  # type: ignore[attr-defined]
+        assert anyio.current_time() - start >= 120
+    assert len(fake.transfers) == 2
+
+
+@pytest.mark.parametrize(
+    ("header", "seconds"),
+    [
+        (None, None),
+        ("30", 30.0),
+        ("0", 0.0),
+        ("nan", None),
+        ("-1", None),
+        ("soon", None),
+        ("inf", MAX_RETRY_AFTER),
+        ("1e9", MAX_RETRY_AFTER),
+    ],
+)
+def test_retry_after_is_read_safely(header: str | None, seconds: float | None) -> None:
+    """Retry-After: unreadable values are ignored; none stops a pool past Binance's longest ban."""
+    assert _retry_after(header) == seconds
+
+
+async def test_a_signer_that_fails_leaves_no_key_in_the_traceback(fake: FakeBinance) -> None:
+    """A hardware signer timing out: no frame of the traceback holds the API key."""
+
+    class Failing:
+        def sign(self, payload: bytes) -> str:
+            raise TimeoutError("HSM did not answer")
+
+    async with Client(API_KEY, SECRET, transport=httpx.MockTransport(fake)) as c:
+        c._transport._signer = Failing()
+        with pytest.raises(TimeoutError) as info:
+            await transfer(c)
+    tb = info.value.__traceback__
+    while tb is not None:
+        for value in tb.tb_frame.f_locals.values():
+            assert API_KEY not in repr(value)
+        tb = tb.tb_next
+    assert fake.transfers == []
+
+
+# -- over real sockets: httpcore reports the write --------------------------------------
+
+
+class _Loopback:
+    """A bare HTTP/1.1 server on 127.0.0.1 that answers every request after ``delay``."""
+
+    def __init__(self, body: bytes, delay: float = 0.0) -> None:
+        self.body = body
+        self.delay = delay
+        self.requests: list[bytes] = []
+        self.server: asyncio.Server | None = None
+        self.received = asyncio.Event()  # a request other than the clock sync arrived
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = 0
+                for line in head.split(b"\r\n"):
+                    if line.lower().startswith(b"content-length:"):
+                        length = int(line.split(b":", 1)[1])
+                body = await reader.readexactly(length) if length else b""
+                self.requests.append(head.split(b"\r\n", 1)[0] + b" " + body)
+                if b"/api/v3/time" in head:
+                    answer = b'{"serverTime": %d}' % SERVER_MS
+                else:
+                    self.received.set()
+                    await asyncio.sleep(self.delay)
+                    answer = self.body
+                writer.write(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                    b"Content-Length: %d\r\n\r\n%s" % (len(answer), answer)
+                )
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    async def __aenter__(self) -> str:
+        self.server = await asyncio.start_server(self.handle, "127.0.0.1", 0)
+        port = self.server.sockets[0].getsockname()[1]
+        return f"http://127.0.0.1:{port}"
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.server is not None
+        self.server.close()
+
+    @property
+    def transfers(self) -> list[bytes]:
+        return [r for r in self.requests if b"/api/v3/time" not in r]
+
+
+async def test_over_tcp_a_cancelled_caller_still_learns_the_outcome() -> None:
+    """Real sockets: the caller is cancelled once Binance has the request; the answer still
+    arrives and reaches on_outcome."""
+    outcomes = _Outcomes()
+    server = _Loopback(b'{"tranId": 77}', delay=0.2)
+    async with server as url, Client(API_KEY, SECRET, api_url=url) as c:
+        c._transport.on_outcome = outcomes
+        await c.server_time()
+        task = asyncio.create_task(transfer(c))
+        await server.received.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert len(server.transfers) == 1
+    (outcome,) = outcomes.seen
+    assert outcome.detached and outcome.data == {"tranId": 77}
+
+
+async def test_over_tcp_the_permit_is_renewed_at_the_write() -> None:
+    """httpcore's trace: the governor re-bases the permit as the request is written, and a
+    refusal at that moment writes nothing and acquires again."""
+    server = _Loopback(b'{"tranId": 5}')
+    governor = Governor()
+    renewals: list[bool] = []
+    renew = governor.renew
+
+    def refuse_first(permit: Any) -> Any:
+        # Called from inside httpcore, with the connection ready: at the write itself.
+        renewals.append(any("httpcore" in frame.filename for frame in inspect.stack()))
+        if len(renewals) == 2:  # the transfer's first write (the first is the clock sync)
+            governor.refund(permit)
+            return None
+        return renew(permit)
+
+    governor.renew = refuse_first  # type: ignore[method-assign]
+    async with server as url, Client(API_KEY, SECRET, api_url=url, governor=governor) as c:
+        assert (await transfer(c)).tran_id == 5  # type: ignore[attr-defined]
+    assert renewals == [True, True, True]
+    assert len(server.transfers) == 1
+    (uid,) = [p for p in governor.snapshot() if p.key.startswith("sapi-uid")]
+    assert uid.used == 900
+
+
+async def test_over_tcp_a_header_h11_refuses_is_not_sent_and_not_leaked(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A key h11 refuses before writing: ConnectionFailedError (nothing left), key nowhere."""
+    server = _Loopback(b'{"tranId": 5}')
+    bad = API_KEY + "\n"
+    async with server as url, Client(API_KEY, SECRET, api_url=url) as c:
+        await c.server_time()
+        c._transport._key_header["X-MBX-APIKEY"] = bad
+        with pytest.raises(ConnectionFailedError) as info:
+            await transfer(c)
+    assert server.transfers == []
+    err: BaseException | None = info.value
+    while err is not None:
+        assert API_KEY not in str(err) and API_KEY not in repr(err)
+        err = err.__cause__ or err.__context__
+    assert API_KEY not in caplog.text
+
+
+def test_under_trio_a_cancelled_caller_still_learns_the_outcome() -> None:
+    """trio: a cancel scope that expires mid-request; the shielded transfer reports its outcome."""
+    import trio
+    import trio.testing
+
+    fake = FakeBinance()
+    fake.script("POST", TRANSFER, ok({"tranId": 11}))
+    outcomes = _Outcomes()
+
+    class Slow(httpx.AsyncBaseTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            if request.url.path == TRANSFER:
+                await trio.sleep(2)
+            return fake(request)
+
+    async def main() -> None:
+        async with Client(API_KEY, SECRET, transport=Slow()) as c:
+            c._transport.on_outcome = outcomes
+            with trio.move_on_after(0.5) as scope:
+                await transfer(c)
+            assert scope.cancelled_caught
+
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+    assert len(fake.transfers) == 1
+    (outcome,) = outcomes.seen
+    assert outcome.detached and outcome.data == {"tranId": 11}
