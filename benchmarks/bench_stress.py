@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import contextvars
 import json
 import logging
 import math
@@ -41,7 +42,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -126,18 +127,29 @@ async def standin(**config: Any) -> AsyncIterator[str]:
 # -- the client, timed from permit to write -------------------------------------------
 
 
+# When the current task (or the task it started: the transport sends a transfer in a
+# task of its own) last got a permit, and last had it re-based; emptied once used.
+_ADMITTED: contextvars.ContextVar[list[float]] = contextvars.ContextVar("admitted")
+_RENEWED: contextvars.ContextVar[list[float]] = contextvars.ContextVar("renewed")
+
+
+def _take(var: contextvars.ContextVar[list[float]]) -> float | None:
+    cell = var.get(None)
+    if not cell:
+        return None
+    return cell.pop()
+
+
 class TimedGovernor(Governor):
-    """A governor that remembers, per task, when it last gave or re-based a permit."""
+    """A governor that remembers when it last gave or re-based a permit, per context."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.admitted: dict[asyncio.Task[Any] | None, float] = {}
-        self.renewed: dict[asyncio.Task[Any] | None, float] = {}
         self.renew_refused = 0
 
     async def acquire(self, *args: Any, **kwargs: Any) -> Any:
         permit = await super().acquire(*args, **kwargs)
-        self.admitted[asyncio.current_task()] = time.monotonic()
+        _ADMITTED.set([time.monotonic()])
         return permit
 
     def renew(self, *args: Any, **kwargs: Any) -> Any:
@@ -145,7 +157,7 @@ class TimedGovernor(Governor):
         if permit is None:
             self.renew_refused += 1
         else:
-            self.renewed[asyncio.current_task()] = time.monotonic()
+            _RENEWED.set([time.monotonic()])
         return permit
 
 
@@ -156,28 +168,22 @@ class Delays:
     from_admission: list[float] = attrs.Factory(list)
     from_renewal: list[float] = attrs.Factory(list)
 
-    def hook(self, governor: TimedGovernor) -> Callable[[httpx.Request], Awaitable[None]]:
-        """An httpx request hook that wraps the request's httpcore trace to see the write."""
+    async def on_request(self, request: httpx.Request) -> None:
+        """An httpx request hook: wraps the request's httpcore trace to see the write."""
+        inner = request.extensions.get("trace")
 
-        async def on_request(request: httpx.Request) -> None:
-            inner = request.extensions.get("trace")
+        async def trace(name: str, info: dict[str, Any]) -> None:
+            if inner is not None:
+                await inner(name, info)  # the transport's own first: it may re-base the permit
+            if name == _WRITE_EVENT:
+                now = time.monotonic()
+                admitted, renewed = _take(_ADMITTED), _take(_RENEWED)
+                if admitted is not None:
+                    self.from_admission.append(now - admitted)
+                if renewed is not None:
+                    self.from_renewal.append(now - renewed)
 
-            async def trace(name: str, info: Mapping[str, Any]) -> None:
-                if inner is not None:
-                    await inner(name, info)  # the transport's own (stamp at write) first
-                if name == _WRITE_EVENT:
-                    now = time.monotonic()
-                    task = asyncio.current_task()
-                    admitted = governor.admitted.pop(task, None)
-                    renewed = governor.renewed.pop(task, None)
-                    if admitted is not None:
-                        self.from_admission.append(now - admitted)
-                    if renewed is not None:
-                        self.from_renewal.append(now - renewed)
-
-            request.extensions["trace"] = trace
-
-        return on_request
+        request.extensions["trace"] = trace
 
 
 def _quantile(values: list[float], q: float) -> float:
@@ -219,6 +225,8 @@ class Run:
     """CPU seconds the client's process used per second of load."""
     load: float
     """The machine's load average over the last minute, at the end of the run."""
+    governor: str
+    """The governor's repr at the end (its trip bound, waiters)."""
 
     @property
     def answers(self) -> tuple[int, int]:
@@ -252,7 +260,7 @@ async def load(url: str, seconds: float = SECONDS, **config: Any) -> Run:
     http = httpx.AsyncClient(
         timeout=httpx.Timeout(10.0),
         limits=httpx.Limits(max_connections=1000, max_keepalive_connections=1000),
-        event_hooks={"request": [delays.hook(governor)]},
+        event_hooks={"request": [delays.on_request]},
     )
     errors: Counter[str] = Counter()
     calls = 0
@@ -291,7 +299,8 @@ async def load(url: str, seconds: float = SECONDS, **config: Any) -> Run:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
         report = (await http.get(f"{url}/_standin/report")).json()
-    return Run(report, errors, calls, delays, governor.renew_refused, cpu, os.getloadavg()[0])
+    loadavg = os.getloadavg()[0]
+    return Run(report, errors, calls, delays, governor.renew_refused, cpu, loadavg, repr(governor))
 
 
 async def runs(count: int, label: str, **config: Any) -> list[Run]:
@@ -313,7 +322,8 @@ async def runs(count: int, label: str, **config: Any) -> list[Run]:
             "median arrived per window: "
             f"{shares}; worst window {worst:.1%} ({where}); permit->write from acquire "
             f"{_spread(run.delays.from_admission)}, from renew "
-            f"{_spread(run.delays.from_renewal)} ({run.renew_refused} renewals refused)",
+            f"{_spread(run.delays.from_renewal)} ({run.renew_refused} renewals refused); "
+            f"at the end {run.governor}",
             flush=True,
         )
         done.append(run)
