@@ -72,6 +72,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # Coroutines per endpoint: 500 in all, enough for each pool to have a backlog.
 LOAD = {"pm_collect_asset": 250, "pmpro_auto_collect": 50, "universal_transfer": 200}
 _WRITE_EVENT = "http11.send_request_headers.started"
+_WRITTEN = "bench_stress.written"
 
 
 def _pool_key(endpoint: str) -> str:
@@ -167,6 +168,8 @@ class Delays:
 
     from_admission: list[float] = attrs.Factory(list)
     from_renewal: list[float] = attrs.Factory(list)
+    round_trips: list[float] = attrs.Factory(list)
+    """From the first byte written to the answer's headers read."""
 
     async def on_request(self, request: httpx.Request) -> None:
         """An httpx request hook: wraps the request's httpcore trace to see the write."""
@@ -176,7 +179,7 @@ class Delays:
             if inner is not None:
                 await inner(name, info)  # the transport's own first: it may re-base the permit
             if name == _WRITE_EVENT:
-                now = time.monotonic()
+                now = request.extensions[_WRITTEN] = time.monotonic()
                 admitted, renewed = _take(_ADMITTED), _take(_RENEWED)
                 if admitted is not None:
                     self.from_admission.append(now - admitted)
@@ -184,6 +187,12 @@ class Delays:
                     self.from_renewal.append(now - renewed)
 
         request.extensions["trace"] = trace
+
+    async def on_response(self, response: httpx.Response) -> None:
+        """An httpx response hook: the round trip from the write."""
+        written = response.request.extensions.get(_WRITTEN)
+        if written is not None:
+            self.round_trips.append(time.monotonic() - written)
 
 
 def _quantile(values: list[float], q: float) -> float:
@@ -260,7 +269,7 @@ async def load(url: str, seconds: float = SECONDS, **config: Any) -> Run:
     http = httpx.AsyncClient(
         timeout=httpx.Timeout(10.0),
         limits=httpx.Limits(max_connections=1000, max_keepalive_connections=1000),
-        event_hooks={"request": [delays.on_request]},
+        event_hooks={"request": [delays.on_request], "response": [delays.on_response]},
     )
     errors: Counter[str] = Counter()
     calls = 0
@@ -323,6 +332,7 @@ async def runs(count: int, label: str, **config: Any) -> list[Run]:
             f"{shares}; worst window {worst:.1%} ({where}); permit->write from acquire "
             f"{_spread(run.delays.from_admission)}, from renew "
             f"{_spread(run.delays.from_renewal)} ({run.renew_refused} renewals refused); "
+            f"round trips {_spread(run.delays.round_trips)}; "
             f"at the end {run.governor}",
             flush=True,
         )
