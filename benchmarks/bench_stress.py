@@ -262,24 +262,26 @@ class Run:
         return share, where
 
 
-async def load(url: str, seconds: float = SECONDS, **config: Any) -> Run:
+async def load(url: str, seconds: float = SECONDS) -> Run:
     """Run the 500 coroutines against the stand-in at ``url`` for ``seconds``."""
     governor = TimedGovernor(Limits(time_scale=TIME_SCALE))
     delays = Delays()
-    http = httpx.AsyncClient(
-        timeout=httpx.Timeout(10.0),
-        limits=httpx.Limits(max_connections=1000, max_keepalive_connections=1000),
-        event_hooks={"request": [delays.on_request], "response": [delays.on_response]},
-    )
     errors: Counter[str] = Counter()
     calls = 0
     loop = asyncio.get_running_loop()
+    # The client exactly as users build it (its own httpx pool, max_in_flight...);
+    # the stand-in's control requests go through a client of their own.
     async with (
-        http,
-        Client(
-            API_KEY, API_SECRET, governor=governor, api_url=url, papi_url=url, http_client=http
-        ) as client,
+        httpx.AsyncClient() as control,
+        Client(API_KEY, API_SECRET, governor=governor, api_url=url, papi_url=url) as client,
     ):
+        # Instrumentation only: the client's own httpx client, to see each write.
+        http = getattr(client, "_http", None)
+        if isinstance(http, httpx.AsyncClient):
+            hooks = http.event_hooks
+            hooks["request"].append(delays.on_request)
+            hooks["response"].append(delays.on_response)
+            http.event_hooks = hooks
         stop_at = loop.time() + seconds
         cpu = time.process_time()
 
@@ -299,7 +301,7 @@ async def load(url: str, seconds: float = SECONDS, **config: Any) -> Run:
         tasks = [asyncio.ensure_future(worker(n)) for n, k in LOAD.items() for _ in range(k)]
         try:
             await asyncio.sleep(seconds)
-            await http.get(f"{url}/_standin/mark")
+            await control.get(f"{url}/_standin/mark")
             cpu = (time.process_time() - cpu) / seconds
             # Calls started before the stop finish; those still queued then are cancelled.
             await asyncio.wait(tasks, timeout=3)
@@ -307,7 +309,7 @@ async def load(url: str, seconds: float = SECONDS, **config: Any) -> Run:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-        report = (await http.get(f"{url}/_standin/report")).json()
+        report = (await control.get(f"{url}/_standin/report")).json()
     loadavg = os.getloadavg()[0]
     return Run(report, errors, calls, delays, governor.renew_refused, cpu, loadavg, repr(governor))
 
