@@ -19,7 +19,7 @@ They are sorted by what the caller must do next, not by where they come from::
      │    ├── TooManyRequestsError ... HTTP 429 from Binance
      │    ├── IPBannedError .......... HTTP 418: the IP is banned until ``retry_at``
      │    └── ThrottledError ......... the governor could not grant a permit in time
-     ├── ServiceUnavailableError ..... Binance said it did not process the request
+     ├── ServiceUnavailableError ..... a query kept failing with 5xx (queries only)
      ├── OutcomeUnknownError ......... THE TRANSFER MAY HAVE HAPPENED: reconcile, never resend
      └── MalformedResponseError ...... the answer was not Binance's JSON (WAF page, proxy)
 
@@ -150,7 +150,11 @@ class ThrottledError(RateLimitError):
 
 
 class ServiceUnavailableError(BinanceTransfersError):
-    """Binance said the service was unavailable and the request was not processed."""
+    """A query (never a transfer) kept getting 5xx answers after its retries.
+
+    A transfer answered with a 5xx raises :class:`OutcomeUnknownError` instead:
+    whatever the body says, a 5xx never proves that nothing happened.
+    """
 
     def __init__(self, message: str, *, status: int, endpoint: str) -> None:
         super().__init__(f"{endpoint}: {message} (HTTP {status})")
