@@ -227,7 +227,8 @@ class Run:
 
     report: dict[str, Any]
     errors: Counter[str]
-    calls: int
+    calls: Counter[str]
+    """Calls completed, by endpoint."""
     delays: Delays
     renew_refused: int
     cpu: float
@@ -267,7 +268,7 @@ async def load(url: str, seconds: float = SECONDS) -> Run:
     governor = TimedGovernor(Limits(time_scale=TIME_SCALE))
     delays = Delays()
     errors: Counter[str] = Counter()
-    calls = 0
+    calls: Counter[str] = Counter()
     loop = asyncio.get_running_loop()
     # The client exactly as users build it (its own httpx pool, max_in_flight...);
     # the stand-in's control requests go through a client of their own.
@@ -286,12 +287,11 @@ async def load(url: str, seconds: float = SECONDS) -> Run:
         cpu = time.process_time()
 
         async def worker(name: str) -> None:
-            nonlocal calls
             call = CALLS[name]
             while loop.time() < stop_at:
                 try:
                     await call(client)
-                    calls += 1
+                    calls[name] += 1
                 except IPBannedError as exc:
                     errors[type(exc).__name__] += 1
                     await asyncio.sleep(min(max(exc.retry_after, 0.01), stop_at - loop.time()))
@@ -321,16 +321,17 @@ async def runs(count: int, label: str, **config: Any) -> list[Run]:
         async with standin(**config) as url:
             run = await asyncio.wait_for(load(url), SECONDS + 30)
         shares = ", ".join(
-            f"{name} {statistics.median(a for a, *_ in run.windows(k)) / run.limit(k):.0%}"
+            f"{name} {statistics.median(a for a, *_ in run.windows(k)) / run.limit(k):.0%} "
+            f"({' '.join(f'{a / run.limit(k):.0%}' for a, *_ in run.windows(k))})"
             for k, name in SATURATED.items()
             if k in run.report["pools"]
         )
         worst, where = run.worst()
         print(
             f"  {label} run {i + 1}: 429s {run.answers[0]}, 418s {run.answers[1]}, "
-            f"{run.calls} calls done, errors {dict(run.errors) or 0}; CPU: client "
+            f"calls done {dict(run.calls)}, errors {dict(run.errors) or 0}; CPU: client "
             f"{run.cpu:.0%}, stand-in {run.report['cpu']:.1f} s, load average {run.load:.1f}; "
-            "median arrived per window: "
+            "median arrived per window (each window): "
             f"{shares}; worst window {worst:.1%} ({where}); permit->write from acquire "
             f"{_spread(run.delays.from_admission)}, from renew "
             f"{_spread(run.delays.from_renewal)} ({run.renew_refused} renewals refused); "
