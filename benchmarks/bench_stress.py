@@ -330,7 +330,9 @@ async def runs(count: int, label: str, **config: Any) -> list[Run]:
         print(
             f"  {label} run {i + 1}: 429s {run.answers[0]}, 418s {run.answers[1]}, "
             f"calls done {dict(run.calls)}, errors {dict(run.errors) or 0}; CPU: client "
-            f"{run.cpu:.0%}, stand-in {run.report['cpu']:.1f} s, load average {run.load:.1f}; "
+            f"{run.cpu:.0%} of a core, stand-in "
+            f"{run.report['cpu'] / max(run.report['served'], 1) * 1e6:.0f} µs per request, "
+            f"load average {run.load:.1f}; "
             "median arrived per window (each window): "
             f"{shares}; worst window {worst:.1%} ({where}); permit->write from acquire "
             f"{_spread(run.delays.from_admission)}, from renew "
