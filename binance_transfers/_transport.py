@@ -62,6 +62,7 @@ from ._exceptions import (
     OutcomeUnknownError,
     PendingTransactionError,
     ServiceUnavailableError,
+    ThrottledError,
     TimestampError,
     TooManyRequestsError,
     TransferNotAllowedError,
@@ -187,6 +188,33 @@ class _Template:
         return f"<_Template {self.url}>"
 
 
+class _Ticket:
+    """One pass through an endpoint's gate (see ``Transport._exchange``); left once."""
+
+    __slots__ = ("_held", "_semaphore")
+
+    def __init__(self, semaphore: Any) -> None:
+        self._semaphore = semaphore
+        self._held = False
+
+    async def enter(self, max_wait: float | None, throttled: Callable[[], Exception]) -> None:
+        semaphore = self._semaphore
+        if max_wait is None:
+            await semaphore.acquire()
+        else:
+            with anyio.move_on_after(max_wait):
+                await semaphore.acquire()
+                self._held = True
+            if not self._held:
+                raise throttled()
+        self._held = True
+
+    def leave(self) -> None:
+        if self._held:
+            self._held = False
+            self._semaphore.release()
+
+
 class _NoRoom(Exception):
     """The governor withdrew the permit at the moment of writing: nothing was written."""
 
@@ -206,6 +234,7 @@ class _Attempt:
         "detachable",
         "detached",
         "endpoint",
+        "gate",
         "params",
         "permit",
         "recv_window",
@@ -216,8 +245,9 @@ class _Attempt:
         "written",
     )
 
-    def __init__(self, endpoint: Endpoint, permit: Permit, reports: bool) -> None:
+    def __init__(self, endpoint: Endpoint, permit: Permit, reports: bool, gate: _Ticket) -> None:
         self.endpoint = endpoint
+        self.gate = gate
         self.permit: Permit | None = permit
         # Whether the transport says when it writes; if not, a request counts as
         # written once handed over.
@@ -257,6 +287,7 @@ class Transport:
         connect_retries: int = 2,
         rate_limit_retries: int = 5,
         read_retries: int = 3,
+        write_ahead: int = 8,
     ) -> None:
         self._key_header = {"X-MBX-APIKEY": api_key}
         self._signer = signer
@@ -268,6 +299,8 @@ class Transport:
         self.recv_window = recv_window
         self._max_in_flight = max_in_flight
         self._slots: AbstractAsyncContextManager[Any] | None = None
+        self.write_ahead = write_ahead
+        self._gates: dict[Endpoint, Any] = {}  # endpoint -> semaphore of its write-ahead
         self._sync_lock: anyio.Lock | None = None
         self.wait_on_ban = wait_on_ban
         self.connect_retries = connect_retries
@@ -428,40 +461,57 @@ class Transport:
     ) -> tuple[Any, float, float]:
         governor = self.governor
         if self._slots is None:
-            # asyncio's own semaphore costs a tenth of anyio's limiter (which
-            # yields to the loop on every acquire); trio keeps anyio's.
-            on_asyncio = asyncio._get_running_loop() is not None
-            self._slots = (
-                asyncio.Semaphore(self._max_in_flight)
-                if on_asyncio
-                else anyio.CapacityLimiter(self._max_in_flight)
-            )
+            self._slots = _semaphore(self._max_in_flight)
         base = self._base_urls[endpoint.host]
         reports = self._reports_writes(base)
-        while True:
-            permit = await governor.acquire(
-                endpoint, account=self.account, max_wait=max_wait, wait_on_ban=self.wait_on_ban
-            )
-            attempt = _Attempt(endpoint, permit, reports)
-            try:
-                # A connection slot is taken after the permit, so waiting for one
-                # pool never holds up another.
-                async with self._slots:
-                    if not reports:
-                        # No write hook: re-base on the moment it is handed over.
-                        attempt.permit = governor.renew(permit)
-                        if attempt.permit is None:
-                            continue
-                    if endpoint.mutating and asyncio._get_running_loop() is not None:
-                        attempt.detachable = True
-                        return await self._detachable(attempt, params, recv_window, parse)
-                    return await self._attempt(attempt, params, recv_window, parse)
-            except _NoRoom:
-                continue  # withdrawn before writing; the permit was given back
-            except BaseException:
-                if attempt.permit is not None and not attempt.written:
-                    governor.refund(attempt.permit)  # never left: the capacity is not spent
-                raise
+        # Permits are only worth taking when they can be written at once: a
+        # permit charges the windows its request may land in *now*, and one
+        # held while others are written (a busy loop, a full connection pool)
+        # charges windows that pass unused. So each endpoint lets at most
+        # `write_ahead` permits run ahead of their writes. The gate is per
+        # endpoint: callers queued behind a saturated pool never hold up
+        # another pool's.
+        semaphore = self._gates.get(endpoint)
+        if semaphore is None:
+            semaphore = self._gates[endpoint] = _semaphore(self.write_ahead)
+        gate = _Ticket(semaphore)
+        await gate.enter(max_wait, lambda: self._throttled(endpoint, max_wait))
+        try:
+            while True:
+                permit = await governor.acquire(
+                    endpoint, account=self.account, max_wait=max_wait, wait_on_ban=self.wait_on_ban
+                )
+                attempt = _Attempt(endpoint, permit, reports, gate)
+                try:
+                    # A connection slot is taken after the permit, so waiting for
+                    # one pool never holds up another.
+                    async with self._slots:
+                        if not reports:
+                            # No write hook: re-base on the moment it is handed over.
+                            attempt.permit = governor.renew(permit)
+                            if attempt.permit is None:
+                                continue
+                        if endpoint.mutating and asyncio._get_running_loop() is not None:
+                            attempt.detachable = True
+                            return await self._detachable(attempt, params, recv_window, parse)
+                        return await self._attempt(attempt, params, recv_window, parse)
+                except _NoRoom:
+                    continue  # withdrawn before writing; the permit was given back
+                except BaseException:
+                    if attempt.permit is not None and not attempt.written:
+                        governor.refund(attempt.permit)  # never left: not spent
+                    raise
+        finally:
+            gate.leave()
+
+    def _throttled(self, endpoint: Endpoint, max_wait: float | None) -> ThrottledError:
+        at = self.governor.estimate(endpoint, account=self.account)
+        now = self.governor.server_clock.now()
+        return ThrottledError(
+            f"{endpoint.name}: no permit within max_wait={max_wait} s",
+            retry_at=max(at, now),
+            retry_after=max(at - now, 0.0),
+        )
 
     async def _detachable(
         self,
@@ -527,6 +577,7 @@ class Transport:
         else:
             # Handed over with no word of when it is written: from now on it may be.
             attempt.written = True
+            attempt.gate.leave()
             if scope is not None:
                 scope.shield = True
         data: Any = None
@@ -609,6 +660,7 @@ class Transport:
                 raise _NoRoom
         attempt.written = True
         attempt.sent = self.governor.server_clock.clock.monotonic()
+        attempt.gate.leave()
         if attempt.scope is not None:
             attempt.scope.shield = True  # on the wire: it must run to its answer
 
@@ -865,6 +917,14 @@ class Transport:
     async def aclose(self) -> None:
         self.closed = True
         await self._http.aclose()
+
+
+def _semaphore(size: int) -> Any:
+    """asyncio's own semaphore on asyncio (anyio's limiter yields to the loop on
+    every acquire, ten times the cost); anyio's elsewhere (trio)."""
+    if asyncio._get_running_loop() is not None:
+        return asyncio.Semaphore(size)
+    return anyio.Semaphore(size)
 
 
 _FORM = {"Content-Type": "application/x-www-form-urlencoded"}

@@ -802,3 +802,27 @@ def test_under_trio_a_cancelled_caller_still_learns_the_outcome() -> None:
     assert len(fake.transfers) == 1
     (outcome,) = outcomes.seen
     assert outcome.detached and outcome.data == {"tranId": 11}
+
+
+@looptime.enabled(strict=True)
+async def test_permits_never_run_far_ahead_of_their_writes(fake: FakeBinance) -> None:
+    """With one connection busy, an endpoint holds at most write_ahead unsent permits:
+    the rest wait uncharged, so no window is charged for requests that cannot be sent."""
+
+    class Slow(httpx.AsyncBaseTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            if request.url.path == TRANSFER:
+                await anyio.sleep(1)
+            return fake(request)
+
+    fake.script("POST", TRANSFER, ok({"tranId": 1}))
+    async with Client(API_KEY, SECRET, transport=Slow(), max_in_flight=1) as c:
+        c._transport.write_ahead = 2
+        await c.server_time()
+        async with anyio.create_task_group() as tg:
+            for _ in range(6):
+                tg.start_soon(transfer, c)
+            await anyio.sleep(0.5)
+            (uid,) = [p for p in c.governor.snapshot() if p.key.startswith("sapi-uid")]
+            assert uid.used == 3 * 900  # one on the wire, two permits waiting for it
+    assert len(fake.transfers) == 6
