@@ -539,6 +539,7 @@ class Transport:
                 task.cancel()
                 with anyio.CancelScope(shield=True):
                     await asyncio.wait([task])
+                _retrieve(task)
                 raise
             attempt.detached = True
             log.warning(
@@ -553,6 +554,7 @@ class Transport:
                         await asyncio.wait([task])
                     except asyncio.CancelledError:
                         continue  # another plain cancel: keep learning the outcome
+            _retrieve(task)  # its outcome went to on_outcome; asyncio need not log it
             raise
 
     async def _attempt(
@@ -931,6 +933,12 @@ _FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 # What urlencode leaves as it is.
 _plain = re.compile(r"[A-Za-z0-9_.~-]*").fullmatch
 _NOT_JSON: Any = object()
+
+
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    """Mark a finished task's exception as seen (the caller is gone; it was reported)."""
+    if not task.cancelled():
+        task.exception()
 
 
 def _kind(exc: BaseException) -> _Sent | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import inspect
 from collections.abc import Iterator
 from typing import Any
@@ -826,3 +827,28 @@ async def test_permits_never_run_far_ahead_of_their_writes(fake: FakeBinance) ->
             (uid,) = [p for p in c.governor.snapshot() if p.key.startswith("sapi-uid")]
             assert uid.used == 3 * 900  # one on the wire, two permits waiting for it
     assert len(fake.transfers) == 6
+
+
+@looptime.enabled(strict=True)
+async def test_a_detached_failure_is_reported_not_left_for_asyncio_to_complain_about(
+    fake: FakeBinance, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A cancelled caller's transfer times out later: on_outcome has the error, and asyncio
+    logs no 'Task exception was never retrieved'."""
+    outcomes = _Outcomes()
+
+    class TimesOut(httpx.AsyncBaseTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            if request.url.path == TRANSFER:
+                await anyio.sleep(2)
+                raise httpx.ReadTimeout("timed out")
+            return fake(request)
+
+    async with Client(API_KEY, SECRET, transport=TimesOut()) as c:
+        c._transport.on_outcome = outcomes
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(transfer(c), 0.5)
+    gc.collect()
+    (outcome,) = outcomes.seen
+    assert outcome.detached and isinstance(outcome.error, OutcomeUnknownError)
+    assert "never retrieved" not in caplog.text

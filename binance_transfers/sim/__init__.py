@@ -18,7 +18,13 @@
 It is driven by the same endpoint table and the same :func:`~binance_transfers.pools_for`
 as the client and governor, checks keys, signatures and timestamps as Binance
 does, counts weight in fixed windows, answers 429/418, keeps balances and
-histories, and injects network and server faults on demand.
+histories (rows that appear late, settle PENDING then CONFIRMED or FAILED,
+and reach back 6 months), and injects network and server faults on demand,
+before or after executing. A request once sent is served to the end, even
+if its caller is cancelled, in-process as over TCP; the ledger says what
+executed, and how many times::
+
+    assert exchange.ledger.duplicates() == []  # no transfer moved money twice
 
 This package imports nothing optional: Starlette and uvicorn (the ``sim``
 extra) are imported when the ASGI app is first needed.
@@ -32,6 +38,7 @@ from ._exchange import (
     DEMO_API_KEY,
     DEMO_API_SECRET,
     DEMO_EMAIL,
+    HISTORY_RETENTION,
     Incoming,
     Outgoing,
     SimulatedExchange,
@@ -39,14 +46,15 @@ from ._exchange import (
 from ._faults import Fault, FaultDecision, FaultKind, FaultRule, Faults
 from ._ledger import Charge, Ledger, LedgerEntry, Overrun
 from ._limits import BanPolicy
-from ._report import CapUsage, PoolUsage, Report, report, totals
+from ._report import CapUsage, Execution, PoolUsage, Report, report, totals
 from ._server import SimServer, serve
-from ._state import Account, Bank, SubAccountTransfer, UniversalTransfer, Wallet
+from ._state import Account, Bank, Posting, SubAccountTransfer, UniversalTransfer, Wallet
 
 __all__ = [
     "DEMO_API_KEY",
     "DEMO_API_SECRET",
     "DEMO_EMAIL",
+    "HISTORY_RETENTION",
     "Account",
     "ApiKey",
     "BanPolicy",
@@ -54,6 +62,7 @@ __all__ = [
     "BinanceReject",
     "CapUsage",
     "Charge",
+    "Execution",
     "Fault",
     "FaultDecision",
     "FaultKind",
@@ -65,6 +74,7 @@ __all__ = [
     "Outgoing",
     "Overrun",
     "PoolUsage",
+    "Posting",
     "Report",
     "SimServer",
     "SimulatedExchange",

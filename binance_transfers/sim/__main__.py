@@ -48,6 +48,46 @@ def _parser() -> argparse.ArgumentParser:
         "--drop-rate", type=float, default=0.0, help="share of requests whose connection drops"
     )
     parser.add_argument(
+        "--reset-rate",
+        type=float,
+        default=0.0,
+        help="share of requests executed whose connection closes mid-answer",
+    )
+    parser.add_argument(
+        "--late-rate",
+        type=float,
+        default=0.0,
+        help="share of requests executed whose answer leaves --late-by seconds late",
+    )
+    parser.add_argument("--late-by", type=float, default=30.0, help="delay of late answers (30)")
+    parser.add_argument(
+        "--unavailable-rate",
+        type=float,
+        default=0.0,
+        help='share of requests refused with 503 "Service Unavailable." (not executed)',
+    )
+    parser.add_argument(
+        "--pending-rate",
+        type=float,
+        default=0.0,
+        help="share of transfers that stay PENDING for --settle-after seconds",
+    )
+    parser.add_argument(
+        "--failed-rate",
+        type=float,
+        default=0.0,
+        help="share of transfers that end FAILED after --settle-after seconds (nothing moves)",
+    )
+    parser.add_argument(
+        "--settle-after", type=float, default=5.0, help="how long PENDING lasts, seconds (5)"
+    )
+    parser.add_argument(
+        "--history-lag",
+        type=float,
+        default=0.0,
+        help="seconds before an executed transfer shows in its history (0)",
+    )
+    parser.add_argument(
         "--report",
         metavar="FILE",
         default=None,
@@ -59,7 +99,10 @@ def _parser() -> argparse.ArgumentParser:
 def build(args: argparse.Namespace) -> SimulatedExchange:
     """The exchange the command line describes, with the demo account."""
     exchange = SimulatedExchange(
-        limits=Limits(time_scale=args.time_scale), skew=args.skew, seed=args.seed
+        limits=Limits(time_scale=args.time_scale),
+        skew=args.skew,
+        seed=args.seed,
+        history_lag=args.history_lag,
     )
     exchange.add_demo_account()
     if args.latency or args.jitter:
@@ -68,6 +111,16 @@ def build(args: argparse.Namespace) -> SimulatedExchange:
         exchange.faults.add(Fault.server_error(), probability=args.error_rate)
     if args.drop_rate:
         exchange.faults.add(Fault.drop(), probability=args.drop_rate)
+    if args.reset_rate:
+        exchange.faults.add(Fault.reset(), probability=args.reset_rate)
+    if args.late_rate:
+        exchange.faults.add(Fault.late(args.late_by), probability=args.late_rate)
+    if args.unavailable_rate:
+        exchange.faults.add(Fault.unavailable(), probability=args.unavailable_rate)
+    if args.pending_rate:
+        exchange.faults.add(Fault.pending(args.settle_after), probability=args.pending_rate)
+    if args.failed_rate:
+        exchange.faults.add(Fault.failed(args.settle_after), probability=args.failed_rate)
     return exchange
 
 

@@ -15,7 +15,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from ._exchange import DROP_EXTENSION, Incoming
+from ._exchange import CUT_EXTENSION, DROP_EXTENSION, Incoming
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -38,6 +38,30 @@ class _Hangup(Response):
             drop()
         # Without the extension nothing is sent and the server answers 500 on
         # its own, which a client must also treat as an unknown outcome.
+
+
+class _Cut(Response):
+    """The status line, the headers (with the full ``Content-Length``) and half the body.
+
+    Then the connection closes, as when a proxy or the network dies mid-answer.
+    """
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send(
+            {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
+        )
+        await send(
+            {
+                "type": "http.response.body",
+                "body": self.body[: len(self.body) // 2],
+                "more_body": True,
+            }
+        )
+        cut = (scope.get("extensions") or {}).get(CUT_EXTENSION)
+        if cut is not None:
+            cut()
+        # Without the extension the server sees an unfinished answer and closes
+        # the connection itself: the client reads a truncated body all the same.
 
 
 def build_app(exchange: SimulatedExchange) -> Starlette:
@@ -74,7 +98,8 @@ def _handler(
         answer = await exchange.handle(endpoint, _incoming(request, await request.body()))
         if answer.drop:
             return _Hangup()
-        return Response(
+        cls = _Cut if answer.reset else Response
+        return cls(
             answer.body,
             status_code=answer.status,
             headers=dict(answer.headers),

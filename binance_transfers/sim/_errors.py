@@ -124,6 +124,14 @@ def no_margin_account() -> BinanceReject:
     return BinanceReject(-3003, "Margin account does not exist.")
 
 
+def duplicated_client_tran_id() -> BinanceReject:
+    # Binance documents no code for a repeated clientTranId on
+    # /sapi/v1/sub-account/universalTransfer ("must be unique"): this is the
+    # USDⓈ-M futures code and text for the same rule (-4115
+    # DUPLICATED_CLIENT_TRAN_ID), unverified for this endpoint.
+    return BinanceReject(-4115, "clientTranId is duplicated")
+
+
 def unsupported() -> BinanceReject:
     # Observed from /sapi/v1/sub-account/universalTransfer (binance-connector-java#33).
     return BinanceReject(-9000, "Unsupported operation")
@@ -169,6 +177,28 @@ def unknown_outcome(status: int) -> BinanceReject:
         "An unexpected response was received from the message bus. Execution status unknown.",
         status,
     )
+
+
+#: Binance's texts for codes a 5xx body may carry (spot ``errors.md``).
+_SERVER_TEXTS = {
+    -1000: "An unknown error occurred while processing the request.",
+    -1001: "Internal error; unable to process your request. Please try again.",
+    -1003: "Too many requests queued.",
+    -1006: "An unexpected response was received from the message bus. Execution status unknown.",
+    -1007: "Timeout waiting for response from backend server. Send status unknown; "
+    "execution status unknown.",
+    -1008: "Server is currently overloaded with other requests. Please try again in a few minutes.",
+}
+
+
+def server_error(status: int, code: int | None, msg: str | None) -> BinanceReject:
+    """A 5xx carrying ``code`` (default: Binance's for ``status``) and ``msg``."""
+    reject = unknown_outcome(status)
+    if code is not None:
+        reject = BinanceReject(code, _SERVER_TEXTS.get(code, _SERVER_TEXTS[-1000]), status)
+    if msg is not None:
+        reject.msg = msg
+    return reject
 
 
 def service_unavailable() -> BinanceReject:

@@ -2,7 +2,8 @@
 
 Every request goes through the same steps, in Binance's order:
 
-1. fault draw, then the request's travel time (``Fault.latency``);
+1. fault draw (travel, settlement, answer), then the request's travel time
+   (``Fault.latency``);
 2. a WAF block stops it before the API (no weight, no trace but the ledger's);
 3. an IP ban answers 418;
 4. weight is counted in every fixed-window pool, *before* anything is checked:
@@ -11,7 +12,9 @@ Every request goes through the same steps, in Binance's order:
 5. API key, ``timestamp``/``recvWindow`` and signature (-2014/-2015, -1102,
    -1131, -1021, -1022), all answered after the weight was spent;
 6. rolling call caps (429; a call the next step refuses gives its slot back);
-7. the endpoint's own parameters and rules, then execution.
+7. the endpoint's own parameters and rules, then execution (a transfer with a
+   history may settle later, or fail: ``Fault.pending``, ``Fault.failed``);
+8. the answer fault, if any, shapes the answer (5xx, drop, reset, late...).
 
 Steps 2 to 7 run without yielding to the event loop, so concurrent requests
 are atomic with respect to each other, as on one matching engine.
@@ -34,7 +37,7 @@ from .._limits import Limits, PoolKind, PoolSpec
 from . import _errors as err
 from ._auth import KEY_FORMAT, ApiKey, split_signature
 from ._errors import BinanceReject
-from ._faults import Fault, FaultKind, Faults
+from ._faults import Fault, FaultDecision, FaultKind, Faults
 from ._handlers import HANDLERS, Context
 from ._ledger import Charge, Ledger, LedgerEntry
 from ._limits import BanPolicy, RateLimiter
@@ -51,6 +54,7 @@ __all__ = [
     "DEMO_API_KEY",
     "DEMO_API_SECRET",
     "DEMO_EMAIL",
+    "HISTORY_RETENTION",
     "Incoming",
     "Outgoing",
     "SimulatedExchange",
@@ -63,6 +67,12 @@ DEMO_EMAIL = "demo@sim.invalid"
 #: ASGI scope extension a server or transport provides so the app can close
 #: the connection without answering: ``scope["extensions"][DROP_EXTENSION]()``.
 DROP_EXTENSION = "binance_sim.drop"
+#: How far back the histories reach: Binance serves "the last 6 months only"
+#: (taken as 180 days, the shorter reading, so a client assuming more is caught).
+HISTORY_RETENTION = 180 * 24 * 3600.0
+#: ASGI scope extension to close the connection *after* part of the answer was
+#: sent (``Fault.reset``): ``scope["extensions"][CUT_EXTENSION]()``.
+CUT_EXTENSION = "binance_sim.cut"
 
 _DEMO_BALANCES: Mapping[WalletSpec, Mapping[str, Money]] = {
     "MAIN": {"USDT": "1000000", "BTC": "10", "BNB": "1000"},
@@ -94,6 +104,12 @@ class _Visit:
     executed: bool = False
     signature: str | None = None
     result: object = None
+    params: Mapping[str, str] = attrs.field(factory=dict)
+    timestamp: int | None = None
+    settlement: str | None = None
+    settles_at: float | None = None
+    latency: float = 0.0
+    late_by: float = 0.0
 
 
 @attrs.frozen(kw_only=True)
@@ -118,6 +134,8 @@ class Outgoing:
     headers: Mapping[str, str]
     content_type: str = "application/json"
     drop: bool = False
+    reset: bool = False
+    """Headers and half the body leave, then the connection closes (``Fault.reset``)."""
 
 
 class SimulatedExchange:
@@ -138,6 +156,16 @@ class SimulatedExchange:
     a second); ``clock`` is read for durations (``monotonic``) and for the
     server's clock (``time() + skew``, ``skew`` adjustable at any time);
     ``seed`` makes random faults reproducible; ``bans`` shapes 418 bans.
+
+    ``history_lag`` (seconds on the server clock, default 0) is how long an
+    executed transfer takes to appear in its history, as on Binance, where a
+    row shows some time after the transfer: a client settling an unknown
+    outcome must wait at least that long before reading "absent" as "never
+    ran". ``history_retention`` (default 180 days, Binance's "last 6 months
+    only"; None: forever) is how far back the histories reach: older rows are
+    never returned, whatever ``startTime`` asks. Both apply as given, not
+    divided by ``limits.time_scale``: they are about Binance's records, like
+    ``timestamp`` and ``recvWindow``, not about rate-limit windows.
     """
 
     #: Base URLs for the in-process transport (they never resolve: ``.invalid``).
@@ -153,16 +181,24 @@ class SimulatedExchange:
         skew: float = 0.0,
         seed: int | None = None,
         bans: BanPolicy | None = None,
+        history_lag: float = 0.0,
+        history_retention: float | None = HISTORY_RETENTION,
     ) -> None:
         missing = sorted(set(endpoints) - set(HANDLERS))
         if missing:
             raise ValueError(f"the simulated exchange cannot serve {missing}: no handler")
+        if history_lag < 0 or (history_retention is not None and history_retention <= 0):
+            raise ValueError("history_lag must be >= 0 and history_retention > 0 (or None)")
         self.limits = limits if limits is not None else Limits()
         self.endpoints = endpoints
         self.clock: Clock = clock if clock is not None else LoopClock()
         self.skew = skew
         """Seconds added to ``clock.time()`` to make the server's clock."""
-        self.bank = Bank()
+        self.history_lag = history_lag
+        """Seconds between a transfer's execution and its row's appearance in the history."""
+        self.history_retention = history_retention
+        """Seconds of history served (None: all of it)."""
+        self.bank = Bank(now_ms=self.server_ms)
         self.faults = Faults(seed)
         self.ledger = Ledger()
         self.limiter = RateLimiter(self.limits, bans if bans is not None else BanPolicy())
@@ -255,9 +291,11 @@ class SimulatedExchange:
     def transport(self, *, client_ip: str = "127.0.0.1") -> httpx.AsyncBaseTransport:
         """An in-process httpx transport to this exchange, seen as coming from ``client_ip``.
 
-        Unlike ``httpx.ASGITransport`` it fails as a network does: a dropped
-        connection raises ``httpx.RemoteProtocolError`` and an answer later than
-        the request's read timeout raises ``httpx.ReadTimeout``.
+        Unlike ``httpx.ASGITransport`` it behaves as a network does: a dropped
+        connection raises ``httpx.RemoteProtocolError`` (before the answer, or
+        while reading a body cut short by ``Fault.reset``), an answer later than
+        the request's read timeout raises ``httpx.ReadTimeout``, and a request
+        once sent is served to the end even if its caller is cancelled.
         """
         from ._transport import SimTransport
 
@@ -308,7 +346,7 @@ class SimulatedExchange:
         decision = self.faults.decide(endpoint.name)
         if decision.latency > 0:
             await anyio.sleep(decision.latency)
-        answer = self._process(endpoint, request, decision.fault)
+        answer = self._process(endpoint, request, decision)
         if decision.late_by > 0:
             await anyio.sleep(decision.late_by)
         return answer
@@ -318,9 +356,19 @@ class SimulatedExchange:
         visit = self._visit(request, None, None)
         self._finish(visit, Outgoing(status=status, body=b"", headers={}))
 
-    def _visit(self, request: Incoming, endpoint: str | None, fault: Fault | None) -> _Visit:
+    def _visit(
+        self,
+        request: Incoming,
+        endpoint: str | None,
+        fault: Fault | None,
+        params: Params | None = None,
+    ) -> _Visit:
         """Start the ledger's record of ``request``, as it arrives."""
+        values = {} if params is None else params.values
+        stamp = values.get("timestamp", "")
         return _Visit(
+            params={k: v for k, v in values.items() if k != "signature"},
+            timestamp=int(stamp) if stamp.isdigit() else None,
             seq=next(self._seq),
             arrived=self.server_time(),
             monotonic=self.clock.monotonic(),
@@ -331,8 +379,12 @@ class SimulatedExchange:
             fault=None if fault is None else fault.kind.value,
         )
 
-    def _process(self, endpoint: Endpoint, request: Incoming, fault: Fault | None) -> Outgoing:
-        visit = self._visit(request, endpoint.name, fault)
+    def _process(self, endpoint: Endpoint, request: Incoming, decision: FaultDecision) -> Outgoing:
+        fault = decision.fault
+        params = Params.parse(request.query, request.body)
+        visit = self._visit(request, endpoint.name, fault, params)
+        visit.latency, visit.late_by = decision.latency, decision.late_by
+        self.bank.settle(int(visit.arrived * 1000))
         if fault is not None and fault.kind is FaultKind.WAF:
             waf = Outgoing(status=403, body=err.WAF_PAGE, headers={}, content_type="text/html")
             return self._finish(visit, waf)
@@ -347,14 +399,14 @@ class SimulatedExchange:
             self._admit(visit, endpoint, specs, headers)
             if fault is not None and fault.kind is FaultKind.UNAVAILABLE:
                 raise err.service_unavailable()
-            params = self._authenticate(endpoint, request, key, visit.arrived)
+            self._authenticate(endpoint, request, params, key, visit.arrived)
             wait = self.limiter.admit_call(specs, visit.monotonic)
             if wait is not None:
                 headers["Retry-After"] = self.limiter.retry_after_header(wait)
                 raise err.call_cap()
             body = None
             if fault is None or fault.executes:
-                body = self._execute(visit, endpoint, key, params, specs)
+                body = self._execute(visit, endpoint, key, params, specs, decision)
         except BinanceReject as reject:
             visit.code = reject.code
             status, payload = reject.status, reject.body()
@@ -366,7 +418,7 @@ class SimulatedExchange:
                 used = self.limiter.used(spec, request.ip, visit.arrived)
                 headers[spec.header.upper()] = str(used)
         answer = Outgoing(status=status, body=payload, headers=headers)
-        return self._finish(visit, self._apply(fault, answer))
+        return self._finish(visit, self._apply(fault, answer, visit))
 
     def _admit(
         self,
@@ -401,11 +453,18 @@ class SimulatedExchange:
         key: ApiKey | None,
         params: Params,
         specs: tuple[PoolSpec, ...],
+        decision: FaultDecision,
     ) -> dict[str, Any]:
         context = Context(
             bank=self.bank,
             account=None if key is None else self.bank.accounts[key.account],
             now_ms=int(visit.arrived * 1000),
+            settlement=decision.settlement,
+            settle_after_ms=math.ceil(decision.settle_after * 1000),
+            history_lag_ms=math.ceil(self.history_lag * 1000),
+            retention_ms=None
+            if self.history_retention is None
+            else int(self.history_retention * 1000),
         )
         try:
             body, visit.result = HANDLERS[endpoint.name](context, params)
@@ -414,18 +473,25 @@ class SimulatedExchange:
             self.limiter.release_call(specs, visit.monotonic)
             raise
         visit.executed = True
+        posting = self.bank.postings.get(visit.result) if isinstance(visit.result, int) else None
+        if posting is not None:
+            visit.settlement = posting.status
+            visit.settles_at = posting.settles_at / 1000
         return body
 
-    def _apply(self, fault: Fault | None, answer: Outgoing) -> Outgoing:
+    def _apply(self, fault: Fault | None, answer: Outgoing, visit: _Visit) -> Outgoing:
         """Let the fault shape the answer (after execution, if it executes)."""
         if fault is None:
             return answer
         kind = fault.kind
         if kind is FaultKind.SERVER_ERROR:
-            reject = err.unknown_outcome(fault.status)
+            reject = err.server_error(fault.status, fault.code, fault.msg)
+            visit.code = reject.code  # the ledger records the answer as sent
             return attrs.evolve(answer, status=fault.status, body=reject.body())
         if kind is FaultKind.DROP:
             return attrs.evolve(answer, drop=True)
+        if kind is FaultKind.RESET:
+            return attrs.evolve(answer, reset=True)
         if kind is FaultKind.MALFORMED:
             # Half of the real answer: what a cut connection behind a proxy delivers.
             return attrs.evolve(
@@ -442,11 +508,15 @@ class SimulatedExchange:
         return answer
 
     def _authenticate(
-        self, endpoint: Endpoint, request: Incoming, key: ApiKey | None, server_now: float
-    ) -> Params:
-        params = Params.parse(request.query, request.body)
+        self,
+        endpoint: Endpoint,
+        request: Incoming,
+        params: Params,
+        key: ApiKey | None,
+        server_now: float,
+    ) -> None:
         if not endpoint.security.signed:
-            return params
+            return
         if request.api_key is None or not KEY_FORMAT.fullmatch(request.api_key):
             raise err.key_format()
         if key is None:
@@ -469,7 +539,6 @@ class SimulatedExchange:
             raise err.timestamp_outside()
         if not key.verify(payload, signature):
             raise err.bad_signature()
-        return params
 
     def _server_ms_at(self, monotonic: float, visit: _Visit) -> int:
         """Server epoch ms at a monotonic instant (a ban's end, for its message)."""

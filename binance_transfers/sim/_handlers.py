@@ -19,8 +19,17 @@ import attrs
 from .._models import TransferType, converter
 from .._params import format_amount
 from . import _errors as err
+from ._faults import Fault, FaultKind
 from ._params import Params
-from ._state import Account, Bank, SubAccountTransfer, UniversalTransfer, Wallet, WalletKey
+from ._state import (
+    Account,
+    Bank,
+    Posting,
+    SubAccountTransfer,
+    UniversalTransfer,
+    Wallet,
+    WalletKey,
+)
 
 __all__ = ["HANDLERS", "Context"]
 
@@ -51,6 +60,43 @@ class Context:
     account: Account | None
     now_ms: int
     """Server epoch milliseconds at arrival."""
+    settlement: Fault | None = None
+    """PENDING or FAILED: how a transfer with a history settles (None: confirmed at once)."""
+    settle_after_ms: int = 0
+    history_lag_ms: int = 0
+    """How long after execution a transfer's row appears in its history."""
+    retention_ms: int | None = None
+    """How far back the histories reach (Binance: the last 6 months); None: forever."""
+
+    def post(self, tran_id: int, *, confirmed: str, failed: str, pending: str) -> Posting:
+        """Record the history timing of the transfer ``tran_id`` executed now."""
+        posting = Posting(
+            tran_id=tran_id,
+            executed_at=self.now_ms,
+            visible_at=self.now_ms + self.history_lag_ms,
+            settles_at=self.settles_at,
+            status=failed if self.fails else confirmed,
+            pending_status=pending,
+        )
+        self.bank.post(posting)
+        return posting
+
+    @property
+    def settles_at(self) -> int:
+        return self.now_ms + (self.settle_after_ms if self.settlement is not None else 0)
+
+    @property
+    def fails(self) -> bool:
+        return self.settlement is not None and self.settlement.kind is FaultKind.FAILED
+
+    def shown(self, tran_id: int, at: int) -> Posting | None:
+        """The posting of a row the history shows now (None: not yet, or too old)."""
+        posting = self.bank.postings.get(tran_id)
+        if posting is None or posting.visible_at > self.now_ms:
+            return None
+        if self.retention_ms is not None and at < self.now_ms - self.retention_ms:
+            return None
+        return posting
 
     @property
     def caller(self) -> Account:
@@ -99,15 +145,26 @@ def universal_transfer(ctx: Context, p: Params) -> Outcome:
     account = ctx.caller
     if Wallet.PORTFOLIO_MARGIN in (source[0], target[0]) and not account.portfolio_margin:
         raise err.not_portfolio_margin()
-    ctx.bank.move(account, source, account, target, asset, amount)
+    ctx.bank.transfer(
+        account,
+        source,
+        account,
+        target,
+        asset,
+        amount,
+        now_ms=ctx.now_ms,
+        settles_at=ctx.settles_at,
+        fails=ctx.fails,
+    )
     tran_id = ctx.bank.next_id()
+    posting = ctx.post(tran_id, confirmed="CONFIRMED", failed="FAILED", pending="PENDING")
     account.transfers.append(
         UniversalTransfer(
             tran_id=tran_id,
             type=kind.value,
             asset=asset,
             amount=amount,
-            status="CONFIRMED",
+            status=posting.status,
             timestamp=ctx.now_ms,
             from_symbol=source[1],
             to_symbol=target[1],
@@ -123,14 +180,15 @@ def transfer_history(ctx: Context, p: Params) -> Outcome:
     size = p.page("size", default=10, high=100)
     source, target = _transfer_wallets(p, kind)
     rows = [
-        t
+        (t, posting)
         for t in ctx.caller.transfers
         if t.type == kind.value
         and (source[1] is None or t.from_symbol == source[1])
         and (target[1] is None or t.to_symbol == target[1])
         and _in_range(t.timestamp, start, end, ctx.now_ms)
+        and (posting := ctx.shown(t.tran_id, t.timestamp)) is not None
     ]
-    rows.sort(key=lambda t: (t.timestamp, t.tran_id), reverse=True)
+    rows.sort(key=lambda row: (row[0].timestamp, row[0].tran_id), reverse=True)
     page = rows[(current - 1) * size : current * size]
     body: Body = {"total": len(rows)}
     if page:
@@ -140,11 +198,11 @@ def transfer_history(ctx: Context, p: Params) -> Outcome:
                 "asset": t.asset,
                 "amount": format_amount(t.amount),
                 "type": t.type,
-                "status": t.status,
+                "status": posting.status_at(ctx.now_ms),
                 "tranId": t.tran_id,
                 "timestamp": t.timestamp,
             }
-            for t in page
+            for t, posting in page
         ]
     return body, None
 
@@ -272,17 +330,30 @@ def sub_account_transfer(ctx: Context, p: Params) -> Outcome:
         if kind in _MARGINS and not party.margin:
             raise err.no_margin_account()
     if client_tran_id is not None and client_tran_id in master.client_tran_ids:
-        # "Must be unique"; the code Binance answers is undocumented (unverified).
-        raise err.invalid("clientTranId")
+        raise err.duplicated_client_tran_id()
 
     def key(kind: str) -> WalletKey:
         wallet = _ACCOUNT_TYPES[kind]
         return wallet, symbol if wallet is Wallet.ISOLATEDMARGIN else None
 
-    ctx.bank.move(source, key(from_type), target, key(to_type), asset, amount)
+    ctx.bank.transfer(
+        source,
+        key(from_type),
+        target,
+        key(to_type),
+        asset,
+        amount,
+        now_ms=ctx.now_ms,
+        settles_at=ctx.settles_at,
+        fails=ctx.fails,
+    )
     tran_id = ctx.bank.next_id()
     if client_tran_id is not None:
+        # Used up even if the transfer fails later: the id names that transfer.
         master.client_tran_ids.add(client_tran_id)
+    # The sub-account family's documented statuses (PROCESS / SUCCESS / FAILURE,
+    # "Sub-account Transfer History"); this endpoint's page shows only SUCCESS.
+    posting = ctx.post(tran_id, confirmed="SUCCESS", failed="FAILURE", pending="PROCESS")
     master.sub_account_transfers.append(
         SubAccountTransfer(
             tran_id=tran_id,
@@ -293,7 +364,7 @@ def sub_account_transfer(ctx: Context, p: Params) -> Outcome:
             create_time_stamp=ctx.now_ms,
             from_account_type=from_type,
             to_account_type=to_type,
-            status="SUCCESS",
+            status=posting.status,
             client_tran_id=client_tran_id,
         )
     )
@@ -315,15 +386,17 @@ def sub_account_transfer_history(ctx: Context, p: Params) -> Outcome:
         raise err.interval_too_big(7 * 24)
     master = ctx.master
     rows = [
-        r
+        (r, posting)
         for r in master.sub_account_transfers
         if _matches(r, master, from_email, to_email, client_tran_id)
         and _in_range(r.create_time_stamp, start, end, ctx.now_ms)
+        and (posting := ctx.shown(r.tran_id, r.create_time_stamp)) is not None
     ]
-    rows.sort(key=lambda r: (r.create_time_stamp, r.tran_id), reverse=True)
+    rows.sort(key=lambda row: (row[0].create_time_stamp, row[0].tran_id), reverse=True)
     result = []
-    for r in rows[(page - 1) * limit : page * limit]:
+    for r, posting in rows[(page - 1) * limit : page * limit]:
         row: Body = converter.unstructure(r)
+        row["status"] = posting.status_at(ctx.now_ms)
         if r.client_tran_id is None:
             del row["clientTranId"]
         result.append(row)

@@ -2,18 +2,27 @@
 
 Tests read it to check what a client really did on the wire: how much weight
 landed in each fixed window of each pool (and whether any window went over
-its limit), and whether a transfer was executed twice because the same signed
-request was sent twice (a blind resend after an unknown outcome).
+its limit), and whether a transfer was executed twice, because the same signed
+request was sent twice (:meth:`Ledger.resends`) or the same transfer was sent
+again with a fresh timestamp (:meth:`Ledger.duplicates`)::
+
+    entry = ledger.executions("sub_account_transfer", clientTranId="rebal-7")[0]
+    entry.params["amount"], entry.timestamp, entry.executed_ms, entry.settlement
+    assert ledger.duplicates() == []
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
+import anyio
 import attrs
 
 from .._limits import PoolKind
+
+#: Parameters that do not say what a request asks, only when and how it was signed.
+_NOT_THE_TRANSFER = frozenset({"timestamp", "recvWindow", "signature"})
 
 __all__ = ["Charge", "Ledger", "LedgerEntry", "Overrun"]
 
@@ -61,6 +70,35 @@ class LedgerEntry:
     """The injected fault that shaped the answer, if any."""
     result: object = None
     """Id of what was executed (``tranId``, ``txnId``), if any."""
+    params: Mapping[str, str] = attrs.field(factory=dict)
+    """The request's parameters as the exchange parsed them (query and body), no signature."""
+    timestamp: int | None = None
+    """The ``timestamp`` parameter sent (epoch ms), if any."""
+    settlement: str | None = None
+    """Final status of an executed transfer with a history (CONFIRMED / FAILED,
+    SUCCESS / FAILURE); decided at execution, shown once ``settles_at`` passes."""
+    settles_at: float | None = None
+    """Server clock (epoch seconds) at which that transfer leaves PENDING."""
+    latency: float = 0.0
+    """Seconds the request travelled (``Fault.latency``): it arrived that long after leaving."""
+    late_by: float = 0.0
+    """Seconds the answer was held back after processing (``Fault.late``)."""
+
+    @property
+    def executed_ms(self) -> int | None:
+        """Server epoch milliseconds of execution (the history row's timestamp), if executed."""
+        return int(self.arrived * 1000) if self.executed else None
+
+    @property
+    def moved(self) -> bool:
+        """Executed and not FAILED: the request moves (or moved) money, if it moves any."""
+        return self.executed and self.settlement not in ("FAILED", "FAILURE")
+
+    def transfer_key(self) -> tuple[str | None, tuple[tuple[str, str], ...]]:
+        """What the request asks, without ``timestamp``, ``recvWindow`` or ``signature``."""
+        return self.endpoint, tuple(
+            sorted((k, v) for k, v in self.params.items() if k not in _NOT_THE_TRANSFER)
+        )
 
     def weight(self, pool: str) -> int:
         """Weight drawn from ``pool`` (0 if none)."""
@@ -87,9 +125,30 @@ class Ledger(Sequence[LedgerEntry]):
 
     def __init__(self) -> None:
         self._entries: list[LedgerEntry] = []
+        self._waiters: list[tuple[Callable[[LedgerEntry], bool], anyio.Event]] = []
 
     def record(self, entry: LedgerEntry) -> None:
         self._entries.append(entry)
+        for predicate, event in self._waiters:
+            if predicate(entry):
+                event.set()
+
+    async def wait_for(self, predicate: Callable[[LedgerEntry], bool]) -> LedgerEntry:
+        """The first entry matching ``predicate``, waiting for it to be recorded if need be.
+
+        ``await ledger.wait_for(lambda e: e.endpoint == "universal_transfer")``:
+        tells a test when the exchange has handled a request its caller gave up on.
+        """
+        while True:
+            for entry in self._entries:
+                if predicate(entry):
+                    return entry
+            waiter = (predicate, anyio.Event())
+            self._waiters.append(waiter)
+            try:
+                await waiter[1].wait()
+            finally:
+                self._waiters.remove(waiter)
 
     def __getitem__(self, index: int) -> LedgerEntry:  # type: ignore[override]
         return self._entries[index]
@@ -119,6 +178,44 @@ class Ledger(Sequence[LedgerEntry]):
     def executed(self, endpoint: str | None = None) -> list[LedgerEntry]:
         """Requests that were executed, for ``endpoint`` (any if None)."""
         return self.entries(endpoint, executed=True)
+
+    def executions(self, endpoint: str | None = None, **params: str) -> list[LedgerEntry]:
+        """Executed requests for ``endpoint`` whose parameters include every ``params`` value.
+
+        ``ledger.executions("universal_transfer", type="MAIN_UMFUTURE", amount="1.5")``
+        """
+        return [
+            e
+            for e in self._entries
+            if e.executed
+            and (endpoint is None or e.endpoint == endpoint)
+            and all(e.params.get(name) == value for name, value in params.items())
+        ]
+
+    def times_executed(self, endpoint: str | None = None, **params: str) -> int:
+        """How many times a request for ``endpoint`` with these parameters executed."""
+        return len(self.executions(endpoint, **params))
+
+    def duplicates(self, endpoint: str | None = None) -> list[tuple[LedgerEntry, ...]]:
+        """Groups of requests that moved money asking for the very same transfer.
+
+        Requests compare by endpoint and parameters, ``timestamp``,
+        ``recvWindow`` and ``signature`` left out, so a transfer resent with a
+        fresh timestamp is caught (:meth:`resends` catches only identical
+        bytes). A FAILED transfer moved nothing and is not counted. Give every
+        intended transfer distinct parameters (an amount, a ``clientTranId``)
+        in a test that uses this.
+        """
+        groups: dict[object, list[LedgerEntry]] = defaultdict(list)
+        for entry in self._entries:
+            if (
+                entry.moved
+                and entry.method != "GET"  # reads change nothing, however often repeated
+                and entry.endpoint is not None
+                and endpoint in (None, entry.endpoint)
+            ):
+                groups[entry.transfer_key()].append(entry)
+        return [tuple(group) for group in groups.values() if len(group) > 1]
 
     def window_weights(self, pool: str, *, ip: str | None = None) -> dict[int, int]:
         """Weight received per fixed window of ``pool`` (from ``ip`` only, if given)."""
@@ -152,7 +249,7 @@ class Ledger(Sequence[LedgerEntry]):
         ]
 
     def resends(self) -> list[tuple[LedgerEntry, ...]]:
-        """Groups of executed requests that carried the same signature (a resend).
+        """Groups of executed mutating requests that carried the same signature (a resend).
 
         Two *different* calls with identical parameters signed in the same
         millisecond carry the same signature too (Binance cannot tell them
@@ -161,7 +258,8 @@ class Ledger(Sequence[LedgerEntry]):
         """
         by_signature: dict[str, list[LedgerEntry]] = defaultdict(list)
         for entry in self._entries:
-            if entry.executed and entry.signature is not None:
+            # A read repeated in the same millisecond changes nothing: not a resend.
+            if entry.executed and entry.signature is not None and entry.method != "GET":
                 by_signature[entry.signature].append(entry)
         return [tuple(group) for group in by_signature.values() if len(group) > 1]
 

@@ -18,7 +18,7 @@ from .._limits import PoolKind, pools_for
 from .._models import converter
 from ._exchange import SimulatedExchange
 
-__all__ = ["CapUsage", "PoolUsage", "Report", "report", "totals"]
+__all__ = ["CapUsage", "Execution", "PoolUsage", "Report", "report", "totals"]
 
 
 @attrs.frozen(kw_only=True)
@@ -51,6 +51,23 @@ class CapUsage:
 
 
 @attrs.frozen(kw_only=True)
+class Execution:
+    """One executed mutating request, for checks made in another process."""
+
+    endpoint: str
+    params: dict[str, str]
+    """Parameters as received, no signature."""
+    timestamp: int | None
+    """The ``timestamp`` parameter sent (epoch ms)."""
+    executed_ms: int
+    """Server epoch milliseconds of execution."""
+    result: str | None
+    """``tranId`` / ``txnId``, as text."""
+    settlement: str | None
+    """Final status of a transfer with a history (FAILED / FAILURE: nothing moved)."""
+
+
+@attrs.frozen(kw_only=True)
 class Report:
     """What the exchange saw: windows, caps, answers, executions, money."""
 
@@ -63,6 +80,10 @@ class Report:
     totals: dict[str, Decimal]
     """Each asset summed over every wallet of every account."""
     started_with: dict[str, Decimal]
+    executions: tuple[Execution, ...] = ()
+    """Every executed mutating request (transfers, collections), oldest first."""
+    duplicates: int = 0
+    """Transfers that moved money more than once (see ``Ledger.duplicates``)."""
 
     @property
     def conserved(self) -> bool:
@@ -85,8 +106,11 @@ class Report:
 
 
 def totals(exchange: SimulatedExchange) -> dict[str, Decimal]:
-    """Each asset summed over every wallet of every account (masters and subs)."""
-    sums: dict[str, Decimal] = defaultdict(Decimal)
+    """Each asset summed over every wallet of every account (masters and subs).
+
+    Amounts held by pending transfers (in no wallet until they settle) count too.
+    """
+    sums: dict[str, Decimal] = defaultdict(Decimal, exchange.bank.in_flight())
     for account in exchange.bank:
         for assets in account.balances().values():
             for asset, amount in assets.items():
@@ -134,9 +158,22 @@ def report(exchange: SimulatedExchange, started_with: dict[str, Decimal]) -> Rep
         executed=dict(Counter(e.endpoint for e in ledger.executed() if e.endpoint is not None)),
         totals=totals(exchange),
         started_with=dict(started_with),
+        executions=tuple(
+            Execution(
+                endpoint=e.endpoint,
+                params=dict(e.params),
+                timestamp=e.timestamp,
+                executed_ms=int(e.arrived * 1000),
+                result=None if e.result is None else str(e.result),
+                settlement=e.settlement,
+            )
+            for e in ledger.executed()
+            if e.endpoint is not None and e.method != "GET"
+        ),
+        duplicates=sum(len(group) - 1 for group in ledger.duplicates()),
     )
 
 
 # Resolve annotations here: the package re-homes these classes to its own name.
-for _cls in (PoolUsage, CapUsage, Report):
+for _cls in (PoolUsage, CapUsage, Execution, Report):
     attrs.resolve_types(_cls)

@@ -3,7 +3,8 @@
 ``serve(exchange)`` binds and listens *before* uvicorn starts, so the URL is
 usable the moment it is known (even with port 0) and nothing polls for
 readiness. Connection drops are real: the HTTP protocol is uvicorn's h11 one,
-taught to abort the socket when the app asks (``Fault.drop``). uvicorn runs on
+taught to abort the socket when the app asks (``Fault.drop``), or to close it
+after part of the answer was written (``Fault.reset``). uvicorn runs on
 asyncio only (the in-process transport works under trio too).
 """
 
@@ -14,7 +15,7 @@ import socket
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from ._exchange import DROP_EXTENSION
+from ._exchange import CUT_EXTENSION, DROP_EXTENSION
 
 if TYPE_CHECKING:
     from ._exchange import SimulatedExchange
@@ -141,6 +142,7 @@ def _dropping_protocol() -> type[asyncio.Protocol]:
                 scope["extensions"] = {
                     **(scope.get("extensions") or {}),
                     DROP_EXTENSION: self.hang_up,
+                    CUT_EXTENSION: self.cut,
                 }
                 await inner(scope, receive, send)
 
@@ -152,5 +154,12 @@ def _dropping_protocol() -> type[asyncio.Protocol]:
             if self.cycle is not None:
                 self.cycle.disconnected = True
             self.transport.abort()
+
+        def cut(self) -> None:
+            # close(), not abort(): what was written (headers, part of the
+            # body) still leaves, then the peer reads end-of-stream mid-body.
+            if self.cycle is not None:
+                self.cycle.disconnected = True
+            self.transport.close()
 
     return DroppingH11Protocol

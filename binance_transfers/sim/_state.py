@@ -3,15 +3,24 @@
 A master account has API keys and sub-accounts (by e-mail); every account has
 wallets (:class:`Wallet`), isolated margin one per symbol, each holding a
 :class:`~decimal.Decimal` balance per asset. Money only moves through
-:meth:`Bank.move`, which refuses to overdraw (-5013) and never rounds.
+:meth:`Bank.move` and :meth:`Bank.transfer`, which refuse to overdraw (-5013)
+and never round.
+
+A transfer with a history has a :class:`Posting`: when its row appears (the
+history lag) and when it leaves PENDING, as CONFIRMED or FAILED. Until then
+the amount is held: debited from the source, not yet credited to the target
+(or, if it fails, given back). Holds settle lazily on the server clock,
+whenever a request is served or a balance is read, so no timer runs.
 """
 
 from __future__ import annotations
 
 import decimal
 import enum
+import heapq
 import itertools
-from collections.abc import Mapping
+from collections import defaultdict
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
@@ -24,7 +33,7 @@ from ._errors import insufficient_balance
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-__all__ = ["Account", "Bank", "SubAccountTransfer", "UniversalTransfer", "Wallet"]
+__all__ = ["Account", "Bank", "Posting", "SubAccountTransfer", "UniversalTransfer", "Wallet"]
 
 
 class Wallet(enum.StrEnum):
@@ -91,10 +100,54 @@ class UniversalTransfer:
     asset: str
     amount: Decimal
     status: str
+    """Final status (CONFIRMED or FAILED); the history says PENDING until it settles."""
     timestamp: int
     """Server epoch milliseconds."""
     from_symbol: str | None = None
     to_symbol: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class Posting:
+    """When a transfer's history row shows, and how and when it settles."""
+
+    tran_id: int
+    executed_at: int
+    """Server epoch milliseconds of execution (the row's timestamp)."""
+    visible_at: int
+    """Server epoch milliseconds from which the history shows the row."""
+    settles_at: int
+    """Server epoch milliseconds at which it leaves its pending status."""
+    status: str
+    """Final status: CONFIRMED or FAILED (universal), SUCCESS or FAILURE (sub-account)."""
+    pending_status: str
+    """What the row says before ``settles_at``: PENDING (universal), PROCESS (sub-account)."""
+
+    def status_at(self, now_ms: int) -> str:
+        return self.pending_status if now_ms < self.settles_at else self.status
+
+    @property
+    def failed(self) -> bool:
+        """The transfer failed (or will): it moves nothing."""
+        return self.status in FAILED_STATUSES
+
+
+#: Final statuses of transfers that moved nothing.
+FAILED_STATUSES = frozenset({"FAILED", "FAILURE"})
+
+
+@attrs.define(kw_only=True, order=False)
+class _Hold:
+    """An amount taken from the source of a pending transfer, not yet credited."""
+
+    settles_at: int
+    source: Account
+    source_wallet: WalletKey
+    target: Account
+    target_wallet: WalletKey
+    asset: str
+    amount: Decimal
+    fails: bool
 
 
 #: A row of the sub-account universal transfer history (kept by the master):
@@ -154,10 +207,12 @@ class Account:
         self, asset: str, wallet: WalletSpec = Wallet.MAIN, symbol: str | None = None
     ) -> Decimal:
         """Balance of ``asset`` in ``wallet`` (Decimal zero if none)."""
+        self._bank.settle()
         return self._balances.get(wallet_key(wallet, symbol), {}).get(asset, Decimal(0))
 
     def balances(self) -> dict[str, dict[str, Decimal]]:
         """Every non-zero balance, by wallet name (``MAIN``, ``ISOLATEDMARGIN:BNBUSDT``...)."""
+        self._bank.settle()
         out: dict[str, dict[str, Decimal]] = {}
         for key, assets in self._balances.items():
             held = {asset: amount for asset, amount in assets.items() if amount}
@@ -167,6 +222,7 @@ class Account:
 
     def holdings(self, wallet: WalletSpec, symbol: str | None = None) -> dict[str, Decimal]:
         """Non-zero balances of one wallet."""
+        self._bank.settle()
         assets = self._balances.get(wallet_key(wallet, symbol), {})
         return {asset: amount for asset, amount in assets.items() if amount}
 
@@ -233,12 +289,22 @@ class Account:
 
 
 class Bank:
-    """Every account, API key and id of one exchange."""
+    """Every account, API key and id of one exchange.
 
-    def __init__(self) -> None:
+    ``now_ms`` reads the server clock (epoch milliseconds); pending transfers
+    settle against it. Without it they settle only when :meth:`settle` is
+    given a time.
+    """
+
+    def __init__(self, now_ms: Callable[[], int] | None = None) -> None:
         self.accounts: dict[int, Account] = {}
         self.by_email: dict[str, Account] = {}
         self.keys: dict[str, ApiKey] = {}
+        self.postings: dict[int, Posting] = {}
+        """Every transfer with a history row, by ``tranId``."""
+        self._now_ms = now_ms
+        self._holds: list[tuple[int, int, _Hold]] = []
+        self._hold_seq = itertools.count()
         self._uids = itertools.count(10_000_001)
         self._ids = itertools.count(100_000_001)
 
@@ -300,6 +366,71 @@ class Bank:
         """Move ``amount`` or nothing: -5013 when the source holds less."""
         source._debit(source_wallet, asset, amount)
         target._credit(target_wallet, asset, amount)
+
+    def transfer(
+        self,
+        source: Account,
+        source_wallet: WalletKey,
+        target: Account,
+        target_wallet: WalletKey,
+        asset: str,
+        amount: Decimal,
+        *,
+        now_ms: int,
+        settles_at: int,
+        fails: bool = False,
+    ) -> None:
+        """Move ``amount`` when the transfer settles: at once, or hold it until ``settles_at``.
+
+        The source must hold the amount now (-5013 otherwise), even for a
+        transfer that will fail: Binance checks the balance before accepting it.
+        """
+        self.settle(now_ms)
+        source._debit(source_wallet, asset, amount)
+        hold = _Hold(
+            settles_at=settles_at,
+            source=source,
+            source_wallet=source_wallet,
+            target=target,
+            target_wallet=target_wallet,
+            asset=asset,
+            amount=amount,
+            fails=fails,
+        )
+        if settles_at <= now_ms:
+            self._release(hold)
+        else:
+            heapq.heappush(self._holds, (settles_at, next(self._hold_seq), hold))
+
+    def post(self, posting: Posting) -> None:
+        """Record when a transfer's history row shows and how it settles."""
+        self.postings[posting.tran_id] = posting
+
+    def settle(self, now_ms: int | None = None) -> None:
+        """Credit (or give back) every held amount whose transfer settled by ``now_ms``."""
+        if not self._holds:
+            return  # nothing to settle: the clock is not even read
+        if now_ms is None:
+            if self._now_ms is None:
+                return
+            now_ms = self._now_ms()
+        while self._holds and self._holds[0][0] <= now_ms:
+            self._release(heapq.heappop(self._holds)[2])
+
+    def in_flight(self) -> dict[str, Decimal]:
+        """Amounts held by pending transfers, by asset (in no wallet until they settle)."""
+        self.settle()
+        sums: dict[str, Decimal] = defaultdict(Decimal)
+        for _, _, hold in self._holds:
+            sums[hold.asset] += hold.amount
+        return dict(sums)
+
+    @staticmethod
+    def _release(hold: _Hold) -> None:
+        if hold.fails:
+            hold.source._credit(hold.source_wallet, hold.asset, hold.amount)
+        else:
+            hold.target._credit(hold.target_wallet, hold.asset, hold.amount)
 
     def __iter__(self) -> Iterator[Account]:
         return iter(self.accounts.values())

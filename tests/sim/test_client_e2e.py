@@ -11,6 +11,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
 from binance_transfers import (
     ENDPOINTS,
+    BinanceAPIError,
     BinanceTransfersError,
     BnbTransferSide,
     Client,
@@ -18,7 +19,6 @@ from binance_transfers import (
     FutureType,
     Governor,
     InsufficientBalanceError,
-    InvalidParameterError,
     Limits,
     LoopClock,
     MalformedResponseError,
@@ -215,8 +215,10 @@ async def test_errors_map_to_the_clients_exceptions(
         )
 
     await send()
-    with pytest.raises(InvalidParameterError):
+    with pytest.raises(BinanceAPIError) as duplicate:
         await send()
+    assert duplicate.value.code == -4115
+    assert binance_sim.ledger.times_executed("sub_account_transfer", clientTranId="once") == 1
 
 
 async def test_unknown_outcome_is_never_resent_and_can_be_reconciled(

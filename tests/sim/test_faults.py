@@ -24,6 +24,7 @@ async def test_latency_delays_arrival(wire: Wire) -> None:
     await wire.call("server_time")
     assert anyio.current_time() - started == pytest.approx(0.25)
     assert wire.exchange.ledger[-1].arrived - sent == pytest.approx(0.25)
+    assert wire.exchange.ledger[-1].latency == pytest.approx(0.25)
 
 
 @fake_time
@@ -102,7 +103,8 @@ async def test_late_answer_past_the_read_timeout_is_read_timeout(
         await wire.call("universal_transfer", TRANSFER, read_timeout=2.0)
     assert anyio.current_time() - start == pytest.approx(2.0)
     assert master.balance("USDT", "UMFUTURE") == Decimal(501)
-    assert wire.exchange.ledger[-1].executed
+    entry = wire.exchange.ledger[-1]
+    assert (entry.executed, entry.fault, entry.late_by) == (True, "late", 10.0)
 
 
 @fake_time
@@ -116,10 +118,13 @@ async def test_late_answer_within_the_read_timeout_arrives(wire: Wire) -> None:
 
 
 @fake_time
-async def test_request_slower_than_the_timeout_is_lost_in_process(
+async def test_request_slower_than_the_timeout_times_out_before_it_arrives(
     wire: Wire, master: Account
 ) -> None:
-    """In-process, a request still travelling at the read timeout never arrives (not executed)."""
+    """A request still travelling at the read timeout: ReadTimeout, nothing executed *yet*.
+
+    It arrives and executes later all the same (test_cancellation.py), as over TCP.
+    """
     wire.exchange.faults.add(Fault.latency(5.0))
     with pytest.raises(httpx.ReadTimeout):
         await wire.call("universal_transfer", TRANSFER, read_timeout=1.0)
@@ -208,3 +213,57 @@ def test_fault_arguments_are_checked() -> None:
         Fault.server_error(status=404)
     with pytest.raises(ValueError, match="probability"):
         SimulatedExchange().faults.add(Fault.drop(), probability=1.5)
+
+
+@pytest.mark.parametrize(("code", "text"), [(-1003, "Too many requests"), (-1006, "unknown")])
+async def test_server_error_with_any_code_in_its_body(
+    wire: Wire, master: Account, code: int, text: str
+) -> None:
+    """A 503 whose body carries -1003 or -1006: executed all the same, the ledger says so."""
+    fault = Fault.server_error(status=503, code=code)
+    wire.exchange.faults.add(fault, endpoint="universal_transfer", times=1)
+    response = await wire.call("universal_transfer", TRANSFER)
+    assert response.status_code == 503
+    assert body(response)["code"] == code
+    assert text in body(response)["msg"]
+    entry = wire.exchange.ledger[-1]
+    assert (entry.status, entry.code, entry.executed, entry.fault) == (
+        503,
+        code,
+        True,
+        "server_error",
+    )
+    assert master.balance("USDT", "UMFUTURE") == Decimal(501)
+
+
+async def test_server_error_with_a_message_of_ones_own(wire: Wire) -> None:
+    """code and msg go into the body as given; without executing nothing moves."""
+    wire.exchange.faults.add(Fault.server_error(status=502, code=-1001, msg="x", executes=False))
+    response = await wire.call("universal_transfer", TRANSFER)
+    assert (response.status_code, body(response)) == (502, {"code": -1001, "msg": "x"})
+    assert not wire.exchange.ledger[-1].executed
+
+
+async def test_reset_mid_body_in_process(wire: Wire, master: Account) -> None:
+    """Fault.reset(): status and headers arrive, reading the body raises RemoteProtocolError."""
+    wire.exchange.faults.add(Fault.reset(), endpoint="universal_transfer", times=1)
+    with pytest.raises(httpx.RemoteProtocolError, match="complete message body"):
+        await wire.call("universal_transfer", TRANSFER)
+    entry = wire.exchange.ledger[-1]
+    assert (entry.status, entry.executed, entry.fault) == (200, True, "reset")
+    assert master.balance("USDT", "UMFUTURE") == Decimal(501)
+    # Streamed, the caller sees the status line before the body breaks off.
+    wire.exchange.faults.add(Fault.reset(), endpoint="server_time", times=1)
+    async with wire.http.stream("GET", "/api/v3/time") as response:
+        assert response.status_code == 200
+        expected = int(response.headers["content-length"])
+        received = bytearray()
+
+        async def read() -> None:
+            async for chunk in response.aiter_raw():
+                received.extend(chunk)
+
+        with pytest.raises(httpx.RemoteProtocolError):
+            await read()
+    assert 0 < len(received) < expected
+    assert received.startswith(b'{"serverTime":')

@@ -6,7 +6,7 @@ import anyio
 import httpx
 
 from binance_transfers import Limits, LoopClock, PoolKind
-from binance_transfers.sim import Account, Overrun, SimulatedExchange
+from binance_transfers.sim import Account, Fault, Overrun, Report, SimulatedExchange, report, totals
 
 from .conftest import DOC_KEY, DOC_SECRET, EPOCH, Wire, fake_time, hmac_hex
 
@@ -136,3 +136,84 @@ async def test_entries_filter_and_clear(wire: Wire) -> None:
     assert repr(ledger) == "<Ledger 3 requests, 2 executed>"
     ledger.clear()
     assert len(ledger) == 0
+
+
+@fake_time
+async def test_entry_keeps_params_timestamp_and_execution_time(wire: Wire) -> None:
+    """Each entry keeps the parameters sent (no signature), the timestamp and the execution time."""
+    stamp = wire.exchange.server_ms() - 40
+    await wire.call("universal_transfer", TRANSFER, timestamp=stamp, recv_window=9000)
+    [entry] = wire.exchange.ledger.executions("universal_transfer")
+    assert dict(entry.params) == {
+        "type": "MAIN_UMFUTURE",
+        "asset": "USDT",
+        "amount": "1",
+        "recvWindow": "9000",
+        "timestamp": str(stamp),
+    }
+    assert entry.timestamp == stamp
+    assert entry.executed_ms == wire.exchange.server_ms()
+    refused = await wire.call("universal_transfer", TRANSFER, timestamp=stamp - 60_000)
+    assert refused.status_code == 400
+    assert wire.exchange.ledger[-1].executed_ms is None
+    assert wire.exchange.ledger[-1].timestamp == stamp - 60_000
+
+
+async def test_executions_and_times_executed_match_parameters(wire: Wire) -> None:
+    """executions() filters executed requests by any parameter values; refused ones never count."""
+    await wire.call("universal_transfer", TRANSFER)
+    await wire.call(
+        "universal_transfer", [("type", "MAIN_UMFUTURE"), ("asset", "USDT"), ("amount", "2")]
+    )
+    await wire.call("universal_transfer", TRANSFER, key=None)  # refused: 401
+    ledger = wire.exchange.ledger
+    assert ledger.times_executed("universal_transfer", amount="1") == 1
+    assert ledger.times_executed("universal_transfer", asset="USDT") == 2
+    assert ledger.times_executed("universal_transfer", amount="3") == 0
+    assert [e.params["amount"] for e in ledger.executions(type="MAIN_UMFUTURE")] == ["1", "2"]
+
+
+async def test_duplicates_catch_a_transfer_resent_with_a_fresh_timestamp(wire: Wire) -> None:
+    """A transfer sent again with a new timestamp is a duplicate (not a resend); reads are not."""
+    stamp = wire.exchange.server_ms()
+    await wire.call("universal_transfer", TRANSFER, timestamp=stamp)
+    await wire.call("universal_transfer", TRANSFER, timestamp=stamp + 1, recv_window=6000)
+    other = [("type", "MAIN_UMFUTURE"), ("asset", "USDT"), ("amount", "2")]
+    await wire.call("universal_transfer", other)
+    for _ in range(2):
+        await wire.call("transfer_history", [("type", "MAIN_UMFUTURE")])
+    ledger = wire.exchange.ledger
+    assert ledger.resends() == []
+    [group] = ledger.duplicates()
+    assert [e.timestamp for e in group] == [stamp, stamp + 1]
+    assert ledger.duplicates("transfer_history") == []
+    wire.exchange.faults.add(Fault.failed(), endpoint="universal_transfer", times=1)
+    await wire.call("universal_transfer", other)  # FAILED: moved nothing, so no duplicate
+    await wire.call("universal_transfer", other)
+    assert len(ledger.duplicates()) == 2
+    assert ledger.times_executed("universal_transfer", amount="2") == 3
+    assert [e.moved for e in ledger.executions("universal_transfer", amount="2")] == [
+        True,
+        False,
+        True,
+    ]
+
+
+async def test_report_lists_executions_and_duplicates_across_processes(wire: Wire) -> None:
+    """The JSON report carries every executed transfer and the duplicate count, round-trip."""
+    started = totals(wire.exchange)
+    stamp = wire.exchange.server_ms()
+    await wire.call("universal_transfer", TRANSFER, timestamp=stamp)
+    await wire.call("universal_transfer", TRANSFER, timestamp=stamp + 5)  # the same, again
+    await wire.call("transfer_history", [("type", "MAIN_UMFUTURE")])
+    seen = Report.loads(report(wire.exchange, started).dumps())
+    assert [(e.endpoint, e.timestamp, e.params["amount"]) for e in seen.executions] == [
+        ("universal_transfer", stamp, "1"),
+        ("universal_transfer", stamp + 5, "1"),
+    ]
+    first = wire.exchange.ledger.executions()[0]
+    assert seen.executions[0].result == str(first.result)
+    assert seen.executions[0].executed_ms == first.executed_ms
+    assert seen.executions[0].settlement == "CONFIRMED"
+    assert seen.duplicates == 1
+    assert seen.conserved

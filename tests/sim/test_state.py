@@ -350,7 +350,7 @@ async def test_sub_account_transfer_between_master_and_sub(wire: Wire, master: A
 
 
 async def test_client_tran_id_must_be_unique(wire: Wire, master: Account) -> None:
-    """A used clientTranId is refused and moves nothing; a failed transfer does not use one up."""
+    """A used clientTranId is refused with -4115 and moves nothing; a refused one is not used up."""
     first = await wire.call(
         "sub_account_transfer", sub_transfer(toEmail=SUB_EMAIL, clientTranId="dup")
     )
@@ -358,11 +358,15 @@ async def test_client_tran_id_must_be_unique(wire: Wire, master: Account) -> Non
     again = await wire.call(
         "sub_account_transfer", sub_transfer(toEmail=SUB_EMAIL, clientTranId="dup")
     )
-    assert body(again) == {
-        "code": -1130,
-        "msg": "Data sent for parameter 'clientTranId' is not valid.",
-    }
+    assert (again.status_code, body(again)) == (
+        400,
+        {"code": -4115, "msg": "clientTranId is duplicated"},
+    )
     assert master.sub_accounts[SUB_EMAIL].balance("USDT") == 201
+    assert master.balance("USDT") == 999
+    assert len(master.sub_account_transfers) == 1
+    [refused] = wire.exchange.ledger.entries("sub_account_transfer", executed=False)
+    assert (refused.code, refused.params["clientTranId"]) == (-4115, "dup")
     broke = await wire.call(
         "sub_account_transfer", sub_transfer(toEmail=SUB_EMAIL, amount="5000", clientTranId="x")
     )

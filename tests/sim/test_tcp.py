@@ -195,3 +195,22 @@ async def test_answers_are_not_held_back_by_nagle(server: SimServer) -> None:
         for _ in range(20):
             await http.get("/api/v3/time")
         assert anyio.current_time() - started < 0.5
+
+
+async def test_reset_mid_body_over_tcp(exchange: SimulatedExchange, server: SimServer) -> None:
+    """Fault.reset over TCP: headers and half the body, then EOF; the SDK says outcome unknown."""
+    exchange.faults.add(Fault.reset(), endpoint="server_time", times=1)
+    exchange.faults.add(Fault.reset(), endpoint="universal_transfer", times=1)
+    async with (
+        httpx.AsyncClient(base_url=server.url) as http,
+        http.stream("GET", "/api/v3/time") as response,
+    ):
+        assert response.status_code == 200
+        with pytest.raises(httpx.RemoteProtocolError, match="complete message body"):
+            await response.aread()
+    async with tcp_client(server) as client:
+        with pytest.raises(OutcomeUnknownError):
+            await client.transfer(type=TransferType.MAIN_UMFUTURE, asset="USDT", amount="4")
+    [entry] = exchange.ledger.entries("universal_transfer")
+    assert (entry.status, entry.executed, entry.fault) == (200, True, "reset")
+    assert demo(exchange).balance("USDT", "UMFUTURE") == Decimal(100004)
