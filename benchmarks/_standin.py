@@ -37,7 +37,6 @@ import math
 import random
 import socket
 import sys
-import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable
@@ -331,18 +330,12 @@ async def main(config: Config) -> None:
     server = await loop.create_server(lambda: _Connection(standin), "127.0.0.1", 0, backlog=2048)
     port = server.sockets[0].getsockname()[1]
     print(port, flush=True)
-    closed = asyncio.Event()
-
-    def watch_stdin() -> None:
-        sys.stdin.buffer.read()
-        loop.call_soon_threadsafe(closed.set)
-
     # Stop when the parent closes our stdin (or dies), or after `lifetime` at most.
-    # A daemon thread: nothing waits for it at exit.
-    threading.Thread(target=watch_stdin, daemon=True).start()
+    stdin = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stdin), sys.stdin)
     async with server:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(closed.wait(), config.lifetime)
+            await asyncio.wait_for(stdin.read(), config.lifetime)
 
 
 if __name__ == "__main__":

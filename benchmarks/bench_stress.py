@@ -40,6 +40,7 @@ import os
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -88,10 +89,20 @@ PAPI = _pool_key("pm_collect_asset")
 # -- the processes beside the client -----------------------------------------------
 
 
+# A busy loop that also stops by itself if this process dies without killing it.
+_HOG = """
+import os
+parent = os.getppid()
+while os.getppid() == parent:
+    for _ in range(1_000_000):
+        pass
+"""
+
+
 @contextlib.contextmanager
 def cpu_hog() -> Iterator[None]:
     """A busy process on one core for as long as the block runs, killed whatever happens."""
-    hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    hog = subprocess.Popen([sys.executable, "-c", _HOG])  # noqa: S603 (our own constant program)
     try:
         yield
     finally:
@@ -308,10 +319,52 @@ async def load(url: str, seconds: float = SECONDS) -> Run:
         finally:
             for task in tasks:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            _, stuck = await asyncio.wait(tasks, timeout=10)
+            if stuck:
+                errors["still running 10 s after being cancelled"] = len(stuck)
         report = (await control.get(f"{url}/_standin/report")).json()
     loadavg = os.getloadavg()[0]
     return Run(report, errors, calls, delays, governor.renew_refused, cpu, loadavg, repr(governor))
+
+
+class HungError(Exception):
+    """A run did not finish in time (and may not even have let itself be cancelled)."""
+
+
+async def _bounded(coroutine: Awaitable[Run], seconds: float, label: str) -> Run:
+    """Await ``coroutine`` for at most ``seconds``; never wait on a cancellation for long."""
+    task = asyncio.ensure_future(coroutine)
+    done, _ = await asyncio.wait({task}, timeout=seconds)
+    if done:
+        return task.result()
+    where = _where(task)
+    task.cancel()
+    await asyncio.wait({task}, timeout=10)
+    raise HungError(f"{label} did not finish in {seconds:.0f} s; it was at {where}")
+
+
+def _where(task: asyncio.Task[Any]) -> str:
+    """Where the tasks of this loop other than ``task``'s caller are waiting, most common first."""
+    places: Counter[str] = Counter()
+    for other in asyncio.all_tasks():
+        frames = other.get_stack()
+        if frames and other is not asyncio.current_task():
+            frame = frames[-1]
+            places[f"{Path(frame.f_code.co_filename).name}:{frame.f_lineno}"] += 1
+    return ", ".join(f"{place} ({n} tasks)" for place, n in places.most_common(4))
+
+
+def _exit_if_still_stuck(grace: float = 30.0) -> None:
+    """After a hung run, make sure the process ends: tasks that ignore cancellation
+    would otherwise hold ``asyncio.run``'s shutdown forever."""
+
+    def give_up() -> None:
+        print("bench_stress: tasks of a hung run still stuck; exiting", file=sys.stderr, flush=True)
+        os._exit(3)
+
+    timer = threading.Timer(grace, give_up)
+    timer.daemon = True
+    timer.start()
 
 
 async def runs(count: int, label: str, **config: Any) -> list[Run]:
@@ -319,7 +372,7 @@ async def runs(count: int, label: str, **config: Any) -> list[Run]:
     done = []
     for i in range(count):
         async with standin(**config) as url:
-            run = await asyncio.wait_for(load(url), SECONDS + 30)
+            run = await _bounded(load(url), SECONDS + 30, f"{label} run {i + 1}")
         shares = ", ".join(
             f"{name} {statistics.median(a for a, *_ in run.windows(k)) / run.limit(k):.0%} "
             f"({' '.join(f'{a / run.limit(k):.0%}' for a, *_ in run.windows(k))})"
@@ -452,6 +505,7 @@ async def run(report: Report, count: int = DEFAULT_RUNS, names: tuple[str, ...] 
     sdk_log = logging.getLogger("binance_transfers")
     level = sdk_log.level
     sdk_log.setLevel(logging.ERROR)
+    hung = False
     try:
         with cpu_hog():
             # Issue 7's machine is 2 cores with one busy process: this process should get a
@@ -465,9 +519,15 @@ async def run(report: Report, count: int = DEFAULT_RUNS, names: tuple[str, ...] 
             )
             for name in names or tuple(SCENARIOS):
                 print(f"  scenario {name}: {count} run(s) with a CPU hog beside them", flush=True)
-                await SCENARIOS[name](report, count)
+                try:
+                    await SCENARIOS[name](report, count)
+                except HungError as exc:
+                    report.add(f"stress {name}: every run finishes", str(exc), "in time", False)
+                    hung = True
     finally:
         sdk_log.setLevel(level)
+        if hung:
+            _exit_if_still_stuck()
 
 
 if __name__ == "__main__":
