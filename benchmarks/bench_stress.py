@@ -33,6 +33,7 @@ import argparse
 import asyncio
 import contextlib
 import contextvars
+import faulthandler
 import json
 import logging
 import math
@@ -371,8 +372,14 @@ async def runs(count: int, label: str, **config: Any) -> list[Run]:
     """``count`` runs, each against a fresh stand-in configured with ``config``."""
     done = []
     for i in range(count):
-        async with standin(**config) as url:
-            run = await _bounded(load(url), SECONDS + 30, f"{label} run {i + 1}")
+        # Last resort, for a loop that never yields (a busy loop in the SDK): print every
+        # thread's stack and end the process; the hog and the stand-in then stop too.
+        faulthandler.dump_traceback_later(SECONDS + 90, exit=True)
+        try:
+            async with standin(**config) as url:
+                run = await _bounded(load(url), SECONDS + 30, f"{label} run {i + 1}")
+        finally:
+            faulthandler.cancel_dump_traceback_later()
         shares = ", ".join(
             f"{name} {statistics.median(a for a, *_ in run.windows(k)) / run.limit(k):.0%} "
             f"({' '.join(f'{a / run.limit(k):.0%}' for a, *_ in run.windows(k))})"
