@@ -29,6 +29,7 @@ from ._exceptions import (
     InvalidParameterError,
     IPBannedError,
     MalformedResponseError,
+    NotExecutedError,
     NotPortfolioMarginError,
     OutcomeUnknownError,
     PendingTransactionError,
@@ -40,6 +41,7 @@ from ._exceptions import (
     TransferNotAllowedError,
 )
 from ._governor import Governor, GovernorHooks, Permit, PoolSnapshot
+from ._journal import Journal
 from ._limits import Limits, PoolKind, PoolSpec, pools_for
 from ._models import (
     Acknowledgement,
@@ -60,7 +62,8 @@ from ._models import (
     TransferStatus,
     TransferType,
 )
-from ._params import Amount, format_amount
+from ._params import Amount, RawType, format_amount
+from ._reconcile import SettleBy, Settlement
 from ._storage import CallCounter, MemoryStorage, Storage, WindowCounter
 
 __version__ = "0.1.0.dev0"
@@ -91,12 +94,14 @@ __all__ = [
     "InsufficientBalanceError",
     "InvalidInputError",
     "InvalidParameterError",
+    "Journal",
     "Limits",
     "LoopClock",
     "MalformedResponseError",
     "MarginTransferDirection",
     "MarginTransferResult",
     "MemoryStorage",
+    "NotExecutedError",
     "NotPortfolioMarginError",
     "OutcomeUnknownError",
     "PendingTransactionError",
@@ -105,11 +110,14 @@ __all__ = [
     "PoolSnapshot",
     "PoolSpec",
     "RateLimitError",
+    "RawType",
     "RollingCap",
     "Security",
     "ServerClock",
     "ServerTime",
     "ServiceUnavailableError",
+    "SettleBy",
+    "Settlement",
     "Storage",
     "SubAccountAccountType",
     "SubAccountTransferPage",

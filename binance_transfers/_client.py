@@ -2,23 +2,42 @@
 
 from __future__ import annotations
 
+import contextvars
 import enum
 import hashlib
-from collections.abc import AsyncIterator, Sequence
+import inspect
+import logging
+import os
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
+import anyio
+import attrs
 import httpx
 
 from ._endpoints import ENDPOINTS, Endpoint, EndpointTable, Host
 from ._exceptions import (
+    BinanceTransfersError,
+    ClientClosedError,
     ConfigurationError,
     InvalidInputError,
-    MalformedResponseError,
+    NotExecutedError,
     OutcomeUnknownError,
 )
 from ._governor import Governor
+from ._journal import (
+    DONE,
+    EXECUTED,
+    NOT_EXECUTED,
+    REFUSED,
+    UNKNOWN,
+    UNSETTLED,
+    Journal,
+    PendingIntent,
+)
 from ._models import (
     Acknowledgement,
     BnbTransferResult,
@@ -40,20 +59,58 @@ from ._models import (
 )
 from ._params import (
     Amount,
+    RawType,
     amount_param,
+    api_key_param,
     asset_param,
     client_id_param,
     email_param,
+    max_wait_param,
     positive_int_param,
     recv_window_param,
     symbol_param,
     time_param,
     type_name_param,
 )
+from ._reconcile import Reconciler, Settlement, Window
 from ._signing import Signer, make_signer
-from ._transport import DEFAULT_TIMEOUT, Transport
+from ._transport import DEFAULT_TIMEOUT, ExchangeOutcome, Transport
 
-__all__ = ["Client"]
+__all__ = ["Client", "OnUnknown"]
+
+log = logging.getLogger("binance_transfers.client")
+
+#: What a mutating call does when its outcome is unknown: raise
+#: :class:`OutcomeUnknownError` (default); wait until Binance's records settle
+#: it, then return the result or raise :class:`NotExecutedError`; or, for
+#: sub-account transfers (whose clientTranId Binance never executes twice),
+#: settle it and send it again with the same clientTranId if it did not run.
+OnUnknown = Literal["raise", "reconcile", "retry"]
+_ON_UNKNOWN = ("raise", "reconcile", "retry")
+#: How many times ``on_unknown="retry"`` sends a sub-account transfer in all.
+_RETRY_ATTEMPTS = 3
+
+
+class _CallState:
+    """The mutating call running in this context: its journal row, its last outcome."""
+
+    __slots__ = ("outcome", "pending", "reported")
+
+    def __init__(self, pending: PendingIntent | None) -> None:
+        self.pending = pending
+        self.outcome: ExchangeOutcome | None = None
+        self.reported = False  # on_detached has been told
+
+    @property
+    def intent(self) -> int | None:
+        return None if self.pending is None else self.pending.id
+
+
+# The transport's on_outcome hook runs in the caller's context (or a copy of
+# it, for a request that outlives its cancelled caller): it finds the call here.
+_CALL: contextvars.ContextVar[_CallState | None] = contextvars.ContextVar(
+    "binance_transfers_call", default=None
+)
 
 _T = TypeVar("_T")
 Params = list[tuple[str, str]]
@@ -85,6 +142,19 @@ class Client:
     with :class:`IPBannedError` unless ``wait_on_ban``. ``http_client`` or
     ``transport`` let you bring your own httpx setup (proxies, HTTP/2, TLS);
     the client closes only what it created.
+
+    Unknown outcomes (money safety): ``on_unknown`` says what a transfer
+    whose outcome is unknown does (see :data:`OnUnknown`; per call for
+    :meth:`transfer` and :meth:`sub_account_transfer`); :meth:`reconcile`
+    settles an :class:`OutcomeUnknownError` from Binance's records, waiting
+    ``settle_margin`` seconds past Binance's recvWindow for its history to
+    catch up. ``journal`` is a path to an SQLite intent journal (or a
+    :class:`Journal`, e.g. ``Journal(path, durable=True)`` to fsync every
+    write): every mutating call is written there before it is sent, and
+    :meth:`recover` settles what a crash left open. A caller cancelled while its transfer is
+    on the wire gets its ``CancelledError``, but the request runs on to its
+    answer; ``on_detached`` (a function or coroutine function) then receives
+    that outcome, which is also logged at WARNING and journaled.
     """
 
     def __init__(
@@ -106,30 +176,43 @@ class Client:
         transport: httpx.AsyncBaseTransport | None = None,
         endpoints: EndpointTable = ENDPOINTS,
         private_key_password: bytes | None = None,
+        journal: str | os.PathLike[str] | Journal | None = None,
+        on_unknown: OnUnknown = "raise",
+        settle_margin: float = 10.0,
+        on_detached: Callable[[ExchangeOutcome], Awaitable[None] | None] | None = None,
     ) -> None:
         # Hide the credentials from every frame's locals at once, so that no
         # traceback (even one that prints locals) can show them.
         key, secret = _Hidden(api_key), _Hidden((api_secret, private_key_password))
         del api_key, api_secret, private_key_password
-        _check_key(key.value)
+        api_key_param(key.value)
         if http_client is not None and transport is not None:
             raise InvalidInputError("give http_client or transport, not both")
         positive_int_param(max_in_flight, "max_in_flight", 100_000)
         window = recv_window_param(recv_window)
+        self.on_unknown = _on_unknown_param(on_unknown)
+        margin = max_wait_param(settle_margin, "settle_margin")
+        if margin is None:
+            raise InvalidInputError("settle_margin must be seconds, not None")
+        if on_detached is not None and not callable(on_detached):
+            raise InvalidInputError("on_detached must be callable")
+        self.on_detached = on_detached
+        if journal is not None and not isinstance(journal, Journal):
+            if not os.path.isdir(os.path.dirname(os.path.abspath(journal))):
+                raise InvalidInputError(f"journal: no directory for {os.fspath(journal)!r}")
+            journal = Journal(journal)
+        self.journal = journal
         signer = _signer(secret)
         self._owns_http = http_client is None
         if http_client is None:
-            http_client = httpx.AsyncClient(
-                timeout=timeout,
-                transport=transport,
-                limits=httpx.Limits(
-                    max_connections=max_in_flight, max_keepalive_connections=max_in_flight
-                ),
+            limits = httpx.Limits(
+                max_connections=max_in_flight, max_keepalive_connections=max_in_flight
             )
+            http_client = httpx.AsyncClient(timeout=timeout, transport=transport, limits=limits)
         self._http = http_client
         self.governor = governor if governor is not None else Governor()
         self.endpoints = endpoints
-        self.max_wait = max_wait
+        self.max_wait = max_wait_param(max_wait)
         self.retry_on_429 = retry_on_429
         self._key_hint = _mask(key.value)
         self.account = account or "key-" + hashlib.sha256(key.value.encode()).hexdigest()[:12]
@@ -146,10 +229,14 @@ class Client:
             wait_on_ban=wait_on_ban,
         )
         self._urls = (api_url, papi_url)
+        self._closed = False
+        self._transport.on_outcome = self._on_outcome
+        self._reconciler = Reconciler(self, margin=margin)
 
     # -- lifecycle ------------------------------------------------------------
 
     async def __aenter__(self) -> Client:
+        self._check_open()
         return self
 
     async def __aexit__(
@@ -161,9 +248,32 @@ class Client:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the HTTP client, if this client created it."""
-        if self._owns_http:
-            await self._http.aclose()
+        """Close the client: later calls raise :class:`ClientClosedError`.
+
+        The HTTP client is closed too if this client created it. Closing twice
+        does nothing.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        self._transport.closed = True
+        try:
+            if self._owns_http:
+                await self._http.aclose()
+        finally:
+            if self.journal is not None:
+                await self.journal.aclose()
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`aclose` has run (the client then refuses every call)."""
+        return self._closed
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ClientClosedError(
+                "this client is closed (aclose() or the end of `async with`); create a new one"
+            )
 
     def __repr__(self) -> str:
         # getattr: a traceback may show a client whose __init__ failed half-way.
@@ -185,14 +295,18 @@ class Client:
         to_symbol: str | None = None,
         max_wait: float | None = None,
         recv_window: int | None = None,
+        on_unknown: OnUnknown | None = None,
     ) -> TransferResult:
         """Move ``amount`` of ``asset`` between two of your wallets (user universal transfer).
 
         ``type`` names source and target (``TransferType.MAIN_UMFUTURE``: spot
-        to USDⓈ-M futures). ``from_symbol`` is required when the source is an
-        isolated-margin pair, ``to_symbol`` when the target is, and refused
-        otherwise. A plain string type Binance added after this release is
-        passed through unchecked.
+        to USDⓈ-M futures). ``on_unknown`` overrides the client's for this
+        call (``"retry"`` acts as ``"reconcile"``: Binance would execute a
+        universal transfer sent again, so it never is). ``from_symbol`` is
+        required when the source is an isolated-margin pair, ``to_symbol``
+        when the target is, and refused otherwise. A type name this release
+        does not know is refused (a misspelling costs no weight); wrap one
+        Binance added since in :class:`RawType` to send it anyway.
 
         ::
 
@@ -200,7 +314,9 @@ class Client:
         """
         params = _transfer_params(type, from_symbol, to_symbol)
         params[1:1] = [("asset", asset_param(asset)), ("amount", amount_param(amount))]
-        return await self._call("universal_transfer", params, TransferResult, max_wait, recv_window)
+        return await self._call(
+            "universal_transfer", params, TransferResult, max_wait, recv_window, on_unknown
+        )
 
     async def transfer_to_futures(
         self,
@@ -216,7 +332,7 @@ class Client:
 
             await client.transfer_to_futures(asset="USDT", amount="1000")
         """
-        kind = TransferType(f"MAIN_{FuturesMarket(market).value}")
+        kind = TransferType(f"MAIN_{_enum(FuturesMarket, market, 'market')}")
         return await self.transfer(type=kind, asset=asset, amount=amount, max_wait=max_wait)
 
     async def transfer_from_futures(
@@ -231,7 +347,7 @@ class Client:
 
         await client.transfer_from_futures(asset="USDT", amount="1000")
         """
-        kind = TransferType(f"{FuturesMarket(market).value}_MAIN")
+        kind = TransferType(f"{_enum(FuturesMarket, market, 'market')}_MAIN")
         return await self.transfer(type=kind, asset=asset, amount=amount, max_wait=max_wait)
 
     def transfer_history(
@@ -252,9 +368,11 @@ class Client:
             async for row in client.transfer_history(type=TransferType.MAIN_UMFUTURE):
                 print(row.tran_id, row.amount, row.status)
         """
+        self._check_open()
         params = _transfer_params(type, from_symbol, to_symbol)
         params += _range(start_time, end_time)
         size = positive_int_param(page_size, "page_size", 100)
+        max_wait = max_wait_param(max_wait)
 
         async def pages() -> AsyncIterator[TransferRecord]:
             seen, current = 0, 1
@@ -397,13 +515,18 @@ class Client:
         client_tran_id: str | None = None,
         symbol: str | None = None,
         max_wait: float | None = None,
+        on_unknown: OnUnknown | None = None,
     ) -> SubAccountTransferResult:
         """Master account: universal transfer between master and sub-accounts.
 
         A missing ``from_email`` means the master account, likewise ``to_email``.
-        Give a unique ``client_tran_id``: it is how an unknown outcome is looked
-        up later (:meth:`sub_account_transfer_history`). ``symbol`` is required
-        with ``ISOLATED_MARGIN`` and refused otherwise::
+        Every transfer carries a unique ``clientTranId``: ``client_tran_id`` if
+        given, else a generated one (``bt-`` and 29 random hex digits), returned
+        in the result. Binance refuses a second transfer with the same id, so an
+        unknown outcome is settled by looking it up (:meth:`reconcile`) and a
+        retry with the same id can never move the money twice
+        (``on_unknown="retry"`` does it for you). ``symbol`` is
+        required with ``ISOLATED_MARGIN`` and refused otherwise::
 
             await client.sub_account_transfer(
                 to_email="desk-1@example.com", from_account_type="SPOT",
@@ -425,8 +548,10 @@ class Client:
         if from_email is not None and from_email == to_email and source == target:
             raise InvalidInputError("a transfer from a wallet to itself does nothing")
         params += [("fromAccountType", source), ("toAccountType", target)]
-        if client_tran_id is not None:
-            params.append(("clientTranId", client_id_param(client_tran_id)))
+        tran_id = (
+            new_client_tran_id() if client_tran_id is None else client_id_param(client_tran_id)
+        )
+        params.append(("clientTranId", tran_id))
         isolated = SubAccountAccountType.ISOLATED_MARGIN.value in (source, target)
         if isolated and symbol is None:
             raise InvalidInputError("symbol is required with ISOLATED_MARGIN")
@@ -435,7 +560,17 @@ class Client:
                 raise InvalidInputError("symbol is only meaningful with ISOLATED_MARGIN")
             params.append(("symbol", symbol_param(symbol, "symbol")))
         params += [("asset", asset_param(asset)), ("amount", amount_param(amount))]
-        return await self._call("sub_account_transfer", params, SubAccountTransferResult, max_wait)
+        result = await self._call(
+            "sub_account_transfer",
+            params,
+            SubAccountTransferResult,
+            max_wait,
+            on_unknown=on_unknown,
+        )
+        if result.client_tran_id is None:
+            # Binance does not always echo it: return the id that identifies the transfer.
+            result = attrs.evolve(result, client_tran_id=tran_id)
+        return result
 
     def sub_account_transfer_history(
         self,
@@ -457,6 +592,7 @@ class Client:
         async for row in client.sub_account_transfer_history(client_tran_id="rebal-0001"):
             print(row.tran_id, row.status)
         """
+        self._check_open()
         params: Params = []
         if from_email is not None and to_email is not None:
             raise InvalidInputError("give from_email or to_email, not both (Binance's rule)")
@@ -471,6 +607,7 @@ class Client:
             raise InvalidInputError("the range must be shorter than 7 days (Binance's rule)")
         params += window
         limit = positive_int_param(page_size, "page_size", 500)
+        max_wait = max_wait_param(max_wait)
 
         async def pages() -> AsyncIterator[SubAccountTransferRecord]:
             seen, page_no = 0, 1
@@ -512,6 +649,146 @@ class Client:
         """
         return await self._call("server_time", [], ServerTime, max_wait)
 
+    # -- settling unknown outcomes ---------------------------------------------
+
+    async def reconcile(self, error: OutcomeUnknownError) -> Settlement:
+        """Settle an :class:`OutcomeUnknownError` from Binance's own records.
+
+        Waits (on the event loop's clock, one timer) until Binance's clock
+        has passed the request's ``timestamp + recvWindow`` plus
+        ``settle_margin``, after which Binance can no longer execute it and its
+        history is complete, then looks it up: by type, asset, amount and time
+        for a universal transfer (never matching a ``tranId`` this client
+        already knows the owner of), by ``clientTranId`` for a sub-account
+        transfer. Endpoints Binance keeps no history of come back unsettled
+        (``executed=None``) with the reason::
+
+            try:
+                await client.transfer(type=TransferType.MAIN_UMFUTURE, asset="USDT", amount=5)
+            except OutcomeUnknownError as unknown:
+                settled = await client.reconcile(unknown)
+                if settled.executed is False:
+                    ...  # safe to send again
+        """
+        self._check_open()
+        settlement = await self._reconciler.settle_error(error)
+        intent = getattr(error, "journal_id", None)
+        if isinstance(intent, int):
+            settlement = attrs.evolve(settlement, journal_id=intent)
+            await self._journal_settlement(intent, settlement)
+        return settlement
+
+    async def recover(self) -> tuple[Settlement, ...]:
+        """Settle every call a previous run left open in the journal, and say what it found.
+
+        A request sent before a crash carries a timestamp no later than now,
+        so once Binance's clock passes now + its recvWindow + ``settle_margin``
+        the history is final for all of them; each is then settled as
+        :meth:`reconcile` does and the journal updated. Calls of this run are
+        not touched. Requires ``Client(journal=PATH)``::
+
+            async with Client(key, secret, journal="transfers.sqlite") as client:
+                for settled in await client.recover():
+                    print(settled.endpoint, settled.executed, settled.reason)
+        """
+        self._check_open()
+        journal = self.journal
+        if journal is None:
+            raise ConfigurationError("recover() needs a journal: Client(..., journal=PATH)")
+        left = await journal.left_over()
+        if not left:
+            return ()
+        self._reconciler.claimed |= await journal.claimed()
+        await self._transport.sync_time()
+        now_ms = self.governor.server_clock.now_ms()
+        found = []
+        for intent in left:
+            if intent.state == UNKNOWN and intent.timestamp is not None:
+                first, last = intent.timestamp - 1000, intent.timestamp + intent.recv_window
+            else:
+                # Never answered: sent (if at all) between the intent and now.
+                first, last = intent.created_ms - 1000, now_ms + intent.recv_window
+            settlement = await self._reconciler.settle(
+                intent.endpoint, intent.params, Window(first_ms=first, last_ms=last)
+            )
+            settlement = attrs.evolve(settlement, journal_id=intent.id)
+            await self._journal_settlement(intent.id, settlement)
+            found.append(settlement)
+        return tuple(found)
+
+    async def _journal_settlement(self, intent: int, settlement: Settlement) -> None:
+        if self.journal is None:
+            return
+        state = {True: EXECUTED, False: NOT_EXECUTED, None: UNSETTLED}[settlement.executed]
+        self.journal.outcome(intent, state, tran_id=settlement.tran_id, note=settlement.reason)
+        await self.journal.flush()
+
+    def _history_rows(
+        self,
+        kind: str,
+        from_symbol: str | None,
+        to_symbol: str | None,
+        start_ms: int,
+        end_ms: int,
+    ) -> AsyncIterator[TransferRecord]:
+        """The universal history a settlement searches (a type sent may be a RawType)."""
+        known = kind in TransferType.__members__
+        return self.transfer_history(
+            type=TransferType(kind) if known else RawType(kind),
+            from_symbol=from_symbol,
+            to_symbol=to_symbol,
+            start_time=start_ms,
+            end_time=end_ms,
+        )
+
+    # -- the one way out ------------------------------------------------------
+
+    async def _on_outcome(self, outcome: ExchangeOutcome) -> None:
+        """The transport's hook: every attempt of a mutating request that may have left."""
+        if outcome.error is None:
+            self._reconciler.confirm(outcome.data)
+        call = _CALL.get()
+        if call is not None:
+            call.outcome = outcome
+        intent = None if call is None else call.intent
+        journal = self.journal
+        if journal is not None and intent is not None:
+            if outcome.error is None:
+                tran_id = outcome.data.get("tranId") if isinstance(outcome.data, dict) else None
+                journal.outcome(
+                    intent,
+                    DONE,
+                    timestamp=outcome.timestamp,
+                    tran_id=tran_id if isinstance(tran_id, int) else None,
+                )
+            elif isinstance(outcome.error, OutcomeUnknownError):
+                journal.outcome(intent, UNKNOWN, timestamp=outcome.timestamp)
+            elif outcome.detached:
+                # Refused, and the caller is gone: no retry will follow.
+                journal.outcome(intent, REFUSED, timestamp=outcome.timestamp)
+        if outcome.detached:
+            if call is not None:
+                call.reported = True
+            await self._detached(outcome)
+
+    async def _detached(self, outcome: ExchangeOutcome) -> None:
+        """A cancelled caller will never see ``outcome``: log it, hand it to ``on_detached``."""
+        log.warning(
+            "%s: the cancelled caller's request %s; recorded%s",
+            outcome.endpoint,
+            "executed" if outcome.error is None else f"ended in {outcome.error!r:.200}",
+            "" if self.journal is None else f" in {self.journal.path}",
+        )
+        hook = self.on_detached
+        if hook is not None:
+            with anyio.CancelScope(shield=True):
+                try:
+                    result = hook(outcome)
+                    if inspect.isawaitable(result):
+                        await result
+                except Exception:
+                    log.exception("%s: on_detached hook failed", outcome.endpoint)
+
     async def _call(
         self,
         name: str,
@@ -519,32 +796,137 @@ class Client:
         model: type[_T],
         max_wait: float | None,
         recv_window: int | None = None,
+        on_unknown: OnUnknown | None = None,
     ) -> _T:
+        self._check_open()
+        max_wait = max_wait_param(max_wait)
         endpoint: Endpoint = self.endpoints[name]
         if recv_window is not None:
             recv_window = recv_window_param(recv_window)
-        data = await self._transport.call(
-            endpoint,
-            params,
-            max_wait=self.max_wait if max_wait is None else max_wait,
-            recv_window=recv_window,
-            retry_on_429=self.retry_on_429,
-        )
-        try:
+        mode = self.on_unknown if on_unknown is None else _on_unknown_param(on_unknown)
+        wait = self.max_wait if max_wait is None else max_wait
+
+        def parse(data: Any) -> _T:
             return converter.structure(data, model)
-        except Exception as exc:
-            if endpoint.mutating:
-                # Binance said 2xx: it most likely happened, but we cannot tell its id.
-                raise OutcomeUnknownError(
-                    f"unreadable success answer: {data!r:.200}",
-                    endpoint=name,
-                    params=dict(params),
-                    timestamp=None,
-                    status=200,
-                ) from exc
-            raise MalformedResponseError(
-                "unexpected fields", status=200, endpoint=name, body=repr(data)[:500]
-            ) from exc
+
+        if not endpoint.mutating:
+            # A read's unreadable answer is the transport's MalformedResponseError.
+            result: _T = await self._transport.call(
+                endpoint, params, max_wait=wait, retry_on_429=self.retry_on_429, parse=parse
+            )
+            return result
+        attempts = _RETRY_ATTEMPTS if mode == "retry" and name == "sub_account_transfer" else 1
+        for attempt in range(1, attempts + 1):
+            try:
+                return await self._send(endpoint, params, wait, recv_window, parse)
+            except OutcomeUnknownError as unknown:
+                if mode == "raise":
+                    raise
+                settlement = await self.reconcile(unknown)
+                if settlement.executed is None:
+                    raise  # Binance's records cannot tell: the caller must know
+                if settlement.executed:
+                    answer = {"tranId": settlement.tran_id, **_echo(params)}
+                    return converter.structure(answer, model)
+                if attempt == attempts:
+                    raise NotExecutedError(
+                        f"{name}: settled, not executed: {settlement.reason}",
+                        settlement=settlement,
+                        unknown=unknown,
+                    ) from unknown
+                log.warning(
+                    "%s: not executed (%s); sending it again with the same clientTranId",
+                    name,
+                    settlement.reason,
+                )
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _close_intent(self, call: _CallState, note: str) -> None:
+        """Mark the call's row refused, if it is still open (nothing was sent)."""
+        if self.journal is None or call.pending is None:
+            return
+        intent = await _intent_id(call.pending)
+        if intent is not None:
+            self.journal.outcome(intent, REFUSED, note=note, only_if_open=True)
+
+    async def _send(
+        self,
+        endpoint: Endpoint,
+        params: Sequence[tuple[str, str]],
+        max_wait: float | None,
+        recv_window: int | None,
+        parse: Callable[[Any], _T],
+    ) -> _T:
+        """Send a mutating request: journal first, track it while on the wire."""
+        journal = self.journal
+        pending = None
+        if journal is not None:
+            # Binance's clock first: the intent's time bounds the request's timestamp.
+            clock = self.governor.server_clock.clock
+            deadline = None if max_wait is None else clock.monotonic() + max_wait
+            await self._transport.sync_time(deadline=deadline)
+            pending = journal.begin(
+                endpoint.name,
+                params,
+                recv_window or self._transport.recv_window,
+                self.governor.server_clock.now_ms(),
+            )
+            await pending.committed()
+        in_flight = self._reconciler.started(endpoint.name)
+        call = _CallState(pending)
+        token = _CALL.set(call)
+        try:
+            result: _T = await self._transport.call(
+                endpoint,
+                params,
+                max_wait=max_wait,
+                recv_window=recv_window,
+                retry_on_429=self.retry_on_429,
+                parse=parse,
+            )
+            return result
+        except OutcomeUnknownError as unknown:
+            unknown.journal_id = call.intent  # type: ignore[attr-defined]
+            raise
+        except anyio.get_cancelled_exc_class():
+            last = call.outcome
+            if last is not None and not call.reported:
+                # Cancelled just as the answer arrived: the transport learned the
+                # outcome in time for us, but this caller will never see it.
+                await self._detached(attrs.evolve(last, detached=True))
+            else:
+                await self._close_intent(call, "cancelled before sending")
+            raise
+        except BaseException as exc:
+            # Refused by Binance, or never written: nothing happened. A request
+            # cut off on the wire was journaled by _on_outcome (the row is no
+            # longer open), so only a still-open row is closed here.
+            note = str(exc) if isinstance(exc, BinanceTransfersError) else type(exc).__name__
+            await self._close_intent(call, note[:200])
+            raise
+        finally:
+            _CALL.reset(token)
+            self._reconciler.finished(endpoint.name, in_flight)
+
+
+async def _intent_id(pending: PendingIntent) -> int | None:
+    """The row id once committed (shielded: called while the caller may be cancelled)."""
+    try:
+        row_id: int = await pending.committed()
+    except Exception:  # the journal could not write it: there is no row to close
+        return None
+    return row_id
+
+
+def _echo(params: Sequence[tuple[str, str]]) -> dict[str, str]:
+    """What Binance echoes in an answer (the clientTranId), for a settled result."""
+    return {key: value for key, value in params if key == "clientTranId"}
+
+
+def _on_unknown_param(value: object) -> OnUnknown:
+    if value not in _ON_UNKNOWN:
+        raise InvalidInputError(f"on_unknown must be one of {list(_ON_UNKNOWN)}, got {value!r}")
+    return value  # type: ignore[return-value]
 
 
 class _Hidden:
@@ -568,11 +950,6 @@ def _signer(secret: _Hidden) -> Signer:
     raise ConfigurationError(message)
 
 
-def _check_key(api_key: object) -> None:
-    if not isinstance(api_key, str) or not api_key.strip():
-        raise InvalidInputError("api_key must be a non-empty str")
-
-
 def _mask(key: str) -> str:
     return f"{key[:4]}…{key[-4:]}" if len(key) >= 16 else "****"
 
@@ -586,11 +963,27 @@ def _enum(enum_type: type[enum.Enum], value: object, name: str) -> str:
 
 
 def _enum_or_name(enum_type: type[enum.Enum], value: object, name: str) -> str:
-    """A known member, or an upper-snake name Binance may have added since."""
+    """A known member, or a :class:`RawType` the caller vouches for."""
+    if isinstance(value, RawType):
+        return type_name_param(str(value), name)
     try:
         return str(enum_type(value).value)
     except ValueError:
-        return type_name_param(value, name)
+        pass
+    choices = ", ".join(str(member.value) for member in enum_type)
+    raise InvalidInputError(
+        f"{name} {value!r} is not a type this release knows ({choices}); "
+        f"if Binance added it since, pass RawType({value!r})"
+    )
+
+
+def new_client_tran_id() -> str:
+    """A fresh ``clientTranId``: ``bt-`` + 29 hex digits of a uuid4 (116 random bits).
+
+    32 characters: Binance documents only "must be unique"; its other
+    transfer ids cap the field at 32, the safe length.
+    """
+    return "bt-" + uuid.uuid4().hex[:29]
 
 
 def _transfer_params(

@@ -21,6 +21,7 @@ They are sorted by what the caller must do next, not by where they come from::
      │    └── ThrottledError ......... the governor could not grant a permit in time
      ├── ServiceUnavailableError ..... a query kept failing with 5xx (queries only)
      ├── OutcomeUnknownError ......... THE TRANSFER MAY HAVE HAPPENED: reconcile, never resend
+ ├── NotExecutedError ............ an unknown outcome, settled: Binance did not execute it
      └── MalformedResponseError ...... the answer was not Binance's JSON (WAF page, proxy)
 
 Only :class:`OutcomeUnknownError` leaves money in an unknown state. Everything
@@ -209,3 +210,21 @@ class MalformedResponseError(BinanceTransfersError):
 
 def _iso(epoch_seconds: float) -> str:
     return datetime.fromtimestamp(epoch_seconds, UTC).isoformat(timespec="milliseconds")
+
+
+class NotExecutedError(BinanceTransfersError):
+    """A request whose outcome was unknown has been settled: Binance did not execute it.
+
+    Raised by calls made with ``on_unknown="reconcile"``. Nothing happened on
+    the exchange, so sending again is safe. ``settlement`` holds the evidence
+    (a :class:`~binance_transfers.Settlement`), ``unknown`` the original
+    :class:`OutcomeUnknownError`.
+    """
+
+    def __init__(self, message: str, *, settlement: object, unknown: OutcomeUnknownError) -> None:
+        super().__init__(message)
+        self.settlement = settlement
+        self.unknown = unknown
+
+
+__all__ += ["NotExecutedError"]

@@ -6,13 +6,14 @@ argument costs neither a byte on the wire nor a unit of rate-limit weight.
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 
 from ._exceptions import InvalidInputError
 
-__all__ = ["Amount", "amount_param", "asset_param", "email_param", "format_amount"]
+__all__ = ["Amount", "RawType", "amount_param", "asset_param", "email_param", "format_amount"]
 
 #: What an amount may be given as. See :func:`amount_param` for ``float``.
 Amount = Decimal | int | str | float
@@ -31,6 +32,13 @@ _EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s.]+(\.[^@\s.]+)+")
 _CLIENT_ID = re.compile(r"[A-Za-z0-9_\-]{1,32}")
 _TYPE_NAME = re.compile(r"[A-Z][A-Z_]{2,63}")
 MAX_RECV_WINDOW = 60_000
+# Binance's keys are 64 letters and digits; anything an HTTP header can carry
+# (printable ASCII, no whitespace) is let through, in case the format changes.
+_API_KEY = re.compile(r"[\x21-\x7e]+")
+# Epoch milliseconds between 1973-03-03 and 5138: below, an int is most likely
+# seconds (1_700_000_000 is 2023 in seconds, 1970-01-20 in ms); above, microseconds.
+_MIN_EPOCH_MS = 10**11
+_MAX_EPOCH_MS = 10**14
 
 
 def format_amount(value: Decimal) -> str:
@@ -147,6 +155,69 @@ def type_name_param(value: object, name: str) -> str:
     return value
 
 
+class RawType(str):
+    """A transfer or account type this release does not know, sent as given.
+
+    Type names are checked against the known ones (:class:`TransferType`,
+    :class:`SubAccountAccountType`), so that a misspelling such as
+    ``"MAIN_UMFUTURES"`` is refused before it costs weight. When Binance adds
+    a type, wrap its name to send it anyway::
+
+        await client.transfer(type=RawType("MAIN_NEWWALLET"), asset="USDT", amount=1)
+
+    The name must still look like one of Binance's: ``UPPER_SNAKE_CASE``.
+    """
+
+    __slots__ = ()
+
+    def __new__(cls, name: str) -> RawType:
+        return super().__new__(cls, type_name_param(name, "RawType"))
+
+    def __repr__(self) -> str:
+        return f"RawType({str(self)!r})"
+
+
+def api_key_param(value: object) -> None:
+    """Refuse a key no HTTP header can carry, without ever quoting it.
+
+    A trailing newline (read from a file), a space, a non-ASCII or a control
+    character would otherwise fail only at send time, inside h11, where the
+    key ends up in the exception and in httpcore's log.
+    """
+    if not isinstance(value, str):
+        raise InvalidInputError(f"api_key must be a str, not {type(value).__name__}")
+    if not _API_KEY.fullmatch(value):
+        bad = next((c for c in value if not ("!" <= c <= "~")), None)
+        where = "is empty" if bad is None else f"contains {_describe(bad)}"
+        raise InvalidInputError(
+            f"api_key {where}: an API key is printable ASCII without whitespace "
+            "(strip a trailing newline read from a file)"
+        )
+
+
+def _describe(char: str) -> str:
+    if char.isspace():
+        return (
+            "whitespace ("
+            + {"\n": "newline", "\r": "carriage return", "\t": "tab"}.get(char, "space")
+            + ")"
+        )
+    return "a non-ASCII character" if ord(char) > 0x7E else "a control character"
+
+
+def max_wait_param(value: object, name: str = "max_wait") -> float | None:
+    """None (wait as long as needed) or a finite number of seconds >= 0."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidInputError(f"{name} must be None or seconds as a number, got {value!r}")
+    if not math.isfinite(value) or value < 0:
+        raise InvalidInputError(
+            f"{name} must be finite and >= 0 (None waits as long as needed), got {value!r}"
+        )
+    return float(value)
+
+
 def recv_window_param(value: object) -> int:
     """``recvWindow`` in whole milliseconds, 1..60000 (Binance refuses more: -1131)."""
     if isinstance(value, bool) or not isinstance(value, int):
@@ -162,8 +233,14 @@ def time_param(value: object, name: str) -> str:
         if value.tzinfo is None:
             raise InvalidInputError(f"{name} must be timezone-aware, got naive {value!r}")
         return str(int(value.timestamp() * 1000))
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+    if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidInputError(f"{name} must be an aware datetime or epoch ms, got {value!r}")
+    if not _MIN_EPOCH_MS <= value < _MAX_EPOCH_MS:
+        unit = "seconds" if 0 <= value < _MIN_EPOCH_MS else "not milliseconds"
+        raise InvalidInputError(
+            f"{name}={value} does not look like epoch milliseconds ({unit}?); "
+            f"pass milliseconds (e.g. {1_700_000_000_000}) or an aware datetime"
+        )
     return str(value)
 
 

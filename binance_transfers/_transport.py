@@ -290,6 +290,7 @@ class Transport:
         write_ahead: int = 8,
     ) -> None:
         self._key_header = {"X-MBX-APIKEY": api_key}
+        self._key_raw = [(b"X-MBX-APIKEY", api_key.encode())]
         self._signer = signer
         self.governor = governor
         self.account = account
@@ -396,8 +397,12 @@ class Transport:
                 await self._sync(clock)
                 return
         if scope.cancelled_caught:
-            # A read was interrupted, nothing else: safe to try again later.
-            raise ConnectionFailedError("could not sync with Binance's clock within max_wait")
+            # max_wait ran out before the call could even be stamped; nothing was
+            # sent but a read, so trying again is safe at once.
+            now = clock.now()
+            raise ThrottledError(
+                "Binance's clock could not be synced within max_wait", retry_at=now, retry_after=0.0
+            )
 
     async def _sync(self, clock: Any) -> None:
         endpoint = self._time_endpoint
@@ -672,6 +677,9 @@ class Transport:
         """httpcore's ``trace`` extension: learn the moment the request is written."""
 
         async def trace(event: str, info: dict[str, Any]) -> None:
+            sent = info.get("request")
+            if sent is not None and sent.method == b"CONNECT":
+                return  # a proxy tunnel being opened: not this request's write
             if event.endswith("send_request_headers.started"):
                 self._writing(attempt)
             elif event.endswith("send_request_headers.failed"):
@@ -698,7 +706,13 @@ class Transport:
         # Percent-encode first, then sign exactly those bytes (Binance, 2026-01-15).
         encoded = "&".join([f"{k}={v if _plain(v) else quote_plus(v)}" for k, v in pairs])
         if signed:
-            signature = self._signer.sign(encoded.encode())
+            try:
+                signature = self._signer.sign(encoded.encode())
+            except Exception as exc:
+                # A hardware module busy, a remote signer down: nothing was sent.
+                raise ConfigurationError(
+                    f"{endpoint.name}: the signer failed ({type(exc).__name__}); nothing was sent"
+                ) from self._scrubbed(exc)
             encoded = f"{encoded}&signature={quote(signature, safe='')}"
         attempt.params = dict(pairs)
         template = self._templates.get(endpoint) or self._template(endpoint)
@@ -727,24 +741,24 @@ class Transport:
 
         httpx's ``build_request`` merges the client's defaults on every call,
         which costs more than signing; the merge is done here once instead.
-        The API key goes in from an attribute, after signing, so no frame
-        that can fail (a hardware signer timing out) holds it in a local.
+        No local variable here ever holds the API key: it is added from an
+        attribute, after everything that can fail.
         """
-        query = endpoint.method == "GET"
-        headers: dict[str, str] = {}
-        if endpoint.security.signed:
-            headers.update(self._key_header)
-        if not query:
-            headers.update(_FORM)
-        http = self._http
-        merged = http._merge_headers(headers)
         url = self._base_urls[endpoint.host] + endpoint.path
+        parsed = _parse_url(url)
+        if parsed is None:
+            raise ConfigurationError(f"{endpoint.name}: not a usable URL: {url!r}")
+        query = endpoint.method == "GET"
+        signed = endpoint.security.signed
+        http = self._http
+        form = {} if query else _FORM
+        raw = httpx.Headers(http._merge_headers(form)).raw
         template = _Template(
             url=url,
-            parsed=httpx.URL(url),
+            parsed=parsed,
             query=query,
-            headers=headers,
-            raw=httpx.Headers(merged).raw,
+            headers={**form, **self._key_header} if signed else dict(form),
+            raw=[*raw, *self._key_raw] if signed else raw,
             timeout=http.timeout.as_dict(),
             fallback=bool(http.cookies) or bool(http.params),
         )
@@ -933,6 +947,15 @@ _FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 # What urlencode leaves as it is.
 _plain = re.compile(r"[A-Za-z0-9_.~-]*").fullmatch
 _NOT_JSON: Any = object()
+
+
+def _parse_url(url: str) -> httpx.URL | None:
+    """``url`` parsed, or None when it is no http(s) URL with a host."""
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL:
+        return None
+    return parsed if parsed.scheme in ("http", "https") and parsed.host else None
 
 
 def _retrieve(task: asyncio.Future[Any]) -> None:

@@ -16,12 +16,15 @@ from binance_transfers import (
     BnbTransferResult,
     BnbTransferSide,
     Client,
+    ClientClosedError,
+    ConfigurationError,
     FuturesMarket,
     FutureType,
     Governor,
     InvalidInputError,
     MarginTransferDirection,
     MarginTransferResult,
+    RawType,
     ServerTime,
     SubAccountAccountType,
     SubAccountTransferResult,
@@ -87,7 +90,7 @@ CASES = {
         TransferResult(tran_id=1),
     ),
     "transfer_new_type": Case(
-        lambda c: c.transfer(type="MAIN_NEWWALLET", asset="USDT", amount=3),
+        lambda c: c.transfer(type=RawType("MAIN_NEWWALLET"), asset="USDT", amount=3),
         "POST",
         "api.binance.com",
         "/sapi/v1/asset/transfer",
@@ -221,6 +224,7 @@ CASES = {
             symbol="btcusdt",
             asset="BTC",
             amount="0.1",
+            client_tran_id="iso-1",
         ),
         "POST",
         "api.binance.com",
@@ -229,12 +233,13 @@ CASES = {
             ("fromEmail", "desk@example.com"),
             ("fromAccountType", "ISOLATED_MARGIN"),
             ("toAccountType", "SPOT"),
+            ("clientTranId", "iso-1"),
             ("symbol", "BTCUSDT"),
             ("asset", "BTC"),
             ("amount", "0.1"),
         ],
         {"tranId": 5},
-        SubAccountTransferResult(tran_id=5),
+        SubAccountTransferResult(tran_id=5, client_tran_id="iso-1"),
     ),
 }
 
@@ -482,7 +487,7 @@ BAD_CALLS: dict[str, Call] = {
 BAD_ITERATORS: dict[str, Callable[[Client], Any]] = {
     "history page too big": lambda c: c.transfer_history(type="MAIN_MARGIN", page_size=101),
     "history start after end": lambda c: c.transfer_history(
-        type="MAIN_MARGIN", start_time=2_000, end_time=1_000
+        type="MAIN_MARGIN", start_time=1_767_225_600_001, end_time=1_767_225_600_000
     ),
     "history naive datetime": lambda c: c.transfer_history(
         type="MAIN_MARGIN",
@@ -493,7 +498,7 @@ BAD_ITERATORS: dict[str, Callable[[Client], Any]] = {
         from_email="a@example.com", to_email="b@example.com"
     ),
     "sub history over 7 days": lambda c: c.sub_account_transfer_history(
-        start_time=0, end_time=7 * 24 * 3600 * 1000
+        start_time=1_767_225_600_000, end_time=1_767_225_600_000 + 7 * 24 * 3600 * 1000
     ),
 }
 
@@ -584,3 +589,215 @@ async def test_clients_share_one_governor(fake: FakeBinance) -> None:
     assert pools["sapi-ip POST /sapi/v1/sub-account/universalTransfer"] == 2
     uid_pools = [used for key, used in pools.items() if key.startswith("sapi-uid")]
     assert uid_pools == [360, 360]
+
+
+# -- issue 8: keys, closed clients, argument checks, idempotent sub-account transfers --
+
+BAD_KEYS = {
+    "trailing newline": API_KEY + "\n",
+    "inner space": API_KEY[:10] + " " + API_KEY[10:],
+    "tab": "\t" + API_KEY,
+    "non-ASCII": API_KEY[:-1] + "é",
+    "control character": API_KEY[:-1] + "\x7f",
+    "carriage return": API_KEY + "\r",
+}
+
+
+@pytest.mark.parametrize("name", BAD_KEYS)
+def test_illegal_api_keys_are_refused_at_construction(name: str) -> None:
+    """Only printable ASCII without whitespace; the error never shows the key."""
+    key = BAD_KEYS[name]
+    with pytest.raises(InvalidInputError) as caught:
+        Client(key, SECRET, transport=httpx.MockTransport(FakeBinance()))
+    text = str(caught.value) + repr(caught.value)
+    assert API_KEY[:12] not in text and API_KEY[-12:] not in text
+    assert caught.value.__cause__ is None and caught.value.__context__ is None
+
+
+async def test_a_closed_client_refuses_every_call_without_spending_weight(
+    fake: FakeBinance,
+) -> None:
+    """After aclose() or leaving `async with`, calls fail typed, before the governor is asked."""
+    governor = Governor()
+    async with Client(
+        API_KEY, SECRET, transport=httpx.MockTransport(fake), governor=governor
+    ) as used:
+        pass
+    closed = Client(API_KEY, SECRET, transport=httpx.MockTransport(fake), governor=governor)
+    await closed.aclose()
+    for client in (used, closed):
+        for name in ("transfer", "sub_account_transfer", "pm_auto_collect", "server_time"):
+            with pytest.raises(ClientClosedError):
+                await CASES_BY_METHOD[name](client)
+        with pytest.raises(ClientClosedError):
+            client.transfer_history(type="MAIN_MARGIN")
+        with pytest.raises(ClientClosedError):
+            async with client:
+                pass
+    assert fake.requests == []
+    assert governor.snapshot() == ()
+    assert issubclass(ClientClosedError, ConfigurationError)
+
+
+async def test_closing_twice_is_harmless(fake: FakeBinance) -> None:
+    """aclose() is idempotent."""
+    client = Client(API_KEY, SECRET, transport=httpx.MockTransport(fake))
+    await client.aclose()
+    await client.aclose()
+
+
+CASES_BY_METHOD: dict[str, Call] = {
+    "transfer": CASES["transfer"].call,
+    "sub_account_transfer": CASES["sub_account_transfer"].call,
+    "pm_auto_collect": CASES["pm_auto_collect"].call,
+    "server_time": lambda c: c.server_time(),
+}
+
+BAD_ARGUMENTS: dict[str, Call] = {
+    "market by member name": lambda c: c.transfer_to_futures(
+        asset="USDT",
+        amount=1,
+        market="USDM",  # type: ignore[arg-type]
+    ),
+    "market from futures": lambda c: c.transfer_from_futures(
+        asset="USDT",
+        amount=1,
+        market="spot",  # type: ignore[arg-type]
+    ),
+    "max_wait as str": lambda c: c.transfer(
+        type="MAIN_MARGIN",
+        asset="USDT",
+        amount=1,
+        max_wait="5",  # type: ignore[arg-type]
+    ),
+    "negative max_wait": lambda c: c.pm_auto_collect(max_wait=-1),
+    "nan max_wait": lambda c: c.pm_auto_collect(max_wait=float("nan")),
+    "infinite max_wait": lambda c: c.server_time(max_wait=float("inf")),
+    "bool max_wait": lambda c: c.server_time(max_wait=True),
+    "misspelt transfer type": lambda c: c.transfer(type="MAIN_UMFUTURES", asset="USDT", amount=1),
+    "misspelt account type": lambda c: c.sub_account_transfer(
+        to_email="a@example.com",
+        from_account_type="SPOT",
+        to_account_type="FUTURES",
+        asset="USDT",
+        amount=1,
+    ),
+}
+
+BAD_HISTORY_ARGUMENTS: dict[str, Callable[[Client], Any]] = {
+    "start_time in seconds": lambda c: c.transfer_history(
+        type="MAIN_MARGIN", start_time=1_700_000_000
+    ),
+    "end_time in microseconds": lambda c: c.transfer_history(
+        type="MAIN_MARGIN", end_time=1_700_000_000_000_000
+    ),
+    "sub start_time in seconds": lambda c: c.sub_account_transfer_history(start_time=1_700_000_000),
+    "misspelt history type": lambda c: c.transfer_history(type="MAIN_UMFUTURES"),
+    "max_wait as str": lambda c: c.transfer_history(
+        type="MAIN_MARGIN",
+        max_wait="1",  # type: ignore[arg-type]
+    ),
+}
+
+
+@pytest.mark.parametrize("name", BAD_ARGUMENTS)
+async def test_unchecked_arguments_are_now_refused_typed(
+    name: str, fake: FakeBinance, client: Client
+) -> None:
+    """Issue 8 defect 9: InvalidInputError, nothing sent, no weight spent."""
+    with pytest.raises(InvalidInputError):
+        await BAD_ARGUMENTS[name](client)
+    assert fake.requests == []
+    assert client.governor.snapshot() == ()
+
+
+@pytest.mark.parametrize("name", BAD_HISTORY_ARGUMENTS)
+def test_unchecked_history_arguments_are_refused(
+    name: str, fake: FakeBinance, client: Client
+) -> None:
+    """Seconds where milliseconds are due, misspelt types: refused when called."""
+    with pytest.raises(InvalidInputError):
+        BAD_HISTORY_ARGUMENTS[name](client)
+    assert fake.requests == []
+
+
+def test_seconds_are_refused_with_a_hint(client: Client) -> None:
+    """The message tells the caller what to pass instead."""
+    with pytest.raises(InvalidInputError, match="milliseconds"):
+        client.transfer_history(type="MAIN_MARGIN", start_time=1_700_000_000)
+
+
+def test_bad_client_max_wait_is_refused() -> None:
+    """The client's default max_wait is checked at construction too."""
+    with pytest.raises(InvalidInputError, match="max_wait"):
+        Client(API_KEY, SECRET, max_wait=-0.5)
+
+
+async def test_a_type_binance_added_later_goes_through_raw_type(
+    fake: FakeBinance, client: Client
+) -> None:
+    """RawType is the explicit escape hatch for names this release does not know."""
+    fake.script("POST", "/sapi/v1/asset/transfer", ok({"tranId": 8}))
+    fake.script("POST", "/sapi/v1/sub-account/universalTransfer", ok({"tranId": 9}))
+    await client.transfer(type=RawType("MAIN_NEWWALLET"), asset="USDT", amount=1)
+    await client.sub_account_transfer(
+        to_email="a@example.com",
+        from_account_type="SPOT",
+        to_account_type=RawType("EARN_WALLET"),
+        asset="USDT",
+        amount=1,
+    )
+    assert dict(wire_params(fake.transfers[0]))["type"] == "MAIN_NEWWALLET"
+    assert dict(wire_params(fake.transfers[1]))["toAccountType"] == "EARN_WALLET"
+    with pytest.raises(InvalidInputError):
+        RawType("lower_case")
+
+
+async def test_sub_account_transfers_get_a_client_tran_id_by_default(
+    fake: FakeBinance, client: Client
+) -> None:
+    """Without one given, a unique clientTranId is sent and returned in the result."""
+    fake.script(
+        "POST",
+        "/sapi/v1/sub-account/universalTransfer",
+        ok({"tranId": 1}),  # Binance may leave it out: we still return what we sent
+    )
+    ids = []
+    for _ in range(3):
+        result = await client.sub_account_transfer(
+            to_email="a@example.com",
+            from_account_type="SPOT",
+            to_account_type="SPOT",
+            asset="USDT",
+            amount=1,
+        )
+        sent = dict(wire_params(fake.transfers[-1]))["clientTranId"]
+        assert result.client_tran_id == sent
+        ids.append(sent)
+    assert len(set(ids)) == 3
+    assert all(i.startswith("bt-") and len(i) <= 32 for i in ids)
+
+
+def test_money_safety_options_are_checked_at_construction() -> None:
+    """on_unknown, settle_margin and on_detached: typed errors, before any call."""
+    with pytest.raises(InvalidInputError, match="on_unknown"):
+        Client(API_KEY, SECRET, on_unknown="ignore")  # type: ignore[arg-type]
+    with pytest.raises(InvalidInputError, match="settle_margin"):
+        Client(API_KEY, SECRET, settle_margin=-1)
+    with pytest.raises(InvalidInputError, match="on_detached"):
+        Client(API_KEY, SECRET, on_detached="print")  # type: ignore[arg-type]
+
+
+async def test_on_unknown_per_call_is_checked_before_sending(
+    fake: FakeBinance, client: Client
+) -> None:
+    """A bad per-call on_unknown costs no weight either."""
+    with pytest.raises(InvalidInputError, match="on_unknown"):
+        await client.transfer(
+            type="MAIN_MARGIN",
+            asset="USDT",
+            amount=1,
+            on_unknown="later",  # type: ignore[arg-type]
+        )
+    assert fake.requests == []
+    assert client.governor.snapshot() == ()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -15,9 +16,12 @@ async def test_a_short_demo_reconciles_with_zero_429s() -> None:
     assert outcome.answered_429 == outcome.answered_418 == 0
     assert outcome.tally.too_many_requests == outcome.tally.banned == 0
     assert all(pool.over == 0 for pool in outcome.seen.pools)
-    assert outcome.executed == outcome.client_done
     assert outcome.seen.conserved
     assert outcome.ok
+    # The injected faults were all settled from the exchange's history.
+    assert outcome.tally.unknown > 0
+    assert len(outcome.settlements) == outcome.tally.unknown and outcome.unsettled == 0
+    assert outcome.executed == outcome.client_done + outcome.settled_executed
     # The heavy pools really were pushed to their limits.
     papi = next(p for p in outcome.seen.pools if p.pool == "papi-ip")
     assert papi.peak >= 0.9 * papi.limit
@@ -32,7 +36,10 @@ def test_the_demo_command_exits_zero_with_a_summary() -> None:
         text=True,
         timeout=120,
         check=False,
+        env={**os.environ, "COLUMNS": "400"},  # no wrapping inside the phrases checked
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     assert "429s received: 0   418s received: 0" in done.stdout
+    assert "settled from Binance's history" in done.stdout
+    assert "unsettled: 0" in done.stdout
     assert "result: ok" in done.stdout

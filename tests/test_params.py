@@ -11,10 +11,13 @@ from hypothesis import strategies as st
 
 from binance_transfers import InvalidInputError, format_amount
 from binance_transfers._params import (
+    RawType,
     amount_param,
+    api_key_param,
     asset_param,
     client_id_param,
     email_param,
+    max_wait_param,
     recv_window_param,
     symbol_param,
     time_param,
@@ -212,3 +215,75 @@ def test_times_accept_aware_datetimes_and_epoch_ms() -> None:
         time_param(datetime(2026, 1, 1), "t")  # noqa: DTZ001 - naive on purpose
     with pytest.raises(InvalidInputError):
         time_param(-1, "t")
+
+
+@pytest.mark.parametrize("seconds", [1_700_000_000, 0, 99_999_999_999])
+def test_epoch_seconds_are_not_taken_for_milliseconds(seconds: int) -> None:
+    """1_700_000_000 is 2023 in seconds but 1970-01-20 in ms: refused, with a hint."""
+    with pytest.raises(InvalidInputError, match="seconds"):
+        time_param(seconds, "start_time")
+
+
+def test_epoch_microseconds_are_refused() -> None:
+    """Past year 5138 in ms is microseconds (or nanoseconds): refused."""
+    with pytest.raises(InvalidInputError, match="not milliseconds"):
+        time_param(1_700_000_000_000_000, "end_time")
+    assert time_param(100_000_000_000, "t") == "100000000000"
+
+
+@pytest.mark.parametrize(
+    ("value", "ok"),
+    [
+        (None, True),
+        (0, True),
+        (0.0, True),
+        (2.5, True),
+        (3600, True),
+        (-1, False),
+        (-0.001, False),
+        (float("nan"), False),
+        (float("inf"), False),
+        (True, False),
+        ("5", False),
+        (Decimal(1), False),
+    ],
+)
+def test_max_wait_is_none_or_finite_non_negative_seconds(value: object, ok: bool) -> None:
+    """max_wait: None waits as long as needed; otherwise finite seconds >= 0."""
+    if ok:
+        assert max_wait_param(value) == (None if value is None else float(value))  # type: ignore[arg-type]
+    else:
+        with pytest.raises(InvalidInputError, match="max_wait"):
+            max_wait_param(value)
+
+
+@pytest.mark.parametrize(
+    ("key", "says"),
+    [
+        ("A" * 64 + "\n", "newline"),
+        ("A" * 32 + " " + "A" * 31, "space"),
+        ("A" * 63 + "\u00e9", "non-ASCII"),
+        ("A" * 63 + "\x00", "control"),
+        ("", "empty"),
+    ],
+)
+def test_api_key_errors_say_what_is_wrong_but_not_the_key(key: str, says: str) -> None:
+    """The message names the offending character class, never the key itself."""
+    with pytest.raises(InvalidInputError, match=says) as caught:
+        api_key_param(key)
+    assert "AAAA" not in str(caught.value)
+
+
+def test_api_key_of_binance_format_passes() -> None:
+    """64 letters and digits (and any other printable ASCII) pass."""
+    api_key_param("vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7Ju91duEh8A")
+    api_key_param("k-ey_with.punctuation~")
+
+
+def test_raw_type_is_a_checked_str() -> None:
+    """RawType keeps Binance's name format; it compares equal to the plain name."""
+    assert RawType("MAIN_NEWWALLET") == "MAIN_NEWWALLET"
+    assert repr(RawType("MAIN_X_Y")) == "RawType('MAIN_X_Y')"
+    for bad in ("main_x", "", "A B", "X"):
+        with pytest.raises(InvalidInputError):
+            RawType(bad)

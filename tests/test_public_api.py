@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import inspect
 
+import attrs
+import pytest
+
 import binance_transfers
 
 
@@ -44,3 +47,20 @@ def test_the_package_ships_type_information() -> None:
     from importlib.resources import files
 
     assert files("binance_transfers").joinpath("py.typed").is_file()
+
+
+def test_money_safety_names_are_public() -> None:
+    """What issue 8 added is importable from the top level, frozen where it is a result."""
+    for name in ("Settlement", "SettleBy", "Journal", "RawType", "NotExecutedError"):
+        assert name in binance_transfers.__all__, name
+        assert getattr(binance_transfers, name).__module__ == "binance_transfers"
+    settled = binance_transfers.Settlement(
+        endpoint="universal_transfer",
+        params={"asset": "USDT"},
+        executed=False,
+        by=binance_transfers.SettleBy.HISTORY,
+        reason="absent",
+    )
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        settled.executed = True  # type: ignore[misc]
+    assert not issubclass(binance_transfers.NotExecutedError, binance_transfers.OutcomeUnknownError)

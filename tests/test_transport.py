@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import inspect
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,6 +18,7 @@ import respx
 from binance_transfers import (
     AuthenticationError,
     BinanceAPIError,
+    BinanceTransfersError,
     Client,
     ConfigurationError,
     ConnectionFailedError,
@@ -603,7 +605,7 @@ async def test_max_wait_bounds_the_clock_sync(fake: FakeBinance) -> None:
 
     async with Client(API_KEY, SECRET, transport=Hanging()) as c:
         start = anyio.current_time()
-        with pytest.raises(ConnectionFailedError):
+        with pytest.raises(ThrottledError, match="clock could not be synced"):
             await c.transfer(type="MAIN_UMFUTURE", asset="USDT", amount="1", max_wait=0.5)
         assert anyio.current_time() - start == pytest.approx(0.5, abs=0.01)
     assert fake.transfers == []
@@ -652,7 +654,7 @@ async def test_a_signer_that_fails_leaves_no_key_in_the_traceback(fake: FakeBina
 
     async with Client(API_KEY, SECRET, transport=httpx.MockTransport(fake)) as c:
         c._transport._signer = Failing()
-        with pytest.raises(TimeoutError) as info:
+        with pytest.raises(ConfigurationError, match="signer failed") as info:
             await transfer(c)
     tb = info.value.__traceback__
     while tb is not None:
@@ -766,7 +768,10 @@ async def test_over_tcp_a_header_h11_refuses_is_not_sent_and_not_leaked(
     bad = API_KEY + "\n"
     async with server as url, Client(API_KEY, SECRET, api_url=url) as c:
         await c.server_time()
+        # Past the client's own check (it refuses such keys): the transport alone.
         c._transport._key_header["X-MBX-APIKEY"] = bad
+        c._transport._key_raw = [(b"X-MBX-APIKEY", bad.encode())]
+        c._transport._templates.clear()
         with pytest.raises(ConnectionFailedError) as info:
             await transfer(c)
     assert server.transfers == []
@@ -852,3 +857,117 @@ async def test_a_detached_failure_is_reported_not_left_for_asyncio_to_complain_a
     (outcome,) = outcomes.seen
     assert outcome.detached and isinstance(outcome.error, OutcomeUnknownError)
     assert "never retrieved" not in caplog.text
+
+
+# -- found in review ---------------------------------------------------------------
+
+
+def _frames_holding(exc: BaseException, secret: str) -> list[str]:
+    """Every (frame, local) of ``exc``'s traceback and chain whose repr shows ``secret``."""
+    found: list[str] = []
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        current = todo.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if secret in str(current) or secret in repr(current.args):
+            found.append(f"message of {type(current).__name__}")
+        tb = current.__traceback__
+        while tb is not None:
+            for name, value in tb.tb_frame.f_locals.items():
+                try:
+                    shown = repr(value)
+                except Exception:  # noqa: S112 - a half-built object (httpx.URL) cannot say
+                    continue
+                if secret in shown:
+                    found.append(f"{tb.tb_frame.f_code.co_name}: {name}")
+            tb = tb.tb_next
+        todo += [current.__cause__, current.__context__]
+    return found
+
+
+async def test_a_bad_base_url_is_typed_and_keeps_the_key_out_of_the_traceback(
+    fake: FakeBinance,
+) -> None:
+    """papi_url with an invalid port: the first PAPI call must fail with one of our errors
+    (bad input, before anything is sent) and no traceback local may hold the API key.
+
+    (Found in review: a plain ``httpx.InvalidURL`` escaped from ``Transport._template``,
+    whose locals held the full key.)"""
+    fake.script("POST", "/papi/v1/auto-collection", ok({"msg": "success"}))
+    caught: BaseException | None = None
+    try:
+        async with Client(
+            API_KEY, SECRET, transport=httpx.MockTransport(fake), papi_url="http://[::1"
+        ) as c:
+            await c.pm_auto_collect()
+    except Exception as exc:
+        caught = exc
+    assert caught is not None
+    assert _frames_holding(caught, API_KEY) == []
+    assert isinstance(caught, BinanceTransfersError), repr(caught)
+    assert [r for r in fake.requests if r.url.path.startswith("/papi")] == []
+
+
+async def test_a_proxy_that_refuses_connect_is_not_an_unknown_outcome() -> None:
+    """Behind an HTTPS proxy, the proxy answers CONNECT with 502: nothing reached Binance.
+
+    The CONNECT request shares the request's extensions, so httpcore's trace reports its
+    headers too: they must not count as the transfer's write."""
+    connects: list[bytes] = []
+
+    async def proxy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        connects.append(head.split(b"\r\n")[0])
+        writer.write(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(proxy, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    http = httpx.AsyncClient(proxy=f"http://127.0.0.1:{port}")
+    client = Client(API_KEY, SECRET, http_client=http, api_url="https://api.binance.invalid")
+    client._transport.connect_retries = 0  # one CONNECT is enough to tell
+    clock = client.governor.server_clock  # synced by hand: the proxy refuses everything
+    now = clock.clock.monotonic()
+    clock.update(sent=now, received=now, server_ms=int(time.time() * 1000))
+    caught: BaseException | None = None
+    try:
+        await client.transfer(type=TransferType.MAIN_UMFUTURE, asset="USDT", amount="1")
+    except Exception as exc:
+        caught = exc
+    finally:
+        await http.aclose()
+        server.close()
+    assert connects == [b"CONNECT api.binance.invalid:443 HTTP/1.1"]
+    assert not isinstance(caught, OutcomeUnknownError), repr(caught)
+    assert isinstance(caught, ConnectionFailedError), repr(caught)
+
+
+async def test_a_failing_signer_is_a_typed_error_and_costs_nothing(
+    fake: FakeBinance,
+) -> None:
+    """``make_signer`` takes "an object with a sign(payload) -> str method: a hardware
+    module, a remote signer". When it fails (an HSM busy), nothing was sent: the caller
+    must get one of our typed errors (the HSM's error as its cause), not a plain one.
+
+    """
+
+    class Hsm:
+        def sign(self, payload: bytes) -> str:
+            raise RuntimeError("HSM: device busy")
+
+    fake.script("POST", "/sapi/v1/asset/transfer", ok({"tranId": 1}))
+    caught: BaseException | None = None
+    async with Client(API_KEY, Hsm(), transport=httpx.MockTransport(fake)) as c:
+        try:
+            await c.transfer(type=TransferType.MAIN_UMFUTURE, asset="USDT", amount="1")
+        except Exception as exc:
+            caught = exc
+        (uid,) = [p for p in c.governor.snapshot() if p.key.startswith("sapi-uid")]
+    assert fake.transfers == []
+    assert uid.used == 0  # the permit went back
+    assert isinstance(caught, BinanceTransfersError), repr(caught)
+    assert isinstance(caught.__cause__, RuntimeError)

@@ -38,6 +38,12 @@ def _parser() -> argparse.ArgumentParser:
         help="server delay per request, seconds, plus as much jitter (0.004)",
     )
     parser.add_argument("--seed", type=int, default=defaults.seed, help="random seed (7)")
+    parser.add_argument(
+        "--fault-rate",
+        type=float,
+        default=defaults.fault_rate,
+        help="share of transfers hit by each injected fault, settled at the end (0.005)",
+    )
     parser.add_argument("--no-live", action="store_true", help="no live view, only the summary")
     return parser
 
@@ -52,6 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         time_scale=args.time_scale,
         latency=args.latency,
         seed=args.seed,
+        fault_rate=args.fault_rate,
     )
     console = Console()
     live = not args.no_live and console.is_terminal

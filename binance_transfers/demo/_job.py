@@ -181,6 +181,8 @@ class Tally:
     too_many_requests: int = 0
     banned: int = 0
     unknown: int = 0
+    unknowns: list[OutcomeUnknownError] = attrs.Factory(list)
+    """Each unknown outcome, to settle once the job is over."""
     errors: Counter[str] = attrs.Factory(Counter)
 
     @property
@@ -207,8 +209,9 @@ async def worker(
         except IPBannedError as exc:
             tally.banned += 1
             await anyio.sleep(exc.retry_after)  # calling on at once would only spin
-        except OutcomeUnknownError:
+        except OutcomeUnknownError as unknown:
             tally.unknown += 1
+            tally.unknowns.append(unknown)
         except BinanceAPIError as exc:
             tally.refused[f"{label}: {exc.code}"] += 1
         except BinanceTransfersError as exc:

@@ -16,8 +16,10 @@ import attrs
 
 from .._client import Client
 from .._endpoints import ENDPOINTS
+from .._exceptions import OutcomeUnknownError
 from .._governor import Governor
 from .._limits import Limits
+from .._reconcile import Settlement
 from ..sim import DEMO_API_KEY, DEMO_API_SECRET, Report
 from ._job import Tally, worker
 
@@ -35,6 +37,9 @@ class Options:
     latency: float = 0.004
     """Server-side delay added to every request, seconds (plus up to as much jitter)."""
     seed: int = 7
+    fault_rate: float = 0.005
+    """Share of universal and sub-account transfers hit by each fault (executed
+    then 502, executed then dropped, 503 without executing); 0 for none."""
 
 
 @attrs.frozen(kw_only=True)
@@ -47,6 +52,16 @@ class Outcome:
     tally: Tally
     seen: Report
     """What the exchange saw, from its own ledger."""
+    settlements: tuple[Settlement, ...] = ()
+    """How every unknown outcome was settled (``Client.reconcile``)."""
+
+    @property
+    def settled_executed(self) -> int:
+        return sum(1 for s in self.settlements if s.executed)
+
+    @property
+    def unsettled(self) -> int:
+        return sum(1 for s in self.settlements if s.executed is None)
 
     @property
     def answered_429(self) -> int:
@@ -68,8 +83,13 @@ class Outcome:
 
     @property
     def reconciled(self) -> bool:
-        """Each transfer executed once, and confirmed to the client; no money lost."""
-        return self.seen.conserved and self.executed == self.client_done
+        """Each transfer executed once, and known to the client (confirmed by its
+        answer or settled as executed); no money lost."""
+        return (
+            self.seen.conserved
+            and self.executed == self.client_done + self.settled_executed
+            and len(self.settlements) == self.tally.unknown
+        )
 
     @property
     def ok(self) -> bool:
@@ -77,7 +97,7 @@ class Outcome:
         return (
             self.reconciled
             and self.answered_429 == self.answered_418 == 0
-            and t.too_many_requests == t.banned == t.unknown == 0
+            and t.too_many_requests == t.banned == self.unsettled == 0
             and not t.errors
             and all(p.over == 0 for p in self.seen.pools)
             and all(c.peak <= c.calls for c in self.seen.caps)
@@ -116,10 +136,10 @@ async def run(options: Options, view: object | None = None) -> Outcome:
     with tempfile.TemporaryDirectory() as tmp:
         report_path = Path(tmp) / "report.json"
         command = [
-            sys.executable, "-m", "binance_transfers.sim", "--port", "0",
+            sys.executable, "-m", "binance_transfers.demo._exchange",
             "--time-scale", f"{options.time_scale}", "--seed", f"{options.seed}",
             "--latency", f"{options.latency}", "--jitter", f"{options.latency}",
-            "--report", str(report_path),
+            "--fault-rate", f"{options.fault_rate}", "--report", str(report_path),
         ]  # fmt: skip
         async with await anyio.open_process(command, stderr=None) as process:
             url = await _listening_url(process)
@@ -136,6 +156,9 @@ async def run(options: Options, view: object | None = None) -> Outcome:
                 # httpcore scans its whole pool per request: a few dozen
                 # connections to loopback are plenty and keep that cheap.
                 max_in_flight=min(options.concurrency, 32),
+                # Loopback answers in milliseconds: a short window settles faults sooner.
+                recv_window=2000,
+                settle_margin=1.0,
             ) as client:
                 await client.server_time()
                 now = time.monotonic
@@ -150,11 +173,27 @@ async def run(options: Options, view: object | None = None) -> Outcome:
                             crowd.start_soon(worker, client, tally, rng, deadline, now)
                     outer.cancel_scope.cancel()
                 elapsed = now() - start
+                # Every unknown outcome, settled from the exchange's history at once.
+                settlements: list[Settlement] = []
+
+                async def settle(unknown: OutcomeUnknownError) -> None:
+                    settlements.append(await client.reconcile(unknown))
+
+                async with anyio.create_task_group() as settling:
+                    for unknown in tally.unknowns:
+                        settling.start_soon(settle, unknown)
             process.send_signal(signal.SIGINT)  # graceful: it writes its report
             with anyio.fail_after(30):
                 await process.wait()
         seen = Report.loads(report_path.read_text())
-    return Outcome(options=options, url=url, elapsed=elapsed, tally=tally, seen=seen)
+    return Outcome(
+        options=options,
+        url=url,
+        elapsed=elapsed,
+        tally=tally,
+        seen=seen,
+        settlements=tuple(settlements),
+    )
 
 
 async def _listening_url(process: anyio.abc.Process) -> str:

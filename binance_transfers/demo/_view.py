@@ -120,9 +120,21 @@ def summary(console: Console, outcome: Outcome) -> None:
         f"429s received: {outcome.answered_429}   418s received: {outcome.answered_418}   "
         f"outcomes unknown: {t.unknown}   other errors: {sum(t.errors.values())}"
     )
+    settled = [s for s in outcome.settlements if s.executed is not None]
+    console.print(
+        f"faults injected on transfers: {o.fault_rate:.1%} each of executed-then-502, "
+        f"executed-then-dropped, 503-not-executed; outcomes unknown: {t.unknown}, "
+        f"settled from Binance's history: {len(settled)} "
+        f"({outcome.settled_executed} executed, {len(settled) - outcome.settled_executed} not), "
+        f"unsettled: {outcome.unsettled}"
+    )
+    for s in outcome.settlements[:5]:
+        state = {True: "executed", False: "not executed", None: "UNSETTLED"}[s.executed]
+        console.print(f"  {s.endpoint} {dict(s.params)}: {state} ({s.reason})")
     console.print(
         f"reconciliation with the exchange's ledger: {outcome.executed} transfers executed "
-        f"there, {outcome.client_done} confirmed to the client; every asset's total "
+        f"there, {outcome.client_done} confirmed to the client + {outcome.settled_executed} "
+        f"settled as executed; every asset's total "
         f"{'unchanged' if outcome.seen.conserved else 'CHANGED'} -> {verdict(outcome.reconciled)}"
     )
     console.print(f"[bold]result: {verdict(outcome.ok)}")

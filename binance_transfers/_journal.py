@@ -1,0 +1,417 @@
+"""The intent journal: every mutating call, on disk before its first byte leaves.
+
+A local SQLite file (stdlib ``sqlite3``, WAL mode) written by one
+dedicated thread, never from the event loop. Each mutating call is one row:
+
+1. ``open``: written, and committed, *before* the request is handed to the
+   transport, with its parameters, ``recvWindow`` and Binance's clock at that
+   moment (the request's ``timestamp`` can only be later);
+2. then its outcome: ``done`` (with the answer's id), ``refused`` (Binance
+   said no, or nothing was sent) or ``unknown`` (with the ``timestamp`` sent);
+3. after :meth:`Client.reconcile` or :meth:`Client.recover`: ``executed``,
+   ``not_executed`` or ``unsettled``.
+
+A row still ``open`` or ``unknown`` after a crash is what ``recover()`` settles.
+
+Durability: each write is one SQLite transaction, so a process killed at any
+instruction leaves the file consistent, with every committed row in it (the
+operating system holds what was written). By default commits are never
+fsynced (``synchronous=OFF``): a power failure or kernel crash may lose the
+last rows or even corrupt the file. ``Journal(path, durable=True)`` fsyncs
+every commit (``synchronous=FULL``) and survives those too, at the price of
+one fsync per transfer. One process at a time per file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import queue
+import sqlite3
+import threading
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
+from typing import Any, TypeVar
+
+import anyio
+import attrs
+
+from ._exceptions import ConfigurationError
+
+__all__ = ["Intent", "Journal", "PendingIntent"]
+
+_T = TypeVar("_T")
+
+log = logging.getLogger("binance_transfers.journal")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS intents (
+    id INTEGER PRIMARY KEY,
+    session TEXT NOT NULL,
+    endpoint TEXT NOT NULL,
+    params TEXT NOT NULL,
+    recv_window INTEGER NOT NULL,
+    created_ms INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    timestamp INTEGER,
+    tran_id INTEGER,
+    note TEXT
+);
+CREATE INDEX IF NOT EXISTS intents_state ON intents (state);
+"""
+
+#: States a row can be in.
+OPEN, DONE, REFUSED, UNKNOWN = "open", "done", "refused", "unknown"
+EXECUTED, NOT_EXECUTED, UNSETTLED = "executed", "not_executed", "unsettled"
+
+
+def _as_dict(params: Mapping[str, str]) -> dict[str, str]:
+    return dict(params)
+
+
+@attrs.frozen(kw_only=True)
+class Intent:
+    """One row of the journal."""
+
+    id: int
+    session: str
+    endpoint: str
+    params: Mapping[str, str] = attrs.field(converter=_as_dict, eq=False)
+    """What the call asked for (without ``recvWindow``, ``timestamp`` or signature)."""
+    recv_window: int
+    created_ms: int
+    """Binance's clock (our estimate) when the intent was written."""
+    state: str
+    timestamp: int | None
+    """The ``timestamp`` sent, once an attempt's outcome is known."""
+    tran_id: int | None
+    note: str | None
+
+
+class Journal:
+    """An SQLite intent journal at ``path`` (created if missing).
+
+    One dedicated writer thread owns the connection; the event loop only
+    queues work for it. Writes queued while a transaction is being
+    committed go together into the next one (group commit), so fifty
+    coroutines pay for about one commit, not fifty. An intent is awaited
+    until committed; outcomes are queued without waiting (a crash before
+    they are committed leaves the row open, which :meth:`Client.recover`
+    settles). :meth:`aclose` flushes the queue and stops the thread.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, durable: bool = False) -> None:
+        self.path = os.fspath(path)
+        self.durable = durable
+        """fsync every commit (survives a power failure; costs one fsync per write)."""
+        self.session = uuid.uuid4().hex
+        """This process's run: ``recover()`` settles the rows other runs left."""
+        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        # Outcomes wait here, in the event loop's thread, and ride along with
+        # the next committed write: waking the writer thread for each one
+        # would cost more than the write itself.
+        self._pending: list[tuple[Any, ...]] = []
+
+    def __repr__(self) -> str:
+        return f"<Journal {self.path!r}>"
+
+    # -- the event loop's side ---------------------------------------------------
+
+    def _start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=_writer,
+                args=(self.path, self.durable, self._queue),
+                name="binance-journal",
+                daemon=True,
+            )
+            self._thread.start()
+
+    async def _run(self, fn: Callable[..., _T], *args: Any) -> _T:
+        """Run ``fn(connection, *args)`` in the writer thread and await its commit."""
+        return await self._submit(fn, *args).committed()  # type: ignore[no-any-return]
+
+    def _submit(self, fn: Callable[..., Any], *args: Any) -> _Job:
+        self._start()
+        job = _Job(fn, args, _waker(), self._take_pending())
+        self._queue.put(job)
+        return job
+
+    def _take_pending(self) -> list[tuple[Any, ...]]:
+        pending, self._pending = self._pending, []
+        return pending
+
+    async def open(
+        self,
+        endpoint: str,
+        params: Sequence[tuple[str, str]],
+        recv_window: int,
+        created_ms: int,
+    ) -> int:
+        """Write the intent and wait until it is committed; return its id."""
+        row_id: int = await self.begin(endpoint, params, recv_window, created_ms).committed()
+        return row_id
+
+    def begin(
+        self,
+        endpoint: str,
+        params: Sequence[tuple[str, str]],
+        recv_window: int,
+        created_ms: int,
+    ) -> PendingIntent:
+        """Queue the intent now; ``await pending.committed()`` before the first byte leaves.
+
+        Lets the caller prepare its request while the writer thread commits.
+        """
+        args = (self.session, endpoint, json.dumps(list(params)), recv_window, created_ms)
+        return self._submit(_insert, *args)
+
+    def outcome(
+        self,
+        intent: int,
+        state: str,
+        *,
+        timestamp: int | None = None,
+        tran_id: int | None = None,
+        note: str | None = None,
+        only_if_open: bool = False,
+    ) -> None:
+        """Note what became of the intent; committed with the next write or :meth:`flush`.
+
+        A crash before that leaves the row open, which ``recover()`` settles
+        from Binance's history like any other.
+        """
+        self._pending.append((intent, state, timestamp, tran_id, note, only_if_open))
+        if len(self._pending) >= _MAX_PENDING:
+            self._start()
+            self._queue.put(_Job(_nothing, (), None, self._take_pending()))
+
+    async def flush(self) -> None:
+        """Wait until everything queued so far is committed."""
+        await self._run(_nothing)
+
+    async def left_over(self) -> list[Intent]:
+        """Rows other runs left ``open`` or ``unknown``, oldest first."""
+        return await self._run(_left_over, self.session)
+
+    async def claimed(self) -> set[int]:
+        """Every ``tranId`` the journal knows the owner of (answered or settled executed)."""
+        return await self._run(_claimed)
+
+    async def rows(self) -> list[Intent]:
+        """Every row, oldest first (for reports and tests)."""
+        return await self._run(_all)
+
+    async def aclose(self) -> None:
+        """Commit what is queued, close the file and stop the writer thread."""
+        thread = self._thread
+        if thread is None:
+            return
+        try:
+            await self.flush()
+        except ConfigurationError:
+            # Already raised to the calls it hit; closing must still stop the thread.
+            log.warning("journal %s: the last writes failed", self.path, exc_info=True)
+        self._queue.put(None)
+        await anyio.to_thread.run_sync(thread.join)
+        self._thread = None
+
+
+#: Outcomes held back at most, before they are sent to the writer on their own.
+_MAX_PENDING = 64
+
+
+class _Job:
+    """One piece of work for the writer thread (a :class:`PendingIntent` for inserts)."""
+
+    __slots__ = ("args", "done", "fn", "result", "updates", "wake")
+
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        wake: tuple[anyio.Event, Callable[[], object]] | None,
+        updates: list[tuple[Any, ...]],
+    ) -> None:
+        self.fn = fn
+        self.args = args
+        self.updates = updates
+        self.result: Any = None
+        self.wake: Callable[[], object] | None = None
+        if wake is None:
+            self.done = anyio.Event()  # never awaited: nobody waits for a posted write
+        else:
+            self.done, self.wake = wake
+
+    async def committed(self) -> Any:
+        """Wait until the job's transaction is committed; its result (or its error)."""
+        # Shielded: once queued, the write happens; the caller waits for it so
+        # that nothing it does next can overtake it.
+        with anyio.CancelScope(shield=True):
+            await self.done.wait()
+        if isinstance(self.result, BaseException):
+            raise self.result
+        return self.result
+
+    @property
+    def failure(self) -> BaseException | None:
+        """Why the write failed, once it has."""
+        return self.result if isinstance(self.result, BaseException) else None
+
+    @property
+    def id(self) -> int | None:
+        """The row's id once committed, else None."""
+        return self.result if self.done.is_set() and isinstance(self.result, int) else None
+
+
+#: An intent queued for the writer thread: ``await pending.committed()`` -> row id.
+PendingIntent = _Job
+
+
+def _waker() -> tuple[anyio.Event, Callable[[], object]]:
+    """An event and a thread-safe way to set it in the running event loop."""
+    event = anyio.Event()
+    loop = asyncio._get_running_loop()
+    if loop is not None:
+        return event, partial(loop.call_soon_threadsafe, event.set)
+    import trio
+
+    token = trio.lowlevel.current_trio_token()
+    return event, partial(token.run_sync_soon, event.set)
+
+
+def _writer(path: str, durable: bool, jobs: queue.SimpleQueue[_Job | None]) -> None:
+    """The writer thread: drain the queue, one transaction per batch.
+
+    Every failure (the file cannot be opened, disk full, I/O error) reaches
+    every caller whose write it hit, as :class:`ConfigurationError`; the
+    thread never dies with callers still waiting.
+    """
+    conn: sqlite3.Connection | None = None
+    try:
+        while True:
+            batch = [jobs.get()]
+            while True:
+                try:
+                    batch.append(jobs.get_nowait())
+                except queue.Empty:
+                    break
+            work = [job for job in batch if job is not None]
+            try:
+                if conn is None:
+                    conn = _connect(path, durable)
+                conn.execute("BEGIN IMMEDIATE")
+                for job in work:
+                    for update in job.updates:
+                        _update(conn, *update)
+                    job.result = job.fn(conn, *job.args)
+                conn.execute("COMMIT")
+            except Exception as exc:
+                if conn is not None and conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                failure = ConfigurationError(f"the journal {path!r} cannot be written: {exc}")
+                failure.__cause__ = exc
+                for job in work:
+                    job.result = failure
+            for job in work:
+                if job.wake is not None:
+                    job.wake()
+            if None in batch:
+                return
+    finally:
+        if conn is not None:
+            conn.close()
+
+
+def _connect(path: str, durable: bool) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    # OFF: a commit is a write() to the log, never an fsync (even NORMAL's
+    # checkpoint fsyncs cost a loopback call's worth of time now and then).
+    # What the OS was handed survives the process being killed at any instruction.
+    conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'OFF'}")
+    conn.execute("PRAGMA busy_timeout=5000")
+    conn.executescript(_SCHEMA)
+    return conn
+
+
+def _nothing(conn: sqlite3.Connection) -> None:
+    return None
+
+
+def _insert(
+    conn: sqlite3.Connection,
+    session: str,
+    endpoint: str,
+    params: str,
+    recv_window: int,
+    created_ms: int,
+) -> int:
+    cursor = conn.execute(
+        "INSERT INTO intents (session, endpoint, params, recv_window, created_ms, state) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        (session, endpoint, params, recv_window, created_ms, OPEN),
+    )
+    return int(cursor.lastrowid or 0)
+
+
+def _update(
+    conn: sqlite3.Connection,
+    intent: int,
+    state: str,
+    timestamp: int | None,
+    tran_id: int | None,
+    note: str | None,
+    only_if_open: bool,
+) -> None:
+    conn.execute(
+        "UPDATE intents SET state = ?, timestamp = COALESCE(?, timestamp), "
+        "tran_id = COALESCE(?, tran_id), note = COALESCE(?, note) "
+        "WHERE id = ? AND (state = 'open' OR NOT ?)",
+        (state, timestamp, tran_id, note, intent, only_if_open),
+    )
+
+
+def _row(values: tuple[Any, ...]) -> Intent:
+    (row_id, session, endpoint, params, recv_window, created_ms, state, ts, tran_id, note) = values
+    return Intent(
+        id=row_id,
+        session=session,
+        endpoint=endpoint,
+        params=dict(json.loads(params)),
+        recv_window=recv_window,
+        created_ms=created_ms,
+        state=state,
+        timestamp=ts,
+        tran_id=tran_id,
+        note=note,
+    )
+
+
+_COLUMNS = "id, session, endpoint, params, recv_window, created_ms, state, timestamp, tran_id, note"
+
+
+def _left_over(conn: sqlite3.Connection, session: str) -> list[Intent]:
+    cursor = conn.execute(
+        f"SELECT {_COLUMNS} FROM intents WHERE state IN ('open', 'unknown') "  # noqa: S608
+        "AND session != ? ORDER BY id",
+        (session,),
+    )
+    return [_row(values) for values in cursor.fetchall()]
+
+
+def _claimed(conn: sqlite3.Connection) -> set[int]:
+    cursor = conn.execute(
+        "SELECT tran_id FROM intents WHERE tran_id IS NOT NULL AND state IN ('done', 'executed', "
+        "'not_executed')"
+    )
+    return {values[0] for values in cursor.fetchall()}
+
+
+def _all(conn: sqlite3.Connection) -> list[Intent]:
+    cursor = conn.execute(f"SELECT {_COLUMNS} FROM intents ORDER BY id")  # noqa: S608
+    return [_row(values) for values in cursor.fetchall()]

@@ -1,0 +1,370 @@
+"""Settling unknown outcomes from Binance's own records.
+
+Binance refuses a request whose ``timestamp`` is more than ``recvWindow``
+behind its clock (-1021), so a request sent with timestamp ``t`` can only
+have executed at a server time within ``(t - 1000, t + recvWindow]`` (it also
+refuses timestamps 1000 ms or more ahead). Once Binance's clock has passed
+``t + recvWindow`` plus a margin for history lag, the history is complete for
+that request: a transfer absent from it never ran, and never will.
+
+How each endpoint is settled (the README's table comes from here):
+
+* user universal transfer: by its history (type, asset, amount and time),
+  excluding every ``tranId`` already confirmed by an answer or claimed by an
+  earlier settlement, so that one of several identical transfers is never
+  taken for another;
+* sub-account universal transfer: by its ``clientTranId`` (always sent);
+* the others: Binance keeps no history that identifies them, so they cannot
+  be settled here; the :class:`Settlement` says why.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Mapping
+from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import attrs
+
+from ._exceptions import OutcomeUnknownError
+from ._models import SubAccountTransferRecord
+
+if TYPE_CHECKING:
+    from ._client import Client
+
+__all__ = ["SettleBy", "Settlement"]
+
+#: Binance answers a timestamp up to 999 ms ahead of its clock.
+_AHEAD_MS = 1000
+#: "Only can query the data for the last six months" (history endpoints).
+_HISTORY_KEPT_MS = 180 * 24 * 3600 * 1000
+#: The sub-account history takes ranges shorter than 7 days.
+_SUB_RANGE_MS = 7 * 24 * 3600 * 1000 - 1
+
+_EXECUTED = frozenset({"CONFIRMED", "SUCCESS"})
+_PENDING = frozenset({"PENDING", "PROCESS", "PROCESSING"})
+_FAILED = frozenset({"FAILED", "FAILURE"})
+
+
+class SettleBy(enum.StrEnum):
+    """How an endpoint's unknown outcome is settled."""
+
+    HISTORY = "history"
+    """Searched in the transfer history by type, asset, amount and time."""
+    CLIENT_TRAN_ID = "client_tran_id"
+    """Looked up by the ``clientTranId`` the transfer carried."""
+    BALANCES = "balances"
+    """Only by comparing balances (not possible with this release)."""
+    NONE = "none"
+    """Binance keeps no record that identifies the request."""
+
+
+#: Endpoint name -> how its unknown outcome is settled, and why not when it is not.
+HOW: Mapping[str, tuple[SettleBy, str]] = {
+    "universal_transfer": (SettleBy.HISTORY, "searched in GET /sapi/v1/asset/transfer"),
+    "sub_account_transfer": (
+        SettleBy.CLIENT_TRAN_ID,
+        "looked up by clientTranId in GET /sapi/v1/sub-account/universalTransfer",
+    ),
+    "sub_account_margin_transfer": (
+        SettleBy.BALANCES,
+        "Binance keeps no history of sub-account margin transfers; only the "
+        "sub-account's balances can tell, and balance reads are not in this release",
+    ),
+    "pm_collect_asset": (
+        SettleBy.NONE,
+        "fund collections return no id and appear in no history Binance offers",
+    ),
+    "pm_auto_collect": (
+        SettleBy.NONE,
+        "fund collections return no id and appear in no history Binance offers",
+    ),
+    "pmpro_collect_asset": (
+        SettleBy.NONE,
+        "fund collections return no id and appear in no history Binance offers",
+    ),
+    "pmpro_auto_collect": (
+        SettleBy.NONE,
+        "fund collections return no id and appear in no history Binance offers",
+    ),
+    "pm_bnb_transfer": (
+        SettleBy.NONE,
+        "Binance offers no history of Portfolio Margin BNB transfers",
+    ),
+    "pmpro_bnb_transfer": (
+        SettleBy.NONE,
+        "Binance offers no history of Portfolio Margin Pro BNB transfers",
+    ),
+}
+
+
+def _as_dict(params: Mapping[str, str]) -> dict[str, str]:
+    return dict(params)
+
+
+@attrs.frozen(kw_only=True)
+class Settlement:
+    """What Binance's records say about a request whose outcome was unknown.
+
+    ``executed`` is True (it ran: ``tran_id`` names it), False (it did not
+    run and never will: sending again is safe) or None (Binance's records
+    cannot tell: ``reason`` says why). ``pending`` marks a transfer Binance
+    executed but still shows as pending. ``status`` is the history row's
+    status when one was found.
+    """
+
+    endpoint: str
+    params: Mapping[str, str] = attrs.field(converter=_as_dict, eq=False)
+    """The parameters sent (without signature)."""
+    executed: bool | None
+    by: SettleBy
+    reason: str
+    tran_id: int | None = None
+    status: str | None = None
+    pending: bool = False
+    journal_id: int | None = None
+    """The journal row settled, if the client keeps a journal."""
+
+    @property
+    def settled(self) -> bool:
+        """Whether Binance's records gave a definite answer."""
+        return self.executed is not None
+
+
+@attrs.frozen(kw_only=True)
+class Window:
+    """Where a request may have executed: server epoch ms, both ends included."""
+
+    first_ms: int
+    last_ms: int
+
+
+class Reconciler:
+    """Settles unknown outcomes for one client; remembers which ids are taken.
+
+    ``claimed`` holds the ``tranId`` of every transfer this client knows the
+    owner of: confirmed by Binance's answer, or claimed by an earlier
+    settlement. History rows with those ids are never matched again.
+    """
+
+    def __init__(self, client: Client, *, margin: float) -> None:
+        self._client = client
+        self.margin = margin
+        self.claimed: set[int] = set()
+        # Mutating calls on the wire, by endpoint: a settlement waits for those
+        # that may have landed in its window, so their answers claim their rows first.
+        self._in_flight: dict[str, set[anyio.Event]] = {}
+
+    # -- bookkeeping ----------------------------------------------------------
+
+    def confirm(self, data: Any) -> None:
+        """Note the ``tranId`` of a successful answer: that row is somebody's."""
+        if isinstance(data, Mapping):
+            tran_id = data.get("tranId")
+            if isinstance(tran_id, int) and not isinstance(tran_id, bool):
+                self.claimed.add(tran_id)
+
+    def started(self, endpoint: str) -> anyio.Event:
+        """A mutating call goes out; set the returned event once its outcome is known."""
+        done = anyio.Event()
+        self._in_flight.setdefault(endpoint, set()).add(done)
+        return done
+
+    def finished(self, endpoint: str, done: anyio.Event) -> None:
+        self._in_flight.get(endpoint, set()).discard(done)
+        done.set()
+
+    # -- settling -------------------------------------------------------------
+
+    async def settle_error(self, error: OutcomeUnknownError) -> Settlement:
+        """Settle an :class:`OutcomeUnknownError` (waits until Binance's records are final)."""
+        if not isinstance(error, OutcomeUnknownError):
+            raise TypeError(f"reconcile takes an OutcomeUnknownError, not {type(error).__name__}")
+        params = {k: v for k, v in error.params.items() if k not in ("timestamp", "recvWindow")}
+        timestamp = error.timestamp
+        if timestamp is None:
+            timestamp = _int(error.params.get("timestamp"))
+        recv_window = error.recv_window or _int(error.params.get("recvWindow"))
+        if recv_window is None:
+            recv_window = self._client._transport.recv_window
+        if timestamp is None:
+            return self._unsettled(
+                error.endpoint, params, "the error carries no timestamp: no window to search"
+            )
+        return await self.settle(
+            error.endpoint,
+            params,
+            Window(first_ms=timestamp - _AHEAD_MS, last_ms=timestamp + recv_window),
+        )
+
+    async def settle(self, endpoint: str, params: Mapping[str, str], window: Window) -> Settlement:
+        """Settle a request that can only have executed within ``window``."""
+        by, why = HOW.get(endpoint, (SettleBy.NONE, "an endpoint this release cannot settle"))
+        if by not in (SettleBy.HISTORY, SettleBy.CLIENT_TRAN_ID):
+            return Settlement(endpoint=endpoint, params=params, executed=None, by=by, reason=why)
+        clock = self._client.governor.server_clock
+        if clock.now_ms() - window.first_ms > _HISTORY_KEPT_MS:
+            return self._unsettled(
+                endpoint, params, "older than the 6 months Binance keeps in its history", by
+            )
+        await self._wait_until_final(window)
+        await self._wait_for_calls_in_flight(endpoint)
+        search = Window(
+            first_ms=window.first_ms - self._margin_ms(),
+            last_ms=window.last_ms + self._margin_ms(),
+        )
+        if by is SettleBy.CLIENT_TRAN_ID:
+            return await self._by_client_tran_id(endpoint, params, search)
+        return await self._by_history(endpoint, params, search)
+
+    def _margin_ms(self) -> int:
+        uncertainty = self._client.governor.server_clock.uncertainty
+        return math.ceil((self.margin + uncertainty) * 1000)
+
+    async def _wait_until_final(self, window: Window) -> None:
+        """Sleep (one timer) until Binance's clock is past the window plus the margin."""
+        clock = self._client.governor.server_clock
+        await self._client._transport.sync_time()
+        while True:
+            # Recomputed after each sleep: a resync may have moved our estimate.
+            left_ms = window.last_ms + self._margin_ms() - clock.now_ms()
+            if left_ms <= 0:
+                return
+            await anyio.sleep(left_ms / 1000)
+
+    async def _wait_for_calls_in_flight(self, endpoint: str) -> None:
+        for done in list(self._in_flight.get(endpoint, ())):
+            await done.wait()
+
+    async def _by_history(
+        self, endpoint: str, params: Mapping[str, str], search: Window
+    ) -> Settlement:
+        amount = _decimal(params.get("amount"))
+        kind = params.get("type")
+        if amount is None or kind is None:
+            return self._unsettled(endpoint, params, "no type or amount in the parameters sent")
+        rows = self._client._history_rows(
+            kind, params.get("fromSymbol"), params.get("toSymbol"), search.first_ms, search.last_ms
+        )
+        matches = [
+            row
+            async for row in rows
+            if row.asset == params.get("asset")
+            and row.amount == amount
+            and search.first_ms <= row.timestamp <= search.last_ms
+        ]
+        # No await from here to the claim in _from_row: two settlements running
+        # at once can never pick the same row.
+        free = [row for row in matches if row.tran_id not in self.claimed]
+        # The oldest first: several identical transfers are claimed in order.
+        found = min(free, key=lambda row: (row.timestamp, row.tran_id), default=None)
+        if found is None:
+            return Settlement(
+                endpoint=endpoint,
+                params=params,
+                executed=False,
+                by=SettleBy.HISTORY,
+                reason="no unclaimed matching row in the history once Binance's window had closed",
+            )
+        return self._from_row(endpoint, params, SettleBy.HISTORY, found.tran_id, str(found.status))
+
+    async def _by_client_tran_id(
+        self, endpoint: str, params: Mapping[str, str], search: Window
+    ) -> Settlement:
+        client_tran_id = params.get("clientTranId")
+        if client_tran_id is None:
+            return self._unsettled(endpoint, params, "sent without a clientTranId")
+        # Binance's lookup is scoped by e-mail: ask as the transfer was sent.
+        from_email, to_email = params.get("fromEmail"), params.get("toEmail")
+        if from_email is not None:
+            to_email = None
+        start = search.first_ms
+        rows: list[SubAccountTransferRecord] = []
+        while start <= search.last_ms:  # ranges under 7 days (Binance's rule)
+            end = min(start + _SUB_RANGE_MS - 1, search.last_ms)
+            history = self._client.sub_account_transfer_history(
+                client_tran_id=client_tran_id,
+                from_email=from_email,
+                to_email=to_email,
+                start_time=start,
+                end_time=end,
+            )
+            rows += [row async for row in history if row.client_tran_id == client_tran_id]
+            start = end + 1
+        if not rows:
+            return Settlement(
+                endpoint=endpoint,
+                params=params,
+                executed=False,
+                by=SettleBy.CLIENT_TRAN_ID,
+                reason=f"no transfer with clientTranId {client_tran_id} once Binance's "
+                "window had closed",
+            )
+        row = rows[0]
+        if row.asset != params.get("asset") or row.amount != _decimal(params.get("amount")):
+            return self._unsettled(
+                endpoint,
+                params,
+                f"clientTranId {client_tran_id} names a transfer of {row.amount} {row.asset}, "
+                "not the one sent",
+                SettleBy.CLIENT_TRAN_ID,
+            )
+        return self._from_row(endpoint, params, SettleBy.CLIENT_TRAN_ID, row.tran_id, row.status)
+
+    def _from_row(
+        self, endpoint: str, params: Mapping[str, str], by: SettleBy, tran_id: int, status: str
+    ) -> Settlement:
+        status = status.upper()
+        if status in _FAILED:
+            executed, pending, why = False, False, f"Binance's record {tran_id} says {status}"
+        elif status in _PENDING:
+            executed, pending = True, True
+            why = f"executed, still pending at Binance (record {tran_id})"
+        elif status in _EXECUTED:
+            executed, pending, why = True, False, f"executed: Binance's record {tran_id}"
+        else:
+            return self._unsettled(
+                endpoint,
+                params,
+                f"record {tran_id} has a status this release does not know: {status}",
+                by,
+            )
+        self.claimed.add(tran_id)
+        return Settlement(
+            endpoint=endpoint,
+            params=params,
+            executed=executed,
+            by=by,
+            reason=why,
+            tran_id=tran_id,
+            status=status,
+            pending=pending,
+        )
+
+    def _unsettled(
+        self,
+        endpoint: str,
+        params: Mapping[str, str],
+        reason: str,
+        by: SettleBy = SettleBy.NONE,
+    ) -> Settlement:
+        return Settlement(endpoint=endpoint, params=params, executed=None, by=by, reason=reason)
+
+
+def _int(value: object) -> int | None:
+    try:
+        return int(value)  # type: ignore[call-overload,no-any-return]
+    except (TypeError, ValueError):
+        return None
+
+
+def _decimal(value: object) -> Decimal | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return Decimal(value)
+    except InvalidOperation:
+        return None

@@ -1,0 +1,298 @@
+"""Settling unknown outcomes from Binance's records (issue 8), against the simulated exchange.
+
+Every test runs on looptime's fake clock: waiting out Binance's recvWindow
+and the settling margin takes no real time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import looptime
+import pytest
+
+from binance_transfers import (
+    Client,
+    MalformedResponseError,
+    MarginTransferDirection,
+    NotExecutedError,
+    OutcomeUnknownError,
+    SettleBy,
+    Settlement,
+    SubAccountTransferResult,
+    TransferResult,
+    TransferType,
+)
+from binance_transfers.sim import Fault, SimulatedExchange
+
+from .conftest import API_KEY, SECRET, FakeBinance, ok
+
+fake_time = looptime.enabled(strict=True)
+
+EPOCH_MS = 1_767_225_600_000
+MARGIN = 2.0
+DESK = "desk-1@sim.invalid"
+
+
+@pytest.fixture
+def exchange() -> SimulatedExchange:
+    sim = SimulatedExchange()
+    sim.add_demo_account()
+    return sim
+
+
+@pytest.fixture
+async def client(exchange: SimulatedExchange) -> AsyncIterator[Client]:
+    async with exchange.client(settle_margin=MARGIN) as c:
+        yield c
+
+
+def executed_ids(exchange: SimulatedExchange, endpoint: str) -> list[Any]:
+    return [entry.result for entry in exchange.ledger.executed(endpoint)]
+
+
+async def unknown_transfer(client: Client, amount: str = "7") -> OutcomeUnknownError:
+    with pytest.raises(OutcomeUnknownError) as caught:
+        await client.transfer(type=TransferType.MAIN_UMFUTURE, asset="USDT", amount=amount)
+    return caught.value
+
+
+@fake_time
+async def test_an_executed_transfer_is_found_with_its_tran_id(
+    exchange: SimulatedExchange, client: Client
+) -> None:
+    """Executed, then the connection dropped: settled as executed, with Binance's tranId."""
+    exchange.faults.add(Fault.drop(), endpoint="universal_transfer", times=1)
+    unknown = await unknown_transfer(client)
+    settled = await client.reconcile(unknown)
+    assert settled.executed is True and settled.settled
+    assert settled.by is SettleBy.HISTORY
+    assert [settled.tran_id] == executed_ids(exchange, "universal_transfer")
+    assert settled.status == "CONFIRMED" and not settled.pending
+
+
+@fake_time
+async def test_a_refused_transfer_is_settled_as_not_executed(
+    exchange: SimulatedExchange, client: Client
+) -> None:
+    """503 without executing: once Binance's window has closed, absence is definitive."""
+    exchange.faults.add(Fault.unavailable(), endpoint="universal_transfer", times=1)
+    unknown = await unknown_transfer(client)
+    settled = await client.reconcile(unknown)
+    assert settled.executed is False and settled.settled and settled.tran_id is None
+    assert executed_ids(exchange, "universal_transfer") == []
+
+
+@fake_time
+async def test_the_history_is_read_only_once_binance_can_no_longer_execute(
+    exchange: SimulatedExchange, client: Client
+) -> None:
+    """No history request before timestamp + recvWindow + margin on Binance's clock."""
+    exchange.faults.add(Fault.unavailable(), endpoint="universal_transfer", times=1)
+    unknown = await unknown_transfer(client)
+    assert unknown.timestamp is not None and unknown.recv_window == 5000
+    await client.reconcile(unknown)
+    (lookup, *_) = exchange.ledger.entries("transfer_history")
+    assert lookup.arrived * 1000 >= unknown.timestamp + 5000 + MARGIN * 1000
+
+
+@fake_time
+async def test_identical_transfers_are_never_taken_for_one_another(
+    exchange: SimulatedExchange, client: Client
+) -> None:
+    """Three identical confirmed transfers, then one refused: it is not settled as executed."""
+    for _ in range(3):
+        await client.transfer(type=TransferType.MAIN_UMFUTURE, asset="USDT", amount="7")
+    exchange.faults.add(Fault.unavailable(), endpoint="universal_transfer", times=1)
+    unknown = await unknown_transfer(client)
+    settled = await client.reconcile(unknown)
+    assert settled.executed is False
+
+
+@fake_time
+async def test_of_two_identical_unknowns_each_row_is_claimed_once(
+    exchange: SimulatedExchange, client: Client
+) -> None:
+    """One executed and one refused identical transfer: exactly one settles as executed."""
+    await client.transfer(type=TransferType.MAIN_UMFUTURE, asset="USDT", amount="7")
+    exchange.faults.add(Fault.drop(), endpoint="universal_transfer", times=1)
+    first = await unknown_transfer(client)
+    exchange.faults.add(Fault.unavailable(), endpoint="universal_transfer", times=1)
+    second = await unknown_transfer(client)
+    settled = [await client.reconcile(first), await client.reconcile(second)]
+    assert sorted(bool(s.executed) for s in settled) == [False, True]
+    assert {s.tran_id for s in settled if s.executed} == set(
+        executed_ids(exchange, "universal_transfer")[1:]
+    )
+    # A second reconciliation of the same error does not claim the row twice either.
+    assert (await client.reconcile(first)).executed is False
+
+
+@pytest.mark.parametrize(
+    ("settles", "executed", "status"),
+    [
+        (Fault.pending(3600.0), True, "PENDING"),
+        (Fault.failed(0.0), False, "FAILED"),
+        (Fault.pending(1.0), True, "CONFIRMED"),
+    ],
+    ids=["still-pending", "failed", "pending-then-confirmed"],
+)
+@fake_time
+async def test_pending_rows_are_executed_and_failed_rows_are_not(
+    exchange: SimulatedExchange,
+    client: Client,
+    settles: Fault,
+    executed: bool,
+    status: str,
+) -> None:
+    """PENDING: executed, still pending (said so). FAILED: not executed (it moved nothing)."""
+    exchange.faults.add(settles, endpoint="universal_transfer", times=1)
+    exchange.faults.add(Fault.drop(), endpoint="universal_transfer", times=1)
+    unknown = await unknown_transfer(client, amount="3")
+    settled = await client.reconcile(unknown)
+    assert (settled.executed, settled.pending, settled.status) == (
+        executed,
+        status == "PENDING",
+        status,
+    )
+    assert [settled.tran_id] == executed_ids(exchange, "universal_transfer")
+
+
+@fake_time
+async def test_the_margin_covers_binances_history_lag() -> None:
+    """A row showing 8 s after execution (past the 5 s recvWindow) needs, and gets, the margin."""
+    exchange = SimulatedExchange(history_lag=8.0)
+    exchange.add_demo_account()
+    exchange.faults.add(Fault.drop(), endpoint="universal_transfer", times=1)
+    async with exchange.client(settle_margin=5.0) as client:
+        unknown = await unknown_transfer(client)
+        settled = await client.reconcile(unknown)
+    assert settled.executed is True
+
+
+@fake_time
+async def test_sub_account_transfers_are_settled_by_client_tran_id(
+    exchange: SimulatedExchange, client: Client
+) -> None:
+    """Dropped after executing: found by its clientTranId; refused: not executed."""
+    for fault, executed in ((Fault.drop(), True), (Fault.unavailable(), False)):
+        exchange.faults.add(fault, endpoint="sub_account_transfer", times=1)
+        with pytest.raises(OutcomeUnknownError) as caught:
+            await client.sub_account_transfer(
+                to_email=DESK,
+                from_account_type="SPOT",
+                to_account_type="SPOT",
+                asset="USDT",
+                amount="5",
+            )
+        settled = await client.reconcile(caught.value)
+        assert settled.by is SettleBy.CLIENT_TRAN_ID
+        assert settled.executed is executed
+    assert len(executed_ids(exchange, "sub_account_transfer")) == 1
+
+
+@fake_time
+async def test_endpoints_without_history_say_why_at_once(
+    exchange: SimulatedExchange, client: Client
+) -> None:
+    """Sub-account margin transfer: unsettled, by balances, without waiting or any request."""
+    exchange.faults.add(Fault.drop(), endpoint="sub_account_margin_transfer", times=1)
+    with pytest.raises(OutcomeUnknownError) as caught:
+        await client.sub_account_margin_transfer(
+            email=DESK,
+            asset="USDT",
+            amount="1",
+            direction=MarginTransferDirection.SPOT_TO_MARGIN,
+        )
+    before = len(exchange.ledger)
+    settled = await client.reconcile(caught.value)
+    assert settled.executed is None and not settled.settled
+    assert settled.by is SettleBy.BALANCES and "history" in settled.reason
+    assert len(exchange.ledger) == before
+
+
+@fake_time
+async def test_history_older_than_six_months_cannot_settle(client: Client) -> None:
+    """Binance keeps 6 months of history: an older unknown is unsettled, with the reason."""
+    old = OutcomeUnknownError(
+        "test",
+        endpoint="universal_transfer",
+        params={"type": "MAIN_UMFUTURE", "asset": "USDT", "amount": "1"},
+        timestamp=EPOCH_MS - 200 * 24 * 3600 * 1000,
+        recv_window=5000,
+    )
+    await client.server_time()
+    settled = await client.reconcile(old)
+    assert settled.executed is None and "6 months" in settled.reason
+
+
+@fake_time
+async def test_on_unknown_reconcile_returns_the_result_or_a_definite_error(
+    exchange: SimulatedExchange, client: Client
+) -> None:
+    """The call itself waits until settled: the result if it ran, NotExecutedError if not."""
+    exchange.faults.add(Fault.server_error(status=502), endpoint="universal_transfer", times=1)
+    done = await client.transfer(
+        type=TransferType.MAIN_UMFUTURE, asset="USDT", amount="9", on_unknown="reconcile"
+    )
+    assert done == TransferResult(tran_id=executed_ids(exchange, "universal_transfer")[0])
+    exchange.faults.add(Fault.unavailable(), endpoint="universal_transfer", times=1)
+    with pytest.raises(NotExecutedError) as caught:
+        await client.transfer(
+            type=TransferType.MAIN_UMFUTURE, asset="USDT", amount="9", on_unknown="reconcile"
+        )
+    assert isinstance(caught.value.settlement, Settlement)
+    assert isinstance(caught.value.unknown, OutcomeUnknownError)
+    assert len(exchange.ledger.entries("universal_transfer")) == 2  # never resent
+
+
+@fake_time
+async def test_on_unknown_retry_resends_a_sub_account_transfer_only_once_settled(
+    exchange: SimulatedExchange,
+) -> None:
+    """Refused with 503: settled as not executed, then sent again with the same clientTranId."""
+    exchange.faults.add(Fault.unavailable(), endpoint="sub_account_transfer", times=1)
+    async with exchange.client(settle_margin=MARGIN, on_unknown="retry") as client:
+        done = await client.sub_account_transfer(
+            to_email=DESK,
+            from_account_type="SPOT",
+            to_account_type="SPOT",
+            asset="USDT",
+            amount="5",
+        )
+    sent = exchange.ledger.entries("sub_account_transfer")
+    assert len(sent) == 2 and len(exchange.ledger.executed("sub_account_transfer")) == 1
+    assert isinstance(done, SubAccountTransferResult)
+    assert done.tran_id == executed_ids(exchange, "sub_account_transfer")[0]
+    assert done.client_tran_id is not None and done.client_tran_id.startswith("bt-")
+
+
+@fake_time
+async def test_on_unknown_reconcile_raises_unknown_where_binance_cannot_tell(
+    exchange: SimulatedExchange,
+) -> None:
+    """No history, no guess: the OutcomeUnknownError reaches the caller."""
+    exchange.faults.add(Fault.drop(), endpoint="pm_auto_collect", times=1)
+    async with exchange.client(on_unknown="reconcile") as client:
+        with pytest.raises(OutcomeUnknownError):
+            await client.pm_auto_collect()
+
+
+@fake_time
+async def test_reconcile_takes_only_unknown_outcomes(client: Client) -> None:
+    """Anything else is a programming error, said plainly."""
+    with pytest.raises(TypeError):
+        await client.reconcile(ValueError("x"))  # type: ignore[arg-type]
+
+
+@fake_time
+async def test_a_reads_unreadable_answer_is_malformed_not_unknown() -> None:
+    """A history page that does not fit the model: MalformedResponseError, never unknown."""
+    fake = FakeBinance()
+    fake.script("GET", "/sapi/v1/asset/transfer", ok({"total": "many", "rows": [{"x": 1}]}))
+    async with Client(API_KEY, SECRET, transport=httpx.MockTransport(fake)) as client:
+        with pytest.raises(MalformedResponseError):
+            [r async for r in client.transfer_history(type=TransferType.MAIN_UMFUTURE)]
+        await client.server_time()
