@@ -13,6 +13,7 @@ from . import (
     bench_contended,
     bench_peers,
     bench_sim,
+    bench_stress,
 )
 from ._report import Report
 
@@ -24,6 +25,7 @@ SUITES = {
     "sim": bench_sim.run_bench,
     # Client against client in their own processes (the bench extra's peers).
     "peers": bench_peers.run,
+    "stress": bench_stress.run,
 }
 
 
