@@ -103,7 +103,7 @@ while os.getppid() == parent:
 @contextlib.contextmanager
 def cpu_hog() -> Iterator[None]:
     """A busy process on one core for as long as the block runs, killed whatever happens."""
-    hog = subprocess.Popen([sys.executable, "-c", _HOG])  # noqa: S603 (our own constant program)
+    hog = subprocess.Popen([sys.executable, "-c", _HOG])  # our own constant program
     try:
         yield
     finally:
