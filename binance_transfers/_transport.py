@@ -238,6 +238,7 @@ class _Attempt:
         "params",
         "permit",
         "recv_window",
+        "refused_early",
         "reports",
         "scope",
         "sent",
@@ -253,6 +254,7 @@ class _Attempt:
         # written once handed over.
         self.reports = reports
         self.written = False
+        self.refused_early = False  # refused by h11 before writing a byte
         self.sent = 0.0
         self.params: dict[str, str] = {}
         self.timestamp: int | None = None
@@ -264,8 +266,18 @@ class _Attempt:
         self.scope: anyio.CancelScope | None = None
 
     def never_left(self, exc: BaseException) -> bool:
-        """Whether failing with ``exc`` proves that no byte of the request was written."""
-        return not self.written or (not self.reports and _kind(exc) == "not sent")
+        """Whether failing with ``exc`` proves that no byte of the request was written.
+
+        A transport that reports its writes proves it by not reporting one only
+        for a failure that cannot come after a write (a connection error, our
+        own cancellation, a header h11 refused). A mocked transport (respx
+        patches httpcore's) reports nothing: a read timeout from it is no proof.
+        """
+        if _kind(exc) == "not sent":
+            return True
+        if self.written:
+            return False
+        return self.refused_early or not isinstance(exc, Exception)
 
 
 class Transport:
@@ -686,6 +698,7 @@ class Transport:
                 if isinstance(info.get("exception"), httpcore.LocalProtocolError | _NoRoom):
                     # h11 refused the request line or a header before writing a byte.
                     attempt.written = False
+                    attempt.refused_early = True
                 request.extensions.pop("trace", None)
             elif event.endswith("send_request_headers.complete"):
                 request.extensions.pop("trace", None)  # nothing more to learn

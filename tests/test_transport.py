@@ -971,3 +971,17 @@ async def test_a_failing_signer_is_a_typed_error_and_costs_nothing(
     assert uid.used == 0  # the permit went back
     assert isinstance(caught, BinanceTransfersError), repr(caught)
     assert isinstance(caught.__cause__, RuntimeError)
+
+
+async def test_under_respx_a_read_timeout_is_unknown_and_sent_once() -> None:
+    """respx patches httpcore (its trace never fires): a read timeout there is still an
+    unknown outcome, sent once, as in production."""
+    with respx.mock(base_url="https://api.binance.com") as mock:
+        mock.get("/api/v3/time").respond(200, json={"serverTime": SERVER_MS})
+        route = mock.post("/sapi/v1/asset/transfer").mock(
+            side_effect=httpx.ReadTimeout("timed out")
+        )
+        async with Client(API_KEY, SECRET) as c:
+            with pytest.raises(OutcomeUnknownError):
+                await c.transfer(type=TransferType.MAIN_UMFUTURE, asset="USDT", amount="1")
+    assert route.call_count == 1
