@@ -423,6 +423,10 @@ class Transport:
             try:
                 data, sent, received = await self._exchange(endpoint, (), None, None, None)
                 break
+            except IPBannedError:
+                if not self.wait_on_ban:
+                    raise
+                continue  # the next acquire waits out the ban
             except (ConnectionFailedError, _ReadFailed) as exc:
                 failures += 1
                 if failures > self.connect_retries:
@@ -720,7 +724,12 @@ class Transport:
         encoded = "&".join([f"{k}={v if _plain(v) else quote_plus(v)}" for k, v in pairs])
         if signed:
             try:
-                signature = self._signer.sign(encoded.encode())
+                signature: object = self._signer.sign(encoded.encode())
+                if not isinstance(signature, str):  # None, or a coroutine (an async signer)
+                    close = getattr(signature, "close", None)
+                    if close is not None:
+                        close()
+                    raise TypeError(f"sign() returned {type(signature).__name__}, not str")
             except Exception as exc:
                 # A hardware module busy, a remote signer down: nothing was sent.
                 raise ConfigurationError(
@@ -865,7 +874,9 @@ class Transport:
         banned_until = None
         if status == 418:
             match = _BANNED_UNTIL.search(msg)
-            banned_until = int(match.group(1)) / 1000 if match else None
+            if match:  # believed no further than Binance's longest ban
+                now = self.governor.server_clock.now()
+                banned_until = min(int(match.group(1)) / 1000, now + MAX_RETRY_AFTER)
         permit, attempt.permit = attempt.permit, None
         if permit is not None:
             self.governor.observe(
@@ -995,7 +1006,9 @@ def _json(content: bytes) -> Any:
 
 
 def _text(response: httpx.Response) -> str:
-    return response.content[:500].decode("utf-8", "replace")
+    text = response.content[:500].decode("utf-8", "replace")
+    key = response.request.headers.get("x-mbx-apikey") if response._request else None
+    return text.replace(key, "<api key>") if key else text
 
 
 def _retry_after(value: str | None) -> float | None:
