@@ -25,6 +25,7 @@ How each endpoint is settled (the README's table comes from here):
 
 from __future__ import annotations
 
+import contextvars
 import enum
 import logging
 import math
@@ -44,6 +45,11 @@ if TYPE_CHECKING:
 __all__ = ["SettleBy", "Settlement"]
 
 log = logging.getLogger("binance_transfers.reconcile")
+
+# The mutating call the running code belongs to (set by Reconciler.started).
+_CURRENT_CALL: contextvars.ContextVar[anyio.Event | None] = contextvars.ContextVar(
+    "binance_transfers_current_call", default=None
+)
 
 #: When a settlement searches, in settle_margins past Binance's window: a
 #: transfer found settles at the first look; "not executed" needs both to be
@@ -187,6 +193,9 @@ class Reconciler:
         """A mutating call goes out; set the returned event once its outcome is known."""
         done = anyio.Event()
         self._in_flight.setdefault(endpoint, set()).add(done)
+        # A settlement started from inside this call (an on_detached hook) must not
+        # wait for the call it runs in: it would wait for itself, forever.
+        _CURRENT_CALL.set(done)
         return done
 
     def finished(self, endpoint: str, done: anyio.Event) -> None:
@@ -304,8 +313,10 @@ class Reconciler:
                     await done.wait()
 
     async def _wait_for_calls_in_flight(self, endpoint: str) -> None:
+        mine = _CURRENT_CALL.get()
         for done in list(self._in_flight.get(endpoint, ())):
-            await done.wait()
+            if done is not mine:
+                await done.wait()
 
     async def _by_history(
         self, endpoint: str, params: Mapping[str, str], search: Window

@@ -6,6 +6,7 @@ and the settling margin takes no real time.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -21,6 +22,7 @@ from binance_transfers import (
     Client,
     ConnectionFailedError,
     InvalidInputError,
+    LoopClock,
     MalformedResponseError,
     MarginTransferDirection,
     NotExecutedError,
@@ -31,6 +33,7 @@ from binance_transfers import (
     TransferResult,
     TransferType,
 )
+from binance_transfers._transport import ExchangeOutcome
 from binance_transfers.sim import Fault, SimulatedExchange
 
 from .conftest import API_KEY, SECRET, FakeBinance, ok
@@ -471,3 +474,32 @@ async def test_two_concurrent_settlements_of_one_unknown_agree(
     assert [(s.executed, s.tran_id) for s in settled] == [
         (True, executed_ids(exchange, "universal_transfer")[0])
     ] * 2
+
+
+@looptime.enabled(strict=True)
+async def test_settling_from_on_detached_does_not_deadlock() -> None:
+    """on_detached=lambda o: client.reconcile(o.error) settles without waiting for the call
+    it runs in (which would be a shielded deadlock)."""
+    exchange = SimulatedExchange(clock=LoopClock(epoch=1_767_225_600.0))
+    exchange.add_demo_account()
+    exchange.faults.add(Fault.latency(1.0), endpoint="universal_transfer")
+    exchange.faults.add(Fault.drop(), endpoint="universal_transfer", times=1)
+    settled: list[Any] = []
+    client = exchange.client()
+
+    async def settle(outcome: ExchangeOutcome) -> None:
+        if isinstance(outcome.error, OutcomeUnknownError):
+            settled.append(await client.reconcile(outcome.error))
+
+    client.on_detached = settle
+    task = asyncio.ensure_future(
+        client.transfer(type=TransferType.MAIN_UMFUTURE, asset="USDT", amount="5")
+    )
+    await asyncio.sleep(0.5)  # on the wire (1 s to arrive), then its answer is dropped
+    task.cancel()
+    done, _ = await asyncio.wait([task], timeout=600)
+    closing = asyncio.ensure_future(client.aclose())
+    await asyncio.wait([closing], timeout=600)
+    assert done, "the cancelled call never finished: settling from on_detached deadlocked"
+    assert closing.done(), "aclose() deadlocked on the call that settles from on_detached"
+    assert [s.executed for s in settled] == [True]
