@@ -74,7 +74,15 @@ from ._params import (
     time_param,
     type_name_param,
 )
-from ._reconcile import HOW, LOOKS_AFTER_DUPLICATE, Reconciler, SettleBy, Settlement, Window
+from ._reconcile import (
+    HOW,
+    LOOKS_AFTER_DUPLICATE,
+    Reconciler,
+    SettleBy,
+    Settlement,
+    Window,
+    claimant,
+)
 from ._signing import Signer, make_signer
 from ._transport import DEFAULT_TIMEOUT, ExchangeOutcome, Transport
 
@@ -722,10 +730,11 @@ class Client:
                 f"reconcile takes an OutcomeUnknownError, not {type(error).__name__}"
             )
         self._check_open()
-        intent = getattr(error, "journal_id", None)
-        intent = intent if isinstance(intent, int) else None
+        intent = self._intent_of(error)
         keys = _request_keys(error, intent)
         async with self._settling_once(keys) as known:
+            if known is None and intent is not None:
+                known = await self._settled_in_journal(intent)
             if known is not None:
                 return known
             settlement = await self._reconciler.settle_error(error)
@@ -753,6 +762,40 @@ class Client:
         finally:
             if not lock.locked() and lock.statistics().tasks_waiting == 0:
                 self._settling.pop(keys[0], None)
+
+    def _intent_of(self, error: OutcomeUnknownError) -> int | None:
+        """The journal row of ``error``'s request, if it is in this client's journal.
+
+        An error can come from another process (pickled) whose journal is
+        another file: its row number means nothing here.
+        """
+        intent = getattr(error, "journal_id", None)
+        path = getattr(error, "journal_path", None)
+        if self.journal is None or not isinstance(intent, int) or not isinstance(path, str):
+            return None
+        return intent if _same_file(path, self.journal.path) else None
+
+    def _mark(self, error: OutcomeUnknownError, intent: int | None) -> None:
+        """Note the request's journal row on its error (it travels with the error)."""
+        if self.journal is not None and intent is not None:
+            error.journal_id = intent
+            error.journal_path = os.path.abspath(self.journal.path)
+
+    async def _settled_in_journal(self, intent: int) -> Settlement | None:
+        """The journal's "executed" verdict on the row, from this run or an earlier one."""
+        assert self.journal is not None  # noqa: S101 - _intent_of found a row in it
+        row = await self.journal.row(intent)
+        if row is None or row.state != EXECUTED:
+            return None
+        return Settlement(
+            endpoint=row.endpoint,
+            params=row.params,
+            executed=True,
+            by=HOW.get(row.endpoint, _NO_HISTORY)[0],
+            reason=f"settled earlier (journal row {intent}): {row.note or 'executed'}",
+            tran_id=row.tran_id,
+            journal_id=intent,
+        )
 
     def _remember(self, settlement: Settlement, keys: list[_Key]) -> None:
         if settlement.executed:
@@ -789,7 +832,8 @@ class Client:
         left = await journal.left_over(also=orphans)
         if not left:
             return ()
-        self._reconciler.claimed |= await journal.claimed()
+        for tran_id in await journal.claimed():
+            self._reconciler.claimed.setdefault(tran_id, None)
         await self._transport.sync_time()
         now_ms = self.governor.server_clock.now_ms()
         found = []
@@ -806,7 +850,10 @@ class Client:
                         # Never answered: sent (if at all) between the intent and now.
                         first, last = intent.created_ms - 1000, now_ms + intent.recv_window
                     settlement = await self._reconciler.settle(
-                        intent.endpoint, intent.params, Window(first_ms=first, last_ms=last)
+                        intent.endpoint,
+                        intent.params,
+                        Window(first_ms=first, last_ms=last),
+                        claimant=claimant(intent.endpoint, intent.params, timestamp),
                     )
                     settlement = attrs.evolve(settlement, journal_id=intent.id)
                     self._remember(settlement, keys)
@@ -846,6 +893,9 @@ class Client:
         """The transport's hook: every attempt of a mutating request that may have left."""
         if outcome.error is None:
             self._reconciler.confirm(outcome.data)
+        elif isinstance(outcome.error, OutcomeUnknownError) and outcome.error.request_id is None:
+            # Names this request from now on, in every copy of its error.
+            outcome.error.request_id = uuid.uuid4().hex
         call = _CALL.get()
         if call is not None:
             if call.closing and outcome.detached:
@@ -971,7 +1021,7 @@ class Client:
         try:
             return await settling
         except anyio.get_cancelled_exc_class():
-            intent = getattr(unknown, "journal_id", None)
+            intent = self._intent_of(unknown)
             outcome = ExchangeOutcome(
                 endpoint=unknown.endpoint,
                 params=unknown.params,
@@ -981,9 +1031,7 @@ class Client:
                 error=unknown,
                 detached=True,
             )
-            await self._detached(
-                outcome, intent if isinstance(intent, int) else None, "request, being settled,"
-            )
+            await self._detached(outcome, intent, "request, being settled,")
             if self.journal is not None:
                 with anyio.CancelScope(shield=True):  # its `unknown` row, on disk now
                     try:
@@ -1018,7 +1066,7 @@ class Client:
                 first,
                 self._reconciler.settle(name, sent, window, looks=LOOKS_AFTER_DUPLICATE),
             )
-        intent = getattr(first, "journal_id", None)
+        intent = self._intent_of(first)
         if settlement is not None and settlement.executed and settlement.tran_id is not None:
             log.warning(
                 "%s: a resend was refused as a duplicate clientTranId: the earlier attempt "
@@ -1026,18 +1074,15 @@ class Client:
                 name,
                 settlement.reason,
             )
-            if isinstance(intent, int):
+            if intent is not None:
                 settlement = attrs.evolve(settlement, journal_id=intent)
                 await self._journal_settlement(intent, settlement)
-            self._remember(
-                settlement,
-                _request_keys(first, intent if isinstance(intent, int) else None),
-            )
+            self._remember(settlement, _request_keys(first, intent))
             answer = {"tranId": settlement.tran_id, **_echo(params)}
             return converter.structure(answer, model)
         if settlement is not None and settlement.executed is False and settlement.tran_id:
             # The earlier attempt's record, found late, says FAILED: nothing moved.
-            if isinstance(intent, int):
+            if intent is not None:
                 settlement = attrs.evolve(settlement, journal_id=intent)
                 await self._journal_settlement(intent, settlement)
             raise NotExecutedError(
@@ -1049,7 +1094,7 @@ class Client:
             f"a resend with the same clientTranId was refused as a duplicate ({refused.code}): "
             "an earlier attempt executed, but Binance's history does not show it yet"
         )
-        if isinstance(intent, int) and self.journal is not None:
+        if intent is not None and self.journal is not None:
             # Its earlier "not executed" was wrong: open to reconcile()/recover() again.
             self.journal.outcome(intent, UNKNOWN, note=note)
             await self.journal.flush()
@@ -1088,11 +1133,25 @@ class Client:
                 return await self._send_journaled(
                     endpoint, params, max_wait, recv_window, parse, call
                 )
-            return _after_close(endpoint, call, parse)
+            return self._after_close(endpoint, call, parse)
         finally:
             del self._calls[in_flight]
             _SENDING.reset(token)
             self._reconciler.finished(endpoint.name, in_flight)
+
+    def _after_close(self, endpoint: Endpoint, call: _CallState, parse: Callable[[Any], _T]) -> _T:
+        """What a call stopped by aclose() returns or raises: its last attempt's outcome."""
+        last = call.outcome
+        if last is None:
+            raise ClientClosedError(
+                f"{endpoint.name}: the client was closed before this call was sent; "
+                "nothing was sent"
+            )
+        if last.error is not None:
+            if isinstance(last.error, OutcomeUnknownError):
+                self._mark(last.error, call.intent)
+            raise last.error
+        return parse(last.data)
 
     async def _send_journaled(
         self,
@@ -1134,7 +1193,7 @@ class Client:
                 await journal.flush()
             return result
         except OutcomeUnknownError as unknown:
-            unknown.journal_id = call.intent  # type: ignore[attr-defined]
+            self._mark(unknown, call.intent)
             raise
         except anyio.get_cancelled_exc_class():
             last = call.outcome
@@ -1165,32 +1224,30 @@ class Client:
 _Key = tuple[Any, ...]
 
 
-def _after_close(endpoint: Endpoint, call: _CallState, parse: Callable[[Any], _T]) -> _T:
-    """What a call stopped by aclose() returns or raises: its last attempt's outcome."""
-    last = call.outcome
-    if last is None:
-        raise ClientClosedError(
-            f"{endpoint.name}: the client was closed before this call was sent; nothing was sent"
-        )
-    if last.error is not None:
-        if isinstance(last.error, OutcomeUnknownError):
-            last.error.journal_id = call.intent  # type: ignore[attr-defined]
-        raise last.error
-    return parse(last.data)
-
-
 def _request_keys(error: OutcomeUnknownError | None, intent: int | None) -> list[_Key]:
-    """What identifies one request: its journal row, and its error (by identity).
+    """What identifies one request: its journal row, and its error's ``request_id``.
 
-    Not its parameters and timestamp: two identical transfers sent in the
-    same millisecond are two requests, and each must get its own verdict.
+    The request_id is shared by every copy of the error (pickled, deep-copied),
+    so two copies settled at once are one settlement. Not the parameters and
+    timestamp: two identical transfers sent in the same millisecond are two
+    requests, and each must get its own verdict.
     """
     keys: list[_Key] = []
     if intent is not None:
         keys.append(("intent", intent))
-    if error is not None:
-        keys.append(("error", error))  # exceptions hash by identity
+    request_id = getattr(error, "request_id", None)
+    if isinstance(request_id, str):
+        keys.append(("request", request_id))
+    elif error is not None:
+        keys.append(("error", error))  # one without (hand-made): by identity
     return keys
+
+
+def _same_file(one: str, other: str) -> bool:
+    try:
+        return os.path.samefile(one, other)
+    except OSError:  # gone, or never existed here
+        return os.path.realpath(one) == os.path.realpath(other)
 
 
 async def _intent_id(pending: PendingIntent) -> int | None:

@@ -206,6 +206,10 @@ class Journal:
         """Every ``tranId`` the journal knows the owner of (answered or settled executed)."""
         return await self._run(_claimed)
 
+    async def row(self, intent: int) -> Intent | None:
+        """The row ``intent``, if there is one."""
+        return await self._run(_one, intent)
+
     async def rows(self) -> list[Intent]:
         """Every row, oldest first (for reports and tests)."""
         return await self._run(_all)
@@ -414,6 +418,12 @@ def _claimed(conn: sqlite3.Connection) -> set[int]:
         "'not_executed')"
     )
     return {values[0] for values in cursor.fetchall()}
+
+
+def _one(conn: sqlite3.Connection, intent: int) -> Intent | None:
+    cursor = conn.execute(f"SELECT {_COLUMNS} FROM intents WHERE id = ?", (intent,))  # noqa: S608
+    values = cursor.fetchone()
+    return None if values is None else _row(values)
 
 
 def _all(conn: sqlite3.Connection) -> list[Intent]:

@@ -838,9 +838,18 @@ class Transport:
                 log.exception("%s: on_outcome hook failed", attempt.endpoint.name)
 
     def _scrubbed(self, exc: BaseException) -> BaseException:
-        """``exc``, with every exception in its chain that quotes the API key (h11
-        quotes a header it refuses) reduced to its class name, so no log,
-        message or traceback can show the key."""
+        """``exc``, made safe to raise, log and report with locals (Sentry's default).
+
+        Every exception in its chain that quotes the API key (h11 quotes a
+        header it refuses) is reduced to its class name. Every one that is not
+        ours also loses its traceback: the frames of httpx, httpcore and h11
+        hold the request's headers, the key among them, in their locals. Where
+        it happened stays readable in a note (file, line, function; no locals).
+        Frames are not cleared in place: one may belong to a generator still
+        suspended, which clearing would close.
+        """
+        import traceback  # here: a local edit, and only the failure path needs it
+
         key = self._key_header["X-MBX-APIKEY"].strip()
         seen: set[int] = set()
         todo: list[BaseException | None] = [exc]
@@ -851,7 +860,14 @@ class Transport:
             seen.add(id(current))
             if any(key in text for text in (str(current), repr(current.args))):
                 current.args = (f"{type(current).__name__} (message withheld: it quoted a secret)",)
+            frames = current.__traceback__
+            if frames is not None and not isinstance(current, BinanceTransfersError):
+                current.__traceback__ = None
+                if isinstance(current, Exception):  # not a cancellation: worth reading
+                    where = "".join(traceback.format_tb(frames)).rstrip()
+                    current.add_note(f"Traceback (frames dropped: they held the API key):\n{where}")
             todo += [current.__cause__, current.__context__]
+            todo += list(getattr(current, "exceptions", ()))  # an exception group's members
         return exc
 
     def _interpret(self, attempt: _Attempt, response: httpx.Response, received: float) -> Any:
