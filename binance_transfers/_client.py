@@ -40,6 +40,7 @@ from ._journal import (
     Journal,
     PendingIntent,
 )
+from ._logs import TRANSFERS, logged_transfer, redact_httpx, unlogged
 from ._models import (
     Acknowledgement,
     BnbTransferResult,
@@ -229,6 +230,7 @@ class Client:
             journal = Journal(journal)
         self.journal = journal
         signer = _signer(secret)
+        redact_httpx()  # httpx logs every URL at INFO: a signed GET's signature too
         self._owns_http = http_client is None
         if http_client is None:
             limits = httpx.Limits(
@@ -906,8 +908,13 @@ class Client:
         on_unknown: OnUnknown | None = None,
     ) -> _T:
         self._check_open()
-        max_wait = max_wait_param(max_wait)
         endpoint: Endpoint = self.endpoints[name]
+        if endpoint.mutating and TRANSFERS.isEnabledFor(logging.INFO) and unlogged():
+            # One record per transfer, however it ends (see _logs).
+            call = self._call(name, params, model, max_wait, recv_window, on_unknown)
+            clock = self.governor.server_clock.clock
+            return await logged_transfer(call, endpoint, params, clock)
+        max_wait = max_wait_param(max_wait)
         if recv_window is not None:
             recv_window = recv_window_param(recv_window)
         mode = self.on_unknown if on_unknown is None else _on_unknown_param(on_unknown)
