@@ -30,6 +30,7 @@ from ._exceptions import (
     OutcomeUnknownError,
 )
 from ._governor import Governor
+from ._http import default_http_client
 from ._journal import (
     DONE,
     EXECUTED,
@@ -253,7 +254,11 @@ class Client:
         signer = _signer(secret)
         redact_httpx()  # httpx logs every URL at INFO: a signed GET's signature too
         self._owns_http = http_client is None
-        if http_client is None:
+        if http_client is None and transport is None:
+            # aiohttp under httpx on asyncio (about half httpcore's CPU per call),
+            # httpcore on trio: chosen at the first request.
+            http_client = default_http_client(timeout=timeout, max_in_flight=max_in_flight)
+        elif http_client is None:
             limits = httpx.Limits(
                 max_connections=max_in_flight, max_keepalive_connections=max_in_flight
             )
