@@ -18,6 +18,7 @@ import threading
 from asyncio import _get_running_loop
 from collections import deque
 from collections.abc import Iterable
+from contextvars import ContextVar
 from typing import Any
 
 import attrs
@@ -37,6 +38,13 @@ __all__ = ["Governor", "GovernorHooks", "GovernorStats", "Permit", "PoolSnapshot
 log = logging.getLogger("binance_transfers.governor")
 
 _UNBOUND: Any = object()
+
+#: Seconds the call running in this context spent queued for permits, when a
+#: caller counts them (the client's per-transfer log record sets ``[0.0]``).
+#: Added to only when a call had to queue: the uncontended path stays untouched.
+PERMIT_WAIT: ContextVar[list[float] | None] = ContextVar(
+    "binance_transfers_permit_wait", default=None
+)
 
 
 @attrs.frozen(kw_only=True)
@@ -516,6 +524,9 @@ class Governor(Feedback):
 
     def _admitted(self, endpoint: Endpoint, waited: float) -> None:
         self._hook(self.hooks.admitted, endpoint.name, waited)
+        waits = PERMIT_WAIT.get()  # runs in the caller's context (after its wait)
+        if waits is not None:
+            waits[0] += waited
 
     def _frozen_hook(self, pool: str, until: float, reason: str) -> None:
         self._hook(self.hooks.frozen, pool, until, reason)
