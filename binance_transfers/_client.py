@@ -30,6 +30,7 @@ from ._exceptions import (
     OutcomeUnknownError,
 )
 from ._governor import Governor
+from ._http import default_http_client
 from ._journal import (
     DONE,
     EXECUTED,
@@ -40,6 +41,7 @@ from ._journal import (
     Journal,
     PendingIntent,
 )
+from ._logs import TRANSFERS, logged_transfer, redact_httpx, unlogged
 from ._models import (
     Acknowledgement,
     AssetBalance,
@@ -250,8 +252,13 @@ class Client:
             journal = Journal(journal)
         self.journal = journal
         signer = _signer(secret)
+        redact_httpx()  # httpx logs every URL at INFO: a signed GET's signature too
         self._owns_http = http_client is None
-        if http_client is None:
+        if http_client is None and transport is None:
+            # aiohttp under httpx on asyncio (about half httpcore's CPU per call),
+            # httpcore on trio: chosen at the first request.
+            http_client = default_http_client(timeout=timeout, max_in_flight=max_in_flight)
+        elif http_client is None:
             limits = httpx.Limits(
                 max_connections=max_in_flight, max_keepalive_connections=max_in_flight
             )
@@ -1129,8 +1136,13 @@ class Client:
         on_unknown: OnUnknown | None = None,
     ) -> _T:
         self._check_open()
-        max_wait = max_wait_param(max_wait)
         endpoint: Endpoint = self.endpoints[name]
+        if endpoint.mutating and TRANSFERS.isEnabledFor(logging.INFO) and unlogged():
+            # One record per transfer, however it ends (see _logs).
+            call = self._call(name, params, model, max_wait, recv_window, on_unknown)
+            clock = self.governor.server_clock.clock
+            return await logged_transfer(call, endpoint, params, clock)
+        max_wait = max_wait_param(max_wait)
         if recv_window is not None:
             recv_window = recv_window_param(recv_window)
         mode = self.on_unknown if on_unknown is None else _on_unknown_param(on_unknown)

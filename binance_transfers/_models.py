@@ -45,6 +45,7 @@ __all__ = [
     "SubAccountMarginRow",
     "SubAccountTransferRecord",
     "SubAccountTransferResult",
+    "SubAccountTransferStatus",
     "TransferRecord",
     "TransferResult",
     "TransferStatus",
@@ -157,6 +158,15 @@ class TransferStatus(enum.StrEnum):
     FAILED = "FAILED"
 
 
+class SubAccountTransferStatus(enum.StrEnum):
+    """Status of a row in the sub-account universal transfer history."""
+
+    SUCCESS = "SUCCESS"
+    PROCESS = "PROCESS"
+    """Accepted, not settled yet (the universal history's PENDING)."""
+    FAILURE = "FAILURE"
+
+
 class FutureType(enum.StrEnum):
     """``futureType`` of Portfolio Margin fund collection by asset."""
 
@@ -238,7 +248,8 @@ class ServerTime:
 
     @property
     def datetime(self) -> datetime:
-        return datetime.fromtimestamp(self.server_time / 1000, UTC)
+        """``server_time`` as an aware UTC datetime."""
+        return _utc(self.server_time)
 
 
 @attrs.frozen(kw_only=True)
@@ -252,6 +263,11 @@ class TransferRecord:
     tran_id: int
     timestamp: int
     """Epoch milliseconds."""
+
+    @property
+    def datetime(self) -> datetime:
+        """``timestamp`` as an aware UTC datetime."""
+        return _utc(self.timestamp)
 
 
 @attrs.frozen(kw_only=True)
@@ -272,10 +288,17 @@ class SubAccountTransferRecord:
     asset: str
     amount: Decimal
     create_time_stamp: int
+    """Epoch milliseconds."""
     from_account_type: SubAccountAccountType | str
     to_account_type: SubAccountAccountType | str
-    status: str
+    status: SubAccountTransferStatus | str
+    """A :class:`SubAccountTransferStatus`, or the plain string of a status Binance added since."""
     client_tran_id: str | None = None
+
+    @property
+    def datetime(self) -> datetime:
+        """``create_time_stamp`` as an aware UTC datetime."""
+        return _utc(self.create_time_stamp)
 
 
 @attrs.frozen(kw_only=True)
@@ -547,6 +570,10 @@ _BALANCE_MODELS = (
 _E = TypeVar("_E", bound=enum.Enum)
 
 
+def _utc(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, UTC)
+
+
 def camel(name: str) -> str:
     """``tran_id`` -> ``tranId``: Binance's field names from ours."""
     head, *rest = name.split("_")
@@ -597,7 +624,12 @@ def _make_converter() -> cattrs.Converter:
     conv.register_structure_hook(Decimal | None, _optional_decimal)
     conv.register_unstructure_hook(Decimal | None, _format_optional)
     conv.register_unstructure_hook(Decimal, format_amount)  # as Binance writes them
-    for enum_type in (TransferType, TransferStatus, SubAccountAccountType):
+    for enum_type in (
+        TransferType,
+        TransferStatus,
+        SubAccountAccountType,
+        SubAccountTransferStatus,
+    ):
         conv.register_structure_hook(enum_type | str, _enum_or_str(enum_type))
         conv.register_unstructure_hook(enum_type | str, str)
 

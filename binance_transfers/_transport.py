@@ -68,6 +68,7 @@ from ._exceptions import (
     TransferNotAllowedError,
 )
 from ._governor import Governor, Permit
+from ._http import RefusedBeforeWriting
 from ._signing import Signer
 
 __all__ = ["DEFAULT_TIMEOUT", "ON_WRITE", "ExchangeOutcome", "Transport"]
@@ -99,6 +100,8 @@ HTTPX_ERRORS: Mapping[type[Exception], _Sent] = {
     httpx.UnsupportedProtocol: "not sent",
     # httpcore's HTTP/2 raises it for any h2 error, reading the answer included.
     httpx.LocalProtocolError: "maybe sent",
+    # ... but our aiohttp transport raises this one before connecting.
+    RefusedBeforeWriting: "not sent",
     httpx.InvalidURL: "not sent",
     httpx.ReadTimeout: "maybe sent",
     httpx.WriteTimeout: "maybe sent",

@@ -163,7 +163,7 @@ def run_crowd(crowd: Sequence[Call], world: World) -> Landed:
 
     async def scenario() -> None:
         nonlocal finished
-        g = Governor(limits, latency=latency)
+        g = Governor(limits, latency=latency, cold_start=False)
         clock = g.server_clock
         synced_at = clock.clock.monotonic()
         eps = abs(world.clock_error) + 0.002
@@ -281,7 +281,7 @@ def test_trio_is_supported() -> None:
     """The governor runs unchanged under trio: waiting, admission at the next window, cancels."""
 
     async def main() -> list[float]:
-        g = Governor(Limits(papi_ip=60, time_scale=60), latency=0.0)
+        g = Governor(Limits(papi_ip=60, time_scale=60), latency=0.0, cold_start=False)
         mono = g.server_clock.clock.monotonic()
         g.server_clock.update(sent=mono, received=mono, server_ms=1_767_225_600_500)
         admitted: list[float] = []
