@@ -7,7 +7,6 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
-from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -24,8 +23,8 @@ from .._exceptions import BinanceTransfersError, ConfigurationError, OutcomeUnkn
 from .._governor import Governor, PoolSnapshot
 from .._models import converter
 from .._reconcile import Settlement
-from ._apply import ApplyReport, apply, plan_now
-from ._plan import Plan, PlanError, TargetState, earliest_finish, load_targets, weights
+from ._apply import ApplyReport, apply
+from ._plan import Plan, PlanError, TargetState, load_targets
 from ._read import read_all
 from ._settings import (
     EXIT_OK,
@@ -36,6 +35,7 @@ from ._settings import (
     Settings,
     exit_code,
 )
+from ._show import amount, costed_plan, print_plan
 
 __all__ = ["app"]
 
@@ -155,8 +155,7 @@ def _print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, default=str, indent=2) + "\n")
 
 
-def _decimal(value: Decimal) -> str:
-    return format(value.normalize(), "f") if value else "0"
+_decimal = amount
 
 
 # -- transfer and history ------------------------------------------------------------
@@ -208,7 +207,7 @@ def history(
     """The universal transfers of one type, newest first."""
 
     async def body(client: Client) -> list[Any]:
-        end = int(time.time() * 1000)
+        end = client.governor.server_clock.now_ms()
         start = end - days * 86_400_000
         rows: list[Any] = []
         # Binance's history takes ranges of at most 30 days per call.
@@ -483,39 +482,12 @@ def plan(
     Nothing is sent.
     """
     state = _targets(file)
-
-    async def body(client: Client) -> tuple[Plan, dict[str, int], float]:
-        made = await plan_now(client, state)
-        limits = client.governor.limits
-        cost = weights(made.steps, limits, client.account, client.endpoints)
-        now = client.governor.server_clock.now_ms() / 1000
-        finish = earliest_finish(
-            made.steps, limits, client.account, now, client.governor.snapshot(), client.endpoints
-        )
-        return made, cost, finish
-
-    made, cost, finish = _run(ctx, body)
+    costed = _run(ctx, lambda client: costed_plan(client, state))
     if json_out:
-        _print_json(_plan_json(made, cost, finish))
+        _print_json(_plan_json(costed.plan, costed.weight, costed.finish))
     else:
-        out = _console(False)
-        if made.converged:
-            out.print("Nothing to do: the state is reached.")
-        else:
-            table = Table("#", "from", "to", "amount", "route", title=f"Plan for {file}")
-            for n, s in enumerate(made.steps, 1):
-                route = s.params.get("type") or f"{s.endpoint}"
-                table.add_row(
-                    str(n), str(s.source), str(s.target), f"{_decimal(s.amount)} {s.asset}", route
-                )
-            out.print(table)
-            for pool, weight in sorted(cost.items()):
-                out.print(f"  weight {weight:>6} from {pool}")
-            when = datetime.fromtimestamp(finish, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-            out.print(f"Earliest finish: {when} (nothing was sent)")
-        for line in made.unmet:
-            out.print(f"[red]cannot reach:[/] {line}")
-    raise typer.Exit(EXIT_REFUSED if made.unmet else EXIT_OK)
+        print_plan(_console(False), costed, f"Plan for {file}")
+    raise typer.Exit(EXIT_REFUSED if costed.plan.unmet else EXIT_OK)
 
 
 @app.command(name="apply")

@@ -372,3 +372,23 @@ def test_key_file(tmp_path: Path, exchange: SimulatedExchange) -> None:
     with pytest.raises(Exception, match="no credentials"):
         Settings(environ={}).credentials()
     assert Settings(sim=True, environ={}).credentials() == (DEMO_API_KEY, DEMO_API_SECRET)
+
+
+async def test_the_demo_prints_a_plan_for_the_state_it_left(tmp_path: Path) -> None:
+    """demo_plan reads the demo account and prints the plan `binance-transfers plan` would."""
+    from rich.console import Console
+
+    from binance_transfers.cli._show import demo_plan
+
+    exchange = SimulatedExchange()
+    demo = exchange.add_demo_account()
+    demo.deposit("USDT", "-60000", "UMFUTURE")  # the random walk drained USDⓈ-M futures
+    console = Console(record=True, width=200)
+    async with exchange.client(demo) as client:
+        costed = await demo_plan(client, console)
+    text = console.export_text()
+    assert "binance-transfers plan" in text and "MAIN_UMFUTURE" in text
+    assert "Earliest finish" in text
+    into_um = [s for s in costed.plan.steps if s.target.wallet == "UMFUTURE"]
+    assert sum(s.amount for s in into_um) == Decimal(110000)  # 40,000 left, 150,000 wanted
+    assert moved(exchange) == 0
