@@ -140,11 +140,12 @@ def _log(
         "error": None if error is None else f"{type(error).__name__}: {error!s:.200}",
     }
     TRANSFERS.info(
-        "%s %s%s%s: permit wait %.3f s, weight %s, %.3f s",
+        "%s %s%s%s%s: permit wait %.3f s, weight %s, %.3f s",
         endpoint.name,
         outcome,
         "" if tran_id is None else f" tran_id={tran_id}",
         "" if code is None else f" code={code}",
+        " (" + " ".join(f"{key}={value}" for key, value in params) + ")" if params else "",
         waited,
         _weight(endpoint),
         duration,
