@@ -61,6 +61,10 @@ LOOKS_AFTER_DUPLICATE = (3, 6, 12)
 
 #: Binance answers a timestamp up to 999 ms ahead of its clock.
 _AHEAD_MS = 1000
+#: Confirmed ids are pruned every this many (see Reconciler._prune).
+_PRUNE_EVERY = 512
+#: Kept past the earliest time any new settlement can search (clock steps, lag).
+_SLACK_MS = 60_000
 #: "Only can query the data for the last six months" (history endpoints).
 _HISTORY_KEPT_MS = 180 * 24 * 3600 * 1000
 #: The sub-account history takes ranges shorter than 7 days.
@@ -194,6 +198,12 @@ class Reconciler:
         # Mutating calls on the wire, by endpoint: a settlement waits for those
         # that may have landed in its window, so their answers claim their rows first.
         self._in_flight: dict[str, set[anyio.Event]] = {}
+        # Confirmed tranIds in the order they came, with Binance's clock then
+        # (ms): forgotten once no settlement can search that far back (_prune).
+        self._confirmed: dict[int, int] = {}
+        # Unknown outcomes of this client not settled yet, by request_id: the
+        # earliest time their searches reach. They keep the ids confirmed since.
+        self._open: dict[str, int] = {}
 
     # -- bookkeeping ----------------------------------------------------------
 
@@ -203,6 +213,40 @@ class Reconciler:
             tran_id = data.get("tranId")
             if isinstance(tran_id, int) and not isinstance(tran_id, bool):
                 self.claimed[tran_id] = None
+                self._confirmed[tran_id] = self._client.governor.server_clock.now_ms()
+                if len(self._confirmed) % _PRUNE_EVERY == 0:
+                    self._prune()
+
+    def opened(self, error: OutcomeUnknownError) -> None:
+        """An unknown outcome of this client: keep what its settlement must exclude."""
+        window = self.window_of(error)
+        if window is not None and error.request_id is not None:
+            self._open[error.request_id] = window.first_ms - self._margin_ms()
+
+    def closed(self, request_id: str | None) -> None:
+        """That unknown outcome is settled: its search no longer pins anything."""
+        if request_id is not None:
+            self._open.pop(request_id, None)
+
+    def _prune(self) -> None:
+        """Forget confirmed ids no settlement can still need (memory stays bounded).
+
+        A settlement searches from its request's window minus a margin; a
+        request not sent yet has a window after now. So an id confirmed
+        before both now - (1 s ahead + margin + a minute of slack) and the
+        earliest search of an unknown outcome still open is never needed:
+        no window can reach it. Ids claimed by a settlement stay.
+        """
+        horizon = self._client.governor.server_clock.now_ms() - _AHEAD_MS - self._margin_ms()
+        horizon -= _SLACK_MS
+        if self._open:
+            horizon = min(horizon, min(self._open.values()))
+        for tran_id, at in list(self._confirmed.items()):
+            if at >= horizon:
+                break  # in time order: the rest is newer
+            del self._confirmed[tran_id]
+            if tran_id in self.claimed and self.claimed[tran_id] is None:
+                del self.claimed[tran_id]
 
     def started(self, endpoint: str) -> anyio.Event:
         """A mutating call goes out; set the returned event once its outcome is known."""

@@ -613,3 +613,36 @@ async def test_after_a_restart_a_copy_gets_the_journals_verdict(
     assert first.executed is again.executed is True
     assert again.tran_id == first.tran_id and again.journal_id == first.journal_id
     assert len(exchange.ledger.entries("transfer_history")) == reads
+
+
+@fake_time
+async def test_confirmed_ids_are_forgotten_once_no_settlement_can_need_them(
+    exchange: SimulatedExchange, client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every confirmed tranId was kept forever (~100 B per transfer, never returned)."""
+    monkeypatch.setattr("binance_transfers._reconcile._PRUNE_EVERY", 16)
+    for _ in range(200):
+        await client.transfer(type=TransferType.MAIN_UMFUTURE, asset="USDT", amount="1")
+        await anyio.sleep(1)
+    # What a settlement starting now can still search: about the last minute and a margin.
+    assert len(client._reconciler.claimed) < 100
+
+
+@fake_time
+async def test_an_open_unknown_keeps_the_ids_its_settlement_must_exclude(
+    exchange: SimulatedExchange, client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Twenty identical transfers confirmed in the same millisecond as an unknown one,
+    then a long run of others: settled minutes later, the unknown still finds its own
+    row, not one of the twenty (pruning them would make them look free)."""
+    monkeypatch.setattr("binance_transfers._reconcile._PRUNE_EVERY", 16)
+    for _ in range(20):
+        await client.transfer(type=TransferType.MAIN_UMFUTURE, asset="USDT", amount="7")
+    exchange.faults.add(Fault.drop(), endpoint="universal_transfer", times=1)
+    unknown = await unknown_transfer(client)
+    for _ in range(100):
+        await client.transfer(type=TransferType.MAIN_UMFUTURE, asset="USDT", amount="1")
+        await anyio.sleep(1)
+    settled = await client.reconcile(unknown)
+    assert settled.executed is True
+    assert settled.tran_id == executed_ids(exchange, "universal_transfer")[20]
