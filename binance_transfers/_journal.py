@@ -310,6 +310,7 @@ def _writer(path: str, durable: bool, jobs: queue.SimpleQueue[_Job | None]) -> N
     thread never dies with callers still waiting.
     """
     conn: sqlite3.Connection | None = None
+    lock: int | None = None
     try:
         while True:
             batch = [jobs.get()]
@@ -321,6 +322,8 @@ def _writer(path: str, durable: bool, jobs: queue.SimpleQueue[_Job | None]) -> N
             work = [job for job in batch if job is not None]
             try:
                 if conn is None:
+                    if lock is None:
+                        lock = _lock(path)
                     conn = _connect(path, durable)
                 conn.execute("BEGIN IMMEDIATE")
                 for job in work:
@@ -343,6 +346,32 @@ def _writer(path: str, durable: bool, jobs: queue.SimpleQueue[_Job | None]) -> N
     finally:
         if conn is not None:
             conn.close()
+        if lock is not None:
+            os.close(lock)  # the lock goes with it (and with the process, if killed)
+
+
+def _lock(path: str) -> int | None:
+    """Hold ``path + ".lock"`` exclusively: one writer (process, Journal) per file.
+
+    Two writers would each take the other's open rows for their own crash
+    and settle them, and two runs of a job would each act on the same state.
+    The operating system drops the lock when the process dies, killed or not.
+    Without ``fcntl`` (Windows) nothing is enforced.
+    """
+    try:
+        import fcntl  # POSIX only
+    except ImportError:  # pragma: no cover - Windows
+        return None
+    fd = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise ConfigurationError(
+            f"the journal {path!r} is in use by another writer (another process, or "
+            "another Journal/Client of this one): one at a time per file"
+        ) from None
+    return fd
 
 
 def _connect(path: str, durable: bool) -> sqlite3.Connection:

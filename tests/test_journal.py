@@ -606,3 +606,30 @@ async def test_a_restart_keeps_the_rolling_caps_the_journal_knows(
     entries = exchange.ledger.entries("pmpro_bnb_transfer")
     assert [e.status for e in entries] == [200, 200, 200]
     assert entries[2].arrived >= sent[0] + 600  # it waited for the first one to age out
+
+
+async def test_one_writer_at_a_time_per_journal_file(tmp_path: Path) -> None:
+    """A second writer (another Client of this process, or another process) would take
+    the first one's open rows for a crash's and settle them: refused, typed, nothing
+    written; once the first has closed, the file is free again."""
+    path = tmp_path / "j.sqlite"
+    first = Journal(path)
+    second = Journal(path)
+    await first.open("universal_transfer", [("asset", "USDT")], 5000, 1)
+    with pytest.raises(ConfigurationError, match="in use by another writer"):
+        await second.open("universal_transfer", [("asset", "BTC")], 5000, 1)
+    await first.aclose()
+    await second.open("universal_transfer", [("asset", "BTC")], 5000, 2)
+    assert [row.params["asset"] for row in await second.rows()] == ["USDT", "BTC"]
+    await second.aclose()
+
+
+async def test_a_second_client_on_a_journal_in_use_sends_nothing(
+    exchange: SimulatedExchange, tmp_path: Path
+) -> None:
+    path = tmp_path / "j.sqlite"
+    async with exchange.client(journal=path) as one, exchange.client(journal=path) as two:
+        await one.transfer(type=TransferType.MAIN_UMFUTURE, asset="USDT", amount="1")
+        with pytest.raises(ConfigurationError, match="in use by another writer"):
+            await two.transfer(type=TransferType.MAIN_UMFUTURE, asset="USDT", amount="2")
+    assert len(exchange.ledger.entries("universal_transfer")) == 1
