@@ -532,11 +532,13 @@ class Transport:
     def _throttled(self, endpoint: Endpoint, max_wait: float | None) -> ThrottledError:
         at = self.governor.estimate(endpoint, account=self.account)
         now = self.governor.server_clock.now()
-        return ThrottledError(
+        error = ThrottledError(
             f"{endpoint.name}: no permit within max_wait={max_wait} s",
             retry_at=max(at, now),
             retry_after=max(at - now, 0.0),
         )
+        self.governor._refuse(endpoint, error)  # its hooks see every refusal
+        return error
 
     async def _detachable(
         self,
