@@ -43,7 +43,6 @@ from urllib.parse import quote, quote_plus
 
 import anyio
 import attrs
-import httpcore
 import httpx
 
 from ._endpoints import Endpoint, Host
@@ -706,6 +705,11 @@ class Transport:
             if event.endswith("send_request_headers.started"):
                 self._writing(attempt)
             elif event.endswith("send_request_headers.failed"):
+                # Imported here, where httpcore is running: importing it costs
+                # tens of ms (trio too, when installed), and on asyncio the
+                # default transport is aiohttp's.
+                import httpcore
+
                 if isinstance(info.get("exception"), httpcore.LocalProtocolError | _NoRoom):
                     # h11 refused the request line or a header before writing a byte.
                     attempt.written = False
