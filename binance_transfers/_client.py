@@ -13,7 +13,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime
 from types import TracebackType
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypeVar
 
 import anyio
 import attrs
@@ -80,7 +80,16 @@ from ._reconcile import HOW, LOOKS_AFTER_DUPLICATE, Reconciler, SettleBy, Settle
 from ._signing import Signer, make_signer
 from ._transport import DEFAULT_TIMEOUT, ExchangeOutcome, Transport
 
-__all__ = ["Client", "OnUnknown"]
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
+
+__all__ = ["ApiSecret", "Client", "OnUnknown"]
+
+#: What ``Client(api_key, api_secret)`` signs with: an HMAC secret (``str`` or
+#: ``bytes``), a PEM RSA or Ed25519 private key (``str``/``bytes``, the
+#: ``crypto`` extra), a ``cryptography`` key object, or any :class:`Signer`.
+ApiSecret: TypeAlias = "str | bytes | RSAPrivateKey | Ed25519PrivateKey | Signer"
 
 log = logging.getLogger("binance_transfers.client")
 
@@ -138,6 +147,13 @@ Params = list[tuple[str, str]]
 
 _SEVEN_DAYS_MS = 7 * 24 * 3600 * 1000
 
+#: Methods whose endpoint has another name (the others share theirs), for estimate().
+_ENDPOINT_OF = {
+    "transfer": "universal_transfer",
+    "transfer_to_futures": "universal_transfer",
+    "transfer_from_futures": "universal_transfer",
+}
+
 
 class Client:
     """An asyncio (and trio) client for Binance wallet transfers.
@@ -187,7 +203,7 @@ class Client:
     def __init__(
         self,
         api_key: str,
-        api_secret: Any,
+        api_secret: ApiSecret,
         *,
         governor: Governor | None = None,
         account: str | None = None,
@@ -201,7 +217,7 @@ class Client:
         max_in_flight: int = 100,
         http_client: httpx.AsyncClient | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
-        endpoints: EndpointTable = ENDPOINTS,
+        endpoints: EndpointTable | None = None,
         private_key_password: bytes | None = None,
         journal: str | os.PathLike[str] | Journal | None = None,
         on_unknown: OnUnknown = "raise",
@@ -242,7 +258,7 @@ class Client:
         self.governor = governor if governor is not None else Governor()
         # The governor's metrics hook for whole calls, when it has one.
         self._transferred = overridden(self.governor.hooks, "transferred")
-        self.endpoints = endpoints
+        self.endpoints = endpoints = endpoints if endpoints is not None else ENDPOINTS
         self.max_wait = max_wait_param(max_wait)
         self.retry_on_429 = retry_on_429
         self._key_hint = _mask(key.value)
@@ -350,18 +366,38 @@ class Client:
     ) -> TransferResult:
         """Move ``amount`` of ``asset`` between two of your wallets (user universal transfer).
 
-        ``type`` names source and target (``TransferType.MAIN_UMFUTURE``: spot
-        to USDⓈ-M futures). ``on_unknown`` overrides the client's for this
-        call (``"retry"`` acts as ``"reconcile"``: Binance would execute a
-        universal transfer sent again, so it never is). ``from_symbol`` is
-        required when the source is an isolated-margin pair, ``to_symbol``
-        when the target is, and refused otherwise. A type name this release
-        does not know is refused (a misspelling costs no weight); wrap one
-        Binance added since in :class:`RawType` to send it anyway.
-
-        ::
+        A type name this release does not know is refused (a misspelling
+        costs no weight); wrap one Binance added since in :class:`RawType`.
+        Binance would execute a universal transfer sent again, so it never is::
 
             await client.transfer(type=TransferType.MAIN_MARGIN, asset="USDT", amount="250.5")
+
+        Args:
+            type: Source and target: a :class:`TransferType` or its name
+                (``TransferType.MAIN_UMFUTURE``: spot to USDⓈ-M futures).
+            asset: The coin, e.g. ``"USDT"``.
+            amount: A ``Decimal``, ``int`` or decimal string (sent exactly), or a
+                float with at most 15 significant digits.
+            from_symbol: The isolated-margin pair, required when the source is one.
+            to_symbol: The isolated-margin pair, required when the target is one.
+            max_wait: Seconds to wait for a permit (None: the client's ``max_wait``).
+            recv_window: Milliseconds Binance accepts the request after its
+                timestamp (None: the client's).
+            on_unknown: What an unknown outcome does for this call (None: the
+                client's); ``"retry"`` acts as ``"reconcile"`` here.
+
+        Returns:
+            :class:`TransferResult`, with Binance's ``tran_id``.
+
+        Raises:
+            BinanceAPIError: Binance refused it (``InsufficientBalanceError``...): nothing moved.
+            OutcomeUnknownError: it may have executed: settle it (:meth:`reconcile`), never resend.
+            InvalidInputError: a bad argument: nothing sent, no weight spent.
+            ClientClosedError: the client is closed: nothing sent.
+            ThrottledError: no permit within ``max_wait`` (``retry_at``): nothing sent.
+            IPBannedError, TooManyRequestsError: Binance's limits (``retry_at``): not executed.
+            ConnectionFailedError: Binance was never reached: nothing happened.
+            NotExecutedError: with ``on_unknown="reconcile"``: settled, it never ran.
         """
         params = _transfer_params(type, from_symbol, to_symbol)
         params[1:1] = [("asset", asset_param(asset)), ("amount", amount_param(amount))]
@@ -377,11 +413,27 @@ class Client:
         market: FuturesMarket | Literal["UMFUTURE", "CMFUTURE"] = FuturesMarket.USDM,
         max_wait: float | None = None,
     ) -> TransferResult:
-        """Spot -> futures wallet (USDⓈ-M by default; ``FuturesMarket.COINM`` for COIN-M).
-
-        Binance's futures "Transfer" page is this universal transfer::
+        """Spot -> futures wallet (USDⓈ-M by default): Binance's futures "Transfer" page::
 
             await client.transfer_to_futures(asset="USDT", amount="1000")
+
+        Args:
+            asset: The coin, e.g. ``"USDT"``.
+            amount: A ``Decimal``, ``int`` or decimal string (sent exactly), or a short float.
+            market: ``FuturesMarket.USDM`` (default) or ``FuturesMarket.COINM``, or their values.
+            max_wait: Seconds to wait for a permit (None: the client's ``max_wait``).
+
+        Returns:
+            :class:`TransferResult`, with Binance's ``tran_id``.
+
+        Raises:
+            BinanceAPIError: Binance refused it (``InsufficientBalanceError``...): nothing moved.
+            OutcomeUnknownError: it may have executed: settle it (:meth:`reconcile`), never resend.
+            InvalidInputError: a bad argument: nothing sent, no weight spent.
+            ClientClosedError: the client is closed: nothing sent.
+            ThrottledError: no permit within ``max_wait`` (``retry_at``): nothing sent.
+            IPBannedError, TooManyRequestsError: Binance's limits (``retry_at``): not executed.
+            ConnectionFailedError: Binance was never reached: nothing happened.
         """
         kind = TransferType(f"MAIN_{_enum(FuturesMarket, market, 'market')}")
         return await self.transfer(type=kind, asset=asset, amount=amount, max_wait=max_wait)
@@ -396,7 +448,25 @@ class Client:
     ) -> TransferResult:
         """Futures wallet -> spot (USDⓈ-M by default)::
 
-        await client.transfer_from_futures(asset="USDT", amount="1000")
+            await client.transfer_from_futures(asset="USDT", amount="1000")
+
+        Args:
+            asset: The coin, e.g. ``"USDT"``.
+            amount: A ``Decimal``, ``int`` or decimal string (sent exactly), or a short float.
+            market: ``FuturesMarket.USDM`` (default) or ``FuturesMarket.COINM``, or their values.
+            max_wait: Seconds to wait for a permit (None: the client's ``max_wait``).
+
+        Returns:
+            :class:`TransferResult`, with Binance's ``tran_id``.
+
+        Raises:
+            BinanceAPIError: Binance refused it (``InsufficientBalanceError``...): nothing moved.
+            OutcomeUnknownError: it may have executed: settle it (:meth:`reconcile`), never resend.
+            InvalidInputError: a bad argument: nothing sent, no weight spent.
+            ClientClosedError: the client is closed: nothing sent.
+            ThrottledError: no permit within ``max_wait`` (``retry_at``): nothing sent.
+            IPBannedError, TooManyRequestsError: Binance's limits (``retry_at``): not executed.
+            ConnectionFailedError: Binance was never reached: nothing happened.
         """
         kind = TransferType(f"{_enum(FuturesMarket, market, 'market')}_MAIN")
         return await self.transfer(type=kind, asset=asset, amount=amount, max_wait=max_wait)
@@ -414,10 +484,33 @@ class Client:
     ) -> AsyncIterator[TransferRecord]:
         """Every universal transfer of ``type``, newest first, page by page.
 
-        Without times Binance returns the last 7 days; it keeps 6 months::
+        Without times Binance returns the last 7 days; it keeps 6 months. The
+        arguments are checked here; requests go out as you iterate::
 
             async for row in client.transfer_history(type=TransferType.MAIN_UMFUTURE):
-                print(row.tran_id, row.amount, row.status)
+                print(row.tran_id, row.amount, row.status, row.datetime)
+
+        Args:
+            type: A :class:`TransferType` or its name.
+            start_time: An aware ``datetime`` or epoch milliseconds.
+            end_time: An aware ``datetime`` or epoch milliseconds.
+            from_symbol: The isolated-margin pair, for an isolated source.
+            to_symbol: The isolated-margin pair, for an isolated target.
+            page_size: Rows per request (1 to 100).
+            max_wait: Seconds to wait for a permit (None: the client's ``max_wait``).
+
+        Returns:
+            An async iterator of :class:`TransferRecord`.
+
+        Raises:
+            BinanceAPIError: Binance refused the query.
+            ServiceUnavailableError, MalformedResponseError: no usable answer in ``max_wait``.
+            InvalidInputError: a bad argument: nothing sent, no weight spent.
+            ClientClosedError: the client is closed: nothing sent.
+            ThrottledError: no permit within ``max_wait`` (``retry_at``): nothing sent.
+            IPBannedError, TooManyRequestsError: Binance's limits (``retry_at``): not executed.
+            ConnectionFailedError: Binance was never reached: nothing happened.
+            (InvalidInputError at once; the others while iterating.)
         """
         self._check_open()
         params = _transfer_params(type, from_symbol, to_symbol)
@@ -449,13 +542,27 @@ class Client:
         future_type: FutureType | Literal["UM", "CM", "OPTION"] | None = None,
         max_wait: float | None = None,
     ) -> Acknowledgement:
-        """Portfolio Margin: collect ``asset`` from the futures wallets to margin.
-
-        With neither ``amount`` nor ``future_type`` the whole asset is
-        collected; give both to collect part of it from one futures wallet.
-        Binance refuses BNB here (use :meth:`pm_bnb_transfer`)::
+        """Portfolio Margin: collect ``asset`` from the futures wallets to margin::
 
             await client.pm_collect_asset(asset="USDT")
+
+        Args:
+            asset: The coin; Binance refuses BNB here (use :meth:`pm_bnb_transfer`).
+            amount: How much, with ``future_type``; neither: the whole asset.
+            future_type: The futures wallet to take ``amount`` from (a :class:`FutureType`).
+            max_wait: Seconds to wait for a permit (None: the client's ``max_wait``).
+
+        Returns:
+            :class:`Acknowledgement` (Binance returns no id).
+
+        Raises:
+            BinanceAPIError: Binance refused it (``InsufficientBalanceError``...): nothing moved.
+            OutcomeUnknownError: it may have executed: settle it (:meth:`reconcile`), never resend.
+            InvalidInputError: a bad argument: nothing sent, no weight spent.
+            ClientClosedError: the client is closed: nothing sent.
+            ThrottledError: no permit within ``max_wait`` (``retry_at``): nothing sent.
+            IPBannedError, TooManyRequestsError: Binance's limits (``retry_at``): not executed.
+            ConnectionFailedError: Binance was never reached: nothing happened.
         """
         params = [("asset", _not_bnb(asset, "pm_collect_asset"))]
         if (amount is None) != (future_type is None):
@@ -468,11 +575,24 @@ class Client:
         return await self._call("pm_collect_asset", params, Acknowledgement, max_wait)
 
     async def pm_auto_collect(self, *, max_wait: float | None = None) -> Acknowledgement:
-        """Portfolio Margin: collect every asset but BNB from futures to margin.
-
-        Binance allows 500 calls per rolling hour; the governor keeps count::
+        """Portfolio Margin: collect every asset but BNB from futures to margin (500 an hour)::
 
             await client.pm_auto_collect()
+
+        Args:
+            max_wait: Seconds to wait for a permit (None: the client's ``max_wait``).
+
+        Returns:
+            :class:`Acknowledgement`.
+
+        Raises:
+            BinanceAPIError: Binance refused it (``InsufficientBalanceError``...): nothing moved.
+            OutcomeUnknownError: it may have executed: settle it (:meth:`reconcile`), never resend.
+            InvalidInputError: a bad argument: nothing sent, no weight spent.
+            ClientClosedError: the client is closed: nothing sent.
+            ThrottledError: no permit within ``max_wait`` (``retry_at``): nothing sent.
+            IPBannedError, TooManyRequestsError: Binance's limits (``retry_at``): not executed.
+            ConnectionFailedError: Binance was never reached: nothing happened.
         """
         return await self._call("pm_auto_collect", [], Acknowledgement, max_wait)
 
@@ -483,9 +603,26 @@ class Client:
         side: BnbTransferSide | Literal["TO_UM", "FROM_UM"],
         max_wait: float | None = None,
     ) -> BnbTransferResult:
-        """Portfolio Margin: move BNB to or from the USDⓈ-M wallet (10 per 10 minutes)::
+        """Portfolio Margin: move BNB to or from the USDⓈ-M wallet (10 per rolling 10 minutes)::
 
-        await client.pm_bnb_transfer(amount="1.5", side=BnbTransferSide.TO_UM)
+            await client.pm_bnb_transfer(amount="1.5", side=BnbTransferSide.TO_UM)
+
+        Args:
+            amount: A ``Decimal``, ``int`` or decimal string (sent exactly), or a short float.
+            side: ``BnbTransferSide.TO_UM`` or ``FROM_UM`` (or ``"TO_UM"``/``"FROM_UM"``).
+            max_wait: Seconds to wait for a permit (None: the client's ``max_wait``).
+
+        Returns:
+            :class:`BnbTransferResult`, with Binance's ``tran_id``.
+
+        Raises:
+            BinanceAPIError: Binance refused it (``InsufficientBalanceError``...): nothing moved.
+            OutcomeUnknownError: it may have executed: settle it (:meth:`reconcile`), never resend.
+            InvalidInputError: a bad argument: nothing sent, no weight spent.
+            ClientClosedError: the client is closed: nothing sent.
+            ThrottledError: no permit within ``max_wait`` (``retry_at``): nothing sent.
+            IPBannedError, TooManyRequestsError: Binance's limits (``retry_at``): not executed.
+            ConnectionFailedError: Binance was never reached: nothing happened.
         """
         params = [
             ("amount", amount_param(amount)),
@@ -494,11 +631,24 @@ class Client:
         return await self._call("pm_bnb_transfer", params, BnbTransferResult, max_wait)
 
     async def pmpro_auto_collect(self, *, max_wait: float | None = None) -> Acknowledgement:
-        """Portfolio Margin Pro: collect every asset but BNB from futures to margin.
-
-        500 calls per rolling hour, each weighing 1500::
+        """Portfolio Margin Pro: collect every asset but BNB to margin (500 an hour, weight 1500)::
 
             await client.pmpro_auto_collect()
+
+        Args:
+            max_wait: Seconds to wait for a permit (None: the client's ``max_wait``).
+
+        Returns:
+            :class:`Acknowledgement`.
+
+        Raises:
+            BinanceAPIError: Binance refused it (``InsufficientBalanceError``...): nothing moved.
+            OutcomeUnknownError: it may have executed: settle it (:meth:`reconcile`), never resend.
+            InvalidInputError: a bad argument: nothing sent, no weight spent.
+            ClientClosedError: the client is closed: nothing sent.
+            ThrottledError: no permit within ``max_wait`` (``retry_at``): nothing sent.
+            IPBannedError, TooManyRequestsError: Binance's limits (``retry_at``): not executed.
+            ConnectionFailedError: Binance was never reached: nothing happened.
         """
         return await self._call("pmpro_auto_collect", [], Acknowledgement, max_wait)
 
@@ -507,7 +657,23 @@ class Client:
     ) -> Acknowledgement:
         """Portfolio Margin Pro: collect one asset (not BNB) from futures to margin::
 
-        await client.pmpro_collect_asset(asset="USDT")
+            await client.pmpro_collect_asset(asset="USDT")
+
+        Args:
+            asset: The coin (not BNB).
+            max_wait: Seconds to wait for a permit (None: the client's ``max_wait``).
+
+        Returns:
+            :class:`Acknowledgement`.
+
+        Raises:
+            BinanceAPIError: Binance refused it (``InsufficientBalanceError``...): nothing moved.
+            OutcomeUnknownError: it may have executed: settle it (:meth:`reconcile`), never resend.
+            InvalidInputError: a bad argument: nothing sent, no weight spent.
+            ClientClosedError: the client is closed: nothing sent.
+            ThrottledError: no permit within ``max_wait`` (``retry_at``): nothing sent.
+            IPBannedError, TooManyRequestsError: Binance's limits (``retry_at``): not executed.
+            ConnectionFailedError: Binance was never reached: nothing happened.
         """
         params = [("asset", _not_bnb(asset, "pmpro_collect_asset"))]
         return await self._call("pmpro_collect_asset", params, Acknowledgement, max_wait)
@@ -519,9 +685,26 @@ class Client:
         side: BnbTransferSide | Literal["TO_UM", "FROM_UM"],
         max_wait: float | None = None,
     ) -> BnbTransferResult:
-        """Portfolio Margin Pro: move BNB to or from USDⓈ-M (2 per 10 minutes)::
+        """Portfolio Margin Pro: move BNB to or from USDⓈ-M (2 per rolling 10 minutes)::
 
-        await client.pmpro_bnb_transfer(amount="0.5", side=BnbTransferSide.FROM_UM)
+            await client.pmpro_bnb_transfer(amount="0.5", side=BnbTransferSide.FROM_UM)
+
+        Args:
+            amount: A ``Decimal``, ``int`` or decimal string (sent exactly), or a short float.
+            side: ``BnbTransferSide.TO_UM`` or ``FROM_UM`` (or ``"TO_UM"``/``"FROM_UM"``).
+            max_wait: Seconds to wait for a permit (None: the client's ``max_wait``).
+
+        Returns:
+            :class:`BnbTransferResult`, with Binance's ``tran_id``.
+
+        Raises:
+            BinanceAPIError: Binance refused it (``InsufficientBalanceError``...): nothing moved.
+            OutcomeUnknownError: it may have executed: settle it (:meth:`reconcile`), never resend.
+            InvalidInputError: a bad argument: nothing sent, no weight spent.
+            ClientClosedError: the client is closed: nothing sent.
+            ThrottledError: no permit within ``max_wait`` (``retry_at``): nothing sent.
+            IPBannedError, TooManyRequestsError: Binance's limits (``retry_at``): not executed.
+            ConnectionFailedError: Binance was never reached: nothing happened.
         """
         params = [
             ("amount", amount_param(amount)),
@@ -540,15 +723,33 @@ class Client:
         direction: MarginTransferDirection | Literal[1, 2],
         max_wait: float | None = None,
     ) -> MarginTransferResult:
-        """Master account: move funds between a sub-account's spot and margin wallets.
-
-        Binance keeps no history of these: on an unknown outcome, check the
-        sub-account's balances before sending again::
+        """Master account: move funds between a sub-account's spot and margin wallets::
 
             await client.sub_account_margin_transfer(
-                email="desk-1@example.com", asset="USDT", amount="50",
-                direction=MarginTransferDirection.SPOT_TO_MARGIN,
+                email="desk-1@example.com", asset="USDT", amount="50", direction=1
             )
+
+        Binance keeps no history of these: on an unknown outcome, check the
+        sub-account's balances before sending again.
+
+        Args:
+            email: The sub-account's e-mail.
+            asset: The coin.
+            amount: A ``Decimal``, ``int`` or decimal string (sent exactly), or a short float.
+            direction: ``MarginTransferDirection.SPOT_TO_MARGIN`` (1) or ``MARGIN_TO_SPOT`` (2).
+            max_wait: Seconds to wait for a permit (None: the client's ``max_wait``).
+
+        Returns:
+            :class:`MarginTransferResult`, with Binance's ``txn_id``.
+
+        Raises:
+            BinanceAPIError: Binance refused it (``InsufficientBalanceError``...): nothing moved.
+            OutcomeUnknownError: it may have executed: settle it (:meth:`reconcile`), never resend.
+            InvalidInputError: a bad argument: nothing sent, no weight spent.
+            ClientClosedError: the client is closed: nothing sent.
+            ThrottledError: no permit within ``max_wait`` (``retry_at``): nothing sent.
+            IPBannedError, TooManyRequestsError: Binance's limits (``retry_at``): not executed.
+            ConnectionFailedError: Binance was never reached: nothing happened.
         """
         if isinstance(direction, bool):
             raise InvalidInputError("direction must be a MarginTransferDirection, not a bool")
@@ -578,20 +779,40 @@ class Client:
     ) -> SubAccountTransferResult:
         """Master account: universal transfer between master and sub-accounts.
 
-        A missing ``from_email`` means the master account, likewise ``to_email``.
-        Every transfer carries a unique ``clientTranId``: ``client_tran_id`` if
-        given, else a generated one (``bt-`` and 29 random hex digits), returned
-        in the result. Binance refuses a second transfer with the same id, so an
-        unknown outcome is settled by looking it up (:meth:`reconcile`) and a
-        retry with the same id can never move the money twice
-        (``on_unknown="retry"`` does it for you). ``symbol`` is
-        required with ``ISOLATED_MARGIN`` and refused otherwise::
+        Every transfer carries a unique ``clientTranId``; Binance refuses a
+        second transfer with the same id, so an unknown outcome is settled by
+        looking it up (:meth:`reconcile`) and a retry with the same id can
+        never move the money twice (``on_unknown="retry"`` does it for you)::
 
             await client.sub_account_transfer(
                 to_email="desk-1@example.com", from_account_type="SPOT",
                 to_account_type="USDT_FUTURE", asset="USDT", amount="100",
-                client_tran_id="rebal-2026-11-23-0001",
             )
+
+        Args:
+            from_account_type: A :class:`SubAccountAccountType` or its name.
+            to_account_type: A :class:`SubAccountAccountType` or its name.
+            asset: The coin.
+            amount: A ``Decimal``, ``int`` or decimal string (sent exactly), or a short float.
+            from_email: The source sub-account (None: the master account).
+            to_email: The target sub-account (None: the master account).
+            client_tran_id: Your id for it (None: ``bt-`` + 29 random hex digits).
+            symbol: The isolated-margin pair: required with ``ISOLATED_MARGIN``, refused otherwise.
+            max_wait: Seconds to wait for a permit (None: the client's ``max_wait``).
+            on_unknown: What an unknown outcome does for this call (None: the client's).
+
+        Returns:
+            :class:`SubAccountTransferResult`, with ``tran_id`` and the ``client_tran_id`` sent.
+
+        Raises:
+            BinanceAPIError: Binance refused it (``InsufficientBalanceError``...): nothing moved.
+            OutcomeUnknownError: it may have executed: settle it (:meth:`reconcile`), never resend.
+            InvalidInputError: a bad argument: nothing sent, no weight spent.
+            ClientClosedError: the client is closed: nothing sent.
+            ThrottledError: no permit within ``max_wait`` (``retry_at``): nothing sent.
+            IPBannedError, TooManyRequestsError: Binance's limits (``retry_at``): not executed.
+            ConnectionFailedError: Binance was never reached: nothing happened.
+            NotExecutedError: with ``on_unknown="reconcile"``/``"retry"``: settled, it never ran.
         """
         source = _enum_or_name(SubAccountAccountType, from_account_type, "from_account_type")
         target = _enum_or_name(SubAccountAccountType, to_account_type, "to_account_type")
@@ -648,8 +869,30 @@ class Client:
         master account only; ask with ``to_email=`` or by ``client_tran_id``
         for the others::
 
-        async for row in client.sub_account_transfer_history(client_tran_id="rebal-0001"):
-            print(row.tran_id, row.status)
+            async for row in client.sub_account_transfer_history(client_tran_id="rebal-0001"):
+                print(row.tran_id, row.status, row.datetime)
+
+        Args:
+            from_email: Transfers from this sub-account (not with ``to_email``).
+            to_email: Transfers to this sub-account (not with ``from_email``).
+            client_tran_id: The transfer with this ``clientTranId``.
+            start_time: An aware ``datetime`` or epoch milliseconds.
+            end_time: An aware ``datetime`` or epoch ms (less than 7 days after ``start_time``).
+            page_size: Rows per request (1 to 500).
+            max_wait: Seconds to wait for a permit (None: the client's ``max_wait``).
+
+        Returns:
+            An async iterator of :class:`SubAccountTransferRecord`.
+
+        Raises:
+            BinanceAPIError: Binance refused the query.
+            ServiceUnavailableError, MalformedResponseError: no usable answer in ``max_wait``.
+            InvalidInputError: a bad argument: nothing sent, no weight spent.
+            ClientClosedError: the client is closed: nothing sent.
+            ThrottledError: no permit within ``max_wait`` (``retry_at``): nothing sent.
+            IPBannedError, TooManyRequestsError: Binance's limits (``retry_at``): not executed.
+            ConnectionFailedError: Binance was never reached: nothing happened.
+            (InvalidInputError at once; the others while iterating.)
         """
         self._check_open()
         params: Params = []
@@ -694,17 +937,46 @@ class Client:
 
             if client.estimate("pm_auto_collect") - time.time() > 5:
                 ...  # do something else first
+
+        Args:
+            method: A method of this client (``"transfer"``, ``"pm_auto_collect"``...)
+                or an endpoint name of its table (``"universal_transfer"``).
+
+        Returns:
+            Epoch seconds on Binance's clock (now, or earlier, when a permit is free).
+
+        Raises:
+            InvalidInputError: not a method or endpoint this client knows (the
+                message lists them).
         """
         try:
-            endpoint = self.endpoints[method]
-        except KeyError:
-            raise InvalidInputError(f"no endpoint named {method!r}") from None
+            endpoint = self.endpoints[_ENDPOINT_OF.get(method, method)]
+        except (KeyError, TypeError):
+            names = ", ".join(sorted({*self.endpoints, *_ENDPOINT_OF}))
+            raise InvalidInputError(
+                f"no method or endpoint named {method!r}; one of: {names}"
+            ) from None
         return self.governor.estimate(endpoint, account=self.account)
 
     async def server_time(self, *, max_wait: float | None = None) -> ServerTime:
         """Binance's clock (also what the client syncs its timestamps with)::
 
-        print((await client.server_time()).datetime)
+            print((await client.server_time()).datetime)
+
+        Args:
+            max_wait: Seconds to wait for a permit (None: the client's ``max_wait``).
+
+        Returns:
+            :class:`ServerTime` (``server_time`` in epoch ms, ``datetime``).
+
+        Raises:
+            BinanceAPIError: Binance refused the query.
+            ServiceUnavailableError, MalformedResponseError: no usable answer in ``max_wait``.
+            InvalidInputError: a bad argument: nothing sent, no weight spent.
+            ClientClosedError: the client is closed: nothing sent.
+            ThrottledError: no permit within ``max_wait`` (``retry_at``): nothing sent.
+            IPBannedError, TooManyRequestsError: Binance's limits (``retry_at``): not executed.
+            ConnectionFailedError: Binance was never reached: nothing happened.
         """
         return await self._call("server_time", [], ServerTime, max_wait)
 
@@ -719,9 +991,9 @@ class Client:
         which Binance can no longer execute it and its history is complete,
         then looks it up: by type, asset, amount and time for a universal
         transfer (never matching a ``tranId`` this client already knows the
-        owner of), by ``clientTranId`` for a sub-account
-        transfer. Endpoints Binance keeps no history of come back unsettled
-        (``executed=None``) with the reason::
+        owner of), by ``clientTranId`` for a sub-account transfer. Endpoints
+        Binance keeps no history of come back unsettled (``executed=None``)
+        with the reason::
 
             try:
                 await client.transfer(type=TransferType.MAIN_UMFUTURE, asset="USDT", amount=5)
@@ -729,6 +1001,19 @@ class Client:
                 settled = await client.reconcile(unknown)
                 if settled.executed is False:
                     ...  # safe to send again
+
+        Args:
+            error: The :class:`OutcomeUnknownError` a call of this client raised.
+
+        Returns:
+            A :class:`Settlement`: ``executed`` True, False (safe to send again)
+            or None (Binance's records cannot tell: ``reason``).
+
+        Raises:
+            InvalidInputError: ``error`` is not an :class:`OutcomeUnknownError`.
+            ClientClosedError: the client is closed.
+            ServiceUnavailableError, ConnectionFailedError, ThrottledError: the
+                history could not be read (the outcome stays unknown; try again).
         """
         if not isinstance(error, OutcomeUnknownError):
             raise InvalidInputError(
@@ -786,6 +1071,15 @@ class Client:
             async with Client(key, secret, journal="transfers.sqlite") as client:
                 for settled in await client.recover():
                     print(settled.endpoint, settled.executed, settled.reason)
+
+        Returns:
+            One :class:`Settlement` per journal row settled (empty: nothing was open).
+
+        Raises:
+            ConfigurationError: the client has no journal, or it cannot be written.
+            ClientClosedError: the client is closed.
+            ServiceUnavailableError, ConnectionFailedError, ThrottledError: a
+                history could not be read; rows not yet settled stay open.
         """
         self._check_open()
         journal = self.journal
