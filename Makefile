@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[crypto,metrics,sim]' --group dev
+	$(BIN)/python -m pip install --quiet -e '.[crypto,metrics,sim,cli]' --group dev
 	touch $(STAMP)
 
 ## test: lint, type-check and run the whole test suite (what CI runs)

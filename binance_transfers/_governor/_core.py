@@ -18,6 +18,7 @@ import statistics
 import threading
 from asyncio import _get_running_loop
 from collections import deque
+from collections.abc import Iterable
 from contextvars import ContextVar
 from typing import Any
 
@@ -95,7 +96,9 @@ class GovernorHooks:
     """Subclass and override what you want to measure; every method is a no-op.
 
     Hooks run synchronously inside the governor: keep them short. A hook left
-    as the no-op costs nothing on the uncontended path.
+    as the no-op costs nothing on the uncontended path. A hook that raises is
+    logged (``binance_transfers.governor``, ERROR) and otherwise ignored: it
+    never reaches the caller, loses a permit or changes how an answer is read.
     """
 
     def throttled(self, endpoint: str, wait: float) -> None:
@@ -153,7 +156,17 @@ class Governor(Feedback):
     of measured trips plus their spread when longer. ``grace`` is how long
     after it was written a request without an answer (a timeout, a dropped
     connection) may still land: the transport's read timeout. ``limits`` gives
-    the pool sizes and windows. A governor belongs to the event loop (and
+    the pool sizes and windows.
+
+    ``cold_start`` (the default) makes a new governor careful: it cannot know
+    what was spent before it existed (a restarted process's previous life, in
+    the same window or rolling period). Until an answer tells it, each pool
+    admits one request at a time; a usage header in the answer gives the true
+    count, and pools without one (rolling caps) slow-start: one more at once
+    per answer. It costs one round trip per pool at the start. A restarted process
+    can also hand over what its journal knows with :meth:`seed`. Pass
+    ``cold_start=False`` only when no other process can have spent weight in
+    the current windows (tests). A governor belongs to the event loop (and
     thread) it is first used in; using it from another raises
     :class:`ConfigurationError` before anything is charged. (The check is
     skipped only on the cached one-pool fast path, which never waits and is
@@ -173,6 +186,7 @@ class Governor(Feedback):
         storage: Storage | None = None,
         hooks: GovernorHooks | None = None,
         grace: float = 30.0,
+        cold_start: bool = True,
     ) -> None:
         if latency < 0:
             raise ValueError("latency must be >= 0")
@@ -182,6 +196,8 @@ class Governor(Feedback):
         self.server_clock = server_clock if server_clock is not None else ServerClock(clock)
         self.latency = latency
         self.grace = grace
+        self.cold_start = cold_start
+        self._born: float | None = None  # monotonic, at the first use
         window = self.limits.window
         self._trips = Trips(latency, span=10 * window)
         self._horizon = min(max(window / 8, 0.05), 5.0)  # how long one geometry holds
@@ -248,7 +264,7 @@ class Governor(Feedback):
                 own = pool._try_add(pool._window, weight, pool.limit)
                 if own is not None:
                     if self._on_admitted is not None:
-                        self._on_admitted(endpoint.name, 0.0)
+                        self._hook(self._on_admitted, endpoint.name, 0.0)
                     return (endpoint, now, ((pool, weight, (pool._window, own)),))
             # Off the cached fast path (at least once a window, or 5 s): check the loop.
             if _get_running_loop() is not self._loop:
@@ -257,7 +273,7 @@ class Governor(Feedback):
             record = None if pool.live else pool.take(now, weight, g)
             if record is not None:
                 if self._on_admitted is not None:
-                    self._on_admitted(endpoint.name, 0.0)
+                    self._hook(self._on_admitted, endpoint.name, 0.0)
                 return (endpoint, now, ((pool, weight, record),))
             return await self._acquire_slow(plan, endpoint, now, max_wait, wait_on_ban)
         if _get_running_loop() is not self._loop:
@@ -273,8 +289,31 @@ class Governor(Feedback):
                 return await self._acquire_slow(plan, endpoint, now, max_wait, wait_on_ban)
             charges.append((pool, weight, record))
         if self._on_admitted is not None:
-            self._on_admitted(endpoint.name, 0.0)
+            self._hook(self._on_admitted, endpoint.name, 0.0)
         return (endpoint, now, charges)
+
+    def seed(self, endpoint: Endpoint, sent: Iterable[float], *, account: str = "default") -> None:
+        """Count requests to ``endpoint`` sent before this governor existed.
+
+        ``sent`` are Binance epoch seconds (a journal's request ``timestamp`` / 1000)
+        of every call of ``account`` to ``endpoint`` within its longest rolling cap
+        before now, e.g. by a process that was killed and restarted. They count
+        in the endpoint's rolling caps from then (plus the trip bound) for a
+        period, and in the fixed windows they may have landed in. Its rolling
+        caps are then warm (a complete history: no probing); its fixed pools
+        still read the first answer's usage header. Call it before the first
+        request, once per endpoint with caps.
+        """
+        now = self._monotonic()
+        plan = self._plans.get(account, {}).get(endpoint) or self._plan(endpoint, account)
+        g = self._geometry(now)
+        times = [t - g.shift for t in sent]  # our monotonic clock
+        for pool, weight in plan:
+            if isinstance(pool, CapPool):
+                pool.seed(times, now, g)
+            elif isinstance(pool, FixedPool):
+                pool.seed(times, weight, now, g)
+        self._pump([pool for pool, _ in plan if pool.queue], now)
 
     def estimate(self, endpoint: Endpoint, *, account: str = "default") -> float:
         """Binance epoch seconds before which a call to ``endpoint`` cannot be admitted.
@@ -441,6 +480,10 @@ class Governor(Feedback):
                     pool = FixedPool(spec, self.storage.window_counter(spec.key))
                 # A ban, or a 429 of unknown origin, covers every pool of the IP.
                 pool.frozen_until = max(self._banned_until, self._ip_frozen_until)
+                if self.cold_start:
+                    if self._born is None:
+                        self._born = self._monotonic()
+                    pool.born, pool.cold = self._born, 1
                 self._pools[spec.key] = pool
             elif _shape(pool.spec) != _shape(spec):
                 raise ConfigurationError(
@@ -529,28 +572,41 @@ class Governor(Feedback):
 
     # -- hooks and errors -------------------------------------------------------
 
+    @staticmethod
+    def _hook(method: Any, *args: Any) -> None:
+        """Call a hook; one that raises is logged, never allowed to change an outcome.
+
+        Hooks run between charging a pool and returning its permit, and while
+        an answer is being read: an exception there would leak weight, or turn
+        a confirmed transfer into an unknown one.
+        """
+        try:
+            method(*args)
+        except Exception:
+            log.exception("governor hook %s() failed (ignored)", method.__name__)
+
     def _waited(self, endpoint: Endpoint, wait: float) -> None:
-        self.hooks.throttled(endpoint.name, wait)
+        self._hook(self.hooks.throttled, endpoint.name, wait)
         log.debug("%s waits for a permit (about %.3f s)", endpoint.name, wait)
 
     def _admitted(self, endpoint: Endpoint, waited: float) -> None:
-        self.hooks.admitted(endpoint.name, waited)
+        self._hook(self.hooks.admitted, endpoint.name, waited)
         waits = PERMIT_WAIT.get()  # runs in the caller's context (after its wait)
         if waits is not None:
             waits[0] += waited
 
     def _frozen_hook(self, pool: str, until: float, reason: str) -> None:
-        self.hooks.frozen(pool, until, reason)
+        self._hook(self.hooks.frozen, pool, until, reason)
 
     def _usage_hook(self, pool: str, used: int, limit: int) -> None:
-        self.hooks.usage(pool, used, limit)
+        self._hook(self.hooks.usage, pool, used, limit)
 
     def _refuse(
         self, endpoint: Endpoint, error: ThrottledError | IPBannedError
     ) -> ThrottledError | IPBannedError:
         if self._on_refused is not None:
             reason = "banned" if isinstance(error, IPBannedError) else "throttled"
-            self._on_refused(endpoint.name, reason, error.retry_after)
+            self._hook(self._on_refused, endpoint.name, reason, error.retry_after)
         return error
 
     def _ban_error(self, now: float) -> IPBannedError:
