@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[crypto,metrics,sim,cli]' --group dev
 	touch $(STAMP)
 
 ## test: lint, type-check and run the whole test suite (what CI runs)
@@ -27,7 +27,15 @@ unit: $(STAMP)
 	$(BIN)/pytest
 
 ## demo: start the simulated exchange on loopback and rebalance through it
-demo: $(STAMP)
+# Only what the demo needs (the sim extra), not the dev tools; a dev venv
+# already has it.
+DEMO_STAMP := $(VENV)/.demo-installed
+$(DEMO_STAMP): pyproject.toml
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -e '.[sim]'
+	touch $(DEMO_STAMP)
+
+demo: $(DEMO_STAMP)
 	$(BIN)/python -m binance_transfers.demo
 
 # The benchmarks' own venv: the peers they compare against (python-binance,
@@ -35,7 +43,8 @@ demo: $(STAMP)
 BENCH := $(VENV)/bench
 $(BENCH)/.installed: pyproject.toml $(STAMP)
 	$(PYTHON) -m venv $(BENCH)
-	$(BENCH)/bin/python -m pip install --quiet -e '.[bench]'
+	$(BENCH)/bin/python -m pip install --quiet --upgrade pip
+	$(BENCH)/bin/python -m pip install --quiet -e '.[crypto,sim]' --group bench
 	touch $(BENCH)/.installed
 
 ## bench: the benchmarks quoted in the README, peers included

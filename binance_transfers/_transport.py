@@ -533,7 +533,7 @@ class Transport:
         at = self.governor.estimate(endpoint, account=self.account)
         now = self.governor.server_clock.now()
         error = ThrottledError(
-            f"{endpoint.name}: no permit within max_wait={max_wait} s",
+            f"{endpoint.name}: no permit within max_wait={_rounded(max_wait)} s",
             retry_at=max(at, now),
             retry_after=max(at - now, 0.0),
         )
@@ -1086,3 +1086,8 @@ def _retry_after(value: str | None) -> float | None:
     if not seconds >= 0:  # NaN and negatives
         return None
     return min(seconds, MAX_RETRY_AFTER)
+
+
+def _rounded(seconds: float | None) -> float | None:
+    """Seconds fit to print (a deadline's remainder reads 0.19999846800010346)."""
+    return None if seconds is None else round(seconds, 3)

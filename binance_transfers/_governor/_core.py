@@ -621,7 +621,7 @@ class Governor(Feedback):
     ) -> ThrottledError:
         at = self._estimate(plan, now)
         error = ThrottledError(
-            f"{endpoint.name}: no permit within max_wait={max_wait} s",
+            f"{endpoint.name}: no permit within max_wait={_rounded(max_wait)} s",
             retry_at=at + self._geometry(now).shift,
             retry_after=max(at - now, 0.0),
         )
@@ -637,3 +637,8 @@ def _only(names: set[str] | None) -> str | None:
 def _shape(spec: PoolSpec) -> tuple[object, ...]:
     """What two specs of one pool must agree on (the weight is per endpoint)."""
     return (spec.kind, spec.limit, spec.period, spec.header, spec.per_ip)
+
+
+def _rounded(seconds: float | None) -> float | None:
+    """Seconds fit to print (a deadline's remainder reads 0.19999846800010346)."""
+    return None if seconds is None else round(seconds, 3)
