@@ -29,6 +29,7 @@ from ._read import read_all
 from ._settings import (
     EXIT_OK,
     EXIT_REFUSED,
+    EXIT_RETRY,
     EXIT_UNKNOWN,
     SIM_URL,
     Env,
@@ -498,6 +499,9 @@ def apply_command(
         Path,
         typer.Option("--journal", help="Intent journal (resumes what an earlier run left open)."),
     ] = Path("binance-transfers.journal"),
+    pending_timeout: Annotated[
+        float, typer.Option(help="Seconds to wait for PENDING transfers before planning again.")
+    ] = 300.0,
     json_out: JsonOption = False,
 ) -> None:
     """Execute FILE's plan through the intent journal; resumable, and idempotent once reached."""
@@ -520,12 +524,14 @@ def apply_command(
 
     async def body(client: Client) -> ApplyReport:
         with progress:
-            return await apply(client, state, on_progress=show)
+            return await apply(client, state, pending_timeout=pending_timeout, on_progress=show)
 
     report = _run(ctx, body, journal=journal)
     code = EXIT_OK
     if report.unsettled:
         code = EXIT_UNKNOWN
+    elif report.pending:
+        code = EXIT_RETRY
     elif report.unmet:
         code = EXIT_REFUSED
     if json_out:
@@ -545,6 +551,7 @@ def apply_command(
                 "settled": [_settlement_json(s) for s in report.settled],
                 "unsettled": report.unsettled,
                 "unmet": list(report.unmet),
+                "pending": report.pending,
                 "converged": code == EXIT_OK,
             }
         )
@@ -553,6 +560,8 @@ def apply_command(
             console.print(f"[red]needs attention:[/] {line}")
         for line in report.unmet:
             console.print(f"[red]cannot reach:[/] {line}")
+        for line in report.pending:
+            console.print(f"[yellow]still pending, run again later:[/] {line}")
         if code == EXIT_OK:
             console.print(f"Converged: {report.done} transfer(s) sent.")
     raise typer.Exit(code)
