@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -345,10 +344,12 @@ def limits(
         if watch > 0:
             import anyio
 
-            ends = time.monotonic() + watch
+            monotonic = governor.server_clock.clock.monotonic
+            ends = monotonic() + watch
             with Live(_pools_table(governor.snapshot(), _now(governor)), transient=False) as live:
-                while time.monotonic() < ends:
-                    await anyio.sleep(min(1.0, max(ends - time.monotonic(), 0)))
+                while monotonic() < ends:
+                    # A display refreshed once a second: the pools change with every answer.
+                    await anyio.sleep(min(1.0, max(ends - monotonic(), 0)))
                     live.update(_pools_table(governor.snapshot(), _now(governor)))
         return list(governor.snapshot())
 
