@@ -30,6 +30,7 @@ from ._exceptions import (
     OutcomeUnknownError,
 )
 from ._governor import Governor
+from ._governor._core import overridden
 from ._http import default_http_client
 from ._journal import (
     DONE,
@@ -265,6 +266,8 @@ class Client:
             http_client = httpx.AsyncClient(timeout=timeout, transport=transport, limits=limits)
         self._http = http_client
         self.governor = governor if governor is not None else Governor()
+        # The governor's metrics hook for whole calls, when it has one.
+        self._transferred = overridden(self.governor.hooks, "transferred")
         self.endpoints = endpoints
         self.max_wait = max_wait_param(max_wait)
         self.retry_on_429 = retry_on_429
@@ -402,7 +405,7 @@ class Client:
         *,
         asset: str,
         amount: Amount,
-        market: FuturesMarket = FuturesMarket.USDM,
+        market: FuturesMarket | Literal["UMFUTURE", "CMFUTURE"] = FuturesMarket.USDM,
         max_wait: float | None = None,
     ) -> TransferResult:
         """Spot -> futures wallet (USDⓈ-M by default; ``FuturesMarket.COINM`` for COIN-M).
@@ -419,7 +422,7 @@ class Client:
         *,
         asset: str,
         amount: Amount,
-        market: FuturesMarket = FuturesMarket.USDM,
+        market: FuturesMarket | Literal["UMFUTURE", "CMFUTURE"] = FuturesMarket.USDM,
         max_wait: float | None = None,
     ) -> TransferResult:
         """Futures wallet -> spot (USDⓈ-M by default)::
@@ -474,7 +477,7 @@ class Client:
         *,
         asset: str,
         amount: Amount | None = None,
-        future_type: FutureType | None = None,
+        future_type: FutureType | Literal["UM", "CM", "OPTION"] | None = None,
         max_wait: float | None = None,
     ) -> Acknowledgement:
         """Portfolio Margin: collect ``asset`` from the futures wallets to margin.
@@ -505,7 +508,11 @@ class Client:
         return await self._call("pm_auto_collect", [], Acknowledgement, max_wait)
 
     async def pm_bnb_transfer(
-        self, *, amount: Amount, side: BnbTransferSide, max_wait: float | None = None
+        self,
+        *,
+        amount: Amount,
+        side: BnbTransferSide | Literal["TO_UM", "FROM_UM"],
+        max_wait: float | None = None,
     ) -> BnbTransferResult:
         """Portfolio Margin: move BNB to or from the USDⓈ-M wallet (10 per 10 minutes)::
 
@@ -537,7 +544,11 @@ class Client:
         return await self._call("pmpro_collect_asset", params, Acknowledgement, max_wait)
 
     async def pmpro_bnb_transfer(
-        self, *, amount: Amount, side: BnbTransferSide, max_wait: float | None = None
+        self,
+        *,
+        amount: Amount,
+        side: BnbTransferSide | Literal["TO_UM", "FROM_UM"],
+        max_wait: float | None = None,
     ) -> BnbTransferResult:
         """Portfolio Margin Pro: move BNB to or from USDⓈ-M (2 per 10 minutes)::
 
@@ -557,7 +568,7 @@ class Client:
         email: str,
         asset: str,
         amount: Amount,
-        direction: MarginTransferDirection | int,
+        direction: MarginTransferDirection | Literal[1, 2],
         max_wait: float | None = None,
     ) -> MarginTransferResult:
         """Master account: move funds between a sub-account's spot and margin wallets.
@@ -1137,11 +1148,12 @@ class Client:
     ) -> _T:
         self._check_open()
         endpoint: Endpoint = self.endpoints[name]
-        if endpoint.mutating and TRANSFERS.isEnabledFor(logging.INFO) and unlogged():
-            # One record per transfer, however it ends (see _logs).
+        hook = self._transferred
+        if endpoint.mutating and (hook or TRANSFERS.isEnabledFor(logging.INFO)) and unlogged():
+            # One record (and hook call) per transfer, however it ends (see _logs).
             call = self._call(name, params, model, max_wait, recv_window, on_unknown)
             clock = self.governor.server_clock.clock
-            return await logged_transfer(call, endpoint, params, clock)
+            return await logged_transfer(call, endpoint, params, clock, hook)
         max_wait = max_wait_param(max_wait)
         if recv_window is not None:
             recv_window = recv_window_param(recv_window)

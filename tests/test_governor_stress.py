@@ -376,19 +376,20 @@ async def test_a_window_opens_with_what_others_spent_in_the_last_one_reserved() 
     permit = await g.acquire(PM_ASSET)
     g.observe(permit, sent=mono(g), received=mono(g), headers={"x-mbx-used-weight-1m": "3030"})
     await sleep_until(g, E0 + 60.1)
-    for _ in range(100):
-        last = await g.acquire(PM_ASSET, max_wait=0)
+    ours = [await g.acquire(PM_ASSET, max_wait=0) for _ in range(100)]
     with pytest.raises(ThrottledError):
         await g.acquire(PM_ASSET, max_wait=0)
     # It stopped (Binance counts only our 3000): the reservation halves.
-    g.observe(last, sent=mono(g), received=mono(g), headers={"x-mbx-used-weight-1m": "3000"})
+    for n, permit in enumerate(ours, 1):
+        headers = {"x-mbx-used-weight-1m": str(30 * n)}
+        g.observe(permit, sent=mono(g), received=mono(g), headers=headers)
     await sleep_until(g, E0 + 120.1)
     await g.acquire(PM_ASSET, max_wait=0)
     assert next(p.used for p in g.snapshot() if p.key == "papi-ip") == 1500 + 30
-    # Without news, it halves all the same.
+    # No answer in that minute is no news that they stopped: it stays.
     await sleep_until(g, E0 + 180.1)
     await g.acquire(PM_ASSET, max_wait=0)
-    assert next(p.used for p in g.snapshot() if p.key == "papi-ip") == 750 + 30
+    assert next(p.used for p in g.snapshot() if p.key == "papi-ip") == 1500 + 30
 
 
 # -- margins by design ------------------------------------------------------------
@@ -476,3 +477,40 @@ def test_a_governor_used_from_another_event_loop_is_refused() -> None:
     thread.join()
     assert [type(e) for e in errors] == [ConfigurationError]
     assert next(p.used for p in g.snapshot() if p.key == "papi-ip") == used_before
+
+
+@fake_time
+async def test_a_process_alone_reserves_nothing_when_answers_come_in_another_order() -> None:
+    """Ten permits, written and counted by Binance in reverse order (the last admitted
+    landed first: it waited less for its write): no weight was anybody else's, so the
+    next minute opens empty. (Reading `report - our count at admission` took 270 for
+    another process's and reserved it in every next window.)"""
+    g = synced(Governor(latency=0.0, cold_start=False), E0 + 10)
+    permits = [await g.acquire(PM_ASSET) for _ in range(10)]
+    written = [g.renew(p) for p in reversed(permits)]
+    for n, permit in enumerate(written, 1):
+        assert permit is not None
+        t = mono(g)
+        g.observe(permit, sent=t, received=t, headers={"x-mbx-used-weight-1m": str(30 * n)})
+    await sleep_until(g, E0 + 60.1)
+    await g.acquire(PM_ASSET)
+    assert next(p.used for p in g.snapshot() if p.key == "papi-ip") == 30
+
+
+@fake_time
+async def test_an_answer_across_a_boundary_does_not_fill_the_new_window() -> None:
+    """Written 10 ms before the minute ends, answered 50 ms into the next, reporting 5970:
+    that count may be the ending minute's. Read as the new minute's, it stopped the new
+    minute for nobody."""
+    g = synced(Governor(latency=0.0, cold_start=False), E0 + 10)
+    full = [await g.acquire(PM_ASSET) for _ in range(198)]
+    await sleep_until(g, E0 + 59.99)
+    last = g.renew(await g.acquire(PM_ASSET))
+    assert last is not None
+    sent = mono(g)
+    for n, permit in enumerate(full, 1):
+        g.observe(permit, sent=sent, received=sent, headers={"x-mbx-used-weight-1m": str(30 * n)})
+    await sleep_until(g, E0 + 60.05)
+    g.observe(last, sent=sent, received=mono(g), headers={"x-mbx-used-weight-1m": "5970"})
+    for _ in range(150):
+        await g.acquire(PM_ASSET, max_wait=0)  # the new minute is ours

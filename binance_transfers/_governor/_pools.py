@@ -167,7 +167,17 @@ class Pool:
 class FixedPool(Pool):
     """Weight per fixed window, windows aligned to Binance's clock."""
 
-    __slots__ = ("counter", "ghosts", "heaviest", "hint", "inflight", "seen", "top")
+    __slots__ = (
+        "counter",
+        "ghosts",
+        "heaviest",
+        "hint",
+        "inflight",
+        "landed",
+        "peak",
+        "seen",
+        "top",
+    )
 
     def __init__(self, spec: PoolSpec, counter: WindowCounter) -> None:
         super().__init__(spec)
@@ -181,6 +191,8 @@ class FixedPool(Pool):
         self.hint = 0
         self.heaviest = 1
         self.seen: dict[int, int] = {}  # window -> weight others were seen to spend there
+        self.landed: dict[int, int] = {}  # window -> our weight answered as landed there
+        self.peak: dict[int, int] = {}  # window -> the highest usage reported there
 
     def _open(self, lo: int, hi: int, g: Geometry) -> None:
         """Windows up to ``hi`` may now be landed in: count what is in flight there."""
@@ -192,6 +204,9 @@ class FixedPool(Pool):
         recent = lo - 1 - int(g.trip // self.period)
         if self.seen and min(self.seen) < recent:
             self.seen = {w: v for w, v in self.seen.items() if w >= recent}
+        if self.landed and min(self.landed) < recent:
+            self.landed = {w: v for w, v in self.landed.items() if w >= recent}
+            self.peak = {w: v for w, v in self.peak.items() if w >= recent}
         for window in range(start, hi + 1):
             if self.inflight:
                 counter.add(window, self.inflight)
@@ -199,10 +214,14 @@ class FixedPool(Pool):
             # What others were seen to spend in the latest windows (answers
             # come a trip late), or half the last expectation: a window shared
             # with another process does not open with a blind burst, and the
-            # reservation fades when they stop.
-            self.hint = min(
-                max(max(self.seen.values(), default=0), self.hint >> 1), self.limit - self.heaviest
-            )
+            # reservation fades when answers show they stopped. No answer
+            # lately is no news: the expectation stays (it costs nothing
+            # while we send nothing).
+            if self.seen:
+                expect = max(max(self.seen.values()), self.hint >> 1)
+            else:
+                expect = self.hint
+            self.hint = min(expect, self.limit - self.heaviest)
             if self.hint:
                 counter.reserve(window, self.hint)
         self.top = hi
@@ -216,8 +235,8 @@ class FixedPool(Pool):
         used = self.counter.used(window)
         if window <= self.top:
             return used
-        hint = max(max(self.seen.values(), default=0), self.hint >> min(window - self.top, 62))
-        hint = min(hint, self.limit - self.heaviest)
+        # Never less than opening it will reserve (see _open).
+        hint = min(max(max(self.seen.values(), default=0), self.hint), self.limit - self.heaviest)
         return used + self.inflight + max(hint - self.counter.foreign(window), 0)
 
     def warm_at(self, g: Geometry) -> float:
@@ -360,15 +379,24 @@ class FixedPool(Pool):
         except ValueError:
             log.warning("ignoring unreadable %s header: %r", header, reported)
             return freed, 0
-        self.cold = self.out = 0  # Binance told us the count: nothing left unknown
+        window, own = possible[0]
         if len(possible) == 1:
-            window, own = possible[0]
-        else:
-            middle = int(((sent + landed_by) / 2 + g.shift) // p)
-            window, own = next(((w, o) for w, o in possible if w == middle), possible[-1])
-        # The most any report shows (answers overtaken by our own later
-        # requests overstate it, which only costs throughput).
-        self.seen[window] = max(value - own, self.seen.get(window, 0))
+            self.cold = self.out = 0  # Binance told us the count: nothing left unknown
+            # What others spent, for the next windows' reservation: the highest
+            # report less what of ours was answered as landed there. Not the
+            # report less `own` (our count when this one was admitted): ours
+            # admitted later but counted earlier (several connections, jitter,
+            # a wait for the write) would pass for someone else's, and a
+            # process alone on its IP would reserve a part of every window for
+            # nobody. (This window's own count is still raised by `own`: safe.)
+            landed = self.landed[window] = self.landed.get(window, 0) + weight
+            peak = self.peak[window] = max(value, self.peak.get(window, 0))
+            self.seen[window] = max(peak - landed, 0)
+        # Across a boundary the report may be either window's: it corrects the
+        # earlier one only (the count of an ending window, read as the new
+        # one's, would stop the new window for nobody); the next answer
+        # landing wholly in the new window reports on it (a cold pool waits
+        # for that one).
         rose = counter.report(window, value, own)
         if rose:
             log.debug("%s: Binance reports %d used; %d spent elsewhere", self.key, value, rose)
