@@ -392,3 +392,10 @@ async def test_the_demo_prints_a_plan_for_the_state_it_left(tmp_path: Path) -> N
     into_um = [s for s in costed.plan.steps if s.target.wallet == "UMFUTURE"]
     assert sum(s.amount for s in into_um) == Decimal(110000)  # 40,000 left, 150,000 wanted
     assert moved(exchange) == 0
+
+
+def test_limits_watch_refreshes_then_ends(exchange: SimulatedExchange) -> None:
+    """limits --watch shows the live table for the time asked, then returns."""
+    result = invoke(exchange, "limits", "--watch", "1.2")
+    assert result.exit_code == EXIT_OK, result.output
+    assert "fapi-ip" in result.output and "2400" in result.output
