@@ -64,7 +64,8 @@ from ._models import (
 )
 from ._params import Amount, RawType, format_amount
 from ._reconcile import SettleBy, Settlement
-from ._storage import CallCounter, MemoryStorage, Storage, WindowCounter
+from ._redis import RedisStorage
+from ._storage import CallCounter, MemoryStorage, Storage, StorageLink, WindowCounter
 
 __version__ = "0.1.0.dev0"
 
@@ -111,6 +112,7 @@ __all__ = [
     "PoolSpec",
     "RateLimitError",
     "RawType",
+    "RedisStorage",
     "RollingCap",
     "Security",
     "ServerClock",
@@ -119,6 +121,7 @@ __all__ = [
     "SettleBy",
     "Settlement",
     "Storage",
+    "StorageLink",
     "SubAccountAccountType",
     "SubAccountTransferPage",
     "SubAccountTransferRecord",
