@@ -56,20 +56,29 @@ __all__ = ["LeasedWindowCounter", "RedisStorage"]
 log = logging.getLogger("binance_transfers.redis")
 
 # KEYS: boot hash, live-process zset, restart marker, then one hash per (pool, window).
-# ARGV: id, known boot token, proposed token, caller's current window, span (ms),
-#       then per hash: window, want (< 0: give back), limit, claim, floor, force, ttl (ms).
+# ARGV: id, known boot token, proposed token, horizon (the last window the caller
+#       may hold leases in), span (ms), held (the last window the caller used a
+#       local share in, or -1), then per hash: window, want (< 0: give back),
+#       limit, claim, floor, force, ttl (ms).
 # Returns: boot token, live processes, then per hash: granted (may be < 0), total.
 _LEASE = """
 local id, known, proposal = ARGV[1], ARGV[2], ARGV[3]
-local cur, span = tonumber(ARGV[4]), tonumber(ARGV[5])
+local horizon, span, held = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 redis.call('HSETNX', KEYS[1], 'token', proposal)
 local boot = redis.call('HGET', KEYS[1], 'token')
-if known ~= boot and redis.call('HSETNX', KEYS[1], 'rebuilt', id) == 1 then
-  -- Redis lost its data while this process held leases (a restart): others
-  -- may still hold leases of this window and the next that nobody counts now.
-  redis.call('SET', KEYS[3], cur + 1, 'PX', span)
-end
 local since = tonumber(redis.call('GET', KEYS[3]) or '-1')
+local stop = held
+if known ~= boot and redis.call('HSETNX', KEYS[1], 'rebuilt', id) == 1 then
+  -- Redis lost its data while processes held leases (a restart): others may
+  -- hold leases that nobody counts now, as far ahead as this caller may.
+  stop = math.max(stop, horizon)
+end
+if stop > since then
+  -- Nobody gets new leases up to `stop`: leases or local shares that Redis
+  -- does not know of may be spent there. (Local shares: Redis was lost.)
+  since = stop
+  redis.call('SET', KEYS[3], since, 'PX', span)
+end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('ZADD', KEYS[2], now, id)
@@ -77,7 +86,7 @@ redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - span)
 redis.call('PEXPIRE', KEYS[2], span)
 local out = {boot, redis.call('ZCARD', KEYS[2])}
 for i = 4, #KEYS do
-  local b = 5 + (i - 4) * 7
+  local b = 6 + (i - 4) * 7
   local key = KEYS[i]
   local window, want, limit = tonumber(ARGV[b + 1]), tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3])
   local claim, floor, force = tonumber(ARGV[b + 4]), tonumber(ARGV[b + 5]), tonumber(ARGV[b + 6])
@@ -127,6 +136,7 @@ class LeasedWindowCounter:
         "_own",
         "_short",
         "_storage",
+        "_total",
         "key",
         "limit",
         "period",
@@ -147,6 +157,7 @@ class LeasedWindowCounter:
         self._foreign: dict[int, int] = {}
         self._cap: dict[int, int] = {}  # own may reach this: min(leased, limit - foreign)
         self._floor: dict[int, int] = {}  # the most Binance reported used (sent on the next lease)
+        self._total: dict[int, int] = {}  # leased by everybody, as of the last answer
         self._debt: dict[int, int] = {}  # counted here beyond the lease (in flight, late)
         self._asked: set[int] = set()  # windows with a lease request on its way
         self._full: set[int] = set()  # windows Redis had nothing left in
@@ -197,18 +208,29 @@ class LeasedWindowCounter:
     def report(self, window: int, reported: int, own_at_send: int) -> int:
         if window not in self._own:
             return 0  # forgotten: too old to matter
+        # Sent with the next lease request: after a restart, Redis counts from it.
         self._floor[window] = max(self._floor.get(window, 0), reported)
-        return self._raise_foreign(window, reported - own_at_send)
+        # Weight reported beyond everything leased (by anybody) was spent by
+        # somebody outside Redis: it comes out of what we may still use. (Our
+        # own requests overtaking each other explain nothing more than our
+        # leases: ``own_at_send`` is not needed.)
+        total = self._total.get(window)
+        if total is None or reported <= total:
+            return 0
+        return self._raise_foreign(window, reported - self._grant.get(window, 0))
 
     def foreign(self, window: int) -> int:
         # Everything not ours: leased to others (or to nobody yet), or seen spent.
         return self.limit - min(self._cap.get(window, 0), self.limit)
 
     def reserve(self, window: int, weight: int) -> None:
-        self._raise_foreign(window, weight)
+        # The governor's expectation of others' spending, from past windows:
+        # Redis knows what the others hold, so it is not needed here.
+        pass
 
     def forget(self, before: int) -> None:
-        for table in (self._own, self._grant, self._foreign, self._cap, self._floor, self._debt):
+        tables = (self._own, self._grant, self._foreign, self._cap, self._floor, self._debt)
+        for table in (*tables, self._total):
             if table and min(table) < before:
                 for old in [w for w in table if w < before]:
                     del table[old]
@@ -250,9 +272,12 @@ class LeasedWindowCounter:
             self._asked.add(window)
             self._storage._ask(self, window, need)
 
-    def granted(self, window: int, amount: int, lost: bool = False) -> None:
-        """A lease of ``amount`` more (or, when ``lost``, a local share) arrived."""
+    def granted(self, window: int, amount: int, total: int | None = None) -> None:
+        """A lease of ``amount`` more arrived (``total``: leased by everybody), or
+        a local share (``total`` None: Redis is lost)."""
         self._asked.discard(window)
+        if total is not None:
+            self._total[window] = total
         if amount:
             self._grant[window] = self._grant.get(window, 0) + amount
             self._recap(window)
@@ -316,6 +341,7 @@ class RedisStorage:
         self.seen = 1  # the most live processes Redis reported
         self.lost: int | None = None  # the window Redis was lost in, while it is
         self._shared: set[tuple[LeasedWindowCounter, int]] = set()  # local shares given
+        self._held = -1  # the last window a local share was given in
         self.round_trips = 0
 
     @classmethod
@@ -345,8 +371,9 @@ class RedisStorage:
             url,
             socket_timeout=socket_timeout,
             socket_connect_timeout=socket_timeout,
-            # A failure is handled here (fail safe), not retried blindly.
-            retry=Retry(NoBackoff(), 0),
+            # One retry at once: a connection broken by a restart of Redis fails
+            # once and reconnects. Beyond that, Redis is lost (see _on_lost).
+            retry=Retry(NoBackoff(), 1),
             decode_responses=True,
         )
         kwargs = client.connection_pool.connection_kwargs
@@ -416,7 +443,9 @@ class RedisStorage:
         now = first._link.server_now()
         period = first.period
         span = max(int(3 * period * 1000), 1)
-        args: list[Any] = [self.id, self._boot, secrets.token_hex(8), int(now // period), span]
+        horizon = max(int(now // period) + 1, *(window for _, window in batch))
+        held = self._held if self._held >= int(now // period) else -1
+        args: list[Any] = [self.id, self._boot, secrets.token_hex(8), horizon, span, held]
         for (counter, window), need in batch.items():
             keys.append(f"{counter.redis_key}:{window}")
             chunk = max(1, counter.limit // (4 * self.seen))
@@ -436,6 +465,8 @@ class RedisStorage:
 
     def _on_reply(self, batch: _Batch, reply: list[Any]) -> None:
         boot = str(reply[0])
+        if boot != self._boot:
+            log.warning("%s lost its counts (restarted): rebuilding them", self._where)
         if self.lost is not None:
             log.warning("%s is back: leasing from it again", self._where)
             self.lost = None
@@ -443,7 +474,7 @@ class RedisStorage:
         self.seen = max(int(reply[1]), 1)
         for i, (counter, window) in enumerate(batch):
             granted = int(reply[2 + 2 * i])
-            counter.granted(window, granted)
+            counter.granted(window, granted, int(reply[3 + 2 * i]))
             if granted <= 0:
                 # Nothing left in this window: look again when the next one opens.
                 counter._full.add(window)
@@ -463,11 +494,15 @@ class RedisStorage:
             )
         for counter, window in batch:
             # Anybody may hold leases up to the window after the one Redis was
-            # lost in; later windows are split evenly, once each.
-            if window >= self.lost + 2 and (counter, window) not in self._shared:
+            # lost in; later windows are split evenly, once each, and never
+            # beyond the next one (Redis refuses leases up to the last of them
+            # when it is back: see _LEASE).
+            if self.lost + 2 <= window <= current + 1 and (counter, window) not in self._shared:
+                self._held = max(self._held, window)
                 self._shared.add((counter, window))
                 share = counter.limit // max(self.seen, self.processes)
-                counter.granted(window, share, lost=True)
+                log.debug("%s: a local share of %d in window %d", counter.key, share, window)
+                counter.granted(window, share)
             else:
                 counter._asked.discard(window)
             self._later(counter, window, retry=True)
@@ -521,7 +556,7 @@ class RedisStorage:
         now = first._link.server_now()
         span = max(int(3 * first.period * 1000), 1)
         current = int(now // first.period)
-        args: list[Any] = [self.id, self._boot, secrets.token_hex(8), current, span]
+        args: list[Any] = [self.id, self._boot, secrets.token_hex(8), current, span, -1]
         for (counter, window), unused in back.items():
             keys.append(f"{counter.redis_key}:{window}")
             ttl = max(int(((window + 3) * counter.period - now) * 1000), 1)

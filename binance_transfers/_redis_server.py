@@ -1,4 +1,4 @@
-"""A throwaway redis-server on 127.0.0.1, for the tests and benchmarks of RedisStorage.
+"""A throwaway redis-server on 127.0.0.1: for tests, benchmarks and the demo.
 
 Debian's ``redis-server`` must be installed (``make test`` installs it when
 missing): a test never skips because Redis is absent.
@@ -13,6 +13,10 @@ import tempfile
 import threading
 from types import TracebackType
 from typing import IO
+
+from ._exceptions import ConfigurationError
+
+__all__ = ["RedisServer", "free_port"]
 
 
 def _drain(stream: IO[bytes]) -> None:
@@ -43,7 +47,7 @@ class RedisServer:
     def start(self) -> RedisServer:
         binary = shutil.which("redis-server")
         if binary is None:
-            raise RuntimeError("redis-server is not installed: run `make redis` (apt-get)")
+            raise ConfigurationError("redis-server is not installed: run `make redis` (apt-get)")
         # Our own arguments only: loopback, no persistence, a throwaway directory.
         self.process = subprocess.Popen(  # noqa: S603
             [
@@ -55,14 +59,16 @@ class RedisServer:
             stderr=subprocess.STDOUT,
         )
         # Its log says when it accepts connections: read it, no polling.
-        assert self.process.stdout is not None
+        stdout = self.process.stdout
+        if stdout is None:  # pragma: no cover - stdout=PIPE above
+            raise RuntimeError("redis-server has no stdout")
         seen = []
-        for raw in self.process.stdout:
+        for raw in stdout:
             line = raw.decode(errors="replace")
             seen.append(line)
             if "Ready to accept connections" in line:
                 # Keep draining its log, so that a full pipe never blocks it.
-                self._drain = threading.Thread(target=_drain, args=(self.process.stdout,))
+                self._drain = threading.Thread(target=_drain, args=(stdout,))
                 self._drain.start()
                 return self
         raise RuntimeError("redis-server did not start:\n" + "".join(seen[-20:]))
