@@ -103,7 +103,7 @@ for i = 4, #KEYS do
   elseif window > since then
     grant = math.max(math.min(want, limit - total), 0)
   end
-  if force > grant then grant = force end  -- in flight: it may land there anyway
+  if want >= 0 and force > grant then grant = force end  -- in flight: it may land there
   total = total + grant
   mine = mine + grant
   redis.call('HSET', key, 't', total, id, mine)

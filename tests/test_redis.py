@@ -20,6 +20,7 @@ import redis.asyncio as aioredis
 from anyio.streams.buffered import BufferedByteReceiveStream
 
 from binance_transfers import (
+    ENDPOINTS,
     Client,
     ConfigurationError,
     Governor,
@@ -250,3 +251,19 @@ async def run_all(commands: list[list[str]]) -> list[str]:
         for index in range(len(commands)):
             tg.start_soon(one, index)
     return outputs
+
+
+async def test_closing_gives_back_what_was_leased_and_not_used(
+    redis_server: RedisServer, raw: aioredis.Redis
+) -> None:
+    """One permit taken, the rest of the lease returned at close: the next
+    process finds the window whole but for that one unit."""
+    sim = exchange()
+    async with await RedisStorage.connect(redis_server.url) as storage:
+        governor = synced(Governor(LIMITS, clock=sim.clock, storage=storage, latency=0.02), sim)
+        await governor.acquire(ENDPOINTS["server_time"])
+        window = int(governor.server_clock.now() // LIMITS.window)
+        key = f"{{binance_transfers}}:ip:default:api-ip:{window}"
+        assert int(await raw.hget(key, "t") or 0) > 1  # a block, not one unit
+    assert await raw.hget(key, "t") == "1"
+    assert await raw.hget(key, storage.id) == "1"
