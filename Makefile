@@ -46,7 +46,7 @@ $(BENCH)/.installed: pyproject.toml $(STAMP)
 	touch $(BENCH)/.installed
 
 ## bench: the benchmarks quoted in the README, peers included
-bench: $(BENCH)/.installed
+bench: $(BENCH)/.installed redis
 	$(BENCH)/bin/python -m benchmarks
 
 clean:

@@ -30,6 +30,8 @@ from ._exceptions import (
     OutcomeUnknownError,
 )
 from ._governor import Governor
+from ._governor._core import overridden
+from ._http import default_http_client
 from ._journal import (
     DONE,
     EXECUTED,
@@ -40,16 +42,30 @@ from ._journal import (
     Journal,
     PendingIntent,
 )
+from ._logs import TRANSFERS, logged_transfer, redact_httpx, unlogged
 from ._models import (
     Acknowledgement,
+    AssetBalance,
     BnbTransferResult,
     BnbTransferSide,
+    FuturesAccountSummary,
+    FuturesBalance,
     FuturesMarket,
     FutureType,
+    MarginAccount,
+    MarginAccountSummary,
     MarginTransferDirection,
     MarginTransferResult,
+    PortfolioMarginAccount,
+    PortfolioMarginBalance,
     ServerTime,
+    SubAccount,
     SubAccountAccountType,
+    SubAccountAssets,
+    SubAccountFuturesRow,
+    SubAccountFuturesSummaryPage,
+    SubAccountList,
+    SubAccountMarginAccount,
     SubAccountTransferPage,
     SubAccountTransferRecord,
     SubAccountTransferResult,
@@ -57,6 +73,7 @@ from ._models import (
     TransferRecord,
     TransferResult,
     TransferType,
+    WalletBalance,
     converter,
 )
 from ._params import (
@@ -75,6 +92,7 @@ from ._params import (
     type_name_param,
 )
 from ._reconcile import HOW, LOOKS_AFTER_DUPLICATE, Reconciler, SettleBy, Settlement, Window
+from ._settle_balances import MarginTransferBaseline, settle_by_balances, take_baseline
 from ._signing import Signer, make_signer
 from ._transport import DEFAULT_TIMEOUT, ExchangeOutcome, Transport
 
@@ -135,6 +153,9 @@ _T = TypeVar("_T")
 Params = list[tuple[str, str]]
 
 _SEVEN_DAYS_MS = 7 * 24 * 3600 * 1000
+#: Binance's largest pages: sub-account list (200), futures summary (20).
+_SUB_ACCOUNT_PAGE = 200
+_FUTURES_SUMMARY_PAGE = 20
 
 
 class Client:
@@ -191,6 +212,8 @@ class Client:
         account: str | None = None,
         api_url: str = "https://api.binance.com",
         papi_url: str = "https://papi.binance.com",
+        fapi_url: str = "https://fapi.binance.com",
+        dapi_url: str = "https://dapi.binance.com",
         recv_window: int = 5000,
         max_wait: float | None = None,
         retry_on_429: bool = True,
@@ -223,20 +246,28 @@ class Client:
             raise InvalidInputError("on_detached must be callable")
         self.on_detached = on_detached
         urls = _url_param(api_url, "api_url"), _url_param(papi_url, "papi_url")
+        futures_urls = _url_param(fapi_url, "fapi_url"), _url_param(dapi_url, "dapi_url")
         if journal is not None and not isinstance(journal, Journal):
             if not os.path.isdir(os.path.dirname(os.path.abspath(journal))):
                 raise InvalidInputError(f"journal: no directory for {os.fspath(journal)!r}")
             journal = Journal(journal)
         self.journal = journal
         signer = _signer(secret)
+        redact_httpx()  # httpx logs every URL at INFO: a signed GET's signature too
         self._owns_http = http_client is None
-        if http_client is None:
+        if http_client is None and transport is None:
+            # aiohttp under httpx on asyncio (about half httpcore's CPU per call),
+            # httpcore on trio: chosen at the first request.
+            http_client = default_http_client(timeout=timeout, max_in_flight=max_in_flight)
+        elif http_client is None:
             limits = httpx.Limits(
                 max_connections=max_in_flight, max_keepalive_connections=max_in_flight
             )
             http_client = httpx.AsyncClient(timeout=timeout, transport=transport, limits=limits)
         self._http = http_client
         self.governor = governor if governor is not None else Governor()
+        # The governor's metrics hook for whole calls, when it has one.
+        self._transferred = overridden(self.governor.hooks, "transferred")
         self.endpoints = endpoints
         self.max_wait = max_wait_param(max_wait)
         self.retry_on_429 = retry_on_429
@@ -247,7 +278,12 @@ class Client:
             signer=signer,
             governor=self.governor,
             account=self.account,
-            base_urls={Host.API: urls[0], Host.PAPI: urls[1]},
+            base_urls={
+                Host.API: urls[0],
+                Host.PAPI: urls[1],
+                Host.FAPI: futures_urls[0],
+                Host.DAPI: futures_urls[1],
+            },
             http=http_client,
             time_endpoint=endpoints["server_time"],
             recv_window=window,
@@ -369,7 +405,7 @@ class Client:
         *,
         asset: str,
         amount: Amount,
-        market: FuturesMarket = FuturesMarket.USDM,
+        market: FuturesMarket | Literal["UMFUTURE", "CMFUTURE"] = FuturesMarket.USDM,
         max_wait: float | None = None,
     ) -> TransferResult:
         """Spot -> futures wallet (USDⓈ-M by default; ``FuturesMarket.COINM`` for COIN-M).
@@ -386,7 +422,7 @@ class Client:
         *,
         asset: str,
         amount: Amount,
-        market: FuturesMarket = FuturesMarket.USDM,
+        market: FuturesMarket | Literal["UMFUTURE", "CMFUTURE"] = FuturesMarket.USDM,
         max_wait: float | None = None,
     ) -> TransferResult:
         """Futures wallet -> spot (USDⓈ-M by default)::
@@ -441,7 +477,7 @@ class Client:
         *,
         asset: str,
         amount: Amount | None = None,
-        future_type: FutureType | None = None,
+        future_type: FutureType | Literal["UM", "CM", "OPTION"] | None = None,
         max_wait: float | None = None,
     ) -> Acknowledgement:
         """Portfolio Margin: collect ``asset`` from the futures wallets to margin.
@@ -472,7 +508,11 @@ class Client:
         return await self._call("pm_auto_collect", [], Acknowledgement, max_wait)
 
     async def pm_bnb_transfer(
-        self, *, amount: Amount, side: BnbTransferSide, max_wait: float | None = None
+        self,
+        *,
+        amount: Amount,
+        side: BnbTransferSide | Literal["TO_UM", "FROM_UM"],
+        max_wait: float | None = None,
     ) -> BnbTransferResult:
         """Portfolio Margin: move BNB to or from the USDⓈ-M wallet (10 per 10 minutes)::
 
@@ -504,7 +544,11 @@ class Client:
         return await self._call("pmpro_collect_asset", params, Acknowledgement, max_wait)
 
     async def pmpro_bnb_transfer(
-        self, *, amount: Amount, side: BnbTransferSide, max_wait: float | None = None
+        self,
+        *,
+        amount: Amount,
+        side: BnbTransferSide | Literal["TO_UM", "FROM_UM"],
+        max_wait: float | None = None,
     ) -> BnbTransferResult:
         """Portfolio Margin Pro: move BNB to or from USDⓈ-M (2 per 10 minutes)::
 
@@ -524,7 +568,7 @@ class Client:
         email: str,
         asset: str,
         amount: Amount,
-        direction: MarginTransferDirection | int,
+        direction: MarginTransferDirection | Literal[1, 2],
         max_wait: float | None = None,
     ) -> MarginTransferResult:
         """Master account: move funds between a sub-account's spot and margin wallets.
@@ -670,6 +714,203 @@ class Client:
                 page_no += 1
 
         return pages()
+
+    # -- balances (issue 11) ----------------------------------------------------
+    # Reads, under the same governor as the transfers: each names its endpoint
+    # in the table, whose weight and pool (the futures hosts have their own)
+    # the governor charges before anything is sent.
+
+    async def wallet_balances(
+        self, *, quote_asset: str | None = None, max_wait: float | None = None
+    ) -> tuple[WalletBalance, ...]:
+        """Every wallet's value in ``quote_asset`` (Binance's default: BTC), IP weight 60::
+
+        for wallet in await client.wallet_balances(quote_asset="USDT"):
+            print(wallet.wallet_name, wallet.balance)
+        """
+        params: Params = []
+        if quote_asset is not None:
+            params.append(("quoteAsset", asset_param(quote_asset, "quote_asset")))
+        return await self._call("wallet_balance", params, tuple[WalletBalance, ...], max_wait)
+
+    async def spot_balances(
+        self, *, asset: str | None = None, max_wait: float | None = None
+    ) -> tuple[AssetBalance, ...]:
+        """Spot assets held (Binance lists positive ones only), IP weight 5::
+
+        usdt = await client.spot_balances(asset="USDT")
+        """
+        params: Params = [] if asset is None else [("asset", asset_param(asset))]
+        return await self._call("user_assets", params, tuple[AssetBalance, ...], max_wait)
+
+    async def funding_balances(
+        self, *, asset: str | None = None, max_wait: float | None = None
+    ) -> tuple[AssetBalance, ...]:
+        """Funding wallet assets, IP weight 1::
+
+        await client.funding_balances()
+        """
+        params: Params = [] if asset is None else [("asset", asset_param(asset))]
+        return await self._call("funding_assets", params, tuple[AssetBalance, ...], max_wait)
+
+    async def margin_account(self, *, max_wait: float | None = None) -> MarginAccount:
+        """The cross-margin account and its assets, IP weight 10::
+
+        row = (await client.margin_account()).asset("USDT")
+        """
+        return await self._call("margin_account", [], MarginAccount, max_wait)
+
+    async def futures_balances(
+        self, *, market: FuturesMarket = FuturesMarket.USDM, max_wait: float | None = None
+    ) -> tuple[FuturesBalance, ...]:
+        """A futures wallet's assets: USDⓈ-M (``fapi_url``) or COIN-M (``dapi_url``).
+
+        Each host has its own IP pool (2400 per minute)::
+
+            for row in await client.futures_balances(market=FuturesMarket.COINM):
+                print(row.asset, row.balance, row.transferable)
+        """
+        kind = _enum(FuturesMarket, market, "market")
+        name = "um_balance" if kind == FuturesMarket.USDM.value else "cm_balance"
+        return await self._call(name, [], tuple[FuturesBalance, ...], max_wait)
+
+    async def pm_balances(
+        self, *, asset: str | None = None, max_wait: float | None = None
+    ) -> tuple[PortfolioMarginBalance, ...]:
+        """Portfolio Margin balances per asset (``/papi``, weight 20).
+
+        ``asset`` filters here rather than at Binance (which then answers one
+        object instead of a list, for the same weight)::
+
+            await client.pm_balances(asset="USDT")
+        """
+        wanted = None if asset is None else asset_param(asset)
+        rows = await self._call("pm_balance", [], tuple[PortfolioMarginBalance, ...], max_wait)
+        return rows if wanted is None else tuple(r for r in rows if r.asset == wanted)
+
+    async def pm_account(self, *, max_wait: float | None = None) -> PortfolioMarginAccount:
+        """The Portfolio Margin account: equity, margins, status (``/papi``)::
+
+        print((await client.pm_account()).account_status)
+        """
+        return await self._call("pm_account", [], PortfolioMarginAccount, max_wait)
+
+    async def pmpro_balances(
+        self, *, asset: str | None = None, max_wait: float | None = None
+    ) -> tuple[PortfolioMarginBalance, ...]:
+        """Portfolio Margin Pro balances per asset (``/sapi``, weight 20)::
+
+        await client.pmpro_balances()
+        """
+        wanted = None if asset is None else asset_param(asset)
+        rows = await self._call("pmpro_balance", [], tuple[PortfolioMarginBalance, ...], max_wait)
+        return rows if wanted is None else tuple(r for r in rows if r.asset == wanted)
+
+    async def sub_accounts(self, *, max_wait: float | None = None) -> tuple[SubAccount, ...]:
+        """Master account: every sub-account, 200 a page (IP weight 1 a page)::
+
+        emails = [sub.email for sub in await client.sub_accounts()]
+        """
+        found: list[SubAccount] = []
+        page = 1
+        while True:
+            params = [("page", str(page)), ("limit", str(_SUB_ACCOUNT_PAGE))]
+            batch = await self._call("sub_account_list", params, SubAccountList, max_wait)
+            found += batch.sub_accounts
+            if len(batch.sub_accounts) < _SUB_ACCOUNT_PAGE:
+                return tuple(found)
+            page += 1
+
+    async def sub_account_assets(
+        self, *, email: str, max_wait: float | None = None
+    ) -> SubAccountAssets:
+        """Master account: a sub-account's spot assets (UID weight 60)::
+
+        held = (await client.sub_account_assets(email="desk-1@example.com")).free("USDT")
+        """
+        params = [("email", email_param(email))]
+        return await self._call("sub_account_assets", params, SubAccountAssets, max_wait)
+
+    async def sub_account_futures_summary(
+        self, *, market: FuturesMarket = FuturesMarket.USDM, max_wait: float | None = None
+    ) -> FuturesAccountSummary:
+        """Master account: every sub-account's USDⓈ-M or COIN-M wallet, all pages merged.
+
+        IP weight 10 a page of 20 sub-accounts::
+
+            for row in (await client.sub_account_futures_summary()).sub_account_list:
+                print(row.email, row.total_wallet_balance)
+        """
+        kind = _enum(FuturesMarket, market, "market")
+        futures_type = "1" if kind == FuturesMarket.USDM.value else "2"
+        rows: list[SubAccountFuturesRow] = []
+        page = 1
+        while True:
+            params = [
+                ("futuresType", futures_type),
+                ("page", str(page)),
+                ("limit", str(_FUTURES_SUMMARY_PAGE)),
+            ]
+            answer = await self._call(
+                "sub_account_futures_summary", params, SubAccountFuturesSummaryPage, max_wait
+            )
+            summary = (
+                answer.future_account_summary_resp
+                if futures_type == "1"
+                else answer.delivery_account_summary_resp
+            ) or FuturesAccountSummary()
+            rows += summary.sub_account_list
+            if len(summary.sub_account_list) < _FUTURES_SUMMARY_PAGE:
+                return attrs.evolve(summary, sub_account_list=tuple(rows))
+            page += 1
+
+    async def sub_account_margin_summary(
+        self, *, max_wait: float | None = None
+    ) -> MarginAccountSummary:
+        """Master account: every sub-account's margin account, valued in BTC (IP weight 10)."""
+        return await self._call("sub_account_margin_summary", [], MarginAccountSummary, max_wait)
+
+    async def sub_account_margin_account(
+        self, *, email: str, max_wait: float | None = None
+    ) -> SubAccountMarginAccount:
+        """Master account: one sub-account's margin assets in detail (IP weight 10)::
+
+        row = (await client.sub_account_margin_account(email="desk-1@example.com")).asset("USDT")
+        """
+        params = [("email", email_param(email))]
+        return await self._call(
+            "sub_account_margin_account", params, SubAccountMarginAccount, max_wait
+        )
+
+    async def margin_transfer_baseline(self, *, email: str, asset: str) -> MarginTransferBaseline:
+        """Master account: read what :meth:`reconcile_margin_transfer` compares with.
+
+        Take it just before :meth:`sub_account_margin_transfer`, while nothing
+        else moves ``asset`` on that sub-account (UID weight 60 + IP weight 10)::
+
+            baseline = await client.margin_transfer_baseline(email=desk, asset="USDT")
+            try:
+                await client.sub_account_margin_transfer(email=desk, asset="USDT", ...)
+            except OutcomeUnknownError as unknown:
+                settlement = await client.reconcile_margin_transfer(unknown, baseline)
+        """
+        return await take_baseline(self, email=email_param(email), asset=asset_param(asset))
+
+    async def reconcile_margin_transfer(
+        self, error: OutcomeUnknownError, baseline: MarginTransferBaseline
+    ) -> Settlement:
+        """Settle an unknown sub-account margin transfer by the sub-account's balances.
+
+        Binance keeps no history of these transfers; once its clock is past
+        the request's window, the balances moved by exactly the amount
+        (executed), not at all (not executed), or otherwise (None: something
+        else moved the asset). The journal row, if any, records the verdict.
+        """
+        settlement = await settle_by_balances(self, error, baseline)
+        intent = getattr(error, "journal_id", None)
+        if settlement.executed is not None and isinstance(intent, int):
+            await self._journal_settlement(intent, settlement)
+        return settlement
 
     # -- misc -----------------------------------------------------------------
 
@@ -906,8 +1147,14 @@ class Client:
         on_unknown: OnUnknown | None = None,
     ) -> _T:
         self._check_open()
-        max_wait = max_wait_param(max_wait)
         endpoint: Endpoint = self.endpoints[name]
+        hook = self._transferred
+        if endpoint.mutating and (hook or TRANSFERS.isEnabledFor(logging.INFO)) and unlogged():
+            # One record (and hook call) per transfer, however it ends (see _logs).
+            call = self._call(name, params, model, max_wait, recv_window, on_unknown)
+            clock = self.governor.server_clock.clock
+            return await logged_transfer(call, endpoint, params, clock, hook)
+        max_wait = max_wait_param(max_wait)
         if recv_window is not None:
             recv_window = recv_window_param(recv_window)
         mode = self.on_unknown if on_unknown is None else _on_unknown_param(on_unknown)

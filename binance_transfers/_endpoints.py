@@ -17,13 +17,24 @@ import attrs
 
 from ._models import (
     Acknowledgement,
+    AssetBalance,
     BnbTransferResult,
+    FuturesBalance,
+    MarginAccount,
+    MarginAccountSummary,
     MarginTransferResult,
+    PortfolioMarginAccount,
+    PortfolioMarginBalance,
     ServerTime,
+    SubAccountAssets,
+    SubAccountFuturesSummaryPage,
+    SubAccountList,
+    SubAccountMarginAccount,
     SubAccountTransferPage,
     SubAccountTransferResult,
     TransferPage,
     TransferResult,
+    WalletBalance,
 )
 
 __all__ = ["ENDPOINTS", "Endpoint", "EndpointTable", "Host", "RollingCap", "Security"]
@@ -36,6 +47,10 @@ class Host(enum.Enum):
     API = "api"
     #: ``https://papi.binance.com``: classic Portfolio Margin.
     PAPI = "papi"
+    #: ``https://fapi.binance.com``: USDⓈ-M futures (its own IP pool).
+    FAPI = "fapi"
+    #: ``https://dapi.binance.com``: COIN-M futures (its own IP pool).
+    DAPI = "dapi"
 
 
 class Security(enum.Enum):
@@ -73,6 +88,8 @@ class Endpoint:
     uid_weight: int = 0
     """Weight counted against the account (0: not UID-weighted)."""
     caps: tuple[RollingCap, ...] = ()
+    reads: bool = False
+    """A POST that only reads (Binance serves some balances by POST): never journaled."""
 
     @property
     def prefix(self) -> str:
@@ -82,7 +99,7 @@ class Endpoint:
     @property
     def mutating(self) -> bool:
         """It moves money: never sent again when its outcome is unknown."""
-        return self.method == "POST"
+        return self.method == "POST" and not self.reads
 
     def __repr__(self) -> str:
         return f"<Endpoint {self.name}: {self.method} {self.path}>"
@@ -121,7 +138,7 @@ def _table(*endpoints: Endpoint) -> EndpointTable:
     return EndpointTable({e.name: e for e in endpoints})
 
 
-_API, _PAPI = Host.API, Host.PAPI
+_API, _PAPI, _FAPI, _DAPI = Host.API, Host.PAPI, Host.FAPI, Host.DAPI
 _USER, _TRADE, _NONE = Security.USER_DATA, Security.TRADE, Security.NONE
 
 #: Every endpoint the client wraps, with Binance's documented defaults.
@@ -238,5 +255,136 @@ ENDPOINTS = _table(
         security=_NONE,
         ip_weight=1,
         response=ServerTime,
+    ),
+    # -- balances (issue 11) ---------------------------------------------------
+    # Weights as Binance's endpoint pages give them (checked 2026-12). Where
+    # two sources disagree the higher weight is used, noted on the entry.
+    Endpoint(
+        name="wallet_balance",
+        method="GET",
+        host=_API,
+        path="/sapi/v1/asset/wallet/balance",
+        security=_USER,
+        ip_weight=60,
+        response=tuple[WalletBalance, ...],
+    ),
+    Endpoint(
+        name="user_assets",
+        method="POST",
+        host=_API,
+        path="/sapi/v3/asset/getUserAsset",
+        security=_USER,
+        ip_weight=5,
+        reads=True,
+        response=tuple[AssetBalance, ...],
+    ),
+    Endpoint(
+        name="funding_assets",
+        method="POST",
+        host=_API,
+        path="/sapi/v1/asset/get-funding-asset",
+        security=_USER,
+        ip_weight=1,
+        reads=True,
+        response=tuple[AssetBalance, ...],
+    ),
+    Endpoint(
+        name="margin_account",
+        method="GET",
+        host=_API,
+        path="/sapi/v1/margin/account",
+        security=_USER,
+        ip_weight=10,
+        response=MarginAccount,
+    ),
+    Endpoint(
+        name="um_balance",
+        method="GET",
+        host=_FAPI,
+        path="/fapi/v3/balance",
+        security=_USER,
+        ip_weight=5,  # v3's page gives none we could read; v2's page and the WebSocket say 5
+        response=tuple[FuturesBalance, ...],
+    ),
+    Endpoint(
+        name="cm_balance",
+        method="GET",
+        host=_DAPI,
+        path="/dapi/v1/balance",
+        security=_USER,
+        ip_weight=5,  # the REST page says 1, its WebSocket twin 5: the safer 5
+        response=tuple[FuturesBalance, ...],
+    ),
+    Endpoint(
+        name="pm_balance",
+        method="GET",
+        host=_PAPI,
+        path="/papi/v1/balance",
+        security=_USER,
+        ip_weight=20,
+        response=tuple[PortfolioMarginBalance, ...],
+    ),
+    Endpoint(
+        name="pm_account",
+        method="GET",
+        host=_PAPI,
+        path="/papi/v1/account",
+        security=_USER,
+        ip_weight=20,  # no page we could read gives it: papi/v1/balance's 20, the safe side
+        response=PortfolioMarginAccount,
+    ),
+    Endpoint(
+        name="pmpro_balance",
+        method="GET",
+        host=_API,
+        path="/sapi/v1/portfolio/balance",
+        security=_USER,
+        ip_weight=20,  # "Request Weight 20", pool unnamed: /sapi's default, IP
+        response=tuple[PortfolioMarginBalance, ...],
+    ),
+    Endpoint(
+        name="sub_account_list",
+        method="GET",
+        host=_API,
+        path="/sapi/v1/sub-account/list",
+        security=_USER,
+        ip_weight=1,
+        response=SubAccountList,
+    ),
+    Endpoint(
+        name="sub_account_assets",
+        method="GET",
+        host=_API,
+        path="/sapi/v4/sub-account/assets",
+        security=_USER,
+        uid_weight=60,
+        response=SubAccountAssets,
+    ),
+    Endpoint(
+        name="sub_account_futures_summary",
+        method="GET",
+        host=_API,
+        path="/sapi/v2/sub-account/futures/accountSummary",
+        security=_USER,
+        ip_weight=10,
+        response=SubAccountFuturesSummaryPage,
+    ),
+    Endpoint(
+        name="sub_account_margin_summary",
+        method="GET",
+        host=_API,
+        path="/sapi/v1/sub-account/margin/accountSummary",
+        security=_USER,
+        ip_weight=10,
+        response=MarginAccountSummary,
+    ),
+    Endpoint(
+        name="sub_account_margin_account",
+        method="GET",
+        host=_API,
+        path="/sapi/v1/sub-account/margin/account",
+        security=_USER,
+        ip_weight=10,
+        response=SubAccountMarginAccount,
     ),
 )

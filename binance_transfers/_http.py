@@ -1,18 +1,19 @@
 """The default HTTP client: httpx's API over the fastest transport for the running loop.
 
-On asyncio, requests go through aiohttp (via ``httpx-aiohttp``, as openai-python
-does), which costs about half of httpcore's CPU per request; on trio (and any
+On asyncio, requests go through aiohttp (:class:`WriteAwareAiohttpTransport`),
+which costs about half of httpcore's CPU per request; on trio (and any
 other loop), and wherever respx or pytest-httpx has patched httpx's transports,
 they go through httpcore. The choice is made at the first request,
 inside the loop, because a client may be built before any loop runs.
 
-httpx-aiohttp's own exception mapping cannot tell whether a request was
-written: it turns a connection dropped *after* the request left
-(``ServerDisconnectedError``) into ``httpx.ConnectTimeout``, which says "never
-sent" and would let a transfer be sent twice. :class:`WriteAwareAiohttpTransport`
-therefore classifies every error by whether aiohttp had handed over a ready
-connection for the request (its connector's ``connect()`` returned, just before
-the first byte is written): errors before that become httpx's "not sent" exceptions
+aiohttp's exceptions do not tell whether a request was written: a connection
+dropped *after* the request left (``ServerDisconnectedError``) is a
+``ClientConnectionError`` like a refused one (``httpx-aiohttp`` maps both to
+``httpx.ConnectTimeout``, "never sent", which would let a transfer be sent
+twice). :class:`WriteAwareAiohttpTransport` therefore classifies every error
+by whether aiohttp had handed over a ready connection for the request (its
+connector's ``connect()`` returned, just before the first byte is written):
+errors before that become httpx's "not sent" exceptions
 (:data:`AIOHTTP_NOT_SENT`), errors after it "maybe sent" ones
 (:data:`AIOHTTP_MAYBE_SENT`), reading the body included.
 
@@ -27,8 +28,8 @@ from __future__ import annotations
 import contextvars
 import functools
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Any, cast
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -39,6 +40,7 @@ __all__ = [
     "AIOHTTP_MAYBE_SENT",
     "AIOHTTP_NOT_SENT",
     "ON_WRITE",
+    "RefusedBeforeWriting",
     "WriteAwareAiohttpTransport",
     "default_http_client",
     "direct_transport",
@@ -49,6 +51,13 @@ __all__ = [
 ON_WRITE = "binance_transfers.on_write"
 
 OnWrite = Callable[[], Awaitable[None]]
+
+
+class RefusedBeforeWriting(httpx.LocalProtocolError):
+    """A request the transport refused before connecting: not one byte of it was written.
+
+    httpx's ``LocalProtocolError`` may come after a write (HTTP/2); this one never does.
+    """
 
 
 def default_http_client(*, timeout: httpx.Timeout | float, max_in_flight: int) -> httpx.AsyncClient:
@@ -84,7 +93,7 @@ class _LoopTransport(httpx.AsyncBaseTransport):
         if sniffio.current_async_library() == "asyncio" and not _mocked():
             try:
                 return WriteAwareAiohttpTransport(limits=self._limits)
-            except ImportError:  # aiohttp or httpx-aiohttp not installed
+            except ImportError:  # aiohttp not installed
                 pass
         return httpx.AsyncHTTPTransport(limits=self._limits)
 
@@ -132,8 +141,8 @@ class _Attempt:
 _FORBIDDEN_IN_HEADER = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]").search
 
 # The connector runs in the task that sends the request, so a context
-# variable carries the request's state to it (httpx-aiohttp passes nothing
-# per request to aiohttp but the request itself).
+# variable carries the request's state to it (aiohttp's connect() gets
+# nothing of ours but the request).
 _ATTEMPT: contextvars.ContextVar[_Attempt | None] = contextvars.ContextVar(
     "binance_transfers_http_attempt", default=None
 )
@@ -240,24 +249,55 @@ def translate_aiohttp_error(exc: BaseException, *, written: bool) -> BaseExcepti
 
 
 class WriteAwareAiohttpTransport(httpx.AsyncBaseTransport):
-    """httpx-aiohttp's transport, with errors classified by whether the request was written.
+    """An httpx transport over aiohttp, its errors classified by whether the request was written.
 
-    Raises ``ImportError`` when aiohttp or httpx-aiohttp is not installed.
+    Written for this package rather than taken from ``httpx-aiohttp``, which
+    gets two things wrong for signed requests: it hands aiohttp the URL as
+    text, which aiohttp (yarl) re-quotes (``%40`` leaves as ``@``: Binance then
+    checks the signature over other bytes and answers -1022), and it reports
+    a connection dropped after the write as ``ConnectTimeout`` ("never sent").
+    Here the URL goes to aiohttp already encoded, exactly as signed, and the
+    body is read inside the transport (Binance's answers are small).
+
+    Raises ``ImportError`` when aiohttp is not installed.
     """
 
     #: It awaits the ``binance_transfers.on_write`` extension before writing.
     reports_writes = True
 
     def __init__(self, *, limits: httpx.Limits) -> None:
-        from httpx_aiohttp import AiohttpTransport
+        import aiohttp  # noqa: F401 - fail here (ImportError) rather than at the first request
 
         self._limits = limits
-        self._inner = AiohttpTransport(limits=limits, client=self._session)
+        self._session: aiohttp.ClientSession | None = None
+        self._timeouts: dict[tuple[float | None, ...], aiohttp.ClientTimeout] = {}
 
-    def _session(self) -> aiohttp.ClientSession:
+    def _open(self) -> aiohttp.ClientSession:
         import aiohttp
 
-        return aiohttp.ClientSession(connector=_connector(self._limits, self._inner.ssl_context))
+        # The SSL context httpx would use (certifi, SSL_CERT_FILE...).
+        connector = _connector(self._limits, httpx.create_ssl_context())
+        # No cookie jar (Binance sets none worth keeping) and no decoding:
+        # httpx decodes the body by its Content-Encoding, as for httpcore.
+        self._session = aiohttp.ClientSession(
+            connector=connector, cookie_jar=aiohttp.DummyCookieJar(), auto_decompress=False
+        )
+        return self._session
+
+    def _timeout(self, request: httpx.Request) -> aiohttp.ClientTimeout:
+        timeout = request.extensions.get("timeout") or {}
+        key = (timeout.get("connect"), timeout.get("read"), timeout.get("pool"))
+        cached = self._timeouts.get(key)
+        if cached is None:
+            import aiohttp
+
+            # aiohttp's `connect` spans waiting for a pooled connection and
+            # opening one: httpx's pool timeout; `sock_connect` is httpx's connect.
+            cached = aiohttp.ClientTimeout(
+                total=None, connect=key[2], sock_connect=key[0], sock_read=key[1]
+            )
+            self._timeouts[key] = cached
+        return cached
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         for name, value in request.headers.raw:
@@ -265,57 +305,60 @@ class WriteAwareAiohttpTransport(httpx.AsyncBaseTransport):
             # connection is handed over: refuse them first, when nothing is
             # written. The value is not quoted: it may be the API key.
             if _FORBIDDEN_IN_HEADER(name) or _FORBIDDEN_IN_HEADER(value):
-                raise httpx.LocalProtocolError(
+                raise RefusedBeforeWriting(
                     f"a control character in the {name.decode('latin-1')!r} header"
                     if not _FORBIDDEN_IN_HEADER(name)
                     else "a control character in a header name"
                 )
+        import yarl
+
+        session = self._session or self._open()
+        body = await request.aread()
+        # encoded=True: the target goes on the wire byte for byte as httpx
+        # encoded it (and as the signature covers it).
+        url = yarl.URL(str(request.url), encoded=True)
         attempt = _Attempt(request.extensions.get(ON_WRITE))
         token = _ATTEMPT.set(attempt)
         try:
-            response = await self._inner.handle_async_request(request)
+            response = await session.request(
+                request.method,
+                url,
+                headers=request.headers.multi_items(),
+                data=body or None,
+                allow_redirects=False,
+                timeout=self._timeout(request),
+                server_hostname=request.extensions.get("sni_hostname"),
+            )
+            try:
+                # Read to the end, the connection goes back to the pool by itself.
+                content = await response.read()
+            except BaseException:
+                response.close()  # half read: the connection cannot be reused
+                raise
         except BaseException as exc:
             if exc is attempt.hook_error:
                 raise  # the hook's own exception, unchanged: nothing was written
-            cause = exc.__cause__ if isinstance(exc, httpx.TransportError) else exc
-            # httpx-aiohttp re-raised aiohttp's error as its own guess: classify
-            # the original by what we know was written.
-            translated = translate_aiohttp_error(
-                cause if cause is not None else exc, written=attempt.written
-            )
-            if translated is exc or translated is cause:
+            # The headers may have arrived (the body failed): then it was written.
+            translated = translate_aiohttp_error(exc, written=attempt.written)
+            if translated is exc:
                 raise
-            raise translated from cause
+            raise translated from exc
         finally:
             _ATTEMPT.reset(token)
-        # The headers arrived, so the request was written: reading the body can
-        # only fail as "maybe sent".
-        response.stream = _Body(cast(httpx.AsyncByteStream, response.stream))
-        return response
+        extensions: dict[str, Any] = {"http_version": b"HTTP/1.1"}
+        if response.reason:
+            extensions["reason_phrase"] = response.reason.encode("latin-1", "replace")
+        return httpx.Response(
+            response.status,
+            headers=response.raw_headers,
+            stream=httpx.ByteStream(content),
+            request=request,
+            extensions=extensions,
+        )
 
     async def aclose(self) -> None:
-        await self._inner.aclose()
-
-
-class _Body(httpx.AsyncByteStream):
-    """httpx-aiohttp's body stream, its errors translated as "maybe sent"."""
-
-    def __init__(self, stream: httpx.AsyncByteStream) -> None:
-        self._stream = stream
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        try:
-            async for chunk in self._stream:
-                yield chunk
-        except Exception as exc:
-            cause = exc.__cause__ if isinstance(exc, httpx.TransportError) else exc
-            translated = translate_aiohttp_error(cause or exc, written=True)
-            if translated is exc or translated is cause:
-                raise
-            raise translated from cause
-
-    async def aclose(self) -> None:
-        await self._stream.aclose()
+        if self._session is not None:
+            await self._session.close()
 
 
 def direct_transport(http: httpx.AsyncClient, url: str) -> httpx.AsyncBaseTransport | None:

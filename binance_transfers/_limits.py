@@ -4,6 +4,8 @@
 
 * ``/api``: one IP pool (6000 per minute);
 * ``/papi``: one IP pool shared by every Portfolio Margin endpoint (6000);
+* ``/fapi`` and ``/dapi`` (USDⓈ-M and COIN-M futures, hosts of their own):
+  one IP pool each, 2400 per minute, header ``X-MBX-USED-WEIGHT-1M``;
 * ``/sapi``: an independent bucket per endpoint, 12000 per minute for IP
   weight and 180000 per minute per account for UID weight;
 * rolling call caps (500 auto-collections an hour...) per endpoint and account.
@@ -47,6 +49,10 @@ class Limits:
     """``/api`` IP weight per minute."""
     papi_ip: int = 6000
     """``/papi`` IP weight per minute, shared by all Portfolio Margin endpoints."""
+    fapi_ip: int = 2400
+    """``/fapi`` (USDⓈ-M futures) IP weight per minute."""
+    dapi_ip: int = 2400
+    """``/dapi`` (COIN-M futures) IP weight per minute."""
     sapi_ip: int = 12000
     """``/sapi`` IP weight per minute, for each endpoint independently."""
     sapi_uid: int = 180000
@@ -104,6 +110,10 @@ def pools_for(endpoint: Endpoint, limits: Limits, account: str) -> tuple[PoolSpe
             key, limit, header = f"sapi-ip {route}", limits.sapi_ip, "x-sapi-used-ip-weight-1m"
         elif prefix == "papi":
             key, limit, header = "papi-ip", limits.papi_ip, "x-mbx-used-weight-1m"
+        elif prefix == "fapi":
+            key, limit, header = "fapi-ip", limits.fapi_ip, "x-mbx-used-weight-1m"
+        elif prefix == "dapi":
+            key, limit, header = "dapi-ip", limits.dapi_ip, "x-mbx-used-weight-1m"
         else:
             key, limit, header = "api-ip", limits.api_ip, "x-mbx-used-weight-1m"
         specs.append(PoolSpec(key, PoolKind.IP, limit, window, endpoint.ip_weight, header, True))

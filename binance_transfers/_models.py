@@ -22,20 +22,35 @@ from ._params import format_amount
 
 __all__ = [
     "Acknowledgement",
+    "AssetBalance",
     "BnbTransferResult",
     "BnbTransferSide",
     "FutureType",
+    "FuturesAccountSummary",
+    "FuturesBalance",
     "FuturesMarket",
+    "MarginAccount",
+    "MarginAccountSummary",
+    "MarginAsset",
     "MarginTransferDirection",
     "MarginTransferResult",
+    "PortfolioMarginAccount",
+    "PortfolioMarginBalance",
     "ServerTime",
+    "SubAccount",
     "SubAccountAccountType",
+    "SubAccountAssets",
+    "SubAccountFuturesRow",
+    "SubAccountMarginAccount",
+    "SubAccountMarginRow",
     "SubAccountTransferRecord",
     "SubAccountTransferResult",
+    "SubAccountTransferStatus",
     "TransferRecord",
     "TransferResult",
     "TransferStatus",
     "TransferType",
+    "WalletBalance",
 ]
 
 
@@ -143,6 +158,15 @@ class TransferStatus(enum.StrEnum):
     FAILED = "FAILED"
 
 
+class SubAccountTransferStatus(enum.StrEnum):
+    """Status of a row in the sub-account universal transfer history."""
+
+    SUCCESS = "SUCCESS"
+    PROCESS = "PROCESS"
+    """Accepted, not settled yet (the universal history's PENDING)."""
+    FAILURE = "FAILURE"
+
+
 class FutureType(enum.StrEnum):
     """``futureType`` of Portfolio Margin fund collection by asset."""
 
@@ -224,7 +248,8 @@ class ServerTime:
 
     @property
     def datetime(self) -> datetime:
-        return datetime.fromtimestamp(self.server_time / 1000, UTC)
+        """``server_time`` as an aware UTC datetime."""
+        return _utc(self.server_time)
 
 
 @attrs.frozen(kw_only=True)
@@ -238,6 +263,11 @@ class TransferRecord:
     tran_id: int
     timestamp: int
     """Epoch milliseconds."""
+
+    @property
+    def datetime(self) -> datetime:
+        """``timestamp`` as an aware UTC datetime."""
+        return _utc(self.timestamp)
 
 
 @attrs.frozen(kw_only=True)
@@ -258,10 +288,17 @@ class SubAccountTransferRecord:
     asset: str
     amount: Decimal
     create_time_stamp: int
+    """Epoch milliseconds."""
     from_account_type: SubAccountAccountType | str
     to_account_type: SubAccountAccountType | str
-    status: str
+    status: SubAccountTransferStatus | str
+    """A :class:`SubAccountTransferStatus`, or the plain string of a status Binance added since."""
     client_tran_id: str | None = None
+
+    @property
+    def datetime(self) -> datetime:
+        """``create_time_stamp`` as an aware UTC datetime."""
+        return _utc(self.create_time_stamp)
 
 
 @attrs.frozen(kw_only=True)
@@ -272,7 +309,269 @@ class SubAccountTransferPage:
     result: tuple[SubAccountTransferRecord, ...] = ()
 
 
+# -- balances (issue 11) --------------------------------------------------------
+
+_ZERO = Decimal(0)
+
+
+def _wire_name(name: str) -> dict[str, str]:
+    return {"wire": name}
+
+
+@attrs.frozen(kw_only=True)
+class WalletBalance:
+    """One wallet of the overview (GET /sapi/v1/asset/wallet/balance), valued in a quote asset."""
+
+    wallet_name: str
+    """Binance's display name: ``Spot``, ``Funding``, ``Cross Margin``, ``USDⓈ-M Futures``..."""
+    balance: Decimal
+    """The wallet's value in the quote asset asked for (BTC by default)."""
+    activate: bool = True
+    """Whether the wallet is opened."""
+
+
+@attrs.frozen(kw_only=True)
+class AssetBalance:
+    """One asset of a spot, funding or sub-account spot wallet."""
+
+    asset: str
+    free: Decimal
+    locked: Decimal = _ZERO
+    freeze: Decimal = _ZERO
+    withdrawing: Decimal = _ZERO
+    ipoable: Decimal = _ZERO
+    btc_valuation: Decimal = _ZERO
+
+    @property
+    def total(self) -> Decimal:
+        """Everything the wallet holds of the asset: free, locked, frozen and withdrawing."""
+        return self.free + self.locked + self.freeze + self.withdrawing
+
+
+@attrs.frozen(kw_only=True)
+class MarginAsset:
+    """One asset of a cross-margin account."""
+
+    asset: str
+    free: Decimal
+    locked: Decimal = _ZERO
+    borrowed: Decimal = _ZERO
+    interest: Decimal = _ZERO
+    net_asset: Decimal = _ZERO
+
+
+@attrs.frozen(kw_only=True)
+class MarginAccount:
+    """The cross-margin account (GET /sapi/v1/margin/account)."""
+
+    user_assets: tuple[MarginAsset, ...] = ()
+    created: bool = True
+    """False: the margin account is not opened."""
+    margin_level: Decimal | None = None
+    total_asset_of_btc: Decimal | None = None
+    total_liability_of_btc: Decimal | None = None
+    total_net_asset_of_btc: Decimal | None = None
+    trade_enabled: bool = True
+    transfer_in_enabled: bool = True
+    transfer_out_enabled: bool = True
+
+    def asset(self, name: str) -> MarginAsset | None:
+        """The row of asset ``name`` (None: the account holds none)."""
+        return next((row for row in self.user_assets if row.asset == name), None)
+
+
+@attrs.frozen(kw_only=True)
+class FuturesBalance:
+    """One asset of a USDⓈ-M (GET /fapi/v3/balance) or COIN-M (GET /dapi/v1/balance) wallet."""
+
+    asset: str
+    balance: Decimal
+    """Wallet balance."""
+    available_balance: Decimal = _ZERO
+    cross_wallet_balance: Decimal = _ZERO
+    cross_un_pnl: Decimal = _ZERO
+    max_withdraw_amount: Decimal | None = None
+    """USDⓈ-M: the most that can be transferred out."""
+    withdraw_available: Decimal | None = None
+    """COIN-M's name for the most that can be transferred out."""
+    margin_available: bool | None = None
+    account_alias: str = ""
+    update_time: int = 0
+
+    @property
+    def transferable(self) -> Decimal:
+        """The most that can leave the wallet, whichever name Binance gave it."""
+        for value in (self.max_withdraw_amount, self.withdraw_available):
+            if value is not None:
+                return value
+        return self.available_balance
+
+
+@attrs.frozen(kw_only=True)
+class PortfolioMarginBalance:
+    """One asset of a Portfolio Margin (GET /papi/v1/balance) or PM Pro account."""
+
+    asset: str
+    total_wallet_balance: Decimal
+    """Cross margin free + locked + USDⓈ-M wallet + COIN-M wallet."""
+    cross_margin_asset: Decimal | None = None
+    cross_margin_borrowed: Decimal = _ZERO
+    cross_margin_free: Decimal = _ZERO
+    cross_margin_interest: Decimal = _ZERO
+    cross_margin_locked: Decimal = _ZERO
+    um_wallet_balance: Decimal = _ZERO
+    um_unrealized_pnl: Decimal | None = attrs.field(
+        default=None, metadata=_wire_name("umUnrealizedPNL")
+    )
+    cm_wallet_balance: Decimal = _ZERO
+    cm_unrealized_pnl: Decimal | None = attrs.field(
+        default=None, metadata=_wire_name("cmUnrealizedPNL")
+    )
+    negative_balance: Decimal = _ZERO
+    option_wallet_balance: Decimal | None = None
+    """PM Pro SPAN only."""
+    update_time: int = 0
+
+
+@attrs.frozen(kw_only=True)
+class PortfolioMarginAccount:
+    """The Portfolio Margin account (GET /papi/v1/account), amounts in USD."""
+
+    account_status: str
+    """``NORMAL``, ``MARGIN_CALL``, ``SUPPLY_MARGIN``, ``REDUCE_ONLY``, ``ACTIVE_LIQUIDATION``..."""
+    uni_mmr: Decimal | None = attrs.field(default=None, metadata=_wire_name("uniMMR"))
+    account_equity: Decimal | None = None
+    actual_equity: Decimal | None = None
+    account_initial_margin: Decimal | None = None
+    account_maint_margin: Decimal | None = None
+    virtual_max_withdraw_amount: Decimal | None = None
+    """The most that can be transferred out, in USD."""
+    total_available_balance: Decimal | None = None
+    update_time: int = 0
+
+
+@attrs.frozen(kw_only=True)
+class SubAccountAssets:
+    """A sub-account's spot assets (GET /sapi/v4/sub-account/assets)."""
+
+    balances: tuple[AssetBalance, ...] = ()
+
+    def free(self, asset: str) -> Decimal:
+        """The free amount of ``asset`` (zero if none)."""
+        return next((row.free for row in self.balances if row.asset == asset), _ZERO)
+
+
+@attrs.frozen(kw_only=True)
+class SubAccountFuturesRow:
+    """One sub-account of the futures summary."""
+
+    email: str
+    total_wallet_balance: Decimal
+    asset: str = "USD"
+    total_margin_balance: Decimal = _ZERO
+    total_unrealized_profit: Decimal = _ZERO
+
+
+@attrs.frozen(kw_only=True)
+class FuturesAccountSummary:
+    """The master's view of its sub-accounts' USDⓈ-M or COIN-M futures wallets."""
+
+    sub_account_list: tuple[SubAccountFuturesRow, ...] = ()
+    asset: str = "USD"
+    total_wallet_balance: Decimal | None = None
+    """USDⓈ-M: the sum of the sub-accounts' wallets (USD)."""
+    total_wallet_balance_of_btc: Decimal | None = attrs.field(
+        default=None, metadata=_wire_name("totalWalletBalanceOfBTC")
+    )
+    """COIN-M: the sum valued in BTC."""
+
+
+@attrs.frozen(kw_only=True)
+class SubAccountFuturesSummaryPage:
+    """GET /sapi/v2/sub-account/futures/accountSummary as Binance returns it."""
+
+    future_account_summary_resp: FuturesAccountSummary | None = None
+    delivery_account_summary_resp: FuturesAccountSummary | None = None
+
+
+@attrs.frozen(kw_only=True)
+class SubAccountMarginRow:
+    """One sub-account of the margin summary (values in BTC)."""
+
+    email: str
+    total_asset_of_btc: Decimal = _ZERO
+    total_liability_of_btc: Decimal = _ZERO
+    total_net_asset_of_btc: Decimal = _ZERO
+
+
+@attrs.frozen(kw_only=True)
+class MarginAccountSummary:
+    """The master's view of its sub-accounts' margin accounts (values in BTC)."""
+
+    sub_account_list: tuple[SubAccountMarginRow, ...] = ()
+    total_asset_of_btc: Decimal = _ZERO
+    total_liability_of_btc: Decimal = _ZERO
+    total_net_asset_of_btc: Decimal = _ZERO
+
+
+@attrs.frozen(kw_only=True)
+class SubAccountMarginAccount:
+    """One sub-account's margin account in detail (GET /sapi/v1/sub-account/margin/account)."""
+
+    email: str
+    margin_user_asset_vo_list: tuple[MarginAsset, ...] = ()
+    margin_level: Decimal | None = None
+    total_asset_of_btc: Decimal | None = None
+    total_liability_of_btc: Decimal | None = None
+    total_net_asset_of_btc: Decimal | None = None
+
+    def asset(self, name: str) -> MarginAsset | None:
+        """The row of asset ``name`` (None: none held)."""
+        return next((row for row in self.margin_user_asset_vo_list if row.asset == name), None)
+
+
+@attrs.frozen(kw_only=True)
+class SubAccount:
+    """One sub-account of the master (GET /sapi/v1/sub-account/list)."""
+
+    email: str
+    sub_user_id: int | None = None
+    is_freeze: bool = False
+    create_time: int = 0
+    remark: str = ""
+
+
+@attrs.frozen(kw_only=True)
+class SubAccountList:
+    """One page of GET /sapi/v1/sub-account/list."""
+
+    sub_accounts: tuple[SubAccount, ...] = ()
+
+
+_BALANCE_MODELS = (
+    WalletBalance,
+    AssetBalance,
+    MarginAsset,
+    MarginAccount,
+    FuturesBalance,
+    PortfolioMarginBalance,
+    PortfolioMarginAccount,
+    SubAccountAssets,
+    SubAccountFuturesRow,
+    FuturesAccountSummary,
+    SubAccountFuturesSummaryPage,
+    SubAccountMarginRow,
+    MarginAccountSummary,
+    SubAccountMarginAccount,
+    SubAccount,
+    SubAccountList,
+)
+
 _E = TypeVar("_E", bound=enum.Enum)
+
+
+def _utc(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, UTC)
 
 
 def camel(name: str) -> str:
@@ -302,21 +601,44 @@ def _decimal(value: Any, _: Any) -> Decimal:
     return Decimal(value)
 
 
+def _optional_decimal(value: Any, _: Any) -> Decimal | None:
+    if value is None or value == "":
+        return None
+    return _decimal(value, _)
+
+
+def _format_optional(value: Decimal | None) -> str | None:
+    return None if value is None else format_amount(value)
+
+
+def _wire(attribute: Any) -> str:
+    """Binance's name for a field: ``wire`` metadata where camel case misses (``uniMMR``)."""
+    return str(attribute.metadata.get("wire") or camel(attribute.name))
+
+
 def _make_converter() -> cattrs.Converter:
     # A private converter: never the global one (cattrs' own advice).
     conv = cattrs.Converter(forbid_extra_keys=False)
     conv.register_structure_hook(Decimal, _decimal)
+    # Binance sends "" for some amounts it has no value for (cmUnrealizedPNL).
+    conv.register_structure_hook(Decimal | None, _optional_decimal)
+    conv.register_unstructure_hook(Decimal | None, _format_optional)
     conv.register_unstructure_hook(Decimal, format_amount)  # as Binance writes them
-    for enum_type in (TransferType, TransferStatus, SubAccountAccountType):
+    for enum_type in (
+        TransferType,
+        TransferStatus,
+        SubAccountAccountType,
+        SubAccountTransferStatus,
+    ):
         conv.register_structure_hook(enum_type | str, _enum_or_str(enum_type))
         conv.register_unstructure_hook(enum_type | str, str)
 
     def structure_factory(cls: type[Any]) -> Any:
-        renames = {a.name: override(rename=camel(a.name)) for a in attrs.fields(cls)}
+        renames = {a.name: override(rename=_wire(a)) for a in attrs.fields(cls)}
         return make_dict_structure_fn(cls, conv, **renames)  # type: ignore[arg-type]
 
     def unstructure_factory(cls: type[Any]) -> Any:
-        renames = {a.name: override(rename=camel(a.name)) for a in attrs.fields(cls)}
+        renames = {a.name: override(rename=_wire(a)) for a in attrs.fields(cls)}
         return make_dict_unstructure_fn(cls, conv, **renames)  # type: ignore[arg-type]
 
     conv.register_structure_hook_factory(attrs.has, structure_factory)
@@ -337,6 +659,7 @@ for _cls in (
     TransferPage,
     SubAccountTransferRecord,
     SubAccountTransferPage,
+    *_BALANCE_MODELS,
 ):
     attrs.resolve_types(_cls)
 

@@ -68,7 +68,7 @@ redis.call('HSETNX', KEYS[1], 'token', proposal)
 local boot = redis.call('HGET', KEYS[1], 'token')
 local since = tonumber(redis.call('GET', KEYS[3]) or '-1')
 local stop = held
-if known ~= boot and redis.call('HSETNX', KEYS[1], 'rebuilt', id) == 1 then
+if known ~= '' and known ~= boot and redis.call('HSETNX', KEYS[1], 'rebuilt', id) == 1 then
   -- Redis lost its data while processes held leases (a restart): others may
   -- hold leases that nobody counts now, as far ahead as this caller may.
   stop = math.max(stop, horizon)
@@ -358,26 +358,9 @@ class RedisStorage:
 
         ``socket_timeout`` bounds each round trip: a slower answer counts as Redis lost.
         """
-        try:
-            import redis.asyncio as aioredis
-            from redis.asyncio.retry import Retry
-            from redis.backoff import NoBackoff
-            from redis.exceptions import RedisError
-        except ImportError:  # pragma: no cover - the extra is not installed
-            raise ConfigurationError(
-                "RedisStorage needs redis-py: pip install 'binance-transfers[redis]'"
-            ) from None
-        client = aioredis.Redis.from_url(
-            url,
-            socket_timeout=socket_timeout,
-            socket_connect_timeout=socket_timeout,
-            # One retry at once: a connection broken by a restart of Redis fails
-            # once and reconnects. Beyond that, Redis is lost (see _on_lost).
-            retry=Retry(NoBackoff(), 1),
-            decode_responses=True,
-        )
-        kwargs = client.connection_pool.connection_kwargs
-        where = f"redis at {kwargs.get('host', kwargs.get('path', '?'))}:{kwargs.get('port', '')}"
+        from redis.exceptions import RedisError
+
+        client, where = _client(url, socket_timeout)
         storage = cls(client, egress=egress, prefix=prefix, processes=processes, where=where)
         try:
             token = secrets.token_hex(8)
@@ -387,6 +370,22 @@ class RedisStorage:
             await client.aclose()
             raise ConfigurationError(f"{where} is unreachable: {type(error).__name__}") from None
         return storage
+
+    @classmethod
+    def from_url(
+        cls,
+        url: str,
+        *,
+        egress: str = "default",
+        prefix: str = "binance_transfers",
+        processes: int = 1,
+        socket_timeout: float = 0.5,
+    ) -> RedisStorage:
+        """A storage that connects on first use, for callers without an event loop
+        yet (a command line): Redis unreachable then counts as Redis lost, not as
+        a :class:`ConfigurationError`. Prefer :meth:`connect`."""
+        client, where = _client(url, socket_timeout)
+        return cls(client, egress=egress, prefix=prefix, processes=processes, where=where)
 
     # -- the Storage protocol --------------------------------------------------
 
@@ -571,3 +570,46 @@ class RedisStorage:
 
     def __repr__(self) -> str:
         return f"RedisStorage({self._where}, egress={self.egress!r}, id={self.id})"
+
+
+def _client(url: str, socket_timeout: float) -> tuple[aioredis.Redis, str]:
+    """redis-py's asyncio client for ``url`` (no I/O yet), and where it points
+    without the password a URL may carry."""
+    try:
+        import redis.asyncio as aioredis
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
+    except ImportError:  # pragma: no cover - the extra is not installed
+        raise ConfigurationError(
+            "RedisStorage needs redis-py: pip install 'binance-transfers[redis]'"
+        ) from None
+    client = aioredis.Redis.from_url(
+        url,
+        socket_timeout=socket_timeout,
+        socket_connect_timeout=socket_timeout,
+        # One retry at once: a connection broken by a restart of Redis fails
+        # once and reconnects. Beyond that, Redis is lost (see _on_lost).
+        retry=Retry(NoBackoff(), 1),
+        decode_responses=True,
+    )
+    kwargs = client.connection_pool.connection_kwargs
+    where = f"redis at {kwargs.get('host', kwargs.get('path', '?'))}:{kwargs.get('port', '')}"
+    return client, where
+
+
+def storage_from_url(url: str) -> RedisStorage:
+    """The command line's hook (``binance-transfers limits --redis URL``): checked
+    at once (a blocking PING, no event loop yet), :class:`ConfigurationError`
+    if Redis does not answer."""
+    import redis
+    from redis.exceptions import RedisError
+
+    storage = RedisStorage.from_url(url)
+    with redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5) as probe:
+        try:
+            probe.ping()
+        except RedisError as error:
+            raise ConfigurationError(
+                f"{storage._where} is unreachable: {type(error).__name__}"
+            ) from None
+    return storage

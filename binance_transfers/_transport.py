@@ -68,6 +68,7 @@ from ._exceptions import (
     TransferNotAllowedError,
 )
 from ._governor import Governor, Permit
+from ._http import RefusedBeforeWriting, direct_transport
 from ._signing import Signer
 
 __all__ = ["DEFAULT_TIMEOUT", "ON_WRITE", "ExchangeOutcome", "Transport"]
@@ -99,6 +100,8 @@ HTTPX_ERRORS: Mapping[type[Exception], _Sent] = {
     httpx.UnsupportedProtocol: "not sent",
     # httpcore's HTTP/2 raises it for any h2 error, reading the answer included.
     httpx.LocalProtocolError: "maybe sent",
+    # ... but our aiohttp transport raises this one before connecting.
+    RefusedBeforeWriting: "not sent",
     httpx.InvalidURL: "not sent",
     httpx.ReadTimeout: "maybe sent",
     httpx.WriteTimeout: "maybe sent",
@@ -183,6 +186,8 @@ class _Template:
     raw: list[tuple[bytes, bytes]]
     timeout: dict[str, float | None]
     fallback: bool
+    direct: httpx.AsyncBaseTransport | None
+    """Where requests go when ``AsyncClient.send`` would add nothing (see _http)."""
 
     def __repr__(self) -> str:  # it holds the API key
         return f"<_Template {self.url}>"
@@ -528,11 +533,13 @@ class Transport:
     def _throttled(self, endpoint: Endpoint, max_wait: float | None) -> ThrottledError:
         at = self.governor.estimate(endpoint, account=self.account)
         now = self.governor.server_clock.now()
-        return ThrottledError(
+        error = ThrottledError(
             f"{endpoint.name}: no permit within max_wait={max_wait} s",
             retry_at=max(at, now),
             retry_after=max(at - now, 0.0),
         )
+        self.governor._refuse(endpoint, error)  # its hooks see every refusal
+        return error
 
     async def _detachable(
         self,
@@ -606,10 +613,10 @@ class Transport:
         data: Any = None
         try:
             if scope is None:
-                response = await self._http.send(request)
+                response = await self._send(request, endpoint)
             else:
                 with scope:
-                    response = await self._http.send(request)
+                    response = await self._send(request, endpoint)
             received = clock.monotonic()
         except _NoRoom:
             raise
@@ -747,16 +754,41 @@ class Transport:
                 headers=template.headers,
                 extensions=extensions,
             )
+        # stream=: httpx adds no header of its own (Host, Content-Length): the
+        # template has them, so the headers are normalised once, not twice.
         if template.query:
             url = f"{template.url}?{encoded}" if encoded else template.url
-            return httpx.Request(endpoint.method, url, headers=template.raw, extensions=extensions)
-        return httpx.Request(
-            endpoint.method,
-            template.parsed,
-            content=encoded.encode(),
-            headers=template.raw,
-            extensions=extensions,
-        )
+            request = httpx.Request(
+                endpoint.method, url, headers=template.raw, stream=_EMPTY, extensions=extensions
+            )
+        else:
+            body = encoded.encode()
+            request = httpx.Request(
+                endpoint.method,
+                template.parsed,
+                headers=[*template.raw, (b"Content-Length", b"%d" % len(body))],
+                stream=httpx.ByteStream(body),
+                extensions=extensions,
+            )
+        request.read()  # as content= would: .content readable by any transport
+        return request
+
+    async def _send(self, request: httpx.Request, endpoint: Endpoint) -> httpx.Response:
+        """``self._http.send(request)``, or straight to its transport when send adds nothing.
+
+        ``AsyncClient.send`` runs auth, event hooks, redirects and the cookie
+        jar (which builds a urllib request per answer): a third of a call's CPU.
+        """
+        direct = self._templates[endpoint].direct
+        if direct is None:
+            return await self._http.send(request)
+        response = await direct.handle_async_request(request)
+        response.request = request  # as send() does; transports need not set it
+        try:
+            await response.aread()
+        finally:
+            await response.aclose()
+        return response
 
     def _template(self, endpoint: Endpoint) -> _Template:
         """What every request to ``endpoint`` shares, worked out once.
@@ -775,6 +807,8 @@ class Transport:
         http = self._http
         form = {} if query else _FORM
         raw = httpx.Headers(http._merge_headers(form)).raw
+        if not any(name.lower() == b"host" for name, _ in raw):
+            raw = [(b"Host", parsed.netloc), *raw]  # first, where httpx puts it
         template = _Template(
             url=url,
             parsed=parsed,
@@ -783,6 +817,7 @@ class Transport:
             raw=[*raw, *self._key_raw] if signed else raw,
             timeout=http.timeout.as_dict(),
             fallback=bool(http.cookies) or bool(http.params),
+            direct=direct_transport(http, url),
         )
         self._templates[endpoint] = template
         return template
@@ -971,6 +1006,7 @@ _FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 # What urlencode leaves as it is.
 _plain = re.compile(r"[A-Za-z0-9_.~-]*").fullmatch
 _NOT_JSON: Any = object()
+_EMPTY = httpx.ByteStream(b"")
 
 
 def _parse_url(url: str) -> httpx.URL | None:
@@ -996,12 +1032,16 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON Binance sends")
 
 
+# Exact decimals: an amount never passes through a binary float; NaN and
+# Infinity are not numbers Binance sends. Built once (json.loads with options
+# builds a decoder per call).
+_DECODER = json.JSONDecoder(parse_float=Decimal, parse_constant=_reject_constant)
+
+
 def _json(content: bytes) -> Any:
     try:
-        # Exact decimals: an amount never passes through a binary float; NaN
-        # and Infinity are not numbers Binance sends.
-        return json.loads(content, parse_float=Decimal, parse_constant=_reject_constant)
-    except (ValueError, RecursionError):
+        return _DECODER.decode(content.decode(json.detect_encoding(content)))
+    except (ValueError, RecursionError):  # UnicodeDecodeError included
         return _NOT_JSON
 
 

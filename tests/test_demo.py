@@ -6,6 +6,10 @@ import os
 import subprocess
 import sys
 
+import anyio
+import pytest
+
+from binance_transfers import Client
 from binance_transfers.demo import Options, run
 
 
@@ -44,3 +48,16 @@ def test_the_demo_command_exits_zero_with_a_summary() -> None:
     assert "settled from Binance's history" in done.stdout
     assert "unsettled: 0" in done.stdout
     assert "result: ok" in done.stdout
+
+
+async def test_an_error_in_the_job_surfaces_instead_of_waiting_for_the_exchange(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The exchange process is stopped when the job fails: the error is raised, not a hang."""
+
+    async def broken(self: Client) -> int:
+        raise RuntimeError("the job failed")
+
+    monkeypatch.setattr(Client, "server_time", broken)
+    with anyio.fail_after(60), pytest.raises(RuntimeError, match="the job failed"):
+        await run(Options(concurrency=2, seconds=1, time_scale=60))

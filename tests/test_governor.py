@@ -55,7 +55,7 @@ async def sleep_until(governor: Governor, server_time: float) -> None:
 @fake_time
 async def test_a_full_window_waits_for_the_next_one_at_its_start() -> None:
     """30-weight calls into a 100 pool: 3 now, the 4th when Binance's next minute starts."""
-    g = synced(Governor(Limits(papi_ip=100), latency=0.0), E0 + 20)
+    g = synced(Governor(Limits(papi_ip=100), latency=0.0, cold_start=False), E0 + 20)
     for _ in range(3):
         await g.acquire(PM_ASSET)
     assert used(g, "papi-ip") == 90
@@ -68,7 +68,7 @@ async def test_a_full_window_waits_for_the_next_one_at_its_start() -> None:
 @fake_time
 async def test_windows_follow_binances_clock_not_ours() -> None:
     """With Binance 25 s ahead of the local clock, the window still resets at Binance's :00."""
-    g = synced(Governor(Limits(papi_ip=60), latency=0.0), E0 + 50)
+    g = synced(Governor(Limits(papi_ip=60), latency=0.0, cold_start=False), E0 + 50)
     await g.acquire(PM_ASSET)
     await g.acquire(PM_ASSET)
     start = anyio.current_time()
@@ -79,7 +79,7 @@ async def test_windows_follow_binances_clock_not_ours() -> None:
 @fake_time
 async def test_a_request_near_the_boundary_is_charged_to_both_windows() -> None:
     """It may land on either side of :00, so both minutes count it until the answer says."""
-    g = synced(Governor(Limits(papi_ip=100), latency=0.5), E0 + 59.8)
+    g = synced(Governor(Limits(papi_ip=100), latency=0.5, cold_start=False), E0 + 59.8)
     permit = await g.acquire(PM_ASSET)
     window = int((E0 + 60) // 60)
     counter = g._pools["papi-ip"].counter  # type: ignore[attr-defined]
@@ -93,7 +93,7 @@ async def test_a_request_near_the_boundary_is_charged_to_both_windows() -> None:
 @fake_time
 async def test_an_answer_after_the_boundary_keeps_both_charges() -> None:
     """If it may have landed in either minute, it stays counted in both."""
-    g = synced(Governor(Limits(papi_ip=100), latency=0.5), E0 + 59.8)
+    g = synced(Governor(Limits(papi_ip=100), latency=0.5, cold_start=False), E0 + 59.8)
     permit = await g.acquire(PM_ASSET)
     counter = g._pools["papi-ip"].counter  # type: ignore[attr-defined]
     window = int((E0 + 60) // 60)
@@ -106,7 +106,7 @@ async def test_an_answer_after_the_boundary_keeps_both_charges() -> None:
 async def test_steady_demand_gets_at_least_97_percent() -> None:
     """Demand 5 % over the limit for 10 minutes: every minute gets >= 97 % and <= 100 %."""
     limit = 6000
-    g = synced(Governor(Limits(papi_ip=limit), latency=0.5), E0 + 0.25, eps=0.02)
+    g = synced(Governor(Limits(papi_ip=limit), latency=0.5, cold_start=False), E0 + 0.25, eps=0.02)
     landed: dict[int, int] = {}
     interval = 60 / (limit / 30) / 1.05
 
@@ -133,7 +133,7 @@ async def test_steady_demand_gets_at_least_97_percent() -> None:
 @fake_time
 async def test_heavy_calls_are_not_starved_by_light_ones() -> None:
     """A 60-weight call queued behind a stream of 1-weight calls is served in its turn."""
-    g = synced(Governor(Limits(sapi_ip=100), latency=0.0), E0 + 1)
+    g = synced(Governor(Limits(sapi_ip=100), latency=0.0, cold_start=False), E0 + 1)
     heavy = ENDPOINTS.evolve("sub_account_margin_transfer", ip_weight=60)[
         "sub_account_margin_transfer"
     ]
@@ -163,7 +163,7 @@ async def test_heavy_calls_are_not_starved_by_light_ones() -> None:
 @fake_time
 async def test_a_saturated_pool_never_delays_another() -> None:
     """With /papi saturated and queued, a /sapi call is admitted at once."""
-    g = synced(Governor(Limits(papi_ip=60), latency=0.0), E0 + 1)
+    g = synced(Governor(Limits(papi_ip=60), latency=0.0, cold_start=False), E0 + 1)
     async with anyio.create_task_group() as tg:
         for _ in range(50):
             tg.start_soon(g.acquire, PM_ASSET)
@@ -178,7 +178,7 @@ async def test_a_saturated_pool_never_delays_another() -> None:
 @fake_time
 async def test_max_wait_fails_at_once_with_the_earliest_time() -> None:
     """No permit within max_wait: ThrottledError immediately, 'not before' the next minute."""
-    g = synced(Governor(Limits(papi_ip=60), latency=0.0), E0 + 30)
+    g = synced(Governor(Limits(papi_ip=60), latency=0.0, cold_start=False), E0 + 30)
     await g.acquire(PM_ASSET)
     await g.acquire(PM_ASSET)
     start = anyio.current_time()
@@ -196,7 +196,7 @@ async def test_max_wait_fails_at_once_with_the_earliest_time() -> None:
 @fake_time
 async def test_max_wait_known_too_short_fails_before_queueing() -> None:
     """Counting the calls queued ahead, a too-short max_wait is refused at once."""
-    g = synced(Governor(Limits(papi_ip=60), latency=0.0), E0 + 30)
+    g = synced(Governor(Limits(papi_ip=60), latency=0.0, cold_start=False), E0 + 30)
     await g.acquire(PM_ASSET)
     await g.acquire(PM_ASSET)
     results: list[tuple[str, float]] = []
@@ -229,7 +229,7 @@ async def test_max_wait_expiring_in_the_queue_spends_nothing() -> None:
     table = ENDPOINTS.evolve("pm_collect_asset", ip_weight=60)
     big = table["pm_collect_asset"]
     small = table.evolve("pm_collect_asset", ip_weight=10)["pm_collect_asset"]
-    g = synced(Governor(Limits(papi_ip=100), latency=0.0), E0 + 30)
+    g = synced(Governor(Limits(papi_ip=100), latency=0.0, cold_start=False), E0 + 30)
     await g.acquire(big)
     results: list[tuple[str, float]] = []
 
@@ -256,7 +256,7 @@ async def test_max_wait_expiring_in_the_queue_spends_nothing() -> None:
 @fake_time
 async def test_cancelled_waiters_leave_no_trace() -> None:
     """Thousands of random cancellations, then the whole limit is still there."""
-    g = synced(Governor(Limits(sapi_ip=1000), latency=0.0), E0 + 1)
+    g = synced(Governor(Limits(sapi_ip=1000), latency=0.0, cold_start=False), E0 + 1)
     for _ in range(1000):
         await g.acquire(SUB_MARGIN)
     rng = random.Random(7)
@@ -285,7 +285,7 @@ async def test_cancelled_waiters_leave_no_trace() -> None:
 @fake_time
 async def test_cancelling_some_waiters_keeps_fifo_for_the_rest() -> None:
     """The survivors are admitted in arrival order; the cancelled ones take nothing."""
-    g = synced(Governor(Limits(sapi_ip=10), latency=0.0), E0 + 1)
+    g = synced(Governor(Limits(sapi_ip=10), latency=0.0, cold_start=False), E0 + 1)
     for _ in range(10):
         await g.acquire(SUB_MARGIN)
     order: list[int] = []
@@ -310,7 +310,7 @@ async def test_cancelling_some_waiters_keeps_fifo_for_the_rest() -> None:
 @fake_time
 async def test_a_permit_granted_to_a_cancelled_caller_is_given_back() -> None:
     """Admitted and cancelled in the same instant: the weight returns to the pool."""
-    g = synced(Governor(Limits(sapi_ip=10), latency=0.0), E0 + 59.5)
+    g = synced(Governor(Limits(sapi_ip=10), latency=0.0, cold_start=False), E0 + 59.5)
     for _ in range(10):
         await g.acquire(SUB_MARGIN)
     async with anyio.create_task_group() as tg:
@@ -326,7 +326,7 @@ async def test_a_permit_granted_to_a_cancelled_caller_is_given_back() -> None:
 @fake_time
 async def test_429_stops_that_pool_for_retry_after_only() -> None:
     """A 429 freezes the pools of the rejected call; other pools carry on."""
-    g = synced(Governor(latency=0.0), E0 + 1)
+    g = synced(Governor(latency=0.0, cold_start=False), E0 + 1)
     permit = await g.acquire(PM_ASSET)
     now = g.server_clock.clock.monotonic()
     g.observe(permit, sent=now, received=now, status=429, headers={}, retry_after=12)
@@ -342,7 +342,7 @@ async def test_429_stops_that_pool_for_retry_after_only() -> None:
 @fake_time
 async def test_429_without_retry_after_waits_for_the_window_end() -> None:
     """No Retry-After: stop until the minute the call may have landed in is over."""
-    g = synced(Governor(latency=0.5), E0 + 10)
+    g = synced(Governor(latency=0.5, cold_start=False), E0 + 10)
     permit = await g.acquire(PM_ASSET)
     now = g.server_clock.clock.monotonic()
     g.observe(permit, sent=now, received=now, status=429, headers={})
@@ -353,7 +353,7 @@ async def test_429_without_retry_after_waits_for_the_window_end() -> None:
 @fake_time
 async def test_418_fails_waiters_at_once_unless_they_wait_on_bans() -> None:
     """A ban stops every pool; waiting callers learn its end at once, patient ones wait."""
-    g = synced(Governor(Limits(papi_ip=30), latency=0.0), E0 + 1)
+    g = synced(Governor(Limits(papi_ip=30), latency=0.0, cold_start=False), E0 + 1)
     permit = await g.acquire(PM_ASSET)
     outcomes: dict[str, tuple[float, float]] = {}
 
@@ -388,7 +388,7 @@ async def test_418_fails_waiters_at_once_unless_they_wait_on_bans() -> None:
 @fake_time
 async def test_usage_headers_count_weight_spent_elsewhere() -> None:
     """Binance reporting 5000 used after our first 30 leaves us 1000, not 5970."""
-    g = synced(Governor(latency=0.0), E0 + 1)
+    g = synced(Governor(latency=0.0, cold_start=False), E0 + 1)
     permit = await g.acquire(PM_ASSET)
     now = g.server_clock.clock.monotonic()
     g.observe(permit, sent=now, received=now, status=200, headers={"x-mbx-used-weight-1m": "5000"})
@@ -402,7 +402,7 @@ async def test_usage_headers_count_weight_spent_elsewhere() -> None:
 @fake_time
 async def test_usage_headers_are_not_double_counted() -> None:
     """Two answers seeing the same foreign weight count it once."""
-    g = synced(Governor(latency=0.0), E0 + 1)
+    g = synced(Governor(latency=0.0, cold_start=False), E0 + 1)
     first = await g.acquire(PM_ASSET)
     second = await g.acquire(PM_ASSET)
     now = g.server_clock.clock.monotonic()
@@ -415,7 +415,7 @@ async def test_usage_headers_are_not_double_counted() -> None:
 async def test_an_hour_long_rolling_cap_in_milliseconds() -> None:
     """5 calls per rolling hour: the 6th waits for the 1st to expire, the 7th for the 2nd."""
     limits = Limits(caps={"pmpro_auto_collect": ((5, 3600.0),)})
-    g = synced(Governor(limits, latency=0.5), E0 + 1, eps=0.001)
+    g = synced(Governor(limits, latency=0.5, cold_start=False), E0 + 1, eps=0.001)
     start = anyio.current_time()
     for _ in range(5):
         await g.acquire(PRO_AUTO)
@@ -436,7 +436,7 @@ async def test_an_hour_long_rolling_cap_in_milliseconds() -> None:
 async def test_a_call_stuck_on_its_cap_does_not_hold_the_shared_pool() -> None:
     """A PM auto-collection waiting out its hourly cap lets other /papi calls through."""
     limits = Limits(papi_ip=1000, caps={"pm_auto_collect": ((1, 3600.0),)})
-    g = synced(Governor(limits, latency=0.0), E0 + 1)
+    g = synced(Governor(limits, latency=0.0, cold_start=False), E0 + 1)
     await g.acquire(PM_AUTO)  # 750 of 1000, and the cap's only call
     async with anyio.create_task_group() as tg:
         tg.start_soon(g.acquire, PM_AUTO)
@@ -451,7 +451,7 @@ async def test_a_call_stuck_on_its_cap_does_not_hold_the_shared_pool() -> None:
 @fake_time
 async def test_multi_pool_calls_are_atomic() -> None:
     """IP 1 + UID 360: when the UID pool is full nothing is taken from the IP pool."""
-    g = synced(Governor(Limits(sapi_uid=720), latency=0.0), E0 + 1)
+    g = synced(Governor(Limits(sapi_uid=720), latency=0.0, cold_start=False), E0 + 1)
     await g.acquire(SUB_UNIVERSAL, account="a")
     await g.acquire(SUB_UNIVERSAL, account="a")
     with pytest.raises(ThrottledError):
@@ -465,7 +465,7 @@ async def test_multi_pool_calls_are_atomic() -> None:
 @fake_time
 async def test_renew_moves_a_late_permit_to_the_minute_it_is_sent_in() -> None:
     """A permit used after crossing :00 is re-charged to the new minute, not the old."""
-    g = synced(Governor(Limits(papi_ip=60), latency=0.0), E0 + 59.99)
+    g = synced(Governor(Limits(papi_ip=60), latency=0.0, cold_start=False), E0 + 59.99)
     permit = await g.acquire(PM_ASSET)
     await anyio.sleep(0.02)  # waited (for a connection) across the boundary
     assert g.renew(permit) is not None
@@ -477,7 +477,7 @@ async def test_renew_moves_a_late_permit_to_the_minute_it_is_sent_in() -> None:
 @fake_time
 async def test_renew_gives_the_permit_back_when_the_new_minute_is_full() -> None:
     """No room where the request would now land: renew refuses and refunds everything."""
-    g = synced(Governor(Limits(papi_ip=60), latency=0.0), E0 + 59.99)
+    g = synced(Governor(Limits(papi_ip=60), latency=0.0, cold_start=False), E0 + 59.99)
     late = await g.acquire(PM_ASSET)
     await anyio.sleep(0.02)
     await g.acquire(PM_ASSET)
@@ -490,7 +490,7 @@ async def test_renew_gives_the_permit_back_when_the_new_minute_is_full() -> None
 
 def test_a_weight_above_its_pool_is_a_configuration_error() -> None:
     """A call that could never be admitted fails loudly instead of waiting forever."""
-    g = Governor(Limits(papi_ip=10))
+    g = Governor(Limits(papi_ip=10), cold_start=False)
     with pytest.raises(ConfigurationError, match="could never"):
         g._plan(PM_ASSET, "default")
 
@@ -513,7 +513,9 @@ async def test_hooks_and_logs_report_throttling_and_freezes(
             events.append(("frozen", pool))
 
     caplog.set_level(logging.DEBUG, "binance_transfers")
-    g = synced(Governor(Limits(papi_ip=30), latency=0.0, hooks=Recorder()), E0 + 1)
+    g = synced(
+        Governor(Limits(papi_ip=30), latency=0.0, hooks=Recorder(), cold_start=False), E0 + 1
+    )
     permit: Permit = await g.acquire(PM_ASSET)
     await g.acquire(PM_ASSET)
     g.observe(permit, sent=permit[1], received=permit[1], status=429, headers={}, retry_after=1)
@@ -533,7 +535,7 @@ async def test_hooks_and_logs_report_throttling_and_freezes(
 @fake_time
 async def test_a_late_answer_counts_the_request_where_it_may_have_landed() -> None:
     """An answer slower than the assumed trip: the next window is charged too, afterwards."""
-    g = synced(Governor(Limits(papi_ip=100), latency=0.0), E0 + 59.9)
+    g = synced(Governor(Limits(papi_ip=100), latency=0.0, cold_start=False), E0 + 59.9)
     permit = await g.acquire(PM_ASSET)
     counter = g._pools["papi-ip"].counter  # type: ignore[attr-defined]
     window = int((E0 + 60) // 60)
@@ -546,7 +548,7 @@ async def test_a_late_answer_counts_the_request_where_it_may_have_landed() -> No
 @fake_time
 async def test_slow_answers_lengthen_the_assumed_trip(caplog: pytest.LogCaptureFixture) -> None:
     """After 0.8 s round trips, a request 0.5 s before :00 is charged to both minutes."""
-    g = synced(Governor(Limits(papi_ip=100), latency=0.1), E0 + 10)
+    g = synced(Governor(Limits(papi_ip=100), latency=0.1, cold_start=False), E0 + 10)
     permit = await g.acquire(PM_ASSET)
     await anyio.sleep(0.8)
     g.observe(permit, sent=permit[1], received=g.server_clock.clock.monotonic(), status=200)
@@ -562,7 +564,7 @@ async def test_slow_answers_lengthen_the_assumed_trip(caplog: pytest.LogCaptureF
 @fake_time
 async def test_a_ban_covers_pools_first_used_after_it() -> None:
     """During a ban, a call to a pool never used before waits too (wait_on_ban)."""
-    g = synced(Governor(latency=0.0), E0 + 1)
+    g = synced(Governor(latency=0.0, cold_start=False), E0 + 1)
     permit = await g.acquire(PM_ASSET)
     g.observe(permit, sent=permit[1], received=permit[1], status=418, banned_until=E0 + 301)
     start = anyio.current_time()
@@ -573,7 +575,7 @@ async def test_a_ban_covers_pools_first_used_after_it() -> None:
 @fake_time
 async def test_a_permit_waiting_to_be_sent_waits_out_a_429_that_came_meanwhile() -> None:
     """renew() refuses a permit whose pool froze (or whose IP was banned) after admission."""
-    g = synced(Governor(latency=0.0), E0 + 1)
+    g = synced(Governor(latency=0.0, cold_start=False), E0 + 1)
     first = await g.acquire(PM_ASSET)
     second = await g.acquire(PM_ASSET)  # admitted, then waits for a connection
     g.observe(first, sent=first[1], received=first[1], status=429, retry_after=5)
@@ -591,7 +593,7 @@ async def test_a_permit_waiting_to_be_sent_waits_out_a_429_that_came_meanwhile()
 @fake_time
 async def test_a_429_freezes_only_the_pools_binance_says_are_full() -> None:
     """A cap's 429 whose usage header shows room leaves the shared /papi pool running."""
-    g = synced(Governor(latency=0.0), E0 + 1)
+    g = synced(Governor(latency=0.0, cold_start=False), E0 + 1)
     permit = await g.acquire(PM_AUTO)  # /papi 750 + its hourly cap
     g.observe(
         permit,
@@ -612,7 +614,7 @@ async def test_a_429_freezes_only_the_pools_binance_says_are_full() -> None:
 async def test_one_free_cap_slot_lets_one_waiter_through_not_all() -> None:
     """Passing a rolling cap holds that slot: the other waiters stay at the cap."""
     limits = Limits(papi_ip=1500, caps={"pm_auto_collect": ((1, 60.0),)})
-    g = synced(Governor(limits, latency=0.0), E0 + 1)
+    g = synced(Governor(limits, latency=0.0, cold_start=False), E0 + 1)
     await g.acquire(PM_AUTO)  # the cap's one call for the next 60 s
     async with anyio.create_task_group() as tg:
         for _ in range(50):
@@ -632,7 +634,7 @@ async def test_one_free_cap_slot_lets_one_waiter_through_not_all() -> None:
 @fake_time
 async def test_an_unanswered_request_is_counted_where_it_may_have_landed() -> None:
     """A timeout: the request may have landed up to now, so later windows count it too."""
-    g = synced(Governor(Limits(papi_ip=100), latency=0.0), E0 + 59.9)
+    g = synced(Governor(Limits(papi_ip=100), latency=0.0, cold_start=False), E0 + 59.9)
     permit = await g.acquire(PM_ASSET)
     await sleep_until(g, E0 + 62)
     g.observe(permit, sent=permit[1], received=None)

@@ -61,7 +61,7 @@ async def sleep_until(governor: Governor, server_time: float) -> None:
 @fake_time
 async def test_a_429_is_honoured_even_when_the_usage_header_shows_room() -> None:
     """Binance says wait 30 s: the pool waits 30 s, whatever the header says."""
-    g = synced(Governor(latency=0.0), E0 + 1)
+    g = synced(Governor(latency=0.0, cold_start=False), E0 + 1)
     permit = await g.acquire(PM_ASSET)
     now = mono(g)
     g.observe(
@@ -80,7 +80,7 @@ async def test_a_429_is_honoured_even_when_the_usage_header_shows_room() -> None
 @fake_time
 async def test_a_429_no_pool_of_the_request_explains_stops_the_whole_ip() -> None:
     """Every header shows room: the broken limit is unknown, so every pool of the IP waits."""
-    g = synced(Governor(latency=0.0), E0 + 1)
+    g = synced(Governor(latency=0.0, cold_start=False), E0 + 1)
     await g.acquire(SUB_MARGIN)  # a pool that exists before the 429...
     permit = await g.acquire(PM_ASSET)
     now = mono(g)
@@ -104,7 +104,7 @@ async def test_a_429_no_pool_of_the_request_explains_stops_the_whole_ip() -> Non
 @fake_time
 async def test_a_429_on_ip_and_uid_without_headers_stops_both() -> None:
     """Nothing says whether the IP or the UID limit broke: both wait; other pools do not."""
-    g = synced(Governor(latency=0.0), E0 + 1)
+    g = synced(Governor(latency=0.0, cold_start=False), E0 + 1)
     permit = await g.acquire(SUB_UNIVERSAL)
     now = mono(g)
     g.observe(permit, sent=now, received=now, status=429, retry_after=10)
@@ -120,7 +120,7 @@ async def test_a_429_on_ip_and_uid_without_headers_stops_both() -> None:
 @fake_time
 async def test_a_429_holds_back_what_is_queued_behind_it() -> None:
     """Callers already queued for the pool wait out the freeze too."""
-    g = synced(Governor(Limits(papi_ip=60), latency=0.0), E0 + 58)
+    g = synced(Governor(Limits(papi_ip=60), latency=0.0, cold_start=False), E0 + 58)
     first = await g.acquire(PM_ASSET)
     await g.acquire(PM_ASSET)
     admitted: list[float] = []
@@ -143,7 +143,7 @@ async def test_a_429_holds_back_what_is_queued_behind_it() -> None:
 @pytest.mark.parametrize("value", [1e9, 1e12])
 async def test_retry_after_is_clamped_to_binances_longest_ban(value: float) -> None:
     """1e9 seconds (2057): the pool stops for 3 days at most, and later calls still work."""
-    g = synced(Governor(latency=0.0), E0 + 1)
+    g = synced(Governor(latency=0.0, cold_start=False), E0 + 1)
     permit = await g.acquire(PM_ASSET)
     now = mono(g)
     g.observe(permit, sent=now, received=now, status=429, retry_after=value)
@@ -158,7 +158,7 @@ async def test_retry_after_is_clamped_to_binances_longest_ban(value: float) -> N
 @pytest.mark.parametrize("value", [math.nan, -5.0, -math.inf, math.inf])
 async def test_a_meaningless_retry_after_is_treated_as_absent(value: float) -> None:
     """NaN, negative or infinite: stop until the window the call may have landed in is over."""
-    g = synced(Governor(latency=0.0), E0 + 10)
+    g = synced(Governor(latency=0.0, cold_start=False), E0 + 10)
     permit = await g.acquire(PM_ASSET)
     now = mono(g)
     g.observe(permit, sent=now, received=now, status=429, retry_after=value)
@@ -170,7 +170,7 @@ async def test_a_meaningless_retry_after_is_treated_as_absent(value: float) -> N
 @fake_time
 async def test_a_ban_is_clamped_to_three_scaled_days() -> None:
     """A 418 'until 2057' stops the IP for Binance's longest ban, scaled."""
-    g = synced(Governor(Limits(time_scale=60), latency=0.0), E0 + 1)
+    g = synced(Governor(Limits(time_scale=60), latency=0.0, cold_start=False), E0 + 1)
     permit = await g.acquire(PM_ASSET)
     now = mono(g)
     g.observe(permit, sent=now, received=now, status=418, banned_until=2_700_000_000.0)
@@ -187,7 +187,7 @@ async def test_a_ban_is_clamped_to_three_scaled_days() -> None:
 @fake_time
 async def test_windows_are_never_forgotten_while_a_charge_may_land_in_them() -> None:
     """At time scale 600 a 0.5 s trip spans 6 windows: no true window ever gets over 30."""
-    g = synced(Governor(Limits(papi_ip=30, time_scale=600), latency=0.5), E0 + 1)
+    g = synced(Governor(Limits(papi_ip=30, time_scale=600), latency=0.5, cold_start=False), E0 + 1)
     landed: dict[int, int] = {}
     for _ in range(2000):
         try:
@@ -210,7 +210,7 @@ async def test_windows_are_never_forgotten_while_a_charge_may_land_in_them() -> 
 async def test_a_slow_call_counts_in_its_rolling_cap_from_when_it_may_have_landed() -> None:
     """Its answer came 5 s after admission: the next call waits 600 s after that answer."""
     limits = Limits(caps={"pmpro_auto_collect": ((1, 600.0),)})
-    g = synced(Governor(limits, latency=0.5), E0 + 1)
+    g = synced(Governor(limits, latency=0.5, cold_start=False), E0 + 1)
     permit = await g.acquire(PRO_AUTO)
     start = anyio.current_time()
     await anyio.sleep(5)
@@ -228,7 +228,7 @@ async def test_a_slow_call_counts_in_its_rolling_cap_from_when_it_may_have_lande
 async def test_a_call_in_flight_keeps_its_cap_slot_until_its_answer() -> None:
     """Written and unanswered after its period: the slot is still taken."""
     limits = Limits(caps={"pmpro_auto_collect": ((1, 60.0),)})
-    g = synced(Governor(limits, latency=0.5), E0 + 1)
+    g = synced(Governor(limits, latency=0.5, cold_start=False), E0 + 1)
     permit = g.renew(await g.acquire(PRO_AUTO))  # written
     assert permit is not None
     await anyio.sleep(100)
@@ -246,7 +246,7 @@ async def test_a_call_in_flight_keeps_its_cap_slot_until_its_answer() -> None:
 @fake_time
 async def test_a_request_in_flight_past_its_bound_is_charged_to_the_next_window() -> None:
     """Written before :00 with a tiny trip bound and still unanswered after it."""
-    g = synced(Governor(Limits(papi_ip=100), latency=0.0), E0 + 59.9)
+    g = synced(Governor(Limits(papi_ip=100), latency=0.0, cold_start=False), E0 + 59.9)
     slow = g.renew(await g.acquire(PM_ASSET))
     assert slow is not None
     await sleep_until(g, E0 + 60.01)
@@ -263,7 +263,7 @@ async def test_a_request_in_flight_past_its_bound_is_charged_to_the_next_window(
 @fake_time
 async def test_an_answer_before_the_boundary_frees_the_next_window() -> None:
     """The same request answered before :00 gives the new minute back."""
-    g = synced(Governor(Limits(papi_ip=100), latency=0.0), E0 + 59.9)
+    g = synced(Governor(Limits(papi_ip=100), latency=0.0, cold_start=False), E0 + 59.9)
     slow = g.renew(await g.acquire(PM_ASSET))
     assert slow is not None
     await sleep_until(g, E0 + 59.95)
@@ -276,7 +276,7 @@ async def test_an_answer_before_the_boundary_frees_the_next_window() -> None:
 @fake_time
 async def test_a_request_without_answer_stays_charged_for_the_grace_period() -> None:
     """A timeout is not 'landed by now': the request may still arrive later."""
-    g = synced(Governor(Limits(papi_ip=100), latency=0.0, grace=30.0), E0 + 59.9)
+    g = synced(Governor(Limits(papi_ip=100), latency=0.0, grace=30.0, cold_start=False), E0 + 59.9)
     permit = await g.acquire(PM_ASSET)
     await sleep_until(g, E0 + 59.95)
     g.observe(permit, sent=permit[1], received=None)
@@ -293,7 +293,7 @@ async def test_a_request_without_answer_stays_charged_for_the_grace_period() -> 
 @fake_time
 async def test_a_conflicting_cap_on_a_shared_governor_is_a_configuration_error() -> None:
     """A table with a tighter cap than the pool already in use is refused, not ignored."""
-    g = synced(Governor(latency=0.0), E0 + 1)
+    g = synced(Governor(latency=0.0, cold_start=False), E0 + 1)
     await g.acquire(PRO_AUTO)
     tighter = ENDPOINTS.evolve("pmpro_auto_collect", caps=(RollingCap(10, 3600),))
     with pytest.raises(ConfigurationError, match="cap0 default pmpro_auto_collect"):
@@ -309,7 +309,7 @@ async def test_a_conflicting_cap_on_a_shared_governor_is_a_configuration_error()
 async def test_refund_and_renew_of_a_pruned_cap_record_do_not_raise() -> None:
     """The record expired while its permit waited for a connection: no ValueError."""
     limits = Limits(caps={"pmpro_auto_collect": ((5, 10.0),)}, sapi_ip=100_000)
-    g = synced(Governor(limits, latency=0.0), E0 + 1)
+    g = synced(Governor(limits, latency=0.0, cold_start=False), E0 + 1)
     first = await g.acquire(PRO_AUTO)
     second = await g.acquire(PRO_AUTO)
     await anyio.sleep(11)
@@ -327,7 +327,7 @@ async def test_refund_and_renew_of_a_pruned_cap_record_do_not_raise() -> None:
 @fake_time
 async def test_idle_account_pools_are_evicted() -> None:
     """3,000 accounts, one call each: once their minutes are over, their pools go."""
-    g = synced(Governor(Limits(time_scale=60), latency=0.0), E0 + 1)
+    g = synced(Governor(Limits(time_scale=60), latency=0.0, cold_start=False), E0 + 1)
     for i in range(3000):
         permit = g.renew(await g.acquire(SUB_UNIVERSAL, account=f"acct{i}"))
         assert permit is not None
@@ -357,7 +357,9 @@ async def test_hooks_see_immediate_admissions_and_refusals() -> None:
         def refused(self, endpoint: str, reason: str, retry_after: float) -> None:
             events.append(("refused", endpoint, round(retry_after)))
 
-    g = synced(Governor(Limits(papi_ip=30), latency=0.0, hooks=Recorder()), E0 + 30)
+    g = synced(
+        Governor(Limits(papi_ip=30), latency=0.0, hooks=Recorder(), cold_start=False), E0 + 30
+    )
     await g.acquire(PM_ASSET)
     with pytest.raises(ThrottledError):
         await g.acquire(PM_ASSET, max_wait=1)
@@ -370,23 +372,24 @@ async def test_hooks_see_immediate_admissions_and_refusals() -> None:
 @fake_time
 async def test_a_window_opens_with_what_others_spent_in_the_last_one_reserved() -> None:
     """Another process spent 3000 of 6000 last minute: this one opens with 3000 for us."""
-    g = synced(Governor(latency=0.0), E0 + 10)
+    g = synced(Governor(latency=0.0, cold_start=False), E0 + 10)
     permit = await g.acquire(PM_ASSET)
     g.observe(permit, sent=mono(g), received=mono(g), headers={"x-mbx-used-weight-1m": "3030"})
     await sleep_until(g, E0 + 60.1)
-    for _ in range(100):
-        last = await g.acquire(PM_ASSET, max_wait=0)
+    ours = [await g.acquire(PM_ASSET, max_wait=0) for _ in range(100)]
     with pytest.raises(ThrottledError):
         await g.acquire(PM_ASSET, max_wait=0)
     # It stopped (Binance counts only our 3000): the reservation halves.
-    g.observe(last, sent=mono(g), received=mono(g), headers={"x-mbx-used-weight-1m": "3000"})
+    for n, permit in enumerate(ours, 1):
+        headers = {"x-mbx-used-weight-1m": str(30 * n)}
+        g.observe(permit, sent=mono(g), received=mono(g), headers=headers)
     await sleep_until(g, E0 + 120.1)
     await g.acquire(PM_ASSET, max_wait=0)
     assert next(p.used for p in g.snapshot() if p.key == "papi-ip") == 1500 + 30
-    # Without news, it halves all the same.
+    # No answer in that minute is no news that they stopped: it stays.
     await sleep_until(g, E0 + 180.1)
     await g.acquire(PM_ASSET, max_wait=0)
-    assert next(p.used for p in g.snapshot() if p.key == "papi-ip") == 750 + 30
+    assert next(p.used for p in g.snapshot() if p.key == "papi-ip") == 1500 + 30
 
 
 # -- margins by design ------------------------------------------------------------
@@ -395,7 +398,7 @@ async def test_a_window_opens_with_what_others_spent_in_the_last_one_reserved() 
 @fake_time
 async def test_the_clock_uncertainty_grows_with_the_time_since_the_sync() -> None:
     """At 50 ppm, 300 s after the sync a full window reopens 15 ms later than right after it."""
-    g = synced(Governor(Limits(papi_ip=30), latency=0.0), E0 + 59)
+    g = synced(Governor(Limits(papi_ip=30), latency=0.0, cold_start=False), E0 + 59)
     await g.acquire(PM_ASSET)
     await g.acquire(PM_ASSET)
     early = server_now(g) - (E0 + 60)
@@ -410,7 +413,7 @@ async def test_the_clock_uncertainty_grows_with_the_time_since_the_sync() -> Non
 @fake_time
 async def test_one_slow_answer_does_not_inflate_the_trip_bound_for_long() -> None:
     """A 1.5 s spike among 50 ms trips: the bound follows it at once, then forgets it."""
-    g = synced(Governor(latency=0.05), E0 + 1)
+    g = synced(Governor(latency=0.05, cold_start=False), E0 + 1)
 
     async def answered_after(trip: float) -> None:
         permit = await g.acquire(SUB_MARGIN)
@@ -429,7 +432,7 @@ async def test_one_slow_answer_does_not_inflate_the_trip_bound_for_long() -> Non
 @fake_time
 async def test_the_delay_between_permit_and_write_is_measured() -> None:
     """renew() at the write records how long the permit waited: p50, p99, max."""
-    g = synced(Governor(latency=0.0), E0 + 1)
+    g = synced(Governor(latency=0.0, cold_start=False), E0 + 1)
     for delay in [0.001] * 98 + [0.2, 0.5]:
         permit = await g.acquire(SUB_MARGIN)
         await anyio.sleep(delay)
@@ -451,7 +454,7 @@ def test_a_governor_used_from_another_event_loop_is_refused() -> None:
     import asyncio
     import threading
 
-    g = Governor(Limits(papi_ip=60), latency=0.0)
+    g = Governor(Limits(papi_ip=60), latency=0.0, cold_start=False)
 
     async def fill() -> None:
         await g.acquire(PM_ASSET)
@@ -474,3 +477,40 @@ def test_a_governor_used_from_another_event_loop_is_refused() -> None:
     thread.join()
     assert [type(e) for e in errors] == [ConfigurationError]
     assert next(p.used for p in g.snapshot() if p.key == "papi-ip") == used_before
+
+
+@fake_time
+async def test_a_process_alone_reserves_nothing_when_answers_come_in_another_order() -> None:
+    """Ten permits, written and counted by Binance in reverse order (the last admitted
+    landed first: it waited less for its write): no weight was anybody else's, so the
+    next minute opens empty. (Reading `report - our count at admission` took 270 for
+    another process's and reserved it in every next window.)"""
+    g = synced(Governor(latency=0.0, cold_start=False), E0 + 10)
+    permits = [await g.acquire(PM_ASSET) for _ in range(10)]
+    written = [g.renew(p) for p in reversed(permits)]
+    for n, permit in enumerate(written, 1):
+        assert permit is not None
+        t = mono(g)
+        g.observe(permit, sent=t, received=t, headers={"x-mbx-used-weight-1m": str(30 * n)})
+    await sleep_until(g, E0 + 60.1)
+    await g.acquire(PM_ASSET)
+    assert next(p.used for p in g.snapshot() if p.key == "papi-ip") == 30
+
+
+@fake_time
+async def test_an_answer_across_a_boundary_does_not_fill_the_new_window() -> None:
+    """Written 10 ms before the minute ends, answered 50 ms into the next, reporting 5970:
+    that count may be the ending minute's. Read as the new minute's, it stopped the new
+    minute for nobody."""
+    g = synced(Governor(latency=0.0, cold_start=False), E0 + 10)
+    full = [await g.acquire(PM_ASSET) for _ in range(198)]
+    await sleep_until(g, E0 + 59.99)
+    last = g.renew(await g.acquire(PM_ASSET))
+    assert last is not None
+    sent = mono(g)
+    for n, permit in enumerate(full, 1):
+        g.observe(permit, sent=sent, received=sent, headers={"x-mbx-used-weight-1m": str(30 * n)})
+    await sleep_until(g, E0 + 60.05)
+    g.observe(last, sent=sent, received=mono(g), headers={"x-mbx-used-weight-1m": "5970"})
+    for _ in range(150):
+        await g.acquire(PM_ASSET, max_wait=0)  # the new minute is ours

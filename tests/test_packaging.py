@@ -23,7 +23,16 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 # Modules of the optional extras (crypto, sim) and of the transport picked at
 # the first request: `import binance_transfers` must load none of them.
-OPTIONAL = ("cryptography", "starlette", "uvicorn", "rich", "trio", "aiohttp", "httpx_aiohttp")
+OPTIONAL = (
+    "cryptography",
+    "starlette",
+    "uvicorn",
+    "rich",
+    "trio",
+    "aiohttp",
+    "yarl",
+    "httpx_aiohttp",
+)
 
 CHECK = textwrap.dedent(
     """

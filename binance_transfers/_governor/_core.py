@@ -13,16 +13,19 @@ steady demand still gets nearly all of it.
 from __future__ import annotations
 
 import logging
+import math
 import statistics
 import threading
 from asyncio import _get_running_loop
 from collections import deque
+from collections.abc import Iterable
+from contextvars import ContextVar
 from typing import Any
 
 import attrs
 
 from .._clock import Clock, ServerClock
-from .._endpoints import Endpoint
+from .._endpoints import ENDPOINTS, Endpoint
 from .._exceptions import ConfigurationError, IPBannedError, ThrottledError
 from .._limits import Limits, PoolKind, PoolSpec, pools_for
 from .._storage import MemoryStorage, Storage, StorageLink
@@ -37,13 +40,30 @@ log = logging.getLogger("binance_transfers.governor")
 
 _UNBOUND: Any = object()
 
+#: Seconds the call running in this context spent queued for permits, when a
+#: caller counts them (the client's per-transfer log record sets ``[0.0]``).
+#: Added to only when a call had to queue: the uncontended path stays untouched.
+PERMIT_WAIT: ContextVar[list[float] | None] = ContextVar(
+    "binance_transfers_permit_wait", default=None
+)
+
 
 @attrs.frozen(kw_only=True)
 class PoolSnapshot:
-    """One pool as the governor sees it."""
+    """One pool as the governor sees it.
+
+    ``key`` identifies the pool; ``kind``, ``endpoint`` and ``account`` say
+    what it is, for people and metric labels: the ``/papi`` IP pool is
+    ``kind=IP, endpoint=None, account=None``; a universal transfer's UID pool
+    is ``kind=UID, endpoint="universal_transfer", account="key-..."``.
+    """
 
     key: str
     kind: PoolKind
+    endpoint: str | None = None
+    """The endpoint this pool belongs to; None when several endpoints share it."""
+    account: str | None = None
+    """The account of a UID pool or rolling cap; None for a pool of the IP."""
     limit: int
     used: int
     """Weight (or calls, for a rolling cap) counted in the current window."""
@@ -76,14 +96,18 @@ class GovernorHooks:
     """Subclass and override what you want to measure; every method is a no-op.
 
     Hooks run synchronously inside the governor: keep them short. A hook left
-    as the no-op costs nothing on the uncontended path.
+    as the no-op costs nothing on the uncontended path. A hook that raises is
+    logged (``binance_transfers.governor``, ERROR) and otherwise ignored: it
+    never reaches the caller, loses a permit or changes how an answer is read.
     """
 
     def throttled(self, endpoint: str, wait: float) -> None:
         """A call has to wait an estimated ``wait`` seconds for a permit."""
 
     def admitted(self, endpoint: str, waited: float) -> None:
-        """A call got its permit after waiting ``waited`` seconds (0: at once)."""
+        """A call got its permit after waiting ``waited`` seconds (0: at once).
+
+        Fires for every permit, immediate or queued."""
 
     def refused(self, endpoint: str, reason: str, retry_after: float) -> None:
         """A call got no permit: ``reason`` is ``"throttled"`` (no room within
@@ -95,8 +119,22 @@ class GovernorHooks:
     def usage(self, pool: str, used: int, limit: int) -> None:
         """Binance reported weight spent elsewhere; ``used`` is the new count."""
 
+    def answered(self, endpoint: str, status: int | None, seconds: float | None) -> None:
+        """A permitted request's answer came: HTTP ``status`` after ``seconds`` (None and
+        None: no answer, a timeout or a dropped connection). Fires for every request
+        written, 429s and 418s included."""
 
-def _overridden(hooks: GovernorHooks, name: str) -> Any:
+    def transferred(self, endpoint: str, outcome: str, seconds: float) -> None:
+        """A client's mutating call ended after ``seconds``, however it ended.
+
+        ``outcome`` is one word: ``done``, ``refused``, ``unknown``,
+        ``not_executed``, ``throttled``, ``banned``, ``rate_limited``,
+        ``invalid``, ``closed``, ``cancelled`` or ``error`` (as in the
+        ``binance_transfers.transfers`` log record). Fired by the client."""
+
+
+def overridden(hooks: GovernorHooks, name: str) -> Any:
+    """The bound hook ``name`` if ``hooks`` overrides it, else None (a no-op costs nothing)."""
     method = getattr(type(hooks), name)
     return getattr(hooks, name) if method is not getattr(GovernorHooks, name) else None
 
@@ -118,7 +156,17 @@ class Governor(Feedback):
     of measured trips plus their spread when longer. ``grace`` is how long
     after it was written a request without an answer (a timeout, a dropped
     connection) may still land: the transport's read timeout. ``limits`` gives
-    the pool sizes and windows. A governor belongs to the event loop (and
+    the pool sizes and windows.
+
+    ``cold_start`` (the default) makes a new governor careful: it cannot know
+    what was spent before it existed (a restarted process's previous life, in
+    the same window or rolling period). Until an answer tells it, each pool
+    admits one request at a time; a usage header in the answer gives the true
+    count, and pools without one (rolling caps) slow-start: one more at once
+    per answer. It costs one round trip per pool at the start. A restarted process
+    can also hand over what its journal knows with :meth:`seed`. Pass
+    ``cold_start=False`` only when no other process can have spent weight in
+    the current windows (tests). A governor belongs to the event loop (and
     thread) it is first used in; using it from another raises
     :class:`ConfigurationError` before anything is charged. (The check is
     skipped only on the cached one-pool fast path, which never waits and is
@@ -138,6 +186,7 @@ class Governor(Feedback):
         storage: Storage | None = None,
         hooks: GovernorHooks | None = None,
         grace: float = 30.0,
+        cold_start: bool = True,
     ) -> None:
         if latency < 0:
             raise ValueError("latency must be >= 0")
@@ -147,13 +196,16 @@ class Governor(Feedback):
         self.server_clock = server_clock if server_clock is not None else ServerClock(clock)
         self.latency = latency
         self.grace = grace
+        self.cold_start = cold_start
+        self._born: float | None = None  # monotonic, at the first use
         window = self.limits.window
         self._trips = Trips(latency, span=10 * window)
         self._horizon = min(max(window / 8, 0.05), 5.0)  # how long one geometry holds
         self.storage: Storage = storage if storage is not None else MemoryStorage()
         self.hooks = hooks if hooks is not None else GovernorHooks()
-        self._on_admitted = _overridden(self.hooks, "admitted")
-        self._on_refused = _overridden(self.hooks, "refused")
+        self._on_admitted = overridden(self.hooks, "admitted")
+        self._on_refused = overridden(self.hooks, "refused")
+        self._on_answered = overridden(self.hooks, "answered")
         self._monotonic = self.server_clock.clock.monotonic
         self._pools: dict[str, Pool] = {}
         self._plans: dict[str, dict[Endpoint, Plan]] = {}  # account -> endpoint -> plan
@@ -214,7 +266,7 @@ class Governor(Feedback):
                 own = pool._try_add(pool._window, weight, pool.limit)
                 if own is not None:
                     if self._on_admitted is not None:
-                        self._on_admitted(endpoint.name, 0.0)
+                        self._hook(self._on_admitted, endpoint.name, 0.0)
                     return (endpoint, now, ((pool, weight, (pool._window, own)),))
             # Off the cached fast path (at least once a window, or 5 s): check the loop.
             if _get_running_loop() is not self._loop:
@@ -223,7 +275,7 @@ class Governor(Feedback):
             record = None if pool.live else pool.take(now, weight, g)
             if record is not None:
                 if self._on_admitted is not None:
-                    self._on_admitted(endpoint.name, 0.0)
+                    self._hook(self._on_admitted, endpoint.name, 0.0)
                 return (endpoint, now, ((pool, weight, record),))
             return await self._acquire_slow(plan, endpoint, now, max_wait, wait_on_ban)
         if _get_running_loop() is not self._loop:
@@ -239,8 +291,31 @@ class Governor(Feedback):
                 return await self._acquire_slow(plan, endpoint, now, max_wait, wait_on_ban)
             charges.append((pool, weight, record))
         if self._on_admitted is not None:
-            self._on_admitted(endpoint.name, 0.0)
+            self._hook(self._on_admitted, endpoint.name, 0.0)
         return (endpoint, now, charges)
+
+    def seed(self, endpoint: Endpoint, sent: Iterable[float], *, account: str = "default") -> None:
+        """Count requests to ``endpoint`` sent before this governor existed.
+
+        ``sent`` are Binance epoch seconds (a journal's request ``timestamp`` / 1000)
+        of every call of ``account`` to ``endpoint`` within its longest rolling cap
+        before now, e.g. by a process that was killed and restarted. They count
+        in the endpoint's rolling caps from then (plus the trip bound) for a
+        period, and in the fixed windows they may have landed in. Its rolling
+        caps are then warm (a complete history: no probing); its fixed pools
+        still read the first answer's usage header. Call it before the first
+        request, once per endpoint with caps.
+        """
+        now = self._monotonic()
+        plan = self._plans.get(account, {}).get(endpoint) or self._plan(endpoint, account)
+        g = self._geometry(now)
+        times = [t - g.shift for t in sent]  # our monotonic clock
+        for pool, weight in plan:
+            if isinstance(pool, CapPool):
+                pool.seed(times, now, g)
+            elif isinstance(pool, FixedPool):
+                pool.seed(times, weight, now, g)
+        self._pump([pool for pool, _ in plan if pool.queue], now)
 
     def estimate(self, endpoint: Endpoint, *, account: str = "default") -> float:
         """Binance epoch seconds before which a call to ``endpoint`` cannot be admitted.
@@ -298,21 +373,60 @@ class Governor(Feedback):
         return None
 
     def snapshot(self) -> tuple[PoolSnapshot, ...]:
-        """Every pool: usage, limit, next reset, waiters, freeze."""
+        """Every pool: what it is, usage, limit, next reset, waiters, freeze.
+
+        Pools of the IP that no call has used yet are listed too, idle, for
+        every endpoint of the package's table and of the tables in use; pools
+        of an account (UID, rolling caps) appear once that account calls.
+        """
         now = self._monotonic()
         g = self._geometry(now)
+        # Which endpoints draw on each pool (to name its endpoint), and whose it is.
+        users: dict[str, set[str]] = {}
+        idle: dict[str, PoolSpec] = {}
+        owners: dict[str, str] = {}
+        tables = {endpoint.name: endpoint for endpoint in ENDPOINTS.values()}
+        for account, plans in self._plans.items():
+            for endpoint, plan in plans.items():
+                tables[endpoint.name] = endpoint
+                for pool, _ in plan:
+                    users.setdefault(pool.key, set()).add(endpoint.name)
+                    if not pool.spec.per_ip:
+                        owners[pool.key] = account
+        for endpoint in tables.values():
+            for spec in pools_for(endpoint, self.limits, ""):
+                if spec.per_ip:
+                    users.setdefault(spec.key, set()).add(endpoint.name)
+                    if spec.key not in self._pools:
+                        idle.setdefault(spec.key, spec)
+        frozen = max(self._banned_until, self._ip_frozen_until)
         out = []
-        for pool in self._pools.values():
+        for key, pool in self._pools.items():
             used, resets = pool.usage(now, g)
             out.append(
                 PoolSnapshot(
-                    key=pool.key,
+                    key=key,
                     kind=pool.spec.kind,
+                    endpoint=_only(users.get(key)),
+                    account=owners.get(key),
                     limit=pool.limit,
                     used=used,
                     resets_at=resets,
                     waiters=pool.live,
                     frozen_until=pool.frozen_until + g.shift if pool.frozen_until > now else None,
+                )
+            )
+        for key, spec in idle.items():
+            out.append(
+                PoolSnapshot(
+                    key=key,
+                    kind=spec.kind,
+                    endpoint=_only(users.get(key)),
+                    limit=spec.limit,
+                    used=0,
+                    resets_at=(math.floor((now + g.shift) / spec.period) + 1) * spec.period,
+                    waiters=0,
+                    frozen_until=frozen + g.shift if frozen > now else None,
                 )
             )
         return tuple(out)
@@ -368,6 +482,10 @@ class Governor(Feedback):
                     pool = FixedPool(spec, self.storage.window_counter(spec, self._link))
                 # A ban, or a 429 of unknown origin, covers every pool of the IP.
                 pool.frozen_until = max(self._banned_until, self._ip_frozen_until)
+                if self.cold_start:
+                    if self._born is None:
+                        self._born = self._monotonic()
+                    pool.born, pool.cold = self._born, 1
                 self._pools[spec.key] = pool
             elif _shape(pool.spec) != _shape(spec):
                 raise ConfigurationError(
@@ -475,25 +593,41 @@ class Governor(Feedback):
 
     # -- hooks and errors -------------------------------------------------------
 
+    @staticmethod
+    def _hook(method: Any, *args: Any) -> None:
+        """Call a hook; one that raises is logged, never allowed to change an outcome.
+
+        Hooks run between charging a pool and returning its permit, and while
+        an answer is being read: an exception there would leak weight, or turn
+        a confirmed transfer into an unknown one.
+        """
+        try:
+            method(*args)
+        except Exception:
+            log.exception("governor hook %s() failed (ignored)", method.__name__)
+
     def _waited(self, endpoint: Endpoint, wait: float) -> None:
-        self.hooks.throttled(endpoint.name, wait)
+        self._hook(self.hooks.throttled, endpoint.name, wait)
         log.debug("%s waits for a permit (about %.3f s)", endpoint.name, wait)
 
     def _admitted(self, endpoint: Endpoint, waited: float) -> None:
-        self.hooks.admitted(endpoint.name, waited)
+        self._hook(self.hooks.admitted, endpoint.name, waited)
+        waits = PERMIT_WAIT.get()  # runs in the caller's context (after its wait)
+        if waits is not None:
+            waits[0] += waited
 
     def _frozen_hook(self, pool: str, until: float, reason: str) -> None:
-        self.hooks.frozen(pool, until, reason)
+        self._hook(self.hooks.frozen, pool, until, reason)
 
     def _usage_hook(self, pool: str, used: int, limit: int) -> None:
-        self.hooks.usage(pool, used, limit)
+        self._hook(self.hooks.usage, pool, used, limit)
 
     def _refuse(
         self, endpoint: Endpoint, error: ThrottledError | IPBannedError
     ) -> ThrottledError | IPBannedError:
         if self._on_refused is not None:
             reason = "banned" if isinstance(error, IPBannedError) else "throttled"
-            self._on_refused(endpoint.name, reason, error.retry_after)
+            self._hook(self._on_refused, endpoint.name, reason, error.retry_after)
         return error
 
     def _ban_error(self, now: float) -> IPBannedError:
@@ -514,6 +648,11 @@ class Governor(Feedback):
         )
         self._refuse(endpoint, error)
         return error
+
+
+def _only(names: set[str] | None) -> str | None:
+    """The one endpoint drawing on a pool, or None when several share it."""
+    return next(iter(names)) if names is not None and len(names) == 1 else None
 
 
 def _shape(spec: PoolSpec) -> tuple[object, ...]:

@@ -6,6 +6,18 @@ that answer, the request may still land, so each window that opens while it
 flies counts it too (a "ghost" charge, given back when the answer shows where
 it could have landed). A rolling cap counts an in-flight call until its
 answer, then until ``answer + period``.
+
+**Cold start.** A new governor knows nothing of what was spent before it
+existed (a restarted process's previous life, within the same window or
+rolling period). Until it knows, a pool is *cold*: it admits one request at a
+time (``cold`` is the allowance, ``out`` the cold admissions still open) and
+waits for its answer. A usage header in that answer tells a fixed pool the
+truth: it is warm. Without one (rolling caps have no header) the allowance
+grows by one with every answer (it doubles per round trip, like TCP's slow
+start), so a full cap costs at most one small round of 429s, never a burst
+met by a ban. A pool is warm anyway
+once nothing spent before the governor's birth can count any more: from the
+first window that starts after it (fixed), a period after it (caps).
 """
 
 from __future__ import annotations
@@ -40,10 +52,13 @@ class Pool:
         "_try_add",
         "_until",
         "_window",
+        "born",
+        "cold",
         "frozen_until",
         "key",
         "limit",
         "live",
+        "out",
         "passed",
         "period",
         "queue",
@@ -69,6 +84,33 @@ class Pool:
         # later one: held back from the next waiters, not charged yet.
         self.passed = 0
         self.frozen_until = -INF
+        # Cold start (see the module's docstring): warm unless the governor says.
+        self.cold = 0  # requests admitted at once while cold; 0: warm
+        self.out = 0  # cold admissions not answered (or refunded) yet
+        self.born = -INF  # monotonic: the governor's first use
+
+    def warm_at(self, g: Geometry) -> float:
+        """When nothing spent before ``born`` can count in this pool any more."""
+        raise NotImplementedError
+
+    def cold_ready(self, now: float, g: Geometry) -> float:
+        """A cold pool: ``now`` if it may admit one more request, else when it warms up."""
+        at = self.warm_at(g)
+        if at <= now:
+            self.cold = self.out = 0
+            return now
+        return now if self.out < self.cold else at
+
+    def _cold_done(self, answered: bool) -> bool:
+        """A cold admission is over (answered, given up on, refunded): True if it was one."""
+        if not self.cold or not self.out:
+            return False
+        self.out -= 1
+        if answered:  # slow start: one more per answer, twice as many per round trip
+            self.cold += 1
+            if self.cold >= self.limit:
+                self.cold = self.out = 0
+        return True
 
     def ready_at(self, now: float, weight: int, g: Geometry) -> float:
         """Earliest time >= now at which this pool could take ``weight``."""
@@ -125,7 +167,17 @@ class Pool:
 class FixedPool(Pool):
     """Weight per fixed window, windows aligned to Binance's clock."""
 
-    __slots__ = ("counter", "ghosts", "heaviest", "hint", "inflight", "seen", "top")
+    __slots__ = (
+        "counter",
+        "ghosts",
+        "heaviest",
+        "hint",
+        "inflight",
+        "landed",
+        "peak",
+        "seen",
+        "top",
+    )
 
     def __init__(self, spec: PoolSpec, counter: WindowCounter) -> None:
         super().__init__(spec)
@@ -139,6 +191,8 @@ class FixedPool(Pool):
         self.hint = 0
         self.heaviest = 1
         self.seen: dict[int, int] = {}  # window -> weight others were seen to spend there
+        self.landed: dict[int, int] = {}  # window -> our weight answered as landed there
+        self.peak: dict[int, int] = {}  # window -> the highest usage reported there
 
     def _open(self, lo: int, hi: int, g: Geometry) -> None:
         """Windows up to ``hi`` may now be landed in: count what is in flight there."""
@@ -150,6 +204,9 @@ class FixedPool(Pool):
         recent = lo - 1 - int(g.trip // self.period)
         if self.seen and min(self.seen) < recent:
             self.seen = {w: v for w, v in self.seen.items() if w >= recent}
+        if self.landed and min(self.landed) < recent:
+            self.landed = {w: v for w, v in self.landed.items() if w >= recent}
+            self.peak = {w: v for w, v in self.peak.items() if w >= recent}
         for window in range(start, hi + 1):
             if self.inflight:
                 counter.add(window, self.inflight)
@@ -157,10 +214,14 @@ class FixedPool(Pool):
             # What others were seen to spend in the latest windows (answers
             # come a trip late), or half the last expectation: a window shared
             # with another process does not open with a blind burst, and the
-            # reservation fades when they stop.
-            self.hint = min(
-                max(max(self.seen.values(), default=0), self.hint >> 1), self.limit - self.heaviest
-            )
+            # reservation fades when answers show they stopped. No answer
+            # lately is no news: the expectation stays (it costs nothing
+            # while we send nothing).
+            if self.seen:
+                expect = max(max(self.seen.values()), self.hint >> 1)
+            else:
+                expect = self.hint
+            self.hint = min(expect, self.limit - self.heaviest)
             if self.hint:
                 counter.reserve(window, self.hint)
         self.top = hi
@@ -174,15 +235,23 @@ class FixedPool(Pool):
         used = self.counter.used(window)
         if window <= self.top:
             return used
-        hint = max(max(self.seen.values(), default=0), self.hint >> min(window - self.top, 62))
-        hint = min(hint, self.limit - self.heaviest)
+        # Never less than opening it will reserve (see _open).
+        hint = min(max(max(self.seen.values(), default=0), self.hint), self.limit - self.heaviest)
         return used + self.inflight + max(hint - self.counter.foreign(window), 0)
+
+    def warm_at(self, g: Geometry) -> float:
+        # The first moment the earliest landing is past the window a request
+        # written by the previous life just before ``born`` may have landed in.
+        p = self.period
+        return (int((self.born + g.hi) // p) + 1) * p - g.lo + NUDGE
 
     def ready_at(self, now: float, weight: int, g: Geometry) -> float:
         if weight > self.limit:
             return INF  # until some of what is held back is charged
         p, cap, used = self.period, self.limit - weight, self._used
         t = max(now, self.frozen_until)
+        if self.cold:
+            t = max(t, self.cold_ready(now, g))
         lo_shift, hi_shift = g.lo, g.hi
         for _ in range(64):
             lo, hi = int((t + lo_shift) // p), int((t + hi_shift) // p)
@@ -206,13 +275,15 @@ class FixedPool(Pool):
         record = self.charge(now, weight, g)
         p = self.period
         lo, hi = int((now + g.lo) // p), int((now + g.hi) // p)
-        if lo == hi == self.top:
+        if lo == hi == self.top and not self.cold:
             self._geo, self._window = g, lo
             self._from = lo * p - g.lo + NUDGE
             self._until = min((lo + 1) * p - g.hi - NUDGE, g.until)
         return record
 
     def charge(self, now: float, weight: int, g: Geometry) -> tuple[int, ...]:
+        if self.cold:
+            self.out += 1
         p, add = self.period, self.counter.add
         lo, hi = int((now + g.lo) // p), int((now + g.hi) // p)
         self._open(lo, hi, g)
@@ -222,6 +293,7 @@ class FixedPool(Pool):
         return tuple(x for i in range(lo, max(hi, self.top) + 1) for x in (i, add(i, weight)))
 
     def refund(self, record: tuple[int, ...], weight: int, written: bool) -> None:
+        self._cold_done(False)
         for window in record[::2]:
             self.counter.remove(window, weight)
         if written:
@@ -280,7 +352,7 @@ class FixedPool(Pool):
         p, counter = self.period, self.counter
         if written:  # no longer in flight: waiters blocked by it may go
             self._unghost(record, weight)
-        freed = written
+        freed = self._cold_done(answered) or written
         # It reached Binance after it was sent and before its answer (or the grace).
         first = int((sent + g.lo) // p)
         last = int((landed_by + g.shift + g.eps) // p)
@@ -307,18 +379,37 @@ class FixedPool(Pool):
         except ValueError:
             log.warning("ignoring unreadable %s header: %r", header, reported)
             return freed, 0
+        window, own = possible[0]
         if len(possible) == 1:
-            window, own = possible[0]
-        else:
-            middle = int(((sent + landed_by) / 2 + g.shift) // p)
-            window, own = next(((w, o) for w, o in possible if w == middle), possible[-1])
-        # The most any report shows (answers overtaken by our own later
-        # requests overstate it, which only costs throughput).
-        self.seen[window] = max(value - own, self.seen.get(window, 0))
+            self.cold = self.out = 0  # Binance told us the count: nothing left unknown
+            # What others spent, for the next windows' reservation: the highest
+            # report less what of ours was answered as landed there. Not the
+            # report less `own` (our count when this one was admitted): ours
+            # admitted later but counted earlier (several connections, jitter,
+            # a wait for the write) would pass for someone else's, and a
+            # process alone on its IP would reserve a part of every window for
+            # nobody. (This window's own count is still raised by `own`: safe.)
+            landed = self.landed[window] = self.landed.get(window, 0) + weight
+            peak = self.peak[window] = max(value, self.peak.get(window, 0))
+            self.seen[window] = max(peak - landed, 0)
+        # Across a boundary the report may be either window's: it corrects the
+        # earlier one only (the count of an ending window, read as the new
+        # one's, would stop the new window for nobody); the next answer
+        # landing wholly in the new window reports on it (a cold pool waits
+        # for that one).
         rose = counter.report(window, value, own)
         if rose:
             log.debug("%s: Binance reports %d used; %d spent elsewhere", self.key, value, rose)
         return freed, rose
+
+    def seed(self, sent: list[float], weight: int, now: float, g: Geometry) -> None:
+        """Count requests written at monotonic ``sent`` by an earlier process."""
+        p, counter = self.period, self.counter
+        current = int((now + g.lo) // p)
+        for t in sent:
+            lo, hi = int((t + g.lo) // p), int((t + g.hi) // p)
+            for window in range(max(lo, current), hi + 1):
+                counter.add(window, weight)
 
     def estimate(self, now: float, total: int, g: Geometry) -> float:
         p = self.period
@@ -369,10 +460,15 @@ class CapPool(Pool):
         super().__init__(spec)
         self.calls = calls
 
+    def warm_at(self, g: Geometry) -> float:
+        return self.born + self.period * (1 + _DRIFT) + g.margin
+
     def ready_at(self, now: float, weight: int, g: Geometry) -> float:
         if weight > self.limit:
             return INF  # until some of what is held back is charged
         t = max(now, self.frozen_until)
+        if self.cold:
+            t = max(t, self.cold_ready(now, g))
         calls = self.calls
         calls.prune(now)
         excess = len(calls) + weight - self.limit
@@ -381,6 +477,8 @@ class CapPool(Pool):
         return max(t, calls[excess - 1] + NUDGE)
 
     def charge(self, now: float, weight: int, g: Geometry) -> float:
+        if self.cold:
+            self.out += 1
         until = now + self.period + g.margin + NUDGE
         self.calls.add(until)
         return until
@@ -388,15 +486,20 @@ class CapPool(Pool):
     def take(self, now: float, weight: int, g: Geometry) -> float | None:
         if now < self.frozen_until:
             return None
+        if self.cold and self.cold_ready(now, g) > now:
+            return None
         calls = self.calls
         calls.prune(now)
         if len(calls) + weight > self.limit:
             return None
+        if self.cold:
+            self.out += 1
         until = now + self.period + g.margin + NUDGE
         calls.add(until)
         return until
 
     def refund(self, record: float, weight: int, written: bool) -> None:
+        self._cold_done(False)
         self.calls.remove(record)  # a record pruned meanwhile is simply gone
 
     def renew(self, record: float, weight: int, now: float, g: Geometry) -> float | None:
@@ -425,7 +528,17 @@ class CapPool(Pool):
         # Binance's clock may run slower than ours (drift): its period is a
         # little longer on our clock; the guard band covers a step.
         calls.add(landed_by + self.period * (1 + _DRIFT) + g.guard)
+        self._cold_done(answered)
         return True, 0
+
+    def seed(self, sent: list[float], now: float, g: Geometry) -> None:
+        """Count calls written at monotonic ``sent`` by an earlier process; then warm."""
+        for t in sent:
+            # As an answered call: it may have landed up to a trip after it was sent.
+            until = t + g.margin + self.period * (1 + _DRIFT) + g.guard
+            if until > now:
+                self.calls.add(until)
+        self.cold = self.out = 0
 
     def estimate(self, now: float, total: int, g: Geometry) -> float:
         calls = self.calls

@@ -142,46 +142,52 @@ async def run(options: Options, view: object | None = None) -> Outcome:
             "--fault-rate", f"{options.fault_rate}", "--report", str(report_path),
         ]  # fmt: skip
         async with await anyio.open_process(command, stderr=None) as process:
-            url = await _listening_url(process)
-            limits = Limits(time_scale=options.time_scale)
-            # A floor for the trip to the exchange and back; the governor
-            # lengthens it as soon as answers take longer (bursts, a busy loop).
-            governor = Governor(limits, latency=2 * options.latency + 0.05)
-            async with Client(
-                DEMO_API_KEY,
-                DEMO_API_SECRET,
-                api_url=url,
-                papi_url=url,
-                governor=governor,
-                # httpcore scans its whole pool per request: a few dozen
-                # connections to loopback are plenty and keep that cheap.
-                max_in_flight=min(options.concurrency, 32),
-                # Loopback answers in milliseconds: a short window settles faults sooner.
-                recv_window=2000,
-                settle_margin=1.0,
-            ) as client:
-                await client.server_time()
-                now = time.monotonic
-                start = now()
-                deadline = start + options.seconds
-                async with anyio.create_task_group() as outer:
-                    if view is not None:
-                        outer.start_soon(view.follow, client, tally, start, url)  # type: ignore[attr-defined]
-                    async with anyio.create_task_group() as crowd:
-                        for i in range(options.concurrency):
-                            rng = random.Random(options.seed * 1_000_003 + i)
-                            crowd.start_soon(worker, client, tally, rng, deadline, now)
-                    outer.cancel_scope.cancel()
-                elapsed = now() - start
-                # Every unknown outcome, settled from the exchange's history at once.
-                settlements: list[Settlement] = []
+            try:
+                url = await _listening_url(process)
+                limits = Limits(time_scale=options.time_scale)
+                # A floor for the trip to the exchange and back; the governor
+                # lengthens it as soon as answers take longer (bursts, a busy loop).
+                governor = Governor(limits, latency=2 * options.latency + 0.05)
+                async with Client(
+                    DEMO_API_KEY,
+                    DEMO_API_SECRET,
+                    api_url=url,
+                    papi_url=url,
+                    governor=governor,
+                    # httpcore scans its whole pool per request: a few dozen
+                    # connections to loopback are plenty and keep that cheap.
+                    max_in_flight=min(options.concurrency, 32),
+                    # Loopback answers in milliseconds: a short window settles faults sooner.
+                    recv_window=2000,
+                    settle_margin=1.0,
+                ) as client:
+                    await client.server_time()
+                    now = time.monotonic
+                    start = now()
+                    deadline = start + options.seconds
+                    async with anyio.create_task_group() as outer:
+                        if view is not None:
+                            outer.start_soon(view.follow, client, tally, start, url)  # type: ignore[attr-defined]
+                        async with anyio.create_task_group() as crowd:
+                            for i in range(options.concurrency):
+                                rng = random.Random(options.seed * 1_000_003 + i)
+                                crowd.start_soon(worker, client, tally, rng, deadline, now)
+                        outer.cancel_scope.cancel()
+                    elapsed = now() - start
+                    # Every unknown outcome, settled from the exchange's history at once.
+                    settlements: list[Settlement] = []
 
-                async def settle(unknown: OutcomeUnknownError) -> None:
-                    settlements.append(await client.reconcile(unknown))
+                    async def settle(unknown: OutcomeUnknownError) -> None:
+                        settlements.append(await client.reconcile(unknown))
 
-                async with anyio.create_task_group() as settling:
-                    for unknown in tally.unknowns:
-                        settling.start_soon(settle, unknown)
+                    async with anyio.create_task_group() as settling:
+                        for unknown in tally.unknowns:
+                            settling.start_soon(settle, unknown)
+            except BaseException:
+                # Leaving the block waits for the exchange to exit: stop it, or an
+                # error (or Ctrl-C) in the demo would hang there instead of surfacing.
+                process.kill()
+                raise
             process.send_signal(signal.SIGINT)  # graceful: it writes its report
             with anyio.fail_after(30):
                 await process.wait()

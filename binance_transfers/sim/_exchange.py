@@ -110,6 +110,7 @@ class _Visit:
     settles_at: float | None = None
     latency: float = 0.0
     late_by: float = 0.0
+    reads: bool = False
 
 
 @attrs.frozen(kw_only=True)
@@ -171,6 +172,8 @@ class SimulatedExchange:
     #: Base URLs for the in-process transport (they never resolve: ``.invalid``).
     api_url = "http://api.sim.invalid"
     papi_url = "http://papi.sim.invalid"
+    fapi_url = "http://fapi.sim.invalid"
+    dapi_url = "http://dapi.sim.invalid"
 
     def __init__(
         self,
@@ -336,6 +339,8 @@ class SimulatedExchange:
             transport=self.transport(client_ip=client_ip),
             api_url=self.api_url,
             papi_url=self.papi_url,
+            fapi_url=self.fapi_url,
+            dapi_url=self.dapi_url,
             **kwargs,
         )
 
@@ -383,6 +388,7 @@ class SimulatedExchange:
         fault = decision.fault
         params = Params.parse(request.query, request.body)
         visit = self._visit(request, endpoint.name, fault, params)
+        visit.reads = endpoint.reads
         visit.latency, visit.late_by = decision.latency, decision.late_by
         self.bank.settle(int(visit.arrived * 1000))
         if fault is not None and fault.kind is FaultKind.WAF:
@@ -454,7 +460,7 @@ class SimulatedExchange:
         params: Params,
         specs: tuple[PoolSpec, ...],
         decision: FaultDecision,
-    ) -> dict[str, Any]:
+    ) -> Any:
         context = Context(
             bank=self.bank,
             account=None if key is None else self.bank.accounts[key.account],

@@ -19,6 +19,7 @@ import attrs
 from .._models import TransferType, converter
 from .._params import format_amount
 from . import _errors as err
+from ._balances import BALANCE_HANDLERS
 from ._faults import Fault, FaultKind
 from ._params import Params
 from ._state import (
@@ -34,8 +35,9 @@ from ._state import (
 __all__ = ["HANDLERS", "Context"]
 
 Body = dict[str, Any]
-#: The JSON answer and the id of what was executed (for the ledger).
-Outcome = tuple[Body, object]
+#: The JSON answer (an object, or a list for some balances) and the id of
+#: what was executed (for the ledger).
+Outcome = tuple[Body | list[Body], object]
 
 _DAY_MS = 24 * 3600 * 1000
 _TRANSFER_TYPES = frozenset(t.value for t in TransferType)
@@ -438,4 +440,5 @@ HANDLERS: Mapping[str, Handler] = {
     "sub_account_transfer": sub_account_transfer,
     "sub_account_transfer_history": sub_account_transfer_history,
     "server_time": server_time,
+    **BALANCE_HANDLERS,
 }

@@ -82,6 +82,8 @@ class LedgerEntry:
     latency: float = 0.0
     """Seconds the request travelled (``Fault.latency``): it arrived that long after leaving."""
     late_by: float = 0.0
+    reads: bool = False
+    """A POST that only reads (``getUserAsset``...): like a GET, it changes nothing."""
     """Seconds the answer was held back after processing (``Fault.late``)."""
 
     @property
@@ -93,6 +95,11 @@ class LedgerEntry:
     def moved(self) -> bool:
         """Executed and not FAILED: the request moves (or moved) money, if it moves any."""
         return self.executed and self.settlement not in ("FAILED", "FAILURE")
+
+    @property
+    def changes(self) -> bool:
+        """A request that may change state: not a GET, nor a POST that only reads."""
+        return self.method != "GET" and not self.reads
 
     def transfer_key(self) -> tuple[str | None, tuple[tuple[str, str], ...]]:
         """What the request asks, without ``timestamp``, ``recvWindow`` or ``signature``."""
@@ -210,7 +217,7 @@ class Ledger(Sequence[LedgerEntry]):
         for entry in self._entries:
             if (
                 entry.moved
-                and entry.method != "GET"  # reads change nothing, however often repeated
+                and entry.changes  # reads change nothing, however often repeated
                 and entry.endpoint is not None
                 and endpoint in (None, entry.endpoint)
             ):
@@ -259,7 +266,7 @@ class Ledger(Sequence[LedgerEntry]):
         by_signature: dict[str, list[LedgerEntry]] = defaultdict(list)
         for entry in self._entries:
             # A read repeated in the same millisecond changes nothing: not a resend.
-            if entry.executed and entry.signature is not None and entry.method != "GET":
+            if entry.executed and entry.signature is not None and entry.changes:
                 by_signature[entry.signature].append(entry)
         return [tuple(group) for group in by_signature.values() if len(group) > 1]
 

@@ -168,7 +168,7 @@ def report(exchange: SimulatedExchange, started_with: dict[str, Decimal]) -> Rep
                 settlement=e.settlement,
             )
             for e in ledger.executed()
-            if e.endpoint is not None and e.method != "GET"
+            if e.endpoint is not None and e.changes
         ),
         duplicates=sum(len(group) - 1 for group in ledger.duplicates()),
     )
