@@ -79,8 +79,9 @@ from ._models import (
 )
 from ._params import Amount, RawType, format_amount
 from ._reconcile import SettleBy, Settlement
+from ._redis import RedisStorage
 from ._signing import Signer
-from ._storage import CallCounter, MemoryStorage, Storage, WindowCounter
+from ._storage import CallCounter, MemoryStorage, Storage, StorageLink, WindowCounter
 
 __version__ = "0.1.0.dev0"
 
@@ -136,6 +137,7 @@ __all__ = [
     "PortfolioMarginBalance",
     "RateLimitError",
     "RawType",
+    "RedisStorage",
     "RollingCap",
     "Security",
     "ServerClock",
@@ -145,6 +147,7 @@ __all__ = [
     "Settlement",
     "Signer",
     "Storage",
+    "StorageLink",
     "SubAccount",
     "SubAccountAccountType",
     "SubAccountAssets",

@@ -273,7 +273,7 @@ def shared_storage(url: str) -> Any:
     it returns that backend's storage once the module is in the package.
     """
     try:
-        from .. import _redis  # type: ignore[attr-defined]  # issue 10's module
+        from .. import _redis  # issue 10's module
     except ImportError:
         raise ConfigurationError(
             "--redis: this build has no shared Redis budget (binance_transfers._redis)"

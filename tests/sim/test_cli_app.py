@@ -321,10 +321,12 @@ def test_limits_lists_every_pool_with_the_futures_hosts(exchange: SimulatedExcha
 
 
 def test_limits_redis_hook_says_what_is_missing(exchange: SimulatedExchange) -> None:
-    """--redis without the shared-budget module: a clear refusal, nothing sent."""
-    result = invoke(exchange, "limits", "--redis", "redis://127.0.0.1:6379/0")
+    """--redis with no Redis there: a clear refusal, nothing sent."""
+    from binance_transfers._redis_server import free_port
+
+    result = invoke(exchange, "limits", "--redis", f"redis://127.0.0.1:{free_port()}/0")
     assert result.exit_code == EXIT_REFUSED
-    assert "_redis" in result.output
+    assert "unreachable" in result.output
     assert len(exchange.ledger) == 0
 
 
