@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 from ._endpoints import Endpoint
@@ -82,12 +82,14 @@ async def logged_transfer(
     endpoint: Endpoint,
     params: Sequence[tuple[str, str]],
     clock: Any,
+    hook: Callable[[str, str, float], None] | None = None,
 ) -> _T:
-    """Await ``call`` (a mutating call) and log one INFO record on how it ended.
+    """Await ``call`` (a mutating call); log one INFO record on how it ended, tell ``hook``.
 
-    Only called when INFO is enabled on ``binance_transfers.transfers``.
-    ``params`` are those the caller gave (no key, no signature: the transport
-    adds them). ``clock`` is the governor's monotonic clock.
+    Called when INFO is enabled on ``binance_transfers.transfers`` or the
+    governor's hooks override ``transferred`` (``hook``). ``params`` are those
+    the caller gave (no key, no signature: the transport adds them).
+    ``clock`` is the governor's monotonic clock.
     """
     waits = [0.0]
     token = PERMIT_WAIT.set(waits)
@@ -105,30 +107,50 @@ async def logged_transfer(
         PERMIT_WAIT.reset(token)
         duration = clock.monotonic() - start
         outcome = outcome_of(error)
-        tran_id = getattr(answer, "tran_id", None) or getattr(answer, "txn_id", None)
-        code = getattr(error, "code", None)
-        details = {
-            "endpoint": endpoint.name,
-            "params": dict(params),
-            "tran_id": tran_id,
-            "permit_wait": waits[0],
-            "ip_weight": endpoint.ip_weight,
-            "uid_weight": endpoint.uid_weight,
-            "outcome": outcome,
-            "duration": duration,
-            "error": None if error is None else f"{type(error).__name__}: {error!s:.200}",
-        }
-        TRANSFERS.info(
-            "%s %s%s%s: permit wait %.3f s, weight %s, %.3f s",
-            endpoint.name,
-            outcome,
-            "" if tran_id is None else f" tran_id={tran_id}",
-            "" if code is None else f" code={code}",
-            waits[0],
-            _weight(endpoint),
-            duration,
-            extra=details,
-        )
+        if hook is not None:
+            try:
+                hook(endpoint.name, outcome, duration)
+            except Exception:
+                TRANSFERS.exception("%s: the transferred hook failed", endpoint.name)
+        if TRANSFERS.isEnabledFor(logging.INFO):
+            _log(endpoint, params, answer, error, outcome, waits[0], duration)
+
+
+def _log(
+    endpoint: Endpoint,
+    params: Sequence[tuple[str, str]],
+    answer: object,
+    error: BaseException | None,
+    outcome: str,
+    waited: float,
+    duration: float,
+) -> None:
+    """The record: text for people, attributes for structured handlers."""
+    tran_id = getattr(answer, "tran_id", None) or getattr(answer, "txn_id", None)
+    code = getattr(error, "code", None)
+    details = {
+        "endpoint": endpoint.name,
+        "params": dict(params),
+        "tran_id": tran_id,
+        "permit_wait": waited,
+        "ip_weight": endpoint.ip_weight,
+        "uid_weight": endpoint.uid_weight,
+        "outcome": outcome,
+        "duration": duration,
+        "error": None if error is None else f"{type(error).__name__}: {error!s:.200}",
+    }
+    TRANSFERS.info(
+        "%s %s%s%s%s: permit wait %.3f s, weight %s, %.3f s",
+        endpoint.name,
+        outcome,
+        "" if tran_id is None else f" tran_id={tran_id}",
+        "" if code is None else f" code={code}",
+        " (" + " ".join(f"{key}={value}" for key, value in params) + ")" if params else "",
+        waited,
+        _weight(endpoint),
+        duration,
+        extra=details,
+    )
 
 
 def _weight(endpoint: Endpoint) -> str:

@@ -43,7 +43,6 @@ from urllib.parse import quote, quote_plus
 
 import anyio
 import attrs
-import httpcore
 import httpx
 
 from ._endpoints import Endpoint, Host
@@ -68,7 +67,7 @@ from ._exceptions import (
     TransferNotAllowedError,
 )
 from ._governor import Governor, Permit
-from ._http import RefusedBeforeWriting
+from ._http import RefusedBeforeWriting, direct_transport
 from ._signing import Signer
 
 __all__ = ["DEFAULT_TIMEOUT", "ON_WRITE", "ExchangeOutcome", "Transport"]
@@ -186,6 +185,8 @@ class _Template:
     raw: list[tuple[bytes, bytes]]
     timeout: dict[str, float | None]
     fallback: bool
+    direct: httpx.AsyncBaseTransport | None
+    """Where requests go when ``AsyncClient.send`` would add nothing (see _http)."""
 
     def __repr__(self) -> str:  # it holds the API key
         return f"<_Template {self.url}>"
@@ -531,11 +532,13 @@ class Transport:
     def _throttled(self, endpoint: Endpoint, max_wait: float | None) -> ThrottledError:
         at = self.governor.estimate(endpoint, account=self.account)
         now = self.governor.server_clock.now()
-        return ThrottledError(
-            f"{endpoint.name}: no permit within max_wait={max_wait} s",
+        error = ThrottledError(
+            f"{endpoint.name}: no permit within max_wait={_rounded(max_wait)} s",
             retry_at=max(at, now),
             retry_after=max(at - now, 0.0),
         )
+        self.governor._refuse(endpoint, error)  # its hooks see every refusal
+        return error
 
     async def _detachable(
         self,
@@ -609,10 +612,10 @@ class Transport:
         data: Any = None
         try:
             if scope is None:
-                response = await self._http.send(request)
+                response = await self._send(request, endpoint)
             else:
                 with scope:
-                    response = await self._http.send(request)
+                    response = await self._send(request, endpoint)
             received = clock.monotonic()
         except _NoRoom:
             raise
@@ -702,6 +705,11 @@ class Transport:
             if event.endswith("send_request_headers.started"):
                 self._writing(attempt)
             elif event.endswith("send_request_headers.failed"):
+                # Imported here, where httpcore is running: importing it costs
+                # tens of ms (trio too, when installed), and on asyncio the
+                # default transport is aiohttp's.
+                import httpcore
+
                 if isinstance(info.get("exception"), httpcore.LocalProtocolError | _NoRoom):
                     # h11 refused the request line or a header before writing a byte.
                     attempt.written = False
@@ -750,16 +758,41 @@ class Transport:
                 headers=template.headers,
                 extensions=extensions,
             )
+        # stream=: httpx adds no header of its own (Host, Content-Length): the
+        # template has them, so the headers are normalised once, not twice.
         if template.query:
             url = f"{template.url}?{encoded}" if encoded else template.url
-            return httpx.Request(endpoint.method, url, headers=template.raw, extensions=extensions)
-        return httpx.Request(
-            endpoint.method,
-            template.parsed,
-            content=encoded.encode(),
-            headers=template.raw,
-            extensions=extensions,
-        )
+            request = httpx.Request(
+                endpoint.method, url, headers=template.raw, stream=_EMPTY, extensions=extensions
+            )
+        else:
+            body = encoded.encode()
+            request = httpx.Request(
+                endpoint.method,
+                template.parsed,
+                headers=[*template.raw, (b"Content-Length", b"%d" % len(body))],
+                stream=httpx.ByteStream(body),
+                extensions=extensions,
+            )
+        request.read()  # as content= would: .content readable by any transport
+        return request
+
+    async def _send(self, request: httpx.Request, endpoint: Endpoint) -> httpx.Response:
+        """``self._http.send(request)``, or straight to its transport when send adds nothing.
+
+        ``AsyncClient.send`` runs auth, event hooks, redirects and the cookie
+        jar (which builds a urllib request per answer): a third of a call's CPU.
+        """
+        direct = self._templates[endpoint].direct
+        if direct is None:
+            return await self._http.send(request)
+        response = await direct.handle_async_request(request)
+        response.request = request  # as send() does; transports need not set it
+        try:
+            await response.aread()
+        finally:
+            await response.aclose()
+        return response
 
     def _template(self, endpoint: Endpoint) -> _Template:
         """What every request to ``endpoint`` shares, worked out once.
@@ -778,6 +811,8 @@ class Transport:
         http = self._http
         form = {} if query else _FORM
         raw = httpx.Headers(http._merge_headers(form)).raw
+        if not any(name.lower() == b"host" for name, _ in raw):
+            raw = [(b"Host", parsed.netloc), *raw]  # first, where httpx puts it
         template = _Template(
             url=url,
             parsed=parsed,
@@ -786,6 +821,7 @@ class Transport:
             raw=[*raw, *self._key_raw] if signed else raw,
             timeout=http.timeout.as_dict(),
             fallback=bool(http.cookies) or bool(http.params),
+            direct=direct_transport(http, url),
         )
         self._templates[endpoint] = template
         return template
@@ -841,9 +877,18 @@ class Transport:
                 log.exception("%s: on_outcome hook failed", attempt.endpoint.name)
 
     def _scrubbed(self, exc: BaseException) -> BaseException:
-        """``exc``, with every exception in its chain that quotes the API key (h11
-        quotes a header it refuses) reduced to its class name, so no log,
-        message or traceback can show the key."""
+        """``exc``, made safe to raise, log and report with locals (Sentry's default).
+
+        Every exception in its chain that quotes the API key (h11 quotes a
+        header it refuses) is reduced to its class name. Every one that is not
+        ours also loses its traceback: the frames of httpx, httpcore and h11
+        hold the request's headers, the key among them, in their locals. Where
+        it happened stays readable in a note (file, line, function; no locals).
+        Frames are not cleared in place: one may belong to a generator still
+        suspended, which clearing would close.
+        """
+        import traceback  # here: a local edit, and only the failure path needs it
+
         key = self._key_header["X-MBX-APIKEY"].strip()
         seen: set[int] = set()
         todo: list[BaseException | None] = [exc]
@@ -854,7 +899,14 @@ class Transport:
             seen.add(id(current))
             if any(key in text for text in (str(current), repr(current.args))):
                 current.args = (f"{type(current).__name__} (message withheld: it quoted a secret)",)
+            frames = current.__traceback__
+            if frames is not None and not isinstance(current, BinanceTransfersError):
+                current.__traceback__ = None
+                if isinstance(current, Exception):  # not a cancellation: worth reading
+                    where = "".join(traceback.format_tb(frames)).rstrip()
+                    current.add_note(f"Traceback (frames dropped: they held the API key):\n{where}")
             todo += [current.__cause__, current.__context__]
+            todo += list(getattr(current, "exceptions", ()))  # an exception group's members
         return exc
 
     def _interpret(self, attempt: _Attempt, response: httpx.Response, received: float) -> Any:
@@ -974,6 +1026,7 @@ _FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 # What urlencode leaves as it is.
 _plain = re.compile(r"[A-Za-z0-9_.~-]*").fullmatch
 _NOT_JSON: Any = object()
+_EMPTY = httpx.ByteStream(b"")
 
 
 def _parse_url(url: str) -> httpx.URL | None:
@@ -999,12 +1052,16 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON Binance sends")
 
 
+# Exact decimals: an amount never passes through a binary float; NaN and
+# Infinity are not numbers Binance sends. Built once (json.loads with options
+# builds a decoder per call).
+_DECODER = json.JSONDecoder(parse_float=Decimal, parse_constant=_reject_constant)
+
+
 def _json(content: bytes) -> Any:
     try:
-        # Exact decimals: an amount never passes through a binary float; NaN
-        # and Infinity are not numbers Binance sends.
-        return json.loads(content, parse_float=Decimal, parse_constant=_reject_constant)
-    except (ValueError, RecursionError):
+        return _DECODER.decode(content.decode(json.detect_encoding(content)))
+    except (ValueError, RecursionError):  # UnicodeDecodeError included
         return _NOT_JSON
 
 
@@ -1029,3 +1086,8 @@ def _retry_after(value: str | None) -> float | None:
     if not seconds >= 0:  # NaN and negatives
         return None
     return min(seconds, MAX_RETRY_AFTER)
+
+
+def _rounded(seconds: float | None) -> float | None:
+    """Seconds fit to print (a deadline's remainder reads 0.19999846800010346)."""
+    return None if seconds is None else round(seconds, 3)

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import logging
 
+import httpx
 import looptime
 import pytest
 
 from binance_transfers import (
     BnbTransferSide,
+    Client,
+    Governor,
     InsufficientBalanceError,
     OutcomeUnknownError,
     TransferType,
@@ -105,17 +108,36 @@ async def test_nothing_is_built_when_info_is_off(
     assert _records(caplog) == []
 
 
+@pytest.mark.parametrize("through_send", [False, True], ids=["direct", "event-hooks"])
 async def test_no_secret_and_no_signature_in_any_log_record(
-    exchange: SimulatedExchange, caplog: pytest.LogCaptureFixture
+    exchange: SimulatedExchange, caplog: pytest.LogCaptureFixture, through_send: bool
 ) -> None:
-    """httpx's INFO line shows a signed GET's URL: its signature is redacted; no key anywhere."""
+    """No key and no signature in any record. A client that goes through
+    ``AsyncClient.send`` (here: one with an event hook) gets httpx's INFO line
+    for a signed GET, with its signature redacted."""
     caplog.set_level(logging.DEBUG)
-    async with exchange.client() as client:
+    client = exchange.client()
+    if through_send:
+
+        async def hook(request: httpx.Request) -> None:
+            pass
+
+        http = httpx.AsyncClient(transport=exchange.transport(), event_hooks={"request": [hook]})
+        client = Client(
+            DEMO_API_KEY,
+            DEMO_API_SECRET,
+            http_client=http,
+            governor=Governor(exchange.limits, clock=exchange.clock),
+            endpoints=exchange.endpoints,
+            api_url=exchange.api_url,
+        )
+    async with client:
         await client.transfer_to_futures(asset="USDT", amount="1")
         rows = [row async for row in client.transfer_history(type=TransferType.MAIN_UMFUTURE)]
     assert rows
     httpx_lines = [r.getMessage() for r in caplog.records if r.name == "httpx"]
-    assert any("signature=<redacted>" in line for line in httpx_lines), httpx_lines
+    if through_send:
+        assert any("signature=<redacted>" in line for line in httpx_lines), httpx_lines
     text = "\n".join(r.getMessage() + repr(r.__dict__) for r in caplog.records)
     assert DEMO_API_SECRET not in text
     assert DEMO_API_KEY not in text

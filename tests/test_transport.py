@@ -344,6 +344,9 @@ async def test_418_bans_the_ip_and_nothing_is_sent_during_the_ban(
 
 async def test_usage_headers_raise_the_governors_count(fake: FakeBinance, client: Client) -> None:
     """Weight Binance reports beyond ours (another process) is counted as used."""
+    # Mid-window: a report that may belong to either of two windows (one sent
+    # right at a boundary) corrects only the earlier one, by design.
+    fake.server_ms += 30_000
     fake.script(
         "POST",
         "/papi/v1/asset-collection",
@@ -664,7 +667,22 @@ async def test_a_signer_that_fails_leaves_no_key_in_the_traceback(fake: FakeBina
     assert fake.transfers == []
 
 
-# -- over real sockets: httpcore reports the write --------------------------------------
+# -- over real sockets: httpcore and aiohttp report the write ----------------------------
+
+#: The HTTP library each over-TCP test runs on: the default client's (aiohttp
+#: on asyncio), and httpcore (httpx's own transport, as a user may bring).
+TCP_LIBRARIES = ["aiohttp", "httpcore"]
+
+
+def _tcp_client(library: str, url: str, **kwargs: Any) -> Client:
+    if library == "httpcore":
+        kwargs["transport"] = httpx.AsyncHTTPTransport()
+    return Client(API_KEY, SECRET, api_url=url, **kwargs)
+
+
+def _library_used(c: Client) -> str:
+    inner = getattr(c._http._transport, "inner", c._http._transport)
+    return "aiohttp" if type(inner).__name__ == "WriteAwareAiohttpTransport" else "httpcore"
 
 
 class _Loopback:
@@ -717,14 +735,16 @@ class _Loopback:
         return [r for r in self.requests if b"/api/v3/time" not in r]
 
 
-async def test_over_tcp_a_cancelled_caller_still_learns_the_outcome() -> None:
+@pytest.mark.parametrize("library", TCP_LIBRARIES)
+async def test_over_tcp_a_cancelled_caller_still_learns_the_outcome(library: str) -> None:
     """Real sockets: the caller is cancelled once Binance has the request; the answer still
     arrives and reaches on_outcome."""
     outcomes = _Outcomes()
     server = _Loopback(b'{"tranId": 77}', delay=0.2)
-    async with server as url, Client(API_KEY, SECRET, api_url=url) as c:
+    async with server as url, _tcp_client(library, url) as c:
         c._transport.on_outcome = outcomes
         await c.server_time()
+        assert _library_used(c) == library
         task = asyncio.create_task(transfer(c))
         await server.received.wait()
         task.cancel()
@@ -735,43 +755,45 @@ async def test_over_tcp_a_cancelled_caller_still_learns_the_outcome() -> None:
     assert outcome.detached and outcome.data == {"tranId": 77}
 
 
-async def test_over_tcp_the_permit_is_renewed_at_the_write() -> None:
-    """httpcore's trace: the governor re-bases the permit as the request is written, and a
-    refusal at that moment writes nothing and acquires again."""
+@pytest.mark.parametrize("library", TCP_LIBRARIES)
+async def test_over_tcp_the_permit_is_renewed_at_the_write(library: str) -> None:
+    """httpcore's trace, aiohttp's connector: the governor re-bases the permit as the request
+    is written, and a refusal at that moment writes nothing and acquires again."""
     server = _Loopback(b'{"tranId": 5}')
     governor = Governor()
     renewals: list[bool] = []
     renew = governor.renew
 
     def refuse_first(permit: Any) -> Any:
-        # Called from inside httpcore, with the connection ready: at the write itself.
         # Called from inside the HTTP library (httpcore's trace, aiohttp's
         # connector), with the connection ready: at the write itself.
-        renewals.append(
-            any(lib in f.filename for f in inspect.stack() for lib in ("httpcore", "aiohttp"))
-        )
+        renewals.append(any(f"/{library}/" in f.filename for f in inspect.stack()))
         if len(renewals) == 2:  # the transfer's first write (the first is the clock sync)
             governor.refund(permit)
             return None
         return renew(permit)
 
     governor.renew = refuse_first  # type: ignore[method-assign]
-    async with server as url, Client(API_KEY, SECRET, api_url=url, governor=governor) as c:
+    async with server as url, _tcp_client(library, url, governor=governor) as c:
         assert (await transfer(c)).tran_id == 5  # type: ignore[attr-defined]
+        assert _library_used(c) == library
     assert renewals == [True, True, True]
     assert len(server.transfers) == 1
     (uid,) = [p for p in governor.snapshot() if p.key.startswith("sapi-uid")]
     assert uid.used == 900
 
 
+@pytest.mark.parametrize("library", TCP_LIBRARIES)
 async def test_over_tcp_a_header_h11_refuses_is_not_sent_and_not_leaked(
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, library: str
 ) -> None:
-    """A key h11 refuses before writing: ConnectionFailedError (nothing left), key nowhere."""
+    """A key h11 (or our aiohttp transport) refuses before writing: ConnectionFailedError
+    (nothing left), key nowhere."""
     server = _Loopback(b'{"tranId": 5}')
     bad = API_KEY + "\n"
-    async with server as url, Client(API_KEY, SECRET, api_url=url) as c:
+    async with server as url, _tcp_client(library, url) as c:
         await c.server_time()
+        assert _library_used(c) == library
         # Past the client's own check (it refuses such keys): the transport alone.
         c._transport._key_header["X-MBX-APIKEY"] = bad
         c._transport._key_raw = [(b"X-MBX-APIKEY", bad.encode())]
@@ -991,3 +1013,40 @@ async def test_under_respx_a_read_timeout_is_unknown_and_sent_once() -> None:
             with pytest.raises(OutcomeUnknownError):
                 await c.transfer(type=TransferType.MAIN_UMFUTURE, asset="USDT", amount="1")
     assert route.call_count == 1
+
+
+# -- the prepared request is the one httpx would build --------------------------------
+
+
+@pytest.mark.parametrize("name", ["universal_transfer", "transfer_history"])
+async def test_prepared_requests_are_what_httpx_would_build(name: str) -> None:
+    """The request the transport prepares (once per endpoint, then per call) has the
+    headers, in order, the URL and the body that ``AsyncClient.build_request`` gives."""
+    seen: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        if request.url.path == "/api/v3/time":
+            return httpx.Response(200, json={"serverTime": SERVER_MS})
+        return httpx.Response(
+            200, json={"tranId": 1} if request.method == "POST" else {"total": 0, "rows": []}
+        )
+
+    http = httpx.AsyncClient(transport=httpx.MockTransport(answer), headers={"X-Desk": "7"})
+    async with http, Client(API_KEY, SECRET, http_client=http) as c:
+        if name == "universal_transfer":
+            await transfer(c)
+        else:
+            async for _ in c.transfer_history(type="MAIN_UMFUTURE"):
+                pass
+    request = seen[-1]
+    expected = http.build_request(
+        request.method,
+        str(request.url),
+        content=request.content or None,
+        headers=({"Content-Type": "application/x-www-form-urlencoded"} if request.content else {})
+        | {"X-MBX-APIKEY": API_KEY},
+    )
+    assert request.headers.raw == expected.headers.raw
+    assert request.url == expected.url
+    assert request.content == expected.content

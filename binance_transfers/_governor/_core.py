@@ -13,6 +13,7 @@ steady demand still gets nearly all of it.
 from __future__ import annotations
 
 import logging
+import math
 import statistics
 import threading
 from asyncio import _get_running_loop
@@ -24,10 +25,10 @@ from typing import Any
 import attrs
 
 from .._clock import Clock, ServerClock
-from .._endpoints import Endpoint
+from .._endpoints import ENDPOINTS, Endpoint
 from .._exceptions import ConfigurationError, IPBannedError, ThrottledError
 from .._limits import Limits, PoolKind, PoolSpec, pools_for
-from .._storage import MemoryStorage, Storage
+from .._storage import MemoryStorage, Storage, StorageLink
 from ._feedback import Feedback
 from ._geometry import GUARD_FLOOR, INF, Geometry, Trips
 from ._pools import CapPool, FixedPool, Pool
@@ -49,10 +50,20 @@ PERMIT_WAIT: ContextVar[list[float] | None] = ContextVar(
 
 @attrs.frozen(kw_only=True)
 class PoolSnapshot:
-    """One pool as the governor sees it."""
+    """One pool as the governor sees it.
+
+    ``key`` identifies the pool; ``kind``, ``endpoint`` and ``account`` say
+    what it is, for people and metric labels: the ``/papi`` IP pool is
+    ``kind=IP, endpoint=None, account=None``; a universal transfer's UID pool
+    is ``kind=UID, endpoint="universal_transfer", account="key-..."``.
+    """
 
     key: str
     kind: PoolKind
+    endpoint: str | None = None
+    """The endpoint this pool belongs to; None when several endpoints share it."""
+    account: str | None = None
+    """The account of a UID pool or rolling cap; None for a pool of the IP."""
     limit: int
     used: int
     """Weight (or calls, for a rolling cap) counted in the current window."""
@@ -94,7 +105,9 @@ class GovernorHooks:
         """A call has to wait an estimated ``wait`` seconds for a permit."""
 
     def admitted(self, endpoint: str, waited: float) -> None:
-        """A call got its permit after waiting ``waited`` seconds (0: at once)."""
+        """A call got its permit after waiting ``waited`` seconds (0: at once).
+
+        Fires for every permit, immediate or queued."""
 
     def refused(self, endpoint: str, reason: str, retry_after: float) -> None:
         """A call got no permit: ``reason`` is ``"throttled"`` (no room within
@@ -106,8 +119,22 @@ class GovernorHooks:
     def usage(self, pool: str, used: int, limit: int) -> None:
         """Binance reported weight spent elsewhere; ``used`` is the new count."""
 
+    def answered(self, endpoint: str, status: int | None, seconds: float | None) -> None:
+        """A permitted request's answer came: HTTP ``status`` after ``seconds`` (None and
+        None: no answer, a timeout or a dropped connection). Fires for every request
+        written, 429s and 418s included."""
 
-def _overridden(hooks: GovernorHooks, name: str) -> Any:
+    def transferred(self, endpoint: str, outcome: str, seconds: float) -> None:
+        """A client's mutating call ended after ``seconds``, however it ended.
+
+        ``outcome`` is one word: ``done``, ``refused``, ``unknown``,
+        ``not_executed``, ``throttled``, ``banned``, ``rate_limited``,
+        ``invalid``, ``closed``, ``cancelled`` or ``error`` (as in the
+        ``binance_transfers.transfers`` log record). Fired by the client."""
+
+
+def overridden(hooks: GovernorHooks, name: str) -> Any:
+    """The bound hook ``name`` if ``hooks`` overrides it, else None (a no-op costs nothing)."""
     method = getattr(type(hooks), name)
     return getattr(hooks, name) if method is not getattr(GovernorHooks, name) else None
 
@@ -176,8 +203,9 @@ class Governor(Feedback):
         self._horizon = min(max(window / 8, 0.05), 5.0)  # how long one geometry holds
         self.storage: Storage = storage if storage is not None else MemoryStorage()
         self.hooks = hooks if hooks is not None else GovernorHooks()
-        self._on_admitted = _overridden(self.hooks, "admitted")
-        self._on_refused = _overridden(self.hooks, "refused")
+        self._on_admitted = overridden(self.hooks, "admitted")
+        self._on_refused = overridden(self.hooks, "refused")
+        self._on_answered = overridden(self.hooks, "answered")
         self._monotonic = self.server_clock.clock.monotonic
         self._pools: dict[str, Pool] = {}
         self._plans: dict[str, dict[Endpoint, Plan]] = {}  # account -> endpoint -> plan
@@ -201,6 +229,8 @@ class Governor(Feedback):
         # then again after every resync, trip change, or as eps grows.
         self._geo_cache: Geometry | None = None
         self.server_clock.subscribe(self._refresh_geometry)
+        # redis10: a shared storage's counters learn of leases asynchronously.
+        self._link = StorageLink(self._capacity_arrived, self._server_now, self._landing)
 
     # -- public API -----------------------------------------------------------
 
@@ -343,21 +373,60 @@ class Governor(Feedback):
         return None
 
     def snapshot(self) -> tuple[PoolSnapshot, ...]:
-        """Every pool: usage, limit, next reset, waiters, freeze."""
+        """Every pool: what it is, usage, limit, next reset, waiters, freeze.
+
+        Pools of the IP that no call has used yet are listed too, idle, for
+        every endpoint of the package's table and of the tables in use; pools
+        of an account (UID, rolling caps) appear once that account calls.
+        """
         now = self._monotonic()
         g = self._geometry(now)
+        # Which endpoints draw on each pool (to name its endpoint), and whose it is.
+        users: dict[str, set[str]] = {}
+        idle: dict[str, PoolSpec] = {}
+        owners: dict[str, str] = {}
+        tables = {endpoint.name: endpoint for endpoint in ENDPOINTS.values()}
+        for account, plans in self._plans.items():
+            for endpoint, plan in plans.items():
+                tables[endpoint.name] = endpoint
+                for pool, _ in plan:
+                    users.setdefault(pool.key, set()).add(endpoint.name)
+                    if not pool.spec.per_ip:
+                        owners[pool.key] = account
+        for endpoint in tables.values():
+            for spec in pools_for(endpoint, self.limits, ""):
+                if spec.per_ip:
+                    users.setdefault(spec.key, set()).add(endpoint.name)
+                    if spec.key not in self._pools:
+                        idle.setdefault(spec.key, spec)
+        frozen = max(self._banned_until, self._ip_frozen_until)
         out = []
-        for pool in self._pools.values():
+        for key, pool in self._pools.items():
             used, resets = pool.usage(now, g)
             out.append(
                 PoolSnapshot(
-                    key=pool.key,
+                    key=key,
                     kind=pool.spec.kind,
+                    endpoint=_only(users.get(key)),
+                    account=owners.get(key),
                     limit=pool.limit,
                     used=used,
                     resets_at=resets,
                     waiters=pool.live,
                     frozen_until=pool.frozen_until + g.shift if pool.frozen_until > now else None,
+                )
+            )
+        for key, spec in idle.items():
+            out.append(
+                PoolSnapshot(
+                    key=key,
+                    kind=spec.kind,
+                    endpoint=_only(users.get(key)),
+                    limit=spec.limit,
+                    used=0,
+                    resets_at=(math.floor((now + g.shift) / spec.period) + 1) * spec.period,
+                    waiters=0,
+                    frozen_until=frozen + g.shift if frozen > now else None,
                 )
             )
         return tuple(out)
@@ -408,9 +477,9 @@ class Governor(Feedback):
                 if count >= self._sweep_at or (count > 256 and self._monotonic() >= self._swept):
                     self._sweep()
                 if spec.kind is PoolKind.CAP:
-                    pool = CapPool(spec, self.storage.call_counter(spec.key))
+                    pool = CapPool(spec, self.storage.call_counter(spec, self._link))
                 else:
-                    pool = FixedPool(spec, self.storage.window_counter(spec.key))
+                    pool = FixedPool(spec, self.storage.window_counter(spec, self._link))
                 # A ban, or a 429 of unknown origin, covers every pool of the IP.
                 pool.frozen_until = max(self._banned_until, self._ip_frozen_until)
                 if self.cold_start:
@@ -435,6 +504,25 @@ class Governor(Feedback):
         result = tuple(plan)
         self._plans.setdefault(account, {})[endpoint] = result
         return result
+
+    # -- redis10: what a shared storage asks of the governor ----------------------
+
+    def _capacity_arrived(self, key: str) -> None:
+        """A lease for pool ``key`` came (or a window opened): admit who can use it."""
+        pool = self._pools.get(key)
+        if pool is not None and pool.queue:
+            self._pump([pool], self._monotonic())
+
+    def _server_now(self) -> float:
+        now = self._monotonic()
+        return now + self._geometry(now).shift
+
+    def _landing(self, period: float) -> tuple[int, int]:
+        now = self._monotonic()
+        g = self._geometry(now)
+        return int((now + g.lo) // period), int((now + g.hi) // period)
+
+    # -- end redis10 -------------------------------------------------------------
 
     def _sweep(self) -> None:
         """Forget per-account pools (and the plans using them) that are idle.
@@ -554,7 +642,7 @@ class Governor(Feedback):
     ) -> ThrottledError:
         at = self._estimate(plan, now)
         error = ThrottledError(
-            f"{endpoint.name}: no permit within max_wait={max_wait} s",
+            f"{endpoint.name}: no permit within max_wait={_rounded(max_wait)} s",
             retry_at=at + self._geometry(now).shift,
             retry_after=max(at - now, 0.0),
         )
@@ -562,6 +650,16 @@ class Governor(Feedback):
         return error
 
 
+def _only(names: set[str] | None) -> str | None:
+    """The one endpoint drawing on a pool, or None when several share it."""
+    return next(iter(names)) if names is not None and len(names) == 1 else None
+
+
 def _shape(spec: PoolSpec) -> tuple[object, ...]:
     """What two specs of one pool must agree on (the weight is per endpoint)."""
     return (spec.kind, spec.limit, spec.period, spec.header, spec.per_ip)
+
+
+def _rounded(seconds: float | None) -> float | None:
+    """Seconds fit to print (a deadline's remainder reads 0.19999846800010346)."""
+    return None if seconds is None else round(seconds, 3)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from .._exceptions import _iso as _fmt
 from .._limits import Limits
@@ -66,6 +66,8 @@ class Feedback(WaitQueue):
     def _usage_hook(self, pool: str, used: int, limit: int) -> None:
         raise NotImplementedError
 
+    _on_answered: Callable[[str, int | None, float | None], None] | None
+
     def observe(
         self,
         permit: Permit,
@@ -88,6 +90,8 @@ class Feedback(WaitQueue):
         scaled by ``limits.time_scale``).
         """
         now = self._monotonic()
+        if self._on_answered is not None:  # the metrics' 429/418 counts and round trips
+            self._on_answered(permit[0].name, status, None if received is None else received - sent)
         if received is not None and self._trips.note(received - sent, received):
             self._refresh_geometry()
         g = self._geometry(now)

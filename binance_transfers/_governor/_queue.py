@@ -105,6 +105,11 @@ class WaitQueue:
     def _ban_error(self, now: float) -> IPBannedError:
         raise NotImplementedError
 
+    def _refuse(
+        self, endpoint: Endpoint, error: ThrottledError | IPBannedError
+    ) -> ThrottledError | IPBannedError:
+        raise NotImplementedError
+
     def _waited(self, endpoint: Endpoint, wait: float) -> None:
         raise NotImplementedError
 
@@ -221,7 +226,7 @@ class WaitQueue:
         """A ban: every waiter that does not wait on bans learns it at once."""
         for waiter in list(self._waiters.values()):
             if not waiter.wait_on_ban:
-                waiter.error = self._ban_error(now)
+                waiter.error = self._refuse(waiter.endpoint, self._ban_error(now))
                 self._leave(waiter)
                 waiter.event.set()
 

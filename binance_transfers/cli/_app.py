@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
-from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -24,18 +22,20 @@ from .._exceptions import BinanceTransfersError, ConfigurationError, OutcomeUnkn
 from .._governor import Governor, PoolSnapshot
 from .._models import converter
 from .._reconcile import Settlement
-from ._apply import ApplyReport, apply, plan_now
-from ._plan import Plan, PlanError, TargetState, earliest_finish, load_targets, weights
+from ._apply import ApplyReport, apply
+from ._plan import Plan, PlanError, TargetState, load_targets
 from ._read import read_all
 from ._settings import (
     EXIT_OK,
     EXIT_REFUSED,
+    EXIT_RETRY,
     EXIT_UNKNOWN,
     SIM_URL,
     Env,
     Settings,
     exit_code,
 )
+from ._show import amount, costed_plan, print_plan
 
 __all__ = ["app"]
 
@@ -155,8 +155,7 @@ def _print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, default=str, indent=2) + "\n")
 
 
-def _decimal(value: Decimal) -> str:
-    return format(value.normalize(), "f") if value else "0"
+_decimal = amount
 
 
 # -- transfer and history ------------------------------------------------------------
@@ -208,7 +207,7 @@ def history(
     """The universal transfers of one type, newest first."""
 
     async def body(client: Client) -> list[Any]:
-        end = int(time.time() * 1000)
+        end = client.governor.server_clock.now_ms()
         start = end - days * 86_400_000
         rows: list[Any] = []
         # Binance's history takes ranges of at most 30 days per call.
@@ -274,7 +273,7 @@ def shared_storage(url: str) -> Any:
     it returns that backend's storage once the module is in the package.
     """
     try:
-        from .. import _redis  # type: ignore[attr-defined]  # issue 10's module
+        from .. import _redis  # issue 10's module
     except ImportError:
         raise ConfigurationError(
             "--redis: this build has no shared Redis budget (binance_transfers._redis)"
@@ -345,10 +344,12 @@ def limits(
         if watch > 0:
             import anyio
 
-            ends = time.monotonic() + watch
+            monotonic = governor.server_clock.clock.monotonic
+            ends = monotonic() + watch
             with Live(_pools_table(governor.snapshot(), _now(governor)), transient=False) as live:
-                while time.monotonic() < ends:
-                    await anyio.sleep(min(1.0, max(ends - time.monotonic(), 0)))
+                while monotonic() < ends:
+                    # A display refreshed once a second: the pools change with every answer.
+                    await anyio.sleep(min(1.0, max(ends - monotonic(), 0)))
                     live.update(_pools_table(governor.snapshot(), _now(governor)))
         return list(governor.snapshot())
 
@@ -483,39 +484,12 @@ def plan(
     Nothing is sent.
     """
     state = _targets(file)
-
-    async def body(client: Client) -> tuple[Plan, dict[str, int], float]:
-        made = await plan_now(client, state)
-        limits = client.governor.limits
-        cost = weights(made.steps, limits, client.account, client.endpoints)
-        now = client.governor.server_clock.now_ms() / 1000
-        finish = earliest_finish(
-            made.steps, limits, client.account, now, client.governor.snapshot(), client.endpoints
-        )
-        return made, cost, finish
-
-    made, cost, finish = _run(ctx, body)
+    costed = _run(ctx, lambda client: costed_plan(client, state))
     if json_out:
-        _print_json(_plan_json(made, cost, finish))
+        _print_json(_plan_json(costed.plan, costed.weight, costed.finish))
     else:
-        out = _console(False)
-        if made.converged:
-            out.print("Nothing to do: the state is reached.")
-        else:
-            table = Table("#", "from", "to", "amount", "route", title=f"Plan for {file}")
-            for n, s in enumerate(made.steps, 1):
-                route = s.params.get("type") or f"{s.endpoint}"
-                table.add_row(
-                    str(n), str(s.source), str(s.target), f"{_decimal(s.amount)} {s.asset}", route
-                )
-            out.print(table)
-            for pool, weight in sorted(cost.items()):
-                out.print(f"  weight {weight:>6} from {pool}")
-            when = datetime.fromtimestamp(finish, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-            out.print(f"Earliest finish: {when} (nothing was sent)")
-        for line in made.unmet:
-            out.print(f"[red]cannot reach:[/] {line}")
-    raise typer.Exit(EXIT_REFUSED if made.unmet else EXIT_OK)
+        print_plan(_console(False), costed, f"Plan for {file}")
+    raise typer.Exit(EXIT_REFUSED if costed.plan.unmet else EXIT_OK)
 
 
 @app.command(name="apply")
@@ -526,6 +500,9 @@ def apply_command(
         Path,
         typer.Option("--journal", help="Intent journal (resumes what an earlier run left open)."),
     ] = Path("binance-transfers.journal"),
+    pending_timeout: Annotated[
+        float, typer.Option(help="Seconds to wait for PENDING transfers before planning again.")
+    ] = 300.0,
     json_out: JsonOption = False,
 ) -> None:
     """Execute FILE's plan through the intent journal; resumable, and idempotent once reached."""
@@ -548,12 +525,14 @@ def apply_command(
 
     async def body(client: Client) -> ApplyReport:
         with progress:
-            return await apply(client, state, on_progress=show)
+            return await apply(client, state, pending_timeout=pending_timeout, on_progress=show)
 
     report = _run(ctx, body, journal=journal)
     code = EXIT_OK
     if report.unsettled:
         code = EXIT_UNKNOWN
+    elif report.pending:
+        code = EXIT_RETRY
     elif report.unmet:
         code = EXIT_REFUSED
     if json_out:
@@ -573,6 +552,7 @@ def apply_command(
                 "settled": [_settlement_json(s) for s in report.settled],
                 "unsettled": report.unsettled,
                 "unmet": list(report.unmet),
+                "pending": report.pending,
                 "converged": code == EXIT_OK,
             }
         )
@@ -581,6 +561,8 @@ def apply_command(
             console.print(f"[red]needs attention:[/] {line}")
         for line in report.unmet:
             console.print(f"[red]cannot reach:[/] {line}")
+        for line in report.pending:
+            console.print(f"[yellow]still pending, run again later:[/] {line}")
         if code == EXIT_OK:
             console.print(f"Converged: {report.done} transfer(s) sent.")
     raise typer.Exit(code)

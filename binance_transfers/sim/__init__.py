@@ -11,7 +11,7 @@
         await client.transfer_to_futures(asset="USDT", amount="40")
 
     async with serve(exchange) as server:               # real TCP on loopback
-        ...  # Client(key, secret, api_url=server.url, papi_url=server.url)
+        ...  # Client(key, secret, api_url=server.url, papi_url=server.url, fapi_url=...)
 
     assert exchange.ledger.over_limit() == []           # no window ever over its limit
 

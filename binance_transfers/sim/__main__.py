@@ -127,7 +127,7 @@ def build(args: argparse.Namespace) -> SimulatedExchange:
 async def _serve(args: argparse.Namespace, exchange: SimulatedExchange) -> None:
     server = SimServer(exchange, host=args.host, port=args.port)
     sys.stdout.write(
-        f"Simulated Binance listening on {server.url} (api_url and papi_url) | "
+        f"Simulated Binance listening on {server.url} (api_url, papi_url, fapi_url, dapi_url) | "
         f"API key {DEMO_API_KEY} | secret {DEMO_API_SECRET} | "
         f"time scale {args.time_scale:g} | Ctrl-C to stop\n"
     )

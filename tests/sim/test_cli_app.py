@@ -321,10 +321,12 @@ def test_limits_lists_every_pool_with_the_futures_hosts(exchange: SimulatedExcha
 
 
 def test_limits_redis_hook_says_what_is_missing(exchange: SimulatedExchange) -> None:
-    """--redis without the shared-budget module: a clear refusal, nothing sent."""
-    result = invoke(exchange, "limits", "--redis", "redis://127.0.0.1:6379/0")
+    """--redis with no Redis there: a clear refusal, nothing sent."""
+    from binance_transfers._redis_server import free_port
+
+    result = invoke(exchange, "limits", "--redis", f"redis://127.0.0.1:{free_port()}/0")
     assert result.exit_code == EXIT_REFUSED
-    assert "_redis" in result.output
+    assert "unreachable" in result.output
     assert len(exchange.ledger) == 0
 
 
@@ -372,3 +374,30 @@ def test_key_file(tmp_path: Path, exchange: SimulatedExchange) -> None:
     with pytest.raises(Exception, match="no credentials"):
         Settings(environ={}).credentials()
     assert Settings(sim=True, environ={}).credentials() == (DEMO_API_KEY, DEMO_API_SECRET)
+
+
+async def test_the_demo_prints_a_plan_for_the_state_it_left(tmp_path: Path) -> None:
+    """demo_plan reads the demo account and prints the plan `binance-transfers plan` would."""
+    from rich.console import Console
+
+    from binance_transfers.cli._show import demo_plan
+
+    exchange = SimulatedExchange()
+    demo = exchange.add_demo_account()
+    demo.deposit("USDT", "-60000", "UMFUTURE")  # the random walk drained USDⓈ-M futures
+    console = Console(record=True, width=200)
+    async with exchange.client(demo) as client:
+        costed = await demo_plan(client, console)
+    text = console.export_text()
+    assert "binance-transfers plan" in text and "MAIN_UMFUTURE" in text
+    assert "Earliest finish" in text
+    into_um = [s for s in costed.plan.steps if s.target.wallet == "UMFUTURE"]
+    assert sum(s.amount for s in into_um) == Decimal(110000)  # 40,000 left, 150,000 wanted
+    assert moved(exchange) == 0
+
+
+def test_limits_watch_refreshes_then_ends(exchange: SimulatedExchange) -> None:
+    """limits --watch shows the live table for the time asked, then returns."""
+    result = invoke(exchange, "limits", "--watch", "1.2")
+    assert result.exit_code == EXIT_OK, result.output
+    assert "fapi-ip" in result.output and "2400" in result.output

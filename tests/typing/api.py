@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import assert_type
 
 import httpx
 
@@ -54,6 +55,7 @@ async def every_method(client: Client) -> None:
     )
     async for row in rows:
         amount: Decimal = row.amount
+        assert_type(row.datetime, datetime)
     ack: Acknowledgement = await client.pm_collect_asset(
         asset="USDT", amount="10", future_type=FutureType.UM
     )
@@ -62,6 +64,19 @@ async def every_method(client: Client) -> None:
     ack = await client.pmpro_collect_asset(asset="ETH")
     bnb: BnbTransferResult = await client.pm_bnb_transfer(amount="1", side=BnbTransferSide.TO_UM)
     bnb = await client.pmpro_bnb_transfer(amount="1", side=BnbTransferSide.FROM_UM)
+    # Enum parameters take their wire values too (what works at run time type-checks)...
+    bnb = await client.pm_bnb_transfer(amount="1", side="TO_UM")
+    ack = await client.pm_collect_asset(asset="USDT", amount="1", future_type="CM")
+    assert_type(
+        await client.transfer_to_futures(asset="USDT", amount=1, market="CMFUTURE"),
+        TransferResult,
+    )
+    margin_by_value = await client.sub_account_margin_transfer(
+        email="a@example.com", asset="USDT", amount=1, direction=2
+    )
+    # ...and nothing else (an unused ignore would fail mypy --strict).
+    bnb = await client.pm_bnb_transfer(amount="1", side="TO_CM")  # type: ignore[arg-type]
+    assert_type(margin_by_value.txn_id, str)
     margin: MarginTransferResult = await client.sub_account_margin_transfer(
         email="a@example.com",
         asset="USDT",
