@@ -643,6 +643,8 @@ async def test_an_open_unknown_keeps_the_ids_its_settlement_must_exclude(
     for _ in range(100):
         await client.transfer(type=TransferType.MAIN_UMFUTURE, asset="USDT", amount="1")
         await anyio.sleep(1)
+    assert list(client._reconciler._open) == [unknown.request_id]
     settled = await client.reconcile(unknown)
     assert settled.executed is True
     assert settled.tran_id == executed_ids(exchange, "universal_transfer")[20]
+    assert client._reconciler._open == {}  # settled: it pins nothing any more
