@@ -276,7 +276,9 @@ class Reconciler:
             raise InvalidInputError(
                 f"reconcile takes an OutcomeUnknownError, not {type(error).__name__}"
             )
-        params = {k: v for k, v in error.params.items() if k not in ("timestamp", "recvWindow")}
+        params = _as_sent(
+            {k: v for k, v in error.params.items() if k not in ("timestamp", "recvWindow")}
+        )
         window = self.window_of(error)
         if window is None:
             return self._unsettled(
@@ -545,6 +547,25 @@ class Reconciler:
         by: SettleBy = SettleBy.NONE,
     ) -> Settlement:
         return Settlement(endpoint=endpoint, params=params, executed=None, by=by, reason=reason)
+
+
+#: Parameters the client upper-cases before sending (assets, symbols, type names).
+_SENT_UPPER = ("asset", "type", "fromSymbol", "toSymbol", "fromAccountType", "toAccountType")
+
+
+def _as_sent(params: Mapping[str, str]) -> dict[str, str]:
+    """``params`` as the client would have sent them.
+
+    An error rebuilt by hand may say ``asset="usdt"``: the client sent (and
+    Binance's history shows) ``USDT``. Compared as typed, the executed
+    transfer would not match and be declared "not executed".
+    """
+    sent = dict(params)
+    for key in _SENT_UPPER:
+        value = sent.get(key)
+        if isinstance(value, str):
+            sent[key] = value.strip().upper()
+    return sent
 
 
 def _absent(settlement: Settlement) -> bool:
