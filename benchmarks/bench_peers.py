@@ -73,25 +73,21 @@ def _signed_body(secret: bytes, amount: Any) -> str:
 
 
 async def _ours(url: str, http: str) -> tuple[Send, Close]:
+    import httpx
+
     from binance_transfers import Client, Governor, Limits, TransferType
 
     limits = Limits(api_ip=HUGE, papi_ip=HUGE, sapi_ip=HUGE, sapi_uid=HUGE)
     kwargs: dict[str, Any] = {}
-    if http == "aiohttp":
-        from binance_transfers._http import default_http_client
-
-        kwargs["http_client"] = default_http_client(timeout=30.0, max_in_flight=100)
+    if http == "httpcore":  # httpx's own transport, as a user may bring it
+        pool = httpx.Limits(max_connections=100, max_keepalive_connections=100)
+        kwargs["transport"] = httpx.AsyncHTTPTransport(limits=pool)
     client = Client(KEY, _secret(), api_url=url, papi_url=url, governor=Governor(limits), **kwargs)
 
     async def send(amount: Any) -> object:
         return await client.transfer(type=TransferType.MAIN_UMFUTURE, asset="USDT", amount=amount)
 
-    async def close() -> None:
-        await client.aclose()
-        if "http_client" in kwargs:
-            await kwargs["http_client"].aclose()
-
-    return send, close
+    return send, client.aclose
 
 
 async def _raw_httpx(url: str, transport: str) -> tuple[Send, Close]:
@@ -192,8 +188,8 @@ async def _official(url: str) -> tuple[Send, Close]:
 
 
 CLIENTS: dict[str, Callable[[str], Awaitable[tuple[Send, Close]]]] = {
-    "binance_transfers": lambda url: _ours(url, "httpcore"),
-    "binance_transfers (aiohttp transport)": lambda url: _ours(url, "aiohttp"),
+    "binance_transfers": lambda url: _ours(url, "default"),
+    "binance_transfers (httpcore transport)": lambda url: _ours(url, "httpcore"),
     "python-binance AsyncClient": _python_binance,
     "ccxt async (limiter off)": _ccxt,
     "binance-connector (sync)": _connector,
@@ -202,8 +198,8 @@ CLIENTS: dict[str, Callable[[str], Awaitable[tuple[Send, Close]]]] = {
     "raw httpx over httpx-aiohttp + HMAC": lambda url: _raw_httpx(url, "aiohttp"),
     "raw aiohttp + HMAC": _raw_aiohttp,
 }
-OURS = "binance_transfers"
-OURS_FAST = "binance_transfers (aiohttp transport)"
+OURS = "binance_transfers"  # as Client() builds it: aiohttp on asyncio
+OURS_HTTPCORE = "binance_transfers (httpcore transport)"
 PEERS = ("python-binance AsyncClient", "ccxt async (limiter off)")
 FLOOR = "raw aiohttp + HMAC"
 
@@ -343,7 +339,6 @@ def _available(name: str) -> bool:
         "binance-sdk-wallet, official (sync)": "binance_sdk_wallet",
         "raw httpx over httpx-aiohttp + HMAC": "httpx_aiohttp",
         "raw aiohttp + HMAC": "aiohttp",
-        OURS_FAST: "httpx_aiohttp",
     }.get(name)
     if module is None:
         return True
@@ -390,8 +385,9 @@ def _import_time(
     code = (
         f"import sys, time; {block}t = time.process_time(); import {module}; "
         "t = time.process_time() - t; "
-        "extras = [m for m in ('aiohttp', 'httpx_aiohttp', 'cryptography', 'starlette', "
-        "'uvicorn', 'rich', 'trio') if m in sys.modules]; print(t, ','.join(extras))"
+        "extras = [m for m in ('aiohttp', 'httpx_aiohttp', 'httpcore', 'cryptography', "
+        "'starlette', 'uvicorn', 'rich', 'trio') if m in sys.modules]; "
+        "print(t, ','.join(extras))"
     )
     times, extras = [], ""
     for _ in range(samples):
@@ -475,11 +471,10 @@ def measure(calls: int, rounds: int, concurrency: int) -> dict[str, Any]:
                 *runs.get(f"{OURS} x{concurrency}", []),
                 _run_child(["child", OURS, url, str(calls), str(concurrency)]),
             ]
-            if _available(OURS_FAST):
-                runs[f"{OURS_FAST} x{concurrency}"] = [
-                    *runs.get(f"{OURS_FAST} x{concurrency}", []),
-                    _run_child(["child", OURS_FAST, url, str(calls), str(concurrency)]),
-                ]
+            runs[f"{OURS_HTTPCORE} x{concurrency}"] = [
+                *runs.get(f"{OURS_HTTPCORE} x{concurrency}", []),
+                _run_child(["child", OURS_HTTPCORE, url, str(calls), str(concurrency)]),
+            ]
     finally:
         assert sim.stdin is not None
         sim.stdin.close()
@@ -558,7 +553,7 @@ async def run(
         value = results.get(name, {}).get("cpu_us")
         return float(value) if value is not None else None
 
-    for label, name in (("default transport", OURS), ("aiohttp transport", OURS_FAST)):
+    for label, name in (("default: aiohttp", OURS), ("httpcore transport", OURS_HTTPCORE)):
         ours = cpu(name)
         if ours is None:
             continue

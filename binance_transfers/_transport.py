@@ -43,7 +43,6 @@ from urllib.parse import quote, quote_plus
 
 import anyio
 import attrs
-import httpcore
 import httpx
 
 from ._endpoints import Endpoint, Host
@@ -534,7 +533,7 @@ class Transport:
         at = self.governor.estimate(endpoint, account=self.account)
         now = self.governor.server_clock.now()
         error = ThrottledError(
-            f"{endpoint.name}: no permit within max_wait={max_wait} s",
+            f"{endpoint.name}: no permit within max_wait={_rounded(max_wait)} s",
             retry_at=max(at, now),
             retry_after=max(at - now, 0.0),
         )
@@ -706,6 +705,11 @@ class Transport:
             if event.endswith("send_request_headers.started"):
                 self._writing(attempt)
             elif event.endswith("send_request_headers.failed"):
+                # Imported here, where httpcore is running: importing it costs
+                # tens of ms (trio too, when installed), and on asyncio the
+                # default transport is aiohttp's.
+                import httpcore
+
                 if isinstance(info.get("exception"), httpcore.LocalProtocolError | _NoRoom):
                     # h11 refused the request line or a header before writing a byte.
                     attempt.written = False
@@ -1082,3 +1086,8 @@ def _retry_after(value: str | None) -> float | None:
     if not seconds >= 0:  # NaN and negatives
         return None
     return min(seconds, MAX_RETRY_AFTER)
+
+
+def _rounded(seconds: float | None) -> float | None:
+    """Seconds fit to print (a deadline's remainder reads 0.19999846800010346)."""
+    return None if seconds is None else round(seconds, 3)

@@ -564,3 +564,16 @@ async def test_the_default_client_reads_sub_account_history_by_email_from_the_si
             assert isinstance(http._transport, _LoopTransport)
             assert isinstance(http._transport.inner, WriteAwareAiohttpTransport)
     assert [row.client_tran_id for row in rows] == ["by-email-1"]
+
+
+async def test_a_header_name_aiohttp_would_refuse_is_refused_before_anything_is_written() -> None:
+    async with serving(answer_ok) as (server, url), aiohttp_client() as client:
+        hook = Hook(server)
+        request = client.build_request(
+            "POST", url, content=b"x=1", headers=[(b"X-Bad\x01", b"1")], extensions={ON_WRITE: hook}
+        )
+        with pytest.raises(httpx.LocalProtocolError, match="header name") as caught:
+            await client.send(request)
+        assert sent_kind(caught.value) == "not sent"
+        assert hook.calls == 0
+        assert server.connections == 0

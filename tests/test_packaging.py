@@ -21,8 +21,9 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-# Modules of the optional extras (crypto, sim) and of the transport picked at
-# the first request: `import binance_transfers` must load none of them.
+# Modules of the optional extras (crypto, sim) and of the transports picked at
+# the first request (aiohttp on asyncio, httpcore on trio): `import
+# binance_transfers` must load none of them.
 OPTIONAL = (
     "cryptography",
     "starlette",
@@ -32,6 +33,8 @@ OPTIONAL = (
     "aiohttp",
     "yarl",
     "httpx_aiohttp",
+    "httpcore",
+    "h11",
 )
 
 CHECK = textwrap.dedent(
