@@ -28,6 +28,6 @@ def test_classifiers_say_status_versions_and_topic() -> None:
 def test_extras_are_for_users_only() -> None:
     """No extra pins tool versions: those live in dependency groups, not in the metadata."""
     extras = PROJECT["optional-dependencies"]
-    assert set(extras) <= {"crypto", "metrics", "sim", "cli"}
+    assert set(extras) <= {"crypto", "metrics", "sim", "cli", "redis"}
     pinned = [req for reqs in extras.values() for req in reqs if "==" in req]
     assert pinned == []
