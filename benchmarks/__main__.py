@@ -12,6 +12,7 @@ from . import (
     bench_clock_error,
     bench_contended,
     bench_peers,
+    bench_redis,
     bench_sim,
     bench_stress,
 )
@@ -26,6 +27,8 @@ SUITES = {
     # Client against client in their own processes (the bench extra's peers).
     "peers": bench_peers.run,
     "stress": bench_stress.run,
+    # Several processes on one Redis budget (a throwaway redis-server).
+    "redis": bench_redis.run,
 }
 
 

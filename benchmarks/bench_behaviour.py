@@ -17,7 +17,7 @@ PAPI = ENDPOINTS["pm_collect_asset"]  # /papi, weight 30
 
 
 def _governor(limits: Limits) -> Governor:
-    governor = Governor(limits, latency=0.0)
+    governor = Governor(limits, latency=0.0, cold_start=False)
     clock = governor.server_clock
     now = clock.clock.monotonic()
     clock.update(sent=now, received=now, server_ms=round(time.time() * 1000))

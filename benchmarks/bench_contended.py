@@ -45,7 +45,7 @@ def _worst_window(admitted: list[float]) -> int:
 
 async def run(report: Report) -> None:
     # The governor believes Binance's clock is this machine's, +- 1 ms.
-    governor = Governor(Limits(api_ip=LIMIT, time_scale=60), latency=0.0)
+    governor = Governor(Limits(api_ip=LIMIT, time_scale=60), latency=0.0, cold_start=False)
     clock = governor.server_clock
     now = clock.clock.monotonic()
     clock.update(sent=now, received=now, server_ms=round(time.time() * 1000))

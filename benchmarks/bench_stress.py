@@ -159,6 +159,9 @@ class TimedGovernor(Governor):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.renew_refused = 0
+        # From admission to the transport's write stamp (renew), whatever the
+        # HTTP client: httpcore's trace below only fires under httpx's own pool.
+        self.to_write: list[float] = []
 
     async def acquire(self, *args: Any, **kwargs: Any) -> Any:
         permit = await super().acquire(*args, **kwargs)
@@ -166,6 +169,7 @@ class TimedGovernor(Governor):
         return permit
 
     def renew(self, *args: Any, **kwargs: Any) -> Any:
+        self.to_write.append(self.server_clock.clock.monotonic() - args[0][1])
         permit = super().renew(*args, **kwargs)
         if permit is None:
             self.renew_refused += 1
@@ -243,6 +247,8 @@ class Run:
     """Calls completed, by endpoint."""
     delays: Delays
     renew_refused: int
+    to_write: list[float]
+    """Seconds from admission to the transport's write stamp (``renew``)."""
     cpu: float
     """CPU seconds the client's process used per second of load."""
     load: float
@@ -325,7 +331,17 @@ async def load(url: str, seconds: float = SECONDS) -> Run:
                 errors["still running 10 s after being cancelled"] = len(stuck)
         report = (await control.get(f"{url}/_standin/report")).json()
     loadavg = os.getloadavg()[0]
-    return Run(report, errors, calls, delays, governor.renew_refused, cpu, loadavg, repr(governor))
+    return Run(
+        report,
+        errors,
+        calls,
+        delays,
+        governor.renew_refused,
+        governor.to_write,
+        cpu,
+        loadavg,
+        repr(governor),
+    )
 
 
 class HungError(Exception):
@@ -396,7 +412,8 @@ async def runs(count: int, label: str, **config: Any) -> list[Run]:
             "median arrived per window (each window): "
             f"{shares}; worst window {worst:.1%} ({where}); permit->write from acquire "
             f"{_spread(run.delays.from_admission)}, from renew "
-            f"{_spread(run.delays.from_renewal)} ({run.renew_refused} renewals refused); "
+            f"{_spread(run.delays.from_renewal)} ({run.renew_refused} renewals refused), "
+            f"to the transport's write stamp {_spread(run.to_write)}; "
             f"round trips {_spread(run.delays.round_trips)}; "
             f"at the end {run.governor}",
             flush=True,
@@ -431,12 +448,24 @@ async def scenario_a(report: Report, count: int) -> None:
         )
     admission = [d for r in done for d in r.delays.from_admission]
     renewal = [d for r in done for d in r.delays.from_renewal]
+    stamped = [d for r in done for d in r.to_write]
+    if admission:  # httpcore's trace saw the writes: the first byte itself
+        measured = admission
+        how = (
+            f"{_p99(admission) * 1000:.1f} ms from acquire to the first byte "
+            f"({len(admission)} requests); {_p99(renewal) * 1000:.1f} ms from renew"
+        )
+    else:  # another HTTP client (aiohttp): the transport's write stamp
+        measured = stamped
+        how = (
+            f"{_p99(stamped) * 1000:.1f} ms from acquire to the transport's write stamp "
+            f"({len(stamped)} requests)"
+        )
     report.add(
         "stress A: delay from permit to the first byte written, p99",
-        f"{_p99(admission) * 1000:.1f} ms from acquire ({len(admission)} requests); "
-        f"{_p99(renewal) * 1000:.1f} ms from renew",
+        how,
         "<= 20 ms",
-        _p99(admission) <= 0.020,
+        bool(measured) and _p99(measured) <= 0.020,
     )
 
 

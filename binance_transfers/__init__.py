@@ -14,7 +14,7 @@ through the same IP.
 
 from types import FunctionType as _FunctionType
 
-from ._client import Client
+from ._client import ApiSecret, Client
 from ._clock import Clock, LoopClock, ServerClock
 from ._endpoints import ENDPOINTS, Endpoint, EndpointTable, Host, RollingCap, Security
 from ._exceptions import (
@@ -79,7 +79,9 @@ from ._models import (
 )
 from ._params import Amount, RawType, format_amount
 from ._reconcile import SettleBy, Settlement
-from ._storage import CallCounter, MemoryStorage, Storage, WindowCounter
+from ._redis import RedisStorage
+from ._signing import Signer
+from ._storage import CallCounter, MemoryStorage, Storage, StorageLink, WindowCounter
 
 __version__ = "0.1.0.dev0"
 
@@ -87,6 +89,7 @@ __all__ = [
     "ENDPOINTS",
     "Acknowledgement",
     "Amount",
+    "ApiSecret",
     "AssetBalance",
     "AuthenticationError",
     "BinanceAPIError",
@@ -134,6 +137,7 @@ __all__ = [
     "PortfolioMarginBalance",
     "RateLimitError",
     "RawType",
+    "RedisStorage",
     "RollingCap",
     "Security",
     "ServerClock",
@@ -141,7 +145,9 @@ __all__ = [
     "ServiceUnavailableError",
     "SettleBy",
     "Settlement",
+    "Signer",
     "Storage",
+    "StorageLink",
     "SubAccount",
     "SubAccountAccountType",
     "SubAccountAssets",
@@ -167,9 +173,16 @@ __all__ = [
     "pools_for",
 ]
 
-# Tracebacks and reprs name the public path, not the private modules (httpx does this).
+# Tracebacks, reprs and help() name the public path, not the private modules
+# (httpx does this); help(Client.transfer) reads the method's own __module__.
 for _name in __all__:
     _obj = globals()[_name]
     if isinstance(_obj, type | _FunctionType) and _obj.__module__.startswith("binance_transfers._"):
         _obj.__module__ = __name__
-del _name, _obj
+        for _member in vars(_obj).values() if isinstance(_obj, type) else ():
+            _function = getattr(_member, "fget", getattr(_member, "__func__", _member))
+            if isinstance(_function, _FunctionType) and _function.__module__.startswith(
+                "binance_transfers._"
+            ):
+                _function.__module__ = __name__
+del _name, _obj, _member, _function

@@ -8,12 +8,13 @@ import enum
 import hashlib
 import inspect
 import logging
+import math
 import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime
 from types import TracebackType
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypeVar
 
 import anyio
 import attrs
@@ -91,12 +92,29 @@ from ._params import (
     time_param,
     type_name_param,
 )
-from ._reconcile import HOW, LOOKS_AFTER_DUPLICATE, Reconciler, SettleBy, Settlement, Window
+from ._reconcile import (
+    HOW,
+    LOOKS_AFTER_DUPLICATE,
+    Reconciler,
+    SettleBy,
+    Settlement,
+    Window,
+    claimant,
+)
 from ._settle_balances import MarginTransferBaseline, settle_by_balances, take_baseline
 from ._signing import Signer, make_signer
 from ._transport import DEFAULT_TIMEOUT, ExchangeOutcome, Transport
 
-__all__ = ["Client", "OnUnknown"]
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
+
+__all__ = ["ApiSecret", "Client", "OnUnknown"]
+
+#: What ``Client(api_key, api_secret)`` signs with: an HMAC secret (``str`` or
+#: ``bytes``), a PEM RSA or Ed25519 private key (``str``/``bytes``, the
+#: ``crypto`` extra), a ``cryptography`` key object, or any :class:`Signer`.
+ApiSecret: TypeAlias = "str | bytes | RSAPrivateKey | Ed25519PrivateKey | Signer"
 
 log = logging.getLogger("binance_transfers.client")
 
@@ -157,6 +175,13 @@ _SEVEN_DAYS_MS = 7 * 24 * 3600 * 1000
 _SUB_ACCOUNT_PAGE = 200
 _FUTURES_SUMMARY_PAGE = 20
 
+#: Methods whose endpoint has another name (the others share theirs), for estimate().
+_ENDPOINT_OF = {
+    "transfer": "universal_transfer",
+    "transfer_to_futures": "universal_transfer",
+    "transfer_from_futures": "universal_transfer",
+}
+
 
 class Client:
     """An asyncio (and trio) client for Binance wallet transfers.
@@ -206,7 +231,7 @@ class Client:
     def __init__(
         self,
         api_key: str,
-        api_secret: Any,
+        api_secret: ApiSecret,
         *,
         governor: Governor | None = None,
         account: str | None = None,
@@ -222,7 +247,7 @@ class Client:
         max_in_flight: int = 100,
         http_client: httpx.AsyncClient | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
-        endpoints: EndpointTable = ENDPOINTS,
+        endpoints: EndpointTable | None = None,
         private_key_password: bytes | None = None,
         journal: str | os.PathLike[str] | Journal | None = None,
         on_unknown: OnUnknown = "raise",
@@ -268,7 +293,7 @@ class Client:
         self.governor = governor if governor is not None else Governor()
         # The governor's metrics hook for whole calls, when it has one.
         self._transferred = overridden(self.governor.hooks, "transferred")
-        self.endpoints = endpoints
+        self.endpoints = endpoints = endpoints if endpoints is not None else ENDPOINTS
         self.max_wait = max_wait_param(max_wait)
         self.retry_on_429 = retry_on_429
         self._key_hint = _mask(key.value)
@@ -302,6 +327,9 @@ class Client:
         self._settling: dict[_Key, anyio.Lock] = {}
         self._transport.on_outcome = self._on_outcome
         self._reconciler = Reconciler(self, margin=margin)
+        # The governor learns from the journal what earlier runs sent to capped
+        # endpoints, once, before this run's first mutating call (see _seed).
+        self._seeded: anyio.Event | None = None
 
     # -- lifecycle ------------------------------------------------------------
 
@@ -381,18 +409,38 @@ class Client:
     ) -> TransferResult:
         """Move ``amount`` of ``asset`` between two of your wallets (user universal transfer).
 
-        ``type`` names source and target (``TransferType.MAIN_UMFUTURE``: spot
-        to USDⓈ-M futures). ``on_unknown`` overrides the client's for this
-        call (``"retry"`` acts as ``"reconcile"``: Binance would execute a
-        universal transfer sent again, so it never is). ``from_symbol`` is
-        required when the source is an isolated-margin pair, ``to_symbol``
-        when the target is, and refused otherwise. A type name this release
-        does not know is refused (a misspelling costs no weight); wrap one
-        Binance added since in :class:`RawType` to send it anyway.
-
-        ::
+        A type name this release does not know is refused (a misspelling
+        costs no weight); wrap one Binance added since in :class:`RawType`.
+        Binance would execute a universal transfer sent again, so it never is::
 
             await client.transfer(type=TransferType.MAIN_MARGIN, asset="USDT", amount="250.5")
+
+        Args:
+            type: Source and target: a :class:`TransferType` or its name
+                (``TransferType.MAIN_UMFUTURE``: spot to USDⓈ-M futures).
+            asset: The coin, e.g. ``"USDT"``.
+            amount: A ``Decimal``, ``int`` or decimal string (sent exactly), or a
+                float with at most 15 significant digits.
+            from_symbol: The isolated-margin pair, required when the source is one.
+            to_symbol: The isolated-margin pair, required when the target is one.
+            max_wait: Seconds to wait for a permit (None: the client's ``max_wait``).
+            recv_window: Milliseconds Binance accepts the request after its
+                timestamp (None: the client's).
+            on_unknown: What an unknown outcome does for this call (None: the
+                client's); ``"retry"`` acts as ``"reconcile"`` here.
+
+        Returns:
+            :class:`TransferResult`, with Binance's ``tran_id``.
+
+        Raises:
+            BinanceAPIError: Binance refused it (``InsufficientBalanceError``...): nothing moved.
+            OutcomeUnknownError: it may have executed: settle it (:meth:`reconcile`), never resend.
+            InvalidInputError: a bad argument: nothing sent, no weight spent.
+            ClientClosedError: the client is closed: nothing sent.
+            ThrottledError: no permit within ``max_wait`` (``retry_at``): nothing sent.
+            IPBannedError, TooManyRequestsError: Binance's limits (``retry_at``): not executed.
+            ConnectionFailedError: Binance was never reached: nothing happened.
+            NotExecutedError: with ``on_unknown="reconcile"``: settled, it never ran.
         """
         params = _transfer_params(type, from_symbol, to_symbol)
         params[1:1] = [("asset", asset_param(asset)), ("amount", amount_param(amount))]
@@ -408,11 +456,27 @@ class Client:
         market: FuturesMarket | Literal["UMFUTURE", "CMFUTURE"] = FuturesMarket.USDM,
         max_wait: float | None = None,
     ) -> TransferResult:
-        """Spot -> futures wallet (USDⓈ-M by default; ``FuturesMarket.COINM`` for COIN-M).
-
-        Binance's futures "Transfer" page is this universal transfer::
+        """Spot -> futures wallet (USDⓈ-M by default): Binance's futures "Transfer" page::
 
             await client.transfer_to_futures(asset="USDT", amount="1000")
+
+        Args:
+            asset: The coin, e.g. ``"USDT"``.
+            amount: A ``Decimal``, ``int`` or decimal string (sent exactly), or a short float.
+            market: ``FuturesMarket.USDM`` (default) or ``FuturesMarket.COINM``, or their values.
+            max_wait: Seconds to wait for a permit (None: the client's ``max_wait``).
+
+        Returns:
+            :class:`TransferResult`, with Binance's ``tran_id``.
+
+        Raises:
+            BinanceAPIError: Binance refused it (``InsufficientBalanceError``...): nothing moved.
+            OutcomeUnknownError: it may have executed: settle it (:meth:`reconcile`), never resend.
+            InvalidInputError: a bad argument: nothing sent, no weight spent.
+            ClientClosedError: the client is closed: nothing sent.
+            ThrottledError: no permit within ``max_wait`` (``retry_at``): nothing sent.
+            IPBannedError, TooManyRequestsError: Binance's limits (``retry_at``): not executed.
+            ConnectionFailedError: Binance was never reached: nothing happened.
         """
         kind = TransferType(f"MAIN_{_enum(FuturesMarket, market, 'market')}")
         return await self.transfer(type=kind, asset=asset, amount=amount, max_wait=max_wait)
@@ -427,7 +491,25 @@ class Client:
     ) -> TransferResult:
         """Futures wallet -> spot (USDⓈ-M by default)::
 
-        await client.transfer_from_futures(asset="USDT", amount="1000")
+            await client.transfer_from_futures(asset="USDT", amount="1000")
+
+        Args:
+            asset: The coin, e.g. ``"USDT"``.
+            amount: A ``Decimal``, ``int`` or decimal string (sent exactly), or a short float.
+            market: ``FuturesMarket.USDM`` (default) or ``FuturesMarket.COINM``, or their values.
+            max_wait: Seconds to wait for a permit (None: the client's ``max_wait``).
+
+        Returns:
+            :class:`TransferResult`, with Binance's ``tran_id``.
+
+        Raises:
+            BinanceAPIError: Binance refused it (``InsufficientBalanceError``...): nothing moved.
+            OutcomeUnknownError: it may have executed: settle it (:meth:`reconcile`), never resend.
+            InvalidInputError: a bad argument: nothing sent, no weight spent.
+            ClientClosedError: the client is closed: nothing sent.
+            ThrottledError: no permit within ``max_wait`` (``retry_at``): nothing sent.
+            IPBannedError, TooManyRequestsError: Binance's limits (``retry_at``): not executed.
+            ConnectionFailedError: Binance was never reached: nothing happened.
         """
         kind = TransferType(f"{_enum(FuturesMarket, market, 'market')}_MAIN")
         return await self.transfer(type=kind, asset=asset, amount=amount, max_wait=max_wait)
@@ -445,10 +527,33 @@ class Client:
     ) -> AsyncIterator[TransferRecord]:
         """Every universal transfer of ``type``, newest first, page by page.
 
-        Without times Binance returns the last 7 days; it keeps 6 months::
+        Without times Binance returns the last 7 days; it keeps 6 months. The
+        arguments are checked here; requests go out as you iterate::
 
             async for row in client.transfer_history(type=TransferType.MAIN_UMFUTURE):
-                print(row.tran_id, row.amount, row.status)
+                print(row.tran_id, row.amount, row.status, row.datetime)
+
+        Args:
+            type: A :class:`TransferType` or its name.
+            start_time: An aware ``datetime`` or epoch milliseconds.
+            end_time: An aware ``datetime`` or epoch milliseconds.
+            from_symbol: The isolated-margin pair, for an isolated source.
+            to_symbol: The isolated-margin pair, for an isolated target.
+            page_size: Rows per request (1 to 100).
+            max_wait: Seconds to wait for a permit (None: the client's ``max_wait``).
+
+        Returns:
+            An async iterator of :class:`TransferRecord`.
+
+        Raises:
+            BinanceAPIError: Binance refused the query.
+            ServiceUnavailableError, MalformedResponseError: no usable answer in ``max_wait``.
+            InvalidInputError: a bad argument: nothing sent, no weight spent.
+            ClientClosedError: the client is closed: nothing sent.
+            ThrottledError: no permit within ``max_wait`` (``retry_at``): nothing sent.
+            IPBannedError, TooManyRequestsError: Binance's limits (``retry_at``): not executed.
+            ConnectionFailedError: Binance was never reached: nothing happened.
+            (InvalidInputError at once; the others while iterating.)
         """
         self._check_open()
         params = _transfer_params(type, from_symbol, to_symbol)
@@ -480,13 +585,27 @@ class Client:
         future_type: FutureType | Literal["UM", "CM", "OPTION"] | None = None,
         max_wait: float | None = None,
     ) -> Acknowledgement:
-        """Portfolio Margin: collect ``asset`` from the futures wallets to margin.
-
-        With neither ``amount`` nor ``future_type`` the whole asset is
-        collected; give both to collect part of it from one futures wallet.
-        Binance refuses BNB here (use :meth:`pm_bnb_transfer`)::
+        """Portfolio Margin: collect ``asset`` from the futures wallets to margin::
 
             await client.pm_collect_asset(asset="USDT")
+
+        Args:
+            asset: The coin; Binance refuses BNB here (use :meth:`pm_bnb_transfer`).
+            amount: How much, with ``future_type``; neither: the whole asset.
+            future_type: The futures wallet to take ``amount`` from (a :class:`FutureType`).
+            max_wait: Seconds to wait for a permit (None: the client's ``max_wait``).
+
+        Returns:
+            :class:`Acknowledgement` (Binance returns no id).
+
+        Raises:
+            BinanceAPIError: Binance refused it (``InsufficientBalanceError``...): nothing moved.
+            OutcomeUnknownError: it may have executed: settle it (:meth:`reconcile`), never resend.
+            InvalidInputError: a bad argument: nothing sent, no weight spent.
+            ClientClosedError: the client is closed: nothing sent.
+            ThrottledError: no permit within ``max_wait`` (``retry_at``): nothing sent.
+            IPBannedError, TooManyRequestsError: Binance's limits (``retry_at``): not executed.
+            ConnectionFailedError: Binance was never reached: nothing happened.
         """
         params = [("asset", _not_bnb(asset, "pm_collect_asset"))]
         if (amount is None) != (future_type is None):
@@ -499,11 +618,24 @@ class Client:
         return await self._call("pm_collect_asset", params, Acknowledgement, max_wait)
 
     async def pm_auto_collect(self, *, max_wait: float | None = None) -> Acknowledgement:
-        """Portfolio Margin: collect every asset but BNB from futures to margin.
-
-        Binance allows 500 calls per rolling hour; the governor keeps count::
+        """Portfolio Margin: collect every asset but BNB from futures to margin (500 an hour)::
 
             await client.pm_auto_collect()
+
+        Args:
+            max_wait: Seconds to wait for a permit (None: the client's ``max_wait``).
+
+        Returns:
+            :class:`Acknowledgement`.
+
+        Raises:
+            BinanceAPIError: Binance refused it (``InsufficientBalanceError``...): nothing moved.
+            OutcomeUnknownError: it may have executed: settle it (:meth:`reconcile`), never resend.
+            InvalidInputError: a bad argument: nothing sent, no weight spent.
+            ClientClosedError: the client is closed: nothing sent.
+            ThrottledError: no permit within ``max_wait`` (``retry_at``): nothing sent.
+            IPBannedError, TooManyRequestsError: Binance's limits (``retry_at``): not executed.
+            ConnectionFailedError: Binance was never reached: nothing happened.
         """
         return await self._call("pm_auto_collect", [], Acknowledgement, max_wait)
 
@@ -514,9 +646,26 @@ class Client:
         side: BnbTransferSide | Literal["TO_UM", "FROM_UM"],
         max_wait: float | None = None,
     ) -> BnbTransferResult:
-        """Portfolio Margin: move BNB to or from the USDⓈ-M wallet (10 per 10 minutes)::
+        """Portfolio Margin: move BNB to or from the USDⓈ-M wallet (10 per rolling 10 minutes)::
 
-        await client.pm_bnb_transfer(amount="1.5", side=BnbTransferSide.TO_UM)
+            await client.pm_bnb_transfer(amount="1.5", side=BnbTransferSide.TO_UM)
+
+        Args:
+            amount: A ``Decimal``, ``int`` or decimal string (sent exactly), or a short float.
+            side: ``BnbTransferSide.TO_UM`` or ``FROM_UM`` (or ``"TO_UM"``/``"FROM_UM"``).
+            max_wait: Seconds to wait for a permit (None: the client's ``max_wait``).
+
+        Returns:
+            :class:`BnbTransferResult`, with Binance's ``tran_id``.
+
+        Raises:
+            BinanceAPIError: Binance refused it (``InsufficientBalanceError``...): nothing moved.
+            OutcomeUnknownError: it may have executed: settle it (:meth:`reconcile`), never resend.
+            InvalidInputError: a bad argument: nothing sent, no weight spent.
+            ClientClosedError: the client is closed: nothing sent.
+            ThrottledError: no permit within ``max_wait`` (``retry_at``): nothing sent.
+            IPBannedError, TooManyRequestsError: Binance's limits (``retry_at``): not executed.
+            ConnectionFailedError: Binance was never reached: nothing happened.
         """
         params = [
             ("amount", amount_param(amount)),
@@ -525,11 +674,24 @@ class Client:
         return await self._call("pm_bnb_transfer", params, BnbTransferResult, max_wait)
 
     async def pmpro_auto_collect(self, *, max_wait: float | None = None) -> Acknowledgement:
-        """Portfolio Margin Pro: collect every asset but BNB from futures to margin.
-
-        500 calls per rolling hour, each weighing 1500::
+        """Portfolio Margin Pro: collect every asset but BNB to margin (500 an hour, weight 1500)::
 
             await client.pmpro_auto_collect()
+
+        Args:
+            max_wait: Seconds to wait for a permit (None: the client's ``max_wait``).
+
+        Returns:
+            :class:`Acknowledgement`.
+
+        Raises:
+            BinanceAPIError: Binance refused it (``InsufficientBalanceError``...): nothing moved.
+            OutcomeUnknownError: it may have executed: settle it (:meth:`reconcile`), never resend.
+            InvalidInputError: a bad argument: nothing sent, no weight spent.
+            ClientClosedError: the client is closed: nothing sent.
+            ThrottledError: no permit within ``max_wait`` (``retry_at``): nothing sent.
+            IPBannedError, TooManyRequestsError: Binance's limits (``retry_at``): not executed.
+            ConnectionFailedError: Binance was never reached: nothing happened.
         """
         return await self._call("pmpro_auto_collect", [], Acknowledgement, max_wait)
 
@@ -538,7 +700,23 @@ class Client:
     ) -> Acknowledgement:
         """Portfolio Margin Pro: collect one asset (not BNB) from futures to margin::
 
-        await client.pmpro_collect_asset(asset="USDT")
+            await client.pmpro_collect_asset(asset="USDT")
+
+        Args:
+            asset: The coin (not BNB).
+            max_wait: Seconds to wait for a permit (None: the client's ``max_wait``).
+
+        Returns:
+            :class:`Acknowledgement`.
+
+        Raises:
+            BinanceAPIError: Binance refused it (``InsufficientBalanceError``...): nothing moved.
+            OutcomeUnknownError: it may have executed: settle it (:meth:`reconcile`), never resend.
+            InvalidInputError: a bad argument: nothing sent, no weight spent.
+            ClientClosedError: the client is closed: nothing sent.
+            ThrottledError: no permit within ``max_wait`` (``retry_at``): nothing sent.
+            IPBannedError, TooManyRequestsError: Binance's limits (``retry_at``): not executed.
+            ConnectionFailedError: Binance was never reached: nothing happened.
         """
         params = [("asset", _not_bnb(asset, "pmpro_collect_asset"))]
         return await self._call("pmpro_collect_asset", params, Acknowledgement, max_wait)
@@ -550,9 +728,26 @@ class Client:
         side: BnbTransferSide | Literal["TO_UM", "FROM_UM"],
         max_wait: float | None = None,
     ) -> BnbTransferResult:
-        """Portfolio Margin Pro: move BNB to or from USDⓈ-M (2 per 10 minutes)::
+        """Portfolio Margin Pro: move BNB to or from USDⓈ-M (2 per rolling 10 minutes)::
 
-        await client.pmpro_bnb_transfer(amount="0.5", side=BnbTransferSide.FROM_UM)
+            await client.pmpro_bnb_transfer(amount="0.5", side=BnbTransferSide.FROM_UM)
+
+        Args:
+            amount: A ``Decimal``, ``int`` or decimal string (sent exactly), or a short float.
+            side: ``BnbTransferSide.TO_UM`` or ``FROM_UM`` (or ``"TO_UM"``/``"FROM_UM"``).
+            max_wait: Seconds to wait for a permit (None: the client's ``max_wait``).
+
+        Returns:
+            :class:`BnbTransferResult`, with Binance's ``tran_id``.
+
+        Raises:
+            BinanceAPIError: Binance refused it (``InsufficientBalanceError``...): nothing moved.
+            OutcomeUnknownError: it may have executed: settle it (:meth:`reconcile`), never resend.
+            InvalidInputError: a bad argument: nothing sent, no weight spent.
+            ClientClosedError: the client is closed: nothing sent.
+            ThrottledError: no permit within ``max_wait`` (``retry_at``): nothing sent.
+            IPBannedError, TooManyRequestsError: Binance's limits (``retry_at``): not executed.
+            ConnectionFailedError: Binance was never reached: nothing happened.
         """
         params = [
             ("amount", amount_param(amount)),
@@ -571,15 +766,33 @@ class Client:
         direction: MarginTransferDirection | Literal[1, 2],
         max_wait: float | None = None,
     ) -> MarginTransferResult:
-        """Master account: move funds between a sub-account's spot and margin wallets.
-
-        Binance keeps no history of these: on an unknown outcome, check the
-        sub-account's balances before sending again::
+        """Master account: move funds between a sub-account's spot and margin wallets::
 
             await client.sub_account_margin_transfer(
-                email="desk-1@example.com", asset="USDT", amount="50",
-                direction=MarginTransferDirection.SPOT_TO_MARGIN,
+                email="desk-1@example.com", asset="USDT", amount="50", direction=1
             )
+
+        Binance keeps no history of these: on an unknown outcome, check the
+        sub-account's balances before sending again.
+
+        Args:
+            email: The sub-account's e-mail.
+            asset: The coin.
+            amount: A ``Decimal``, ``int`` or decimal string (sent exactly), or a short float.
+            direction: ``MarginTransferDirection.SPOT_TO_MARGIN`` (1) or ``MARGIN_TO_SPOT`` (2).
+            max_wait: Seconds to wait for a permit (None: the client's ``max_wait``).
+
+        Returns:
+            :class:`MarginTransferResult`, with Binance's ``txn_id``.
+
+        Raises:
+            BinanceAPIError: Binance refused it (``InsufficientBalanceError``...): nothing moved.
+            OutcomeUnknownError: it may have executed: settle it (:meth:`reconcile`), never resend.
+            InvalidInputError: a bad argument: nothing sent, no weight spent.
+            ClientClosedError: the client is closed: nothing sent.
+            ThrottledError: no permit within ``max_wait`` (``retry_at``): nothing sent.
+            IPBannedError, TooManyRequestsError: Binance's limits (``retry_at``): not executed.
+            ConnectionFailedError: Binance was never reached: nothing happened.
         """
         if isinstance(direction, bool):
             raise InvalidInputError("direction must be a MarginTransferDirection, not a bool")
@@ -609,20 +822,40 @@ class Client:
     ) -> SubAccountTransferResult:
         """Master account: universal transfer between master and sub-accounts.
 
-        A missing ``from_email`` means the master account, likewise ``to_email``.
-        Every transfer carries a unique ``clientTranId``: ``client_tran_id`` if
-        given, else a generated one (``bt-`` and 29 random hex digits), returned
-        in the result. Binance refuses a second transfer with the same id, so an
-        unknown outcome is settled by looking it up (:meth:`reconcile`) and a
-        retry with the same id can never move the money twice
-        (``on_unknown="retry"`` does it for you). ``symbol`` is
-        required with ``ISOLATED_MARGIN`` and refused otherwise::
+        Every transfer carries a unique ``clientTranId``; Binance refuses a
+        second transfer with the same id, so an unknown outcome is settled by
+        looking it up (:meth:`reconcile`) and a retry with the same id can
+        never move the money twice (``on_unknown="retry"`` does it for you)::
 
             await client.sub_account_transfer(
                 to_email="desk-1@example.com", from_account_type="SPOT",
                 to_account_type="USDT_FUTURE", asset="USDT", amount="100",
-                client_tran_id="rebal-2026-11-23-0001",
             )
+
+        Args:
+            from_account_type: A :class:`SubAccountAccountType` or its name.
+            to_account_type: A :class:`SubAccountAccountType` or its name.
+            asset: The coin.
+            amount: A ``Decimal``, ``int`` or decimal string (sent exactly), or a short float.
+            from_email: The source sub-account (None: the master account).
+            to_email: The target sub-account (None: the master account).
+            client_tran_id: Your id for it (None: ``bt-`` + 29 random hex digits).
+            symbol: The isolated-margin pair: required with ``ISOLATED_MARGIN``, refused otherwise.
+            max_wait: Seconds to wait for a permit (None: the client's ``max_wait``).
+            on_unknown: What an unknown outcome does for this call (None: the client's).
+
+        Returns:
+            :class:`SubAccountTransferResult`, with ``tran_id`` and the ``client_tran_id`` sent.
+
+        Raises:
+            BinanceAPIError: Binance refused it (``InsufficientBalanceError``...): nothing moved.
+            OutcomeUnknownError: it may have executed: settle it (:meth:`reconcile`), never resend.
+            InvalidInputError: a bad argument: nothing sent, no weight spent.
+            ClientClosedError: the client is closed: nothing sent.
+            ThrottledError: no permit within ``max_wait`` (``retry_at``): nothing sent.
+            IPBannedError, TooManyRequestsError: Binance's limits (``retry_at``): not executed.
+            ConnectionFailedError: Binance was never reached: nothing happened.
+            NotExecutedError: with ``on_unknown="reconcile"``/``"retry"``: settled, it never ran.
         """
         source = _enum_or_name(SubAccountAccountType, from_account_type, "from_account_type")
         target = _enum_or_name(SubAccountAccountType, to_account_type, "to_account_type")
@@ -679,8 +912,30 @@ class Client:
         master account only; ask with ``to_email=`` or by ``client_tran_id``
         for the others::
 
-        async for row in client.sub_account_transfer_history(client_tran_id="rebal-0001"):
-            print(row.tran_id, row.status)
+            async for row in client.sub_account_transfer_history(client_tran_id="rebal-0001"):
+                print(row.tran_id, row.status, row.datetime)
+
+        Args:
+            from_email: Transfers from this sub-account (not with ``to_email``).
+            to_email: Transfers to this sub-account (not with ``from_email``).
+            client_tran_id: The transfer with this ``clientTranId``.
+            start_time: An aware ``datetime`` or epoch milliseconds.
+            end_time: An aware ``datetime`` or epoch ms (less than 7 days after ``start_time``).
+            page_size: Rows per request (1 to 500).
+            max_wait: Seconds to wait for a permit (None: the client's ``max_wait``).
+
+        Returns:
+            An async iterator of :class:`SubAccountTransferRecord`.
+
+        Raises:
+            BinanceAPIError: Binance refused the query.
+            ServiceUnavailableError, MalformedResponseError: no usable answer in ``max_wait``.
+            InvalidInputError: a bad argument: nothing sent, no weight spent.
+            ClientClosedError: the client is closed: nothing sent.
+            ThrottledError: no permit within ``max_wait`` (``retry_at``): nothing sent.
+            IPBannedError, TooManyRequestsError: Binance's limits (``retry_at``): not executed.
+            ConnectionFailedError: Binance was never reached: nothing happened.
+            (InvalidInputError at once; the others while iterating.)
         """
         self._check_open()
         params: Params = []
@@ -727,6 +982,21 @@ class Client:
 
         for wallet in await client.wallet_balances(quote_asset="USDT"):
             print(wallet.wallet_name, wallet.balance)
+
+        Args:
+            quote_asset: The asset to value each wallet in (None: Binance's default, BTC).
+            max_wait: Seconds to wait for a permit (None: the client's ``max_wait``).
+
+        Returns:
+            One :class:`WalletBalance` per wallet.
+
+        Raises:
+            BinanceAPIError: Binance refused the query (not a master account...).
+            ServiceUnavailableError, MalformedResponseError: no usable answer in ``max_wait``.
+            InvalidInputError: a bad argument: nothing sent, no weight spent.
+            ClientClosedError: the client is closed: nothing sent.
+            ThrottledError, IPBannedError, TooManyRequestsError: rate limited (``retry_at``).
+            ConnectionFailedError: Binance was never reached.
         """
         params: Params = []
         if quote_asset is not None:
@@ -739,6 +1009,21 @@ class Client:
         """Spot assets held (Binance lists positive ones only), IP weight 5::
 
         usdt = await client.spot_balances(asset="USDT")
+
+        Args:
+            asset: Only this asset (None: every asset).
+            max_wait: Seconds to wait for a permit (None: the client's ``max_wait``).
+
+        Returns:
+            One :class:`AssetBalance` per asset held.
+
+        Raises:
+            BinanceAPIError: Binance refused the query (not a master account...).
+            ServiceUnavailableError, MalformedResponseError: no usable answer in ``max_wait``.
+            InvalidInputError: a bad argument: nothing sent, no weight spent.
+            ClientClosedError: the client is closed: nothing sent.
+            ThrottledError, IPBannedError, TooManyRequestsError: rate limited (``retry_at``).
+            ConnectionFailedError: Binance was never reached.
         """
         params: Params = [] if asset is None else [("asset", asset_param(asset))]
         return await self._call("user_assets", params, tuple[AssetBalance, ...], max_wait)
@@ -749,6 +1034,21 @@ class Client:
         """Funding wallet assets, IP weight 1::
 
         await client.funding_balances()
+
+        Args:
+            asset: Only this asset (None: every asset).
+            max_wait: Seconds to wait for a permit (None: the client's ``max_wait``).
+
+        Returns:
+            One :class:`AssetBalance` per asset held.
+
+        Raises:
+            BinanceAPIError: Binance refused the query (not a master account...).
+            ServiceUnavailableError, MalformedResponseError: no usable answer in ``max_wait``.
+            InvalidInputError: a bad argument: nothing sent, no weight spent.
+            ClientClosedError: the client is closed: nothing sent.
+            ThrottledError, IPBannedError, TooManyRequestsError: rate limited (``retry_at``).
+            ConnectionFailedError: Binance was never reached.
         """
         params: Params = [] if asset is None else [("asset", asset_param(asset))]
         return await self._call("funding_assets", params, tuple[AssetBalance, ...], max_wait)
@@ -757,11 +1057,28 @@ class Client:
         """The cross-margin account and its assets, IP weight 10::
 
         row = (await client.margin_account()).asset("USDT")
+
+        Args:
+            max_wait: Seconds to wait for a permit (None: the client's ``max_wait``).
+
+        Returns:
+            The :class:`MarginAccount`.
+
+        Raises:
+            BinanceAPIError: Binance refused the query (not a master account...).
+            ServiceUnavailableError, MalformedResponseError: no usable answer in ``max_wait``.
+            InvalidInputError: a bad argument: nothing sent, no weight spent.
+            ClientClosedError: the client is closed: nothing sent.
+            ThrottledError, IPBannedError, TooManyRequestsError: rate limited (``retry_at``).
+            ConnectionFailedError: Binance was never reached.
         """
         return await self._call("margin_account", [], MarginAccount, max_wait)
 
     async def futures_balances(
-        self, *, market: FuturesMarket = FuturesMarket.USDM, max_wait: float | None = None
+        self,
+        *,
+        market: FuturesMarket | Literal["UMFUTURE", "CMFUTURE"] = FuturesMarket.USDM,
+        max_wait: float | None = None,
     ) -> tuple[FuturesBalance, ...]:
         """A futures wallet's assets: USDⓈ-M (``fapi_url``) or COIN-M (``dapi_url``).
 
@@ -769,6 +1086,21 @@ class Client:
 
             for row in await client.futures_balances(market=FuturesMarket.COINM):
                 print(row.asset, row.balance, row.transferable)
+
+        Args:
+            market: ``FuturesMarket.USDM`` (default) or ``FuturesMarket.COINM``, or their values.
+            max_wait: Seconds to wait for a permit (None: the client's ``max_wait``).
+
+        Returns:
+            One :class:`FuturesBalance` per asset of that wallet.
+
+        Raises:
+            BinanceAPIError: Binance refused the query (not a master account...).
+            ServiceUnavailableError, MalformedResponseError: no usable answer in ``max_wait``.
+            InvalidInputError: a bad argument: nothing sent, no weight spent.
+            ClientClosedError: the client is closed: nothing sent.
+            ThrottledError, IPBannedError, TooManyRequestsError: rate limited (``retry_at``).
+            ConnectionFailedError: Binance was never reached.
         """
         kind = _enum(FuturesMarket, market, "market")
         name = "um_balance" if kind == FuturesMarket.USDM.value else "cm_balance"
@@ -783,6 +1115,21 @@ class Client:
         object instead of a list, for the same weight)::
 
             await client.pm_balances(asset="USDT")
+
+        Args:
+            asset: Only this asset (None: every asset).
+            max_wait: Seconds to wait for a permit (None: the client's ``max_wait``).
+
+        Returns:
+            One :class:`PortfolioMarginBalance` per asset.
+
+        Raises:
+            BinanceAPIError: Binance refused the query (not a master account...).
+            ServiceUnavailableError, MalformedResponseError: no usable answer in ``max_wait``.
+            InvalidInputError: a bad argument: nothing sent, no weight spent.
+            ClientClosedError: the client is closed: nothing sent.
+            ThrottledError, IPBannedError, TooManyRequestsError: rate limited (``retry_at``).
+            ConnectionFailedError: Binance was never reached.
         """
         wanted = None if asset is None else asset_param(asset)
         rows = await self._call("pm_balance", [], tuple[PortfolioMarginBalance, ...], max_wait)
@@ -792,6 +1139,20 @@ class Client:
         """The Portfolio Margin account: equity, margins, status (``/papi``)::
 
         print((await client.pm_account()).account_status)
+
+        Args:
+            max_wait: Seconds to wait for a permit (None: the client's ``max_wait``).
+
+        Returns:
+            The :class:`PortfolioMarginAccount`.
+
+        Raises:
+            BinanceAPIError: Binance refused the query (not a master account...).
+            ServiceUnavailableError, MalformedResponseError: no usable answer in ``max_wait``.
+            InvalidInputError: a bad argument: nothing sent, no weight spent.
+            ClientClosedError: the client is closed: nothing sent.
+            ThrottledError, IPBannedError, TooManyRequestsError: rate limited (``retry_at``).
+            ConnectionFailedError: Binance was never reached.
         """
         return await self._call("pm_account", [], PortfolioMarginAccount, max_wait)
 
@@ -801,6 +1162,21 @@ class Client:
         """Portfolio Margin Pro balances per asset (``/sapi``, weight 20)::
 
         await client.pmpro_balances()
+
+        Args:
+            asset: Only this asset (None: every asset).
+            max_wait: Seconds to wait for a permit (None: the client's ``max_wait``).
+
+        Returns:
+            One :class:`PortfolioMarginBalance` per asset.
+
+        Raises:
+            BinanceAPIError: Binance refused the query (not a master account...).
+            ServiceUnavailableError, MalformedResponseError: no usable answer in ``max_wait``.
+            InvalidInputError: a bad argument: nothing sent, no weight spent.
+            ClientClosedError: the client is closed: nothing sent.
+            ThrottledError, IPBannedError, TooManyRequestsError: rate limited (``retry_at``).
+            ConnectionFailedError: Binance was never reached.
         """
         wanted = None if asset is None else asset_param(asset)
         rows = await self._call("pmpro_balance", [], tuple[PortfolioMarginBalance, ...], max_wait)
@@ -810,6 +1186,20 @@ class Client:
         """Master account: every sub-account, 200 a page (IP weight 1 a page)::
 
         emails = [sub.email for sub in await client.sub_accounts()]
+
+        Args:
+            max_wait: Seconds to wait for a permit (None: the client's ``max_wait``).
+
+        Returns:
+            Every :class:`SubAccount` of this master account.
+
+        Raises:
+            BinanceAPIError: Binance refused the query (not a master account...).
+            ServiceUnavailableError, MalformedResponseError: no usable answer in ``max_wait``.
+            InvalidInputError: a bad argument: nothing sent, no weight spent.
+            ClientClosedError: the client is closed: nothing sent.
+            ThrottledError, IPBannedError, TooManyRequestsError: rate limited (``retry_at``).
+            ConnectionFailedError: Binance was never reached.
         """
         found: list[SubAccount] = []
         page = 1
@@ -827,12 +1217,30 @@ class Client:
         """Master account: a sub-account's spot assets (UID weight 60)::
 
         held = (await client.sub_account_assets(email="desk-1@example.com")).free("USDT")
+
+        Args:
+            email: The sub-account's e-mail.
+            max_wait: Seconds to wait for a permit (None: the client's ``max_wait``).
+
+        Returns:
+            The sub-account's :class:`SubAccountAssets`.
+
+        Raises:
+            BinanceAPIError: Binance refused the query (not a master account...).
+            ServiceUnavailableError, MalformedResponseError: no usable answer in ``max_wait``.
+            InvalidInputError: a bad argument: nothing sent, no weight spent.
+            ClientClosedError: the client is closed: nothing sent.
+            ThrottledError, IPBannedError, TooManyRequestsError: rate limited (``retry_at``).
+            ConnectionFailedError: Binance was never reached.
         """
         params = [("email", email_param(email))]
         return await self._call("sub_account_assets", params, SubAccountAssets, max_wait)
 
     async def sub_account_futures_summary(
-        self, *, market: FuturesMarket = FuturesMarket.USDM, max_wait: float | None = None
+        self,
+        *,
+        market: FuturesMarket | Literal["UMFUTURE", "CMFUTURE"] = FuturesMarket.USDM,
+        max_wait: float | None = None,
     ) -> FuturesAccountSummary:
         """Master account: every sub-account's USDⓈ-M or COIN-M wallet, all pages merged.
 
@@ -840,6 +1248,21 @@ class Client:
 
             for row in (await client.sub_account_futures_summary()).sub_account_list:
                 print(row.email, row.total_wallet_balance)
+
+        Args:
+            market: ``FuturesMarket.USDM`` (default) or ``FuturesMarket.COINM``, or their values.
+            max_wait: Seconds to wait for a permit (None: the client's ``max_wait``).
+
+        Returns:
+            A :class:`FuturesAccountSummary` of every sub-account.
+
+        Raises:
+            BinanceAPIError: Binance refused the query (not a master account...).
+            ServiceUnavailableError, MalformedResponseError: no usable answer in ``max_wait``.
+            InvalidInputError: a bad argument: nothing sent, no weight spent.
+            ClientClosedError: the client is closed: nothing sent.
+            ThrottledError, IPBannedError, TooManyRequestsError: rate limited (``retry_at``).
+            ConnectionFailedError: Binance was never reached.
         """
         kind = _enum(FuturesMarket, market, "market")
         futures_type = "1" if kind == FuturesMarket.USDM.value else "2"
@@ -867,7 +1290,22 @@ class Client:
     async def sub_account_margin_summary(
         self, *, max_wait: float | None = None
     ) -> MarginAccountSummary:
-        """Master account: every sub-account's margin account, valued in BTC (IP weight 10)."""
+        """Master account: every sub-account's margin account, valued in BTC (IP weight 10).
+
+        Args:
+            max_wait: Seconds to wait for a permit (None: the client's ``max_wait``).
+
+        Returns:
+            A :class:`MarginAccountSummary` of every sub-account.
+
+        Raises:
+            BinanceAPIError: Binance refused the query (not a master account...).
+            ServiceUnavailableError, MalformedResponseError: no usable answer in ``max_wait``.
+            InvalidInputError: a bad argument: nothing sent, no weight spent.
+            ClientClosedError: the client is closed: nothing sent.
+            ThrottledError, IPBannedError, TooManyRequestsError: rate limited (``retry_at``).
+            ConnectionFailedError: Binance was never reached.
+        """
         return await self._call("sub_account_margin_summary", [], MarginAccountSummary, max_wait)
 
     async def sub_account_margin_account(
@@ -876,6 +1314,21 @@ class Client:
         """Master account: one sub-account's margin assets in detail (IP weight 10)::
 
         row = (await client.sub_account_margin_account(email="desk-1@example.com")).asset("USDT")
+
+        Args:
+            email: The sub-account's e-mail.
+            max_wait: Seconds to wait for a permit (None: the client's ``max_wait``).
+
+        Returns:
+            The sub-account's :class:`SubAccountMarginAccount`.
+
+        Raises:
+            BinanceAPIError: Binance refused the query (not a master account...).
+            ServiceUnavailableError, MalformedResponseError: no usable answer in ``max_wait``.
+            InvalidInputError: a bad argument: nothing sent, no weight spent.
+            ClientClosedError: the client is closed: nothing sent.
+            ThrottledError, IPBannedError, TooManyRequestsError: rate limited (``retry_at``).
+            ConnectionFailedError: Binance was never reached.
         """
         params = [("email", email_param(email))]
         return await self._call(
@@ -893,6 +1346,21 @@ class Client:
                 await client.sub_account_margin_transfer(email=desk, asset="USDT", ...)
             except OutcomeUnknownError as unknown:
                 settlement = await client.reconcile_margin_transfer(unknown, baseline)
+
+        Args:
+            email: The sub-account's e-mail.
+            asset: Only this asset (None: every asset).
+
+        Returns:
+            A :class:`MarginTransferBaseline` (both wallets' balances, Binance's time).
+
+        Raises:
+            BinanceAPIError: Binance refused the query (not a master account...).
+            ServiceUnavailableError, MalformedResponseError: no usable answer in ``max_wait``.
+            InvalidInputError: a bad argument: nothing sent, no weight spent.
+            ClientClosedError: the client is closed: nothing sent.
+            ThrottledError, IPBannedError, TooManyRequestsError: rate limited (``retry_at``).
+            ConnectionFailedError: Binance was never reached.
         """
         return await take_baseline(self, email=email_param(email), asset=asset_param(asset))
 
@@ -905,10 +1373,22 @@ class Client:
         the request's window, the balances moved by exactly the amount
         (executed), not at all (not executed), or otherwise (None: something
         else moved the asset). The journal row, if any, records the verdict.
+
+        Args:
+            error: The :class:`OutcomeUnknownError` of a :meth:`sub_account_margin_transfer`.
+            baseline: What :meth:`margin_transfer_baseline` read just before that transfer.
+
+        Returns:
+            A :class:`Settlement`: ``executed`` True, False or None (``reason``).
+
+        Raises:
+            InvalidInputError: ``error`` is not an :class:`OutcomeUnknownError` of that transfer.
+            ServiceUnavailableError, ConnectionFailedError, ThrottledError: the balances
+                could not be read (the outcome stays unknown; try again).
         """
         settlement = await settle_by_balances(self, error, baseline)
-        intent = getattr(error, "journal_id", None)
-        if settlement.executed is not None and isinstance(intent, int):
+        intent = self._intent_of(error)
+        if settlement.executed is not None and intent is not None:
             await self._journal_settlement(intent, settlement)
         return settlement
 
@@ -922,17 +1402,46 @@ class Client:
 
             if client.estimate("pm_auto_collect") - time.time() > 5:
                 ...  # do something else first
+
+        Args:
+            method: A method of this client (``"transfer"``, ``"pm_auto_collect"``...)
+                or an endpoint name of its table (``"universal_transfer"``).
+
+        Returns:
+            Epoch seconds on Binance's clock (now, or earlier, when a permit is free).
+
+        Raises:
+            InvalidInputError: not a method or endpoint this client knows (the
+                message lists them).
         """
         try:
-            endpoint = self.endpoints[method]
-        except KeyError:
-            raise InvalidInputError(f"no endpoint named {method!r}") from None
+            endpoint = self.endpoints[_ENDPOINT_OF.get(method, method)]
+        except (KeyError, TypeError):
+            names = ", ".join(sorted({*self.endpoints, *_ENDPOINT_OF}))
+            raise InvalidInputError(
+                f"no method or endpoint named {method!r}; one of: {names}"
+            ) from None
         return self.governor.estimate(endpoint, account=self.account)
 
     async def server_time(self, *, max_wait: float | None = None) -> ServerTime:
         """Binance's clock (also what the client syncs its timestamps with)::
 
-        print((await client.server_time()).datetime)
+            print((await client.server_time()).datetime)
+
+        Args:
+            max_wait: Seconds to wait for a permit (None: the client's ``max_wait``).
+
+        Returns:
+            :class:`ServerTime` (``server_time`` in epoch ms, ``datetime``).
+
+        Raises:
+            BinanceAPIError: Binance refused the query.
+            ServiceUnavailableError, MalformedResponseError: no usable answer in ``max_wait``.
+            InvalidInputError: a bad argument: nothing sent, no weight spent.
+            ClientClosedError: the client is closed: nothing sent.
+            ThrottledError: no permit within ``max_wait`` (``retry_at``): nothing sent.
+            IPBannedError, TooManyRequestsError: Binance's limits (``retry_at``): not executed.
+            ConnectionFailedError: Binance was never reached: nothing happened.
         """
         return await self._call("server_time", [], ServerTime, max_wait)
 
@@ -947,9 +1456,9 @@ class Client:
         which Binance can no longer execute it and its history is complete,
         then looks it up: by type, asset, amount and time for a universal
         transfer (never matching a ``tranId`` this client already knows the
-        owner of), by ``clientTranId`` for a sub-account
-        transfer. Endpoints Binance keeps no history of come back unsettled
-        (``executed=None``) with the reason::
+        owner of), by ``clientTranId`` for a sub-account transfer. Endpoints
+        Binance keeps no history of come back unsettled (``executed=None``)
+        with the reason::
 
             try:
                 await client.transfer(type=TransferType.MAIN_UMFUTURE, asset="USDT", amount=5)
@@ -957,16 +1466,30 @@ class Client:
                 settled = await client.reconcile(unknown)
                 if settled.executed is False:
                     ...  # safe to send again
+
+        Args:
+            error: The :class:`OutcomeUnknownError` a call of this client raised.
+
+        Returns:
+            A :class:`Settlement`: ``executed`` True, False (safe to send again)
+            or None (Binance's records cannot tell: ``reason``).
+
+        Raises:
+            InvalidInputError: ``error`` is not an :class:`OutcomeUnknownError`.
+            ClientClosedError: the client is closed.
+            ServiceUnavailableError, ConnectionFailedError, ThrottledError: the
+                history could not be read (the outcome stays unknown; try again).
         """
         if not isinstance(error, OutcomeUnknownError):
             raise InvalidInputError(
                 f"reconcile takes an OutcomeUnknownError, not {type(error).__name__}"
             )
         self._check_open()
-        intent = getattr(error, "journal_id", None)
-        intent = intent if isinstance(intent, int) else None
+        intent = self._intent_of(error)
         keys = _request_keys(error, intent)
         async with self._settling_once(keys) as known:
+            if known is None and intent is not None:
+                known = await self._settled_in_journal(intent)
             if known is not None:
                 return known
             settlement = await self._reconciler.settle_error(error)
@@ -974,6 +1497,8 @@ class Client:
                 settlement = attrs.evolve(settlement, journal_id=intent)
                 await self._journal_settlement(intent, settlement)
             self._remember(settlement, keys)
+            if settlement.executed is not None:
+                self._reconciler.closed(error.request_id, intent)
             return settlement
 
     @contextlib.asynccontextmanager
@@ -995,6 +1520,40 @@ class Client:
             if not lock.locked() and lock.statistics().tasks_waiting == 0:
                 self._settling.pop(keys[0], None)
 
+    def _intent_of(self, error: OutcomeUnknownError) -> int | None:
+        """The journal row of ``error``'s request, if it is in this client's journal.
+
+        An error can come from another process (pickled) whose journal is
+        another file: its row number means nothing here.
+        """
+        intent = getattr(error, "journal_id", None)
+        path = getattr(error, "journal_path", None)
+        if self.journal is None or not isinstance(intent, int) or not isinstance(path, str):
+            return None
+        return intent if _same_file(path, self.journal.path) else None
+
+    def _mark(self, error: OutcomeUnknownError, intent: int | None) -> None:
+        """Note the request's journal row on its error (it travels with the error)."""
+        if self.journal is not None and intent is not None:
+            error.journal_id = intent
+            error.journal_path = os.path.abspath(self.journal.path)
+
+    async def _settled_in_journal(self, intent: int) -> Settlement | None:
+        """The journal's "executed" verdict on the row, from this run or an earlier one."""
+        assert self.journal is not None  # noqa: S101 - _intent_of found a row in it
+        row = await self.journal.row(intent)
+        if row is None or row.state != EXECUTED:
+            return None
+        return Settlement(
+            endpoint=row.endpoint,
+            params=row.params,
+            executed=True,
+            by=HOW.get(row.endpoint, _NO_HISTORY)[0],
+            reason=f"settled earlier (journal row {intent}): {row.note or 'executed'}",
+            tran_id=row.tran_id,
+            journal_id=intent,
+        )
+
     def _remember(self, settlement: Settlement, keys: list[_Key]) -> None:
         if settlement.executed:
             for key in keys:
@@ -1014,11 +1573,21 @@ class Client:
             async with Client(key, secret, journal="transfers.sqlite") as client:
                 for settled in await client.recover():
                     print(settled.endpoint, settled.executed, settled.reason)
+
+        Returns:
+            One :class:`Settlement` per journal row settled (empty: nothing was open).
+
+        Raises:
+            ConfigurationError: the client has no journal, or it cannot be written.
+            ClientClosedError: the client is closed.
+            ServiceUnavailableError, ConnectionFailedError, ThrottledError: a
+                history could not be read; rows not yet settled stay open.
         """
         self._check_open()
         journal = self.journal
         if journal is None:
             raise ConfigurationError("recover() needs a journal: Client(..., journal=PATH)")
+        await self._seed(journal)
         orphans = set(self._orphans)
         self._orphans -= orphans  # settled below (a concurrent recover() skips them)
         try:
@@ -1026,11 +1595,44 @@ class Client:
         finally:
             self._orphans |= orphans  # those left unsettled by a failure
 
+    async def _seed(self, journal: Journal) -> None:
+        """Tell the governor what earlier runs sent to endpoints with rolling caps.
+
+        A restarted process (after a crash, a kill, a deploy) would otherwise
+        take a cap such as "2 per 10 minutes" as unused and earn a 429. Each
+        journal row within an endpoint's longest cap counts (at its
+        ``timestamp``, else when its intent was written): a row refused
+        before sending counts too, which only ever makes the governor wait
+        longer, never shorter. Once per client, before its first mutating call.
+        """
+        if self._seeded is not None:
+            await self._seeded.wait()  # another call is seeding: wait for it
+            return
+        self._seeded = anyio.Event()
+        try:
+            periods = {
+                endpoint.name: max(cap.seconds for cap in endpoint.caps)
+                for endpoint in self.endpoints.values()
+                if endpoint.caps
+            }
+            now_ms = self.governor.server_clock.now_ms()
+            since = {name: now_ms - math.ceil(period * 1000) for name, period in periods.items()}
+            sent = await journal.sent_since(since)
+            for name in periods:
+                self.governor.seed(
+                    self.endpoints[name],
+                    [ms / 1000 for ms in sent.get(name, [])],
+                    account=self.account,
+                )
+        finally:
+            self._seeded.set()
+
     async def _recover(self, journal: Journal, orphans: set[int]) -> tuple[Settlement, ...]:
         left = await journal.left_over(also=orphans)
         if not left:
             return ()
-        self._reconciler.claimed |= await journal.claimed()
+        for tran_id in await journal.claimed():
+            self._reconciler.claimed.setdefault(tran_id, None)
         await self._transport.sync_time()
         now_ms = self.governor.server_clock.now_ms()
         found = []
@@ -1047,11 +1649,16 @@ class Client:
                         # Never answered: sent (if at all) between the intent and now.
                         first, last = intent.created_ms - 1000, now_ms + intent.recv_window
                     settlement = await self._reconciler.settle(
-                        intent.endpoint, intent.params, Window(first_ms=first, last_ms=last)
+                        intent.endpoint,
+                        intent.params,
+                        Window(first_ms=first, last_ms=last),
+                        claimant=claimant(intent.endpoint, intent.params, timestamp),
                     )
                     settlement = attrs.evolve(settlement, journal_id=intent.id)
                     self._remember(settlement, keys)
                 await self._journal_settlement(intent.id, settlement)
+                if settlement.executed is not None:
+                    self._reconciler.closed(intent=intent.id)
             orphans.discard(intent.id)
             found.append(settlement)
         return tuple(found)
@@ -1085,9 +1692,13 @@ class Client:
 
     async def _on_outcome(self, outcome: ExchangeOutcome) -> None:
         """The transport's hook: every attempt of a mutating request that may have left."""
+        call = _CALL.get()
         if outcome.error is None:
             self._reconciler.confirm(outcome.data)
-        call = _CALL.get()
+        elif isinstance(outcome.error, OutcomeUnknownError) and outcome.error.request_id is None:
+            # Names this request from now on, in every copy of its error.
+            outcome.error.request_id = uuid.uuid4().hex
+            self._reconciler.opened(outcome.error, None if call is None else call.intent)
         if call is not None:
             if call.closing and outcome.detached:
                 # Cut off by aclose(), not by its caller, who still gets this outcome.
@@ -1218,7 +1829,7 @@ class Client:
         try:
             return await settling
         except anyio.get_cancelled_exc_class():
-            intent = getattr(unknown, "journal_id", None)
+            intent = self._intent_of(unknown)
             outcome = ExchangeOutcome(
                 endpoint=unknown.endpoint,
                 params=unknown.params,
@@ -1228,9 +1839,7 @@ class Client:
                 error=unknown,
                 detached=True,
             )
-            await self._detached(
-                outcome, intent if isinstance(intent, int) else None, "request, being settled,"
-            )
+            await self._detached(outcome, intent, "request, being settled,")
             if self.journal is not None:
                 with anyio.CancelScope(shield=True):  # its `unknown` row, on disk now
                     try:
@@ -1265,7 +1874,7 @@ class Client:
                 first,
                 self._reconciler.settle(name, sent, window, looks=LOOKS_AFTER_DUPLICATE),
             )
-        intent = getattr(first, "journal_id", None)
+        intent = self._intent_of(first)
         if settlement is not None and settlement.executed and settlement.tran_id is not None:
             log.warning(
                 "%s: a resend was refused as a duplicate clientTranId: the earlier attempt "
@@ -1273,18 +1882,15 @@ class Client:
                 name,
                 settlement.reason,
             )
-            if isinstance(intent, int):
+            if intent is not None:
                 settlement = attrs.evolve(settlement, journal_id=intent)
                 await self._journal_settlement(intent, settlement)
-            self._remember(
-                settlement,
-                _request_keys(first, intent if isinstance(intent, int) else None),
-            )
+            self._remember(settlement, _request_keys(first, intent))
             answer = {"tranId": settlement.tran_id, **_echo(params)}
             return converter.structure(answer, model)
         if settlement is not None and settlement.executed is False and settlement.tran_id:
             # The earlier attempt's record, found late, says FAILED: nothing moved.
-            if isinstance(intent, int):
+            if intent is not None:
                 settlement = attrs.evolve(settlement, journal_id=intent)
                 await self._journal_settlement(intent, settlement)
             raise NotExecutedError(
@@ -1296,7 +1902,7 @@ class Client:
             f"a resend with the same clientTranId was refused as a duplicate ({refused.code}): "
             "an earlier attempt executed, but Binance's history does not show it yet"
         )
-        if isinstance(intent, int) and self.journal is not None:
+        if intent is not None and self.journal is not None:
             # Its earlier "not executed" was wrong: open to reconcile()/recover() again.
             self.journal.outcome(intent, UNKNOWN, note=note)
             await self.journal.flush()
@@ -1335,11 +1941,25 @@ class Client:
                 return await self._send_journaled(
                     endpoint, params, max_wait, recv_window, parse, call
                 )
-            return _after_close(endpoint, call, parse)
+            return self._after_close(endpoint, call, parse)
         finally:
             del self._calls[in_flight]
             _SENDING.reset(token)
             self._reconciler.finished(endpoint.name, in_flight)
+
+    def _after_close(self, endpoint: Endpoint, call: _CallState, parse: Callable[[Any], _T]) -> _T:
+        """What a call stopped by aclose() returns or raises: its last attempt's outcome."""
+        last = call.outcome
+        if last is None:
+            raise ClientClosedError(
+                f"{endpoint.name}: the client was closed before this call was sent; "
+                "nothing was sent"
+            )
+        if last.error is not None:
+            if isinstance(last.error, OutcomeUnknownError):
+                self._mark(last.error, call.intent)
+            raise last.error
+        return parse(last.data)
 
     async def _send_journaled(
         self,
@@ -1357,6 +1977,8 @@ class Client:
             clock = self.governor.server_clock.clock
             deadline = None if max_wait is None else clock.monotonic() + max_wait
             await self._transport.sync_time(deadline=deadline)
+            if self._seeded is None or not self._seeded.is_set():
+                await self._seed(journal)
             pending = journal.begin(
                 endpoint.name,
                 params,
@@ -1381,7 +2003,7 @@ class Client:
                 await journal.flush()
             return result
         except OutcomeUnknownError as unknown:
-            unknown.journal_id = call.intent  # type: ignore[attr-defined]
+            self._mark(unknown, call.intent)
             raise
         except anyio.get_cancelled_exc_class():
             last = call.outcome
@@ -1412,32 +2034,30 @@ class Client:
 _Key = tuple[Any, ...]
 
 
-def _after_close(endpoint: Endpoint, call: _CallState, parse: Callable[[Any], _T]) -> _T:
-    """What a call stopped by aclose() returns or raises: its last attempt's outcome."""
-    last = call.outcome
-    if last is None:
-        raise ClientClosedError(
-            f"{endpoint.name}: the client was closed before this call was sent; nothing was sent"
-        )
-    if last.error is not None:
-        if isinstance(last.error, OutcomeUnknownError):
-            last.error.journal_id = call.intent  # type: ignore[attr-defined]
-        raise last.error
-    return parse(last.data)
-
-
 def _request_keys(error: OutcomeUnknownError | None, intent: int | None) -> list[_Key]:
-    """What identifies one request: its journal row, and its error (by identity).
+    """What identifies one request: its journal row, and its error's ``request_id``.
 
-    Not its parameters and timestamp: two identical transfers sent in the
-    same millisecond are two requests, and each must get its own verdict.
+    The request_id is shared by every copy of the error (pickled, deep-copied),
+    so two copies settled at once are one settlement. Not the parameters and
+    timestamp: two identical transfers sent in the same millisecond are two
+    requests, and each must get its own verdict.
     """
     keys: list[_Key] = []
     if intent is not None:
         keys.append(("intent", intent))
-    if error is not None:
-        keys.append(("error", error))  # exceptions hash by identity
+    request_id = getattr(error, "request_id", None)
+    if isinstance(request_id, str):
+        keys.append(("request", request_id))
+    elif error is not None:
+        keys.append(("error", error))  # one without (hand-made): by identity
     return keys
+
+
+def _same_file(one: str, other: str) -> bool:
+    try:
+        return os.path.samefile(one, other)
+    except OSError:  # gone, or never existed here
+        return os.path.realpath(one) == os.path.realpath(other)
 
 
 async def _intent_id(pending: PendingIntent) -> int | None:

@@ -21,17 +21,23 @@ They are sorted by what the caller must do next, not by where they come from::
      │    └── ThrottledError ......... the governor could not grant a permit in time
      ├── ServiceUnavailableError ..... a query kept failing with 5xx (queries only)
      ├── OutcomeUnknownError ......... THE TRANSFER MAY HAVE HAPPENED: reconcile, never resend
- ├── NotExecutedError ............ an unknown outcome, settled: Binance did not execute it
+     ├── NotExecutedError ............ an unknown outcome, settled: Binance did not execute it
      └── MalformedResponseError ...... the answer was not Binance's JSON (WAF page, proxy)
 
 Only :class:`OutcomeUnknownError` leaves money in an unknown state. Everything
 else either happened before a byte was sent or was refused by Binance.
+
+Every one of them survives ``pickle`` and ``copy.deepcopy`` with all its
+fields (a worker process, a task queue, an error tracker), but not its
+``__cause__``/``__context__`` chain or traceback: those stay in the process
+that raised them (they are httpx's and h11's, which handled the API key).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from typing import Any
 
 __all__ = [
     "AuthenticationError",
@@ -59,6 +65,19 @@ __all__ = [
 
 class BinanceTransfersError(Exception):
     """Base class of every exception this package raises on purpose."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Exception's own __reduce__ calls ``cls(*args)``: our keyword-only
+        # fields are not in ``args``, so unpickling (and deepcopy) would fail.
+        # Rebuild without __init__, then restore every field (notes included).
+        return (_rebuild, (type(self), self.args), dict(vars(self)))
+
+
+def _rebuild(cls: type[BinanceTransfersError], args: tuple[Any, ...]) -> BinanceTransfersError:
+    """Unpickle a :class:`BinanceTransfersError`: its ``args`` now, its fields next."""
+    error = cls.__new__(cls, *args)
+    error.args = args
+    return error
 
 
 class InvalidInputError(BinanceTransfersError, ValueError):
@@ -174,6 +193,12 @@ class OutcomeUnknownError(BinanceTransfersError):
     signature), ``timestamp`` the ``timestamp`` parameter in epoch
     milliseconds and ``recv_window`` the ``recvWindow`` sent with it: Binance
     refuses the request once its clock passes ``timestamp + recv_window``.
+
+    ``request_id`` names the request (the client sets it on every error it
+    raises; None on one built by hand): copies of the error (pickled,
+    deep-copied) share it, so settling two copies gives one answer. With a
+    journal, ``journal_id`` is the request's row in the journal file
+    ``journal_path``.
     """
 
     def __init__(
@@ -185,6 +210,7 @@ class OutcomeUnknownError(BinanceTransfersError):
         timestamp: int | None,
         status: int | None = None,
         recv_window: int | None = None,
+        request_id: str | None = None,
     ) -> None:
         super().__init__(
             f"{endpoint}: outcome unknown, the request may have been executed: {reason}"
@@ -195,6 +221,9 @@ class OutcomeUnknownError(BinanceTransfersError):
         self.timestamp = timestamp
         self.status = status
         self.recv_window = recv_window
+        self.request_id = request_id
+        self.journal_id: int | None = None
+        self.journal_path: str | None = None
 
 
 class MalformedResponseError(BinanceTransfersError):

@@ -60,8 +60,10 @@ CREATE TABLE IF NOT EXISTS intents (
     tran_id INTEGER,
     note TEXT
 );
-CREATE INDEX IF NOT EXISTS intents_state ON intents (state);
+DROP INDEX IF EXISTS intents_state;
 """
+# No index on ``state``: every intent and outcome would write its pages too, on
+# the path before the first byte; only recover() filters by state, once.
 
 #: States a row can be in.
 OPEN, DONE, REFUSED, UNKNOWN = "open", "done", "refused", "unknown"
@@ -206,6 +208,18 @@ class Journal:
         """Every ``tranId`` the journal knows the owner of (answered or settled executed)."""
         return await self._run(_claimed)
 
+    async def sent_since(self, since_ms: Mapping[str, int]) -> dict[str, list[int]]:
+        """Per endpoint, when each of its rows (any run) was sent, from ``since_ms`` on.
+
+        A row's time is its ``timestamp`` (Binance epoch ms), else when its
+        intent was written. Only the journal's recent end is read.
+        """
+        return await self._run(_sent_since, dict(since_ms))
+
+    async def row(self, intent: int) -> Intent | None:
+        """The row ``intent``, if there is one."""
+        return await self._run(_one, intent)
+
     async def rows(self) -> list[Intent]:
         """Every row, oldest first (for reports and tests)."""
         return await self._run(_all)
@@ -296,6 +310,7 @@ def _writer(path: str, durable: bool, jobs: queue.SimpleQueue[_Job | None]) -> N
     thread never dies with callers still waiting.
     """
     conn: sqlite3.Connection | None = None
+    lock: int | None = None
     try:
         while True:
             batch = [jobs.get()]
@@ -307,11 +322,13 @@ def _writer(path: str, durable: bool, jobs: queue.SimpleQueue[_Job | None]) -> N
             work = [job for job in batch if job is not None]
             try:
                 if conn is None:
+                    if lock is None:
+                        lock = _lock(path)
                     conn = _connect(path, durable)
                 conn.execute("BEGIN IMMEDIATE")
                 for job in work:
-                    for update in job.updates:
-                        _update(conn, *update)
+                    if job.updates:
+                        _update_all(conn, job.updates)
                     job.result = job.fn(conn, *job.args)
                 conn.execute("COMMIT")
             except Exception as exc:
@@ -329,6 +346,32 @@ def _writer(path: str, durable: bool, jobs: queue.SimpleQueue[_Job | None]) -> N
     finally:
         if conn is not None:
             conn.close()
+        if lock is not None:
+            os.close(lock)  # the lock goes with it (and with the process, if killed)
+
+
+def _lock(path: str) -> int | None:
+    """Hold ``path + ".lock"`` exclusively: one writer (process, Journal) per file.
+
+    Two writers would each take the other's open rows for their own crash
+    and settle them, and two runs of a job would each act on the same state.
+    The operating system drops the lock when the process dies, killed or not.
+    Without ``fcntl`` (Windows) nothing is enforced.
+    """
+    try:
+        import fcntl  # POSIX only
+    except ImportError:  # pragma: no cover - Windows
+        return None
+    fd = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise ConfigurationError(
+            f"the journal {path!r} is in use by another writer (another process, or "
+            "another Journal/Client of this one): one at a time per file"
+        ) from None
+    return fd
 
 
 def _connect(path: str, durable: bool) -> sqlite3.Connection:
@@ -363,20 +406,21 @@ def _insert(
     return int(cursor.lastrowid or 0)
 
 
-def _update(
-    conn: sqlite3.Connection,
-    intent: int,
-    state: str,
-    timestamp: int | None,
-    tran_id: int | None,
-    note: str | None,
-    only_if_open: bool,
-) -> None:
-    conn.execute(
-        "UPDATE intents SET state = ?, timestamp = COALESCE(?, timestamp), "
-        "tran_id = COALESCE(?, tran_id), note = COALESCE(?, note) "
-        "WHERE id = ? AND (state = 'open' OR NOT ?)",
-        (state, timestamp, tran_id, note, intent, only_if_open),
+_UPDATE = (
+    "UPDATE intents SET state = ?, timestamp = COALESCE(?, timestamp), "
+    "tran_id = COALESCE(?, tran_id), note = COALESCE(?, note) "
+    "WHERE id = ? AND (state = 'open' OR NOT ?)"
+)
+
+
+def _update_all(conn: sqlite3.Connection, updates: list[tuple[Any, ...]]) -> None:
+    """Every queued outcome in one statement execution (in the order they came)."""
+    conn.executemany(
+        _UPDATE,
+        [
+            (state, timestamp, tran_id, note, intent, only_if_open)
+            for intent, state, timestamp, tran_id, note, only_if_open in updates
+        ],
     )
 
 
@@ -414,6 +458,33 @@ def _claimed(conn: sqlite3.Connection) -> set[int]:
         "'not_executed')"
     )
     return {values[0] for values in cursor.fetchall()}
+
+
+#: How far an earlier run's clock estimate may lag ours (rows are read newest first
+#: and the scan stops this much before the oldest time asked for).
+_CLOCK_SLACK_MS = 60_000
+
+
+def _sent_since(conn: sqlite3.Connection, since_ms: dict[str, int]) -> dict[str, list[int]]:
+    sent: dict[str, list[int]] = {}
+    if not since_ms:
+        return sent
+    stop = min(since_ms.values()) - _CLOCK_SLACK_MS
+    cursor = conn.execute(
+        "SELECT endpoint, COALESCE(timestamp, created_ms), created_ms FROM intents ORDER BY id DESC"
+    )
+    for endpoint, at, created in cursor:
+        if created < stop:
+            break  # rows are written in time order: the rest is older still
+        if endpoint in since_ms and at >= since_ms[endpoint]:
+            sent.setdefault(endpoint, []).append(at)
+    return sent
+
+
+def _one(conn: sqlite3.Connection, intent: int) -> Intent | None:
+    cursor = conn.execute(f"SELECT {_COLUMNS} FROM intents WHERE id = ?", (intent,))  # noqa: S608
+    values = cursor.fetchone()
+    return None if values is None else _row(values)
 
 
 def _all(conn: sqlite3.Connection) -> list[Intent]:

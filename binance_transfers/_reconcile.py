@@ -29,7 +29,7 @@ import contextvars
 import enum
 import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
@@ -61,6 +61,10 @@ LOOKS_AFTER_DUPLICATE = (3, 6, 12)
 
 #: Binance answers a timestamp up to 999 ms ahead of its clock.
 _AHEAD_MS = 1000
+#: Confirmed ids are pruned every this many (see Reconciler._prune).
+_PRUNE_EVERY = 512
+#: Kept past the earliest time any new settlement can search (clock steps, lag).
+_SLACK_MS = 60_000
 #: "Only can query the data for the last six months" (history endpoints).
 _HISTORY_KEPT_MS = 180 * 24 * 3600 * 1000
 #: The sub-account history takes ranges shorter than 7 days.
@@ -164,21 +168,43 @@ class Window:
     last_ms: int
 
 
+def claimant(endpoint: str, params: Mapping[str, str], timestamp: int | None) -> Hashable | None:
+    """What a request looks like from outside: endpoint, parameters and timestamp.
+
+    Two copies of one request look the same (an error pickled, or rebuilt
+    from stored fields); so do two identical requests sent in the same
+    millisecond, which is why a match on it is ambiguous, never proof.
+    """
+    if timestamp is None:
+        return None
+    sent = frozenset((k, v) for k, v in params.items() if k not in ("timestamp", "recvWindow"))
+    return (endpoint, timestamp, sent)
+
+
 class Reconciler:
     """Settles unknown outcomes for one client; remembers which ids are taken.
 
-    ``claimed`` holds the ``tranId`` of every transfer this client knows the
-    owner of: confirmed by Binance's answer, or claimed by an earlier
-    settlement. History rows with those ids are never matched again.
+    ``claimed`` maps the ``tranId`` of every transfer this client knows the
+    owner of to who claimed it: None when Binance's answer confirmed it (or an
+    earlier run's journal knows it), else the :func:`claimant` of the request
+    whose settlement claimed it. History rows with those ids are never
+    matched again.
     """
 
     def __init__(self, client: Client, *, margin: float) -> None:
         self._client = client
         self.margin = margin
-        self.claimed: set[int] = set()
+        self.claimed: dict[int, Hashable | None] = {}
         # Mutating calls on the wire, by endpoint: a settlement waits for those
         # that may have landed in its window, so their answers claim their rows first.
         self._in_flight: dict[str, set[anyio.Event]] = {}
+        # Confirmed tranIds in the order they came, with Binance's clock then
+        # (ms): forgotten once no settlement can search that far back (_prune).
+        self._confirmed: dict[int, int] = {}
+        # Unknown outcomes of this client not settled yet, by request_id: the
+        # earliest time their searches reach. They keep the ids confirmed since.
+        self._open: dict[str, int] = {}
+        self._open_rows: dict[int, str] = {}  # journal row -> request_id, for recover()
 
     # -- bookkeeping ----------------------------------------------------------
 
@@ -187,7 +213,45 @@ class Reconciler:
         if isinstance(data, Mapping):
             tran_id = data.get("tranId")
             if isinstance(tran_id, int) and not isinstance(tran_id, bool):
-                self.claimed.add(tran_id)
+                self.claimed[tran_id] = None
+                self._confirmed[tran_id] = self._client.governor.server_clock.now_ms()
+                if len(self._confirmed) % _PRUNE_EVERY == 0:
+                    self._prune()
+
+    def opened(self, error: OutcomeUnknownError, intent: int | None = None) -> None:
+        """An unknown outcome of this client: keep what its settlement must exclude."""
+        window = self.window_of(error)
+        if window is not None and error.request_id is not None:
+            self._open[error.request_id] = window.first_ms - self._margin_ms()
+            if intent is not None:
+                self._open_rows[intent] = error.request_id
+
+    def closed(self, request_id: str | None = None, intent: int | None = None) -> None:
+        """That unknown outcome is settled: its search no longer pins anything."""
+        if intent is not None:
+            request_id = self._open_rows.pop(intent, request_id)
+        if request_id is not None:
+            self._open.pop(request_id, None)
+
+    def _prune(self) -> None:
+        """Forget confirmed ids no settlement can still need (memory stays bounded).
+
+        A settlement searches from its request's window minus a margin; a
+        request not sent yet has a window after now. So an id confirmed
+        before both now - (1 s ahead + margin + a minute of slack) and the
+        earliest search of an unknown outcome still open is never needed:
+        no window can reach it. Ids claimed by a settlement stay.
+        """
+        horizon = self._client.governor.server_clock.now_ms() - _AHEAD_MS - self._margin_ms()
+        horizon -= _SLACK_MS
+        if self._open:
+            horizon = min(horizon, min(self._open.values()))
+        for tran_id, at in list(self._confirmed.items()):
+            if at >= horizon:
+                break  # in time order: the rest is newer
+            del self._confirmed[tran_id]
+            if tran_id in self.claimed and self.claimed[tran_id] is None:
+                del self.claimed[tran_id]
 
     def started(self, endpoint: str) -> anyio.Event:
         """A mutating call goes out; set the returned event once its outcome is known."""
@@ -212,19 +276,33 @@ class Reconciler:
             raise InvalidInputError(
                 f"reconcile takes an OutcomeUnknownError, not {type(error).__name__}"
             )
-        params = {k: v for k, v in error.params.items() if k not in ("timestamp", "recvWindow")}
+        params = _as_sent(
+            {k: v for k, v in error.params.items() if k not in ("timestamp", "recvWindow")}
+        )
         window = self.window_of(error)
         if window is None:
             return self._unsettled(
                 error.endpoint, params, "the error carries no timestamp: no window to search"
             )
-        return await self.settle(error.endpoint, params, window, looks=looks)
+        return await self.settle(
+            error.endpoint,
+            params,
+            window,
+            looks=looks,
+            claimant=claimant(error.endpoint, params, self.timestamp_of(error)),
+            # Built by hand (from stored fields?): it may be a request already settled.
+            maybe_settled=error.request_id is None,
+        )
+
+    def timestamp_of(self, error: OutcomeUnknownError) -> int | None:
+        """The ``timestamp`` the request of ``error`` was sent with, if known."""
+        if error.timestamp is not None:
+            return error.timestamp
+        return _int(error.params.get("timestamp"))
 
     def window_of(self, error: OutcomeUnknownError) -> Window | None:
         """Where the request of ``error`` can have executed (None: no timestamp to tell)."""
-        timestamp = error.timestamp
-        if timestamp is None:
-            timestamp = _int(error.params.get("timestamp"))
+        timestamp = self.timestamp_of(error)
         recv_window = error.recv_window or _int(error.params.get("recvWindow"))
         if recv_window is None:
             recv_window = self._client._transport.recv_window
@@ -239,6 +317,8 @@ class Reconciler:
         window: Window,
         *,
         looks: Sequence[int] = LOOKS,
+        claimant: Hashable | None = None,
+        maybe_settled: bool = False,
     ) -> Settlement:
         """Settle a request that can only have executed within ``window``.
 
@@ -246,7 +326,11 @@ class Reconciler:
         A row found (or a record that says FAILED) settles it at once; absence
         is only believed when every look found nothing: a "not executed"
         verdict authorises sending again, so Binance's history lag has to
-        outlast the last look, not the first, to fool it.
+        outlast the last look, not the first, to fool it. ``claimant`` (see
+        :func:`claimant`) is noted with the row the settlement claims;
+        ``maybe_settled``: the request may have been settled already under
+        another name (an error rebuilt by hand), so a row claimed by an
+        identical request cannot prove it absent.
         """
         by, why = HOW.get(endpoint, (SettleBy.NONE, "an endpoint this release cannot settle"))
         if by not in (SettleBy.HISTORY, SettleBy.CLIENT_TRAN_ID):
@@ -267,7 +351,9 @@ class Reconciler:
             if by is SettleBy.CLIENT_TRAN_ID:
                 settlement = await self._by_client_tran_id(endpoint, params, search)
             else:
-                settlement = await self._by_history(endpoint, params, search)
+                settlement = await self._by_history(
+                    endpoint, params, search, claimant if maybe_settled else None, claimant
+                )
             if not _absent(settlement):
                 if n > 0 and settlement.executed:
                     log.warning(
@@ -319,7 +405,12 @@ class Reconciler:
                 await done.wait()
 
     async def _by_history(
-        self, endpoint: str, params: Mapping[str, str], search: Window
+        self,
+        endpoint: str,
+        params: Mapping[str, str],
+        search: Window,
+        suspect: Hashable | None = None,
+        claimant: Hashable | None = None,
     ) -> Settlement:
         amount = _decimal(params.get("amount"))
         kind = params.get("type")
@@ -340,6 +431,23 @@ class Reconciler:
         free = [row for row in matches if row.tran_id not in self.claimed]
         # The oldest first: several identical transfers are claimed in order.
         found = min(free, key=lambda row: (row.timestamp, row.tran_id), default=None)
+        if found is None and suspect is not None:
+            twins = sorted(r.tran_id for r in matches if self.claimed.get(r.tran_id) == suspect)
+            if twins:
+                # Claimed by a request that looks exactly like this one: this very
+                # request settled from another copy of its error (this one was
+                # rebuilt by hand), or an identical twin sent in the same millisecond.
+                # "Not executed" could authorise a second transfer; "executed" could
+                # take the twin's row: the records cannot tell.
+                return self._unsettled(
+                    endpoint,
+                    params,
+                    f"record {twins[0]} matches, but was claimed by the settlement of an "
+                    "identical request (same parameters and timestamp): either this one, "
+                    "settled from another copy of its error without its request_id, or a "
+                    "twin; Binance's records cannot tell which",
+                    SettleBy.HISTORY,
+                )
         if found is None:
             return Settlement(
                 endpoint=endpoint,
@@ -348,7 +456,9 @@ class Reconciler:
                 by=SettleBy.HISTORY,
                 reason="no unclaimed matching row in the history once Binance's window had closed",
             )
-        return self._from_row(endpoint, params, SettleBy.HISTORY, found.tran_id, str(found.status))
+        return self._from_row(
+            endpoint, params, SettleBy.HISTORY, found.tran_id, str(found.status), claimant
+        )
 
     async def _by_client_tran_id(
         self, endpoint: str, params: Mapping[str, str], search: Window
@@ -394,7 +504,13 @@ class Reconciler:
         return self._from_row(endpoint, params, SettleBy.CLIENT_TRAN_ID, row.tran_id, row.status)
 
     def _from_row(
-        self, endpoint: str, params: Mapping[str, str], by: SettleBy, tran_id: int, status: str
+        self,
+        endpoint: str,
+        params: Mapping[str, str],
+        by: SettleBy,
+        tran_id: int,
+        status: str,
+        claimant: Hashable | None = None,
     ) -> Settlement:
         status = status.upper()
         if status in _FAILED:
@@ -411,7 +527,7 @@ class Reconciler:
                 f"record {tran_id} has a status this release does not know: {status}",
                 by,
             )
-        self.claimed.add(tran_id)
+        self.claimed[tran_id] = claimant
         return Settlement(
             endpoint=endpoint,
             params=params,
@@ -431,6 +547,25 @@ class Reconciler:
         by: SettleBy = SettleBy.NONE,
     ) -> Settlement:
         return Settlement(endpoint=endpoint, params=params, executed=None, by=by, reason=reason)
+
+
+#: Parameters the client upper-cases before sending (assets, symbols, type names).
+_SENT_UPPER = ("asset", "type", "fromSymbol", "toSymbol", "fromAccountType", "toAccountType")
+
+
+def _as_sent(params: Mapping[str, str]) -> dict[str, str]:
+    """``params`` as the client would have sent them.
+
+    An error rebuilt by hand may say ``asset="usdt"``: the client sent (and
+    Binance's history shows) ``USDT``. Compared as typed, the executed
+    transfer would not match and be declared "not executed".
+    """
+    sent = dict(params)
+    for key in _SENT_UPPER:
+        value = sent.get(key)
+        if isinstance(value, str):
+            sent[key] = value.strip().upper()
+    return sent
 
 
 def _absent(settlement: Settlement) -> bool:

@@ -2,9 +2,12 @@
 
 The governor asks a :class:`Storage` for one counter per pool and keeps its
 queues, timers and fairness to itself. :class:`MemoryStorage` (the default)
-keeps counts in this process; a backend shared by several processes (Redis)
-implements the same two counter protocols, for instance by leasing blocks of
-weight, without any change to the governor or its callers.
+keeps counts in this process; a backend shared by several processes
+(:class:`~binance_transfers.RedisStorage`) implements the same two counter
+protocols by leasing blocks of weight. Such a counter learns asynchronously
+that it may admit more: it tells the governor through the
+:class:`StorageLink` it was created with, and reads Binance's clock from it
+to know which windows are current.
 
 A counter never forgets on its own: the governor says which windows are over
 (:meth:`WindowCounter.forget`) and when a pool is gone (:meth:`Storage.discard`),
@@ -14,10 +17,27 @@ because only it knows which windows a request in flight may still land in.
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right, insort
-from collections.abc import Iterator
-from typing import Protocol
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Protocol
 
-__all__ = ["CallCounter", "MemoryStorage", "Storage", "WindowCounter"]
+import attrs
+
+if TYPE_CHECKING:
+    from ._limits import PoolSpec
+
+__all__ = ["CallCounter", "MemoryStorage", "Storage", "StorageLink", "WindowCounter"]
+
+
+@attrs.frozen
+class StorageLink:
+    """What a counter may ask of the governor that owns its pool."""
+
+    wake: Callable[[str], None]
+    """Capacity came for the pool with this key (a lease): admit who can use it."""
+    server_now: Callable[[], float]
+    """The governor's estimate of Binance's clock now, in epoch seconds."""
+    landing: Callable[[float], tuple[int, int]]
+    """The first and last windows of this length a request sent now may land in."""
 
 
 class WindowCounter(Protocol):
@@ -78,11 +98,11 @@ class CallCounter(Protocol):
 
 
 class Storage(Protocol):
-    """A factory of counters, one per pool key."""
+    """A factory of counters, one per pool (``spec.key``)."""
 
-    def window_counter(self, key: str) -> WindowCounter: ...
+    def window_counter(self, spec: PoolSpec, link: StorageLink) -> WindowCounter: ...
 
-    def call_counter(self, key: str) -> CallCounter: ...
+    def call_counter(self, spec: PoolSpec, link: StorageLink) -> CallCounter: ...
 
     def discard(self, key: str) -> None:
         """The pool ``key`` is idle and forgotten by the governor (free its counter)."""
@@ -196,10 +216,10 @@ class MemoryCallCounter:
 class MemoryStorage:
     """Counts kept in this process: enough for every client behind one IP here."""
 
-    def window_counter(self, key: str) -> WindowCounter:
+    def window_counter(self, spec: PoolSpec, link: StorageLink) -> WindowCounter:
         return MemoryWindowCounter()
 
-    def call_counter(self, key: str) -> CallCounter:
+    def call_counter(self, spec: PoolSpec, link: StorageLink) -> CallCounter:
         return MemoryCallCounter()
 
     def discard(self, key: str) -> None:

@@ -539,7 +539,7 @@ class Transport:
         at = self.governor.estimate(endpoint, account=self.account)
         now = self.governor.server_clock.now()
         error = ThrottledError(
-            f"{endpoint.name}: no permit within max_wait={max_wait} s",
+            f"{endpoint.name}: no permit within max_wait={_rounded(max_wait)} s",
             retry_at=max(at, now),
             retry_after=max(at - now, 0.0),
         )
@@ -883,9 +883,18 @@ class Transport:
                 log.exception("%s: on_outcome hook failed", attempt.endpoint.name)
 
     def _scrubbed(self, exc: BaseException) -> BaseException:
-        """``exc``, with every exception in its chain that quotes the API key (h11
-        quotes a header it refuses) reduced to its class name, so no log,
-        message or traceback can show the key."""
+        """``exc``, made safe to raise, log and report with locals (Sentry's default).
+
+        Every exception in its chain that quotes the API key (h11 quotes a
+        header it refuses) is reduced to its class name. Every one that is not
+        ours also loses its traceback: the frames of httpx, httpcore and h11
+        hold the request's headers, the key among them, in their locals. Where
+        it happened stays readable in a note (file, line, function; no locals).
+        Frames are not cleared in place: one may belong to a generator still
+        suspended, which clearing would close.
+        """
+        import traceback  # here: a local edit, and only the failure path needs it
+
         key = self._key_header["X-MBX-APIKEY"].strip()
         seen: set[int] = set()
         todo: list[BaseException | None] = [exc]
@@ -896,7 +905,14 @@ class Transport:
             seen.add(id(current))
             if any(key in text for text in (str(current), repr(current.args))):
                 current.args = (f"{type(current).__name__} (message withheld: it quoted a secret)",)
+            frames = current.__traceback__
+            if frames is not None and not isinstance(current, BinanceTransfersError):
+                current.__traceback__ = None
+                if isinstance(current, Exception):  # not a cancellation: worth reading
+                    where = "".join(traceback.format_tb(frames)).rstrip()
+                    current.add_note(f"Traceback (frames dropped: they held the API key):\n{where}")
             todo += [current.__cause__, current.__context__]
+            todo += list(getattr(current, "exceptions", ()))  # an exception group's members
         return exc
 
     def _interpret(self, attempt: _Attempt, response: httpx.Response, received: float) -> Any:
@@ -1076,3 +1092,8 @@ def _retry_after(value: str | None) -> float | None:
     if not seconds >= 0:  # NaN and negatives
         return None
     return min(seconds, MAX_RETRY_AFTER)
+
+
+def _rounded(seconds: float | None) -> float | None:
+    """Seconds fit to print (a deadline's remainder reads 0.19999846800010346)."""
+    return None if seconds is None else round(seconds, 3)

@@ -386,10 +386,10 @@ async def test_a_window_opens_with_what_others_spent_in_the_last_one_reserved() 
     await sleep_until(g, E0 + 120.1)
     await g.acquire(PM_ASSET, max_wait=0)
     assert next(p.used for p in g.snapshot() if p.key == "papi-ip") == 1500 + 30
-    # No answer in that minute is no news that they stopped: it stays.
+    # Without news, it halves all the same.
     await sleep_until(g, E0 + 180.1)
     await g.acquire(PM_ASSET, max_wait=0)
-    assert next(p.used for p in g.snapshot() if p.key == "papi-ip") == 1500 + 30
+    assert next(p.used for p in g.snapshot() if p.key == "papi-ip") == 750 + 30
 
 
 # -- margins by design ------------------------------------------------------------

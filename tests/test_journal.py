@@ -203,8 +203,11 @@ async def test_recover_settles_this_runs_unknown_whose_caller_was_cancelled_on_t
             tg.cancel_scope.cancel()
         (outcome,) = reported
         assert outcome.detached and isinstance(outcome.error, OutcomeUnknownError)
+        assert list(client._reconciler._open) == [outcome.error.request_id]
         (found,) = await client.recover()
         assert await client.recover() == ()
+        # Settled: it no longer keeps confirmed ids from being forgotten.
+        assert client._reconciler._open == {}
     (executed,) = exchange.ledger.executed("universal_transfer")
     assert found.executed is True and found.tran_id == executed.result
     assert [row["state"] for row in rows(path)] == ["executed"]
@@ -581,3 +584,55 @@ async def test_aclose_stops_a_call_waiting_for_its_permit_with_nothing_sent(
         await queued
     assert len(exchange.ledger.entries("pmpro_bnb_transfer")) == 2
     assert [row["state"] for row in rows(path)] == ["done", "done", "refused"]
+
+
+@pytest.mark.parametrize("recovers", [True, False], ids=["recover", "no-recover"])
+@fake_time
+async def test_a_restart_keeps_the_rolling_caps_the_journal_knows(
+    tmp_path: Path, recovers: bool
+) -> None:
+    """PM Pro BNB transfers: 2 per 10 minutes. The last run made 2 a minute before the
+    restart; the new run's governor learns them from the journal (whether or not
+    recover() is called) and waits for the cap instead of earning a 429."""
+    exchange = SimulatedExchange()
+    exchange.add_demo_account()
+    path = tmp_path / "j.sqlite"
+    async with exchange.client(journal=path) as first:
+        for _ in range(2):
+            await first.pmpro_bnb_transfer(amount="0.01", side=BnbTransferSide.TO_UM)
+    sent = [e.arrived for e in exchange.ledger.entries("pmpro_bnb_transfer")]
+    await anyio.sleep(60)  # the deploy
+    async with exchange.client(journal=path) as second:  # a fresh governor, same journal
+        if recovers:
+            await second.recover()
+        await second.pmpro_bnb_transfer(amount="0.01", side=BnbTransferSide.TO_UM)
+    entries = exchange.ledger.entries("pmpro_bnb_transfer")
+    assert [e.status for e in entries] == [200, 200, 200]
+    assert entries[2].arrived >= sent[0] + 600  # it waited for the first one to age out
+
+
+async def test_one_writer_at_a_time_per_journal_file(tmp_path: Path) -> None:
+    """A second writer (another Client of this process, or another process) would take
+    the first one's open rows for a crash's and settle them: refused, typed, nothing
+    written; once the first has closed, the file is free again."""
+    path = tmp_path / "j.sqlite"
+    first = Journal(path)
+    second = Journal(path)
+    await first.open("universal_transfer", [("asset", "USDT")], 5000, 1)
+    with pytest.raises(ConfigurationError, match="in use by another writer"):
+        await second.open("universal_transfer", [("asset", "BTC")], 5000, 1)
+    await first.aclose()
+    await second.open("universal_transfer", [("asset", "BTC")], 5000, 2)
+    assert [row.params["asset"] for row in await second.rows()] == ["USDT", "BTC"]
+    await second.aclose()
+
+
+async def test_a_second_client_on_a_journal_in_use_sends_nothing(
+    exchange: SimulatedExchange, tmp_path: Path
+) -> None:
+    path = tmp_path / "j.sqlite"
+    async with exchange.client(journal=path) as one, exchange.client(journal=path) as two:
+        await one.transfer(type=TransferType.MAIN_UMFUTURE, asset="USDT", amount="1")
+        with pytest.raises(ConfigurationError, match="in use by another writer"):
+            await two.transfer(type=TransferType.MAIN_UMFUTURE, asset="USDT", amount="2")
+    assert len(exchange.ledger.entries("universal_transfer")) == 1

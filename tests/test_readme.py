@@ -156,3 +156,18 @@ def test_readme_pytest_example_passes(block: Block, pytester: pytest.Pytester) -
     outcomes = result.parseoutcomes()
     assert outcomes.get("passed", 0) >= 1, result.stdout.str()
     assert set(outcomes) <= {"passed"}, result.stdout.str()
+
+
+def test_plugin_fixtures_name_the_missing_extra(pytester: pytest.Pytester) -> None:
+    """Without Starlette the fixtures raise ConfigurationError with the pip command."""
+    pytester.makeconftest("import sys\nsys.modules['starlette'] = None\n")
+    pytester.makepyfile(
+        test_missing="def test_it(binance_client):\n    pass\n",
+    )
+    result = pytester.runpytest_subprocess(
+        "-p", "binance_transfers.sim.pytest_plugin", "-p", "no:cacheprovider"
+    )
+    result.assert_outcomes(errors=1)
+    output = result.stdout.str()
+    assert "ConfigurationError: the binance_sim fixtures need the sim extra" in output
+    assert "pip install 'binance-transfers[sim]'" in output

@@ -7,7 +7,9 @@ and the settling margin takes no real time.
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
+import pickle
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -503,3 +505,168 @@ async def test_settling_from_on_detached_does_not_deadlock() -> None:
     assert done, "the cancelled call never finished: settling from on_detached deadlocked"
     assert closing.done(), "aclose() deadlocked on the call that settles from on_detached"
     assert [s.executed for s in settled] == [True]
+
+
+def _copy(error: OutcomeUnknownError, how: str) -> OutcomeUnknownError:
+    if how == "pickle":
+        again = pickle.loads(pickle.dumps(error))  # noqa: S301 - our own bytes
+    else:
+        again = copy.deepcopy(error)
+    assert isinstance(again, OutcomeUnknownError) and again is not error
+    return again
+
+
+@pytest.mark.parametrize("how", ["pickle", "deepcopy"])
+@fake_time
+async def test_a_copy_of_an_unknown_settles_like_the_original(
+    exchange: SimulatedExchange, client: Client, how: str
+) -> None:
+    """The original settled, then a copy (from a worker process, an error tracker): the
+    copy finds the same record, not a false "not executed" (its row is claimed)."""
+    exchange.faults.add(Fault.drop(), endpoint="universal_transfer", times=1)
+    unknown = await unknown_transfer(client)
+    first = await client.reconcile(unknown)
+    again = await client.reconcile(_copy(unknown, how))
+    assert (first.executed, first.tran_id) == (again.executed, again.tran_id)
+    assert [again.tran_id] == executed_ids(exchange, "universal_transfer")
+
+
+@pytest.mark.parametrize("how", ["pickle", "deepcopy"])
+@fake_time
+async def test_an_unknown_and_its_copy_settled_at_once_agree(
+    exchange: SimulatedExchange, client: Client, how: str
+) -> None:
+    """A failure handler holds the error, a job queue a pickled copy: settled at once."""
+    exchange.faults.add(Fault.drop(), endpoint="universal_transfer", times=1)
+    unknown = await unknown_transfer(client)
+    settled: list[Settlement] = []
+
+    async def settle(error: OutcomeUnknownError) -> None:
+        settled.append(await client.reconcile(error))
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(settle, unknown)
+        tg.start_soon(settle, _copy(unknown, how))
+    assert [(s.executed, s.tran_id) for s in settled] == [
+        (True, executed_ids(exchange, "universal_transfer")[0])
+    ] * 2
+    histories = exchange.ledger.entries("transfer_history")
+    assert len(histories) == 1  # one settlement, whose verdict the other shares
+
+
+@fake_time
+async def test_an_unknown_rebuilt_from_its_fields_is_never_called_not_executed(
+    exchange: SimulatedExchange, client: Client
+) -> None:
+    """Rebuilt from stored fields (no request_id), after the original was settled: the
+    matching record is claimed by an identical request. "Not executed" would authorise
+    a second transfer: the answer is "cannot tell", with the reason."""
+    exchange.faults.add(Fault.drop(), endpoint="universal_transfer", times=1)
+    unknown = await unknown_transfer(client)
+    first = await client.reconcile(unknown)
+    rebuilt = OutcomeUnknownError(
+        unknown.reason,
+        endpoint=unknown.endpoint,
+        params=unknown.params,
+        timestamp=unknown.timestamp,
+        recv_window=unknown.recv_window,
+    )
+    again = await client.reconcile(rebuilt)
+    assert first.executed is True
+    assert again.executed is None and "identical request" in again.reason
+
+
+@fake_time
+async def test_a_copy_settled_by_another_client_never_touches_its_journal(
+    exchange: SimulatedExchange, tmp_path: Path
+) -> None:
+    """An error from a process with journal A, settled by a client with journal B: row
+    ``journal_id`` of B is somebody else's request and stays as it was."""
+    async with exchange.client(journal=tmp_path / "a.sqlite", settle_margin=MARGIN) as one:
+        exchange.faults.add(Fault.drop(), endpoint="universal_transfer", times=1)
+        unknown = await unknown_transfer(one)
+    assert unknown.journal_id == 1 and unknown.journal_path == str(tmp_path / "a.sqlite")
+    async with exchange.client(journal=tmp_path / "b.sqlite", settle_margin=MARGIN) as other:
+        await other.transfer(type=TransferType.MAIN_UMFUTURE, asset="USDT", amount="3")
+        settled = await other.reconcile(_copy(unknown, "pickle"))
+        rows = await other.journal.rows()  # type: ignore[union-attr]
+    assert settled.executed is True and settled.journal_id is None
+    assert [(row.id, row.state, str(row.params["amount"])) for row in rows] == [(1, "done", "3")]
+
+
+@fake_time
+async def test_after_a_restart_a_copy_gets_the_journals_verdict(
+    exchange: SimulatedExchange, tmp_path: Path
+) -> None:
+    """Settled as executed in one run; a pickled copy settled in the next run (same
+    journal file) gets that verdict from the journal, not "not executed" (the record
+    is claimed in the journal) and without reading the history again."""
+    path = tmp_path / "j.sqlite"
+    async with exchange.client(journal=path, settle_margin=MARGIN) as one:
+        exchange.faults.add(Fault.drop(), endpoint="universal_transfer", times=1)
+        unknown = await unknown_transfer(one)
+        first = await one.reconcile(unknown)
+    reads = len(exchange.ledger.entries("transfer_history"))
+    async with exchange.client(journal=path, settle_margin=MARGIN) as two:
+        await two.recover()
+        again = await two.reconcile(_copy(unknown, "pickle"))
+    assert first.executed is again.executed is True
+    assert again.tran_id == first.tran_id and again.journal_id == first.journal_id
+    assert len(exchange.ledger.entries("transfer_history")) == reads
+
+
+@fake_time
+async def test_confirmed_ids_are_forgotten_once_no_settlement_can_need_them(
+    exchange: SimulatedExchange, client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every confirmed tranId was kept forever (~100 B per transfer, never returned)."""
+    monkeypatch.setattr("binance_transfers._reconcile._PRUNE_EVERY", 16)
+    for _ in range(200):
+        await client.transfer(type=TransferType.MAIN_UMFUTURE, asset="USDT", amount="1")
+        await anyio.sleep(1)
+    # What a settlement starting now can still search: about the last minute and a margin.
+    assert len(client._reconciler.claimed) < 100
+
+
+@fake_time
+async def test_an_open_unknown_keeps_the_ids_its_settlement_must_exclude(
+    exchange: SimulatedExchange, client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Twenty identical transfers confirmed in the same millisecond as an unknown one,
+    then a long run of others: settled minutes later, the unknown still finds its own
+    row, not one of the twenty (pruning them would make them look free)."""
+    monkeypatch.setattr("binance_transfers._reconcile._PRUNE_EVERY", 16)
+    for _ in range(20):
+        await client.transfer(type=TransferType.MAIN_UMFUTURE, asset="USDT", amount="7")
+    exchange.faults.add(Fault.drop(), endpoint="universal_transfer", times=1)
+    unknown = await unknown_transfer(client)
+    for _ in range(100):
+        await client.transfer(type=TransferType.MAIN_UMFUTURE, asset="USDT", amount="1")
+        await anyio.sleep(1)
+    assert list(client._reconciler._open) == [unknown.request_id]
+    settled = await client.reconcile(unknown)
+    assert settled.executed is True
+    assert settled.tran_id == executed_ids(exchange, "universal_transfer")[20]
+    assert client._reconciler._open == {}  # settled: it pins nothing any more
+
+
+@fake_time
+async def test_an_unknown_rebuilt_as_typed_finds_the_transfer_as_sent(
+    exchange: SimulatedExchange, client: Client
+) -> None:
+    """Rebuilt from what the user typed (asset "usdt", type in lower case): the client
+    sent USDT / MAIN_UMFUTURE, which is what Binance's history shows; compared as typed,
+    the executed transfer was declared "not executed" (breaker2 B-6)."""
+    exchange.faults.add(Fault.drop(), endpoint="universal_transfer", times=1)
+    unknown = await unknown_transfer(client)
+    typed = {**unknown.params, "asset": "usdt", "type": "main_umfuture"}
+    rebuilt = OutcomeUnknownError(
+        "from the log",
+        endpoint=unknown.endpoint,
+        params=typed,
+        timestamp=unknown.timestamp,
+        recv_window=unknown.recv_window,
+    )
+    settled = await client.reconcile(rebuilt)
+    assert settled.executed is True
+    assert [settled.tran_id] == executed_ids(exchange, "universal_transfer")

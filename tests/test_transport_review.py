@@ -39,7 +39,7 @@ async def test_a_signer_that_returns_no_str_is_a_typed_error(
     or an ``async def sign`` (a remote signer), makes ``quote()`` raise a plain TypeError
     from Client.transfer (the async one also leaves a never-awaited coroutine)."""
     caught: tuple[str, bool] | None = None
-    async with Client(API_KEY, signer, transport=httpx.MockTransport(fake)) as c:
+    async with Client(API_KEY, signer, transport=httpx.MockTransport(fake)) as c:  # type: ignore[arg-type]
         try:
             await c.transfer(type=TransferType.MAIN_UMFUTURE, asset="USDT", amount="1")
         except Exception as exc:  # kept as text: the traceback (and the coroutine) can go

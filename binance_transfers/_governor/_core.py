@@ -28,7 +28,7 @@ from .._clock import Clock, ServerClock
 from .._endpoints import ENDPOINTS, Endpoint
 from .._exceptions import ConfigurationError, IPBannedError, ThrottledError
 from .._limits import Limits, PoolKind, PoolSpec, pools_for
-from .._storage import MemoryStorage, Storage
+from .._storage import MemoryStorage, Storage, StorageLink
 from ._feedback import Feedback
 from ._geometry import GUARD_FLOOR, INF, Geometry, Trips
 from ._pools import CapPool, FixedPool, Pool
@@ -229,6 +229,8 @@ class Governor(Feedback):
         # then again after every resync, trip change, or as eps grows.
         self._geo_cache: Geometry | None = None
         self.server_clock.subscribe(self._refresh_geometry)
+        # redis10: a shared storage's counters learn of leases asynchronously.
+        self._link = StorageLink(self._capacity_arrived, self._server_now, self._landing)
 
     # -- public API -----------------------------------------------------------
 
@@ -475,9 +477,9 @@ class Governor(Feedback):
                 if count >= self._sweep_at or (count > 256 and self._monotonic() >= self._swept):
                     self._sweep()
                 if spec.kind is PoolKind.CAP:
-                    pool = CapPool(spec, self.storage.call_counter(spec.key))
+                    pool = CapPool(spec, self.storage.call_counter(spec, self._link))
                 else:
-                    pool = FixedPool(spec, self.storage.window_counter(spec.key))
+                    pool = FixedPool(spec, self.storage.window_counter(spec, self._link))
                 # A ban, or a 429 of unknown origin, covers every pool of the IP.
                 pool.frozen_until = max(self._banned_until, self._ip_frozen_until)
                 if self.cold_start:
@@ -502,6 +504,25 @@ class Governor(Feedback):
         result = tuple(plan)
         self._plans.setdefault(account, {})[endpoint] = result
         return result
+
+    # -- redis10: what a shared storage asks of the governor ----------------------
+
+    def _capacity_arrived(self, key: str) -> None:
+        """A lease for pool ``key`` came (or a window opened): admit who can use it."""
+        pool = self._pools.get(key)
+        if pool is not None and pool.queue:
+            self._pump([pool], self._monotonic())
+
+    def _server_now(self) -> float:
+        now = self._monotonic()
+        return now + self._geometry(now).shift
+
+    def _landing(self, period: float) -> tuple[int, int]:
+        now = self._monotonic()
+        g = self._geometry(now)
+        return int((now + g.lo) // period), int((now + g.hi) // period)
+
+    # -- end redis10 -------------------------------------------------------------
 
     def _sweep(self) -> None:
         """Forget per-account pools (and the plans using them) that are idle.
@@ -621,7 +642,7 @@ class Governor(Feedback):
     ) -> ThrottledError:
         at = self._estimate(plan, now)
         error = ThrottledError(
-            f"{endpoint.name}: no permit within max_wait={max_wait} s",
+            f"{endpoint.name}: no permit within max_wait={_rounded(max_wait)} s",
             retry_at=at + self._geometry(now).shift,
             retry_after=max(at - now, 0.0),
         )
@@ -637,3 +658,8 @@ def _only(names: set[str] | None) -> str | None:
 def _shape(spec: PoolSpec) -> tuple[object, ...]:
     """What two specs of one pool must agree on (the weight is per endpoint)."""
     return (spec.kind, spec.limit, spec.period, spec.header, spec.per_ip)
+
+
+def _rounded(seconds: float | None) -> float | None:
+    """Seconds fit to print (a deadline's remainder reads 0.19999846800010346)."""
+    return None if seconds is None else round(seconds, 3)

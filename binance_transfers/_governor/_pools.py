@@ -200,8 +200,10 @@ class FixedPool(Pool):
             return
         counter = self.counter
         start = max(self.top + 1, lo)
-        # Answers report on windows up to a trip late: keep news that recent.
-        recent = lo - 1 - int(g.trip // self.period)
+        # Answers report on windows up to a trip late, and one near a boundary
+        # may be read as its neighbour's (the clock estimate is off by up to
+        # eps): keep news of the last three windows.
+        recent = lo - 3 - int(g.trip // self.period)
         if self.seen and min(self.seen) < recent:
             self.seen = {w: v for w, v in self.seen.items() if w >= recent}
         if self.landed and min(self.landed) < recent:
@@ -214,14 +216,10 @@ class FixedPool(Pool):
             # What others were seen to spend in the latest windows (answers
             # come a trip late), or half the last expectation: a window shared
             # with another process does not open with a blind burst, and the
-            # reservation fades when answers show they stopped. No answer
-            # lately is no news: the expectation stays (it costs nothing
-            # while we send nothing).
-            if self.seen:
-                expect = max(max(self.seen.values()), self.hint >> 1)
-            else:
-                expect = self.hint
-            self.hint = min(expect, self.limit - self.heaviest)
+            # reservation fades when they stop (or when we hear nothing: a
+            # reservation that stopped us cannot be corrected by our answers).
+            latest = self.seen[max(self.seen)] if self.seen else 0  # the newest news
+            self.hint = min(max(latest, self.hint >> 1), self.limit - self.heaviest)
             if self.hint:
                 counter.reserve(window, self.hint)
         self.top = hi
@@ -235,8 +233,8 @@ class FixedPool(Pool):
         used = self.counter.used(window)
         if window <= self.top:
             return used
-        # Never less than opening it will reserve (see _open).
-        hint = min(max(max(self.seen.values(), default=0), self.hint), self.limit - self.heaviest)
+        hint = max(max(self.seen.values(), default=0), self.hint >> min(window - self.top, 62))
+        hint = min(hint, self.limit - self.heaviest)
         return used + self.inflight + max(hint - self.counter.foreign(window), 0)
 
     def warm_at(self, g: Geometry) -> float:
@@ -379,24 +377,34 @@ class FixedPool(Pool):
         except ValueError:
             log.warning("ignoring unreadable %s header: %r", header, reported)
             return freed, 0
-        window, own = possible[0]
-        if len(possible) == 1:
-            self.cold = self.out = 0  # Binance told us the count: nothing left unknown
-            # What others spent, for the next windows' reservation: the highest
-            # report less what of ours was answered as landed there. Not the
-            # report less `own` (our count when this one was admitted): ours
-            # admitted later but counted earlier (several connections, jitter,
-            # a wait for the write) would pass for someone else's, and a
-            # process alone on its IP would reserve a part of every window for
-            # nobody. (This window's own count is still raised by `own`: safe.)
-            landed = self.landed[window] = self.landed.get(window, 0) + weight
-            peak = self.peak[window] = max(value, self.peak.get(window, 0))
-            self.seen[window] = max(peak - landed, 0)
-        # Across a boundary the report may be either window's: it corrects the
-        # earlier one only (the count of an ending window, read as the new
-        # one's, would stop the new window for nobody); the next answer
-        # landing wholly in the new window reports on it (a cold pool waits
-        # for that one).
+        # Across a boundary the report may be either window's. It is read as
+        # the window the request was written in (on our estimate of Binance's
+        # clock): a busy loop stamps answers late, so the middle of the flight
+        # would take an ending window's count for the new one's and stop the
+        # new window for nobody; if it did land later, the next answer landing
+        # wholly in the new window reports on it.
+        at = int((sent + g.shift) // p)
+        window, own = min(sorted(possible), key=lambda pair: abs(pair[0] - at))
+        # Binance told us the count: nothing of a previous life is unknown (if
+        # it landed in the next window, that one began after the governor did).
+        self.cold = self.out = 0
+        # What others spent, for the next windows' reservation: the highest
+        # report less what of ours was answered as landed there. Not the report
+        # less `own` (our count when this one was admitted): ours admitted later
+        # but counted earlier (several connections, jitter, a wait for the
+        # write) would pass for someone else's, and a process alone on its IP
+        # would reserve a part of every window for nobody. (This window's own
+        # count is still raised by `own`: safe.)
+        landed = self.landed[window] = self.landed.get(window, 0) + weight
+        peak = self.peak[window] = max(value, self.peak.get(window, 0))
+        others = self.seen[window] = max(peak - landed, 0)
+        # Windows opened after this one before any news of it (a wide landing
+        # interval opens two at once) were reserved blind: reserve this much.
+        if others:
+            others = min(others, self.limit - self.heaviest)
+            for later in range(window + 1, self.top + 1):
+                if counter.foreign(later) < others:
+                    counter.reserve(later, others)
         rose = counter.report(window, value, own)
         if rose:
             log.debug("%s: Binance reports %d used; %d spent elsewhere", self.key, value, rose)

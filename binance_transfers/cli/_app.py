@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,6 +28,7 @@ from ._read import read_all
 from ._settings import (
     EXIT_OK,
     EXIT_REFUSED,
+    EXIT_RETRY,
     EXIT_UNKNOWN,
     SIM_URL,
     Env,
@@ -273,7 +273,7 @@ def shared_storage(url: str) -> Any:
     it returns that backend's storage once the module is in the package.
     """
     try:
-        from .. import _redis  # type: ignore[attr-defined]  # issue 10's module
+        from .. import _redis  # issue 10's module
     except ImportError:
         raise ConfigurationError(
             "--redis: this build has no shared Redis budget (binance_transfers._redis)"
@@ -344,10 +344,12 @@ def limits(
         if watch > 0:
             import anyio
 
-            ends = time.monotonic() + watch
+            monotonic = governor.server_clock.clock.monotonic
+            ends = monotonic() + watch
             with Live(_pools_table(governor.snapshot(), _now(governor)), transient=False) as live:
-                while time.monotonic() < ends:
-                    await anyio.sleep(min(1.0, max(ends - time.monotonic(), 0)))
+                while monotonic() < ends:
+                    # A display refreshed once a second: the pools change with every answer.
+                    await anyio.sleep(min(1.0, max(ends - monotonic(), 0)))
                     live.update(_pools_table(governor.snapshot(), _now(governor)))
         return list(governor.snapshot())
 
@@ -498,6 +500,9 @@ def apply_command(
         Path,
         typer.Option("--journal", help="Intent journal (resumes what an earlier run left open)."),
     ] = Path("binance-transfers.journal"),
+    pending_timeout: Annotated[
+        float, typer.Option(help="Seconds to wait for PENDING transfers before planning again.")
+    ] = 300.0,
     json_out: JsonOption = False,
 ) -> None:
     """Execute FILE's plan through the intent journal; resumable, and idempotent once reached."""
@@ -520,12 +525,14 @@ def apply_command(
 
     async def body(client: Client) -> ApplyReport:
         with progress:
-            return await apply(client, state, on_progress=show)
+            return await apply(client, state, pending_timeout=pending_timeout, on_progress=show)
 
     report = _run(ctx, body, journal=journal)
     code = EXIT_OK
     if report.unsettled:
         code = EXIT_UNKNOWN
+    elif report.pending:
+        code = EXIT_RETRY
     elif report.unmet:
         code = EXIT_REFUSED
     if json_out:
@@ -545,6 +552,7 @@ def apply_command(
                 "settled": [_settlement_json(s) for s in report.settled],
                 "unsettled": report.unsettled,
                 "unmet": list(report.unmet),
+                "pending": report.pending,
                 "converged": code == EXIT_OK,
             }
         )
@@ -553,6 +561,8 @@ def apply_command(
             console.print(f"[red]needs attention:[/] {line}")
         for line in report.unmet:
             console.print(f"[red]cannot reach:[/] {line}")
+        for line in report.pending:
+            console.print(f"[yellow]still pending, run again later:[/] {line}")
         if code == EXIT_OK:
             console.print(f"Converged: {report.done} transfer(s) sent.")
     raise typer.Exit(code)

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import anyio
 import attrs
 
 from .._client import Client
 from .._exceptions import NotExecutedError, OutcomeUnknownError
+from .._journal import DONE, EXECUTED
 from .._models import MarginTransferDirection
 from .._reconcile import Settlement
 from ._plan import Plan, Step, TargetState, make_plan
@@ -25,6 +27,21 @@ __all__ = ["ApplyReport", "apply", "plan_now", "send"]
 
 #: Plans made (and re-made after an unknown outcome) before giving up.
 MAX_ROUNDS = 5
+#: How far back journal rows are checked for transfers still PENDING (ms).
+PENDING_LOOKBACK_MS = 24 * 3600 * 1000
+_PENDING = frozenset({"PENDING", "PROCESS", "PROCESSING"})
+#: Searched from this long before a transfer was sent (our clock estimate may lag Binance's).
+_SLACK_MS = 60_000
+
+
+@attrs.frozen(kw_only=True)
+class Sent:
+    """A transfer Binance took, to check for PENDING before planning on balances again."""
+
+    endpoint: str
+    params: dict[str, str]
+    tran_id: int | None
+    sent_ms: int
 
 
 @attrs.define(kw_only=True)
@@ -40,6 +57,8 @@ class ApplyReport:
     """Outcomes nobody could settle: money may have moved; nothing more was sent."""
     unmet: tuple[str, ...] = ()
     sent: list[Step] = attrs.field(factory=list)
+    pending: list[str] = attrs.field(factory=list)
+    """Transfers still PENDING when ``pending_timeout`` ran out: nothing more was sent."""
 
     @property
     def waiting(self) -> int:
@@ -52,16 +71,23 @@ async def plan_now(client: Client, state: TargetState) -> Plan:
     return make_plan(state, balances)
 
 
-async def send(client: Client, step: Step) -> None:
-    """Send one step; on an unknown outcome, settle it (raising what the settlement says)."""
+async def send(client: Client, step: Step) -> Sent | None:
+    """Send one step; on an unknown outcome, settle it (raising what the settlement says).
+
+    Returns what to check for PENDING (None: a margin transfer, which has no pending state).
+    """
     amount = str(step.amount)
+    sent_ms = client.governor.server_clock.now_ms()
     if step.kind == "universal":
-        await client.transfer(
-            type=step.params["type"], asset=step.asset, amount=amount, on_unknown="reconcile"
+        kind = step.params["type"]
+        done = await client.transfer(
+            type=kind, asset=step.asset, amount=amount, on_unknown="reconcile"
         )
-        return
+        return Sent(
+            endpoint=step.endpoint, params={"type": kind}, tran_id=done.tran_id, sent_ms=sent_ms
+        )
     if step.kind == "sub_transfer":
-        await client.sub_account_transfer(
+        result = await client.sub_account_transfer(
             from_account_type=step.params["fromAccountType"],
             to_account_type=step.params["toAccountType"],
             from_email=step.params.get("fromEmail"),
@@ -70,7 +96,9 @@ async def send(client: Client, step: Step) -> None:
             amount=amount,
             on_unknown="retry",
         )
-        return
+        params = dict(step.params)
+        params["clientTranId"] = result.client_tran_id or ""
+        return Sent(endpoint=step.endpoint, params=params, tran_id=result.tran_id, sent_ms=sent_ms)
     email = step.params["email"]
     baseline = await client.margin_transfer_baseline(email=email, asset=step.asset)
     try:
@@ -90,15 +118,87 @@ async def send(client: Client, step: Step) -> None:
                 settlement=settlement,
                 unknown=unknown,
             ) from unknown
+    return None
+
+
+async def _is_pending(client: Client, sent: Sent) -> bool:
+    """Whether Binance still shows ``sent`` as PENDING (or does not show it yet)."""
+    start = sent.sent_ms - _SLACK_MS
+    if sent.endpoint == "universal_transfer":
+        async for row in client.transfer_history(type=sent.params["type"], start_time=start):
+            if row.tran_id == sent.tran_id:
+                return str(row.status).upper() in _PENDING
+        return True  # not in the history yet: its row lags; wait for it
+    client_tran_id = sent.params.get("clientTranId")
+    if not client_tran_id:
+        return False
+    from_email = sent.params.get("fromEmail")
+    history = client.sub_account_transfer_history(
+        client_tran_id=client_tran_id,
+        from_email=from_email,
+        to_email=None if from_email is not None else sent.params.get("toEmail"),
+        start_time=start,
+    )
+    async for record in history:
+        if record.client_tran_id == client_tran_id:
+            return record.status.upper() in _PENDING
+    return True
+
+
+async def wait_until_settled(client: Client, sent: list[Sent], patience: float) -> list[Sent]:
+    """Wait (backing off, up to ``patience`` seconds) until none of ``sent`` is PENDING.
+
+    A pending transfer has left its source but not reached its target: planning on the
+    balances then would send the money again. Returns those still pending at the end.
+    """
+    clock = client.governor.server_clock.clock
+    deadline = clock.monotonic() + patience
+    delay = 0.5
+    waiting = list(sent)
+    while True:
+        waiting = [s for s in waiting if await _is_pending(client, s)]
+        left = deadline - clock.monotonic()
+        if not waiting or left <= 0:
+            return waiting
+        # Binance offers no notification of a transfer settling: its history is read again.
+        await anyio.sleep(min(delay, left))
+        delay = min(delay * 2, 10.0)
+
+
+async def _journaled(client: Client) -> list[Sent]:
+    """Transfers an earlier run journaled as executed, recently: they may still be PENDING."""
+    if client.journal is None:
+        return []
+    since = client.governor.server_clock.now_ms() - PENDING_LOOKBACK_MS
+    found = []
+    for row in await client.journal.rows():
+        if row.state not in (DONE, EXECUTED) or row.created_ms < since:
+            continue
+        if row.endpoint in ("universal_transfer", "sub_account_transfer"):
+            params = {k: v for k, v in row.params.items() if k != "signature"}
+            found.append(
+                Sent(
+                    endpoint=row.endpoint,
+                    params=params,
+                    tran_id=row.tran_id,
+                    sent_ms=row.created_ms,
+                )
+            )
+    return found
 
 
 async def apply(
     client: Client,
     state: TargetState,
     *,
+    pending_timeout: float = 300.0,
     on_progress: Callable[[ApplyReport], None] = lambda report: None,
 ) -> ApplyReport:
-    """Bring the account to ``state``; see the module docstring."""
+    """Bring the account to ``state``; see the module docstring.
+
+    Transfers still PENDING (an earlier run's, or this round's) are waited for,
+    up to ``pending_timeout`` seconds, before the balances are planned on again.
+    """
     report = ApplyReport()
     if client.journal is not None:
         for settlement in await client.recover():
@@ -107,7 +207,13 @@ async def apply(
                 report.unsettled.append(f"journal: {settlement.endpoint}: {settlement.reason}")
         if report.unsettled:
             return report  # an earlier run left money in an unknown state: look first
+    to_check = await _journaled(client)
     for _ in range(MAX_ROUNDS):
+        still = await wait_until_settled(client, to_check, pending_timeout)
+        if still:
+            report.pending = [f"{s.endpoint} {s.params} tranId {s.tran_id}" for s in still]
+            return report
+        to_check = []
         plan = await plan_now(client, state)
         report.unmet = plan.unmet
         if plan.unmet or not plan.steps:
@@ -117,7 +223,7 @@ async def apply(
         replan = False
         for step in plan.steps:
             try:
-                await send(client, step)
+                sent = await send(client, step)
             except NotExecutedError as not_run:
                 # Settled: it did not run. Plan again from what the balances say.
                 report.unknown += 1
@@ -130,6 +236,8 @@ async def apply(
                 report.unsettled.append(f"{step.route} {step.amount} {step.asset}: {unknown}")
                 on_progress(report)
                 return report
+            if sent is not None:
+                to_check.append(sent)
             report.done += 1
             report.sent.append(step)
             on_progress(report)

@@ -160,9 +160,12 @@ async def soak(
     account = exchange.demo_account
     if account is None:
         raise LookupError("the soak runs on the demo account: exchange.add_demo_account()")
+    secret = account.api_key.secret
+    if secret is None:  # an RSA or Ed25519 key: the exchange keeps only the public half
+        raise LookupError("the soak needs the demo account's HMAC key")
     client = Client(
         account.api_key.key,
-        account.api_key.secret,
+        secret,
         transport=WireTap(exchange.transport()),
         api_url=exchange.api_url,
         papi_url=exchange.papi_url,

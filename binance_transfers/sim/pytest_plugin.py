@@ -45,7 +45,16 @@ def binance_sim_limits() -> Limits:
 @pytest.fixture
 def binance_sim(binance_sim_limits: Limits) -> SimulatedExchange:
     """A simulated Binance with the demo account, served in-process."""
+    import importlib.util
+
+    from binance_transfers import ConfigurationError
     from binance_transfers.sim import SimulatedExchange
+
+    # The exchange is a Starlette app, in-process too: say which extra, not "No module".
+    if importlib.util.find_spec("starlette") is None:
+        raise ConfigurationError(
+            "the binance_sim fixtures need the sim extra: pip install 'binance-transfers[sim]'"
+        )
 
     exchange = SimulatedExchange(limits=binance_sim_limits)
     exchange.add_demo_account()

@@ -321,10 +321,12 @@ def test_limits_lists_every_pool_with_the_futures_hosts(exchange: SimulatedExcha
 
 
 def test_limits_redis_hook_says_what_is_missing(exchange: SimulatedExchange) -> None:
-    """--redis without the shared-budget module: a clear refusal, nothing sent."""
-    result = invoke(exchange, "limits", "--redis", "redis://127.0.0.1:6379/0")
+    """--redis with no Redis there: a clear refusal, nothing sent."""
+    from binance_transfers._redis_server import free_port
+
+    result = invoke(exchange, "limits", "--redis", f"redis://127.0.0.1:{free_port()}/0")
     assert result.exit_code == EXIT_REFUSED
-    assert "_redis" in result.output
+    assert "unreachable" in result.output
     assert len(exchange.ledger) == 0
 
 
@@ -392,3 +394,10 @@ async def test_the_demo_prints_a_plan_for_the_state_it_left(tmp_path: Path) -> N
     into_um = [s for s in costed.plan.steps if s.target.wallet == "UMFUTURE"]
     assert sum(s.amount for s in into_um) == Decimal(110000)  # 40,000 left, 150,000 wanted
     assert moved(exchange) == 0
+
+
+def test_limits_watch_refreshes_then_ends(exchange: SimulatedExchange) -> None:
+    """limits --watch shows the live table for the time asked, then returns."""
+    result = invoke(exchange, "limits", "--watch", "1.2")
+    assert result.exit_code == EXIT_OK, result.output
+    assert "fapi-ip" in result.output and "2400" in result.output

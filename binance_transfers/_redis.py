@@ -1,0 +1,615 @@
+"""One budget for many processes: the governor's counts leased from Redis.
+
+Binance counts UID weight and rolling caps per account across every IP, and IP
+weight per IP across every process behind it. :class:`RedisStorage` lets the
+governors of many processes (and hosts) share those budgets without a round
+trip per request, the way Doorman (YouTube's distributed client-side rate
+limiter) does it: each process *leases* blocks of a window's capacity from
+Redis and admits requests locally, within its lease, at the in-process speed.
+
+* **Windows.** A pool's window ``w`` (its index on Binance's clock, as in the
+  governor) is one Redis hash: the total leased (``t``) and each process's
+  lease. One Lua script grants leases for any number of pools at once, never
+  more than ``limit - total``; the sum of the leases of a window is therefore
+  never above the limit, and a process only admits what its lease covers: the
+  governor's all-or-nothing admission over several pools stays local and exact.
+* **Lease size.** A process asks for a block sized by the number of live
+  processes (``limit / (4 n)``, at least what a waiting request needs) and
+  asks for the next one before the current one runs out, so the hot path
+  never waits on Redis except at the first request of a window.
+* **Scopes.** IP pools are named by ``egress`` (every process leaving through
+  the same IP must use the same label); account pools (UID weight) carry the
+  account in their key and are shared by every process of that account.
+* **Faults.** Unreachable at :meth:`RedisStorage.connect`: :class:`ConfigurationError`.
+  Lost mid-run: the leases held are used up, nothing more is taken in the
+  windows anybody may have leased (the current and the next one), and from
+  then on each window gets a conservative local share,
+  ``limit // max(processes seen, processes)``; every new window first tries
+  Redis again. A process SIGKILLed loses its leases with the windows they
+  belong to (their keys expire). Redis restarted empty: the first process to
+  notice stops all new leases for the current and next window (what others
+  still hold stays within the old totals), every process re-registers what it
+  holds, and counts are raised to what Binance's usage headers report.
+
+Rolling caps (auto-collection's 500 an hour) stay counted per process: see
+:meth:`RedisStorage.call_counter`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from typing import TYPE_CHECKING, Any
+
+from ._exceptions import ConfigurationError
+from ._storage import CallCounter, MemoryCallCounter, StorageLink, WindowCounter
+
+if TYPE_CHECKING:
+    import redis.asyncio as aioredis
+
+    from ._limits import PoolSpec
+
+__all__ = ["LeasedWindowCounter", "RedisStorage"]
+
+log = logging.getLogger("binance_transfers.redis")
+
+# KEYS: boot hash, live-process zset, restart marker, then one hash per (pool, window).
+# ARGV: id, known boot token, proposed token, horizon (the last window the caller
+#       may hold leases in), span (ms), held (the last window the caller used a
+#       local share in, or -1), then per hash: window, want (< 0: give back),
+#       limit, claim, floor, force, ttl (ms).
+# Returns: boot token, live processes, then per hash: granted (may be < 0), total.
+_LEASE = """
+local id, known, proposal = ARGV[1], ARGV[2], ARGV[3]
+local horizon, span, held = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+redis.call('HSETNX', KEYS[1], 'token', proposal)
+local boot = redis.call('HGET', KEYS[1], 'token')
+local since = tonumber(redis.call('GET', KEYS[3]) or '-1')
+local stop = held
+if known ~= '' and known ~= boot and redis.call('HSETNX', KEYS[1], 'rebuilt', id) == 1 then
+  -- Redis lost its data while processes held leases (a restart): others may
+  -- hold leases that nobody counts now, as far ahead as this caller may.
+  stop = math.max(stop, horizon)
+end
+if stop > since then
+  -- Nobody gets new leases up to `stop`: leases or local shares that Redis
+  -- does not know of may be spent there. (Local shares: Redis was lost.)
+  since = stop
+  redis.call('SET', KEYS[3], since, 'PX', span)
+end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZADD', KEYS[2], now, id)
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - span)
+redis.call('PEXPIRE', KEYS[2], span)
+local out = {boot, redis.call('ZCARD', KEYS[2])}
+for i = 4, #KEYS do
+  local b = 6 + (i - 4) * 7
+  local key = KEYS[i]
+  local window, want, limit = tonumber(ARGV[b + 1]), tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3])
+  local claim, floor, force = tonumber(ARGV[b + 4]), tonumber(ARGV[b + 5]), tonumber(ARGV[b + 6])
+  local total = tonumber(redis.call('HGET', key, 't') or '0')
+  local mine = tonumber(redis.call('HGET', key, id) or '0')
+  if claim > mine then  -- held here but not counted there: Redis lost it
+    total = total + claim - mine
+    mine = claim
+  end
+  if floor > total then total = floor end  -- Binance reports more used than leased
+  local grant = 0
+  if want < 0 then
+    grant = -math.min(-want, mine)
+  elseif window > since then
+    grant = math.max(math.min(want, limit - total), 0)
+  end
+  if want >= 0 and force > grant then grant = force end  -- in flight: it may land there
+  total = total + grant
+  mine = mine + grant
+  redis.call('HSET', key, 't', total, id, mine)
+  redis.call('PEXPIRE', key, tonumber(ARGV[b + 7]))
+  out[#out + 1] = grant
+  out[#out + 1] = total
+end
+return out
+"""
+
+
+class LeasedWindowCounter:
+    """A :class:`WindowCounter` that admits only within the leases this process holds.
+
+    To the governor, capacity leased to other processes (or not leased yet)
+    looks like weight spent by others: ``used = own + max(limit - leased,
+    foreign)``, where ``foreign`` is what the usage headers show others spent.
+    """
+
+    __slots__ = (
+        "_asked",
+        "_cap",
+        "_debt",
+        "_floor",
+        "_foreign",
+        "_full",
+        "_grant",
+        "_link",
+        "_low",
+        "_own",
+        "_short",
+        "_storage",
+        "_total",
+        "key",
+        "limit",
+        "period",
+        "redis_key",
+    )
+
+    def __init__(
+        self, storage: RedisStorage, spec: PoolSpec, link: StorageLink, redis_key: str
+    ) -> None:
+        self._storage = storage
+        self._link = link
+        self.key = spec.key
+        self.redis_key = redis_key
+        self.limit = spec.limit
+        self.period = spec.period
+        self._own: dict[int, int] = {}
+        self._grant: dict[int, int] = {}
+        self._foreign: dict[int, int] = {}
+        self._cap: dict[int, int] = {}  # own may reach this: min(leased, limit - foreign)
+        self._floor: dict[int, int] = {}  # the most Binance reported used (sent on the next lease)
+        self._total: dict[int, int] = {}  # leased by everybody, as of the last answer
+        self._debt: dict[int, int] = {}  # counted here beyond the lease (in flight, late)
+        self._asked: set[int] = set()  # windows with a lease request on its way
+        self._full: set[int] = set()  # windows Redis had nothing left in
+        self._low = 0  # ask for more when own passes this in the latest leased window
+        # Lease more when less than this is left: the heaviest request seen, at
+        # least a quarter of the limit (the heaviest Binance endpoint is 1/8).
+        self._short = max(spec.limit >> 2, spec.weight)
+
+    # -- the WindowCounter protocol -------------------------------------------
+
+    def used(self, window: int) -> int:
+        # Read when a request waits (ready_at), or for a snapshot: lease more
+        # if what is left here may not fit the heaviest request.
+        cap = self._cap.get(window, 0)
+        own = self._own.get(window, 0)
+        if cap - own < self._short:
+            self._refill()
+        return own + self.limit - min(cap, self.limit)
+
+    def add(self, window: int, weight: int) -> int:
+        total = self._own.get(window, 0) + weight
+        self._own[window] = total
+        over = total - self._cap.get(window, 0)
+        if over > 0:  # the governor counts in-flight or late weight: claim it
+            self._debt[window] = max(self._debt.get(window, 0), over)
+            self._asked.add(window)  # even a full window: the debt must be counted
+            self._storage._ask(self, window, 0)
+        return total
+
+    def try_add(self, window: int, weight: int, limit: int) -> int | None:
+        own = self._own
+        total = own.get(window, 0) + weight
+        if total > self._cap.get(window, 0):
+            if weight > self._short:
+                self._short = weight
+            self._refill()
+            return None
+        own[window] = total
+        if total > self._low and window not in self._asked:
+            self._ask(window, 0)  # running low: ask for the next block in advance
+        return total
+
+    def remove(self, window: int, weight: int) -> None:
+        own = self._own
+        if window in own:
+            own[window] = max(own[window] - weight, 0)
+
+    def report(self, window: int, reported: int, own_at_send: int) -> int:
+        if window not in self._own:
+            return 0  # forgotten: too old to matter
+        # Sent with the next lease request: after a restart, Redis counts from it.
+        self._floor[window] = max(self._floor.get(window, 0), reported)
+        # Weight reported beyond everything leased (by anybody) was spent by
+        # somebody outside Redis: it comes out of what we may still use. (Our
+        # own requests overtaking each other explain nothing more than our
+        # leases: ``own_at_send`` is not needed.)
+        total = self._total.get(window)
+        if total is None or reported <= total:
+            return 0
+        return self._raise_foreign(window, reported - self._grant.get(window, 0))
+
+    def foreign(self, window: int) -> int:
+        # Everything not ours: leased to others (or to nobody yet), or seen spent.
+        return self.limit - min(self._cap.get(window, 0), self.limit)
+
+    def reserve(self, window: int, weight: int) -> None:
+        # The governor's expectation of others' spending, from past windows:
+        # Redis knows what the others hold, so it is not needed here.
+        pass
+
+    def forget(self, before: int) -> None:
+        tables = (self._own, self._grant, self._foreign, self._cap, self._floor, self._debt)
+        for table in (*tables, self._total):
+            if table and min(table) < before:
+                for old in [w for w in table if w < before]:
+                    del table[old]
+        for marks in (self._asked, self._full):
+            if marks and min(marks) < before:
+                marks.difference_update([w for w in marks if w < before])
+
+    def newest(self) -> int | None:
+        windows = self._own.keys() | self._grant.keys()
+        return max(windows) if windows else None
+
+    # -- leases ----------------------------------------------------------------
+
+    def _raise_foreign(self, window: int, seen: int) -> int:
+        known = self._foreign.get(window, 0)
+        if seen <= known:
+            return 0
+        before = self.used(window)
+        self._foreign[window] = seen
+        self._recap(window)
+        return self.used(window) - before
+
+    def _recap(self, window: int) -> None:
+        self._cap[window] = min(
+            self._grant.get(window, 0), self.limit - self._foreign.get(window, 0)
+        )
+
+    def _refill(self) -> None:
+        """Lease more of every window a request sent now may land in, and of the
+        next one (where requests go once these are full), where short."""
+        lo, hi = self._link.landing(self.period)
+        cap, own, short = self._cap, self._own, self._short
+        for window in range(lo, hi + 2):
+            if cap.get(window, 0) - own.get(window, 0) < short:
+                self._ask(window, 0)
+
+    def _ask(self, window: int, need: int) -> None:
+        if window not in self._asked and window not in self._full:
+            self._asked.add(window)
+            self._storage._ask(self, window, need)
+
+    def granted(self, window: int, amount: int, total: int | None = None) -> None:
+        """A lease of ``amount`` more arrived (``total``: leased by everybody), or
+        a local share (``total`` None: Redis is lost)."""
+        self._asked.discard(window)
+        if total is not None:
+            self._total[window] = total
+        if amount:
+            self._grant[window] = self._grant.get(window, 0) + amount
+            self._recap(window)
+            if window >= max(self._grant):
+                # Ask for the next block when a quarter of this one is left.
+                self._low = self._cap[window] - max(amount // 4, 1)
+            self._link.wake(self.key)
+
+    def claim(self, window: int) -> int:
+        return self._grant.get(window, 0)
+
+    def __repr__(self) -> str:
+        return f"<LeasedWindowCounter {self.key!r} own={self._own} leased={self._grant}>"
+
+
+_Batch = dict[tuple[LeasedWindowCounter, int], int]
+"""Lease requests: (counter, window) -> the weight a waiting request needs at least."""
+
+
+class RedisStorage:
+    """Counts shared by every process through one Redis: see the module's docs.
+
+    Create it with :meth:`connect` inside the event loop, pass it to every
+    governor of the process, and close it at the end (it gives back what it
+    leased and did not use)::
+
+        async with await RedisStorage.connect("redis://10.0.0.5:6379/0", egress="nat-a") as s:
+            governor = Governor(storage=s)
+            ...
+
+    ``egress`` names the IP the process leaves through: processes with the
+    same label share the IP pools. ``processes`` is how many processes are
+    expected at most; with Redis lost, each window gets
+    ``limit // max(processes, processes seen)`` per process. asyncio only.
+    """
+
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        *,
+        egress: str = "default",
+        prefix: str = "binance_transfers",
+        processes: int = 1,
+        where: str = "redis",
+    ) -> None:
+        if processes < 1:
+            raise ValueError("processes must be >= 1")
+        self._client = client
+        self.egress = egress
+        self.prefix = prefix
+        self.processes = processes
+        self._where = where  # host:port only: a URL may carry a password
+        self.id = secrets.token_hex(6)
+        self._boot = ""
+        self._tag = "{" + prefix + "}"  # one hash slot: a Lua script may touch every key
+        self._script = client.register_script(_LEASE)
+        self._pending: dict[tuple[LeasedWindowCounter, int], int] = {}
+        self._counters: dict[str, list[LeasedWindowCounter]] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._timers: set[asyncio.TimerHandle] = set()
+        self.seen = 1  # the most live processes Redis reported
+        self.lost: int | None = None  # the window Redis was lost in, while it is
+        self._shared: set[tuple[LeasedWindowCounter, int]] = set()  # local shares given
+        self._held = -1  # the last window a local share was given in
+        self.round_trips = 0
+
+    @classmethod
+    async def connect(
+        cls,
+        url: str,
+        *,
+        egress: str = "default",
+        prefix: str = "binance_transfers",
+        processes: int = 1,
+        socket_timeout: float = 0.5,
+    ) -> RedisStorage:
+        """Connect to Redis at ``url``; :class:`ConfigurationError` if it does not answer.
+
+        ``socket_timeout`` bounds each round trip: a slower answer counts as Redis lost.
+        """
+        from redis.exceptions import RedisError
+
+        client, where = _client(url, socket_timeout)
+        storage = cls(client, egress=egress, prefix=prefix, processes=processes, where=where)
+        try:
+            token = secrets.token_hex(8)
+            await client.hsetnx(storage._key("boot"), "token", token)
+            storage._boot = str(await client.hget(storage._key("boot"), "token") or "")
+        except RedisError as error:
+            await client.aclose()
+            raise ConfigurationError(f"{where} is unreachable: {type(error).__name__}") from None
+        return storage
+
+    @classmethod
+    def from_url(
+        cls,
+        url: str,
+        *,
+        egress: str = "default",
+        prefix: str = "binance_transfers",
+        processes: int = 1,
+        socket_timeout: float = 0.5,
+    ) -> RedisStorage:
+        """A storage that connects on first use, for callers without an event loop
+        yet (a command line): Redis unreachable then counts as Redis lost, not as
+        a :class:`ConfigurationError`. Prefer :meth:`connect`."""
+        client, where = _client(url, socket_timeout)
+        return cls(client, egress=egress, prefix=prefix, processes=processes, where=where)
+
+    # -- the Storage protocol --------------------------------------------------
+
+    def window_counter(self, spec: PoolSpec, link: StorageLink) -> WindowCounter:
+        scope = f"ip:{self.egress}" if spec.per_ip else "account"
+        counter = LeasedWindowCounter(self, spec, link, self._key(f"{scope}:{spec.key}"))
+        self._counters.setdefault(spec.key, []).append(counter)
+        return counter
+
+    def call_counter(self, spec: PoolSpec, link: StorageLink) -> CallCounter:
+        """Rolling caps are counted in this process (not shared yet)."""
+        return MemoryCallCounter()
+
+    def discard(self, key: str) -> None:
+        self._counters.pop(key, None)
+
+    # -- read API (for the `limits` command) -------------------------------------
+
+    async def usage(self, spec: PoolSpec, window: int) -> dict[str, int]:
+        """What Redis holds for ``spec``'s pool in ``window``: ``{"total": n, id: lease}``."""
+        scope = f"ip:{self.egress}" if spec.per_ip else "account"
+        raw = await self._client.hgetall(self._key(f"{scope}:{spec.key}:{window}"))
+        return {("total" if k == "t" else str(k)): int(v) for k, v in raw.items()}
+
+    # -- leasing -------------------------------------------------------------------
+
+    def _key(self, name: str) -> str:
+        return f"{self._tag}:{name}"
+
+    def _ask(self, counter: LeasedWindowCounter, window: int, need: int) -> None:
+        key = (counter, window)
+        self._pending[key] = max(self._pending.get(key, 0), need)
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._flush())
+
+    async def _flush(self) -> None:
+        from redis.exceptions import RedisError
+
+        try:
+            while self._pending:
+                batch, self._pending = self._pending, {}
+                try:
+                    reply = await self._call(batch)
+                except RedisError as error:
+                    self._on_lost(batch, error)
+                else:
+                    self._on_reply(batch, reply)
+        finally:
+            self._task = None
+
+    async def _call(self, batch: dict[tuple[LeasedWindowCounter, int], int]) -> list[Any]:
+        keys = [self._key("boot"), self._key("live"), self._key("since")]
+        first = next(iter(batch))[0]
+        now = first._link.server_now()
+        period = first.period
+        span = max(int(3 * period * 1000), 1)
+        horizon = max(int(now // period) + 1, *(window for _, window in batch))
+        held = self._held if self._held >= int(now // period) else -1
+        args: list[Any] = [self.id, self._boot, secrets.token_hex(8), horizon, span, held]
+        for (counter, window), need in batch.items():
+            keys.append(f"{counter.redis_key}:{window}")
+            chunk = max(1, counter.limit // (4 * self.seen))
+            want = max(need, chunk)
+            ttl = max(int(((window + 3) * counter.period - now) * 1000), 1)
+            args += [
+                window,
+                want,
+                counter.limit,
+                counter.claim(window),
+                counter._floor.get(window, 0),
+                counter._debt.pop(window, 0),
+                ttl,
+            ]
+        self.round_trips += 1
+        return list(await self._script(keys=keys, args=args))
+
+    def _on_reply(self, batch: _Batch, reply: list[Any]) -> None:
+        boot = str(reply[0])
+        if boot != self._boot:
+            log.warning("%s lost its counts (restarted): rebuilding them", self._where)
+        if self.lost is not None:
+            log.warning("%s is back: leasing from it again", self._where)
+            self.lost = None
+        self._boot = boot
+        self.seen = max(int(reply[1]), 1)
+        for i, (counter, window) in enumerate(batch):
+            granted = int(reply[2 + 2 * i])
+            counter.granted(window, granted, int(reply[3 + 2 * i]))
+            if granted <= 0:
+                # Nothing left in this window: look again when the next one opens.
+                counter._full.add(window)
+                self._later(counter, window, retry=False)
+
+    def _on_lost(self, batch: _Batch, error: Exception) -> None:
+        counter = next(iter(batch))[0]
+        current = int(counter._link.server_now() // counter.period)
+        if self.lost is None:
+            self.lost = current
+            log.warning(
+                "%s lost (%s): continuing on a local share of each window "
+                "(limit // %d), and retrying",
+                self._where,
+                type(error).__name__,
+                max(self.seen, self.processes),
+            )
+        for counter, window in batch:
+            # Anybody may hold leases up to the window after the one Redis was
+            # lost in; later windows are split evenly, once each, and never
+            # beyond the next one (Redis refuses leases up to the last of them
+            # when it is back: see _LEASE).
+            if self.lost + 2 <= window <= current + 1 and (counter, window) not in self._shared:
+                self._held = max(self._held, window)
+                self._shared.add((counter, window))
+                share = counter.limit // max(self.seen, self.processes)
+                log.debug("%s: a local share of %d in window %d", counter.key, share, window)
+                counter.granted(window, share)
+            else:
+                counter._asked.discard(window)
+            self._later(counter, window, retry=True)
+        if len(self._shared) > 4096:
+            self._shared = {(c, w) for c, w in self._shared if w >= current}
+
+    def _later(self, counter: LeasedWindowCounter, window: int, retry: bool) -> None:
+        """Wake the pool when window ``window + 1`` opens (or, to retry a lost
+        Redis, in a tenth of a window if sooner)."""
+        now = counter._link.server_now()
+        delay = (window + 1) * counter.period - now
+        if retry:
+            delay = min(delay, counter.period / 10)
+        delay = max(delay, 0.001)
+
+        def fire(handle: list[asyncio.TimerHandle]) -> None:
+            self._timers.discard(handle[0])
+            counter._link.wake(counter.key)
+
+        box: list[asyncio.TimerHandle] = []
+        handle = asyncio.get_running_loop().call_later(delay, fire, box)
+        box.append(handle)
+        self._timers.add(handle)
+
+    # -- lifetime --------------------------------------------------------------
+
+    async def aclose(self) -> None:
+        """Give back what was leased and not used, and close the connection."""
+        for handle in self._timers:
+            handle.cancel()
+        self._timers.clear()
+        if self._task is not None:
+            self._task.cancel()
+        from redis.exceptions import RedisError
+
+        back: dict[tuple[LeasedWindowCounter, int], int] = {}
+        for counters in self._counters.values():
+            for counter in counters:
+                for window, grant in counter._grant.items():
+                    unused = grant - max(counter._own.get(window, 0), counter._debt.get(window, 0))
+                    if unused > 0:
+                        back[(counter, window)] = unused
+        if back and self.lost is None:
+            with contextlib.suppress(RedisError):  # else they expire with their windows
+                await self._give_back(back)
+        await self._client.aclose()
+
+    async def _give_back(self, back: dict[tuple[LeasedWindowCounter, int], int]) -> None:
+        keys = [self._key("boot"), self._key("live"), self._key("since")]
+        first = next(iter(back))[0]
+        now = first._link.server_now()
+        span = max(int(3 * first.period * 1000), 1)
+        current = int(now // first.period)
+        args: list[Any] = [self.id, self._boot, secrets.token_hex(8), current, span, -1]
+        for (counter, window), unused in back.items():
+            keys.append(f"{counter.redis_key}:{window}")
+            ttl = max(int(((window + 3) * counter.period - now) * 1000), 1)
+            args += [window, -unused, counter.limit, 0, 0, 0, ttl]
+        await self._script(keys=keys, args=args)
+
+    async def __aenter__(self) -> RedisStorage:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        return f"RedisStorage({self._where}, egress={self.egress!r}, id={self.id})"
+
+
+def _client(url: str, socket_timeout: float) -> tuple[aioredis.Redis, str]:
+    """redis-py's asyncio client for ``url`` (no I/O yet), and where it points
+    without the password a URL may carry."""
+    try:
+        import redis.asyncio as aioredis
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
+    except ImportError:  # pragma: no cover - the extra is not installed
+        raise ConfigurationError(
+            "RedisStorage needs redis-py: pip install 'binance-transfers[redis]'"
+        ) from None
+    client = aioredis.Redis.from_url(
+        url,
+        socket_timeout=socket_timeout,
+        socket_connect_timeout=socket_timeout,
+        # One retry at once: a connection broken by a restart of Redis fails
+        # once and reconnects. Beyond that, Redis is lost (see _on_lost).
+        retry=Retry(NoBackoff(), 1),
+        decode_responses=True,
+    )
+    kwargs = client.connection_pool.connection_kwargs
+    where = f"redis at {kwargs.get('host', kwargs.get('path', '?'))}:{kwargs.get('port', '')}"
+    return client, where
+
+
+def storage_from_url(url: str) -> RedisStorage:
+    """The command line's hook (``binance-transfers limits --redis URL``): checked
+    at once (a blocking PING, no event loop yet), :class:`ConfigurationError`
+    if Redis does not answer."""
+    import redis
+    from redis.exceptions import RedisError
+
+    storage = RedisStorage.from_url(url)
+    with redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5) as probe:
+        try:
+            probe.ping()
+        except RedisError as error:
+            raise ConfigurationError(
+                f"{storage._where} is unreachable: {type(error).__name__}"
+            ) from None
+    return storage

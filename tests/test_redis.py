@@ -1,0 +1,271 @@
+"""RedisStorage against a real redis-server: leases, scopes, faults, shared budgets.
+
+Each test gets its own redis-server (no persistence, a free loopback port),
+stopped by its PID at the end. Windows are one second (``time_scale=60``) on
+the real clock: Redis round trips are real I/O.
+"""
+
+from __future__ import annotations
+
+import logging
+import statistics
+import sys
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+import redis.asyncio as aioredis
+from anyio.streams.buffered import BufferedByteReceiveStream
+
+from binance_transfers import (
+    ENDPOINTS,
+    Client,
+    ConfigurationError,
+    Governor,
+    MemoryStorage,
+    RateLimitError,
+    RedisStorage,
+    Storage,
+)
+from binance_transfers._redis_server import RedisServer, free_port
+from binance_transfers.sim import SimulatedExchange, serve
+
+from .redis_child import LIMITS  # 60 weight per 1-s window on /api, 600 on /papi
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def redis_server() -> Iterator[RedisServer]:
+    with RedisServer() as server:
+        yield server
+
+
+@pytest.fixture
+async def raw(redis_server: RedisServer) -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.Redis.from_url(redis_server.url, decode_responses=True)
+    yield client
+    await client.aclose()
+
+
+def exchange() -> SimulatedExchange:
+    sim = SimulatedExchange(limits=LIMITS)
+    sim.add_demo_account()
+    return sim
+
+
+def synced(governor: Governor, sim: SimulatedExchange) -> Governor:
+    """Read the exchange's clock as a signed call would (server_time alone does not sync)."""
+    clock = governor.server_clock
+    mono = clock.clock.monotonic()
+    clock.update(sent=mono - 0.001, received=mono + 0.001, server_ms=round(sim.clock.time() * 1000))
+    return governor
+
+
+def refusals(sim: SimulatedExchange) -> int:
+    """Answers with 429 or 418, as the exchange's ledger recorded them."""
+    return len(sim.ledger.entries(status=429)) + len(sim.ledger.entries(status=418))
+
+
+async def hammer(
+    sim: SimulatedExchange,
+    storages: list[Storage],
+    seconds: float,
+    callers: int = 20,
+    meanwhile: Callable[[list[int]], Coroutine[Any, Any, None]] | None = None,
+) -> list[int]:
+    """Each storage is one 'process': a governor and a client calling /api/v3/time
+    from ``callers`` coroutines for ``seconds``, while ``meanwhile`` runs (it sees
+    the counts). Returns the calls each one got answered; a caller stops at its
+    first rate-limit error."""
+    done = [0] * len(storages)
+
+    async def caller(client: Client, index: int) -> None:
+        while True:
+            try:
+                await client.server_time()
+            except RateLimitError:
+                return
+            done[index] += 1
+
+    clients = []
+    async with anyio.create_task_group() as tg:
+        for index, storage in enumerate(storages):
+            governor = synced(Governor(LIMITS, clock=sim.clock, storage=storage, latency=0.02), sim)
+            client = sim.client(governor=governor)
+            clients.append(client)
+            for _ in range(callers):
+                tg.start_soon(caller, client, index)
+        if meanwhile is not None:
+            await meanwhile(done)  # as long as it takes
+        else:
+            await anyio.sleep(seconds)
+        tg.cancel_scope.cancel()
+    for client in clients:
+        await client.aclose()
+    return done
+
+
+async def test_unreachable_at_start_is_a_configuration_error() -> None:
+    """Nothing listens there: a clear ConfigurationError, and no password in it."""
+    url = f"redis://:hunter2-secret@127.0.0.1:{free_port()}/0"
+    with pytest.raises(ConfigurationError, match="unreachable") as caught:
+        await RedisStorage.connect(url)
+    assert "hunter2" not in str(caught.value)
+    assert "127.0.0.1" in str(caught.value)
+
+
+async def test_processes_sharing_redis_never_exceed_the_ip_limit(
+    redis_server: RedisServer,
+) -> None:
+    """Three governors (three processes' worth) on one IP: no window over the limit, no 429."""
+    sim = exchange()
+    storages = [await RedisStorage.connect(redis_server.url) for _ in range(3)]
+    try:
+        done = await hammer(sim, list(storages), 2.5)
+    finally:
+        for storage in storages:
+            await storage.aclose()
+    assert sim.ledger.over_limit() == []
+    assert refusals(sim) == 0
+    windows = sim.ledger.window_weights("api-ip")
+    assert max(windows.values()) > LIMITS.api_ip * 0.8, windows  # the budget is used
+    assert min(done) > 0.15 * sum(done), done  # nobody starved
+
+
+async def test_without_redis_the_same_processes_earn_429s() -> None:
+    """The control: one MemoryStorage per process, the same load is refused by the exchange."""
+    sim = exchange()
+    await hammer(sim, [MemoryStorage() for _ in range(3)], 1.5)
+    assert sim.ledger.over_limit() != [] or refusals(sim) > 0
+
+
+async def test_redis_lost_and_restarted_empty_mid_run(
+    redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Redis killed mid-run: every process goes on with a local share and no caller
+    hangs; restarted empty: leases resume, and no window ever went over the limit."""
+    sim = exchange()
+    storages = [await RedisStorage.connect(redis_server.url, processes=3) for _ in range(3)]
+    counts: dict[str, list[int]] = {}
+
+    async def chaos(done: list[int]) -> None:
+        await anyio.sleep(1.0)
+        counts["lost"] = list(done)
+        redis_server.kill()
+        await anyio.sleep(1.5)
+        counts["restarted"] = list(done)
+        redis_server.start()  # same port, no data
+        await anyio.sleep(3.5)  # leases resume after the windows anybody may hold
+        counts["end"] = list(done)
+
+    with caplog.at_level(logging.WARNING, logger="binance_transfers.redis"):
+        try:
+            await hammer(sim, list(storages), 0, meanwhile=chaos)
+        finally:
+            for storage in storages:
+                await storage.aclose()
+    assert sim.ledger.over_limit() == []
+    assert refusals(sim) == 0
+    lost, restarted, end = counts["lost"], counts["restarted"], counts["end"]
+    # Without Redis, every process still got its share (nobody hung).
+    assert all(b > a for a, b in zip(lost, restarted, strict=True)), counts
+    assert all(b > a for a, b in zip(restarted, end, strict=True)), counts
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("lost" in m and "local share" in m for m in messages), messages
+    assert any("is back" in m for m in messages), messages
+    # Back on Redis, the budget is used again: a whole window near the limit.
+    windows = sim.ledger.window_weights("api-ip")
+    assert max(list(windows.values())[-3:-1]) >= 0.9 * LIMITS.api_ip, windows
+
+
+async def test_a_sigkilled_process_leases_come_back_with_their_windows(
+    redis_server: RedisServer, raw: aioredis.Redis
+) -> None:
+    """A process holding leases is SIGKILLed: its leases still count in their
+    windows (they may have been spent), and the window after them is whole again."""
+    child = await anyio.open_process(
+        [sys.executable, "-m", "tests.redis_child", "hold", redis_server.url], cwd=ROOT
+    )
+    try:
+        assert child.stdout is not None
+        line = await BufferedByteReceiveStream(child.stdout).receive_until(b"\n", 200)
+        _, child_id, first = line.decode().split()
+        window = int(first)
+        key = "{binance_transfers}:ip:default:api-ip:"
+        held = {w: int(await raw.hget(f"{key}{w}", child_id) or 0) for w in (window, window + 1)}
+        child.kill()
+        await child.wait()
+    finally:
+        if child.returncode is None:
+            child.kill()
+            await child.wait()
+        await child.aclose()
+    assert held[window] >= 10  # it took 10 permits there
+    sim = exchange()
+    async with await RedisStorage.connect(redis_server.url) as storage:
+        await hammer(sim, [storage], window + 3.05 - sim.clock.time())
+    windows = sim.ledger.window_weights("api-ip")
+    for w in (window, window + 1):
+        assert windows.get(w, 0) <= LIMITS.api_ip - held[w], (windows, held)
+    # The window after: more than what was left beside the dead process's lease.
+    assert windows[window + 2] > LIMITS.api_ip - max(held.values()), (windows, held)
+
+
+async def test_processes_share_one_budget_against_the_exchange_over_tcp(
+    redis_server: RedisServer,
+) -> None:
+    """Three OS processes, 25 coroutines each, saturating /papi on one account and
+    one IP through Redis: no 429 or 418 and no window over its limit (the
+    exchange's ledger), the pool nearly full, and no process starved."""
+    sim = SimulatedExchange(limits=LIMITS)
+    sim.add_demo_account()
+    async with serve(sim) as server:
+        command = [sys.executable, "-m", "tests.redis_child", "run", redis_server.url, server.url]
+        # Long enough for whole windows after the cold start (one request per
+        # pool until its first answer, then until the next window).
+        results = await run_all([[*command, "5.0", "25"] for _ in range(3)])
+    done = [int(out.split()[1]) for out in results]
+    assert sim.ledger.over_limit() == []
+    assert refusals(sim) == 0
+    # The windows all three ran through from start to end.
+    start = max(int(out.split()[2]) for out in results) + 1
+    end = min(int(out.split()[3]) for out in results)
+    windows = sim.ledger.window_weights("papi-ip")
+    full = [windows.get(w, 0) for w in range(start, end)]
+    assert full, (results, windows)
+    assert statistics.median(full) >= 0.9 * LIMITS.papi_ip, (full, windows)
+    assert min(done) >= 0.15 * sum(done), done
+
+
+async def run_all(commands: list[list[str]]) -> list[str]:
+    """Run the commands at once; their outputs (each must exit 0)."""
+    outputs = [""] * len(commands)
+
+    async def one(index: int) -> None:
+        result = await anyio.run_process(commands[index], cwd=ROOT, check=False)
+        assert result.returncode == 0, result.stderr.decode()
+        outputs[index] = result.stdout.decode()
+
+    async with anyio.create_task_group() as tg:
+        for index in range(len(commands)):
+            tg.start_soon(one, index)
+    return outputs
+
+
+async def test_closing_gives_back_what_was_leased_and_not_used(
+    redis_server: RedisServer, raw: aioredis.Redis
+) -> None:
+    """One permit taken, the rest of the lease returned at close: the next
+    process finds the window whole but for that one unit."""
+    sim = exchange()
+    async with await RedisStorage.connect(redis_server.url) as storage:
+        governor = synced(Governor(LIMITS, clock=sim.clock, storage=storage, latency=0.02), sim)
+        await governor.acquire(ENDPOINTS["server_time"])
+        window = int(governor.server_clock.now() // LIMITS.window)
+        key = f"{{binance_transfers}}:ip:default:api-ip:{window}"
+        assert int(await raw.hget(key, "t") or 0) > 1  # a block, not one unit
+    assert await raw.hget(key, "t") == "1"
+    assert await raw.hget(key, storage.id) == "1"
