@@ -1498,7 +1498,7 @@ class Client:
                 await self._journal_settlement(intent, settlement)
             self._remember(settlement, keys)
             if settlement.executed is not None:
-                self._reconciler.closed(error.request_id)
+                self._reconciler.closed(error.request_id, intent)
             return settlement
 
     @contextlib.asynccontextmanager
@@ -1657,6 +1657,8 @@ class Client:
                     settlement = attrs.evolve(settlement, journal_id=intent.id)
                     self._remember(settlement, keys)
                 await self._journal_settlement(intent.id, settlement)
+                if settlement.executed is not None:
+                    self._reconciler.closed(intent=intent.id)
             orphans.discard(intent.id)
             found.append(settlement)
         return tuple(found)
@@ -1690,13 +1692,13 @@ class Client:
 
     async def _on_outcome(self, outcome: ExchangeOutcome) -> None:
         """The transport's hook: every attempt of a mutating request that may have left."""
+        call = _CALL.get()
         if outcome.error is None:
             self._reconciler.confirm(outcome.data)
         elif isinstance(outcome.error, OutcomeUnknownError) and outcome.error.request_id is None:
             # Names this request from now on, in every copy of its error.
             outcome.error.request_id = uuid.uuid4().hex
-            self._reconciler.opened(outcome.error)
-        call = _CALL.get()
+            self._reconciler.opened(outcome.error, None if call is None else call.intent)
         if call is not None:
             if call.closing and outcome.detached:
                 # Cut off by aclose(), not by its caller, who still gets this outcome.

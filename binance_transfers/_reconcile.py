@@ -204,6 +204,7 @@ class Reconciler:
         # Unknown outcomes of this client not settled yet, by request_id: the
         # earliest time their searches reach. They keep the ids confirmed since.
         self._open: dict[str, int] = {}
+        self._open_rows: dict[int, str] = {}  # journal row -> request_id, for recover()
 
     # -- bookkeeping ----------------------------------------------------------
 
@@ -217,14 +218,18 @@ class Reconciler:
                 if len(self._confirmed) % _PRUNE_EVERY == 0:
                     self._prune()
 
-    def opened(self, error: OutcomeUnknownError) -> None:
+    def opened(self, error: OutcomeUnknownError, intent: int | None = None) -> None:
         """An unknown outcome of this client: keep what its settlement must exclude."""
         window = self.window_of(error)
         if window is not None and error.request_id is not None:
             self._open[error.request_id] = window.first_ms - self._margin_ms()
+            if intent is not None:
+                self._open_rows[intent] = error.request_id
 
-    def closed(self, request_id: str | None) -> None:
+    def closed(self, request_id: str | None = None, intent: int | None = None) -> None:
         """That unknown outcome is settled: its search no longer pins anything."""
+        if intent is not None:
+            request_id = self._open_rows.pop(intent, request_id)
         if request_id is not None:
             self._open.pop(request_id, None)
 
@@ -271,7 +276,9 @@ class Reconciler:
             raise InvalidInputError(
                 f"reconcile takes an OutcomeUnknownError, not {type(error).__name__}"
             )
-        params = {k: v for k, v in error.params.items() if k not in ("timestamp", "recvWindow")}
+        params = _as_sent(
+            {k: v for k, v in error.params.items() if k not in ("timestamp", "recvWindow")}
+        )
         window = self.window_of(error)
         if window is None:
             return self._unsettled(
@@ -540,6 +547,25 @@ class Reconciler:
         by: SettleBy = SettleBy.NONE,
     ) -> Settlement:
         return Settlement(endpoint=endpoint, params=params, executed=None, by=by, reason=reason)
+
+
+#: Parameters the client upper-cases before sending (assets, symbols, type names).
+_SENT_UPPER = ("asset", "type", "fromSymbol", "toSymbol", "fromAccountType", "toAccountType")
+
+
+def _as_sent(params: Mapping[str, str]) -> dict[str, str]:
+    """``params`` as the client would have sent them.
+
+    An error rebuilt by hand may say ``asset="usdt"``: the client sent (and
+    Binance's history shows) ``USDT``. Compared as typed, the executed
+    transfer would not match and be declared "not executed".
+    """
+    sent = dict(params)
+    for key in _SENT_UPPER:
+        value = sent.get(key)
+        if isinstance(value, str):
+            sent[key] = value.strip().upper()
+    return sent
 
 
 def _absent(settlement: Settlement) -> bool:

@@ -23,7 +23,14 @@ from binance_transfers import (
     Limits,
     LoopClock,
     Permit,
+    PoolSpec,
     TransferType,
+)
+from binance_transfers._storage import (
+    CallCounter,
+    MemoryStorage,
+    StorageLink,
+    WindowCounter,
 )
 from binance_transfers.sim import Fault, SimulatedExchange
 
@@ -175,3 +182,27 @@ async def test_seeding_counts_in_the_fixed_window_too() -> None:
     answer(g, probe)  # no header: still 60 of ours from the previous life, + 30
     with pytest.raises(BinanceTransfersError):
         await g.acquire(PM_ASSET, max_wait=0)  # full: 60 + 30
+
+
+class _Shared:
+    """A storage shared by several processes (as Redis is), here backed by memory."""
+
+    def __init__(self) -> None:
+        self._memory = MemoryStorage()
+
+    def window_counter(self, spec: PoolSpec, link: StorageLink) -> WindowCounter:
+        return self._memory.window_counter(spec, link)
+
+    def call_counter(self, spec: PoolSpec, link: StorageLink) -> CallCounter:
+        return self._memory.call_counter(spec, link)
+
+    def discard(self, key: str) -> None:
+        self._memory.discard(key)
+
+
+@fake_time
+async def test_a_governor_on_a_shared_storage_starts_warm() -> None:
+    """A shared storage already counts what every process on it spent: no probing."""
+    g = synced(Governor(latency=0.0, storage=_Shared()), E0 + 10)
+    assert len(await admitted_at_once(g, PM_ASSET, 20)) == 20
+    assert synced(Governor(latency=0.0), E0 + 10).cold_start

@@ -203,8 +203,11 @@ async def test_recover_settles_this_runs_unknown_whose_caller_was_cancelled_on_t
             tg.cancel_scope.cancel()
         (outcome,) = reported
         assert outcome.detached and isinstance(outcome.error, OutcomeUnknownError)
+        assert list(client._reconciler._open) == [outcome.error.request_id]
         (found,) = await client.recover()
         assert await client.recover() == ()
+        # Settled: it no longer keeps confirmed ids from being forgotten.
+        assert client._reconciler._open == {}
     (executed,) = exchange.ledger.executed("universal_transfer")
     assert found.executed is True and found.tran_id == executed.result
     assert [row["state"] for row in rows(path)] == ["executed"]

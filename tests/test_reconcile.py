@@ -643,6 +643,30 @@ async def test_an_open_unknown_keeps_the_ids_its_settlement_must_exclude(
     for _ in range(100):
         await client.transfer(type=TransferType.MAIN_UMFUTURE, asset="USDT", amount="1")
         await anyio.sleep(1)
+    assert list(client._reconciler._open) == [unknown.request_id]
     settled = await client.reconcile(unknown)
     assert settled.executed is True
     assert settled.tran_id == executed_ids(exchange, "universal_transfer")[20]
+    assert client._reconciler._open == {}  # settled: it pins nothing any more
+
+
+@fake_time
+async def test_an_unknown_rebuilt_as_typed_finds_the_transfer_as_sent(
+    exchange: SimulatedExchange, client: Client
+) -> None:
+    """Rebuilt from what the user typed (asset "usdt", type in lower case): the client
+    sent USDT / MAIN_UMFUTURE, which is what Binance's history shows; compared as typed,
+    the executed transfer was declared "not executed" (breaker2 B-6)."""
+    exchange.faults.add(Fault.drop(), endpoint="universal_transfer", times=1)
+    unknown = await unknown_transfer(client)
+    typed = {**unknown.params, "asset": "usdt", "type": "main_umfuture"}
+    rebuilt = OutcomeUnknownError(
+        "from the log",
+        endpoint=unknown.endpoint,
+        params=typed,
+        timestamp=unknown.timestamp,
+        recv_window=unknown.recv_window,
+    )
+    settled = await client.reconcile(rebuilt)
+    assert settled.executed is True
+    assert [settled.tran_id] == executed_ids(exchange, "universal_transfer")

@@ -224,7 +224,9 @@ async def test_processes_share_one_budget_against_the_exchange_over_tcp(
     sim.add_demo_account()
     async with serve(sim) as server:
         command = [sys.executable, "-m", "tests.redis_child", "run", redis_server.url, server.url]
-        results = await run_all([[*command, "3.5", "25"] for _ in range(3)])
+        # Long enough for whole windows after the cold start (one request per
+        # pool until its first answer, then until the next window).
+        results = await run_all([[*command, "5.0", "25"] for _ in range(3)])
     done = [int(out.split()[1]) for out in results]
     assert sim.ledger.over_limit() == []
     assert refusals(sim) == 0

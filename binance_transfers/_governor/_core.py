@@ -169,17 +169,21 @@ class Governor(Feedback):
     connection) may still land: the transport's read timeout. ``limits`` gives
     the pool sizes and windows.
 
-    ``cold_start`` (the default) makes a new governor careful: it cannot know
-    what was spent before it existed (a restarted process's previous life, in
-    the same window or rolling period). Until an answer tells it, each pool
-    admits one request at a time; a usage header in the answer gives the true
-    count, and pools without one (rolling caps) slow-start: one more at once
-    per answer. It costs one round trip per pool at the start. A restarted process
-    can also hand over what its journal knows with :meth:`seed`. Pass
-    ``cold_start=False`` only when no other process can have spent weight in
-    the current windows (tests). A governor belongs to the event loop (and
-    thread) it is first used in; using it from another raises
-    :class:`ConfigurationError` before anything is charged. (The check is
+    ``cold_start`` (the default with the in-process storage) makes a new
+    governor careful: it cannot know what was spent before it existed (a
+    restarted process's previous life, in the same window or rolling period).
+    Until an answer tells it, each pool admits one request at a time; a usage
+    header in the answer gives the true count, and pools without one (rolling
+    caps) slow-start: one more at once per answer. It costs one round trip per
+    pool at the start. A restarted process can also hand over what its journal
+    knows with :meth:`seed`. Pass ``cold_start=False`` only when no other
+    process can have spent weight in the current windows (tests). A shared
+    ``storage`` (Redis) starts warm by default: its counts include what every
+    process on it spent.
+
+    A governor belongs to the event loop (and thread) it is first used in;
+    using it from another raises :class:`ConfigurationError` before anything
+    is charged. (The check is
     skipped only on the cached one-pool fast path, which never waits and is
     re-derived at least every window or 5 s, to keep it at its speed.)
 
@@ -197,7 +201,7 @@ class Governor(Feedback):
         storage: Storage | None = None,
         hooks: GovernorHooks | None = None,
         grace: float = 30.0,
-        cold_start: bool = True,
+        cold_start: bool | None = None,
     ) -> None:
         if latency < 0:
             raise ValueError("latency must be >= 0")
@@ -207,12 +211,16 @@ class Governor(Feedback):
         self.server_clock = server_clock if server_clock is not None else ServerClock(clock)
         self.latency = latency
         self.grace = grace
-        self.cold_start = cold_start
         self._born: float | None = None  # monotonic, at the first use
         window = self.limits.window
         self._trips = Trips(latency, span=10 * window)
         self._horizon = min(max(window / 8, 0.05), 5.0)  # how long one geometry holds
         self.storage: Storage = storage if storage is not None else MemoryStorage()
+        # A shared storage (Redis) holds what every process on it spent, a
+        # restarted one's previous life included: only a process's own counts start blind.
+        self.cold_start = (
+            cold_start if cold_start is not None else isinstance(self.storage, MemoryStorage)
+        )
         self.hooks = hooks if hooks is not None else GovernorHooks()
         self._on_admitted = overridden(self.hooks, "admitted")
         self._on_refused = overridden(self.hooks, "refused")

@@ -200,8 +200,10 @@ class FixedPool(Pool):
             return
         counter = self.counter
         start = max(self.top + 1, lo)
-        # Answers report on windows up to a trip late: keep news that recent.
-        recent = lo - 1 - int(g.trip // self.period)
+        # Answers report on windows up to a trip late, and one near a boundary
+        # may be read as its neighbour's (the clock estimate is off by up to
+        # eps): keep news of the last three windows.
+        recent = lo - 3 - int(g.trip // self.period)
         if self.seen and min(self.seen) < recent:
             self.seen = {w: v for w, v in self.seen.items() if w >= recent}
         if self.landed and min(self.landed) < recent:
@@ -216,9 +218,8 @@ class FixedPool(Pool):
             # with another process does not open with a blind burst, and the
             # reservation fades when they stop (or when we hear nothing: a
             # reservation that stopped us cannot be corrected by our answers).
-            self.hint = min(
-                max(max(self.seen.values(), default=0), self.hint >> 1), self.limit - self.heaviest
-            )
+            latest = self.seen[max(self.seen)] if self.seen else 0  # the newest news
+            self.hint = min(max(latest, self.hint >> 1), self.limit - self.heaviest)
             if self.hint:
                 counter.reserve(window, self.hint)
         self.top = hi
@@ -396,7 +397,14 @@ class FixedPool(Pool):
         # count is still raised by `own`: safe.)
         landed = self.landed[window] = self.landed.get(window, 0) + weight
         peak = self.peak[window] = max(value, self.peak.get(window, 0))
-        self.seen[window] = max(peak - landed, 0)
+        others = self.seen[window] = max(peak - landed, 0)
+        # Windows opened after this one before any news of it (a wide landing
+        # interval opens two at once) were reserved blind: reserve this much.
+        if others:
+            others = min(others, self.limit - self.heaviest)
+            for later in range(window + 1, self.top + 1):
+                if counter.foreign(later) < others:
+                    counter.reserve(later, others)
         rose = counter.report(window, value, own)
         if rose:
             log.debug("%s: Binance reports %d used; %d spent elsewhere", self.key, value, rose)
