@@ -16,11 +16,14 @@ from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
-from .._client import Client
+from .._client import Client, _enum_or_name
 from .._endpoints import ENDPOINTS
 from .._exceptions import BinanceTransfersError, ConfigurationError, OutcomeUnknownError
 from .._governor import Governor, PoolSnapshot
-from .._models import converter
+from .._journal import EXECUTED, NOT_EXECUTED, OPEN, UNKNOWN, UNSETTLED
+from .._limits import PoolKind, PoolSpec, pools_for
+from .._models import SubAccountAccountType, TransferType, converter
+from .._params import amount_param, asset_param, client_id_param, email_param, symbol_param
 from .._reconcile import Settlement
 from ._apply import ApplyReport, apply
 from ._plan import Plan, PlanError, TargetState, load_targets
@@ -318,12 +321,14 @@ def limits(
 ) -> None:
     """Every pool the governor knows: used / limit, window reset, waiters, freezes."""
     state = _state(ctx)
+    storage: Any = None
     if redis is not None:
         try:
             storage = shared_storage(redis)
         except ConfigurationError as exc:
             Console(stderr=True).print(f"[red]error:[/] {exc}")
             raise typer.Exit(EXIT_REFUSED) from None
+        # The probe's weight goes through the shared budget like any process's...
         governor = Governor(state.settings.limits, storage=storage)
     else:
         governor = Governor(state.settings.limits)
@@ -336,6 +341,26 @@ def limits(
     state.env = attrs.evolve(state.env, client_factory=factory)
 
     async def body(client: Client) -> list[PoolSnapshot]:
+        if storage is not None and redis is not None:
+            try:
+                if probe:
+                    await client.server_time()
+                    await read_all(client, subs=False)
+            finally:
+                # ...and what it leased and did not use goes back to the running bots.
+                await storage.aclose()
+            if watch > 0:
+                import anyio
+
+                monotonic = governor.server_clock.clock.monotonic
+                ends = monotonic() + watch
+                view = await _shared_view(redis, client, governor)
+                with Live(_pools_table(view, _now(governor)), transient=False) as live:
+                    while monotonic() < ends:
+                        await anyio.sleep(min(1.0, max(ends - monotonic(), 0)))
+                        view = await _shared_view(redis, client, governor)
+                        live.update(_pools_table(view, _now(governor)))
+            return await _shared_view(redis, client, governor)
         for endpoint in client.endpoints.values():
             governor.estimate(endpoint, account=client.account)  # every pool, even unused
         if probe:
@@ -374,6 +399,38 @@ def limits(
         _console(False).print(_pools_table(snapshot, _now(governor)))
 
 
+async def _shared_view(url: str, client: Client, governor: Governor) -> list[PoolSnapshot]:
+    """Every pool as the shared budget counts it: what all processes leased in the
+    current window (``used``), read from Redis without leasing anything."""
+    now = governor.server_clock.now_ms() / 1000
+    specs: dict[str, PoolSpec] = {}
+    for endpoint in client.endpoints.values():
+        for spec in pools_for(endpoint, governor.limits, client.account):
+            specs.setdefault(spec.key, spec)
+    reader = shared_storage(url)
+    try:
+        rows = []
+        for spec in specs.values():
+            window = int(now // spec.period)
+            if spec.kind is PoolKind.CAP:
+                continue  # rolling caps are counted per process, not in Redis
+            used = (await reader.usage(spec, window)).get("total", 0)
+            rows.append(
+                PoolSnapshot(
+                    key=spec.key,
+                    kind=spec.kind,
+                    limit=spec.limit,
+                    used=used,
+                    resets_at=(window + 1) * spec.period,
+                    waiters=0,  # other processes' queues are not in Redis
+                    frozen_until=None,
+                )
+            )
+        return rows
+    finally:
+        await reader.aclose()
+
+
 def _now(governor: Governor) -> float:
     return governor.server_clock.now_ms() / 1000
 
@@ -406,6 +463,107 @@ def _print_settlements(settlements: Sequence[Settlement], json_out: bool) -> int
     return EXIT_UNKNOWN if any(s.executed is None for s in settlements) else EXIT_OK
 
 
+#: How each parameter a transfer sends is checked and written on the wire (as the
+#: client's own methods do): a parameter given to ``reconcile`` as it was typed at
+#: ``transfer`` (``usdt``) is compared with Binance's records as it was sent (``USDT``).
+_WIRE: dict[str, Callable[[str, str], str]] = {
+    "asset": asset_param,
+    "amount": amount_param,
+    "email": email_param,
+    "fromEmail": email_param,
+    "toEmail": email_param,
+    "fromSymbol": symbol_param,
+    "toSymbol": symbol_param,
+    "symbol": symbol_param,
+    "clientTranId": client_id_param,
+    "fromAccountType": lambda v, n: _enum_or_name(SubAccountAccountType, v, n),
+    "toAccountType": lambda v, n: _enum_or_name(SubAccountAccountType, v, n),
+}
+#: The names each endpoint with a history sends: anything else is a typo.
+_NAMES = {
+    "universal_transfer": {"type", "asset", "amount", "fromSymbol", "toSymbol"},
+    "sub_account_transfer": {
+        "fromEmail",
+        "toEmail",
+        "fromAccountType",
+        "toAccountType",
+        "clientTranId",
+        "symbol",
+        "asset",
+        "amount",
+    },
+}
+
+
+def _wire_params(endpoint: str, given: Sequence[str]) -> dict[str, str]:
+    """``--param NAME=VALUE``s as the client would have sent them, or a usage error (exit 2)."""
+    params: dict[str, str] = {}
+    for item in given:
+        name, sep, value = item.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise typer.BadParameter(f"{item!r}: give NAME=VALUE", param_hint="--param")
+        known = _NAMES.get(endpoint)
+        if known is not None and name not in known:
+            raise typer.BadParameter(
+                f"{name!r} is not sent by {endpoint} ({', '.join(sorted(known))})",
+                param_hint="--param",
+            )
+        if name in params:
+            raise typer.BadParameter(f"{name!r} given twice", param_hint="--param")
+        check = _WIRE.get(name)
+        if endpoint == "universal_transfer" and name == "type":
+            check = lambda v, n: _enum_or_name(TransferType, v, n)  # noqa: E731
+        try:
+            params[name] = check(value, name) if check is not None else value
+        except BinanceTransfersError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--param") from None
+    return params
+
+
+async def _reconcile_claimed(
+    client: Client, error: OutcomeUnknownError, recv_window: int
+) -> Settlement:
+    """Settle ``error`` against every transfer the journal already knows the owner of.
+
+    Each ``reconcile`` is a new process: without the journal's claims, two requests
+    matching one history row would each be settled "executed" by that row. The
+    verdict is written back, so the next run will not give the same row away.
+    """
+    journal = client.journal
+    if journal is None:  # pragma: no cover - the command always gives one
+        return await client.reconcile(error)
+    # Rows whose transfer is known: claimed, as recover() treats them.
+    claimed = client._reconciler.claimed
+    for tran_id in await journal.claimed():
+        claimed.setdefault(tran_id, None)
+    own = [
+        row
+        for row in await journal.rows()
+        if row.endpoint == error.endpoint
+        and row.timestamp == error.timestamp
+        and row.state in (OPEN, UNKNOWN, UNSETTLED)
+    ]
+    if len(own) == 1:  # `transfer --journal` wrote this very request: settle its row
+        error.journal_id, error.journal_path = own[0].id, journal.path
+        return await client.reconcile(error)
+    settlement = await client.reconcile(error)
+    if settlement.executed is not None and error.timestamp is not None:
+        row = await journal.open(
+            error.endpoint, sorted(error.params.items()), recv_window, error.timestamp
+        )
+        state = EXECUTED if settlement.executed else NOT_EXECUTED
+        journal.outcome(
+            row,
+            state,
+            timestamp=error.timestamp,
+            tran_id=settlement.tran_id,
+            note=f"reconcile: {settlement.reason}",
+        )
+        await journal.flush()
+    return settlement
+
+
 @app.command()
 def reconcile(
     ctx: typer.Context,
@@ -414,17 +572,28 @@ def reconcile(
     ],
     timestamp: Annotated[int, typer.Option(help="The request's timestamp (epoch ms).")],
     param: Annotated[list[str], typer.Option(help="A parameter sent, NAME=VALUE (repeat).")],
+    journal: Annotated[
+        Path,
+        typer.Option(
+            "--journal",
+            help="Intent journal: transfers it knows are never claimed twice, and the "
+            "verdict is kept there (the one `transfer --journal` and `apply` write).",
+        ),
+    ] = Path("binance-transfers.journal"),
     json_out: JsonOption = False,
 ) -> None:
     """Settle one transfer whose outcome is unknown, from Binance's records."""
     if endpoint not in ENDPOINTS or not ENDPOINTS[endpoint].mutating:
         Console(stderr=True).print(f"[red]error:[/] {endpoint!r} is not a transfer endpoint")
         raise typer.Exit(EXIT_REFUSED)
-    params = dict(p.split("=", 1) for p in param if "=" in p)
+    params = _wire_params(endpoint, param)
     error = OutcomeUnknownError(
         "given on the command line", endpoint=endpoint, params=params, timestamp=timestamp
     )
-    settlement = _run(ctx, lambda client: client.reconcile(error))
+    window = _state(ctx).settings.recv_window
+    settlement = _run(
+        ctx, lambda client: _reconcile_claimed(client, error, window), journal=journal
+    )
     raise typer.Exit(_print_settlements([settlement], json_out))
 
 
@@ -531,10 +700,16 @@ def apply_command(
     code = EXIT_OK
     if report.unsettled:
         code = EXIT_UNKNOWN
+    elif report.error is not None:
+        # Stopped by a refusal: "nothing moved" (its own code) only if nothing was sent.
+        code = exit_code(report.error)
     elif report.pending:
         code = EXIT_RETRY
     elif report.unmet:
         code = EXIT_REFUSED
+    if code in (EXIT_REFUSED, EXIT_RETRY) and report.sent:
+        # Those codes promise that nothing moved; this run moved money and stopped midway.
+        code = EXIT_UNKNOWN
     if json_out:
         _print_json(
             {
@@ -551,6 +726,7 @@ def apply_command(
                 ],
                 "settled": [_settlement_json(s) for s in report.settled],
                 "unsettled": report.unsettled,
+                "failed": report.failed,
                 "unmet": list(report.unmet),
                 "pending": report.pending,
                 "converged": code == EXIT_OK,
@@ -559,6 +735,11 @@ def apply_command(
     else:
         for line in report.unsettled:
             console.print(f"[red]needs attention:[/] {line}")
+        for line in report.failed:
+            console.print(f"[red]stopped:[/] {line}")
+        if code != EXIT_OK:
+            for s in report.sent:
+                console.print(f"sent: {s.route} {_decimal(s.amount)} {s.asset}")
         for line in report.unmet:
             console.print(f"[red]cannot reach:[/] {line}")
         for line in report.pending:

@@ -16,11 +16,12 @@ import anyio
 import attrs
 
 from .._client import Client
-from .._exceptions import NotExecutedError, OutcomeUnknownError
+from .._exceptions import BinanceTransfersError, NotExecutedError, OutcomeUnknownError
 from .._journal import DONE, EXECUTED
 from .._models import MarginTransferDirection
+from .._params import amount_param
 from .._reconcile import Settlement
-from ._plan import Plan, Step, TargetState, make_plan
+from ._plan import Place, Plan, Step, TargetState, make_plan
 from ._read import read_places
 
 __all__ = ["ApplyReport", "apply", "plan_now", "send"]
@@ -59,6 +60,10 @@ class ApplyReport:
     sent: list[Step] = attrs.field(factory=list)
     pending: list[str] = attrs.field(factory=list)
     """Transfers still PENDING when ``pending_timeout`` ran out: nothing more was sent."""
+    failed: list[str] = attrs.field(factory=list)
+    """A definite error (Binance refused, bad input, rate limit...) that stopped the run."""
+    error: BinanceTransfersError | None = None
+    """The exception behind ``failed``: with ``sent`` empty, nothing moved."""
 
     @property
     def waiting(self) -> int:
@@ -200,6 +205,27 @@ async def apply(
     up to ``pending_timeout`` seconds, before the balances are planned on again.
     """
     report = ApplyReport()
+    try:
+        return await _apply(client, state, report, pending_timeout, on_progress)
+    except (OutcomeUnknownError, NotExecutedError):
+        raise  # _apply settles these itself; one reaching here is a bug, not a refusal
+    except BinanceTransfersError as exc:
+        # Refused midway (a read, a step, the journal in use by another run): what was
+        # sent before stays in ``report.sent``, so the caller never hears "nothing moved"
+        # when something did.
+        report.error = exc
+        report.failed.append(f"{type(exc).__name__}: {exc}")
+        on_progress(report)
+        return report
+
+
+async def _apply(
+    client: Client,
+    state: TargetState,
+    report: ApplyReport,
+    pending_timeout: float,
+    on_progress: Callable[[ApplyReport], None],
+) -> ApplyReport:
     if client.journal is not None:
         for settlement in await client.recover():
             report.settled.append(settlement)
@@ -218,10 +244,23 @@ async def apply(
         report.unmet = plan.unmet
         if plan.unmet or not plan.steps:
             return report
+        for step in plan.steps:
+            # Every step must be one the wire takes before the first is sent: a plan
+            # that fails midway leaves money half moved.
+            amount_param(step.amount, f"{step.route} amount")
         report.total = report.done + len(plan.steps)
         on_progress(report)
         replan = False
+        # What this round sent into each place: a route's next hop spends that money,
+        # so it waits until the credit has arrived (a transfer can stay PENDING).
+        incoming: dict[Place, list[Sent]] = {}
         for step in plan.steps:
+            if incoming.get(step.source):
+                still = await wait_until_settled(client, incoming.pop(step.source), pending_timeout)
+                if still:
+                    report.pending = [f"{s.endpoint} {s.params} tranId {s.tran_id}" for s in still]
+                    on_progress(report)
+                    return report
             try:
                 sent = await send(client, step)
             except NotExecutedError as not_run:
@@ -238,6 +277,7 @@ async def apply(
                 return report
             if sent is not None:
                 to_check.append(sent)
+                incoming.setdefault(step.target, []).append(sent)
             report.done += 1
             report.sent.append(step)
             on_progress(report)

@@ -44,9 +44,11 @@ from typing import Any, Literal
 import attrs
 
 from .._endpoints import ENDPOINTS, EndpointTable
+from .._exceptions import InvalidInputError
 from .._governor import PoolSnapshot
 from .._limits import Limits, PoolKind, pools_for
 from .._models import TransferType
+from .._params import amount_param
 
 __all__ = [
     "MASTER",
@@ -187,7 +189,7 @@ class Plan:
 # -- the target file ------------------------------------------------------------
 
 
-def _decimal(value: object, where: str) -> Decimal:
+def _decimal(value: object, where: str, *, amount: bool = True) -> Decimal:
     if isinstance(value, bool) or not isinstance(value, str | int):
         raise PlanError(f"{where}: give an amount as a string or an integer, not {value!r}")
     try:
@@ -196,15 +198,23 @@ def _decimal(value: object, where: str) -> Decimal:
         raise PlanError(f"{where}: not an amount: {value!r}") from None
     if not number.is_finite() or number < 0:
         raise PlanError(f"{where}: not a non-negative amount: {value!r}")
+    if amount and number > 0:
+        # What the wire would refuse (more than 8 decimals, too many digits) is refused
+        # here: a plan built on it would fail midway, after its first steps moved money.
+        try:
+            amount_param(number, where)
+        except InvalidInputError as exc:
+            raise PlanError(str(exc)) from None
     return number
 
 
 def _share(value: object, where: str) -> Decimal:
     text = value.strip() if isinstance(value, str) else value
     if isinstance(text, str) and text.endswith("%"):
-        fraction = _decimal(text[:-1].strip(), where) / 100
+        # A share is no amount: any precision; what it yields is cut to 8 decimals.
+        fraction = _decimal(text[:-1].strip(), where, amount=False) / 100
     else:
-        fraction = _decimal(text, where)
+        fraction = _decimal(text, where, amount=False)
     if fraction > 1:
         raise PlanError(f"{where}: a share is at most 100 %")
     return fraction

@@ -304,6 +304,8 @@ def test_transfer_history_and_reconcile(exchange: SimulatedExchange, tmp_path: P
         "asset=USDT",
         "--param",
         "amount=3",
+        "--journal",
+        str(tmp_path / "reconciled.journal"),
         "--json",
     )
     assert settled.exit_code == EXIT_OK, settled.output
