@@ -300,12 +300,12 @@ class WriteAwareAiohttpTransport(httpx.AsyncBaseTransport):
         return cached
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        raw = request.headers.raw
         # aiohttp refuses these only as it serialises the request, after the
         # connection is handed over: refuse them first, when nothing is
-        # written (one scan of all headers at once; tabs are allowed).
-        if _FORBIDDEN_IN_HEADER(b"\t".join([b"\t".join(pair) for pair in raw])):
-            _refuse_header(raw)
+        # written (one scan of all headers at once; tabs are allowed). No
+        # local holds the headers: a traceback's locals would show the key.
+        if _FORBIDDEN_IN_HEADER(b"\t".join([b"\t".join(pair) for pair in request.headers.raw])):
+            _refuse_header(request.headers.raw)
         import yarl
 
         session = self._session or self._open()

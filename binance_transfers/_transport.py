@@ -277,6 +277,12 @@ class _Attempt:
         own cancellation, a header h11 refused). A mocked transport (respx
         patches httpcore's) reports nothing: a read timeout from it is no proof.
         """
+        if self.written and not self.reports:
+            # Handed over to a transport that says nothing of its writes: from
+            # then on anything it raises may come after Binance got the request,
+            # even a "connect" error (httpx-aiohttp calls a connection dropped
+            # after the write ConnectTimeout).
+            return False
         if _kind(exc) == "not sent":
             return True
         if self.written:

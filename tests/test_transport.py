@@ -40,6 +40,7 @@ from binance_transfers import (
 from binance_transfers._transport import (
     HTTPX_ERRORS,
     MAX_RETRY_AFTER,
+    ON_WRITE,
     ExchangeOutcome,
     _retry_after,
 )
@@ -215,40 +216,66 @@ async def test_transfer_is_never_resent_after_a_network_failure_mid_request(
     assert len(fake.transfers) == 1
 
 
-async def test_connect_failures_are_retried_and_cost_no_weight(
-    fake: FakeBinance, client: Client
-) -> None:
+class _Connecting(httpx.AsyncBaseTransport):
+    """A transport that reports its writes (as httpcore's and aiohttp's do): it refuses
+    the first ``refusals`` transfer connections before writing anything, then awaits the
+    request's write hook and answers from ``fake``."""
+
+    reports_writes = True
+
+    def __init__(self, fake: FakeBinance, refusals: int) -> None:
+        self.fake = fake
+        self.refusals = refusals
+        self.attempts = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path == TRANSFER:
+            self.attempts += 1
+            if self.attempts <= self.refusals:
+                raise httpx.ConnectError("connection refused")
+        await request.extensions[ON_WRITE]()
+        return self.fake(request)
+
+
+async def test_connect_failures_are_retried_and_cost_no_weight(fake: FakeBinance) -> None:
     """Before the request is written nothing happened: retry, and give the permit back."""
-    attempts = 0
-
-    def flaky(request: httpx.Request) -> httpx.Response:
-        nonlocal attempts
-        attempts += 1
-        if attempts < 3:
-            raise httpx.ConnectError("connection refused")
-        return ok({"tranId": 5}, **{"X-SAPI-USED-UID-WEIGHT-1M": "900"})
-
-    fake.script("POST", TRANSFER, flaky)
-    assert (await transfer(client)).tran_id == 5  # type: ignore[attr-defined]
-    assert attempts == 3
-    (uid,) = [p for p in client.governor.snapshot() if p.key.startswith("sapi-uid")]
+    fake.script("POST", TRANSFER, ok({"tranId": 5}, **{"X-SAPI-USED-UID-WEIGHT-1M": "900"}))
+    connecting = _Connecting(fake, refusals=2)
+    async with Client(API_KEY, SECRET, transport=connecting) as client:
+        assert (await transfer(client)).tran_id == 5  # type: ignore[attr-defined]
+        (uid,) = [p for p in client.governor.snapshot() if p.key.startswith("sapi-uid")]
+    assert connecting.attempts == 3
+    assert len(fake.transfers) == 1
     assert uid.used == 900  # the two refused connections were refunded
 
 
-async def test_connect_failures_give_up_with_a_clear_error(
-    fake: FakeBinance, client: Client
-) -> None:
+async def test_connect_failures_give_up_with_a_clear_error(fake: FakeBinance) -> None:
     """After the retries, ConnectionFailedError: still nothing happened on the exchange."""
-
-    def refused(request: httpx.Request) -> httpx.Response:
-        raise httpx.ConnectError("connection refused")
-
-    fake.script("POST", TRANSFER, refused)
-    with pytest.raises(ConnectionFailedError):
-        await transfer(client)
-    assert len(fake.transfers) == 3
-    (uid,) = [p for p in client.governor.snapshot() if p.key.startswith("sapi-uid")]
+    connecting = _Connecting(fake, refusals=10)
+    async with Client(API_KEY, SECRET, transport=connecting) as client:
+        with pytest.raises(ConnectionFailedError):
+            await transfer(client)
+        (uid,) = [p for p in client.governor.snapshot() if p.key.startswith("sapi-uid")]
+    assert connecting.attempts == 3
+    assert fake.transfers == []
     assert uid.used == 0
+
+
+@pytest.mark.parametrize("kind", [httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout])
+async def test_a_transport_reporting_no_writes_never_gets_a_transfer_resent(
+    fake: FakeBinance, client: Client, kind: type[httpx.TransportError]
+) -> None:
+    """A transport that says nothing of its writes may call a connection dropped after the
+    write a "connect" error (httpx-aiohttp does): once handed over, the outcome is unknown
+    and the transfer is not sent again (breaker B-9: it was executed twice)."""
+
+    def dropped_after_executing(request: httpx.Request) -> httpx.Response:
+        raise kind("Server disconnected")
+
+    fake.script("POST", TRANSFER, dropped_after_executing)
+    with pytest.raises(OutcomeUnknownError):
+        await transfer(client)
+    assert len(fake.transfers) == 1
 
 
 async def test_timestamp_rejection_resyncs_and_resends_once(

@@ -66,7 +66,18 @@ class PoolSnapshot:
     """The account of a UID pool or rolling cap; None for a pool of the IP."""
     limit: int
     used: int
-    """Weight (or calls, for a rolling cap) counted in the current window."""
+    """Weight (or calls, for a rolling cap) counted in the current window.
+
+    The governor's reservation, not Binance's count: near a boundary a request
+    in flight counts in both windows it may land in, so ``used`` may exceed
+    ``limit`` without anything exceeding it at Binance (see ``landed``)."""
+    landed: int = 0
+    """What Binance counts in the current window so far: the highest usage it
+    reported for the window, or (without such a header) our weight answered as
+    landed there; for a rolling cap, the calls counted and not in flight."""
+    in_flight: int = 0
+    """Weight (or calls) written and not answered yet: it lands in this window
+    or the next one, and is not in ``landed``."""
     resets_at: float
     """Binance epoch seconds when ``used`` next drops (window end, oldest call expiring)."""
     waiters: int
@@ -411,6 +422,7 @@ class Governor(Feedback):
         out = []
         for key, pool in self._pools.items():
             used, resets = pool.usage(now, g)
+            landed, in_flight = _landed(pool, now, g, used)
             out.append(
                 PoolSnapshot(
                     key=key,
@@ -419,6 +431,8 @@ class Governor(Feedback):
                     account=owners.get(key),
                     limit=pool.limit,
                     used=used,
+                    landed=landed,
+                    in_flight=in_flight,
                     resets_at=resets,
                     waiters=pool.live,
                     frozen_until=pool.frozen_until + g.shift if pool.frozen_until > now else None,
@@ -656,6 +670,17 @@ class Governor(Feedback):
         )
         self._refuse(endpoint, error)
         return error
+
+
+def _landed(pool: Pool, now: float, g: Geometry, used: int) -> tuple[int, int]:
+    """(landed, in flight) of a pool's current window, for ``snapshot()``."""
+    if isinstance(pool, FixedPool):
+        window = int((now + g.shift) // pool.period)
+        return max(pool.peak.get(window, 0), pool.landed.get(window, 0)), pool.inflight
+    if isinstance(pool, CapPool):
+        in_flight = sum(1 for until in pool.calls if until == INF)
+        return used - in_flight, in_flight
+    return used, 0
 
 
 def _only(names: set[str] | None) -> str | None:

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Sequence
 
 import anyio
-from rich.console import Console
 
+from .._exceptions import ConfigurationError
+from .._extras import extra, require
 from ._run import Options, run
-from ._view import LiveView, summary
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -45,6 +46,11 @@ def _parser() -> argparse.ArgumentParser:
         help="share of transfers hit by each injected fault, settled at the end (0.005)",
     )
     parser.add_argument("--no-live", action="store_true", help="no live view, only the summary")
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="show the SDK's log (a warning per injected fault, settled in the summary)",
+    )
     return parser
 
 
@@ -60,7 +66,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         seed=args.seed,
         fault_rate=args.fault_rate,
     )
+    with extra("sim", "the demo"):  # its view is rich's
+        from rich.console import Console
+        from rich.logging import RichHandler
+
+        from ._view import LiveView, summary
+    # The exchange runs in a process of its own: check now, not after it failed.
+    require("sim", "the demo's exchange", "starlette", "uvicorn")
     console = Console()
+    sdk_log = logging.getLogger("binance_transfers")
+    if args.verbose:
+        sdk_log.addHandler(RichHandler(console=console, show_path=False))
+    else:
+        # The injected faults log a warning each (outcome unknown); the summary
+        # reports every one and how it was settled. Without a handler, Python's
+        # last resort would print them across the live view, 130 columns wide.
+        sdk_log.addHandler(logging.NullHandler())
     live = not args.no_live and console.is_terminal
     view = LiveView(console, options) if live else None
     if view is None:
@@ -74,4 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except ConfigurationError as missing:  # an extra not installed: say the pip command
+        sys.exit(f"error: {missing}")

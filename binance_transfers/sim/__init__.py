@@ -27,28 +27,36 @@ executed, and how many times::
     assert exchange.ledger.duplicates() == []  # no transfer moved money twice
 
 This package imports nothing optional: Starlette and uvicorn (the ``sim``
-extra) are imported when the ASGI app is first needed.
+extra) are imported when the ASGI app is first needed. Its names themselves
+are imported on first use (PEP 562), so that the pytest plugin below it costs
+a test run that does not use its fixtures nothing.
 """
 
-from types import FunctionType
+from __future__ import annotations
 
-from ._auth import ApiKey
-from ._errors import BinanceReject
-from ._exchange import (
-    DEMO_API_KEY,
-    DEMO_API_SECRET,
-    DEMO_EMAIL,
-    HISTORY_RETENTION,
-    Incoming,
-    Outgoing,
-    SimulatedExchange,
-)
-from ._faults import Fault, FaultDecision, FaultKind, FaultRule, Faults
-from ._ledger import Charge, Ledger, LedgerEntry, Overrun
-from ._limits import BanPolicy
-from ._report import CapUsage, Execution, PoolUsage, Report, report, totals
-from ._server import SimServer, serve
-from ._state import Account, Bank, Posting, SubAccountTransfer, UniversalTransfer, Wallet
+import importlib
+from types import FunctionType
+from typing import TYPE_CHECKING
+from typing import Any as _Any
+
+if TYPE_CHECKING:
+    from ._auth import ApiKey
+    from ._errors import BinanceReject
+    from ._exchange import (
+        DEMO_API_KEY,
+        DEMO_API_SECRET,
+        DEMO_EMAIL,
+        HISTORY_RETENTION,
+        Incoming,
+        Outgoing,
+        SimulatedExchange,
+    )
+    from ._faults import Fault, FaultDecision, FaultKind, FaultRule, Faults
+    from ._ledger import Charge, Ledger, LedgerEntry, Overrun
+    from ._limits import BanPolicy
+    from ._report import CapUsage, Execution, PoolUsage, Report, report, totals
+    from ._server import SimServer, serve
+    from ._state import Account, Bank, Posting, SubAccountTransfer, UniversalTransfer, Wallet
 
 __all__ = [
     "DEMO_API_KEY",
@@ -86,9 +94,49 @@ __all__ = [
     "totals",
 ]
 
-# Tracebacks and reprs name the public path, not the private modules.
-for _name in __all__:
-    _obj = globals()[_name]
-    if isinstance(_obj, type | FunctionType) and _obj.__module__.startswith(f"{__name__}._"):
-        _obj.__module__ = __name__
-del _name, _obj
+#: Where each public name lives (module of this package -> names).
+_SOURCES: dict[str, tuple[str, ...]] = {
+    "_auth": ("ApiKey",),
+    "_errors": ("BinanceReject",),
+    "_exchange": (
+        "DEMO_API_KEY",
+        "DEMO_API_SECRET",
+        "DEMO_EMAIL",
+        "HISTORY_RETENTION",
+        "Incoming",
+        "Outgoing",
+        "SimulatedExchange",
+    ),
+    "_faults": ("Fault", "FaultDecision", "FaultKind", "FaultRule", "Faults"),
+    "_ledger": ("Charge", "Ledger", "LedgerEntry", "Overrun"),
+    "_limits": ("BanPolicy",),
+    "_report": ("CapUsage", "Execution", "PoolUsage", "Report", "report", "totals"),
+    "_server": ("SimServer", "serve"),
+    "_state": ("Account", "Bank", "Posting", "SubAccountTransfer", "UniversalTransfer", "Wallet"),
+}
+
+
+def _load() -> None:
+    """Import every public name, naming it by its public path in tracebacks and reprs."""
+    namespace = globals()
+    for module, names in _SOURCES.items():
+        source = importlib.import_module(f"{__name__}.{module}")
+        for name in names:
+            obj = getattr(source, name)
+            if isinstance(obj, type | FunctionType) and obj.__module__.startswith(f"{__name__}._"):
+                obj.__module__ = __name__
+            namespace[name] = obj
+
+
+# Hidden from type checkers: they see the imports above, and would take a
+# module-level __getattr__ to accept any name (a typo included).
+if not TYPE_CHECKING:
+
+    def __getattr__(name: str) -> _Any:
+        if name in __all__:
+            _load()
+            return globals()[name]
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+    def __dir__() -> list[str]:
+        return sorted({*globals(), *__all__})

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 import anyio
 
+from .._exceptions import ConfigurationError
 from .._limits import Limits
 from ._exchange import DEMO_API_KEY, DEMO_API_SECRET, SimulatedExchange
 from ._faults import Fault
@@ -149,4 +150,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except ConfigurationError as missing:  # an extra not installed: say the pip command
+        sys.exit(f"error: {missing}")

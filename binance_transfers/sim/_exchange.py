@@ -33,6 +33,7 @@ import attrs
 
 from .._clock import Clock, LoopClock
 from .._endpoints import ENDPOINTS, Endpoint, EndpointTable
+from .._extras import extra
 from .._limits import Limits, PoolKind, PoolSpec
 from . import _errors as err
 from ._auth import KEY_FORMAT, ApiKey, split_signature
@@ -286,7 +287,8 @@ class SimulatedExchange:
     def app(self) -> Any:
         """The ASGI application (Starlette), one route per endpoint of the table."""
         if self._app is None:
-            from ._app import build_app
+            with extra("sim", "the simulated exchange"):
+                from ._app import build_app
 
             self._app = build_app(self)
         return self._app

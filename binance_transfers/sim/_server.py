@@ -15,6 +15,7 @@ import socket
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from .._extras import extra
 from ._exchange import CUT_EXTENSION, DROP_EXTENSION
 
 if TYPE_CHECKING:
@@ -38,15 +39,18 @@ class SimServer:
     def __init__(
         self, exchange: SimulatedExchange, *, host: str = "127.0.0.1", port: int = 0
     ) -> None:
-        import uvicorn
+        with extra("sim", "serving the simulated exchange"):
+            import uvicorn
 
+            protocol = _dropping_protocol()
+        app = exchange.app  # before binding: a missing extra leaves no socket open
         self.exchange = exchange
         self._socket = _listen(host, port)
         self.host, self.port = self._socket.getsockname()[:2]
         config = uvicorn.Config(
-            exchange.app,
+            app,
             lifespan="off",
-            http=_dropping_protocol(),
+            http=protocol,
             ws="none",
             # Leave the process's logging and the caller's IP alone: a client
             # cannot claim another IP with X-Forwarded-For at Binance either.
