@@ -4,7 +4,9 @@
   sent), print ``held <id> <window>`` and wait to be killed.
 * ``run REDIS_URL SIM_URL SECONDS CALLERS``: a client of the simulated
   exchange over TCP, ``CALLERS`` coroutines calling ``pm_collect_asset``
-  for ``SECONDS``; print ``done <answered> <first window> <last window>``
+  for ``SECONDS``; print ``ready`` once imported and connected, start on a
+  ``go`` line on stdin (the test starts every child at once, however slowly
+  each one started), then print ``done <answered> <first window> <last window>``
   (the windows of its first answer and of its end).
 """
 
@@ -14,6 +16,7 @@ import sys
 import time
 
 import anyio
+import anyio.to_thread
 
 from binance_transfers import ENDPOINTS, Client, Governor, Limits, RateLimitError, RedisStorage
 from binance_transfers.sim import DEMO_API_KEY, DEMO_API_SECRET
@@ -57,6 +60,10 @@ async def run(url: str, sim_url: str, seconds: float, callers: int) -> None:
 
     async with await RedisStorage.connect(url) as storage:
         governor = Governor(LIMITS, storage=storage, latency=0.02)
+        print("ready", flush=True)
+        # A common start: wait for the test's "go" (a blocking read, in a thread).
+        if (await anyio.to_thread.run_sync(sys.stdin.readline)).strip() != "go":
+            raise SystemExit("no go")
         async with (
             Client(
                 DEMO_API_KEY, DEMO_API_SECRET, api_url=sim_url, papi_url=sim_url, governor=governor

@@ -20,6 +20,7 @@ from binance_transfers import PoolKind, PoolSnapshot
 from binance_transfers._reconcile import SettleBy, Settlement
 from binance_transfers.demo import Options, Outcome
 from binance_transfers.demo._job import Tally
+from binance_transfers.demo._run import pool_label
 from binance_transfers.demo._view import frame, summary
 from binance_transfers.sim import CapUsage, PoolUsage, Report
 
@@ -59,6 +60,14 @@ def snapshots() -> tuple[PoolSnapshot, ...]:
             landed=497,
             in_flight=3,
             waiters=40,
+        ),
+        common(key="fapi-ip", kind=PoolKind.IP, limit=2400, used=0, waiters=0),
+        common(
+            key="sapi-ip GET /sapi/v1/asset/transfer",
+            kind=PoolKind.IP,
+            limit=12000,
+            used=0,
+            waiters=0,
         ),
     )
 
@@ -170,6 +179,18 @@ def test_the_view_shows_landed_weight_against_the_limit_and_in_flight_apart() ->
     assert "179640 / 180000" in text
     assert "497 / 500" in text
     assert "pmpro_auto_collect: 500 calls per rolling hour, here 60 s" in text
+    # Pools nothing used yet are left out: the busy ones stay in view.
+    assert "/fapi" not in text and "transfer_history" not in text
+
+
+def test_pools_of_every_host_have_a_name() -> None:
+    assert [pool_label(k) for k in ("api-ip", "fapi-ip", "dapi-ip", "papi-ip")] == [
+        "/api",
+        "/fapi",
+        "/dapi",
+        "/papi (all Portfolio Margin)",
+    ]
+    assert pool_label("sapi-ip GET /sapi/v1/asset/transfer") == "transfer_history (IP)"
 
 
 def test_the_summary_explains_caps_codes_and_the_total() -> None:

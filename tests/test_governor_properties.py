@@ -126,7 +126,12 @@ def test_a_large_crowd_fills_windows_without_exceeding_them() -> None:
     ]
     world = World(latency=0.2, clock_error=-0.25)
     fixed = check_limits(run_crowd(crowd, world), world)
-    assert fixed["papi-ip"] == LIMITS.papi_ip  # some minute was used to the last unit
+    # Not to the last unit: with the clock 0.25 s off in 1-s windows, about half
+    # the answers cannot tell which window they landed in, and such an answer is
+    # never taken as ours there (it may be the next window's: see
+    # test_an_answer_that_may_have_landed_in_either_window_never_lowers_what_others_spent),
+    # so up to a request's weight stays reserved for a neighbour that may exist.
+    assert fixed["papi-ip"] >= 0.9 * LIMITS.papi_ip
 
 
 def test_a_large_crowd_beside_another_process_leaves_it_its_share() -> None:
@@ -180,12 +185,17 @@ def run_crowd(crowd: Sequence[Call], world: World) -> Landed:
             return t + SERVER_SHIFT + world.step + world.drift * (t - synced_at)
 
         async def other_process() -> None:
+            # Once per window, by its number: near 1.7e9 a double's step (2.4e-7 s)
+            # is coarser than any nudge, so "sleep until the next start, then look
+            # which window it is" could wake a hair early, see the old window, and
+            # spend again and again in it (hundreds of times per window).
+            w = int(true_now() // window) + 1
             while True:
-                now = true_now()
-                start = (now // window + 1) * window
-                await trio.sleep((start - now) / (1 + world.drift) + 1e-9)
-                papi_used[int(true_now() // window)] += world.foreign
-                landed.append((None, "", true_now()))
+                start = w * window - SERVER_SHIFT - world.step
+                await trio.sleep_until((start + world.drift * synced_at) / (1 + world.drift))
+                papi_used[w] += world.foreign
+                landed.append((None, "", w * window))
+                w += 1
 
         async def caller(spec: Call) -> None:
             nonlocal finished

@@ -514,3 +514,33 @@ async def test_an_answer_across_a_boundary_does_not_fill_the_new_window() -> Non
     g.observe(last, sent=sent, received=mono(g), headers={"x-mbx-used-weight-1m": "5970"})
     for _ in range(150):
         await g.acquire(PM_ASSET, max_wait=0)  # the new minute is ours
+
+
+@fake_time
+async def test_an_answer_that_may_have_landed_in_either_window_never_lowers_what_others_spent() -> (
+    None
+):
+    """60 of ours answered within the minute read 3000 spent by someone else. 30 more,
+    written half a second before the boundary and answered after it, landed in the next
+    minute (beside the other's 3000 there): their reports (3030..3900) do not say which
+    minute. Credited to the first minute as ours, they took 900 off the other process's
+    3000, and the minute after opened with room for 130 of ours beside its 3000.
+    (Found by the property test at 10x scale: 180 of ours + 100 of theirs in a 200 window.)"""
+    g = synced(Governor(latency=1.0, cold_start=False), E0 + 10)
+    first = [await g.acquire(PM_ASSET) for _ in range(60)]
+    for n, permit in enumerate(first, 1):
+        t = mono(g)
+        g.observe(permit, sent=t, received=t, headers={"x-mbx-used-weight-1m": str(3000 + 30 * n)})
+    await sleep_until(g, E0 + 59.5)
+    late = [g.renew(await g.acquire(PM_ASSET)) for _ in range(30)]
+    sent = mono(g)
+    await sleep_until(g, E0 + 60.3)
+    for n, renewed in enumerate(late, 1):
+        assert renewed is not None
+        headers = {"x-mbx-used-weight-1m": str(3000 + 30 * n)}
+        g.observe(renewed, sent=sent, received=mono(g), headers=headers)
+    await sleep_until(g, E0 + 121)  # past the guard band the 0.8 s trips widened
+    for _ in range(100):  # (6000 - 3000) / 30
+        await g.acquire(PM_ASSET, max_wait=0)
+    with pytest.raises(ThrottledError):
+        await g.acquire(PM_ASSET, max_wait=0)

@@ -7,6 +7,7 @@ the real clock: Redis round trips are real I/O.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import statistics
 import sys
@@ -226,13 +227,14 @@ async def test_processes_share_one_budget_against_the_exchange_over_tcp(
         command = [sys.executable, "-m", "tests.redis_child", "run", redis_server.url, server.url]
         # Long enough for whole windows after the cold start (one request per
         # pool until its first answer, then until the next window).
-        results = await run_all([[*command, "5.0", "25"] for _ in range(3)])
-    done = [int(out.split()[1]) for out in results]
+        results = await run_all([[*command, "4.0", "25"] for _ in range(3)])
+    results = [out.split("done", 1)[1] for out in results]  # after any log lines
+    done = [int(out.split()[0]) for out in results]
     assert sim.ledger.over_limit() == []
     assert refusals(sim) == 0
     # The windows all three ran through from start to end.
-    start = max(int(out.split()[2]) for out in results) + 1
-    end = min(int(out.split()[3]) for out in results)
+    start = max(int(out.split()[1]) for out in results) + 1
+    end = min(int(out.split()[2]) for out in results)
     windows = sim.ledger.window_weights("papi-ip")
     full = [windows.get(w, 0) for w in range(start, end)]
     assert full, (results, windows)
@@ -241,18 +243,41 @@ async def test_processes_share_one_budget_against_the_exchange_over_tcp(
 
 
 async def run_all(commands: list[list[str]]) -> list[str]:
-    """Run the commands at once; their outputs (each must exit 0)."""
-    outputs = [""] * len(commands)
+    """Start the commands, wait until each prints ``ready``, then tell them all
+    ``go`` at once (a loaded machine may start them seconds apart: they must
+    still run side by side); their outputs after ``ready`` (each must exit 0)."""
+    children = [await anyio.open_process(command, cwd=ROOT, stderr=None) for command in commands]
+    try:
+        readers = []
+        for child in children:
+            assert child.stdout is not None
+            reader = BufferedByteReceiveStream(child.stdout)
+            line = await reader.receive_until(b"\n", 65536)
+            assert line == b"ready", line.decode(errors="replace")
+            readers.append(reader)
+        for child in children:
+            assert child.stdin is not None
+            await child.stdin.send(b"go\n")
+        outputs = [""] * len(children)
 
-    async def one(index: int) -> None:
-        result = await anyio.run_process(commands[index], cwd=ROOT, check=False)
-        assert result.returncode == 0, result.stderr.decode()
-        outputs[index] = result.stdout.decode()
+        async def drain(index: int) -> None:
+            chunks = []
+            with contextlib.suppress(anyio.EndOfStream):
+                while True:
+                    chunks.append(await readers[index].receive())
+            outputs[index] = b"".join(chunks).decode()
+            assert await children[index].wait() == 0, outputs[index]
 
-    async with anyio.create_task_group() as tg:
-        for index in range(len(commands)):
-            tg.start_soon(one, index)
-    return outputs
+        async with anyio.create_task_group() as tg:
+            for index in range(len(children)):
+                tg.start_soon(drain, index)
+        return outputs
+    finally:
+        for child in children:
+            if child.returncode is None:
+                child.kill()
+                await child.wait()
+            await child.aclose()
 
 
 async def test_closing_gives_back_what_was_leased_and_not_used(

@@ -395,7 +395,15 @@ class FixedPool(Pool):
         # write) would pass for someone else's, and a process alone on its IP
         # would reserve a part of every window for nobody. (This window's own
         # count is still raised by `own`: safe.)
-        landed = self.landed[window] = self.landed.get(window, 0) + weight
+        # Only a request known to have landed in `window` counts as ours there.
+        # One that may have landed in the next (written before a boundary,
+        # answered after it) may be the next window's: credited here, it took
+        # its weight off what others spent here, and the reservation of the next
+        # windows with it (180 of ours beside 100 of theirs in a 200 window).
+        # Left out, it can only make others' weight look larger: safe.
+        landed = self.landed.get(window, 0)
+        if len(possible) == 1:
+            landed = self.landed[window] = landed + weight
         peak = self.peak[window] = max(value, self.peak.get(window, 0))
         others = self.seen[window] = max(peak - landed, 0)
         # Windows opened after this one before any news of it (a wide landing

@@ -113,8 +113,8 @@ def pool_label(key: str) -> str:
     kind, _, rest = key.partition(" ")
     if kind == "papi-ip":
         return "/papi (all Portfolio Margin)"
-    if kind == "api-ip":
-        return "/api"
+    if kind in ("api-ip", "fapi-ip", "dapi-ip"):  # one pool per host
+        return f"/{kind.removesuffix('-ip')}"
     if kind.startswith("cap"):
         return f"{rest.rpartition(' ')[2]} (rolling cap)"
     route = rest if kind == "sapi-ip" else rest.partition(" ")[2]

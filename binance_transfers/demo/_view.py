@@ -112,7 +112,9 @@ def frame(
     )
     table = _table("pool (this window)", "landed / limit", "", "in flight", "waiting")
     caps = []
-    for snap in sorted(snapshots, key=lambda s: pool_label(s.key)):
+    # Pools nothing has touched yet (the whole endpoint table's) would bury the busy ones.
+    busy = [s for s in snapshots if s.used or s.landed or s.in_flight or s.waiters]
+    for snap in sorted(busy, key=lambda s: pool_label(s.key)):
         if snap.kind is PoolKind.CAP and snap.endpoint is not None:
             caps.append(snap.endpoint)
         table.add_row(
