@@ -28,6 +28,8 @@ async def test_a_short_demo_reconciles_with_zero_429s() -> None:
     assert outcome.executed == outcome.client_done + outcome.settled_executed
     # The heavy pool really was contended (how close to its limit it gets is a
     # throughput figure: benchmarks/bench_sim.py measures it, not a unit test).
+    # The plan for the state the walk left was read from the exchange, not sent.
+    assert outcome.plan is not None and outcome.plan.weight
     papi = next(p for p in outcome.seen.pools if p.pool == "papi-ip")
     assert papi.peak >= 0.5 * papi.limit
 
@@ -53,6 +55,8 @@ def test_the_demo_command_exits_zero_with_a_summary() -> None:
     assert "settled from Binance's history" in done.stdout
     assert "unsettled: 0" in done.stdout
     assert "result: ok" in done.stdout
+    # It ends with the operator's next step: a plan for the state the walk left.
+    assert "`binance-transfers plan`" in done.stdout
 
 
 async def test_an_error_in_the_job_surfaces_instead_of_waiting_for_the_exchange(

@@ -535,10 +535,10 @@ async def test_an_answer_that_may_have_landed_in_either_window_never_lowers_what
     late = [g.renew(await g.acquire(PM_ASSET)) for _ in range(30)]
     sent = mono(g)
     await sleep_until(g, E0 + 60.3)
-    for n, permit in enumerate(late, 1):
-        assert permit is not None
+    for n, renewed in enumerate(late, 1):
+        assert renewed is not None
         headers = {"x-mbx-used-weight-1m": str(3000 + 30 * n)}
-        g.observe(permit, sent=sent, received=mono(g), headers=headers)
+        g.observe(renewed, sent=sent, received=mono(g), headers=headers)
     await sleep_until(g, E0 + 121)  # past the guard band the 0.8 s trips widened
     for _ in range(100):  # (6000 - 3000) / 30
         await g.acquire(PM_ASSET, max_wait=0)

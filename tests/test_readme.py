@@ -16,11 +16,15 @@ The convention, for whoever edits the README:
   runs in the namespace the previous block (pytest blocks aside) left: names
   it defined, the same exchange. ``<!-- readme-test: pytest -->`` marks a test file, run by
   pytester with only the package's pytest plugin, whose tests must all pass.
+* A chain that uses the name ``redis_url`` gets the URL of a throwaway
+  ``redis-server`` on loopback (``make redis`` installs it), so the Redis
+  example runs as written too.
 """
 
 from __future__ import annotations
 
 import ast
+import contextlib
 import inspect
 import re
 from collections.abc import AsyncIterator, Iterator
@@ -32,6 +36,7 @@ import pytest
 
 import binance_transfers
 from binance_transfers import Client
+from binance_transfers._redis_server import RedisServer
 from binance_transfers.sim import DEMO_API_KEY, DEMO_API_SECRET, SimulatedExchange
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -142,8 +147,11 @@ async def _run(block: Block, namespace: dict[str, Any]) -> None:
 @pytest.mark.parametrize("chain", _RUN, ids=[f"README.md:{chain[0].line}" for chain in _RUN])
 async def test_readme_block_runs(chain: list[Block], namespace: dict[str, Any]) -> None:
     """The block (and those continuing it) runs against the simulated exchange."""
-    for block in chain:
-        await _run(block, namespace)
+    with contextlib.ExitStack() as stack:
+        if any("redis_url" in block.code for block in chain):
+            namespace["redis_url"] = stack.enter_context(RedisServer()).url
+        for block in chain:
+            await _run(block, namespace)
 
 
 @pytest.mark.parametrize("block", _PYTEST, ids=[f"README.md:{b.line}" for b in _PYTEST])

@@ -20,6 +20,8 @@ from .._exceptions import OutcomeUnknownError
 from .._governor import Governor
 from .._limits import Limits
 from .._reconcile import Settlement
+from ..cli._plan import load_targets
+from ..cli._show import DEMO_TARGETS, CostedPlan, costed_plan
 from ..sim import DEMO_API_KEY, DEMO_API_SECRET, Report
 from ._job import Tally, worker
 
@@ -54,6 +56,8 @@ class Outcome:
     """What the exchange saw, from its own ledger."""
     settlements: tuple[Settlement, ...] = ()
     """How every unknown outcome was settled (``Client.reconcile``)."""
+    plan: CostedPlan | None = None
+    """What ``binance-transfers plan`` says about the state the job left (nothing sent)."""
 
     @property
     def settled_executed(self) -> int:
@@ -74,7 +78,7 @@ class Outcome:
     @property
     def executed(self) -> int:
         """Transfers and collections the exchange executed (queries excluded)."""
-        return sum(n for name, n in self.seen.executed.items() if name not in _QUERIES)
+        return sum(n for name, n in self.seen.executed.items() if ENDPOINTS[name].mutating)
 
     @property
     def client_done(self) -> int:
@@ -103,9 +107,6 @@ class Outcome:
             and all(c.peak <= c.calls for c in self.seen.caps)
             and t.total_done > 0
         )
-
-
-_QUERIES = frozenset({"transfer_history", "sub_account_transfer_history", "server_time"})
 
 
 def pool_label(key: str) -> str:
@@ -153,6 +154,8 @@ async def run(options: Options, view: object | None = None) -> Outcome:
                     DEMO_API_SECRET,
                     api_url=url,
                     papi_url=url,
+                    fapi_url=url,
+                    dapi_url=url,
                     governor=governor,
                     # httpcore scans its whole pool per request: a few dozen
                     # connections to loopback are plenty and keep that cheap.
@@ -183,6 +186,8 @@ async def run(options: Options, view: object | None = None) -> Outcome:
                     async with anyio.create_task_group() as settling:
                         for unknown in tally.unknowns:
                             settling.start_soon(settle, unknown)
+                    # The operator's next step: a plan for the state the walk left.
+                    plan = await costed_plan(client, load_targets(DEMO_TARGETS))
             except BaseException:
                 # Leaving the block waits for the exchange to exit: stop it, or an
                 # error (or Ctrl-C) in the demo would hang there instead of surfacing.
@@ -199,6 +204,7 @@ async def run(options: Options, view: object | None = None) -> Outcome:
         tally=tally,
         seen=seen,
         settlements=tuple(settlements),
+        plan=plan,
     )
 
 

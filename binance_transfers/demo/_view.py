@@ -23,6 +23,7 @@ from .._client import Client
 from .._endpoints import ENDPOINTS
 from .._governor import PoolSnapshot
 from .._limits import PoolKind
+from ..cli._show import CostedPlan, amount, how
 from ._job import Tally
 from ._run import Options, Outcome, pool_label
 
@@ -52,6 +53,24 @@ def _wrap(text: str, indent: str = "  ") -> str:
 def _say(console: Console, text: str, style: str | None = None, indent: str = "  ") -> None:
     """Print plain text (no markup: parameters may hold brackets), wrapped here."""
     console.print(Text(_wrap(text, indent), style=style or ""), soft_wrap=True)
+
+
+def _plan(console: Console, costed: CostedPlan) -> None:
+    """``binance-transfers plan``'s content, as lines that fit :data:`WIDTH` columns."""
+    plan = costed.plan
+    if plan.converged:
+        _say(console, "  nothing to do: the state is reached.", indent="    ")
+    for n, step in enumerate(plan.steps, 1):
+        _say(
+            console,
+            f"  {n}. {amount(step.amount)} {step.asset} from {step.source} to {step.target}"
+            f" ({how(step)})",
+            indent="     ",
+        )
+    for pool, weight in sorted(costed.weight.items()):
+        _say(console, f"  weight {weight} from {pool}", indent="    ")
+    for line in plan.unmet:
+        _say(console, f"  cannot reach: {line}", indent="    ")
 
 
 def _span(seconds: float) -> str:
@@ -235,6 +254,14 @@ def summary(console: Console, outcome: Outcome) -> None:
         f"settled as executed; every asset's total "
         f"{'unchanged' if outcome.seen.conserved else 'CHANGED'}",
     )
+    if outcome.plan is not None:
+        console.print()
+        _say(
+            console,
+            "What the operator would do next: `binance-transfers plan` for the demo's "
+            "target state, from the balances the walk left (nothing is sent):",
+        )
+        _plan(console, outcome.plan)
     console.print(_verdict("reconciled", outcome.reconciled))
     console.print(_verdict("result", outcome.ok))
 
