@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
@@ -148,10 +149,24 @@ def _run(
         if isinstance(exc, OutcomeUnknownError):
             err.print(
                 "[yellow]The transfer may have happened.[/] Settle it with "
-                "`binance-transfers recover --journal ...` or `reconcile` before sending again."
+                "`binance-transfers recover --journal ...` or, as sent:",
             )
+            err.print(_reconcile_command(exc, journal), markup=False, soft_wrap=True)
         raise typer.Exit(exit_code(exc)) from None
     return result
+
+
+def _reconcile_command(error: OutcomeUnknownError, journal: Path | None) -> str:
+    """The ``reconcile`` command line that settles ``error``, with the parameters as sent."""
+    words = ["binance-transfers", "reconcile", "--endpoint", error.endpoint]
+    if error.timestamp is not None:
+        words += ["--timestamp", str(error.timestamp)]
+    for name, value in error.params.items():
+        if name not in ("timestamp", "recvWindow", "signature"):
+            words += ["--param", f"{name}={value}"]
+    if journal is not None:
+        words += ["--journal", str(journal)]
+    return shlex.join(words)
 
 
 def _print_json(data: Any) -> None:

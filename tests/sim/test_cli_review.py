@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shlex
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -410,3 +411,22 @@ def test_limits_redis_shows_what_the_probe_sent(server: RedisServer) -> None:
     sent = sum(sim.ledger.window_weights("api-ip").values())
     used = [p["used"] for p in json.loads(result.stdout) if p["pool"] == "api-ip"]
     assert sent > 0 and used == [sent], (used, sent)
+
+
+def test_an_unknown_transfer_prints_the_reconcile_command_that_settles_it(tmp_path: Path) -> None:
+    """The user need not guess the timestamp or how the parameters were sent: the
+    printed command, run as printed, settles the transfer (executed)."""
+    exchange = SimulatedExchange()
+    exchange.add_demo_account()
+    exchange.faults.add(Fault.drop(), endpoint="universal_transfer", times=1)
+    fast = ["--recv-window", "300", "--settle-margin", "0.05"]
+    journal = str(tmp_path / "j.sqlite")
+    args = ["--type", "MAIN_UMFUTURE", "--asset", "usdt", "--amount", "7", "--journal", journal]
+    sent = _invoke(exchange, *fast, "transfer", *args)
+    assert sent.exit_code == EXIT_UNKNOWN, sent.output
+    (line,) = [w for w in sent.stderr.splitlines() if w.startswith("binance-transfers reconcile")]
+    (executed,) = exchange.ledger.executed("universal_transfer")
+    assert f"--timestamp {executed.timestamp}" in line and "asset=USDT" in line, line
+    settled = _invoke(exchange, *fast, *shlex.split(line)[1:], "--json")
+    assert settled.exit_code == EXIT_OK, settled.output
+    assert json.loads(settled.stdout)[0]["executed"] is True
