@@ -55,12 +55,14 @@ __all__ = ["LeasedWindowCounter", "RedisStorage"]
 
 log = logging.getLogger("binance_transfers.redis")
 
-# KEYS: boot hash, live-process zset, restart marker, then one hash per (pool, window).
+# KEYS: boot hash, live-process zset, restart marker, the IP's ban key, then one
+#       hash per (pool, window).
 # ARGV: id, known boot token, proposed token, horizon (the last window the caller
 #       may hold leases in), span (ms), held (the last window the caller used a
 #       local share in, or -1), then per hash: window, want (< 0: give back),
-#       limit, claim, floor, force, ttl (ms).
-# Returns: boot token, live processes, then per hash: granted (may be < 0), total.
+#       limit, claim, floor, force, ttl (ms), the pool's freeze key.
+# Returns: boot token, live processes, then per hash: granted (may be < 0), total,
+#       the end (ms on Binance's clock, as published) of a freeze or ban, or 0.
 _LEASE = """
 local id, known, proposal = ARGV[1], ARGV[2], ARGV[3]
 local horizon, span, held = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
@@ -85,8 +87,9 @@ redis.call('ZADD', KEYS[2], now, id)
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - span)
 redis.call('PEXPIRE', KEYS[2], span)
 local out = {boot, redis.call('ZCARD', KEYS[2])}
-for i = 4, #KEYS do
-  local b = 6 + (i - 4) * 7
+local ban = tonumber(redis.call('GET', KEYS[4]) or '0')
+for i = 5, #KEYS do
+  local b = 6 + (i - 5) * 8
   local key = KEYS[i]
   local window, want, limit = tonumber(ARGV[b + 1]), tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3])
   local claim, floor, force = tonumber(ARGV[b + 4]), tonumber(ARGV[b + 5]), tonumber(ARGV[b + 6])
@@ -98,9 +101,12 @@ for i = 4, #KEYS do
   end
   if floor > total then total = floor end  -- Binance reports more used than leased
   local grant = 0
+  -- A freeze or ban another process met: nothing new until it ends (its end
+  -- is on Binance's clock and the keys expire with it: present means frozen).
+  local frozen = math.max(ban, tonumber(redis.call('GET', ARGV[b + 8]) or '0'))
   if want < 0 then
     grant = -math.min(-want, mine)
-  elseif window > since then
+  elseif window > since and frozen == 0 then
     grant = math.max(math.min(want, limit - total), 0)
   end
   if want >= 0 and force > grant then grant = force end  -- in flight: it may land there
@@ -110,6 +116,7 @@ for i = 4, #KEYS do
   redis.call('PEXPIRE', key, tonumber(ARGV[b + 7]))
   out[#out + 1] = grant
   out[#out + 1] = total
+  out[#out + 1] = frozen
 end
 return out
 """
@@ -343,6 +350,13 @@ class RedisStorage:
         self._shared: set[tuple[LeasedWindowCounter, int]] = set()  # local shares given
         self._held = -1  # the last window a local share was given in
         self.round_trips = 0
+        # Freezes (429) and bans (418) shared with the other processes: the
+        # latest end known per Redis key (published by us or by others).
+        self._ban_key = self._key(f"ip:{egress}:ban")
+        self._channel = self._key("freeze")
+        self._freezes: dict[str, float] = {}
+        self._listener: asyncio.Task[None] | None = None
+        self._sends: set[asyncio.Task[None]] = set()
 
     @classmethod
     async def connect(
@@ -369,6 +383,7 @@ class RedisStorage:
         except RedisError as error:
             await client.aclose()
             raise ConfigurationError(f"{where} is unreachable: {type(error).__name__}") from None
+        storage._listen()
         return storage
 
     @classmethod
@@ -401,6 +416,76 @@ class RedisStorage:
 
     def discard(self, key: str) -> None:
         self._counters.pop(key, None)
+
+    def frozen(self, key: str, until: float) -> None:
+        """The governor stopped pool ``key`` (``"*"``: the IP, a 418 ban) until
+        Binance epoch ``until``: publish it, for every process to stop too."""
+        counters = [c for cs in self._counters.values() for c in cs]
+        if not counters:
+            return
+        if key == "*":
+            where = self._ban_key
+        elif key in self._counters:
+            where = self._counters[key][0].redis_key
+        else:
+            return
+        if until <= self._freezes.get(where, 0.0):
+            return  # known: ours already, or published by another process
+        self._freezes[where] = until
+        if self._listener is None:
+            return  # never connected (from_url, not used in a loop yet)
+        ttl = until - counters[0]._link.server_now()
+        task = asyncio.get_running_loop().create_task(self._publish(where, until, ttl))
+        self._sends.add(task)
+        task.add_done_callback(self._sends.discard)
+
+    async def _publish(self, where: str, until: float, ttl: float) -> None:
+        from redis.exceptions import RedisError
+
+        ms = int(until * 1000)
+        # The key stops new leases (see _LEASE); the message stops the leases held.
+        with contextlib.suppress(RedisError):  # lost: each process honours what it sees
+            async with self._client.pipeline(transaction=True) as pipe:
+                key = where if where == self._ban_key else f"{where}:freeze"
+                pipe.set(key, ms, px=max(int(ttl * 1000), 1))
+                pipe.publish(self._channel, f"{where} {ms}")
+                await pipe.execute()
+
+    def _listen(self) -> None:
+        if self._listener is None:
+            self._listener = asyncio.get_running_loop().create_task(self._listening())
+
+    async def _listening(self) -> None:
+        """Apply the freezes other processes publish, for as long as the storage lives."""
+        from redis.exceptions import RedisError
+
+        retry = asyncio.Event()  # never set: waits out a lost Redis without polling it hot
+        while True:
+            try:
+                async with self._client.pubsub() as pubsub:
+                    await pubsub.subscribe(self._channel)
+                    async for message in pubsub.listen():
+                        if message.get("type") == "message":
+                            where, ms = str(message["data"]).rsplit(" ", 1)
+                            self._froze(where, int(ms) / 1000, ban=where == self._ban_key)
+            except RedisError:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(retry.wait(), 0.5)
+
+    def _froze(self, where: str, until: float, *, ban: bool) -> None:
+        """Another process met a 429 (``where``: a pool's Redis key) or a 418
+        (the IP's ban key) until Binance epoch ``until``: stop our pools too."""
+        if until <= self._freezes.get(where, 0.0):
+            return
+        self._freezes[where] = until
+        counters = [c for cs in self._counters.values() for c in cs]
+        if ban:
+            for link in {c._link for c in counters}:  # each governor on this storage
+                link.freeze("*", until)
+        else:
+            for counter in counters:
+                if counter.redis_key == where:
+                    counter._link.freeze(counter.key, until)
 
     # -- read API (for the `limits` command) -------------------------------------
 
@@ -437,7 +522,7 @@ class RedisStorage:
             self._task = None
 
     async def _call(self, batch: dict[tuple[LeasedWindowCounter, int], int]) -> list[Any]:
-        keys = [self._key("boot"), self._key("live"), self._key("since")]
+        keys = [self._key("boot"), self._key("live"), self._key("since"), self._ban_key]
         first = next(iter(batch))[0]
         now = first._link.server_now()
         period = first.period
@@ -458,6 +543,7 @@ class RedisStorage:
                 counter._floor.get(window, 0),
                 counter._debt.pop(window, 0),
                 ttl,
+                f"{counter.redis_key}:freeze",
             ]
         self.round_trips += 1
         return list(await self._script(keys=keys, args=args))
@@ -472,8 +558,11 @@ class RedisStorage:
         self._boot = boot
         self.seen = max(int(reply[1]), 1)
         for i, (counter, window) in enumerate(batch):
-            granted = int(reply[2 + 2 * i])
-            counter.granted(window, granted, int(reply[3 + 2 * i]))
+            granted = int(reply[2 + 3 * i])
+            counter.granted(window, granted, int(reply[3 + 3 * i]))
+            frozen = int(reply[4 + 3 * i])
+            if frozen:  # another process met a 429 or a ban: stop here too
+                self._froze(counter.redis_key, frozen / 1000, ban=False)
             if granted <= 0:
                 # Nothing left in this window: look again when the next one opens.
                 counter._full.add(window)
@@ -535,6 +624,10 @@ class RedisStorage:
         self._timers.clear()
         if self._task is not None:
             self._task.cancel()
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._listener
         from redis.exceptions import RedisError
 
         back: dict[tuple[LeasedWindowCounter, int], int] = {}
@@ -550,7 +643,7 @@ class RedisStorage:
         await self._client.aclose()
 
     async def _give_back(self, back: dict[tuple[LeasedWindowCounter, int], int]) -> None:
-        keys = [self._key("boot"), self._key("live"), self._key("since")]
+        keys = [self._key("boot"), self._key("live"), self._key("since"), self._ban_key]
         first = next(iter(back))[0]
         now = first._link.server_now()
         span = max(int(3 * first.period * 1000), 1)
@@ -559,7 +652,7 @@ class RedisStorage:
         for (counter, window), unused in back.items():
             keys.append(f"{counter.redis_key}:{window}")
             ttl = max(int(((window + 3) * counter.period - now) * 1000), 1)
-            args += [window, -unused, counter.limit, 0, 0, 0, ttl]
+            args += [window, -unused, counter.limit, 0, 0, 0, ttl, f"{counter.redis_key}:freeze"]
         await self._script(keys=keys, args=args)
 
     async def __aenter__(self) -> RedisStorage:

@@ -38,6 +38,9 @@ class StorageLink:
     """The governor's estimate of Binance's clock now, in epoch seconds."""
     landing: Callable[[float], tuple[int, int]]
     """The first and last windows of this length a request sent now may land in."""
+    freeze: Callable[[str, float], None] = lambda key, until: None
+    """Another process met a 429 in pool ``key`` (``"*"``: a 418 ban of the IP),
+    until Binance epoch ``until``: stop the pool too."""
 
 
 class WindowCounter(Protocol):
@@ -98,7 +101,13 @@ class CallCounter(Protocol):
 
 
 class Storage(Protocol):
-    """A factory of counters, one per pool (``spec.key``)."""
+    """A factory of counters, one per pool (``spec.key``).
+
+    A storage shared between processes may also define ``frozen(key, until)``:
+    the governor then calls it when a 429 stops pool ``key`` (``"*"``: a 418
+    ban) until Binance epoch ``until``, for the other processes to stop too
+    (they learn of it through :attr:`StorageLink.freeze`).
+    """
 
     def window_counter(self, spec: PoolSpec, link: StorageLink) -> WindowCounter: ...
 

@@ -294,3 +294,57 @@ async def test_closing_gives_back_what_was_leased_and_not_used(
         assert int(await raw.hget(key, "t") or 0) > 1  # a block, not one unit
     assert await raw.hget(key, "t") == "1"
     assert await raw.hget(key, storage.id) == "1"
+
+
+async def test_a_429_freeze_is_honoured_by_the_other_processes(
+    redis_server: RedisServer,
+) -> None:
+    """(breaker3 R-7) Issue 10: "429 and 418 freezes that every process honours". A client outside
+    Redis fills the /api window; process A on Redis gets the 429 (and freezes its
+    own pool until Retry-After). Processes B and C on the same Redis and egress
+    know nothing of it and send anyway: one 429 per process, where a shared freeze
+    costs one. (Binance bans an IP that keeps sending after 429s.) The others
+    send 50 ms after the 429: a freeze reaches them within a Redis round trip."""
+    from binance_transfers import MemoryStorage, ThrottledError
+
+    sim = SimulatedExchange(limits=LIMITS)
+    sim.add_demo_account()
+    outsider_governor = synced(
+        Governor(LIMITS, clock=sim.clock, storage=MemoryStorage(), cold_start=False), sim
+    )
+    storages = [await RedisStorage.connect(redis_server.url, processes=3) for _ in range(3)]
+    clients = [
+        sim.client(
+            governor=synced(Governor(LIMITS, clock=sim.clock, storage=s, latency=0.02), sim),
+            retry_on_429=False,
+        )
+        for s in storages
+    ]
+    try:
+        for client in clients:  # warm: each governor has had an answer
+            await client.server_time()
+        # Start early in a window: everything below happens inside it.
+        await anyio.sleep(LIMITS.window - sim.clock.time() % LIMITS.window + 0.005)
+        async with (
+            sim.client(governor=outsider_governor) as outsider,
+            anyio.create_task_group() as tg,
+        ):
+            for _ in range(LIMITS.api_ip):
+                tg.start_soon(outsider.server_time)
+        for client in clients:
+            with contextlib.suppress(RateLimitError, ThrottledError):
+                await client.server_time(max_wait=0.3)
+            # Processes learn of a freeze through Redis: one round trip after the
+            # 429, not at once (a request already on its way cannot be recalled).
+            await anyio.sleep(0.05)
+    finally:
+        for client in clients:
+            await client.aclose()
+        for storage in storages:
+            await storage.aclose()
+    statuses = [e.status for e in sim.ledger.entries("server_time")]
+    statuses = statuses[len(clients) :]
+    assert statuses[: LIMITS.api_ip] == [200] * LIMITS.api_ip  # the outsider's window
+    windows = sim.ledger.window_weights("api-ip")
+    assert statuses.count(429) + statuses.count(418) <= 1, (statuses[LIMITS.api_ip :], windows)
+    assert statuses.count(429) == 1, (statuses[LIMITS.api_ip :], windows)  # A met the full window

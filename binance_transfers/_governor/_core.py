@@ -18,7 +18,7 @@ import statistics
 import threading
 from asyncio import _get_running_loop
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from contextvars import ContextVar
 from typing import Any
 
@@ -249,7 +249,13 @@ class Governor(Feedback):
         self._geo_cache: Geometry | None = None
         self.server_clock.subscribe(self._refresh_geometry)
         # redis10: a shared storage's counters learn of leases asynchronously.
-        self._link = StorageLink(self._capacity_arrived, self._server_now, self._landing)
+        self._link = StorageLink(
+            self._capacity_arrived, self._server_now, self._landing, self._storage_froze
+        )
+        # redis10b: a shared storage publishes this process's 429/418 freezes.
+        self._publish_freeze: Callable[[str, float], None] | None = getattr(
+            self.storage, "frozen", None
+        )
 
     # -- public API -----------------------------------------------------------
 
@@ -544,6 +550,15 @@ class Governor(Feedback):
         g = self._geometry(now)
         return int((now + g.lo) // period), int((now + g.hi) // period)
 
+    def _storage_froze(self, key: str, server_until: float) -> None:
+        """Another process met a 429 (pool ``key``) or a 418 (``"*"``): stop too."""
+        now = self._monotonic()
+        until = server_until - self._geometry(now).shift
+        if key == "*":
+            self.ban(until)
+        elif (pool := self._pools.get(key)) is not None:
+            self._freeze(pool, until, "429 Too Many Requests (another process, shared storage)")
+
     # -- end redis10 -------------------------------------------------------------
 
     def _sweep(self) -> None:
@@ -640,6 +655,8 @@ class Governor(Feedback):
 
     def _frozen_hook(self, pool: str, until: float, reason: str) -> None:
         self._hook(self.hooks.frozen, pool, until, reason)
+        if self._publish_freeze is not None:  # redis10b: tell the other processes
+            self._publish_freeze(pool, until)
 
     def _usage_hook(self, pool: str, used: int, limit: int) -> None:
         self._hook(self.hooks.usage, pool, used, limit)
