@@ -29,7 +29,14 @@ Redis and admits requests locally, within its lease, at the in-process speed.
   belong to (their keys expire). Redis restarted empty: the first process to
   notice stops all new leases for the current and next window (what others
   still hold stays within the old totals), every process re-registers what it
-  holds, and counts are raised to what Binance's usage headers report.
+  holds, and counts are raised to what Binance's usage headers report. A
+  process that finds no boot token at all (a fresh Redis, or one restarted
+  empty that it is the first to reach) cannot tell the two apart: it stops
+  new leases the same way, which costs a fresh Redis its first window or two.
+* **Freezes.** A 429 or 418 one process meets is published (a key per pool,
+  one per egress for a ban, and a pub/sub message): every process stops its
+  pools until the freeze's end, within a Redis round trip, and the lease
+  script grants nothing in a frozen pool.
 
 Rolling caps (auto-collection's 500 an hour) stay counted per process: see
 :meth:`RedisStorage.call_counter`.
@@ -66,11 +73,16 @@ log = logging.getLogger("binance_transfers.redis")
 _LEASE = """
 local id, known, proposal = ARGV[1], ARGV[2], ARGV[3]
 local horizon, span, held = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
-redis.call('HSETNX', KEYS[1], 'token', proposal)
+local created = redis.call('HSETNX', KEYS[1], 'token', proposal) == 1
 local boot = redis.call('HGET', KEYS[1], 'token')
 local since = tonumber(redis.call('GET', KEYS[3]) or '-1')
 local stop = held
-if known ~= '' and known ~= boot and redis.call('HSETNX', KEYS[1], 'rebuilt', id) == 1 then
+if created then
+  -- No boot token: this Redis is new, or restarted empty. Nobody can tell
+  -- which: processes may hold leases that it does not count (a restart seen
+  -- first by a newcomer). Stop as for a detected restart.
+  stop = math.max(stop, horizon)
+elseif known ~= '' and known ~= boot and redis.call('HSETNX', KEYS[1], 'rebuilt', id) == 1 then
   -- Redis lost its data while processes held leases (a restart): others may
   -- hold leases that nobody counts now, as far ahead as this caller may.
   stop = math.max(stop, horizon)
@@ -377,8 +389,8 @@ class RedisStorage:
         client, where = _client(url, socket_timeout)
         storage = cls(client, egress=egress, prefix=prefix, processes=processes, where=where)
         try:
-            token = secrets.token_hex(8)
-            await client.hsetnx(storage._key("boot"), "token", token)
+            # Read, never create: only the lease script may create the boot token,
+            # because creating it means the stop of a restart (see _LEASE).
             storage._boot = str(await client.hget(storage._key("boot"), "token") or "")
         except RedisError as error:
             await client.aclose()
@@ -550,7 +562,7 @@ class RedisStorage:
 
     def _on_reply(self, batch: _Batch, reply: list[Any]) -> None:
         boot = str(reply[0])
-        if boot != self._boot:
+        if self._boot and boot != self._boot:
             log.warning("%s lost its counts (restarted): rebuilding them", self._where)
         if self.lost is not None:
             log.warning("%s is back: leasing from it again", self._where)

@@ -225,10 +225,11 @@ async def test_processes_share_one_budget_against_the_exchange_over_tcp(
     sim.add_demo_account()
     async with serve(sim) as server:
         command = [sys.executable, "-m", "tests.redis_child", "run", redis_server.url, server.url]
-        # Long enough for whole windows after the cold start (one request per
-        # pool until its first answer, then until the next window).
-        results = await run_all([[*command, "4.0", "25"] for _ in range(3)])
+        # Long enough for whole windows after a fresh Redis's first lease (it
+        # stops leases up to the next window or two: see RedisStorage, R-6).
+        results = await run_all([[*command, "6.5", "25"] for _ in range(3)])
     results = [out.split("done", 1)[1] for out in results]  # after any log lines
+    assert "None" not in " ".join(results), results  # every process got answers
     done = [int(out.split()[0]) for out in results]
     assert sim.ledger.over_limit() == []
     assert refusals(sim) == 0
@@ -348,3 +349,60 @@ async def test_a_429_freeze_is_honoured_by_the_other_processes(
     windows = sim.ledger.window_weights("api-ip")
     assert statuses.count(429) + statuses.count(418) <= 1, (statuses[LIMITS.api_ip :], windows)
     assert statuses.count(429) == 1, (statuses[LIMITS.api_ip :], windows)  # A met the full window
+
+
+async def test_a_process_joining_right_after_redis_restarts_empty_does_not_overrun(
+    redis_server: RedisServer,
+) -> None:
+    """(breaker3 R-6) A and B saturate /api through Redis; Redis restarts empty (a supervisor's
+    quick restart, or a failover to an empty replica) and process C starts right
+    after. C's first boot token *is* the new boot, so no "rebuilt" stop is set for
+    it: Redis leases C the windows in which A and B still hold (unregistered)
+    leases. The ledger shows windows over the limit, 429s and 418 bans.
+    (Without C, the same restart holds: the fault is the newcomer.)"""
+    sim = SimulatedExchange(limits=LIMITS)
+    sim.add_demo_account()
+    storages: list[RedisStorage] = []
+    clients = []
+    done: dict[str, int] = {}
+
+    async def caller(client: object, name: str) -> None:
+        while True:
+            try:
+                await client.server_time()  # type: ignore[attr-defined]
+            except RateLimitError:
+                return
+            done[name] = done.get(name, 0) + 1
+
+    try:
+        async with anyio.create_task_group() as tg:
+
+            async def start(name: str) -> None:
+                storage = await RedisStorage.connect(redis_server.url, processes=3)
+                storages.append(storage)
+                governor = synced(
+                    Governor(LIMITS, clock=sim.clock, storage=storage, latency=0.02), sim
+                )
+                client = sim.client(governor=governor)
+                clients.append(client)
+                for _ in range(10):
+                    tg.start_soon(caller, client, name)
+
+            await start("A")
+            await start("B")
+            await anyio.sleep(1.3)
+            redis_server.kill()
+            redis_server.start()  # same port, no data
+            await start("C")
+            await anyio.sleep(3.0)
+            tg.cancel_scope.cancel()
+    finally:
+        for client in clients:
+            await client.aclose()
+        for storage in storages:
+            with anyio.move_on_after(1):
+                await storage.aclose()
+    windows = sim.ledger.window_weights("api-ip")
+    banned = len(sim.ledger.entries(status=418))
+    assert sim.ledger.over_limit() == [], (windows, done, refusals(sim), banned)
+    assert refusals(sim) == 0, (windows, done, banned)
