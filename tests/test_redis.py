@@ -225,9 +225,9 @@ async def test_processes_share_one_budget_against_the_exchange_over_tcp(
     sim.add_demo_account()
     async with serve(sim) as server:
         command = [sys.executable, "-m", "tests.redis_child", "run", redis_server.url, server.url]
-        # Long enough for whole windows after a fresh Redis's first lease (it
-        # stops leases up to the next window or two: see RedisStorage, R-6).
-        results = await run_all([[*command, "6.5", "25"] for _ in range(3)])
+        # Each runs 4 s from its first answer (a fresh Redis first stops leases
+        # for a window or more: see RedisStorage, R-6), so whole windows overlap.
+        results = await run_all([[*command, "4", "25"] for _ in range(3)])
     results = [out.split("done", 1)[1] for out in results]  # after any log lines
     assert "None" not in " ".join(results), results  # every process got answers
     done = [int(out.split()[0]) for out in results]
