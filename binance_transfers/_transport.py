@@ -67,7 +67,13 @@ from ._exceptions import (
     TransferNotAllowedError,
 )
 from ._governor import Governor, Permit
-from ._http import RefusedBeforeWriting, direct_transport
+from ._http import (
+    RefusedBeforeWriting,
+    WriteAwareAiohttpTransport,
+    direct_transport,
+    raw_aiohttp,
+    writable,
+)
 from ._signing import Signer
 
 __all__ = ["DEFAULT_TIMEOUT", "ON_WRITE", "ExchangeOutcome", "Transport"]
@@ -187,9 +193,31 @@ class _Template:
     fallback: bool
     direct: httpx.AsyncBaseTransport | None
     """Where requests go when ``AsyncClient.send`` would add nothing (see _http)."""
+    aiohttp: WriteAwareAiohttpTransport | None
+    """The package's own aiohttp transport, which takes requests without httpx's objects."""
+    target: Any
+    """The URL as aiohttp takes it (``yarl.URL``, already encoded), when ``aiohttp`` is set."""
+    make_url: Callable[..., Any] | None
+    pairs: list[tuple[str, str]]
+    """The headers as aiohttp takes them."""
+    aio_timeout: Any
 
     def __repr__(self) -> str:  # it holds the API key
         return f"<_Template {self.url}>"
+
+
+class _Answer:
+    """An HTTP answer, read in full: httpx's, or aiohttp's without httpx's objects."""
+
+    __slots__ = ("content", "headers", "reason_phrase", "status_code")
+
+    def __init__(
+        self, status_code: int, headers: Mapping[str, str], content: bytes, reason_phrase: str
+    ) -> None:
+        self.status_code = status_code
+        self.headers = headers
+        self.content = content
+        self.reason_phrase = reason_phrase
 
 
 class _Ticket:
@@ -599,7 +627,11 @@ class Transport:
     ) -> tuple[Any, float, float]:
         """Build, send and interpret one attempt; settle its permit exactly once."""
         endpoint = attempt.endpoint
-        request = self._build(attempt, params, recv_window)
+        template = self._templates.get(endpoint) or self._template(endpoint)
+        encoded = self._encode(attempt, params, recv_window)
+        request = None
+        if template.aiohttp is None:
+            request = self._request(attempt, template, encoded)
         clock = self.governor.server_clock.clock
         attempt.sent = clock.monotonic()
         # A mutating request sent from the caller's own task (trio; asyncio runs
@@ -608,7 +640,8 @@ class Transport:
         if endpoint.mutating and not attempt.detachable:
             scope = attempt.scope = anyio.CancelScope()
         if attempt.reports:
-            request.extensions["trace"] = self._tracer(attempt, request)
+            if request is not None:
+                request.extensions["trace"] = self._tracer(attempt, request)
         else:
             # Handed over with no word of when it is written: from now on it may be.
             attempt.written = True
@@ -618,10 +651,10 @@ class Transport:
         data: Any = None
         try:
             if scope is None:
-                response = await self._send(request, endpoint)
+                response = await self._send(attempt, template, request, encoded)
             else:
                 with scope:
-                    response = await self._send(request, endpoint)
+                    response = await self._send(attempt, template, request, encoded)
             received = clock.monotonic()
         except _NoRoom:
             raise
@@ -726,9 +759,10 @@ class Transport:
 
         return trace
 
-    def _build(
+    def _encode(
         self, attempt: _Attempt, params: Sequence[tuple[str, str]], recv_window: int | None
-    ) -> httpx.Request:
+    ) -> str:
+        """The query string or body, percent-encoded, then signed when the endpoint is."""
         endpoint = attempt.endpoint
         pairs = list(params)
         signed = endpoint.security.signed
@@ -754,7 +788,11 @@ class Transport:
                 ) from self._scrubbed(exc)
             encoded = f"{encoded}&signature={quote(signature, safe='')}"
         attempt.params = dict(pairs)
-        template = self._templates.get(endpoint) or self._template(endpoint)
+        return encoded
+
+    def _request(self, attempt: _Attempt, template: _Template, encoded: str) -> httpx.Request:
+        """httpx's request for ``encoded`` (a transport the package does not own)."""
+        endpoint = attempt.endpoint
         extensions = {"timeout": template.timeout, ON_WRITE: self._on_write_hook(attempt)}
         if template.fallback:  # a client with cookies or default params of its own
             return self._http.build_request(
@@ -783,22 +821,56 @@ class Transport:
         request.read()  # as content= would: .content readable by any transport
         return request
 
-    async def _send(self, request: httpx.Request, endpoint: Endpoint) -> httpx.Response:
-        """``self._http.send(request)``, or straight to its transport when send adds nothing.
+    async def _send(
+        self, attempt: _Attempt, template: _Template, request: httpx.Request | None, encoded: str
+    ) -> _Answer:
+        """Send, read the answer in full.
 
-        ``AsyncClient.send`` runs auth, event hooks, redirects and the cookie
-        jar (which builds a urllib request per answer): a third of a call's CPU.
+        Through the package's own aiohttp transport without httpx's request and
+        response objects (``request`` is None); else ``self._http.send(request)``,
+        or straight to its transport when ``send`` adds nothing: it runs auth,
+        event hooks, redirects and the cookie jar (which builds a urllib request
+        per answer), a third of a call's CPU.
         """
-        direct = self._templates[endpoint].direct
+        if request is None:
+            return await self._send_aiohttp(attempt, template, encoded)
+        direct = template.direct
         if direct is None:
-            return await self._http.send(request)
-        response = await direct.handle_async_request(request)
-        response.request = request  # as send() does; transports need not set it
-        try:
-            await response.aread()
-        finally:
-            await response.aclose()
-        return response
+            response = await self._http.send(request)
+        else:
+            response = await direct.handle_async_request(request)
+            response.request = request  # as send() does; transports need not set it
+            try:
+                await response.aread()
+            finally:
+                await response.aclose()
+        return _Answer(
+            response.status_code, response.headers, response.content, response.reason_phrase
+        )
+
+    async def _send_aiohttp(self, attempt: _Attempt, template: _Template, encoded: str) -> _Answer:
+        aiohttp, make_url = template.aiohttp, template.make_url
+        if aiohttp is None or make_url is None:  # pragma: no cover - see _attempt
+            raise AssertionError("no aiohttp template")
+        if template.query:
+            url = make_url(f"{template.url}?{encoded}", encoded=True) if encoded else None
+            body = None
+        else:
+            url, body = None, encoded.encode()
+        response, content = await aiohttp.exchange(
+            attempt.endpoint.method,
+            url or template.target,
+            template.pairs,
+            body,
+            template.aio_timeout,
+            self._on_write_hook(attempt),
+        )
+        headers = response.headers
+        if headers.get("Content-Encoding", "identity") != "identity":
+            # httpx decodes it, as on its own path (gzip, deflate, br, zstd).
+            decoded = httpx.Response(200, headers=response.raw_headers, stream=_Stream(content))
+            content = decoded.read()
+        return _Answer(response.status, headers, content, response.reason or "")
 
     def _template(self, endpoint: Endpoint) -> _Template:
         """What every request to ``endpoint`` shares, worked out once.
@@ -819,6 +891,22 @@ class Transport:
         raw = httpx.Headers(http._merge_headers(form)).raw
         if not any(name.lower() == b"host" for name, _ in raw):
             raw = [(b"Host", parsed.netloc), *raw]  # first, where httpx puts it
+        fallback = bool(http.cookies) or bool(http.params)
+        direct = direct_transport(http, url)
+        # Our own aiohttp transport (the default client's) takes the request
+        # without httpx's objects; a header aiohttp would refuse goes through
+        # httpx instead, where the transport refuses it before writing.
+        aiohttp = None if fallback else raw_aiohttp(direct)
+        if aiohttp is not None and not writable([*raw, *self._key_raw]):
+            aiohttp = None
+        make_url = target = aio_timeout = None
+        if aiohttp is not None:
+            import yarl
+
+            make_url = yarl.URL
+            target = yarl.URL(url, encoded=True)
+            timeout = http.timeout
+            aio_timeout = aiohttp.timeout(timeout.connect, timeout.read, timeout.pool)
         template = _Template(
             url=url,
             parsed=parsed,
@@ -826,8 +914,16 @@ class Transport:
             headers={**form, **self._key_header} if signed else dict(form),
             raw=[*raw, *self._key_raw] if signed else raw,
             timeout=http.timeout.as_dict(),
-            fallback=bool(http.cookies) or bool(http.params),
-            direct=direct_transport(http, url),
+            fallback=fallback,
+            direct=direct,
+            aiohttp=aiohttp,
+            target=target,
+            make_url=make_url,
+            pairs=[
+                (name.decode("latin-1"), value.decode("latin-1"))
+                for name, value in ([*raw, *self._key_raw] if signed else raw)
+            ],
+            aio_timeout=aio_timeout,
         )
         self._templates[endpoint] = template
         return template
@@ -876,6 +972,14 @@ class Transport:
             error=error,
             detached=attempt.detached,
         )
+        if attempt.detachable:
+            # In a task of its own, which no cancel scope encloses and nothing
+            # cancels once it may have been written: no shield to put up.
+            try:
+                await hook(outcome)
+            except Exception:
+                log.exception("%s: on_outcome hook failed", attempt.endpoint.name)
+            return
         with anyio.CancelScope(shield=True):
             try:
                 await hook(outcome)
@@ -915,7 +1019,7 @@ class Transport:
             todo += list(getattr(current, "exceptions", ()))  # an exception group's members
         return exc
 
-    def _interpret(self, attempt: _Attempt, response: httpx.Response, received: float) -> Any:
+    def _interpret(self, attempt: _Attempt, response: _Answer, received: float) -> Any:
         """The one place an HTTP answer becomes data or one of our exceptions.
 
         The status class decides first: only a real 429 (or a 418) carrying
@@ -959,7 +1063,7 @@ class Transport:
                     "not Binance's JSON",
                     status=status,
                     endpoint=endpoint.name,
-                    body=_text(response),
+                    body=_text(response.content, self._key_header["X-MBX-APIKEY"]),
                 )
             return body
         if status >= 500:
@@ -992,7 +1096,7 @@ class Transport:
                 "no Binance error code in the answer",
                 status=status,
                 endpoint=endpoint.name,
-                body=_text(response),
+                body=_text(response.content, self._key_header["X-MBX-APIKEY"]),
             )
         if code == -1003:
             wait = retry_after if retry_after is not None else 0.0
@@ -1033,6 +1137,7 @@ _FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 _plain = re.compile(r"[A-Za-z0-9_.~-]*").fullmatch
 _NOT_JSON: Any = object()
 _EMPTY = httpx.ByteStream(b"")
+_Stream = httpx.ByteStream
 
 
 def _parse_url(url: str) -> httpx.URL | None:
@@ -1071,9 +1176,9 @@ def _json(content: bytes) -> Any:
         return _NOT_JSON
 
 
-def _text(response: httpx.Response) -> str:
-    text = response.content[:500].decode("utf-8", "replace")
-    key = response.request.headers.get("x-mbx-apikey") if response._request else None
+def _text(content: bytes, key: str) -> str:
+    text = content[:500].decode("utf-8", "replace")
+    key = key.strip()
     return text.replace(key, "<api key>") if key else text
 
 
