@@ -35,7 +35,7 @@ import math
 import re
 import sys
 import threading
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from decimal import Decimal
 from typing import Any, Literal
@@ -247,6 +247,15 @@ class _Ticket:
             self._semaphore.release()
 
 
+class _Flight:
+    """A mutating request run in a task of its own: its current attempt, once permitted."""
+
+    __slots__ = ("attempt",)
+
+    def __init__(self) -> None:
+        self.attempt: _Attempt | None = None
+
+
 class _NoRoom(Exception):
     """The governor withdrew the permit at the moment of writing: nothing was written."""
 
@@ -337,7 +346,7 @@ class Transport:
         connect_retries: int = 2,
         rate_limit_retries: int = 5,
         read_retries: int = 3,
-        write_ahead: int = 8,
+        write_ahead: int = 2,
     ) -> None:
         self._key_header = {"X-MBX-APIKEY": api_key}
         self._key_raw = [(b"X-MBX-APIKEY", api_key.encode())]
@@ -518,6 +527,26 @@ class Transport:
         recv_window: int | None,
         parse: Callable[[Any], Any] | None,
     ) -> tuple[Any, float, float]:
+        if endpoint.mutating and asyncio._get_running_loop() is not None:
+            # The task is started before the permit, not after it: a permit
+            # then reaches its write without waiting for a task to be
+            # scheduled (one turn of a busy event loop, behind every callback
+            # queued meanwhile), and the windows it was charged to are the ones
+            # it lands in.
+            flight = _Flight()
+            work = self._exchange_in(endpoint, params, max_wait, recv_window, parse, flight)
+            return await self._detachable(endpoint, flight, work)
+        return await self._exchange_in(endpoint, params, max_wait, recv_window, parse, None)
+
+    async def _exchange_in(
+        self,
+        endpoint: Endpoint,
+        params: Sequence[tuple[str, str]],
+        max_wait: float | None,
+        recv_window: int | None,
+        parse: Callable[[Any], Any] | None,
+        flight: _Flight | None,
+    ) -> tuple[Any, float, float]:
         governor = self.governor
         if self._slots is None:
             self._slots = _semaphore(self._max_in_flight)
@@ -550,9 +579,9 @@ class Transport:
                             attempt.permit = governor.renew(permit)
                             if attempt.permit is None:
                                 continue
-                        if endpoint.mutating and asyncio._get_running_loop() is not None:
+                        if flight is not None:
                             attempt.detachable = True
-                            return await self._detachable(attempt, params, recv_window, parse)
+                            flight.attempt = attempt
                         return await self._attempt(attempt, params, recv_window, parse)
                 except _NoRoom:
                     continue  # withdrawn before writing; the permit was given back
@@ -576,26 +605,27 @@ class Transport:
 
     async def _detachable(
         self,
-        attempt: _Attempt,
-        params: Sequence[tuple[str, str]],
-        recv_window: int | None,
-        parse: Callable[[Any], Any] | None,
+        endpoint: Endpoint,
+        flight: _Flight,
+        work: Coroutine[Any, Any, tuple[Any, float, float]],
     ) -> tuple[Any, float, float]:
-        """Run a mutating attempt in its own task, so that cancelling the caller
-        (``asyncio.wait_for``, a failing TaskGroup sibling: plain ``task.cancel()``,
-        which no anyio shield stops) cannot cut it off once it may be on the wire."""
-        task = asyncio.ensure_future(self._attempt(attempt, params, recv_window, parse))
+        """Run a mutating request (``work``) in its own task, so that cancelling the
+        caller (``asyncio.wait_for``, a failing TaskGroup sibling: plain
+        ``task.cancel()``, which no anyio shield stops) cannot cut it off once it
+        may be on the wire. Before that, cancelling the caller cancels it."""
+        task = asyncio.ensure_future(work)
         try:
             return await asyncio.shield(task)
         except asyncio.CancelledError:
+            attempt = flight.attempt
             if task.done() and not task.cancelled():
                 log.warning(
                     "%s: caller cancelled just as the answer arrived (outcome recorded: %s)",
-                    attempt.endpoint.name,
+                    endpoint.name,
                     "unknown" if task.exception() is not None else "done",
                 )
                 raise
-            if not attempt.written:
+            if attempt is None or not attempt.written:
                 # Still waiting to write: stop it. Nothing left, the permit goes back.
                 task.cancel()
                 with anyio.CancelScope(shield=True):
@@ -786,7 +816,9 @@ class Transport:
                 raise ConfigurationError(
                     f"{endpoint.name}: the signer failed ({type(exc).__name__}); nothing was sent"
                 ) from self._scrubbed(exc)
-            encoded = f"{encoded}&signature={quote(signature, safe='')}"
+            # HMAC's hex needs no quoting; RSA's and Ed25519's base64 does.
+            signature = signature if _plain(signature) else quote(signature, safe="")
+            encoded = f"{encoded}&signature={signature}"
         attempt.params = dict(pairs)
         return encoded
 
@@ -1170,6 +1202,13 @@ _DECODER = json.JSONDecoder(parse_float=Decimal, parse_constant=_reject_constant
 
 
 def _json(content: bytes) -> Any:
+    try:
+        # Binance answers in UTF-8. Any other encoding JSON allows (UTF-16/32,
+        # a BOM) fails here, for it holds NUL bytes or a BOM no JSON text
+        # starts with, and gets the encoding detected.
+        return _DECODER.decode(content.decode())
+    except (ValueError, RecursionError):
+        pass
     try:
         return _DECODER.decode(content.decode(json.detect_encoding(content)))
     except (ValueError, RecursionError):  # UnicodeDecodeError included

@@ -899,6 +899,54 @@ async def test_permits_never_run_far_ahead_of_their_writes(fake: FakeBinance) ->
     assert len(fake.transfers) == 6
 
 
+@pytest.mark.parametrize("library", ["mock", *TCP_LIBRARIES[:2]])
+async def test_a_transfer_is_written_before_its_permit_waits_behind_the_event_loop(
+    fake: FakeBinance, library: str
+) -> None:
+    """Issue 7, permit->write: from the permit to the write, no other callback runs.
+
+    A permit charges the windows its request may land in now; every turn of a
+    busy event loop between the two (thousands of callbacks queued by 500
+    coroutines) is time the request is not where it was charged. The mutating
+    request's own task is started before the permit, not after it.
+    """
+    order: list[str] = []
+    governor = Governor(cold_start=False)
+    acquire, renew = governor.acquire, governor.renew
+
+    async def acquire_marked(*args: Any, **kwargs: Any) -> Any:
+        permit = await acquire(*args, **kwargs)
+        # Runs at the next turn of the loop, after anything already queued.
+        asyncio.get_running_loop().call_soon(order.append, "the loop turned")
+        return permit
+
+    def renew_marked(permit: Any) -> Any:
+        order.append("written")
+        return renew(permit)
+
+    governor.acquire = acquire_marked  # type: ignore[method-assign]
+    governor.renew = renew_marked  # type: ignore[method-assign]
+    fake.script("POST", TRANSFER, ok({"tranId": 1}))
+    if library == "mock":
+        client = Client(API_KEY, SECRET, transport=httpx.MockTransport(fake), governor=governor)
+        async with client as c:
+            await c.server_time()
+            await transfer(c)  # a warm-up
+            order.clear()
+            await transfer(c)
+    else:
+        async with (
+            _Loopback(b'{"tranId": 5}') as url,
+            _tcp_client(library, url, governor=governor) as c,
+        ):
+            await c.server_time()
+            await transfer(c)  # a warm-up: the connection is open, in the pool
+            order.clear()
+            await transfer(c)
+            assert _library_used(c) == library
+    assert order == ["written", "the loop turned"]
+
+
 @looptime.enabled(strict=True)
 async def test_a_detached_failure_is_reported_not_left_for_asyncio_to_complain_about(
     fake: FakeBinance, caplog: pytest.LogCaptureFixture
