@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gzip
 import socket
 import struct
 import time
@@ -479,6 +480,35 @@ async def test_client_over_aiohttp_retries_what_never_left(via: str) -> None:
             with pytest.raises(ConnectionFailedError):
                 await c.transfer(type=TransferType.MAIN_UMFUTURE, asset="USDT", amount="1")
             assert path_taken(c) == via
+
+
+async def test_client_reads_a_compressed_answer_on_both_paths(via: str) -> None:
+    """The default client asks for gzip (httpx's Accept-Encoding) on its own path too,
+    so it must decode a gzip answer there as httpx does on its path."""
+
+    async def gzipped(r: asyncio.StreamReader, w: asyncio.StreamWriter, s: Server) -> None:
+        while True:
+            request = await read_request(r)
+            if request.startswith(b"GET /api/v3/time"):
+                body = b'{"serverTime": %d}' % int(time.time() * 1000)
+            else:
+                s.received += request
+                body = b'{"tranId": 77}'
+            packed = gzip.compress(body)
+            w.write(
+                b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n%s"
+                % (len(packed), packed)
+            )
+            await w.drain()
+
+    async with serving(gzipped) as (server, url):
+        base = url.split("/sapi")[0]
+        http = client_http(via)
+        async with http, Client(KEY, SECRET, api_url=base, papi_url=base, http_client=http) as c:
+            done = await c.transfer(type=TransferType.MAIN_UMFUTURE, asset="USDT", amount="1")
+            assert done.tran_id == 77
+            assert path_taken(c) == via
+    assert b"accept-encoding: gzip" in server.received.lower()
 
 
 # -- direct_transport ---------------------------------------------------------------
