@@ -13,6 +13,8 @@ load falls on all of them alike, and the median of each is kept:
   first use, PEP 562);
 - ``from binance_transfers import Client``: what a program writes, and what
   the target of issue 9 (at most 150 ms, no optional extra) is held to;
+- the same after ``import asyncio`` (untimed): what it adds to an asyncio
+  program, which has imported asyncio (about 11 ms) before it imports us;
 - the same, then ``Client(...)`` and the first transfer over
   ``httpx.MockTransport`` (no sockets): a lazy import only moves cost, and this
   shows whether it moved into the first call. The second transfer is timed
@@ -81,6 +83,8 @@ CHILD = textwrap.dedent(
     TREE, CASE, OPTIONAL = sys.argv[1], sys.argv[2], sys.argv[3:]
     if TREE:
         sys.path.insert(0, TREE)
+    if CASE == "in_asyncio":
+        import asyncio  # an asyncio program has it before it imports us
     out = {}
     t = time.process_time()
     if CASE == "pass":
@@ -129,12 +133,13 @@ CHILD = textwrap.dedent(
     """
 )
 
-CASES = ("bare", "client", "first")
+CASES = ("bare", "client", "in_asyncio", "first")
 LABELS = {
     "pass": "python -c pass",
     "httpx": "import httpx",
     "bare": "import binance_transfers",
     "client": "from binance_transfers import Client",
+    "in_asyncio": "the same, asyncio imported before",
     "first": "the same + Client() + first transfer",
 }
 
