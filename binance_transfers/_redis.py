@@ -21,12 +21,14 @@ Redis and admits requests locally, within its lease, at the in-process speed.
   the same IP must use the same label); account pools (UID weight) carry the
   account in their key and are shared by every process of that account.
 * **Faults.** Unreachable at :meth:`RedisStorage.connect`: :class:`ConfigurationError`.
-  Lost mid-run: the leases held are used up, nothing more is taken in the
-  windows anybody may have leased (the current and the next one), and from
-  then on each window gets a conservative local share,
-  ``limit // max(processes seen, processes)``; every new window first tries
-  Redis again. A process SIGKILLed loses its leases with the windows they
-  belong to (their keys expire). Redis restarted empty: the first process to
+  Lost mid-run: the process admits only within the leases it holds (the
+  current and the next window at most) until Redis answers again, and retries
+  every tenth of a window. There is no local share: a process cannot tell
+  Redis down from its own route to Redis down (a partition), and in a
+  partition the others go on leasing everything Redis has left, so any share
+  taken here would come on top of the limit (breaker3 R-1). A process
+  SIGKILLed loses its leases with the windows they belong to (their keys
+  expire). Redis restarted empty: the first process to
   notice stops all new leases for the current and next window (what others
   still hold stays within the old totals), every process re-registers what it
   holds, and counts are raised to what Binance's usage headers report. A
@@ -78,8 +80,9 @@ log = logging.getLogger("binance_transfers.redis")
 # KEYS: boot hash, live-process zset, restart marker, the IP's ban key, then one
 #       hash per (pool, window).
 # ARGV: id, known boot token, proposed token, horizon (the last window the caller
-#       may hold leases in), span (ms), held (the last window the caller used a
-#       local share in, or -1), then per hash: window, want (< 0: give back),
+#       may hold leases in), span (ms), held (the last window the caller admitted
+#       in without Redis, or -1: always -1, there are no local shares any more),
+#       then per hash: window, want (< 0: give back),
 #       limit, claim, floor, force, ttl (ms), the pool's freeze key.
 # Returns: boot token, live processes, then per hash: granted (may be < 0), total,
 #       the end (ms on Binance's clock, as published) of a freeze or ban, or 0.
@@ -305,8 +308,7 @@ class LeasedWindowCounter:
             self._storage._ask(self, window, need)
 
     def granted(self, window: int, amount: int, total: int | None = None) -> None:
-        """A lease of ``amount`` more arrived (``total``: leased by everybody), or
-        a local share (``total`` None: Redis is lost)."""
+        """A lease of ``amount`` more arrived (``total``: leased by everybody)."""
         self._asked.discard(window)
         if total is not None:
             self._total[window] = total
@@ -716,8 +718,9 @@ class RedisStorage:
 
     ``egress`` names the IP the process leaves through: processes with the
     same label share the IP pools. ``processes`` is how many processes are
-    expected at most; with Redis lost, each window gets
-    ``limit // max(processes, processes seen)`` per process. asyncio only.
+    expected: leases are sized ``limit / (4 max(processes, live processes))``
+    from the first one. With Redis lost, a process admits only within the
+    leases it holds until Redis answers. asyncio only.
     """
 
     def __init__(
@@ -751,8 +754,6 @@ class RedisStorage:
         self._timers: set[asyncio.TimerHandle] = set()
         self.seen = 1  # the most live processes Redis reported
         self.lost: int | None = None  # the window Redis was lost in, while it is
-        self._shared: set[tuple[LeasedWindowCounter, int]] = set()  # local shares given
-        self._held = -1  # the last window a local share was given in
         self.round_trips = 0
         # Freezes (429) and bans (418) shared with the other processes: the
         # latest end known per Redis key (published by us or by others).
@@ -1004,11 +1005,11 @@ class RedisStorage:
         period = first.period
         span = max(int(3 * period * 1000), 1)
         horizon = max(int(now // period) + 1, *(window for _, window in batch))
-        held = self._held if self._held >= int(now // period) else -1
+        held = -1  # no local shares any more (see _on_lost): nothing to stop
         args: list[Any] = [self.id, self._boot, secrets.token_hex(8), horizon, span, held]
         for (counter, window), need in batch.items():
             keys.append(f"{counter.redis_key}:{window}")
-            chunk = max(1, counter.limit // (4 * self.seen))
+            chunk = max(1, counter.limit // (4 * max(self.seen, self.processes)))
             want = max(need, chunk)
             ttl = max(int(((window + 3) * counter.period - now) * 1000), 1)
             args += [
@@ -1049,29 +1050,19 @@ class RedisStorage:
         current = int(counter._link.server_now() // counter.period)
         if self.lost is None:
             self.lost = current
+            # No local share (breaker3 R-1): when only this process lost its
+            # route to Redis, the others still lease everything Redis has left,
+            # and any share taken here would come on top of it. What is leased
+            # here is already counted there: it is the only safe budget.
             log.warning(
-                "%s lost (%s): continuing on a local share of each window "
-                "(limit // %d), and retrying",
+                "%s lost (%s): admitting only within the leases held until it "
+                "answers, and retrying",
                 self._where,
                 type(error).__name__,
-                max(self.seen, self.processes),
             )
         for counter, window in batch:
-            # Anybody may hold leases up to the window after the one Redis was
-            # lost in; later windows are split evenly, once each, and never
-            # beyond the next one (Redis refuses leases up to the last of them
-            # when it is back: see _LEASE).
-            if self.lost + 2 <= window <= current + 1 and (counter, window) not in self._shared:
-                self._held = max(self._held, window)
-                self._shared.add((counter, window))
-                share = counter.limit // max(self.seen, self.processes)
-                log.debug("%s: a local share of %d in window %d", counter.key, share, window)
-                counter.granted(window, share)
-            else:
-                counter._asked.discard(window)
+            counter._asked.discard(window)
             self._later(counter, window, retry=True)
-        if len(self._shared) > 4096:
-            self._shared = {(c, w) for c, w in self._shared if w >= current}
 
     def _later(self, counter: LeasedWindowCounter, window: int, retry: bool) -> None:
         """Wake the pool when window ``window + 1`` opens (or, to retry a lost

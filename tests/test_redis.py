@@ -146,8 +146,9 @@ async def test_without_redis_the_same_processes_earn_429s() -> None:
 async def test_redis_lost_and_restarted_empty_mid_run(
     redis_server: RedisServer, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Redis killed mid-run: every process goes on with a local share and no caller
-    hangs; restarted empty: leases resume, and no window ever went over the limit."""
+    """Redis killed mid-run: every process admits only within the leases it holds
+    (no local share: breaker3 R-1) and no caller hangs; restarted empty: leases
+    resume, and no window ever went over the limit."""
     sim = exchange()
     storages = [await RedisStorage.connect(redis_server.url, processes=3) for _ in range(3)]
     counts: dict[str, list[int]] = {}
@@ -171,11 +172,13 @@ async def test_redis_lost_and_restarted_empty_mid_run(
     assert sim.ledger.over_limit() == []
     assert refusals(sim) == 0
     lost, restarted, end = counts["lost"], counts["restarted"], counts["end"]
-    # Without Redis, every process still got its share (nobody hung).
-    assert all(b > a for a, b in zip(lost, restarted, strict=True)), counts
+    # Without Redis, what the leases held covered (at most the window Redis
+    # was lost in and the next: 2 windows' worth for everybody together).
+    assert sum(restarted) - sum(lost) <= 2 * LIMITS.api_ip, counts
+    # Back on Redis, every process goes on (nobody hung).
     assert all(b > a for a, b in zip(restarted, end, strict=True)), counts
     messages = [r.getMessage() for r in caplog.records]
-    assert any("lost" in m and "local share" in m for m in messages), messages
+    assert any("lost" in m and "only within the leases held" in m for m in messages), messages
     assert any("is back" in m for m in messages), messages
     # Back on Redis, the budget is used again: a whole window near the limit.
     windows = sim.ledger.window_weights("api-ip")
