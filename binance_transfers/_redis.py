@@ -28,12 +28,16 @@ Redis and admits requests locally, within its lease, at the in-process speed.
   partition the others go on leasing everything Redis has left, so any share
   taken here would come on top of the limit (breaker3 R-1). A process
   SIGKILLed loses its leases with the windows they belong to (their keys
-  expire). Redis restarted empty: the first process to
-  notice stops all new leases for the current and next window (what others
-  still hold stays within the old totals), every process re-registers what it
-  holds, and counts are raised to what Binance's usage headers report. A
-  process that finds no boot token at all (a fresh Redis, or one restarted
-  empty that it is the first to reach) cannot tell the two apart: it stops
+  expire). Redis restarted empty: the first process to reach it creates a
+  new boot token, which stops all new leases up to the last window a request
+  sent then may land in, and the next (every lease still held was taken
+  before, so for no later window); every process re-registers what it holds,
+  and counts are raised to what Binance's usage headers report. Every process
+  that lost Redis (a failed call, or its pub/sub connection broken) probes it
+  every tenth of a window, needed or not, so the token is created, and the
+  stop set, as soon as Redis is back: a stop set by a first call a window
+  later would cost a window more. A process that finds no boot token at all
+  (a fresh Redis, or one restarted empty) cannot tell the two apart: it stops
   new leases the same way, which costs a fresh Redis its first window or two.
 * **Freezes.** A 429 or 418 one process meets is published (a key per pool,
   one per egress for a ban, and a pub/sub message): every process stops its
@@ -95,12 +99,11 @@ local since = tonumber(redis.call('GET', KEYS[3]) or '-1')
 local stop = held
 if created then
   -- No boot token: this Redis is new, or restarted empty. Nobody can tell
-  -- which: processes may hold leases that it does not count (a restart seen
-  -- first by a newcomer). Stop as for a detected restart.
-  stop = math.max(stop, horizon)
-elseif known ~= '' and known ~= boot and redis.call('HSETNX', KEYS[1], 'rebuilt', id) == 1 then
-  -- Redis lost its data while processes held leases (a restart): others may
-  -- hold leases that nobody counts now, as far ahead as this caller may.
+  -- which: processes may hold leases that it does not count. Every such lease
+  -- was taken before now, so for no window beyond the caller's horizon (the
+  -- last window a request sent now may land in, and the next): nobody gets
+  -- new leases up to there. (Whoever sees the new token later needs no more:
+  -- what it holds was leased before this.)
   stop = math.max(stop, horizon)
 end
 if stop > since then
@@ -762,6 +765,8 @@ class RedisStorage:
         self._freezes: dict[str, float] = {}
         self._listener: asyncio.Task[None] | None = None
         self._sends: set[asyncio.Task[None]] = set()
+        self._probe: asyncio.TimerHandle | None = None  # Redis lost: the next try
+        self._suspect = False  # Redis failed us (a call, or the listener): probe it
 
     @classmethod
     async def connect(
@@ -946,6 +951,12 @@ class RedisStorage:
                             where, ms = str(message["data"]).rsplit(" ", 1)
                             self._froze(where, int(ms) / 1000, ban=where == self._ban_key)
             except RedisError:
+                # The connection broke (Redis killed, restarted?): probe it
+                # until it answers, whether or not leases are needed.
+                counter = next((c for cs in self._counters.values() for c in cs), None)
+                if counter is not None:
+                    self._suspect = True
+                    self._probe_later(counter)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(retry.wait(), 0.5)
 
@@ -998,13 +1009,19 @@ class RedisStorage:
         finally:
             self._task = None
 
-    async def _call(self, batch: dict[tuple[LeasedWindowCounter, int], int]) -> list[Any]:
+    async def _call(
+        self,
+        batch: dict[tuple[LeasedWindowCounter, int], int],
+        probe: LeasedWindowCounter | None = None,
+    ) -> list[Any]:
         keys = [self._key("boot"), self._key("live"), self._key("since"), self._ban_key]
-        first = next(iter(batch))[0]
+        first = probe if probe is not None else next(iter(batch))[0]
         now = first._link.server_now()
         period = first.period
         span = max(int(3 * period * 1000), 1)
-        horizon = max(int(now // period) + 1, *(window for _, window in batch))
+        # The furthest window anybody may have leased before now (see _LEASE):
+        # where a request sent now may land, and the next one.
+        horizon = max([first._link.landing(period)[1] + 1, *(window for _, window in batch)])
         held = -1  # no local shares any more (see _on_lost): nothing to stop
         args: list[Any] = [self.id, self._boot, secrets.token_hex(8), horizon, span, held]
         for (counter, window), need in batch.items():
@@ -1063,6 +1080,38 @@ class RedisStorage:
         for counter, window in batch:
             counter._asked.discard(window)
             self._later(counter, window, retry=True)
+        self._suspect = True
+        self._probe_later(counter)
+
+    def _probe_later(self, counter: LeasedWindowCounter) -> None:
+        """Redis is lost: try it again in a tenth of a window, needed or not.
+        Back (and empty), it is told at once: the restart's stop of new leases
+        then ends as early as it safely can (see _LEASE)."""
+        if self._probe is None:
+            loop = asyncio.get_running_loop()
+            self._probe = loop.call_later(counter.period / 10, self._probe_now, counter)
+
+    def _probe_now(self, counter: LeasedWindowCounter) -> None:
+        self._probe = None
+        if not self._suspect:
+            return
+        if self._task is not None:  # a lease request is trying already
+            self._probe_later(counter)
+            return
+        task = asyncio.get_running_loop().create_task(self._probing(counter))
+        self._sends.add(task)
+        task.add_done_callback(self._sends.discard)
+
+    async def _probing(self, counter: LeasedWindowCounter) -> None:
+        from redis.exceptions import RedisError
+
+        try:
+            reply = await self._call({}, probe=counter)
+        except RedisError:
+            self._probe_later(counter)
+        else:
+            self._on_reply({}, reply)
+            self._suspect = False
 
     def _later(self, counter: LeasedWindowCounter, window: int, retry: bool) -> None:
         """Wake the pool when window ``window + 1`` opens (or, to retry a lost
@@ -1089,6 +1138,9 @@ class RedisStorage:
         for handle in self._timers:
             handle.cancel()
         self._timers.clear()
+        if self._probe is not None:
+            self._probe.cancel()
+            self._probe = None
         if self._task is not None:
             self._task.cancel()
         if self._listener is not None:

@@ -185,6 +185,41 @@ async def test_redis_lost_and_restarted_empty_mid_run(
     assert max(list(windows.values())[-3:-1]) >= 0.9 * LIMITS.api_ip, windows
 
 
+async def test_redis_restarted_empty_stops_new_leases_no_longer_than_needed(
+    redis_server: RedisServer,
+) -> None:
+    """Redis killed early in window R and restarted empty half a second later:
+    processes probe it while it is lost, so the restart's stop of new leases
+    (R-6) ends after R + 1, the last window anybody leased before the kill. R + 2
+    is used in full again (it was stopped when the first call after the restart
+    came in R + 1), and nothing goes over the limit."""
+    sim = exchange()
+    storages = [await RedisStorage.connect(redis_server.url, processes=3) for _ in range(3)]
+    marks: dict[str, int] = {}
+
+    async def chaos(done: list[int]) -> None:
+        await anyio.sleep(1.5)  # running, past a fresh Redis's stop
+        now = sim.clock.time()
+        await anyio.sleep(LIMITS.window - now % LIMITS.window + 0.2)
+        marks["killed"] = int(sim.clock.time() // LIMITS.window)
+        redis_server.kill()
+        await anyio.sleep(0.5)
+        redis_server.start()  # same port, no data
+        await anyio.sleep(3.0)
+
+    try:
+        await hammer(sim, list(storages), 0, meanwhile=chaos)
+    finally:
+        for storage in storages:
+            await storage.aclose()
+    assert sim.ledger.over_limit() == []
+    assert refusals(sim) == 0
+    windows = sim.ledger.window_weights("api-ip")
+    killed = marks["killed"]
+    after = [windows.get(w, 0) for w in range(killed, killed + 4)]
+    assert min(after[2:]) >= 0.9 * LIMITS.api_ip, after
+
+
 async def test_a_sigkilled_process_leases_come_back_with_their_windows(
     redis_server: RedisServer, raw: aioredis.Redis
 ) -> None:
