@@ -99,10 +99,13 @@ class Journal:
     One dedicated writer thread owns the connection; the event loop only
     queues work for it. Writes queued while a transaction is being
     committed go together into the next one (group commit), so fifty
-    coroutines pay for about one commit, not fifty. An intent is awaited
-    until committed; outcomes are queued without waiting (a crash before
-    they are committed leaves the row open, which :meth:`Client.recover`
-    settles). :meth:`aclose` flushes the queue and stops the thread.
+    coroutines pay for about one commit, not fifty. An intent is waited
+    for until committed: in the event loop when other writes are queued,
+    else by blocking the loop's thread for at most a millisecond (a lone
+    commit is quicker than the loop's own wakeup). Outcomes are queued
+    without waiting (a crash before they are committed leaves the row
+    open, which :meth:`Client.recover` settles). :meth:`aclose` flushes the
+    queue and stops the thread.
     """
 
     def __init__(self, path: str | os.PathLike[str], *, durable: bool = False) -> None:
@@ -117,11 +120,38 @@ class Journal:
         # the next committed write: waking the writer thread for each one
         # would cost more than the write itself.
         self._pending: list[tuple[Any, ...]] = []
+        # Intents queued (counted by the event loop's thread) and committed
+        # (counted by the writer thread): each counter has one writer.
+        self._submitted = 0
+        self._committed = 0
+        # Blocking waits left before trying one again, after one timed out.
+        self._slow = 0
 
     def __repr__(self) -> str:
         return f"<Journal {self.path!r}>"
 
     # -- the event loop's side ---------------------------------------------------
+
+    def _block_for(self, intent: _Job) -> None:
+        """Wait for a lone intent's commit by blocking this thread, for a millisecond at most.
+
+        With nothing else queued for the writer (no group commit to gather),
+        the event loop would only sit in select() until the commit. Blocking
+        with the GIL released costs one thread switch each way; awaiting adds
+        a self-pipe write, a loop iteration and a second wakeup: ~100 us a
+        transfer, a tenth of a loopback call (benchmarks/bench_journal.py).
+        A slow disk holds the loop for ``_BLOCK_SECONDS`` at most; then this
+        intent, and the next ``_SLOW_SKIPS``, are awaited in the loop.
+        """
+        if self.durable:
+            return  # an fsync takes milliseconds: never worth blocking for
+        if self._slow:
+            self._slow -= 1
+            return
+        if self._submitted - self._committed > 1:
+            return  # others are queued: they are committed together, awaited
+        if not intent.finished.acquire(timeout=_BLOCK_SECONDS):
+            self._slow = _SLOW_SKIPS
 
     def _start(self) -> None:
         if self._thread is None:
@@ -137,9 +167,9 @@ class Journal:
         """Run ``fn(connection, *args)`` in the writer thread and await its commit."""
         return await self._submit(fn, *args).committed()  # type: ignore[no-any-return]
 
-    def _submit(self, fn: Callable[..., Any], *args: Any) -> _Job:
+    def _submit(self, fn: Callable[..., Any], *args: Any, intent: bool = False) -> _Job:
         self._start()
-        job = _Job(fn, args, _waker(), self._take_pending())
+        job = _Job(fn, args, self._take_pending(), self if intent else None)
         self._queue.put(job)
         return job
 
@@ -167,10 +197,12 @@ class Journal:
     ) -> PendingIntent:
         """Queue the intent now; ``await pending.committed()`` before the first byte leaves.
 
-        Lets the caller prepare its request while the writer thread commits.
+        The commit cannot overlap the caller's own work (the writer thread
+        needs the GIL the event loop holds), so await it at once.
         """
         args = (self.session, endpoint, json.dumps(list(params)), recv_window, created_ms)
-        return self._submit(_insert, *args)
+        self._submitted += 1
+        return self._submit(_insert, *args, intent=True)
 
     def outcome(
         self,
@@ -190,7 +222,7 @@ class Journal:
         self._pending.append((intent, state, timestamp, tran_id, note, only_if_open))
         if len(self._pending) >= _MAX_PENDING:
             self._start()
-            self._queue.put(_Job(_nothing, (), None, self._take_pending()))
+            self._queue.put(_Job(_nothing, (), self._take_pending(), None))
 
     async def flush(self) -> None:
         """Wait until everything queued so far is committed."""
@@ -246,31 +278,39 @@ _MAX_PENDING = 64
 class _Job:
     """One piece of work for the writer thread (a :class:`PendingIntent` for inserts)."""
 
-    __slots__ = ("args", "done", "fn", "result", "updates", "wake")
+    __slots__ = ("args", "finished", "fn", "is_done", "journal", "result", "updates", "wake")
 
     def __init__(
         self,
         fn: Callable[..., Any],
         args: tuple[Any, ...],
-        wake: tuple[anyio.Event, Callable[[], object]] | None,
         updates: list[tuple[Any, ...]],
+        journal: Journal | None,
     ) -> None:
         self.fn = fn
         self.args = args
         self.updates = updates
+        self.journal = journal  # an intent's: see Journal._block_for
         self.result: Any = None
-        self.wake: Callable[[], object] | None = None
-        if wake is None:
-            self.done = anyio.Event()  # never awaited: nobody waits for a posted write
-        else:
-            self.done, self.wake = wake
+        self.is_done = False
+        self.wake: Callable[[], object] | None = None  # set by a waiter in the event loop
+        self.finished = threading.Lock()  # released by the writer thread once committed
+        self.finished.acquire()
 
     async def committed(self) -> Any:
         """Wait until the job's transaction is committed; its result (or its error)."""
-        # Shielded: once queued, the write happens; the caller waits for it so
-        # that nothing it does next can overtake it.
-        with anyio.CancelScope(shield=True):
-            await self.done.wait()
+        if not self.is_done:
+            if self.journal is not None:
+                self.journal._block_for(self)
+            if not self.is_done:
+                event, self.wake = _waker()
+                # The writer sets is_done, then reads wake: if is_done is still
+                # false after ours is set, the writer will see ours and call it.
+                if not self.is_done:
+                    # Shielded: once queued, the write happens; the caller waits for
+                    # it so that nothing it does next can overtake it.
+                    with anyio.CancelScope(shield=True):
+                        await event.wait()
         if isinstance(self.result, BaseException):
             raise self.result
         return self.result
@@ -283,11 +323,17 @@ class _Job:
     @property
     def id(self) -> int | None:
         """The row's id once committed, else None."""
-        return self.result if self.done.is_set() and isinstance(self.result, int) else None
+        return self.result if self.is_done and isinstance(self.result, int) else None
 
 
 #: An intent queued for the writer thread: ``await pending.committed()`` -> row id.
 PendingIntent = _Job
+
+#: How long the event loop's thread may block on one intent's commit (seconds):
+#: a commit takes ~50-100 us (a write() into the page cache, no fsync).
+_BLOCK_SECONDS = 0.001
+#: After a blocking wait ran out, this many intents are awaited in the loop instead.
+_SLOW_SKIPS = 20
 
 
 def _waker() -> tuple[anyio.Event, Callable[[], object]]:
@@ -339,8 +385,13 @@ def _writer(path: str, durable: bool, jobs: queue.SimpleQueue[_Job | None]) -> N
                 for job in work:
                     job.result = failure
             for job in work:
-                if job.wake is not None:
-                    job.wake()
+                job.is_done = True
+                if job.journal is not None:
+                    job.journal._committed += 1
+                wake = job.wake
+                if wake is not None:
+                    wake()
+                job.finished.release()
             if None in batch:
                 return
     finally:

@@ -8,6 +8,7 @@ import os
 import signal
 import sqlite3
 import sys
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from binance_transfers import (
     MarginTransferDirection,
     OutcomeUnknownError,
     TransferType,
+    _journal,
 )
 from binance_transfers._transport import ExchangeOutcome
 from binance_transfers.sim import (
@@ -636,3 +638,31 @@ async def test_a_second_client_on_a_journal_in_use_sends_nothing(
         with pytest.raises(ConfigurationError, match="in use by another writer"):
             await two.transfer(type=TransferType.MAIN_UMFUTURE, asset="USDT", amount="2")
     assert len(exchange.ledger.entries("universal_transfer")) == 1
+
+
+async def test_a_stalled_commit_holds_up_the_event_loop_only_briefly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A lone intent's commit is waited for by blocking the loop's thread (cheaper than a
+    loop wakeup), but only briefly: while the disk stalls, the other coroutines run."""
+    journal = Journal(tmp_path / "j.sqlite")
+    await journal.flush()  # the file is open: only the intent's own write stalls
+    disk = threading.Event()
+    waited: list[bool] = []
+    insert = _journal._insert
+
+    def stalled(conn: sqlite3.Connection, *args: Any) -> int:
+        waited.append(disk.wait(10))  # a disk stall, over when a coroutine says so
+        return insert(conn, *args)
+
+    monkeypatch.setattr(_journal, "_insert", stalled)
+
+    async def unstall() -> None:
+        disk.set()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(journal.open, "universal_transfer", [("asset", "USDT")], 5000, 1)
+        tg.start_soon(unstall)  # runs only once the intent's wait gives the loop back
+    assert waited == [True]
+    assert [row.state for row in await journal.rows()] == ["open"]
+    await journal.aclose()
