@@ -33,7 +33,6 @@ import sqlite3
 import threading
 import uuid
 from collections.abc import Callable, Collection, Mapping, Sequence
-from functools import partial
 from typing import Any, TypeVar
 
 import anyio
@@ -114,7 +113,13 @@ class Journal:
         """fsync every commit (survives a power failure; costs one fsync per write)."""
         self.session = uuid.uuid4().hex
         """This process's run: ``recover()`` settles the rows other runs left."""
-        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[list[_Job] | None] = queue.SimpleQueue()
+        # Jobs not yet handed to the writer: handed over together, once per
+        # loop iteration (or at once, for a wait that blocks). Waking the
+        # writer per job costs more than the job: the woken thread takes the
+        # event loop's CPU or its GIL while the loop still has work to do.
+        self._batch: list[_Job] = []
+        self._handing = False  # a hand-over is scheduled in the event loop
         self._thread: threading.Thread | None = None
         # Outcomes wait here, in the event loop's thread, and ride along with
         # the next committed write: waking the writer thread for each one
@@ -150,8 +155,24 @@ class Journal:
             return
         if self._submitted - self._committed > 1:
             return  # others are queued: they are committed together, awaited
+        if not _loop_idle():
+            return  # other coroutines may queue theirs: one commit for all, awaited
+        self._hand_over()
         if not intent.finished.acquire(timeout=_BLOCK_SECONDS):
             self._slow = _SLOW_SKIPS
+
+    def _hand_over(self) -> None:
+        """Give the writer thread every job queued so far (in order)."""
+        self._handing = False
+        if self._batch:
+            batch, self._batch = self._batch, []
+            self._queue.put(batch)
+
+    def _hand_over_soon(self) -> None:
+        """Hand the queued jobs over in the next loop iteration, with whatever joins them."""
+        if not self._handing:
+            self._handing = True
+            _call_soon(self._hand_over)
 
     def _start(self) -> None:
         if self._thread is None:
@@ -165,12 +186,15 @@ class Journal:
 
     async def _run(self, fn: Callable[..., _T], *args: Any) -> _T:
         """Run ``fn(connection, *args)`` in the writer thread and await its commit."""
-        return await self._submit(fn, *args).committed()  # type: ignore[no-any-return]
+        job = self._submit(fn, *args)
+        self._hand_over()
+        return await job.committed()  # type: ignore[no-any-return]
 
     def _submit(self, fn: Callable[..., Any], *args: Any, intent: bool = False) -> _Job:
+        """Queue a job (handed over by _hand_over, or when an intent is waited for)."""
         self._start()
         job = _Job(fn, args, self._take_pending(), self if intent else None)
-        self._queue.put(job)
+        self._batch.append(job)
         return job
 
     def _take_pending(self) -> list[tuple[Any, ...]]:
@@ -195,9 +219,10 @@ class Journal:
         recv_window: int,
         created_ms: int,
     ) -> PendingIntent:
-        """Queue the intent now; ``await pending.committed()`` before the first byte leaves.
+        """Queue the intent; ``await pending.committed()`` before the first byte leaves.
 
-        The commit cannot overlap the caller's own work (the writer thread
+        The writer thread gets it when it is waited for (or with the next
+        write). Its commit cannot overlap the caller's own work (the writer
         needs the GIL the event loop holds), so await it at once.
         """
         args = (self.session, endpoint, json.dumps(list(params)), recv_window, created_ms)
@@ -221,8 +246,8 @@ class Journal:
         """
         self._pending.append((intent, state, timestamp, tran_id, note, only_if_open))
         if len(self._pending) >= _MAX_PENDING:
-            self._start()
-            self._queue.put(_Job(_nothing, (), self._take_pending(), None))
+            self._submit(_nothing)
+            self._hand_over_soon()
 
     async def flush(self) -> None:
         """Wait until everything queued so far is committed."""
@@ -266,6 +291,7 @@ class Journal:
         except ConfigurationError:
             # Already raised to the calls it hit; closing must still stop the thread.
             log.warning("journal %s: the last writes failed", self.path, exc_info=True)
+        self._hand_over()
         self._queue.put(None)
         await anyio.to_thread.run_sync(thread.join)
         self._thread = None
@@ -293,7 +319,7 @@ class _Job:
         self.journal = journal  # an intent's: see Journal._block_for
         self.result: Any = None
         self.is_done = False
-        self.wake: Callable[[], object] | None = None  # set by a waiter in the event loop
+        self.wake: _Wake | None = None  # set by a waiter in the event loop
         self.finished = threading.Lock()  # released by the writer thread once committed
         self.finished.acquire()
 
@@ -303,7 +329,10 @@ class _Job:
             if self.journal is not None:
                 self.journal._block_for(self)
             if not self.is_done:
-                event, self.wake = _waker()
+                if self.journal is not None:
+                    self.journal._hand_over_soon()
+                event = anyio.Event()
+                self.wake = (_submitter(), event)
                 # The writer sets is_done, then reads wake: if is_done is still
                 # false after ours is set, the writer will see ours and call it.
                 if not self.is_done:
@@ -336,19 +365,49 @@ _BLOCK_SECONDS = 0.001
 _SLOW_SKIPS = 20
 
 
-def _waker() -> tuple[anyio.Event, Callable[[], object]]:
-    """An event and a thread-safe way to set it in the running event loop."""
-    event = anyio.Event()
+#: How the writer thread sets an event in its event loop: (loop.call_soon_threadsafe
+#: or trio's run_sync_soon, the event).
+_Wake = tuple[Callable[..., object], anyio.Event]
+
+
+def _submitter() -> Callable[..., object]:
+    """A thread-safe way to run a function in the running event loop."""
     loop = asyncio._get_running_loop()
     if loop is not None:
-        return event, partial(loop.call_soon_threadsafe, event.set)
+        return loop.call_soon_threadsafe
     import trio
 
-    token = trio.lowlevel.current_trio_token()
-    return event, partial(token.run_sync_soon, event.set)
+    return trio.lowlevel.current_trio_token().run_sync_soon
 
 
-def _writer(path: str, durable: bool, jobs: queue.SimpleQueue[_Job | None]) -> None:
+def _call_soon(fn: Callable[[], object]) -> None:
+    """Run ``fn`` in the running event loop's next iteration (called from its thread)."""
+    loop = asyncio._get_running_loop()
+    if loop is not None:
+        loop.call_soon(fn)
+    else:
+        _submitter()(fn)
+
+
+def _loop_idle() -> bool:
+    """Whether no other callback or task of this event loop is ready to run now."""
+    loop = asyncio._get_running_loop()
+    if loop is not None:
+        # asyncio's run queue (a private attribute, there since 3.4); a loop
+        # without one (uvloop) is taken as busy: its intents are awaited.
+        ready = getattr(loop, "_ready", None)
+        return ready is not None and not ready
+    import trio
+
+    return trio.lowlevel.current_statistics().tasks_runnable == 0
+
+
+def _set_all(events: list[anyio.Event]) -> None:
+    for event in events:
+        event.set()
+
+
+def _writer(path: str, durable: bool, jobs: queue.SimpleQueue[list[_Job] | None]) -> None:
     """The writer thread: drain the queue, one transaction per batch.
 
     Every failure (the file cannot be opened, disk full, I/O error) reaches
@@ -365,7 +424,7 @@ def _writer(path: str, durable: bool, jobs: queue.SimpleQueue[_Job | None]) -> N
                     batch.append(jobs.get_nowait())
                 except queue.Empty:
                     break
-            work = [job for job in batch if job is not None]
+            work = [job for part in batch if part is not None for job in part]
             try:
                 if conn is None:
                     if lock is None:
@@ -384,14 +443,18 @@ def _writer(path: str, durable: bool, jobs: queue.SimpleQueue[_Job | None]) -> N
                 failure.__cause__ = exc
                 for job in work:
                     job.result = failure
+            # One wakeup per event loop for the whole batch, not one per waiter.
+            wakes: dict[Callable[..., object], list[anyio.Event]] = {}
             for job in work:
                 job.is_done = True
                 if job.journal is not None:
                     job.journal._committed += 1
                 wake = job.wake
                 if wake is not None:
-                    wake()
+                    wakes.setdefault(wake[0], []).append(wake[1])
                 job.finished.release()
+            for submit, events in wakes.items():
+                submit(_set_all, events)
             if None in batch:
                 return
     finally:
