@@ -613,7 +613,7 @@ class Transport:
         caller (``asyncio.wait_for``, a failing TaskGroup sibling: plain
         ``task.cancel()``, which no anyio shield stops) cannot cut it off once it
         may be on the wire. Before that, cancelling the caller cancels it."""
-        task = asyncio.ensure_future(work)
+        task = asyncio.get_running_loop().create_task(work)
         try:
             return await asyncio.shield(task)
         except asyncio.CancelledError:
