@@ -18,12 +18,17 @@ public API is loaded at once.
 
 from __future__ import annotations
 
-import importlib
-from types import FunctionType as _FunctionType
-from typing import TYPE_CHECKING
-from typing import Any as _Any
+# Not typing.TYPE_CHECKING: `import typing` alone costs ~9 ms, and type
+# checkers take any name TYPE_CHECKING to be true.
+TYPE_CHECKING = False
 
+# Every public name is written twice: imported here for type checkers, and in
+# __all__, which they need literal. ruff fails an import missing from __all__
+# (F401); tests/test_public_api.py fails a name of __all__ not imported here.
+# At run time, _load() finds where each name lives.
 if TYPE_CHECKING:
+    from typing import Any
+
     from ._client import ApiSecret, Client
     from ._clock import Clock, LoopClock, ServerClock
     from ._endpoints import ENDPOINTS, Endpoint, EndpointTable, Host, RollingCap, Security
@@ -183,96 +188,50 @@ __all__ = [
     "pools_for",
 ]
 
-#: Where each public name lives (module of this package -> names).
-_SOURCES: dict[str, tuple[str, ...]] = {
-    "_client": ("ApiSecret", "Client"),
-    "_clock": ("Clock", "LoopClock", "ServerClock"),
-    "_endpoints": ("ENDPOINTS", "Endpoint", "EndpointTable", "Host", "RollingCap", "Security"),
-    "_exceptions": (
-        "AuthenticationError",
-        "BinanceAPIError",
-        "BinanceTransfersError",
-        "ClientClosedError",
-        "ConfigurationError",
-        "ConnectionFailedError",
-        "InsufficientBalanceError",
-        "InvalidInputError",
-        "InvalidParameterError",
-        "IPBannedError",
-        "MalformedResponseError",
-        "NotExecutedError",
-        "NotPortfolioMarginError",
-        "OutcomeUnknownError",
-        "PendingTransactionError",
-        "RateLimitError",
-        "ServiceUnavailableError",
-        "ThrottledError",
-        "TimestampError",
-        "TooManyRequestsError",
-        "TransferNotAllowedError",
-    ),
-    "_governor": ("Governor", "GovernorHooks", "Permit", "PoolSnapshot"),
-    "_journal": ("Journal",),
-    "_limits": ("Limits", "PoolKind", "PoolSpec", "pools_for"),
-    "_models": (
-        "Acknowledgement",
-        "AssetBalance",
-        "BnbTransferResult",
-        "BnbTransferSide",
-        "FuturesAccountSummary",
-        "FuturesBalance",
-        "FuturesMarket",
-        "FutureType",
-        "MarginAccount",
-        "MarginAccountSummary",
-        "MarginAsset",
-        "MarginTransferDirection",
-        "MarginTransferResult",
-        "PortfolioMarginAccount",
-        "PortfolioMarginBalance",
-        "ServerTime",
-        "SubAccount",
-        "SubAccountAccountType",
-        "SubAccountAssets",
-        "SubAccountFuturesRow",
-        "SubAccountMarginAccount",
-        "SubAccountMarginRow",
-        "SubAccountTransferPage",
-        "SubAccountTransferRecord",
-        "SubAccountTransferResult",
-        "SubAccountTransferStatus",
-        "TransferPage",
-        "TransferRecord",
-        "TransferResult",
-        "TransferStatus",
-        "TransferType",
-        "WalletBalance",
-    ),
-    "_params": ("Amount", "RawType", "format_amount"),
-    "_reconcile": ("SettleBy", "Settlement"),
-    "_redis": ("RedisStorage",),
-    "_signing": ("Signer",),
-    "_storage": ("CallCounter", "MemoryStorage", "Storage", "StorageLink", "WindowCounter"),
-}
+#: The modules the public names come from (the imports above).
+_MODULES = (
+    "_client",
+    "_clock",
+    "_endpoints",
+    "_exceptions",
+    "_governor",
+    "_journal",
+    "_limits",
+    "_models",
+    "_params",
+    "_reconcile",
+    "_redis",
+    "_signing",
+    "_storage",
+)
 
 
 def _load() -> None:
-    """Import every public name into this module, naming it by its public path."""
+    """Import every public name into this module, naming it by its public path.
+
+    Each name is taken from the first module of _MODULES that has it: any other
+    module holding it imported the same object (tests/test_public_api.py).
+    """
+    import importlib
+
     namespace = globals()
-    for module, names in _SOURCES.items():
-        source = importlib.import_module(f"{__name__}.{module}")
-        for name in names:
-            namespace[name] = _public(getattr(source, name))
+    modules = [importlib.import_module(f"{__name__}.{module}") for module in _MODULES]
+    for name in __all__:
+        source = next((module for module in modules if hasattr(module, name)), None)
+        if source is None:
+            raise ImportError(f"{__name__}.{name} is in __all__ but in none of {_MODULES}")
+        namespace[name] = _public(getattr(source, name))
 
 
-def _public(obj: _Any) -> _Any:
+def _public(obj: Any) -> Any:
     """Tracebacks, reprs and help() name the public path, not the private modules
     (httpx does this); help(Client.transfer) reads the method's own __module__."""
-    if isinstance(obj, type | _FunctionType) and obj.__module__.startswith(f"{__name__}._"):
+    function_type = type(_load)
+    if isinstance(obj, type | function_type) and obj.__module__.startswith(f"{__name__}._"):
         obj.__module__ = __name__
         for member in vars(obj).values() if isinstance(obj, type) else ():
             function = getattr(member, "fget", getattr(member, "__func__", member))
-            if isinstance(function, _FunctionType) and function.__module__.startswith(
+            if isinstance(function, function_type) and function.__module__.startswith(
                 f"{__name__}._"
             ):
                 function.__module__ = __name__
@@ -283,7 +242,7 @@ def _public(obj: _Any) -> _Any:
 # module-level __getattr__ to accept any name (a typo included).
 if not TYPE_CHECKING:
 
-    def __getattr__(name: str) -> _Any:
+    def __getattr__(name: str) -> Any:
         if name in __all__:
             _load()
             return globals()[name]

@@ -29,16 +29,18 @@ import json
 import logging
 import os
 import queue
-import sqlite3
 import threading
 import uuid
 from collections.abc import Callable, Collection, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 import attrs
 
 from ._exceptions import ConfigurationError
+
+if TYPE_CHECKING:  # import9 (issue 9): sqlite3 is imported when a journal opens its file
+    import sqlite3
 
 __all__ = ["Intent", "Journal", "PendingIntent"]
 
@@ -489,6 +491,8 @@ def _lock(path: str) -> int | None:
 
 
 def _connect(path: str, durable: bool) -> sqlite3.Connection:
+    import sqlite3  # import9 (issue 9): not at import time
+
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
     # OFF: a commit is a write() to the log, never an fsync (even NORMAL's

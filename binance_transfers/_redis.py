@@ -38,8 +38,18 @@ Redis and admits requests locally, within its lease, at the in-process speed.
   pools until the freeze's end, within a Redis round trip, and the lease
   script grants nothing in a frozen pool.
 
-Rolling caps (auto-collection's 500 an hour) stay counted per process: see
-:meth:`RedisStorage.call_counter`.
+* **Rolling caps** (500 auto-collections an hour, per account) are one sorted
+  set per cap, shared by every process of the account: each call holds a
+  member scored by when it stops counting on Binance's clock (``+inf`` while
+  held or in flight, ``answer + period`` once answered, as the in-process cap
+  counts it). One Lua script drops what stopped counting and grants members
+  while the count stays within the limit; a process leases as many as callers
+  wait for and admits locally on them. A process that loses Redis admits
+  nothing new on a cap (no local share); one silent for a liveness span
+  (``max(period / 20, 3 socket timeouts)``) has its held calls bounded by the
+  others to a period after they noticed. A fresh Redis (or one restarted
+  empty) grants nothing for a span while live processes re-register their
+  calls. See :class:`SharedCallCounter`.
 """
 
 from __future__ import annotations
@@ -47,18 +57,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import secrets
+from bisect import bisect_left, bisect_right, insort
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from ._exceptions import ConfigurationError
-from ._storage import CallCounter, MemoryCallCounter, StorageLink, WindowCounter
+from ._storage import CallCounter, StorageLink, WindowCounter
 
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
 
     from ._limits import PoolSpec
 
-__all__ = ["LeasedWindowCounter", "RedisStorage"]
+__all__ = ["LeasedWindowCounter", "RedisStorage", "SharedCallCounter"]
 
 log = logging.getLogger("binance_transfers.redis")
 
@@ -312,6 +325,380 @@ class LeasedWindowCounter:
         return f"<LeasedWindowCounter {self.key!r} own={self._own} leased={self._grant}>"
 
 
+# Rolling caps. KEYS: the caps' boot token, the caps' start stop, the caps'
+#       live-process zset, the cap's zset (member "<process id>:<n>", score: the
+#       Binance epoch ms it stops counting at, +inf while held or in flight).
+# ARGV: id, known boot token, proposed token, now (Binance ms), span (ms),
+#       period (ms), want, limit, first new member number, the number of
+#       updates, then (member, score | "inf") per update, then members to release.
+# Returns: boot token (the caller resyncs when it differs, nothing else is done),
+#       granted, members counted, when the next one stops counting (ms, 0 if
+#       unknown), 1 if the caller was not live before this call, live processes.
+_CAP = """
+local id, known, proposal = ARGV[1], ARGV[2], ARGV[3]
+local now, span, period = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local want, limit = tonumber(ARGV[7]), tonumber(ARGV[8])
+local first, n = tonumber(ARGV[9]), tonumber(ARGV[10])
+if redis.call('SET', KEYS[1], proposal, 'NX') then
+  -- A fresh Redis, or one restarted empty: live processes re-register what
+  -- they hold (they resync on the new token) within a span; until then the
+  -- calls they made are not counted here, so nobody is granted anything.
+  redis.call('SET', KEYS[2], '1', 'PX', span)
+end
+local boot = redis.call('GET', KEYS[1])
+local t = redis.call('TIME')
+local clock = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local was = redis.call('ZSCORE', KEYS[3], id)
+local revived = (not was or tonumber(was) < clock - span) and 1 or 0
+redis.call('ZADD', KEYS[3], clock, id)
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', clock - span)
+redis.call('PEXPIRE', KEYS[3], span)
+local live = redis.call('ZCARD', KEYS[3])
+if known ~= boot or revived == 1 then
+  -- Redis restarted empty, or the caller was silent for a span (its members
+  -- may have been bounded): it re-registers what it holds first.
+  return {boot, 0, 0, 0, revived, live}
+end
+local zset = KEYS[4]
+for i = 0, n - 1 do
+  local member, score = ARGV[11 + 2 * i], ARGV[12 + 2 * i]
+  local value = score == 'inf' and math.huge or tonumber(score)
+  local current = redis.call('ZSCORE', zset, member)
+  -- Held (+inf) or unknown here (a restart): as the owner says. Otherwise a
+  -- count only rises (another process may have bounded a dead owner's call).
+  if value > now and (not current or current == 'inf' or value > tonumber(current)) then
+    redis.call('ZADD', zset, score == 'inf' and '+inf' or score, member)
+  end
+end
+for i = 11 + 2 * n, #ARGV do
+  redis.call('ZREM', zset, ARGV[i])
+end
+redis.call('ZREMRANGEBYSCORE', zset, '-inf', now)
+local count = redis.call('ZCARD', zset)
+local grant = 0
+if want > 0 and redis.call('EXISTS', KEYS[2]) == 0 then
+  if count + want > limit then
+    -- Short: a call held by a process that is no longer live (killed, cut
+    -- off) counts until a period after now, not forever (its calls were
+    -- written before it went silent; they land within a span of that).
+    for _, member in ipairs(redis.call('ZRANGEBYSCORE', zset, '+inf', '+inf')) do
+      local owner = string.match(member, '^(.-):')
+      if not redis.call('ZSCORE', KEYS[3], owner) then
+        redis.call('ZADD', zset, now + period + span, member)
+      end
+    end
+  end
+  grant = math.max(math.min(want, limit - count), 0)
+  for i = 0, grant - 1 do
+    redis.call('ZADD', zset, '+inf', id .. ':' .. (first + i))
+  end
+  count = count + grant
+end
+local soonest = 0
+local head = redis.call('ZRANGEBYSCORE', zset, '-inf', '(+inf', 'WITHSCORES', 'LIMIT', 0, 1)
+if head[2] then soonest = tonumber(head[2]) end
+local stop = redis.call('PTTL', KEYS[2])
+if stop >= 0 and (soonest == 0 or now + stop < soonest) then soonest = now + stop + 1 end
+redis.call('PEXPIRE', zset, 2 * (period + span))
+return {boot, grant, count, soonest, revived, live}
+"""
+
+
+class SharedCallCounter:
+    """A :class:`CallCounter` whose slots are members of a Redis sorted set.
+
+    Each call holds a member of the cap's sorted set, scored on Binance's clock
+    by when it stops counting: ``+inf`` while this process holds it (leased,
+    admitted, in flight), then, once answered, ``answer + period`` as the
+    in-process cap counts it. A process leases members for the callers waiting
+    on the pool (one Lua script: drop what stopped counting, grant while the
+    count stays within the limit) and admits locally on the members it holds.
+    To the governor, the cap's other slots look like calls of others: ``len``
+    is ``limit`` minus the members held free here.
+
+    Fail safe: members are only used while this process reached Redis within
+    half a liveness span (a heartbeat renews it while it holds any); a process
+    that loses Redis admits nothing new on the cap (no local share). One that
+    stays silent for a span is not live: when the cap is short, the others
+    bound its held members to a period after that.
+    """
+
+    __slots__ = (
+        "_asked",
+        "_asking",
+        "_boot",
+        "_calls",
+        "_closed",
+        "_final",
+        "_free",
+        "_heartbeat",
+        "_idle",
+        "_link",
+        "_members",
+        "_now",
+        "_ok",
+        "_release",
+        "_resync",
+        "_retry",
+        "_seq",
+        "_settling",
+        "_shift",
+        "_storage",
+        "_task",
+        "_updates",
+        "key",
+        "limit",
+        "period",
+        "redis_key",
+        "span",
+    )
+
+    def __init__(
+        self, storage: RedisStorage, spec: PoolSpec, link: StorageLink, redis_key: str
+    ) -> None:
+        self._storage = storage
+        self._link = link
+        self.key = spec.key
+        self.redis_key = redis_key
+        self.limit = spec.limit
+        self.period = spec.period
+        # Liveness: a heartbeat every quarter span; silent for a span is dead.
+        self.span = max(spec.period / 20, 3 * storage.socket_timeout)
+        self._calls: list[float] = []  # our calls: when each stops counting (monotonic)
+        self._members: dict[float, list[str]] = {}  # ... and the members they hold
+        self._final: set[str] = set()  # members scored finite in Redis (answered calls)
+        self._free: list[str] = []  # members held for calls to come
+        self._idle: set[str] = set()  # free since the last heartbeat
+        self._updates: dict[str, float] = {}  # member -> score to send (Binance epoch s)
+        self._release: set[str] = set()
+        self._settling = False  # the last removal was of a call in flight
+        self._asking = 0  # members to ask for in the next call
+        self._asked = 0  # members asked for in the call on its way
+        self._retry = -math.inf  # monotonic: Redis had none to grant until then
+        self._ok = -math.inf  # monotonic: when the last answer was asked for
+        self._now = 0.0
+        self._shift = 0.0  # Binance epoch - monotonic
+        self._seq = 0
+        self._boot = ""
+        self._resync = True
+        self._task: asyncio.Task[None] | None = None
+        self._heartbeat: asyncio.TimerHandle | None = None
+        self._closed = False
+
+    # -- the CallCounter protocol ----------------------------------------------
+
+    def _usable(self) -> int:
+        # Held members count only while Redis was reached recently: silent for
+        # a span, the others may bound them (see _CAP).
+        return len(self._free) if self._now < self._ok + self.span / 2 else 0
+
+    def prune(self, now: float) -> None:
+        self._now = now
+        self._shift = self._link.server_now() - now
+        calls = self._calls
+        if calls and calls[0] <= now:
+            cut = bisect_right(calls, now)
+            for until in calls[:cut]:
+                member = self._members[until].pop()
+                if not self._members[until]:
+                    del self._members[until]
+                if member in self._final:
+                    self._final.discard(member)  # Redis drops it by its score
+                else:
+                    self._free.append(member)  # admitted, never sent: held still
+            del calls[:cut]
+        if not (self._asking or self._asked) and now >= self._retry:
+            need = self._link.demand(self.key) - self._usable()
+            if need > 0:
+                share = max(1, self.limit // (4 * max(self._storage.seen, 1)))
+                self._ask(min(need, share))
+
+    def __len__(self) -> int:
+        return max(self.limit - self._usable(), len(self._calls))
+
+    def _hidden(self) -> int:
+        """Slots not ours: others' calls, or not leased to us yet."""
+        return max(len(self) - len(self._calls), 0)
+
+    def __getitem__(self, index: int) -> float:
+        # The slots not ours come first: ``calls[excess - 1]`` is when the
+        # governor may look again; Redis's answer wakes the pool sooner.
+        hidden = self._hidden()
+        if index < hidden:
+            return math.inf if self._asking or self._asked else max(self._retry, self._now)
+        return self._calls[index - hidden]
+
+    def __iter__(self) -> Iterator[float]:
+        # For estimates (a lower bound): a slot not ours may be granted at once.
+        yield from [max(self._retry, self._now)] * self._hidden()
+        yield from self._calls
+
+    def add(self, until: float) -> None:
+        settling, self._settling = self._settling, False
+        if self._free:
+            member = self._free.pop()
+            self._idle.discard(member)
+            if until != math.inf and settling:
+                # Answered: it counts until ``until``, no longer forever.
+                self._final.add(member)
+                self._send(member, until)
+        else:  # beyond what we hold (seeded history): counted in Redis as it is
+            self._seq += 1
+            member = f"{self._storage.id}:c{self._seq}"
+            if until != math.inf:
+                self._final.add(member)
+            self._send(member, until)
+        insort(self._calls, until)
+        self._members.setdefault(until, []).append(member)
+
+    def remove(self, until: float) -> bool:
+        calls = self._calls
+        i = bisect_left(calls, until)
+        if i < len(calls) and calls[i] == until:
+            del calls[i]
+            members = self._members[until]
+            member = members.pop()
+            if not members:
+                del self._members[until]
+            if member in self._final:  # not a path the governor takes: drop it
+                self._final.discard(member)
+                self._release.add(member)
+            else:
+                self._free.append(member)  # held: the next add uses it
+            self._settling = until == math.inf
+            return True
+        self._settling = False
+        return False
+
+    # -- Redis -----------------------------------------------------------------
+
+    def _send(self, member: str, until: float) -> None:
+        self._updates[member] = until if until == math.inf else until + self._shift
+        self._flush()
+
+    def _ask(self, want: int) -> None:
+        self._asking = want
+        self._flush()
+
+    def _flush(self, beat: bool = False) -> None:
+        if self._task is None and not self._closed:
+            self._task = asyncio.get_running_loop().create_task(self._run(beat))
+
+    async def _run(self, beat: bool) -> None:
+        """Call Redis until nothing is left to tell or ask (at least once for a beat)."""
+        from redis.exceptions import RedisError
+
+        storage = self._storage
+        try:
+            while beat or self._asking or self._updates or self._release or self._resync:
+                beat = False
+                started = self._link.server_now() - self._shift  # monotonic
+                want, updates, release = self._asking, self._updates, self._release
+                self._asking, self._asked = 0, want
+                if self._resync:
+                    updates = {**self._everything(), **updates}
+                self._updates, self._release = {}, set()
+                first = self._seq + 1
+                self._seq += want
+                try:
+                    reply = await storage._cap_call(self, want, first, updates, release)
+                except RedisError as error:
+                    # Lost. What was asked for may have been granted: give it
+                    # back with the next call. Nothing new is admitted meanwhile,
+                    # and the members held go stale (see _usable).
+                    self._release |= release | {f"{storage.id}:{first + i}" for i in range(want)}
+                    self._updates = {**updates, **self._updates}
+                    self._asking = self._asked = 0
+                    self._resync = True
+                    self._retry = self._now + self.span / 4
+                    storage._cap_lost(self, error)
+                    self._link.wake(self.key)
+                    return
+                boot, granted, soonest, revived, live = (
+                    str(reply[0]),
+                    int(reply[1]),
+                    int(reply[3]),
+                    int(reply[4]),
+                    int(reply[5]),
+                )
+                storage.seen = max(storage.seen, live)
+                if boot != self._boot or revived:
+                    # Redis restarted empty, or we were silent for a span (our
+                    # members may have been bounded): give back the free ones,
+                    # re-register the rest, then ask again.
+                    if self._boot:
+                        log.warning("%s: cap %r re-registers its calls", storage._where, self.key)
+                    self._release |= release | set(self._free)
+                    self._free.clear()
+                    self._idle.clear()
+                    self._boot = boot
+                    self._resync = True
+                    self._updates = {**updates, **self._updates}
+                    self._asking = max(self._asking, want)
+                    self._asked = 0
+                    continue
+                self._resync = False
+                self._ok = started
+                storage._cap_back()
+                self._free += [f"{storage.id}:{first + i}" for i in range(granted)]
+                self._asked = 0
+                if granted < want:
+                    # Full (or stopped): the governor looks again when the
+                    # soonest call stops counting.
+                    self._retry = (
+                        soonest / 1000 - self._shift if soonest else self._now + self.span / 4
+                    )
+                if granted or want:
+                    self._link.wake(self.key)
+        finally:
+            self._task = None
+            self._beat()
+
+    def _everything(self) -> dict[str, float]:
+        """Every member we hold, as Redis should score it (a resync)."""
+        out: dict[str, float] = {m: math.inf for m in self._free}
+        for until, members in self._members.items():
+            for member in members:
+                out[member] = until + self._shift if member in self._final else math.inf
+        return out
+
+    def _beat(self) -> None:
+        """While we hold members (or calls that count), tell Redis we are live
+        every quarter span, and give back members left free since the last beat."""
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            self._heartbeat = None
+        if self._closed:
+            return
+        if self._free or self._calls or self._release or self._updates:
+            loop = asyncio.get_running_loop()
+            self._heartbeat = loop.call_later(self.span / 4, self._beat_now)
+
+    def _beat_now(self) -> None:
+        self._heartbeat = None
+        idle = self._idle.intersection(self._free)
+        if idle:  # unused for a whole beat: the others may need them
+            self._free = [m for m in self._free if m not in idle]
+            self._release |= idle
+        self._idle = set(self._free)
+        self._flush(beat=True)
+
+    def close(self) -> dict[str, float]:
+        """Stop the heartbeat; the free members, to give back."""
+        self._closed = True
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            self._heartbeat = None
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+        free, self._free = self._free, []
+        return dict.fromkeys([*free, *self._release], 0.0)
+
+    def __repr__(self) -> str:
+        return f"<SharedCallCounter {self.key!r} calls={self._calls} free={len(self._free)}>"
+
+
 _Batch = dict[tuple[LeasedWindowCounter, int], int]
 """Lease requests: (counter, window) -> the weight a waiting request needs at least."""
 
@@ -341,10 +728,12 @@ class RedisStorage:
         prefix: str = "binance_transfers",
         processes: int = 1,
         where: str = "redis",
+        socket_timeout: float = 0.5,
     ) -> None:
         if processes < 1:
             raise ValueError("processes must be >= 1")
         self._client = client
+        self.socket_timeout = socket_timeout
         self.egress = egress
         self.prefix = prefix
         self.processes = processes
@@ -353,6 +742,9 @@ class RedisStorage:
         self._boot = ""
         self._tag = "{" + prefix + "}"  # one hash slot: a Lua script may touch every key
         self._script = client.register_script(_LEASE)
+        self._cap_script = client.register_script(_CAP)
+        self._caps: dict[str, list[SharedCallCounter]] = {}
+        self._cap_down = False  # a cap's last call to Redis failed (logged once)
         self._pending: dict[tuple[LeasedWindowCounter, int], int] = {}
         self._counters: dict[str, list[LeasedWindowCounter]] = {}
         self._task: asyncio.Task[None] | None = None
@@ -387,7 +779,14 @@ class RedisStorage:
         from redis.exceptions import RedisError
 
         client, where = _client(url, socket_timeout)
-        storage = cls(client, egress=egress, prefix=prefix, processes=processes, where=where)
+        storage = cls(
+            client,
+            egress=egress,
+            prefix=prefix,
+            processes=processes,
+            where=where,
+            socket_timeout=socket_timeout,
+        )
         try:
             # Read, never create: only the lease script may create the boot token,
             # because creating it means the stop of a restart (see _LEASE).
@@ -412,7 +811,14 @@ class RedisStorage:
         yet (a command line): Redis unreachable then counts as Redis lost, not as
         a :class:`ConfigurationError`. Prefer :meth:`connect`."""
         client, where = _client(url, socket_timeout)
-        return cls(client, egress=egress, prefix=prefix, processes=processes, where=where)
+        return cls(
+            client,
+            egress=egress,
+            prefix=prefix,
+            processes=processes,
+            where=where,
+            socket_timeout=socket_timeout,
+        )
 
     # -- the Storage protocol --------------------------------------------------
 
@@ -423,11 +829,69 @@ class RedisStorage:
         return counter
 
     def call_counter(self, spec: PoolSpec, link: StorageLink) -> CallCounter:
-        """Rolling caps are counted in this process (not shared yet)."""
-        return MemoryCallCounter()
+        """A rolling cap shared by every process of the account: see :class:`SharedCallCounter`."""
+        counter = SharedCallCounter(self, spec, link, self._key(f"cap:{spec.key}"))
+        self._caps.setdefault(spec.key, []).append(counter)
+        return counter
 
     def discard(self, key: str) -> None:
         self._counters.pop(key, None)
+        for counter in self._caps.pop(key, []):
+            free = counter.close()
+            if free and self._listener is not None:  # give back what it held
+                task = asyncio.get_running_loop().create_task(self._cap_release(counter, free))
+                self._sends.add(task)
+                task.add_done_callback(self._sends.discard)
+
+    async def _cap_call(
+        self,
+        counter: SharedCallCounter,
+        want: int,
+        first: int,
+        updates: dict[str, float],
+        release: set[str] | dict[str, float],
+    ) -> list[Any]:
+        """One run of the cap script for ``counter`` (see _CAP)."""
+        now = counter._link.server_now()
+        keys = [self._key("capboot"), self._key("capstop"), self._key("caplive"), counter.redis_key]
+        args: list[Any] = [
+            self.id,
+            counter._boot,
+            secrets.token_hex(8),
+            int(now * 1000),
+            max(int(counter.span * 1000), 1),
+            max(int(counter.period * 1000), 1),
+            want,
+            counter.limit,
+            first,
+            len(updates),
+        ]
+        for member, until in updates.items():
+            args += [member, "inf" if until == math.inf else math.ceil(until * 1000)]
+        args += list(release)
+        self.round_trips += 1
+        return list(await self._cap_script(keys=keys, args=args))
+
+    async def _cap_release(self, counter: SharedCallCounter, free: dict[str, float]) -> None:
+        from redis.exceptions import RedisError
+
+        with contextlib.suppress(RedisError):  # else they are bounded as a dead process's
+            await self._cap_call(counter, 0, 0, {}, free)
+
+    def _cap_lost(self, counter: SharedCallCounter, error: Exception) -> None:
+        if not self._cap_down:
+            self._cap_down = True
+            log.warning(
+                "%s lost (%s): rolling cap %r admits nothing new until it answers",
+                self._where,
+                type(error).__name__,
+                counter.key,
+            )
+
+    def _cap_back(self) -> None:
+        if self._cap_down:
+            self._cap_down = False
+            log.warning("%s is back: rolling caps lease from it again", self._where)
 
     def frozen(self, key: str, until: float) -> None:
         """The governor stopped pool ``key`` (``"*"``: the IP, a 418 ban) until
@@ -641,6 +1105,12 @@ class RedisStorage:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._listener
         from redis.exceptions import RedisError
+
+        for caps in self._caps.values():
+            for cap in caps:
+                free = cap.close()
+                if free and cap._boot:
+                    await self._cap_release(cap, free)
 
         back: dict[tuple[LeasedWindowCounter, int], int] = {}
         for counters in self._counters.values():

@@ -41,6 +41,8 @@ class StorageLink:
     freeze: Callable[[str, float], None] = lambda key, until: None
     """Another process met a 429 in pool ``key`` (``"*"``: a 418 ban of the IP),
     until Binance epoch ``until``: stop the pool too."""
+    demand: Callable[[str], int] = lambda key: 0
+    """The weight waiting in pool ``key``'s queue: what a lease should cover."""
 
 
 class WindowCounter(Protocol):

@@ -22,9 +22,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 # Modules of the optional extras (crypto, sim) and of the transports picked at
-# the first request (aiohttp on asyncio, httpcore on trio): `import
-# binance_transfers` must load none of them.
+# the first request (aiohttp on asyncio, httpcore on trio), and sqlite3, which
+# only a Journal needs: `import binance_transfers` must load none of them.
 OPTIONAL = (
+    "sqlite3",
     "cryptography",
     "starlette",
     "uvicorn",

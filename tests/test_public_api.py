@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import ast
+import importlib
 import inspect
+import subprocess
+import sys
+from pathlib import Path
 
 import attrs
 import pytest
@@ -64,3 +69,77 @@ def test_money_safety_names_are_public() -> None:
     with pytest.raises(attrs.exceptions.FrozenInstanceError):
         settled.executed = True  # type: ignore[misc]
     assert not issubclass(binance_transfers.NotExecutedError, binance_transfers.OutcomeUnknownError)
+
+
+def test_the_names_type_checkers_see_are_the_names_that_load() -> None:
+    """The package's TYPE_CHECKING imports name each public object where it loads from.
+
+    __all__ is the run-time list; the imports are what mypy reads. ruff fails an
+    import left out of __all__; this fails a name of __all__ left out of the
+    imports, a module the loader does not search, and a name the loader finds
+    in another module than the one the type checker was told.
+    """
+    source = Path(binance_transfers.__file__ or "").read_text(encoding="utf-8")
+    (block,) = (
+        node
+        for node in ast.parse(source).body
+        if isinstance(node, ast.If)
+        and isinstance(node.test, ast.Name)
+        and node.test.id == "TYPE_CHECKING"
+    )
+    typed = {
+        alias.asname or alias.name: str(node.module)
+        for node in block.body
+        if isinstance(node, ast.ImportFrom) and node.level == 1
+        for alias in node.names
+    }
+    assert sorted(typed) == sorted(binance_transfers.__all__)
+    assert sorted(set(typed.values())) == sorted(binance_transfers._MODULES)
+    for name, module in typed.items():
+        where = importlib.import_module(f"binance_transfers.{module}")
+        assert getattr(binance_transfers, name) is getattr(where, name), (name, module)
+
+
+# What `from binance_transfers import Client` must not load: every optional
+# extra (crypto, metrics, sim, redis, cli), the transports picked at the first
+# request, and sqlite3, which only a Journal needs. All of them are installed
+# in the dev venv, so an import of any of them would succeed and be seen.
+NOT_AT_IMPORT = (
+    "aiohttp",
+    "click",
+    "cryptography",
+    "h11",
+    "httpcore",
+    "httpx_aiohttp",
+    "prometheus_client",
+    "redis",
+    "rich",
+    "sqlite3",
+    "starlette",
+    "trio",
+    "typer",
+    "uvicorn",
+    "yarl",
+)
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "import binance_transfers",
+        "from binance_transfers import Client, TransferType",
+        # Any public name loads the whole public API (Journal, RedisStorage...).
+        "import binance_transfers; binance_transfers.Journal; binance_transfers.RedisStorage",
+    ],
+)
+def test_importing_the_package_loads_no_optional_module(statement: str) -> None:
+    # httpx loads its command-line tool (click, rich) whenever they are
+    # installed, as the cli extra has them here; a plain install has not.
+    code = (
+        "import sys\nsys.modules['httpx._main'] = None\n"
+        f"{statement}\nprint(' '.join(m for m in {NOT_AT_IMPORT!r} if m in sys.modules))"
+    )
+    done = subprocess.run(  # noqa: S603 - our own interpreter and code
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.split() == []

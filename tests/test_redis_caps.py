@@ -1,0 +1,210 @@
+"""Rolling caps shared through Redis (issue 10: "500 auto-collections per rolling
+hour across all processes").
+
+Real redis-server, the simulated exchange on a scaled clock (``time_scale=60``:
+an hour is a minute, caps overridden shorter still); the oracle is the
+exchange's ledger (429 answers, the most calls executed in any rolling period).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import anyio
+import attrs
+import pytest
+import redis.asyncio as aioredis
+
+from binance_transfers import Governor, Limits, RateLimitError, RedisStorage
+from binance_transfers._redis_server import RedisServer
+from binance_transfers.sim import SimulatedExchange
+from binance_transfers.sim._report import report
+
+from .test_redis import refusals, synced
+
+
+@pytest.fixture
+def server() -> Iterator[RedisServer]:
+    with RedisServer() as running:
+        yield running
+
+
+CAPPED = Limits(
+    api_ip=60,
+    papi_ip=6000,
+    time_scale=60,
+    # 4 auto-collections per rolling (scaled) minute, the 500/h cap made small
+    caps={"pm_auto_collect": ((4, 3600),)},
+)
+
+
+def peak(sim: SimulatedExchange, endpoint: str) -> tuple[int, int]:
+    """(the most ``endpoint`` calls executed in any rolling period of its cap, the cap)."""
+    usage = next(c for c in report(sim, {}).caps if c.endpoint == endpoint)
+    return usage.peak, usage.calls
+
+
+async def test_a_rolling_cap_is_shared_between_processes(server: RedisServer) -> None:
+    """breaker3's R-2: process A uses the whole cap (4 calls) and closes; process B,
+    on the same Redis and the same account, then asks for 4 more within the same
+    rolling period. A shared cap makes B wait (nothing sent); per-process caps
+    let B send, and Binance answers 429."""
+    sim = SimulatedExchange(limits=CAPPED)
+    sim.add_demo_account()
+    for _ in range(2):
+        async with await RedisStorage.connect(server.url, processes=2) as storage:
+            governor = synced(Governor(CAPPED, clock=sim.clock, storage=storage, latency=0.02), sim)
+            async with sim.client(governor=governor) as client:
+                # (breaker3 gave each 2.5 s: a fresh Redis first stops the caps'
+                # grants for a liveness span, 1.5 s here: see RedisStorage.)
+                with anyio.move_on_after(4.5):
+                    for _ in range(4):
+                        await client.pm_auto_collect()
+    executed = len(sim.ledger.executions("pm_auto_collect"))
+    assert executed == 4
+    statuses = [e.status for e in sim.ledger.entries("pm_auto_collect")]
+    assert refusals(sim) == 0, statuses
+
+
+#: 500 auto-collections per rolling 3 s (the hour scaled by 1200), 1-s windows;
+#: /papi IP weight large enough that only the cap binds.
+FIVE_HUNDRED = Limits(
+    api_ip=60,
+    papi_ip=750 * 2000,
+    time_scale=60,
+    caps={"pm_auto_collect": ((500, 180),)},
+)
+
+
+async def test_500_auto_collections_per_rolling_period_across_all_processes(
+    server: RedisServer,
+) -> None:
+    """Three processes, 30 coroutines each, saturate pm_auto_collect for three
+    rolling periods: never more than 500 executed in any rolling period (the
+    exchange's ledger), no 429, the cap used, and every process served."""
+    sim = SimulatedExchange(limits=FIVE_HUNDRED)
+    sim.add_demo_account()
+    done = [0, 0, 0]
+
+    async def caller(client: object, index: int) -> None:
+        while True:
+            try:
+                await client.pm_auto_collect()  # type: ignore[attr-defined]
+            except RateLimitError:
+                return
+            done[index] += 1
+
+    storages = [await RedisStorage.connect(server.url, processes=3) for _ in range(3)]
+    clients = []
+    try:
+        async with anyio.create_task_group() as tg:
+            for index, storage in enumerate(storages):
+                governor = synced(
+                    Governor(FIVE_HUNDRED, clock=sim.clock, storage=storage, latency=0.02), sim
+                )
+                client = sim.client(governor=governor)
+                clients.append(client)
+                for _ in range(30):
+                    tg.start_soon(caller, client, index)
+            await anyio.sleep(8.0)
+            tg.cancel_scope.cancel()
+    finally:
+        for client in clients:
+            await client.aclose()
+        for storage in storages:
+            with anyio.move_on_after(1):
+                await storage.aclose()
+    most, cap = peak(sim, "pm_auto_collect")
+    assert most <= cap, (most, done)
+    assert refusals(sim) == 0, done
+    executed = len(sim.ledger.executions("pm_auto_collect"))
+    # 8 s = a 1.5-s start stop, then at least two whole periods of 500.
+    assert executed >= 2 * cap, (executed, done)
+    assert min(done) >= 0.15 * sum(done), done
+
+
+async def test_processes_that_lose_redis_do_not_exceed_the_cap(server: RedisServer) -> None:
+    """Redis killed while two processes saturate the cap: they admit nothing
+    beyond the slots they held (no local share of a rolling cap), no caller
+    hangs, and once Redis is back empty the calls of the period are
+    re-registered before anything new is granted: the cap is never exceeded."""
+    limits = attrs.evolve(FIVE_HUNDRED, caps={"pm_auto_collect": ((500, 300),)})  # 5 s
+    sim = SimulatedExchange(limits=limits)
+    sim.add_demo_account()
+    counts: dict[str, int] = {}
+    done = [0, 0]
+
+    async def caller(client: object, index: int) -> None:
+        while True:
+            try:
+                await client.pm_auto_collect(max_wait=30)  # type: ignore[attr-defined]
+            except RateLimitError:
+                return
+            done[index] += 1
+
+    # A short socket timeout: a liveness span of 0.6 s (the stop of a fresh Redis).
+    storages = [
+        await RedisStorage.connect(server.url, processes=2, socket_timeout=0.2) for _ in range(2)
+    ]
+    clients = []
+    try:
+        async with anyio.create_task_group() as tg:
+            for index, storage in enumerate(storages):
+                governor = synced(
+                    Governor(limits, clock=sim.clock, storage=storage, latency=0.02), sim
+                )
+                client = sim.client(governor=governor)
+                clients.append(client)
+                for _ in range(15):
+                    tg.start_soon(caller, client, index)
+            await anyio.sleep(2.0)  # the cap is used up at once: the first expires at ~5.6 s
+            server.kill()
+            counts["lost"] = sum(done)
+            await anyio.sleep(0.3)  # far less than a period: its calls still count
+            counts["while lost"] = sum(done)
+            server.start()
+            await anyio.sleep(6.5)  # past the first expiries
+            counts["end"] = sum(done)
+            tg.cancel_scope.cancel()
+    finally:
+        for client in clients:
+            await client.aclose()
+        for storage in storages:
+            with anyio.move_on_after(1):
+                await storage.aclose()
+    most, cap = peak(sim, "pm_auto_collect")
+    assert most <= cap, (most, counts)
+    assert refusals(sim) == 0, counts
+    assert counts["end"] > counts["while lost"], counts  # back on Redis, calls again
+
+
+async def test_a_dead_process_held_calls_stop_counting_a_period_after(
+    server: RedisServer,
+) -> None:
+    """A process that held cap slots (+inf: in flight) and is not live any more:
+    when the cap is short, the others count its calls until a period after
+    they noticed, not forever."""
+    raw = aioredis.Redis.from_url(server.url, decode_responses=True)
+    try:
+        sim = SimulatedExchange(limits=CAPPED)
+        sim.add_demo_account()
+        async with await RedisStorage.connect(server.url) as storage:
+            governor = synced(Governor(CAPPED, clock=sim.clock, storage=storage, latency=0.02), sim)
+            async with sim.client(governor=governor) as client:
+                await client.pm_auto_collect()
+                [[counter]] = storage._caps.values()
+                # A dead process's three calls in flight (its id is not live).
+                dead = {f"deadbeef0000:{i}": float("inf") for i in range(3)}
+                await raw.zadd(counter.redis_key, dead)
+                with pytest.raises(RateLimitError):
+                    await client.pm_auto_collect(max_wait=1.0)
+                pairs: list[Any] = await raw.zrange(counter.redis_key, 0, -1, withscores=True)
+                scores = {str(member): float(score) for member, score in pairs}
+                now_ms = sim.clock.time() * 1000
+                assert len(scores) == 4, scores  # ours (answered) and the dead one's
+                for member in dead:
+                    # A period (1 minute here) and a span from then, not forever.
+                    assert now_ms < scores[member] <= now_ms + 60_000 + 3_000, scores
+    finally:
+        await raw.aclose()
