@@ -20,7 +20,6 @@ import asyncio
 import json
 import logging
 import os
-import random
 import sys
 import time
 from collections import Counter
@@ -35,7 +34,7 @@ from .._exceptions import ConfigurationError, OutcomeUnknownError
 from .._governor import Governor, GovernorHooks
 from .._limits import PoolKind, pools_for
 from .._reconcile import SettleBy, Settlement
-from ._job import CAPPED, JOBS, Tally, coroutine_job, worker
+from ._job import JOBS, Draws, Tally, coroutine_job, worker
 from ._lifeline import interrupt_self, lifeline
 from ._run import Options, demo_client, pool_label
 
@@ -126,31 +125,6 @@ def merged(tallies: Iterable[Tally]) -> Tally:
     return total
 
 
-def cap_parts(
-    processes: int, index: int
-) -> tuple[dict[str, tuple[tuple[int, float], ...]], frozenset[str]]:
-    """Process ``index``'s part of every rolling cap, and the capped endpoints it
-    leaves out (a part of 0 calls).
-
-    Rolling caps are not shared through Redis yet (each process would count
-    Binance's 10 PM BNB transfers per 10 minutes as its own): until they are,
-    each process gets ``calls // processes`` of each, the first ``calls %
-    processes`` processes one more, as the README advises.
-    """
-    caps: dict[str, tuple[tuple[int, float], ...]] = {}
-    left_out = set()
-    for name in ENDPOINTS:
-        endpoint = ENDPOINTS[name]
-        parts = tuple(
-            (c.calls // processes + (index < c.calls % processes), c.seconds) for c in endpoint.caps
-        )
-        if any(calls == 0 for calls, _ in parts):
-            left_out.add(name)
-        elif parts:
-            caps[name] = parts
-    return caps, frozenset(left_out)
-
-
 class WeightSent(GovernorHooks):
     """Counts the weight of every request written, per pool, and when the first
     answer came (the exchange's ledger cannot tell the processes apart: one
@@ -185,11 +159,10 @@ async def run_process(
     lifeline(interrupt_self, on_line)
     hooks = WeightSent(options)
     tally = Tally()
-    caps, left_out = cap_parts(processes, index)
-    limits = attrs.evolve(options.limits(), caps=caps)
+    # Every pool, rolling caps included, is shared through Redis.
     async with await RedisStorage.connect(redis_url, processes=processes) as storage:
         governor = Governor(
-            limits, latency=2 * options.latency + 0.05, storage=storage, hooks=hooks
+            options.limits(), latency=2 * options.latency + 0.05, storage=storage, hooks=hooks
         )
         async with demo_client(url, governor, options.concurrency) as client:
             sys.stdout.write("ready\n")
@@ -203,14 +176,9 @@ async def run_process(
             async with anyio.create_task_group() as crowd:
                 for i in range(options.concurrency):
                     seed = options.seed * 1_000_003 + index * 10_007 + i
-                    ops = tuple(
-                        op
-                        for op in coroutine_job(options.job, i)
-                        if CAPPED.get(op[0]) not in left_out
-                    )
-                    if ops:  # empty: its one operation's cap has no part here
-                        rng = random.Random(seed)
-                        crowd.start_soon(worker, client, tally, rng, deadline, now, ops)
+                    ops = coroutine_job(options.job, i)
+                    rng = Draws(seed, index, processes)  # amounts of its own
+                    crowd.start_soon(worker, client, tally, rng, deadline, now, ops)
             elapsed = now() - start
             settlements: list[Settlement] = []
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 import re
 import signal
 import sys
@@ -25,7 +24,7 @@ from .._reconcile import Settlement
 from ..cli._plan import load_targets
 from ..cli._show import DEMO_TARGETS, CostedPlan, costed_plan
 from ..sim import DEMO_API_KEY, DEMO_API_SECRET, Report
-from ._job import Tally, coroutine_job, worker
+from ._job import Draws, Tally, coroutine_job, worker
 
 if TYPE_CHECKING:
     from ._process import ProcessResult
@@ -204,7 +203,7 @@ async def run(options: Options, view: object | None = None) -> Outcome:
                             outer.start_soon(view.follow, client, tally, start, url)  # type: ignore[attr-defined]
                         async with anyio.create_task_group() as crowd:
                             for i in range(options.concurrency):
-                                rng = random.Random(options.seed * 1_000_003 + i)
+                                rng = Draws(options.seed * 1_000_003 + i)
                                 ops = coroutine_job(options.job, i)
                                 crowd.start_soon(worker, client, tally, rng, deadline, now, ops)
                         outer.cancel_scope.cancel()
