@@ -11,6 +11,7 @@ from . import (
     bench_behaviour,
     bench_clock_error,
     bench_contended,
+    bench_demo_processes,
     bench_import,
     bench_peers,
     bench_redis,
@@ -32,6 +33,8 @@ SUITES = {
     "stress": bench_stress.run,
     # Several processes on one Redis budget (a throwaway redis-server).
     "redis": bench_redis.run,
+    # Issue 10's first target: the demo as 4 processes x 100 coroutines (demo10).
+    "processes": bench_demo_processes.run_bench,
 }
 
 

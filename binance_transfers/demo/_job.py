@@ -33,7 +33,7 @@ from .._models import (
     TransferType,
 )
 
-__all__ = ["OPERATIONS", "Tally", "worker"]
+__all__ = ["CAPPED", "JOBS", "OPERATIONS", "SATURATE", "Tally", "coroutine_job", "worker"]
 
 DESKS = ("desk-1@sim.invalid", "desk-2@sim.invalid")
 
@@ -169,6 +169,36 @@ OPERATIONS: tuple[tuple[str, int, Operation], ...] = (
 )
 
 
+#: The operations that call an endpoint with a rolling cap: label -> endpoint.
+CAPPED = {
+    "PM auto-collect": "pm_auto_collect",
+    "PM BNB transfer": "pm_bnb_transfer",
+    "PM Pro auto-collect": "pmpro_auto_collect",
+    "PM Pro BNB transfer": "pmpro_bnb_transfer",
+}
+
+#: Issue 10's first target: only the three heaviest pools, /papi (PM collect
+#: asset), PM Pro auto-collection's IP pool and universal transfer's UID pool.
+#: Each coroutine keeps to one of them (:func:`coroutine_job`): with a random
+#: pick, the slowest pool (8 auto-collections a window) would soon hold every
+#: coroutine in its queue and leave the other two idle.
+SATURATE: tuple[tuple[str, int, Operation], ...] = (
+    ("PM collect asset", 1, _pm_collect),
+    ("PM Pro auto-collect", 1, _pro_auto),
+    ("between wallets", 1, _wallets),
+)
+
+#: The jobs a demo process can run, by name.
+JOBS = {"rebalance": OPERATIONS, "saturate": SATURATE}
+
+
+def coroutine_job(job: str, index: int) -> tuple[tuple[str, int, Operation], ...]:
+    """The operations coroutine ``index`` of ``job`` picks from."""
+    if job == "saturate":
+        return (SATURATE[index % len(SATURATE)],)
+    return JOBS[job]
+
+
 @attrs.define
 class Tally:
     """What the coroutines saw, from the client's side."""
@@ -191,12 +221,17 @@ class Tally:
 
 
 async def worker(
-    client: Client, tally: Tally, rng: random.Random, deadline: float, now: Callable[[], float]
+    client: Client,
+    tally: Tally,
+    rng: random.Random,
+    deadline: float,
+    now: Callable[[], float],
+    job: tuple[tuple[str, int, Operation], ...] = OPERATIONS,
 ) -> None:
-    """Send one random operation after another until ``deadline`` (``now()``'s clock)."""
-    labels = [label for label, _, _ in OPERATIONS]
-    weights = [weight for _, weight, _ in OPERATIONS]
-    operations = {label: operation for label, _, operation in OPERATIONS}
+    """Send one random operation of ``job`` after another until ``deadline`` (``now()``'s clock)."""
+    labels = [label for label, _, _ in job]
+    weights = [weight for _, weight, _ in job]
+    operations = {label: operation for label, _, operation in job}
     while (left := deadline - now()) > 0:
         label = rng.choices(labels, weights)[0]
         try:
