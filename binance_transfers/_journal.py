@@ -173,7 +173,7 @@ class Journal:
 
     def _hand_over_soon(self) -> None:
         """Hand the queued jobs over in the next loop iteration, with whatever joins them."""
-        if not self._handing:
+        if self._batch and not self._handing:
             self._handing = True
             _call_soon(self._hand_over)
 
