@@ -1,4 +1,8 @@
-"""``python -m binance_transfers.demo [--concurrency N] [--seconds S] [--time-scale X]``."""
+"""``python -m binance_transfers.demo [--concurrency N] [--seconds S] [--time-scale X]``.
+
+``--processes N [--redis URL]``: the job as N processes on one account and one
+IP, sharing one budget through Redis (see :mod:`._processes`).
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,12 @@ import anyio
 
 from .._exceptions import ConfigurationError
 from .._extras import extra, require
+from ._job import JOBS
+from ._processes import run_processes
 from ._run import Options, run
+
+PER_PROCESS = 100
+"""Coroutines per process with ``--processes`` (issue 10's target: 4 x 100)."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -21,7 +30,10 @@ def _parser() -> argparse.ArgumentParser:
         description="Rebalance through the client on a simulated Binance, within every limit.",
     )
     parser.add_argument(
-        "--concurrency", type=int, default=defaults.concurrency, help="coroutines (300)"
+        "--concurrency",
+        type=int,
+        default=None,
+        help="coroutines (300); with --processes, per process (100)",
     )
     parser.add_argument(
         "--seconds", type=float, default=defaults.seconds, help="how long to run (25)"
@@ -47,6 +59,25 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--no-live", action="store_true", help="no live view, only the summary")
     parser.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="run the job as N processes on one account and one IP, one budget in Redis (1)",
+    )
+    parser.add_argument(
+        "--redis",
+        metavar="URL",
+        default=None,
+        help="the Redis the processes share (default: start a throwaway redis-server)",
+    )
+    parser.add_argument(
+        "--job",
+        choices=sorted(JOBS),
+        default="rebalance",
+        help="rebalance (the demo's mix), or saturate (only /papi, PM Pro "
+        "auto-collection and universal transfer)",
+    )
+    parser.add_argument(
         "--verbose",
         action="store_true",
         help="show the SDK's log (a warning per injected fault, settled in the summary)",
@@ -56,8 +87,11 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if args.concurrency < 1 or args.seconds <= 0 or args.time_scale <= 0:
-        _parser().error("concurrency, seconds and time scale must be positive")
+    many = args.processes > 1 or args.redis is not None
+    if args.concurrency is None:
+        args.concurrency = PER_PROCESS if many else Options().concurrency
+    if args.concurrency < 1 or args.seconds <= 0 or args.time_scale <= 0 or args.processes < 1:
+        _parser().error("concurrency, processes, seconds and time scale must be positive")
     options = Options(
         concurrency=args.concurrency,
         seconds=args.seconds,
@@ -65,6 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         latency=args.latency,
         seed=args.seed,
         fault_rate=args.fault_rate,
+        job=args.job,
     )
     with extra("sim", "the demo"):  # its view is rich's
         from rich.console import Console
@@ -82,6 +117,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         # reports every one and how it was settled. Without a handler, Python's
         # last resort would print them across the live view, 130 columns wide.
         sdk_log.addHandler(logging.NullHandler())
+    if many:
+        require("redis", "the multi-process demo", "redis")
+        console.print(
+            f"binance_transfers demo: {args.processes} processes x {options.concurrency} "
+            f"coroutines on one account and one IP for {options.seconds:g} s at time "
+            f"x{options.time_scale:g}, one budget through Redis..."
+        )
+
+        def started(pids: dict[str, list[int]]) -> None:
+            # Each stops by itself if this process dies (its stdin closes).
+            console.print(
+                "started: "
+                + "; ".join(f"{what} pid {' '.join(map(str, p))}" for what, p in pids.items()),
+                style="dim",
+            )
+
+        outcome = anyio.run(run_processes, options, args.processes, args.redis, started)
+        summary(console, outcome)
+        return 0 if outcome.ok else 1
     live = not args.no_live and console.is_terminal
     view = LiveView(console, options) if live else None
     if view is None:

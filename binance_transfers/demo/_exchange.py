@@ -17,6 +17,7 @@ import anyio
 
 from .._limits import Limits
 from ..sim import DEMO_API_KEY, Fault, SimServer, SimulatedExchange, report, totals
+from ._lifeline import lifeline
 
 __all__ = ["SETTLEABLE", "add_transfer_faults", "main"]
 
@@ -52,6 +53,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     server = SimServer(exchange, host="127.0.0.1", port=0)
     sys.stdout.write(f"Simulated Binance listening on {server.url} | API key {DEMO_API_KEY}\n")
     sys.stdout.flush()
+    # The demo holds our stdin: if it dies, end-of-file stops us as its SIGINT would.
+    lifeline()
     with contextlib.suppress(KeyboardInterrupt):  # the demo stops it with SIGINT
         anyio.run(server.run)
     if args.report:

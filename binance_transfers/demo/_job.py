@@ -33,27 +33,47 @@ from .._models import (
     TransferType,
 )
 
-__all__ = ["OPERATIONS", "Tally", "worker"]
+__all__ = ["JOBS", "OPERATIONS", "SATURATE", "Draws", "Tally", "coroutine_job", "worker"]
 
 DESKS = ("desk-1@sim.invalid", "desk-2@sim.invalid")
 
-Operation = Callable[[Client, random.Random, float], Awaitable[object]]
+
+class Draws(random.Random):
+    """A coroutine's random draws, in its process's lane.
+
+    Binance's history names a user universal transfer only by type, asset,
+    amount and time, and a client settles an unknown outcome against it while
+    excluding the transfers *it* knows of; it cannot exclude another process's.
+    Processes sharing an account therefore keep their amounts apart: process
+    ``lane`` of ``lanes`` sends amounts whose last unit (cent, or 0.00001 BTC)
+    is its own. With one process (the default) the amounts are as before.
+    """
+
+    def __init__(self, seed: int, lane: int = 0, lanes: int = 1) -> None:
+        super().__init__(seed)
+        self.lane = lane
+        self.lanes = lanes
 
 
-def _usdt(rng: random.Random, top: int = 50) -> Decimal:
-    return Decimal(rng.randint(1, top * 100)) / 100
+Operation = Callable[[Client, Draws, float], Awaitable[object]]
 
 
-async def _futures(client: Client, rng: random.Random, wait: float) -> object:
+def _usdt(rng: Draws, top: int = 50) -> Decimal:
+    """Up to ``top`` USDT, in cents that are ``rng.lane + 1`` modulo ``rng.lanes``."""
+    cents = rng.randint(0, max(top * 100 // rng.lanes, 1) - 1) * rng.lanes + rng.lane + 1
+    return Decimal(cents) / 100
+
+
+async def _futures(client: Client, rng: Draws, wait: float) -> object:
     market = rng.choice(list(FuturesMarket)) if rng.random() < 0.2 else FuturesMarket.USDM
     asset = "BTC" if market is FuturesMarket.COINM else "USDT"
-    amount = Decimal("0.001") if asset == "BTC" else _usdt(rng)
+    amount = Decimal("0.001") + Decimal(rng.lane) / 100_000 if asset == "BTC" else _usdt(rng)
     # Collections keep emptying the futures wallets: send more in than out.
     move = client.transfer_to_futures if rng.random() < 0.6 else client.transfer_from_futures
     return await move(asset=asset, amount=amount, market=market, max_wait=wait)
 
 
-async def _wallets(client: Client, rng: random.Random, wait: float) -> object:
+async def _wallets(client: Client, rng: Draws, wait: float) -> object:
     kind = rng.choice(
         [
             TransferType.MAIN_MARGIN,
@@ -67,7 +87,7 @@ async def _wallets(client: Client, rng: random.Random, wait: float) -> object:
     return await client.transfer(type=kind, asset="USDT", amount=_usdt(rng), max_wait=wait)
 
 
-async def _isolated(client: Client, rng: random.Random, wait: float) -> object:
+async def _isolated(client: Client, rng: Draws, wait: float) -> object:
     if rng.random() < 0.5:
         return await client.transfer(
             type=TransferType.MARGIN_ISOLATEDMARGIN,
@@ -85,7 +105,7 @@ async def _isolated(client: Client, rng: random.Random, wait: float) -> object:
     )
 
 
-async def _desk_margin(client: Client, rng: random.Random, wait: float) -> object:
+async def _desk_margin(client: Client, rng: Draws, wait: float) -> object:
     return await client.sub_account_margin_transfer(
         email=rng.choice(DESKS),
         asset="USDT",
@@ -95,7 +115,7 @@ async def _desk_margin(client: Client, rng: random.Random, wait: float) -> objec
     )
 
 
-async def _desk_funding(client: Client, rng: random.Random, wait: float) -> object:
+async def _desk_funding(client: Client, rng: Draws, wait: float) -> object:
     desk = rng.choice(DESKS)
     tran_id = f"demo-{rng.getrandbits(64):016x}"
     if rng.random() < 0.5:
@@ -119,33 +139,33 @@ async def _desk_funding(client: Client, rng: random.Random, wait: float) -> obje
     )
 
 
-async def _pm_collect(client: Client, rng: random.Random, wait: float) -> object:
+async def _pm_collect(client: Client, rng: Draws, wait: float) -> object:
     return await client.pm_collect_asset(asset="USDT", max_wait=wait)
 
 
-async def _pm_auto(client: Client, rng: random.Random, wait: float) -> object:
+async def _pm_auto(client: Client, rng: Draws, wait: float) -> object:
     return await client.pm_auto_collect(max_wait=wait)
 
 
-async def _pm_bnb(client: Client, rng: random.Random, wait: float) -> object:
+async def _pm_bnb(client: Client, rng: Draws, wait: float) -> object:
     side = rng.choice(list(BnbTransferSide))
     return await client.pm_bnb_transfer(amount="0.1", side=side, max_wait=wait)
 
 
-async def _pro_collect(client: Client, rng: random.Random, wait: float) -> object:
+async def _pro_collect(client: Client, rng: Draws, wait: float) -> object:
     return await client.pmpro_collect_asset(asset="USDT", max_wait=wait)
 
 
-async def _pro_auto(client: Client, rng: random.Random, wait: float) -> object:
+async def _pro_auto(client: Client, rng: Draws, wait: float) -> object:
     return await client.pmpro_auto_collect(max_wait=wait)
 
 
-async def _pro_bnb(client: Client, rng: random.Random, wait: float) -> object:
+async def _pro_bnb(client: Client, rng: Draws, wait: float) -> object:
     side = rng.choice(list(BnbTransferSide))
     return await client.pmpro_bnb_transfer(amount="0.1", side=side, max_wait=wait)
 
 
-async def _history(client: Client, rng: random.Random, wait: float) -> object:
+async def _history(client: Client, rng: Draws, wait: float) -> object:
     rows = client.transfer_history(type=TransferType.MAIN_UMFUTURE, page_size=10, max_wait=wait)
     async for row in rows:
         return row
@@ -167,6 +187,28 @@ OPERATIONS: tuple[tuple[str, int, Operation], ...] = (
     ("PM Pro BNB transfer", 2, _pro_bnb),
     ("transfer history", 2, _history),
 )
+
+
+#: Issue 10's first target: only the three heaviest pools, /papi (PM collect
+#: asset), PM Pro auto-collection's IP pool and universal transfer's UID pool.
+#: Each coroutine keeps to one of them (:func:`coroutine_job`): with a random
+#: pick, the slowest pool (8 auto-collections a window) would soon hold every
+#: coroutine in its queue and leave the other two idle.
+SATURATE: tuple[tuple[str, int, Operation], ...] = (
+    ("PM collect asset", 1, _pm_collect),
+    ("PM Pro auto-collect", 1, _pro_auto),
+    ("between wallets", 1, _wallets),
+)
+
+#: The jobs a demo process can run, by name.
+JOBS = {"rebalance": OPERATIONS, "saturate": SATURATE}
+
+
+def coroutine_job(job: str, index: int) -> tuple[tuple[str, int, Operation], ...]:
+    """The operations coroutine ``index`` of ``job`` picks from."""
+    if job == "saturate":
+        return (SATURATE[index % len(SATURATE)],)
+    return JOBS[job]
 
 
 @attrs.define
@@ -191,12 +233,17 @@ class Tally:
 
 
 async def worker(
-    client: Client, tally: Tally, rng: random.Random, deadline: float, now: Callable[[], float]
+    client: Client,
+    tally: Tally,
+    rng: Draws,
+    deadline: float,
+    now: Callable[[], float],
+    job: tuple[tuple[str, int, Operation], ...] = OPERATIONS,
 ) -> None:
-    """Send one random operation after another until ``deadline`` (``now()``'s clock)."""
-    labels = [label for label, _, _ in OPERATIONS]
-    weights = [weight for _, weight, _ in OPERATIONS]
-    operations = {label: operation for label, _, operation in OPERATIONS}
+    """Send one random operation of ``job`` after another until ``deadline`` (``now()``'s clock)."""
+    labels = [label for label, _, _ in job]
+    weights = [weight for _, weight, _ in job]
+    operations = {label: operation for label, _, operation in job}
     while (left := deadline - now()) > 0:
         label = rng.choices(labels, weights)[0]
         try:

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import random
 import re
 import signal
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import anyio
 import anyio.abc
 import attrs
+from anyio.streams.buffered import BufferedByteReceiveStream
 
 from .._client import Client
 from .._endpoints import ENDPOINTS
@@ -23,9 +24,12 @@ from .._reconcile import Settlement
 from ..cli._plan import load_targets
 from ..cli._show import DEMO_TARGETS, CostedPlan, costed_plan
 from ..sim import DEMO_API_KEY, DEMO_API_SECRET, Report
-from ._job import Tally, worker
+from ._job import Draws, Tally, coroutine_job, worker
 
-__all__ = ["Options", "Outcome", "run"]
+if TYPE_CHECKING:
+    from ._process import ProcessResult
+
+__all__ = ["Options", "Outcome", "demo_client", "exchange_command", "listening_url", "run"]
 
 
 @attrs.frozen(kw_only=True)
@@ -42,6 +46,12 @@ class Options:
     fault_rate: float = 0.005
     """Share of universal and sub-account transfers hit by each fault (executed
     then 502, executed then dropped, 503 without executing); 0 for none."""
+    job: str = "rebalance"
+    """The operations the coroutines send: a name in :data:`~._job.JOBS`."""
+
+    def limits(self) -> Limits:
+        """Binance's limits at this time scale."""
+        return Limits(time_scale=self.time_scale)
 
 
 @attrs.frozen(kw_only=True)
@@ -58,6 +68,15 @@ class Outcome:
     """How every unknown outcome was settled (``Client.reconcile``)."""
     plan: CostedPlan | None = None
     """What ``binance-transfers plan`` says about the state the job left (nothing sent)."""
+    processes: tuple[ProcessResult, ...] = ()
+    """With ``--processes N``: what each process did (empty: one process, this one)."""
+    redis: str | None = None
+    """Where the processes shared their budget: Redis's host:port."""
+    first: float | None = None
+    """Epoch seconds when every process had its first answer (None: one had none)."""
+    end: float | None = None
+    """Epoch seconds of the first deadline: windows between ``first`` and ``end``
+    saw every process at work."""
 
     @property
     def settled_executed(self) -> int:
@@ -106,6 +125,7 @@ class Outcome:
             and all(p.over == 0 for p in self.seen.pools)
             and all(c.peak <= c.calls for c in self.seen.caps)
             and t.total_done > 0
+            and all(p.tally.total_done > 0 for p in self.processes)
         )
 
 
@@ -124,6 +144,35 @@ def pool_label(key: str) -> str:
     return f"{names[0] if names else route} ({'IP' if kind == 'sapi-ip' else 'UID'})"
 
 
+def exchange_command(options: Options, report_path: Path) -> list[str]:
+    """The demo's exchange (:mod:`._exchange`): it writes its report to ``report_path``."""
+    return [
+        sys.executable, "-m", "binance_transfers.demo._exchange",
+        "--time-scale", f"{options.time_scale}", "--seed", f"{options.seed}",
+        "--latency", f"{options.latency}", "--jitter", f"{options.latency}",
+        "--fault-rate", f"{options.fault_rate}", "--report", str(report_path),
+    ]  # fmt: skip
+
+
+def demo_client(url: str, governor: Governor, concurrency: int) -> Client:
+    """A client of the simulated exchange at ``url``, as the demo's job uses it."""
+    return Client(
+        DEMO_API_KEY,
+        DEMO_API_SECRET,
+        api_url=url,
+        papi_url=url,
+        fapi_url=url,
+        dapi_url=url,
+        governor=governor,
+        # httpcore scans its whole pool per request: a few dozen
+        # connections to loopback are plenty and keep that cheap.
+        max_in_flight=min(concurrency, 32),
+        # Loopback answers in milliseconds: a short window settles faults sooner.
+        recv_window=2000,
+        settle_margin=1.0,
+    )
+
+
 async def run(options: Options, view: object | None = None) -> Outcome:
     """Start the exchange in its own process on loopback, run the job, reconcile.
 
@@ -136,45 +185,27 @@ async def run(options: Options, view: object | None = None) -> Outcome:
     tally = Tally()
     with tempfile.TemporaryDirectory() as tmp:
         report_path = Path(tmp) / "report.json"
-        command = [
-            sys.executable, "-m", "binance_transfers.demo._exchange",
-            "--time-scale", f"{options.time_scale}", "--seed", f"{options.seed}",
-            "--latency", f"{options.latency}", "--jitter", f"{options.latency}",
-            "--fault-rate", f"{options.fault_rate}", "--report", str(report_path),
-        ]  # fmt: skip
+        command = exchange_command(options, report_path)
         async with await anyio.open_process(command, stderr=None) as process:
             try:
-                url = await _listening_url(process)
-                limits = Limits(time_scale=options.time_scale)
+                url = await listening_url(process)
                 # A floor for the trip to the exchange and back; the governor
                 # lengthens it as soon as answers take longer (bursts, a busy loop).
-                governor = Governor(limits, latency=2 * options.latency + 0.05)
-                async with Client(
-                    DEMO_API_KEY,
-                    DEMO_API_SECRET,
-                    api_url=url,
-                    papi_url=url,
-                    fapi_url=url,
-                    dapi_url=url,
-                    governor=governor,
-                    # httpcore scans its whole pool per request: a few dozen
-                    # connections to loopback are plenty and keep that cheap.
-                    max_in_flight=min(options.concurrency, 32),
-                    # Loopback answers in milliseconds: a short window settles faults sooner.
-                    recv_window=2000,
-                    settle_margin=1.0,
-                ) as client:
+                governor = Governor(options.limits(), latency=2 * options.latency + 0.05)
+                async with demo_client(url, governor, options.concurrency) as client:
                     await client.server_time()
                     now = time.monotonic
                     start = now()
                     deadline = start + options.seconds
+                    first = time.time()  # the simulated exchange's clock is the wall clock
                     async with anyio.create_task_group() as outer:
                         if view is not None:
                             outer.start_soon(view.follow, client, tally, start, url)  # type: ignore[attr-defined]
                         async with anyio.create_task_group() as crowd:
                             for i in range(options.concurrency):
-                                rng = random.Random(options.seed * 1_000_003 + i)
-                                crowd.start_soon(worker, client, tally, rng, deadline, now)
+                                rng = Draws(options.seed * 1_000_003 + i)
+                                ops = coroutine_job(options.job, i)
+                                crowd.start_soon(worker, client, tally, rng, deadline, now, ops)
                         outer.cancel_scope.cancel()
                     elapsed = now() - start
                     # Every unknown outcome, settled from the exchange's history at once.
@@ -205,18 +236,18 @@ async def run(options: Options, view: object | None = None) -> Outcome:
         seen=seen,
         settlements=tuple(settlements),
         plan=plan,
+        first=first,
+        end=first + options.seconds,
     )
 
 
-async def _listening_url(process: anyio.abc.Process) -> str:
+async def listening_url(process: anyio.abc.Process) -> str:
     """Read the exchange's first line: 'Simulated Binance listening on http://...'."""
     if process.stdout is None:  # pragma: no cover - open_process always pipes stdout
         raise RuntimeError("no stdout from the simulated exchange")
-    buffer = b""
     with anyio.fail_after(30):
-        while b"\n" not in buffer:
-            buffer += await process.stdout.receive()
-    match = re.search(rb"listening on (http://\S+)", buffer)
+        line = await BufferedByteReceiveStream(process.stdout).receive_until(b"\n", 1 << 16)
+    match = re.search(rb"listening on (http://\S+)", line)
     if match is None:
-        raise RuntimeError(f"the simulated exchange did not start: {buffer!r}")
+        raise RuntimeError(f"the simulated exchange did not start: {line!r}")
     return match.group(1).decode()

@@ -229,6 +229,8 @@ def summary(console: Console, outcome: Outcome) -> None:
             indent="    ",
         )
 
+    if outcome.processes:
+        _processes(console, outcome)
     console.print()
     _say(console, f"429s received: {outcome.answered_429}   418s received: {outcome.answered_418}")
     _say(console, f"outcomes unknown: {t.unknown}   other errors: {sum(t.errors.values())}")
@@ -264,6 +266,55 @@ def summary(console: Console, outcome: Outcome) -> None:
         _plan(console, outcome.plan)
     console.print(_verdict("reconciled", outcome.reconciled))
     console.print(_verdict("result", outcome.ok))
+
+
+def _processes(console: Console, outcome: Outcome) -> None:
+    """Each process's part, and each saturated pool's use while they all ran."""
+    from ._processes import common_windows, median_use, shares
+
+    console.print()
+    n = len(outcome.processes)
+    _say(
+        console,
+        f"{n} processes on one account and one IP, one budget through Redis at "
+        f"{outcome.redis}; each process's part of the transfers done:",
+    )
+    table = _table("process", "pid", "done", "part", "deferred", "unknown", "429s", "418s")
+    total = outcome.tally.total_done or 1
+    for p in outcome.processes:
+        t = p.tally
+        table.add_row(
+            str(p.index + 1),
+            str(p.pid),
+            str(t.total_done),
+            f"{t.total_done / total:.1%}",
+            str(t.deferred),
+            str(t.unknown),
+            str(t.too_many_requests),
+            str(t.banned),
+        )
+    console.print(table)
+    windows = common_windows(outcome)
+    saturated = [p for p in outcome.seen.pools if p.peak >= 0.9 * p.limit]
+    if not saturated:
+        return
+    _say(
+        console,
+        f"saturated pools: median use of the {len(windows)} windows every process ran "
+        "through whole (the exchange's ledger), and the least and most any process "
+        "sent of the weight (its own count):",
+    )
+    pools = _table("pool", "median use", "least part", "most part")
+    for pool in saturated:
+        use = median_use(pool, windows)
+        parts = shares(outcome, pool_label(pool.pool))
+        pools.add_row(
+            pool_label(pool.pool),
+            "-" if use is None else f"{use:.1%}",
+            f"{min(parts):.1%}" if parts else "-",
+            f"{max(parts):.1%}" if parts else "-",
+        )
+    console.print(pools)
 
 
 def _verdict(what: str, good: bool) -> Text:

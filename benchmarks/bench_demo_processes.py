@@ -1,0 +1,95 @@
+"""Issue 10's first target: 4 processes x 100 coroutines on one account and one IP.
+
+The demo's ``saturate`` job (``python -m binance_transfers.demo --processes 4
+--job saturate``): each of 4 OS processes runs 100 coroutines that keep /papi
+(PM collect asset), PM Pro auto-collection's IP pool and universal transfer's
+UID pool full, against one simulated exchange over loopback (1-s windows),
+each process with ``Governor(storage=RedisStorage(URL))`` on one throwaway
+redis-server. Measured from the exchange's ledger: answers with 429 or 418,
+windows over their limit, each saturated pool's median use over the windows
+every process ran through; from the processes' own counts: each one's part
+of each pool's weight.
+
+In the same run, the control: one process with 400 coroutines and the
+in-process governor (``MemoryStorage``), the same job: its median use is what
+one process reaches, the ceiling for the four.
+
+``python -m benchmarks.bench_demo_processes [SECONDS]``
+"""
+
+from __future__ import annotations
+
+import sys
+
+import anyio
+
+from binance_transfers._redis_server import RedisServer
+from binance_transfers.demo import Options, Outcome, run
+from binance_transfers.demo._processes import common_windows, median_use, run_processes, shares
+from binance_transfers.demo._run import pool_label
+
+from ._report import Report
+
+PROCESSES, COROUTINES = 4, 100
+SECONDS = 12.0
+#: The three pools the job saturates (the exchange's pool keys, account omitted).
+POOLS = {
+    "papi-ip": "/papi",
+    "sapi-ip POST /sapi/v1/portfolio/auto-collection": "PM Pro auto-collection (IP)",
+    "POST /sapi/v1/asset/transfer": "universal transfer (UID)",
+}
+
+
+def _pool(outcome: Outcome, key: str) -> tuple[str, float | None, list[float]]:
+    """(the exchange's key, median use over the common windows, each process's part)."""
+    pool = next(p for p in outcome.seen.pools if p.pool == key or p.pool.endswith(" " + key))
+    return (
+        pool.pool,
+        median_use(pool, common_windows(outcome)),
+        shares(outcome, pool_label(pool.pool)),
+    )
+
+
+async def run_bench(report: Report, seconds: float = SECONDS) -> None:
+    # No injected faults: this measures the rate limits, not the settling.
+    options = Options(concurrency=COROUTINES, seconds=seconds, fault_rate=0.0, job="saturate")
+    with RedisServer() as server:
+        many = await run_processes(options, PROCESSES, server.url)
+    one = await run(
+        Options(concurrency=PROCESSES * COROUTINES, seconds=seconds, fault_rate=0.0, job="saturate")
+    )
+    refusals = many.answered_429 + many.answered_418
+    over = [p.pool for p in many.seen.pools if p.over]
+    windows = len(common_windows(many))
+    print(f"  statuses {many.seen.statuses}; windows every process ran through: {windows}")
+    report.add(
+        f"{PROCESSES} processes x {COROUTINES} coroutines, one account, one IP: 429s + 418s",
+        f"{refusals} ({many.answered_429} + {many.answered_418}), windows over: {len(over)}",
+        "0",
+        refusals == 0 and not over,
+    )
+    for key, name in POOLS.items():
+        pool, use, parts = _pool(many, key)
+        _, alone, _ = _pool(one, key)
+        print(
+            f"  {pool}: median use {use}, one process {alone}, parts {[f'{p:.1%}' for p in parts]}"
+        )
+        report.add(
+            f"{PROCESSES} processes: {name} median use (one process: {alone or 0:.1%})",
+            "-" if use is None else f"{use:.1%}",
+            ">= 95 %",
+            use is not None and use >= 0.95,
+        )
+        least = min(parts, default=0.0)
+        report.add(
+            f"{PROCESSES} processes: {name}, the least served process's part",
+            f"{least:.1%} (fair: {1 / PROCESSES:.0%})",
+            ">= 15 %",
+            least >= 0.15,
+        )
+
+
+if __name__ == "__main__":
+    result = Report()
+    anyio.run(run_bench, result, float(sys.argv[1]) if sys.argv[1:] else SECONDS)
+    sys.exit(1 if result.failed else 0)
