@@ -12,6 +12,7 @@ from . import (
     bench_clock_error,
     bench_contended,
     bench_demo_processes,
+    bench_import,
     bench_peers,
     bench_redis,
     bench_sim,
@@ -27,6 +28,8 @@ SUITES = {
     "sim": bench_sim.run_bench,
     # Client against client in their own processes (the bench extra's peers).
     "peers": bench_peers.run,
+    # `from binance_transfers import Client` as pip installs it (import9, issue 9).
+    "import": bench_import.run,
     "stress": bench_stress.run,
     # Several processes on one Redis budget (a throwaway redis-server).
     "redis": bench_redis.run,

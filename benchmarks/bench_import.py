@@ -13,6 +13,8 @@ load falls on all of them alike, and the median of each is kept:
   first use, PEP 562);
 - ``from binance_transfers import Client``: what a program writes, and what
   the target of issue 9 (at most 150 ms, no optional extra) is held to;
+- the same after ``import asyncio`` (untimed): what it adds to an asyncio
+  program, which has imported asyncio (about 11 ms) before it imports us;
 - the same, then ``Client(...)`` and the first transfer over
   ``httpx.MockTransport`` (no sockets): a lazy import only moves cost, and this
   shows whether it moved into the first call. The second transfer is timed
@@ -81,6 +83,8 @@ CHILD = textwrap.dedent(
     TREE, CASE, OPTIONAL = sys.argv[1], sys.argv[2], sys.argv[3:]
     if TREE:
         sys.path.insert(0, TREE)
+    if CASE == "in_asyncio":
+        import asyncio  # an asyncio program has it before it imports us
     out = {}
     t = time.process_time()
     if CASE == "pass":
@@ -129,12 +133,13 @@ CHILD = textwrap.dedent(
     """
 )
 
-CASES = ("bare", "client", "first")
+CASES = ("bare", "client", "in_asyncio", "first")
 LABELS = {
     "pass": "python -c pass",
     "httpx": "import httpx",
     "bare": "import binance_transfers",
     "client": "from binance_transfers import Client",
+    "in_asyncio": "the same, asyncio imported before",
     "first": "the same + Client() + first transfer",
 }
 
@@ -206,17 +211,31 @@ def measure(rounds: int = 11, *, baseline: Path | None = None) -> dict[str, dict
         last = runs[-1][1]
         row: dict[str, Any] = {
             "process_ms": 1000 * statistics.median(cpu for cpu, _ in runs),
-            "import_ms": 1000 * statistics.median(out["import"] for _, out in runs),
             "modules": last["modules"],
             "optional": last["optional"],
             "file": last.get("file", ""),
+            # Round by round, in ms: what the comparisons pair up.
+            "rounds": {"import": [1000 * out["import"] for _, out in runs]},
         }
         if key.endswith(":first"):
             for step in ("first", "second", "run"):
-                row[f"{step}_ms"] = 1000 * statistics.median(out[step] for _, out in runs)
+                row["rounds"][step] = [1000 * out[step] for _, out in runs]
+            row["rounds"]["total"] = [
+                a + b for a, b in zip(*map(row["rounds"].get, ("import", "run")), strict=True)
+            ]
             row["optional_after_call"] = last["optional_after_call"]
+        for step, values in row["rounds"].items():
+            row[f"{step}_ms"] = statistics.median(values)
         result[key] = row
     return result
+
+
+def _over_httpx(result: dict[str, dict[str, Any]], tree: str) -> float:
+    """Median over rounds of import Client / import httpx, each from the same round."""
+    ours, floor = result[f"{tree}:client"]["rounds"], result["floor:httpx"]["rounds"]
+    return float(
+        statistics.median(x / y for x, y in zip(ours["import"], floor["import"], strict=True))
+    )
 
 
 def _print(result: dict[str, dict[str, Any]], rounds: int) -> None:
@@ -238,26 +257,30 @@ def _print(result: dict[str, dict[str, Any]], rounds: int) -> None:
                 f"{row['import_ms'] + row['run_ms']:.1f} ms; optional modules loaded by the "
                 f"calls: {', '.join(row['optional_after_call']) or '-'}"
             )
-    floor = result["floor:httpx"]["import_ms"]
     for tree in ("wheel", "source", "baseline", "baseline source"):
         if f"{tree}:client" in result:
             ours = result[f"{tree}:client"]["import_ms"]
             print(
-                f"{tree}: import Client / import httpx {ours / floor:.2f}x (+{ours - floor:.1f} ms)"
+                f"{tree}: import Client / import httpx {_over_httpx(result, tree):.2f}x paired "
+                f"(+{ours - result['floor:httpx']['import_ms']:.1f} ms)"
             )
+    # Paired: the ratio of the two samples of each round, then the median of
+    # those. Load that changes between rounds falls on both sides of a ratio.
     for mine, theirs in (("wheel", "baseline"), ("source", "baseline source")):
         if f"{theirs}:client" not in result:
             continue
-        for case, step in (("client", "import"), ("first", "first"), ("first", "run")):
-            o = result[f"{mine}:{case}"][f"{step}_ms"]
-            b = result[f"{theirs}:{case}"][f"{step}_ms"]
-            what = {"import": "import Client", "first": "Client() + first transfer"}.get(
-                step, "import + both transfers"
+        for case, step, what in (
+            ("client", "import", "import Client"),
+            ("first", "first", "Client() + first transfer"),
+            ("first", "total", "import, Client() and both transfers"),
+        ):
+            o = result[f"{mine}:{case}"]["rounds"][step]
+            b = result[f"{theirs}:{case}"]["rounds"][step]
+            paired = statistics.median(x / y for x, y in zip(o, b, strict=True))
+            print(
+                f"{mine} / {theirs}, {what}: {paired:.3f}x paired "
+                f"(medians {statistics.median(b):.1f} -> {statistics.median(o):.1f} ms)"
             )
-            if step == "run":
-                o += result[f"{mine}:{case}"]["import_ms"]
-                b += result[f"{theirs}:{case}"]["import_ms"]
-            print(f"{mine} / {theirs}, {what}: {o / b:.2f}x ({b:.1f} -> {o:.1f} ms)")
     sys.stdout.flush()
 
 
@@ -270,7 +293,7 @@ async def run(report: Report, *, rounds: int = 9) -> None:
     loaded = client["optional"]
     report.add(
         "from binance_transfers import Client (as pip install gives it)",
-        f"{client['import_ms']:.0f} ms CPU ({client['import_ms'] / floor:.2f}x import httpx, "
+        f"{client['import_ms']:.0f} ms CPU ({_over_httpx(result, 'wheel'):.2f}x import httpx, "
         f"{floor:.0f} ms); optional modules imported: {', '.join(loaded) or 'none'}",
         "<= 150 ms, none",
         client["import_ms"] <= 150 and not loaded,

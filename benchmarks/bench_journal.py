@@ -2,13 +2,18 @@
 
 A client sends universal transfers to the simulated exchange over TCP on
 127.0.0.1 (``python -m binance_transfers.sim`` in its own process, as
-Binance is not in ours), with and without ``journal=PATH``,
-alternating call by call (one at a time) or block by block (50 coroutines),
-so that drift on a busy machine hits both alike. The
-journal adds one committed SQLite write (before sending, awaited) and one
-outcome update per transfer, both in a worker thread. Reported: the median
-per-transfer time of each, one after another and with 50 coroutines at once,
-and the journal's share of a loopback call (target < 10 %).
+Binance is not in ours), with and without ``journal=PATH``, in pairs:
+call by call (one at a time) or block by block (50 coroutines), the order
+flipped every other pair, so that drift and the odd hiccup on a busy
+machine hit both alike. The journal adds one committed SQLite write
+(before sending) and one outcome update per transfer, in a worker thread.
+
+Reported, for each mode: the median time per transfer without and with
+the journal, and the journal's cost as the median of the paired
+differences (one at a time) or of the paired ratios (blocks), against
+the median loopback call (target < 10 %). Also how the event loop's
+thread waited for the intents: blocked (a lone intent; at most
+``_journal._BLOCK_SECONDS``) or in the loop, and the longest blocks.
 
 ``python -m benchmarks.bench_journal``
 """
@@ -16,23 +21,69 @@ and the journal's share of a loopback call (target < 10 %).
 from __future__ import annotations
 
 import asyncio
+import os
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import anyio
 
-from binance_transfers import Client, Governor, Limits, TransferType
+from binance_transfers import Client, Governor, Limits, TransferType, _journal
 from binance_transfers.sim import DEMO_API_KEY, DEMO_API_SECRET
 
 from ._report import Report
 
-BLOCKS = 12
-PER_BLOCK = 100
-SINGLE_CALLS = 1500
+BLOCKS = 40
+PER_BLOCK = 200
+SINGLE_CALLS = 2000
 CONCURRENCY = 50
+
+
+class _Waits:
+    """How each intent's commit was waited for (the bench wraps ``committed``)."""
+
+    def __init__(self) -> None:
+        self.blocked: list[float] = []  # seconds the loop's thread was held
+        self.in_loop = 0
+
+    def install(self) -> None:
+        committed = _journal._Job.committed
+        waits = self
+
+        async def timed(self: _journal._Job) -> Any:
+            if self.journal is None or self.is_done:
+                return await committed(self)
+            started = time.perf_counter()
+            try:
+                return await committed(self)
+            finally:
+                if self.wake is None:  # never handed to the loop: the thread blocked
+                    waits.blocked.append(time.perf_counter() - started)
+                else:
+                    waits.in_loop += 1
+
+        _journal._Job.committed = timed  # type: ignore[method-assign]
+
+    def clear(self) -> None:
+        self.blocked.clear()
+        self.in_loop = 0
+
+    def summary(self) -> str:
+        total = len(self.blocked) + self.in_loop
+        if not total:
+            return "no intent waited"
+        line = f"{self.in_loop / total:.0%} of {total} intents waited in the loop"
+        if self.blocked:
+            ranked = sorted(self.blocked)
+            p99 = ranked[min(len(ranked) - 1, int(0.99 * len(ranked)))]
+            line += (
+                f"; blocked the loop's thread: median {statistics.median(ranked) * 1e6:.0f} us, "
+                f"p99 {p99 * 1e6:.0f} us, max {ranked[-1] * 1e6:.0f} us"
+            )
+        return line
 
 
 async def _block(client: Client, count: int, concurrency: int) -> float:
@@ -49,8 +100,8 @@ async def _block(client: Client, count: int, concurrency: int) -> float:
     return (time.perf_counter() - started) / count
 
 
-async def measure(concurrency: int) -> tuple[float, float]:
-    """Median seconds per transfer (plain, journaled) over alternating blocks."""
+async def measure(concurrency: int, waits: _Waits) -> tuple[list[float], list[float]]:
+    """Seconds per transfer (plain, journaled), pair by pair."""
     # A huge time scale: the benchmark measures the journal, not the rate limits.
     limits = Limits(time_scale=10_000)
     command = [sys.executable, "-m", "binance_transfers.sim", "--time-scale", "10000"]
@@ -76,34 +127,46 @@ async def measure(concurrency: int) -> tuple[float, float]:
                 async with client(None) as bare, client(Path(tmp) / "j.sqlite") as kept:
                     await _block(bare, 20, 1)  # warm up both: connections, clock sync, SQLite
                     await _block(kept, 20, 1)
-                    if concurrency == 1:
-                        # One call each in turn: drift and noise hit both alike, and the
-                        # median of single calls ignores the odd scheduling hiccup.
-                        for _ in range(SINGLE_CALLS):
-                            plain.append(await _block(bare, 1, 1))
-                            journaled.append(await _block(kept, 1, 1))
-                    else:
-                        for _ in range(BLOCKS):
-                            plain.append(await _block(bare, PER_BLOCK, concurrency))
-                            journaled.append(await _block(kept, PER_BLOCK, concurrency))
+                    waits.clear()
+                    pairs, count = (SINGLE_CALLS, 1) if concurrency == 1 else (BLOCKS, PER_BLOCK)
+                    for i in range(pairs):
+                        # Flipped every other pair: whichever runs second in a pair
+                        # runs on a slightly different machine state.
+                        if i % 2:
+                            journaled.append(await _block(kept, count, concurrency))
+                            plain.append(await _block(bare, count, concurrency))
+                        else:
+                            plain.append(await _block(bare, count, concurrency))
+                            journaled.append(await _block(kept, count, concurrency))
         finally:
             server.terminate()  # the server we started, by its own handle
-    return statistics.median(plain), statistics.median(journaled)
+    return plain, journaled
 
 
 async def run(report: Report) -> None:
+    waits = _Waits()
+    waits.install()
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs", flush=True)
     for concurrency in (1, CONCURRENCY):
-        plain, journaled = await measure(concurrency)
-        cost = (journaled - plain) / plain
+        plain, journaled = await measure(concurrency, waits)
+        base = statistics.median(plain)
+        if concurrency == 1:
+            extra = statistics.median(j - p for p, j in zip(plain, journaled, strict=True))
+            cost = extra / base
+        else:
+            cost = statistics.median(j / p - 1 for p, j in zip(plain, journaled, strict=True))
+            extra = cost * base
         label = "one at a time" if concurrency == 1 else f"{concurrency} coroutines"
         print(
-            f"journal, {label}: {plain * 1e6:.0f} us per loopback transfer without, "
-            f"{journaled * 1e6:.0f} us with: +{cost:.1%}",
+            f"journal, {label}: {base * 1e6:.0f} us per loopback transfer without, "
+            f"{statistics.median(journaled) * 1e6:.0f} us with (medians); paired: "
+            f"{extra * 1e6:+.0f} us = {cost:+.1%}; {waits.summary()}; "
+            f"load average {os.getloadavg()[0]:.1f}",
             flush=True,
         )
         report.add(
             f"journal cost per transfer ({label})",
-            f"+{(journaled - plain) * 1e6:.0f} us on {plain * 1e6:.0f} us = +{cost:.1%}",
+            f"{extra * 1e6:+.0f} us on {base * 1e6:.0f} us = {cost:+.1%}",
             "< 10 % of a loopback call",
             cost < 0.10,
         )

@@ -8,14 +8,20 @@
 * Fairness: four OS processes, 100 coroutines each, take permits of a
   600-a-window pool (1-s windows) for a few seconds; per window, the weight
   admitted (utilization) and each process's part of it.
+* Faults: the same four processes; Redis is killed and restarted empty, later
+  one process is SIGKILLed. Per window, the permits admitted (each process
+  reports a window once it is over, so the killed one's count up to its death
+  is known): no window above the limit, and how many windows the survivors
+  take to be back at 95 % of it after each fault.
 
-``python -m benchmarks.bench_redis`` (``child`` is the mode of the four processes).
+``python -m benchmarks.bench_redis`` (``child`` is the mode of the processes).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import math
 import statistics
 import sys
 import time
@@ -104,6 +110,7 @@ async def run(report: Report) -> None:
             r <= 20,
         )
         await _fairness(report, server.url)
+        await _faults(report, server)
 
 
 async def _fairness(report: Report, url: str) -> None:
@@ -144,13 +151,19 @@ async def _fairness(report: Report, url: str) -> None:
     )
 
 
-async def child(url: str, start: float) -> None:
-    """One of the fairness processes: permits per window, as JSON on stdout."""
+async def child(url: str, start: float, seconds: float = SECONDS, prefix: str = "fair") -> None:
+    """One of the fairness processes: permits per window, as JSON on stdout.
+
+    With ``seconds`` given (the faults scenario), each window's count is also
+    printed as a line ``window count`` once the window is over."""
     taken: Counter[int] = Counter()
-    async with await RedisStorage.connect(url, prefix="fair") as storage:
+    stream = seconds != SECONDS
+    async with await RedisStorage.connect(
+        url, prefix=prefix, processes=PROCESSES, socket_timeout=0.2
+    ) as storage:
         governor = synced(Governor(FAIR, storage=storage, latency=0.0, cold_start=False))
         await asyncio.sleep(start - time.time())
-        end = start + SECONDS
+        end = start + seconds
 
         async def take() -> None:
             while time.time() < end:
@@ -158,13 +171,115 @@ async def child(url: str, start: float) -> None:
                 # Count it where it was charged (the window it may land in).
                 taken[permit[2][0][2][0]] += 1
 
-        await asyncio.gather(*(take() for _ in range(COROUTINES)))
-    print(json.dumps(taken))
+        async def report() -> None:
+            window = int(time.time() // FAIR.window)
+            while time.time() < end + FAIR.window:
+                # A window is over once the next has begun (plus a margin).
+                await asyncio.sleep((window + 1) * FAIR.window + 0.05 - time.time())
+                print(window, taken.get(window, 0), flush=True)
+                window += 1
+
+        tasks = [take() for _ in range(COROUTINES)]
+        await asyncio.gather(*tasks, *([report()] if stream else []))
+    if not stream:
+        print(json.dumps(taken))
+
+
+async def _faults(report: Report, server: RedisServer) -> None:
+    """Redis killed 0.2 s into a window and restarted empty 0.5 s later (3.2 s in),
+    one process SIGKILLed 0.5 s into a window (8.5 s in), in a 13-s run of four
+    processes. (Killed early in a window, Redis costs the most: the next window
+    is stopped for new leases after the restart, see RedisStorage.)"""
+    start = float(math.ceil(time.time() + 4.0))  # a window boundary
+    seconds = 13.0
+    children = [
+        await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "benchmarks.bench_redis",
+            "child",
+            server.url,
+            repr(start),
+            repr(seconds),
+            "faults",
+            stdout=asyncio.subprocess.PIPE,
+        )
+        for _ in range(PROCESSES)
+    ]
+    counts: list[dict[int, int]] = [{} for _ in children]
+
+    async def read(index: int) -> None:
+        stream = children[index].stdout
+        assert stream is not None
+        async for line in stream:
+            window, count = line.split()
+            counts[index][int(window)] = int(count)
+
+    readers = asyncio.gather(*(read(i) for i in range(PROCESSES)))
+    await asyncio.sleep(start + 3.2 - time.time())
+    killed_redis = int(time.time() // FAIR.window)
+    server.kill()
+    await asyncio.sleep(0.5)
+    server.start()  # same port, no data
+    await asyncio.sleep(start + 8.5 - time.time())
+    killed_process = int(time.time() // FAIR.window)
+    children[0].kill()
+    await readers
+    for child in children:
+        await child.wait()
+    first = int(start // FAIR.window) + 1
+    last = int((start + seconds) // FAIR.window) - 2  # the last one: processes end
+    per_window = {w: sum(c.get(w, 0) for c in counts) for w in range(first, last + 1)}
+    survivors = {w: sum(c.get(w, 0) for c in counts[1:]) for w in per_window}
+
+    def recovery(fault: int, until: int, use: dict[int, int]) -> int | None:
+        """Windows after the fault's window until use is at 95 % and stays there
+        (up to ``until``, the next fault or the end)."""
+        low = [w for w in use if fault < w < until and use[w] < 0.95 * FAIR.api_ip]
+        back = (max(low) if low else fault) + 1
+        return back - fault if back < until else None
+
+    after_redis = recovery(killed_redis, killed_process, per_window)
+    after_kill = recovery(killed_process, last + 1, survivors)
+    line = " ".join(
+        f"{'R' if w == killed_redis else 'K' if w == killed_process else ''}{per_window[w]}"
+        for w in per_window
+    )
+    print(f"  per window (R: Redis killed, K: a process SIGKILLed): {line}")
+    report.add(
+        "faults: windows above the limit (Redis killed+restarted empty, a process SIGKILLed)",
+        f"{sum(1 for v in per_window.values() if v > FAIR.api_ip)}, max {max(per_window.values())}",
+        "0",
+        max(per_window.values()) <= FAIR.api_ip,
+    )
+    report.add(
+        "faults: windows until >= 95 % after Redis was killed and restarted empty",
+        f"{after_redis} (Redis back 0.5 s after the kill)",
+        "<= 2",
+        after_redis is not None and after_redis <= 2,
+    )
+    report.add(
+        "faults: windows until the survivors are >= 95 % after a process was SIGKILLed",
+        f"{after_kill}",
+        "<= 2",
+        after_kill is not None and after_kill <= 2,
+    )
 
 
 if __name__ == "__main__":
-    if sys.argv[1:2] == ["child"]:
+    if sys.argv[1:2] == ["child"] and len(sys.argv) > 4:
+        asyncio.run(child(sys.argv[2], float(sys.argv[3]), float(sys.argv[4]), sys.argv[5]))
+    elif sys.argv[1:2] == ["child"]:
         asyncio.run(child(sys.argv[2], float(sys.argv[3])))
+    elif sys.argv[1:2] == ["faults"]:  # the faults scenario alone
+        report = Report()
+
+        async def faults_only() -> None:
+            with RedisServer() as server:
+                await _faults(report, server)
+
+        asyncio.run(faults_only())
+        sys.exit(1 if report.failed else 0)
     else:
         report = Report()
         asyncio.run(run(report))

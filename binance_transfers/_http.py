@@ -36,6 +36,7 @@ import httpx
 
 if TYPE_CHECKING:
     import aiohttp
+    import yarl
 
 __all__ = [
     "AIOHTTP_MAYBE_SENT",
@@ -45,7 +46,9 @@ __all__ = [
     "WriteAwareAiohttpTransport",
     "default_http_client",
     "direct_transport",
+    "raw_aiohttp",
     "translate_aiohttp_error",
+    "writable",
 ]
 
 #: The request extension awaited just before the request's first byte is written.
@@ -98,11 +101,15 @@ class _LoopTransport(httpx.AsyncBaseTransport):
                 pass
         return httpx.AsyncHTTPTransport(limits=self._limits)
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+    def choose(self) -> httpx.AsyncBaseTransport:
+        """The transport for the running loop, chosen now if it was not yet."""
         inner = self._inner
         if inner is None:
             inner = self._inner = self._choose()
-        return await inner.handle_async_request(request)
+        return inner
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        return await (self._inner or self.choose()).handle_async_request(request)
 
     async def aclose(self) -> None:
         if self._inner is not None:
@@ -284,9 +291,11 @@ class WriteAwareAiohttpTransport(httpx.AsyncBaseTransport):
         )
         return self._session
 
-    def _timeout(self, request: httpx.Request) -> aiohttp.ClientTimeout:
-        timeout = request.extensions.get("timeout") or {}
-        key = (timeout.get("connect"), timeout.get("read"), timeout.get("pool"))
+    def timeout(
+        self, connect: float | None, read: float | None, pool: float | None
+    ) -> aiohttp.ClientTimeout:
+        """aiohttp's timeouts for httpx's ``connect``, ``read`` and ``pool`` (cached)."""
+        key = (connect, read, pool)
         cached = self._timeouts.get(key)
         if cached is None:
             import aiohttp
@@ -294,7 +303,7 @@ class WriteAwareAiohttpTransport(httpx.AsyncBaseTransport):
             # aiohttp's `connect` spans waiting for a pooled connection and
             # opening one: httpx's pool timeout; `sock_connect` is httpx's connect.
             cached = aiohttp.ClientTimeout(
-                total=None, connect=key[2], sock_connect=key[0], sock_read=key[1]
+                total=None, connect=pool, sock_connect=connect, sock_read=read
             )
             self._timeouts[key] = cached
         return cached
@@ -308,22 +317,62 @@ class WriteAwareAiohttpTransport(httpx.AsyncBaseTransport):
             _refuse_header(request.headers.raw)
         import yarl
 
-        session = self._session or self._open()
         body = await request.aread()
+        timeout = request.extensions.get("timeout") or {}
         # encoded=True: the target goes on the wire byte for byte as httpx
         # encoded it (and as the signature covers it).
-        url = yarl.URL(str(request.url), encoded=True)
-        attempt = _Attempt(request.extensions.get(ON_WRITE))
+        response, content = await self.exchange(
+            request.method,
+            yarl.URL(str(request.url), encoded=True),
+            request.headers.multi_items(),
+            body or None,
+            self.timeout(timeout.get("connect"), timeout.get("read"), timeout.get("pool")),
+            request.extensions.get(ON_WRITE),
+            request.extensions.get("sni_hostname"),
+        )
+        extensions: dict[str, Any] = {"http_version": b"HTTP/1.1"}
+        if response.reason:
+            extensions["reason_phrase"] = response.reason.encode("latin-1", "replace")
+        return httpx.Response(
+            response.status,
+            headers=response.raw_headers,
+            stream=httpx.ByteStream(content),
+            request=request,
+            extensions=extensions,
+        )
+
+    async def exchange(
+        self,
+        method: str,
+        url: yarl.URL,
+        headers: Any,
+        body: bytes | None,
+        timeouts: aiohttp.ClientTimeout,
+        on_write: OnWrite | None = None,
+        server_hostname: str | None = None,
+    ) -> tuple[aiohttp.ClientResponse, bytes]:
+        """Send one request as it is and read its answer: ``(response, body)``.
+
+        What :meth:`handle_async_request` does, without httpx's request and
+        response objects, for a caller that prepared the request itself
+        (``url`` already encoded, ``headers`` already checked for control
+        characters). Errors are classified the same way (httpx's exceptions,
+        "not sent" only before the connection was handed over), and
+        ``on_write`` is awaited as the ``binance_transfers.on_write``
+        extension is. The body is not decoded (``Content-Encoding``).
+        """
+        session = self._session or self._open()
+        attempt = _Attempt(on_write)
         token = _ATTEMPT.set(attempt)
         try:
             response = await session.request(
-                request.method,
+                method,
                 url,
-                headers=request.headers.multi_items(),
-                data=body or None,
+                headers=headers,
+                data=body,
                 allow_redirects=False,
-                timeout=self._timeout(request),
-                server_hostname=request.extensions.get("sni_hostname"),
+                timeout=timeouts,
+                server_hostname=server_hostname,
             )
             try:
                 # Read to the end, the connection goes back to the pool by itself.
@@ -341,16 +390,7 @@ class WriteAwareAiohttpTransport(httpx.AsyncBaseTransport):
             raise translated from exc
         finally:
             _ATTEMPT.reset(token)
-        extensions: dict[str, Any] = {"http_version": b"HTTP/1.1"}
-        if response.reason:
-            extensions["reason_phrase"] = response.reason.encode("latin-1", "replace")
-        return httpx.Response(
-            response.status,
-            headers=response.raw_headers,
-            stream=httpx.ByteStream(content),
-            request=request,
-            extensions=extensions,
-        )
+        return response, content
 
     async def aclose(self) -> None:
         if self._session is not None:
@@ -367,6 +407,26 @@ def _refuse_header(raw: list[tuple[bytes, bytes]]) -> None:
             raise RefusedBeforeWriting(
                 f"a control character in the {name.decode('latin-1')!r} header"
             )
+
+
+def raw_aiohttp(transport: httpx.AsyncBaseTransport | None) -> WriteAwareAiohttpTransport | None:
+    """The aiohttp transport under ``transport`` if that is the package's own
+    default (:func:`default_http_client`'s) and aiohttp serves the running loop.
+
+    Requests to it may skip httpx's request and response objects
+    (:meth:`WriteAwareAiohttpTransport.exchange`). Any other transport, one a
+    user brought included, keeps getting them. Call it inside the loop.
+    """
+    if isinstance(transport, _LoopTransport):
+        inner = transport.choose()
+        if isinstance(inner, WriteAwareAiohttpTransport):
+            return inner
+    return None
+
+
+def writable(headers: list[tuple[bytes, bytes]]) -> bool:
+    """Whether aiohttp writes these headers as they are (no control character)."""
+    return not _FORBIDDEN_IN_HEADER(b"\t".join([b"\t".join(pair) for pair in headers]))
 
 
 def direct_transport(http: httpx.AsyncClient, url: str) -> httpx.AsyncBaseTransport | None:

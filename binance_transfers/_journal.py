@@ -32,7 +32,6 @@ import queue
 import threading
 import uuid
 from collections.abc import Callable, Collection, Mapping, Sequence
-from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
@@ -101,10 +100,13 @@ class Journal:
     One dedicated writer thread owns the connection; the event loop only
     queues work for it. Writes queued while a transaction is being
     committed go together into the next one (group commit), so fifty
-    coroutines pay for about one commit, not fifty. An intent is awaited
-    until committed; outcomes are queued without waiting (a crash before
-    they are committed leaves the row open, which :meth:`Client.recover`
-    settles). :meth:`aclose` flushes the queue and stops the thread.
+    coroutines pay for about one commit, not fifty. An intent is waited
+    for until committed: in the event loop when other writes are queued,
+    else by blocking the loop's thread for at most a millisecond (a lone
+    commit is quicker than the loop's own wakeup). Outcomes are queued
+    without waiting (a crash before they are committed leaves the row
+    open, which :meth:`Client.recover` settles). :meth:`aclose` flushes the
+    queue and stops the thread.
     """
 
     def __init__(self, path: str | os.PathLike[str], *, durable: bool = False) -> None:
@@ -113,17 +115,66 @@ class Journal:
         """fsync every commit (survives a power failure; costs one fsync per write)."""
         self.session = uuid.uuid4().hex
         """This process's run: ``recover()`` settles the rows other runs left."""
-        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[list[_Job] | None] = queue.SimpleQueue()
+        # Jobs not yet handed to the writer: handed over together, once per
+        # loop iteration (or at once, for a wait that blocks). Waking the
+        # writer per job costs more than the job: the woken thread takes the
+        # event loop's CPU or its GIL while the loop still has work to do.
+        self._batch: list[_Job] = []
+        self._handing = False  # a hand-over is scheduled in the event loop
         self._thread: threading.Thread | None = None
         # Outcomes wait here, in the event loop's thread, and ride along with
         # the next committed write: waking the writer thread for each one
         # would cost more than the write itself.
         self._pending: list[tuple[Any, ...]] = []
+        # Intents queued (counted by the event loop's thread) and committed
+        # (counted by the writer thread): each counter has one writer.
+        self._submitted = 0
+        self._committed = 0
+        # Blocking waits left before trying one again, after one timed out.
+        self._slow = 0
 
     def __repr__(self) -> str:
         return f"<Journal {self.path!r}>"
 
     # -- the event loop's side ---------------------------------------------------
+
+    def _block_for(self, intent: _Job) -> None:
+        """Wait for a lone intent's commit by blocking this thread, for a millisecond at most.
+
+        With nothing else queued for the writer (no group commit to gather),
+        the event loop would only sit in select() until the commit. Blocking
+        with the GIL released costs one thread switch each way; awaiting adds
+        a self-pipe write, a loop iteration and a second wakeup: ~100 us a
+        transfer, a tenth of a loopback call (benchmarks/bench_journal.py).
+        A slow disk holds the loop for ``_BLOCK_SECONDS`` at most; then this
+        intent, and the next ``_SLOW_SKIPS``, are awaited in the loop.
+        """
+        if self.durable:
+            return  # an fsync takes milliseconds: never worth blocking for
+        if self._slow:
+            self._slow -= 1
+            return
+        if self._submitted - self._committed > 1:
+            return  # others are queued: they are committed together, awaited
+        if not _loop_idle():
+            return  # other coroutines may queue theirs: one commit for all, awaited
+        self._hand_over()
+        if not intent.finished.acquire(timeout=_BLOCK_SECONDS):
+            self._slow = _SLOW_SKIPS
+
+    def _hand_over(self) -> None:
+        """Give the writer thread every job queued so far (in order)."""
+        self._handing = False
+        if self._batch:
+            batch, self._batch = self._batch, []
+            self._queue.put(batch)
+
+    def _hand_over_soon(self) -> None:
+        """Hand the queued jobs over in the next loop iteration, with whatever joins them."""
+        if not self._handing:
+            self._handing = True
+            _call_soon(self._hand_over)
 
     def _start(self) -> None:
         if self._thread is None:
@@ -137,12 +188,15 @@ class Journal:
 
     async def _run(self, fn: Callable[..., _T], *args: Any) -> _T:
         """Run ``fn(connection, *args)`` in the writer thread and await its commit."""
-        return await self._submit(fn, *args).committed()  # type: ignore[no-any-return]
+        job = self._submit(fn, *args)
+        self._hand_over()
+        return await job.committed()  # type: ignore[no-any-return]
 
-    def _submit(self, fn: Callable[..., Any], *args: Any) -> _Job:
+    def _submit(self, fn: Callable[..., Any], *args: Any, intent: bool = False) -> _Job:
+        """Queue a job (handed over by _hand_over, or when an intent is waited for)."""
         self._start()
-        job = _Job(fn, args, _waker(), self._take_pending())
-        self._queue.put(job)
+        job = _Job(fn, args, self._take_pending(), self if intent else None)
+        self._batch.append(job)
         return job
 
     def _take_pending(self) -> list[tuple[Any, ...]]:
@@ -167,12 +221,15 @@ class Journal:
         recv_window: int,
         created_ms: int,
     ) -> PendingIntent:
-        """Queue the intent now; ``await pending.committed()`` before the first byte leaves.
+        """Queue the intent; ``await pending.committed()`` before the first byte leaves.
 
-        Lets the caller prepare its request while the writer thread commits.
+        The writer thread gets it when it is waited for (or with the next
+        write). Its commit cannot overlap the caller's own work (the writer
+        needs the GIL the event loop holds), so await it at once.
         """
         args = (self.session, endpoint, json.dumps(list(params)), recv_window, created_ms)
-        return self._submit(_insert, *args)
+        self._submitted += 1
+        return self._submit(_insert, *args, intent=True)
 
     def outcome(
         self,
@@ -191,8 +248,8 @@ class Journal:
         """
         self._pending.append((intent, state, timestamp, tran_id, note, only_if_open))
         if len(self._pending) >= _MAX_PENDING:
-            self._start()
-            self._queue.put(_Job(_nothing, (), None, self._take_pending()))
+            self._submit(_nothing)
+            self._hand_over_soon()
 
     async def flush(self) -> None:
         """Wait until everything queued so far is committed."""
@@ -236,6 +293,7 @@ class Journal:
         except ConfigurationError:
             # Already raised to the calls it hit; closing must still stop the thread.
             log.warning("journal %s: the last writes failed", self.path, exc_info=True)
+        self._hand_over()
         self._queue.put(None)
         await anyio.to_thread.run_sync(thread.join)
         self._thread = None
@@ -248,31 +306,42 @@ _MAX_PENDING = 64
 class _Job:
     """One piece of work for the writer thread (a :class:`PendingIntent` for inserts)."""
 
-    __slots__ = ("args", "done", "fn", "result", "updates", "wake")
+    __slots__ = ("args", "finished", "fn", "is_done", "journal", "result", "updates", "wake")
 
     def __init__(
         self,
         fn: Callable[..., Any],
         args: tuple[Any, ...],
-        wake: tuple[anyio.Event, Callable[[], object]] | None,
         updates: list[tuple[Any, ...]],
+        journal: Journal | None,
     ) -> None:
         self.fn = fn
         self.args = args
         self.updates = updates
+        self.journal = journal  # an intent's: see Journal._block_for
         self.result: Any = None
-        self.wake: Callable[[], object] | None = None
-        if wake is None:
-            self.done = anyio.Event()  # never awaited: nobody waits for a posted write
-        else:
-            self.done, self.wake = wake
+        self.is_done = False
+        self.wake: _Wake | None = None  # set by a waiter in the event loop
+        self.finished = threading.Lock()  # released by the writer thread once committed
+        self.finished.acquire()
 
     async def committed(self) -> Any:
         """Wait until the job's transaction is committed; its result (or its error)."""
-        # Shielded: once queued, the write happens; the caller waits for it so
-        # that nothing it does next can overtake it.
-        with anyio.CancelScope(shield=True):
-            await self.done.wait()
+        if not self.is_done:
+            if self.journal is not None:
+                self.journal._block_for(self)
+            if not self.is_done:
+                if self.journal is not None:
+                    self.journal._hand_over_soon()
+                event = anyio.Event()
+                self.wake = (_submitter(), event)
+                # The writer sets is_done, then reads wake: if is_done is still
+                # false after ours is set, the writer will see ours and call it.
+                if not self.is_done:
+                    # Shielded: once queued, the write happens; the caller waits for
+                    # it so that nothing it does next can overtake it.
+                    with anyio.CancelScope(shield=True):
+                        await event.wait()
         if isinstance(self.result, BaseException):
             raise self.result
         return self.result
@@ -285,26 +354,62 @@ class _Job:
     @property
     def id(self) -> int | None:
         """The row's id once committed, else None."""
-        return self.result if self.done.is_set() and isinstance(self.result, int) else None
+        return self.result if self.is_done and isinstance(self.result, int) else None
 
 
 #: An intent queued for the writer thread: ``await pending.committed()`` -> row id.
 PendingIntent = _Job
 
+#: How long the event loop's thread may block on one intent's commit (seconds):
+#: a commit takes ~50-100 us (a write() into the page cache, no fsync).
+_BLOCK_SECONDS = 0.001
+#: After a blocking wait ran out, this many intents are awaited in the loop instead.
+_SLOW_SKIPS = 20
 
-def _waker() -> tuple[anyio.Event, Callable[[], object]]:
-    """An event and a thread-safe way to set it in the running event loop."""
-    event = anyio.Event()
+
+#: How the writer thread sets an event in its event loop: (loop.call_soon_threadsafe
+#: or trio's run_sync_soon, the event).
+_Wake = tuple[Callable[..., object], anyio.Event]
+
+
+def _submitter() -> Callable[..., object]:
+    """A thread-safe way to run a function in the running event loop."""
     loop = asyncio._get_running_loop()
     if loop is not None:
-        return event, partial(loop.call_soon_threadsafe, event.set)
+        return loop.call_soon_threadsafe
     import trio
 
-    token = trio.lowlevel.current_trio_token()
-    return event, partial(token.run_sync_soon, event.set)
+    return trio.lowlevel.current_trio_token().run_sync_soon
 
 
-def _writer(path: str, durable: bool, jobs: queue.SimpleQueue[_Job | None]) -> None:
+def _call_soon(fn: Callable[[], object]) -> None:
+    """Run ``fn`` in the running event loop's next iteration (called from its thread)."""
+    loop = asyncio._get_running_loop()
+    if loop is not None:
+        loop.call_soon(fn)
+    else:
+        _submitter()(fn)
+
+
+def _loop_idle() -> bool:
+    """Whether no other callback or task of this event loop is ready to run now."""
+    loop = asyncio._get_running_loop()
+    if loop is not None:
+        # asyncio's run queue (a private attribute, there since 3.4); a loop
+        # without one (uvloop) is taken as busy: its intents are awaited.
+        ready = getattr(loop, "_ready", None)
+        return ready is not None and not ready
+    import trio
+
+    return trio.lowlevel.current_statistics().tasks_runnable == 0
+
+
+def _set_all(events: list[anyio.Event]) -> None:
+    for event in events:
+        event.set()
+
+
+def _writer(path: str, durable: bool, jobs: queue.SimpleQueue[list[_Job] | None]) -> None:
     """The writer thread: drain the queue, one transaction per batch.
 
     Every failure (the file cannot be opened, disk full, I/O error) reaches
@@ -321,7 +426,7 @@ def _writer(path: str, durable: bool, jobs: queue.SimpleQueue[_Job | None]) -> N
                     batch.append(jobs.get_nowait())
                 except queue.Empty:
                     break
-            work = [job for job in batch if job is not None]
+            work = [job for part in batch if part is not None for job in part]
             try:
                 if conn is None:
                     if lock is None:
@@ -340,9 +445,18 @@ def _writer(path: str, durable: bool, jobs: queue.SimpleQueue[_Job | None]) -> N
                 failure.__cause__ = exc
                 for job in work:
                     job.result = failure
+            # One wakeup per event loop for the whole batch, not one per waiter.
+            wakes: dict[Callable[..., object], list[anyio.Event]] = {}
             for job in work:
-                if job.wake is not None:
-                    job.wake()
+                job.is_done = True
+                if job.journal is not None:
+                    job.journal._committed += 1
+                wake = job.wake
+                if wake is not None:
+                    wakes.setdefault(wake[0], []).append(wake[1])
+                job.finished.release()
+            for submit, events in wakes.items():
+                submit(_set_all, events)
             if None in batch:
                 return
     finally:

@@ -26,6 +26,9 @@ _FLOAT_DIGITS = 15
 MAX_DECIMALS = 8
 MAX_INTEGER_DIGITS = 20
 
+# A positive amount already in its wire form: no sign, no exponent, no
+# leading or trailing zero, at most 20 integer digits and 8 decimals.
+_CANONICAL = re.compile(r"[1-9][0-9]{0,19}(?:\.[0-9]{0,7}[1-9])?|0\.[0-9]{0,7}[1-9]").fullmatch
 _ASSET = re.compile(r"[A-Z0-9]{1,20}")
 _SYMBOL = re.compile(r"[A-Z0-9]{2,32}")
 _EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s.]+(\.[^@\s.]+)+")
@@ -68,6 +71,8 @@ def amount_param(value: object, name: str = "amount") -> str:
     caller meant: ``0.1`` is sent as ``0.1``, but ``0.1 + 0.2``
     (``0.30000000000000004``) is refused rather than sent as binary noise.
     """
+    if type(value) is str and _CANONICAL(value):
+        return value  # already the wire form: what the checks below would return
     if isinstance(value, bool):
         raise InvalidInputError(f"{name} must be a number, not a bool")
     if isinstance(value, Decimal):
@@ -89,7 +94,8 @@ def amount_param(value: object, name: str = "amount") -> str:
         raise InvalidInputError(f"{name} must be finite, got {value!r}")
     if number <= 0:
         raise InvalidInputError(f"{name} must be positive, got {value!r}")
-    digits, exponent = number.as_tuple().digits, int(number.as_tuple().exponent)
+    parts = number.as_tuple()
+    digits, exponent = parts.digits, int(parts.exponent)
     while exponent < 0 and digits and digits[-1] == 0:  # 1.500 has 1 decimal, not 3
         digits, exponent = digits[:-1], exponent + 1
     if -exponent > MAX_DECIMALS:

@@ -21,17 +21,23 @@ Redis and admits requests locally, within its lease, at the in-process speed.
   the same IP must use the same label); account pools (UID weight) carry the
   account in their key and are shared by every process of that account.
 * **Faults.** Unreachable at :meth:`RedisStorage.connect`: :class:`ConfigurationError`.
-  Lost mid-run: the leases held are used up, nothing more is taken in the
-  windows anybody may have leased (the current and the next one), and from
-  then on each window gets a conservative local share,
-  ``limit // max(processes seen, processes)``; every new window first tries
-  Redis again. A process SIGKILLed loses its leases with the windows they
-  belong to (their keys expire). Redis restarted empty: the first process to
-  notice stops all new leases for the current and next window (what others
-  still hold stays within the old totals), every process re-registers what it
-  holds, and counts are raised to what Binance's usage headers report. A
-  process that finds no boot token at all (a fresh Redis, or one restarted
-  empty that it is the first to reach) cannot tell the two apart: it stops
+  Lost mid-run: the process admits only within the leases it holds (the
+  current and the next window at most) until Redis answers again, and retries
+  every tenth of a window. There is no local share: a process cannot tell
+  Redis down from its own route to Redis down (a partition), and in a
+  partition the others go on leasing everything Redis has left, so any share
+  taken here would come on top of the limit (breaker3 R-1). A process
+  SIGKILLed loses its leases with the windows they belong to (their keys
+  expire). Redis restarted empty: the first process to reach it creates a
+  new boot token, which stops all new leases up to the last window a request
+  sent then may land in, and the next (every lease still held was taken
+  before, so for no later window); every process re-registers what it holds,
+  and counts are raised to what Binance's usage headers report. Every process
+  that lost Redis (a failed call, or its pub/sub connection broken) probes it
+  every tenth of a window, needed or not, so the token is created, and the
+  stop set, as soon as Redis is back: a stop set by a first call a window
+  later would cost a window more. A process that finds no boot token at all
+  (a fresh Redis, or one restarted empty) cannot tell the two apart: it stops
   new leases the same way, which costs a fresh Redis its first window or two.
 * **Freezes.** A 429 or 418 one process meets is published (a key per pool,
   one per egress for a ban, and a pub/sub message): every process stops its
@@ -78,8 +84,9 @@ log = logging.getLogger("binance_transfers.redis")
 # KEYS: boot hash, live-process zset, restart marker, the IP's ban key, then one
 #       hash per (pool, window).
 # ARGV: id, known boot token, proposed token, horizon (the last window the caller
-#       may hold leases in), span (ms), held (the last window the caller used a
-#       local share in, or -1), then per hash: window, want (< 0: give back),
+#       may hold leases in), span (ms), held (the last window the caller admitted
+#       in without Redis, or -1: always -1, there are no local shares any more),
+#       then per hash: window, want (< 0: give back),
 #       limit, claim, floor, force, ttl (ms), the pool's freeze key.
 # Returns: boot token, live processes, then per hash: granted (may be < 0), total,
 #       the end (ms on Binance's clock, as published) of a freeze or ban, or 0.
@@ -92,12 +99,11 @@ local since = tonumber(redis.call('GET', KEYS[3]) or '-1')
 local stop = held
 if created then
   -- No boot token: this Redis is new, or restarted empty. Nobody can tell
-  -- which: processes may hold leases that it does not count (a restart seen
-  -- first by a newcomer). Stop as for a detected restart.
-  stop = math.max(stop, horizon)
-elseif known ~= '' and known ~= boot and redis.call('HSETNX', KEYS[1], 'rebuilt', id) == 1 then
-  -- Redis lost its data while processes held leases (a restart): others may
-  -- hold leases that nobody counts now, as far ahead as this caller may.
+  -- which: processes may hold leases that it does not count. Every such lease
+  -- was taken before now, so for no window beyond the caller's horizon (the
+  -- last window a request sent now may land in, and the next): nobody gets
+  -- new leases up to there. (Whoever sees the new token later needs no more:
+  -- what it holds was leased before this.)
   stop = math.max(stop, horizon)
 end
 if stop > since then
@@ -305,8 +311,7 @@ class LeasedWindowCounter:
             self._storage._ask(self, window, need)
 
     def granted(self, window: int, amount: int, total: int | None = None) -> None:
-        """A lease of ``amount`` more arrived (``total``: leased by everybody), or
-        a local share (``total`` None: Redis is lost)."""
+        """A lease of ``amount`` more arrived (``total``: leased by everybody)."""
         self._asked.discard(window)
         if total is not None:
             self._total[window] = total
@@ -716,8 +721,9 @@ class RedisStorage:
 
     ``egress`` names the IP the process leaves through: processes with the
     same label share the IP pools. ``processes`` is how many processes are
-    expected at most; with Redis lost, each window gets
-    ``limit // max(processes, processes seen)`` per process. asyncio only.
+    expected: leases are sized ``limit / (4 max(processes, live processes))``
+    from the first one. With Redis lost, a process admits only within the
+    leases it holds until Redis answers. asyncio only.
     """
 
     def __init__(
@@ -751,8 +757,6 @@ class RedisStorage:
         self._timers: set[asyncio.TimerHandle] = set()
         self.seen = 1  # the most live processes Redis reported
         self.lost: int | None = None  # the window Redis was lost in, while it is
-        self._shared: set[tuple[LeasedWindowCounter, int]] = set()  # local shares given
-        self._held = -1  # the last window a local share was given in
         self.round_trips = 0
         # Freezes (429) and bans (418) shared with the other processes: the
         # latest end known per Redis key (published by us or by others).
@@ -761,6 +765,8 @@ class RedisStorage:
         self._freezes: dict[str, float] = {}
         self._listener: asyncio.Task[None] | None = None
         self._sends: set[asyncio.Task[None]] = set()
+        self._probe: asyncio.TimerHandle | None = None  # Redis lost: the next try
+        self._suspect = False  # Redis failed us (a call, or the listener): probe it
 
     @classmethod
     async def connect(
@@ -945,6 +951,12 @@ class RedisStorage:
                             where, ms = str(message["data"]).rsplit(" ", 1)
                             self._froze(where, int(ms) / 1000, ban=where == self._ban_key)
             except RedisError:
+                # The connection broke (Redis killed, restarted?): probe it
+                # until it answers, whether or not leases are needed.
+                counter = next((c for cs in self._counters.values() for c in cs), None)
+                if counter is not None:
+                    self._suspect = True
+                    self._probe_later(counter)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(retry.wait(), 0.5)
 
@@ -997,18 +1009,24 @@ class RedisStorage:
         finally:
             self._task = None
 
-    async def _call(self, batch: dict[tuple[LeasedWindowCounter, int], int]) -> list[Any]:
+    async def _call(
+        self,
+        batch: dict[tuple[LeasedWindowCounter, int], int],
+        probe: LeasedWindowCounter | None = None,
+    ) -> list[Any]:
         keys = [self._key("boot"), self._key("live"), self._key("since"), self._ban_key]
-        first = next(iter(batch))[0]
+        first = probe if probe is not None else next(iter(batch))[0]
         now = first._link.server_now()
         period = first.period
         span = max(int(3 * period * 1000), 1)
-        horizon = max(int(now // period) + 1, *(window for _, window in batch))
-        held = self._held if self._held >= int(now // period) else -1
+        # The furthest window anybody may have leased before now (see _LEASE):
+        # where a request sent now may land, and the next one.
+        horizon = max([first._link.landing(period)[1] + 1, *(window for _, window in batch)])
+        held = -1  # no local shares any more (see _on_lost): nothing to stop
         args: list[Any] = [self.id, self._boot, secrets.token_hex(8), horizon, span, held]
         for (counter, window), need in batch.items():
             keys.append(f"{counter.redis_key}:{window}")
-            chunk = max(1, counter.limit // (4 * self.seen))
+            chunk = max(1, counter.limit // (4 * max(self.seen, self.processes)))
             want = max(need, chunk)
             ttl = max(int(((window + 3) * counter.period - now) * 1000), 1)
             args += [
@@ -1049,29 +1067,51 @@ class RedisStorage:
         current = int(counter._link.server_now() // counter.period)
         if self.lost is None:
             self.lost = current
+            # No local share (breaker3 R-1): when only this process lost its
+            # route to Redis, the others still lease everything Redis has left,
+            # and any share taken here would come on top of it. What is leased
+            # here is already counted there: it is the only safe budget.
             log.warning(
-                "%s lost (%s): continuing on a local share of each window "
-                "(limit // %d), and retrying",
+                "%s lost (%s): admitting only within the leases held until it "
+                "answers, and retrying",
                 self._where,
                 type(error).__name__,
-                max(self.seen, self.processes),
             )
         for counter, window in batch:
-            # Anybody may hold leases up to the window after the one Redis was
-            # lost in; later windows are split evenly, once each, and never
-            # beyond the next one (Redis refuses leases up to the last of them
-            # when it is back: see _LEASE).
-            if self.lost + 2 <= window <= current + 1 and (counter, window) not in self._shared:
-                self._held = max(self._held, window)
-                self._shared.add((counter, window))
-                share = counter.limit // max(self.seen, self.processes)
-                log.debug("%s: a local share of %d in window %d", counter.key, share, window)
-                counter.granted(window, share)
-            else:
-                counter._asked.discard(window)
+            counter._asked.discard(window)
             self._later(counter, window, retry=True)
-        if len(self._shared) > 4096:
-            self._shared = {(c, w) for c, w in self._shared if w >= current}
+        self._suspect = True
+        self._probe_later(counter)
+
+    def _probe_later(self, counter: LeasedWindowCounter) -> None:
+        """Redis is lost: try it again in a tenth of a window, needed or not.
+        Back (and empty), it is told at once: the restart's stop of new leases
+        then ends as early as it safely can (see _LEASE)."""
+        if self._probe is None:
+            loop = asyncio.get_running_loop()
+            self._probe = loop.call_later(counter.period / 10, self._probe_now, counter)
+
+    def _probe_now(self, counter: LeasedWindowCounter) -> None:
+        self._probe = None
+        if not self._suspect:
+            return
+        if self._task is not None:  # a lease request is trying already
+            self._probe_later(counter)
+            return
+        task = asyncio.get_running_loop().create_task(self._probing(counter))
+        self._sends.add(task)
+        task.add_done_callback(self._sends.discard)
+
+    async def _probing(self, counter: LeasedWindowCounter) -> None:
+        from redis.exceptions import RedisError
+
+        try:
+            reply = await self._call({}, probe=counter)
+        except RedisError:
+            self._probe_later(counter)
+        else:
+            self._on_reply({}, reply)
+            self._suspect = False
 
     def _later(self, counter: LeasedWindowCounter, window: int, retry: bool) -> None:
         """Wake the pool when window ``window + 1`` opens (or, to retry a lost
@@ -1098,6 +1138,9 @@ class RedisStorage:
         for handle in self._timers:
             handle.cancel()
         self._timers.clear()
+        if self._probe is not None:
+            self._probe.cancel()
+            self._probe = None
         if self._task is not None:
             self._task.cancel()
         if self._listener is not None:

@@ -35,7 +35,7 @@ import math
 import re
 import sys
 import threading
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from decimal import Decimal
 from typing import Any, Literal
@@ -67,7 +67,13 @@ from ._exceptions import (
     TransferNotAllowedError,
 )
 from ._governor import Governor, Permit
-from ._http import RefusedBeforeWriting, direct_transport
+from ._http import (
+    RefusedBeforeWriting,
+    WriteAwareAiohttpTransport,
+    direct_transport,
+    raw_aiohttp,
+    writable,
+)
 from ._signing import Signer
 
 __all__ = ["DEFAULT_TIMEOUT", "ON_WRITE", "ExchangeOutcome", "Transport"]
@@ -187,9 +193,31 @@ class _Template:
     fallback: bool
     direct: httpx.AsyncBaseTransport | None
     """Where requests go when ``AsyncClient.send`` would add nothing (see _http)."""
+    aiohttp: WriteAwareAiohttpTransport | None
+    """The package's own aiohttp transport, which takes requests without httpx's objects."""
+    target: Any
+    """The URL as aiohttp takes it (``yarl.URL``, already encoded), when ``aiohttp`` is set."""
+    make_url: Callable[..., Any] | None
+    pairs: list[tuple[str, str]]
+    """The headers as aiohttp takes them."""
+    aio_timeout: Any
 
     def __repr__(self) -> str:  # it holds the API key
         return f"<_Template {self.url}>"
+
+
+class _Answer:
+    """An HTTP answer, read in full: httpx's, or aiohttp's without httpx's objects."""
+
+    __slots__ = ("content", "headers", "reason_phrase", "status_code")
+
+    def __init__(
+        self, status_code: int, headers: Mapping[str, str], content: bytes, reason_phrase: str
+    ) -> None:
+        self.status_code = status_code
+        self.headers = headers
+        self.content = content
+        self.reason_phrase = reason_phrase
 
 
 class _Ticket:
@@ -217,6 +245,15 @@ class _Ticket:
         if self._held:
             self._held = False
             self._semaphore.release()
+
+
+class _Flight:
+    """A mutating request run in a task of its own: its current attempt, once permitted."""
+
+    __slots__ = ("attempt",)
+
+    def __init__(self) -> None:
+        self.attempt: _Attempt | None = None
 
 
 class _NoRoom(Exception):
@@ -309,7 +346,7 @@ class Transport:
         connect_retries: int = 2,
         rate_limit_retries: int = 5,
         read_retries: int = 3,
-        write_ahead: int = 8,
+        write_ahead: int = 2,
     ) -> None:
         self._key_header = {"X-MBX-APIKEY": api_key}
         self._key_raw = [(b"X-MBX-APIKEY", api_key.encode())]
@@ -490,6 +527,26 @@ class Transport:
         recv_window: int | None,
         parse: Callable[[Any], Any] | None,
     ) -> tuple[Any, float, float]:
+        if endpoint.mutating and asyncio._get_running_loop() is not None:
+            # The task is started before the permit, not after it: a permit
+            # then reaches its write without waiting for a task to be
+            # scheduled (one turn of a busy event loop, behind every callback
+            # queued meanwhile), and the windows it was charged to are the ones
+            # it lands in.
+            flight = _Flight()
+            work = self._exchange_in(endpoint, params, max_wait, recv_window, parse, flight)
+            return await self._detachable(endpoint, flight, work)
+        return await self._exchange_in(endpoint, params, max_wait, recv_window, parse, None)
+
+    async def _exchange_in(
+        self,
+        endpoint: Endpoint,
+        params: Sequence[tuple[str, str]],
+        max_wait: float | None,
+        recv_window: int | None,
+        parse: Callable[[Any], Any] | None,
+        flight: _Flight | None,
+    ) -> tuple[Any, float, float]:
         governor = self.governor
         if self._slots is None:
             self._slots = _semaphore(self._max_in_flight)
@@ -522,9 +579,9 @@ class Transport:
                             attempt.permit = governor.renew(permit)
                             if attempt.permit is None:
                                 continue
-                        if endpoint.mutating and asyncio._get_running_loop() is not None:
+                        if flight is not None:
                             attempt.detachable = True
-                            return await self._detachable(attempt, params, recv_window, parse)
+                            flight.attempt = attempt
                         return await self._attempt(attempt, params, recv_window, parse)
                 except _NoRoom:
                     continue  # withdrawn before writing; the permit was given back
@@ -548,26 +605,27 @@ class Transport:
 
     async def _detachable(
         self,
-        attempt: _Attempt,
-        params: Sequence[tuple[str, str]],
-        recv_window: int | None,
-        parse: Callable[[Any], Any] | None,
+        endpoint: Endpoint,
+        flight: _Flight,
+        work: Coroutine[Any, Any, tuple[Any, float, float]],
     ) -> tuple[Any, float, float]:
-        """Run a mutating attempt in its own task, so that cancelling the caller
-        (``asyncio.wait_for``, a failing TaskGroup sibling: plain ``task.cancel()``,
-        which no anyio shield stops) cannot cut it off once it may be on the wire."""
-        task = asyncio.ensure_future(self._attempt(attempt, params, recv_window, parse))
+        """Run a mutating request (``work``) in its own task, so that cancelling the
+        caller (``asyncio.wait_for``, a failing TaskGroup sibling: plain
+        ``task.cancel()``, which no anyio shield stops) cannot cut it off once it
+        may be on the wire. Before that, cancelling the caller cancels it."""
+        task = asyncio.get_running_loop().create_task(work)
         try:
             return await asyncio.shield(task)
         except asyncio.CancelledError:
+            attempt = flight.attempt
             if task.done() and not task.cancelled():
                 log.warning(
                     "%s: caller cancelled just as the answer arrived (outcome recorded: %s)",
-                    attempt.endpoint.name,
+                    endpoint.name,
                     "unknown" if task.exception() is not None else "done",
                 )
                 raise
-            if not attempt.written:
+            if attempt is None or not attempt.written:
                 # Still waiting to write: stop it. Nothing left, the permit goes back.
                 task.cancel()
                 with anyio.CancelScope(shield=True):
@@ -599,7 +657,11 @@ class Transport:
     ) -> tuple[Any, float, float]:
         """Build, send and interpret one attempt; settle its permit exactly once."""
         endpoint = attempt.endpoint
-        request = self._build(attempt, params, recv_window)
+        template = self._templates.get(endpoint) or self._template(endpoint)
+        encoded = self._encode(attempt, params, recv_window)
+        request = None
+        if template.aiohttp is None:
+            request = self._request(attempt, template, encoded)
         clock = self.governor.server_clock.clock
         attempt.sent = clock.monotonic()
         # A mutating request sent from the caller's own task (trio; asyncio runs
@@ -608,7 +670,8 @@ class Transport:
         if endpoint.mutating and not attempt.detachable:
             scope = attempt.scope = anyio.CancelScope()
         if attempt.reports:
-            request.extensions["trace"] = self._tracer(attempt, request)
+            if request is not None:
+                request.extensions["trace"] = self._tracer(attempt, request)
         else:
             # Handed over with no word of when it is written: from now on it may be.
             attempt.written = True
@@ -618,10 +681,10 @@ class Transport:
         data: Any = None
         try:
             if scope is None:
-                response = await self._send(request, endpoint)
+                response = await self._send(attempt, template, request, encoded)
             else:
                 with scope:
-                    response = await self._send(request, endpoint)
+                    response = await self._send(attempt, template, request, encoded)
             received = clock.monotonic()
         except _NoRoom:
             raise
@@ -726,9 +789,10 @@ class Transport:
 
         return trace
 
-    def _build(
+    def _encode(
         self, attempt: _Attempt, params: Sequence[tuple[str, str]], recv_window: int | None
-    ) -> httpx.Request:
+    ) -> str:
+        """The query string or body, percent-encoded, then signed when the endpoint is."""
         endpoint = attempt.endpoint
         pairs = list(params)
         signed = endpoint.security.signed
@@ -752,9 +816,15 @@ class Transport:
                 raise ConfigurationError(
                     f"{endpoint.name}: the signer failed ({type(exc).__name__}); nothing was sent"
                 ) from self._scrubbed(exc)
-            encoded = f"{encoded}&signature={quote(signature, safe='')}"
+            # HMAC's hex needs no quoting; RSA's and Ed25519's base64 does.
+            signature = signature if _plain(signature) else quote(signature, safe="")
+            encoded = f"{encoded}&signature={signature}"
         attempt.params = dict(pairs)
-        template = self._templates.get(endpoint) or self._template(endpoint)
+        return encoded
+
+    def _request(self, attempt: _Attempt, template: _Template, encoded: str) -> httpx.Request:
+        """httpx's request for ``encoded`` (a transport the package does not own)."""
+        endpoint = attempt.endpoint
         extensions = {"timeout": template.timeout, ON_WRITE: self._on_write_hook(attempt)}
         if template.fallback:  # a client with cookies or default params of its own
             return self._http.build_request(
@@ -783,22 +853,56 @@ class Transport:
         request.read()  # as content= would: .content readable by any transport
         return request
 
-    async def _send(self, request: httpx.Request, endpoint: Endpoint) -> httpx.Response:
-        """``self._http.send(request)``, or straight to its transport when send adds nothing.
+    async def _send(
+        self, attempt: _Attempt, template: _Template, request: httpx.Request | None, encoded: str
+    ) -> _Answer:
+        """Send, read the answer in full.
 
-        ``AsyncClient.send`` runs auth, event hooks, redirects and the cookie
-        jar (which builds a urllib request per answer): a third of a call's CPU.
+        Through the package's own aiohttp transport without httpx's request and
+        response objects (``request`` is None); else ``self._http.send(request)``,
+        or straight to its transport when ``send`` adds nothing: it runs auth,
+        event hooks, redirects and the cookie jar (which builds a urllib request
+        per answer), a third of a call's CPU.
         """
-        direct = self._templates[endpoint].direct
+        if request is None:
+            return await self._send_aiohttp(attempt, template, encoded)
+        direct = template.direct
         if direct is None:
-            return await self._http.send(request)
-        response = await direct.handle_async_request(request)
-        response.request = request  # as send() does; transports need not set it
-        try:
-            await response.aread()
-        finally:
-            await response.aclose()
-        return response
+            response = await self._http.send(request)
+        else:
+            response = await direct.handle_async_request(request)
+            response.request = request  # as send() does; transports need not set it
+            try:
+                await response.aread()
+            finally:
+                await response.aclose()
+        return _Answer(
+            response.status_code, response.headers, response.content, response.reason_phrase
+        )
+
+    async def _send_aiohttp(self, attempt: _Attempt, template: _Template, encoded: str) -> _Answer:
+        aiohttp, make_url = template.aiohttp, template.make_url
+        if aiohttp is None or make_url is None:  # pragma: no cover - see _attempt
+            raise AssertionError("no aiohttp template")
+        if template.query:
+            url = make_url(f"{template.url}?{encoded}", encoded=True) if encoded else None
+            body = None
+        else:
+            url, body = None, encoded.encode()
+        response, content = await aiohttp.exchange(
+            attempt.endpoint.method,
+            url or template.target,
+            template.pairs,
+            body,
+            template.aio_timeout,
+            self._on_write_hook(attempt),
+        )
+        headers = response.headers
+        if headers.get("Content-Encoding", "identity") != "identity":
+            # httpx decodes it, as on its own path (gzip, deflate, br, zstd).
+            decoded = httpx.Response(200, headers=response.raw_headers, stream=_Stream(content))
+            content = decoded.read()
+        return _Answer(response.status, headers, content, response.reason or "")
 
     def _template(self, endpoint: Endpoint) -> _Template:
         """What every request to ``endpoint`` shares, worked out once.
@@ -819,6 +923,22 @@ class Transport:
         raw = httpx.Headers(http._merge_headers(form)).raw
         if not any(name.lower() == b"host" for name, _ in raw):
             raw = [(b"Host", parsed.netloc), *raw]  # first, where httpx puts it
+        fallback = bool(http.cookies) or bool(http.params)
+        direct = direct_transport(http, url)
+        # Our own aiohttp transport (the default client's) takes the request
+        # without httpx's objects; a header aiohttp would refuse goes through
+        # httpx instead, where the transport refuses it before writing.
+        aiohttp = None if fallback else raw_aiohttp(direct)
+        if aiohttp is not None and not writable([*raw, *self._key_raw]):
+            aiohttp = None
+        make_url = target = aio_timeout = None
+        if aiohttp is not None:
+            import yarl
+
+            make_url = yarl.URL
+            target = yarl.URL(url, encoded=True)
+            timeout = http.timeout
+            aio_timeout = aiohttp.timeout(timeout.connect, timeout.read, timeout.pool)
         template = _Template(
             url=url,
             parsed=parsed,
@@ -826,8 +946,16 @@ class Transport:
             headers={**form, **self._key_header} if signed else dict(form),
             raw=[*raw, *self._key_raw] if signed else raw,
             timeout=http.timeout.as_dict(),
-            fallback=bool(http.cookies) or bool(http.params),
-            direct=direct_transport(http, url),
+            fallback=fallback,
+            direct=direct,
+            aiohttp=aiohttp,
+            target=target,
+            make_url=make_url,
+            pairs=[
+                (name.decode("latin-1"), value.decode("latin-1"))
+                for name, value in ([*raw, *self._key_raw] if signed else raw)
+            ],
+            aio_timeout=aio_timeout,
         )
         self._templates[endpoint] = template
         return template
@@ -876,6 +1004,14 @@ class Transport:
             error=error,
             detached=attempt.detached,
         )
+        if attempt.detachable:
+            # In a task of its own, which no cancel scope encloses and nothing
+            # cancels once it may have been written: no shield to put up.
+            try:
+                await hook(outcome)
+            except Exception:
+                log.exception("%s: on_outcome hook failed", attempt.endpoint.name)
+            return
         with anyio.CancelScope(shield=True):
             try:
                 await hook(outcome)
@@ -915,7 +1051,7 @@ class Transport:
             todo += list(getattr(current, "exceptions", ()))  # an exception group's members
         return exc
 
-    def _interpret(self, attempt: _Attempt, response: httpx.Response, received: float) -> Any:
+    def _interpret(self, attempt: _Attempt, response: _Answer, received: float) -> Any:
         """The one place an HTTP answer becomes data or one of our exceptions.
 
         The status class decides first: only a real 429 (or a 418) carrying
@@ -959,7 +1095,7 @@ class Transport:
                     "not Binance's JSON",
                     status=status,
                     endpoint=endpoint.name,
-                    body=_text(response),
+                    body=_text(response.content, self._key_header["X-MBX-APIKEY"]),
                 )
             return body
         if status >= 500:
@@ -992,7 +1128,7 @@ class Transport:
                 "no Binance error code in the answer",
                 status=status,
                 endpoint=endpoint.name,
-                body=_text(response),
+                body=_text(response.content, self._key_header["X-MBX-APIKEY"]),
             )
         if code == -1003:
             wait = retry_after if retry_after is not None else 0.0
@@ -1033,6 +1169,7 @@ _FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 _plain = re.compile(r"[A-Za-z0-9_.~-]*").fullmatch
 _NOT_JSON: Any = object()
 _EMPTY = httpx.ByteStream(b"")
+_Stream = httpx.ByteStream
 
 
 def _parse_url(url: str) -> httpx.URL | None:
@@ -1066,14 +1203,21 @@ _DECODER = json.JSONDecoder(parse_float=Decimal, parse_constant=_reject_constant
 
 def _json(content: bytes) -> Any:
     try:
+        # Binance answers in UTF-8. Any other encoding JSON allows (UTF-16/32,
+        # a BOM) fails here, for it holds NUL bytes or a BOM no JSON text
+        # starts with, and gets the encoding detected.
+        return _DECODER.decode(content.decode())
+    except (ValueError, RecursionError):
+        pass
+    try:
         return _DECODER.decode(content.decode(json.detect_encoding(content)))
     except (ValueError, RecursionError):  # UnicodeDecodeError included
         return _NOT_JSON
 
 
-def _text(response: httpx.Response) -> str:
-    text = response.content[:500].decode("utf-8", "replace")
-    key = response.request.headers.get("x-mbx-apikey") if response._request else None
+def _text(content: bytes, key: str) -> str:
+    text = content[:500].decode("utf-8", "replace")
+    key = key.strip()
     return text.replace(key, "<api key>") if key else text
 
 

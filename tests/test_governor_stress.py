@@ -13,9 +13,11 @@ import pytest
 from binance_transfers import (
     ENDPOINTS,
     ConfigurationError,
+    Endpoint,
     Governor,
     GovernorHooks,
     Limits,
+    Permit,
     RollingCap,
     ThrottledError,
 )
@@ -49,6 +51,16 @@ def mono(governor: Governor) -> float:
 
 def frozen(governor: Governor) -> dict[str, float]:
     return {p.key: p.frozen_until for p in governor.snapshot() if p.frozen_until is not None}
+
+
+async def fill(governor: Governor, endpoint: Endpoint, until: float) -> list[Permit]:
+    """Every permit ``endpoint`` gets before Binance time ``until`` (waiting as needed)."""
+    permits = []
+    while True:
+        try:
+            permits.append(await governor.acquire(endpoint, max_wait=until - server_now(governor)))
+        except ThrottledError:
+            return permits
 
 
 async def sleep_until(governor: Governor, server_time: float) -> None:
@@ -376,9 +388,10 @@ async def test_a_window_opens_with_what_others_spent_in_the_last_one_reserved() 
     permit = await g.acquire(PM_ASSET)
     g.observe(permit, sent=mono(g), received=mono(g), headers={"x-mbx-used-weight-1m": "3030"})
     await sleep_until(g, E0 + 60.1)
-    ours = [await g.acquire(PM_ASSET, max_wait=0) for _ in range(100)]
-    with pytest.raises(ThrottledError):
-        await g.acquire(PM_ASSET, max_wait=0)
+    # Over a few trips, not at once, and leaving room for one request of theirs:
+    # the pool is shared (see test_governor_shared_ip.py).
+    ours = await fill(g, PM_ASSET, E0 + 119)
+    assert len(ours) == 99
     # It stopped (Binance counts only our 3000): the reservation halves.
     for n, permit in enumerate(ours, 1):
         headers = {"x-mbx-used-weight-1m": str(30 * n)}
@@ -386,10 +399,30 @@ async def test_a_window_opens_with_what_others_spent_in_the_last_one_reserved() 
     await sleep_until(g, E0 + 120.1)
     await g.acquire(PM_ASSET, max_wait=0)
     assert next(p.used for p in g.snapshot() if p.key == "papi-ip") == 1500 + 30
-    # Without news, it halves all the same.
+    # Without news it stays (a quiet spell, or windows opened before any answer
+    # came, says nothing of what they spend); news halves it again.
     await sleep_until(g, E0 + 180.1)
+    permit = await g.acquire(PM_ASSET, max_wait=0)
+    assert next(p.used for p in g.snapshot() if p.key == "papi-ip") == 1500 + 30
+    g.observe(permit, sent=mono(g), received=mono(g), headers={"x-mbx-used-weight-1m": "30"})
+    await sleep_until(g, E0 + 240.1)
     await g.acquire(PM_ASSET, max_wait=0)
     assert next(p.used for p in g.snapshot() if p.key == "papi-ip") == 750 + 30
+
+
+@fake_time
+async def test_news_of_another_process_outlives_a_quiet_spell() -> None:
+    """Another process spent 3000 of 6000 when we last heard (minute 0); we then sent
+    nothing for four minutes. The fifth opens with its 3000 reserved: a quiet spell says
+    nothing of what others spend. (The news was dropped with the answers of three
+    windows back, and the minute opened blind: 200 of ours beside their 3000. Found by
+    the property test at 600x: five 0.1-s windows opened before any answer, the news
+    aged out, 120 of ours beside 100 of theirs in a 200 window.)"""
+    g = synced(Governor(latency=0.0, cold_start=False), E0 + 10)
+    permit = await g.acquire(PM_ASSET)
+    g.observe(permit, sent=mono(g), received=mono(g), headers={"x-mbx-used-weight-1m": "3030"})
+    await sleep_until(g, E0 + 300.1)
+    assert len(await fill(g, PM_ASSET, server_now(g))) == 100  # at once
 
 
 # -- margins by design ------------------------------------------------------------
@@ -528,11 +561,12 @@ async def test_an_answer_that_may_have_landed_in_either_window_never_lowers_what
     (Found by the property test at 10x scale: 180 of ours + 100 of theirs in a 200 window.)"""
     g = synced(Governor(latency=1.0, cold_start=False), E0 + 10)
     first = [await g.acquire(PM_ASSET) for _ in range(60)]
+    later = [await g.acquire(PM_ASSET) for _ in range(30)]
     for n, permit in enumerate(first, 1):
         t = mono(g)
         g.observe(permit, sent=t, received=t, headers={"x-mbx-used-weight-1m": str(3000 + 30 * n)})
     await sleep_until(g, E0 + 59.5)
-    late = [g.renew(await g.acquire(PM_ASSET)) for _ in range(30)]
+    late = [g.renew(permit) for permit in later]  # written now
     sent = mono(g)
     await sleep_until(g, E0 + 60.3)
     for n, renewed in enumerate(late, 1):
@@ -540,7 +574,5 @@ async def test_an_answer_that_may_have_landed_in_either_window_never_lowers_what
         headers = {"x-mbx-used-weight-1m": str(3000 + 30 * n)}
         g.observe(renewed, sent=sent, received=mono(g), headers=headers)
     await sleep_until(g, E0 + 121)  # past the guard band the 0.8 s trips widened
-    for _ in range(100):  # (6000 - 3000) / 30
-        await g.acquire(PM_ASSET, max_wait=0)
-    with pytest.raises(ThrottledError):
-        await g.acquire(PM_ASSET, max_wait=0)
+    # (6000 - 3000) / 30, less room for one request of theirs (the pool is shared).
+    assert len(await fill(g, PM_ASSET, E0 + 179)) == 99

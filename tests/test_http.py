@@ -22,6 +22,7 @@ import httpx
 import looptime
 import pytest
 import respx
+import yarl
 
 from binance_transfers import Client, ConnectionFailedError, OutcomeUnknownError, TransferType
 from binance_transfers._http import (
@@ -137,22 +138,51 @@ def aiohttp_client(
     return httpx.AsyncClient(timeout=timeout, transport=WriteAwareAiohttpTransport(limits=limits))
 
 
-async def post(client: httpx.AsyncClient, url: str, hook: Hook | None) -> httpx.Response:
+@pytest.fixture(params=["httpx", "raw"])
+def via(request: pytest.FixtureRequest) -> str:
+    """Both ways into the transport: httpx's request and response objects, or
+    ``exchange`` without them (the default client's own path)."""
+    param: str = request.param
+    return param
+
+
+async def post(
+    client: httpx.AsyncClient,
+    url: str,
+    hook: Callable[[], Awaitable[None]] | None,
+    via: str = "httpx",
+    body: bytes = b"type=MAIN_UMFUTURE&amount=1",
+) -> httpx.Response:
+    if via == "raw":
+        transport = client._transport
+        if isinstance(transport, _LoopTransport):
+            transport = transport.choose()
+        assert isinstance(transport, WriteAwareAiohttpTransport)
+        t = client.timeout
+        response, content = await transport.exchange(
+            "POST",
+            yarl.URL(url, encoded=True),
+            [("Content-Type", "application/x-www-form-urlencoded")],
+            body,
+            transport.timeout(t.connect, t.read, t.pool),
+            hook,
+        )
+        return httpx.Response(response.status, content=content)
     extensions = {ON_WRITE: hook} if hook is not None else {}
-    request = client.build_request(
-        "POST", url, content=b"type=MAIN_UMFUTURE&amount=1", extensions=extensions
-    )
+    request = client.build_request("POST", url, content=body, extensions=extensions)
     return await client.send(request)
 
 
 # -- success and the hook ---------------------------------------------------------
 
 
-async def test_hook_runs_once_per_request_before_any_byte_new_and_reused_connections() -> None:
+async def test_hook_runs_once_per_request_before_any_byte_new_and_reused_connections(
+    via: str,
+) -> None:
     async with serving(answer_ok) as (server, url), aiohttp_client() as client:
         hook = Hook(server)
         for _ in range(3):
-            response = await post(client, url, hook)
+            response = await post(client, url, hook, via)
             assert response.json() == {"tranId": 1}
         # One connection, created once then reused twice: the hook ran for each
         # request, each time before the server had any byte of that request.
@@ -163,7 +193,7 @@ async def test_hook_runs_once_per_request_before_any_byte_new_and_reused_connect
         assert [seen.count(b"POST ") for seen in hook.seen_by_server] == [0, 1, 2]
 
 
-async def test_a_raising_hook_propagates_unchanged_and_nothing_is_written() -> None:
+async def test_a_raising_hook_propagates_unchanged_and_nothing_is_written(via: str) -> None:
     class Refused(Exception):
         pass
 
@@ -171,38 +201,36 @@ async def test_a_raising_hook_propagates_unchanged_and_nothing_is_written() -> N
         raise Refused("permit gone")
 
     async with serving(answer_ok) as (server, url), aiohttp_client() as client:
-        request = client.build_request("POST", url, content=b"x=1", extensions={ON_WRITE: refuse})
         with pytest.raises(Refused, match="permit gone"):
-            await client.send(request)
+            await post(client, url, refuse, via, b"x=1")
         # Reusing the connection, the same.
-        await post(client, url, None)
+        await post(client, url, None, via)
         before = server.received
-        request = client.build_request("POST", url, content=b"x=1", extensions={ON_WRITE: refuse})
         with pytest.raises(Refused):
-            await client.send(request)
+            await post(client, url, refuse, via, b"x=1")
         await asyncio.sleep(0)
         assert server.received == before
         # The connection, untouched, went back to the pool: the next request reuses it.
-        await post(client, url, None)
+        await post(client, url, None, via)
         assert server.connections == 1
 
 
 # -- not written ------------------------------------------------------------------
 
 
-async def test_connection_refused_is_not_sent_and_the_hook_never_runs() -> None:
+async def test_connection_refused_is_not_sent_and_the_hook_never_runs(via: str) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]  # bound, never listening: refused
         hook = Hook()
         async with aiohttp_client() as client:
             with pytest.raises(httpx.ConnectError) as caught:
-                await post(client, f"http://127.0.0.1:{port}/x", hook)
+                await post(client, f"http://127.0.0.1:{port}/x", hook, via)
     assert sent_kind(caught.value) == "not sent"
     assert hook.calls == 0
 
 
-async def test_reset_during_tls_handshake_is_not_sent() -> None:
+async def test_reset_during_tls_handshake_is_not_sent(via: str) -> None:
     async def reset_at_once(r: asyncio.StreamReader, w: asyncio.StreamWriter, s: Server) -> None:
         await r.read(1)  # the TLS ClientHello, not a request
         reset(w)
@@ -210,13 +238,13 @@ async def test_reset_during_tls_handshake_is_not_sent() -> None:
     async with serving(reset_at_once) as (server, url), aiohttp_client() as client:
         hook = Hook(server)
         with pytest.raises(httpx.ConnectError) as caught:
-            await post(client, url.replace("http://", "https://"), hook)
+            await post(client, url.replace("http://", "https://"), hook, via)
     assert sent_kind(caught.value) == "not sent"
     assert hook.calls == 0
 
 
 @looptime.enabled(strict=True)
-async def test_no_free_connection_in_time_is_not_sent() -> None:
+async def test_no_free_connection_in_time_is_not_sent(via: str) -> None:
     release = asyncio.Event()
 
     async def slow(r: asyncio.StreamReader, w: asyncio.StreamWriter, s: Server) -> None:
@@ -227,11 +255,11 @@ async def test_no_free_connection_in_time_is_not_sent() -> None:
 
     timeout = httpx.Timeout(5.0, pool=1.0)
     async with serving(slow) as (server, url), aiohttp_client(timeout, connections=1) as client:
-        first = asyncio.create_task(post(client, url, None))
+        first = asyncio.create_task(post(client, url, None, via))
         await server.requests(1)
         hook = Hook()
         with pytest.raises(httpx.TimeoutException) as caught:
-            await post(client, url, hook)
+            await post(client, url, hook, via)
         assert sent_kind(caught.value) == "not sent"
         assert hook.calls == 0
         release.set()
@@ -241,7 +269,7 @@ async def test_no_free_connection_in_time_is_not_sent() -> None:
 # -- maybe written ----------------------------------------------------------------
 
 
-async def test_closed_after_the_request_without_an_answer_is_maybe_sent() -> None:
+async def test_closed_after_the_request_without_an_answer_is_maybe_sent(via: str) -> None:
     # httpx-aiohttp alone calls this ConnectTimeout ("not sent"): a double transfer.
     async def hang_up(r: asyncio.StreamReader, w: asyncio.StreamWriter, s: Server) -> None:
         await s.request(r)
@@ -249,24 +277,24 @@ async def test_closed_after_the_request_without_an_answer_is_maybe_sent() -> Non
 
     async with serving(hang_up) as (server, url), aiohttp_client() as client:
         with pytest.raises(httpx.TransportError) as caught:
-            await post(client, url, Hook())
+            await post(client, url, Hook(), via)
     assert sent_kind(caught.value) == "maybe sent"
     assert b"POST" in server.received
 
 
-async def test_reset_after_the_request_is_maybe_sent() -> None:
+async def test_reset_after_the_request_is_maybe_sent(via: str) -> None:
     async def rst(r: asyncio.StreamReader, w: asyncio.StreamWriter, s: Server) -> None:
         await s.request(r)
         reset(w)
 
     async with serving(rst) as (_, url), aiohttp_client() as client:
         with pytest.raises(httpx.TransportError) as caught:
-            await post(client, url, Hook())
+            await post(client, url, Hook(), via)
     assert sent_kind(caught.value) == "maybe sent"
 
 
 @looptime.enabled(strict=True)
-async def test_read_timeout_is_maybe_sent() -> None:
+async def test_read_timeout_is_maybe_sent(via: str) -> None:
     async def silent(r: asyncio.StreamReader, w: asyncio.StreamWriter, s: Server) -> None:
         await s.request(r)
         await asyncio.Event().wait()
@@ -274,11 +302,11 @@ async def test_read_timeout_is_maybe_sent() -> None:
     timeout = httpx.Timeout(5.0, read=30.0)
     async with serving(silent) as (_, url), aiohttp_client(timeout) as client:
         with pytest.raises(httpx.ReadTimeout) as caught:
-            await post(client, url, Hook())
+            await post(client, url, Hook(), via)
     assert sent_kind(caught.value) == "maybe sent"
 
 
-async def test_truncated_body_is_maybe_sent() -> None:
+async def test_truncated_body_is_maybe_sent(via: str) -> None:
     async def truncated(r: asyncio.StreamReader, w: asyncio.StreamWriter, s: Server) -> None:
         await s.request(r)
         w.write(b'HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{"tranId":')
@@ -287,11 +315,11 @@ async def test_truncated_body_is_maybe_sent() -> None:
 
     async with serving(truncated) as (_, url), aiohttp_client() as client:
         with pytest.raises(httpx.TransportError) as caught:
-            await post(client, url, Hook())
+            await post(client, url, Hook(), via)
     assert sent_kind(caught.value) == "maybe sent"
 
 
-async def test_garbage_instead_of_http_is_maybe_sent() -> None:
+async def test_garbage_instead_of_http_is_maybe_sent(via: str) -> None:
     async def garbage(r: asyncio.StreamReader, w: asyncio.StreamWriter, s: Server) -> None:
         await s.request(r)
         w.write(b"SSH-2.0-OpenSSH\r\n\r\n")
@@ -299,14 +327,14 @@ async def test_garbage_instead_of_http_is_maybe_sent() -> None:
 
     async with serving(garbage) as (_, url), aiohttp_client() as client:
         with pytest.raises(httpx.TransportError) as caught:
-            await post(client, url, Hook())
+            await post(client, url, Hook(), via)
     assert sent_kind(caught.value) == "maybe sent"
 
 
 # -- limits and the choice of transport -------------------------------------------
 
 
-async def test_connections_never_exceed_max_in_flight() -> None:
+async def test_connections_never_exceed_max_in_flight(via: str) -> None:
     gate = asyncio.Event()
 
     async def held(r: asyncio.StreamReader, w: asyncio.StreamWriter, s: Server) -> None:
@@ -318,7 +346,7 @@ async def test_connections_never_exceed_max_in_flight() -> None:
 
     async with serving(held) as (server, url):
         async with default_http_client(timeout=5.0, max_in_flight=3) as client:
-            calls = [asyncio.create_task(post(client, url, None)) for _ in range(12)]
+            calls = [asyncio.create_task(post(client, url, None, via)) for _ in range(12)]
             await server.requests(3)
             gate.set()
             assert all(r.status_code == 200 for r in await asyncio.gather(*calls))
@@ -411,11 +439,26 @@ async def binance(r: asyncio.StreamReader, w: asyncio.StreamWriter, s: Server) -
         await w.drain()
 
 
-async def test_client_over_aiohttp_never_resends_a_transfer_whose_connection_dropped() -> None:
+def client_http(via: str) -> httpx.AsyncClient:
+    """The default client's own (requests skip httpx's objects), or the same
+    transport brought by a user (requests go through httpx)."""
+    if via == "raw":
+        return default_http_client(timeout=5.0, max_in_flight=4)
+    return aiohttp_client(connections=4)
+
+
+def path_taken(c: Client) -> str:
+    templates = c._transport._templates.values()
+    return "raw" if any(t.aiohttp is not None for t in templates) else "httpx"
+
+
+async def test_client_over_aiohttp_never_resends_a_transfer_whose_connection_dropped(
+    via: str,
+) -> None:
     async with serving(binance) as (server, url):
         base = url.split("/sapi")[0]
         server.hang_up = True
-        http = default_http_client(timeout=5.0, max_in_flight=4)
+        http = client_http(via)
         async with http, Client(KEY, SECRET, api_url=base, papi_url=base, http_client=http) as c:
             with pytest.raises(OutcomeUnknownError):
                 await c.transfer(type=TransferType.MAIN_UMFUTURE, asset="USDT", amount="1")
@@ -423,19 +466,19 @@ async def test_client_over_aiohttp_never_resends_a_transfer_whose_connection_dro
             server.hang_up = False
             done = await c.transfer(type=TransferType.MAIN_UMFUTURE, asset="USDT", amount="1")
             assert done.tran_id == 1
-            assert isinstance(http._transport, _LoopTransport)
-            assert isinstance(http._transport.inner, WriteAwareAiohttpTransport)
+            assert path_taken(c) == via
 
 
-async def test_client_over_aiohttp_retries_what_never_left() -> None:
+async def test_client_over_aiohttp_retries_what_never_left(via: str) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         base = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        http = default_http_client(timeout=5.0, max_in_flight=4)
+        http = client_http(via)
         async with http, Client(KEY, SECRET, api_url=base, papi_url=base, http_client=http) as c:
             c._transport.connect_retries = 0
             with pytest.raises(ConnectionFailedError):
                 await c.transfer(type=TransferType.MAIN_UMFUTURE, asset="USDT", amount="1")
+            assert path_taken(c) == via
 
 
 # -- direct_transport ---------------------------------------------------------------

@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import queue
 import signal
 import sqlite3
 import sys
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -28,6 +30,7 @@ from binance_transfers import (
     MarginTransferDirection,
     OutcomeUnknownError,
     TransferType,
+    _journal,
 )
 from binance_transfers._transport import ExchangeOutcome
 from binance_transfers.sim import (
@@ -636,3 +639,60 @@ async def test_a_second_client_on_a_journal_in_use_sends_nothing(
         with pytest.raises(ConfigurationError, match="in use by another writer"):
             await two.transfer(type=TransferType.MAIN_UMFUTURE, asset="USDT", amount="2")
     assert len(exchange.ledger.entries("universal_transfer")) == 1
+
+
+@fake_time
+async def test_a_stalled_commit_holds_up_the_event_loop_only_briefly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A lone intent's commit is waited for by blocking the loop's thread (cheaper than a
+    loop wakeup), but only briefly: while the disk stalls, the other coroutines run."""
+    journal = Journal(tmp_path / "j.sqlite")
+    await journal.flush()  # the file is open: only the intent's own write stalls
+    disk = threading.Event()
+    waited: list[bool] = []
+    insert = _journal._insert
+
+    def stalled(conn: sqlite3.Connection, *args: Any) -> int:
+        waited.append(disk.wait(10))  # a disk stall, over when a coroutine says so
+        return insert(conn, *args)
+
+    monkeypatch.setattr(_journal, "_insert", stalled)
+
+    async def unstall() -> None:
+        await asyncio.sleep(1)  # a timer: the loop is idle when the intent is waited for
+        disk.set()  # runs only once the intent's wait gives the loop back
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(unstall)
+        await anyio.lowlevel.checkpoint()  # unstall() waits for its timer
+        await journal.open("universal_transfer", [("asset", "USDT")], 5000, 1)
+    assert waited == [True]
+    assert journal._slow == _journal._SLOW_SKIPS  # it did block, and gave up
+    assert [row.state for row in await journal.rows()] == ["open"]
+    await journal.aclose()
+
+
+class _CountingQueue(queue.SimpleQueue[Any]):
+    """The writer's queue, noting the size of every batch handed over."""
+
+    def __init__(self) -> None:
+        self.handed: list[int] = []
+
+    def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
+        if item is not None:
+            self.handed.append(len(item))
+        super().put(item, block, timeout)
+
+
+async def test_intents_queued_together_are_handed_to_the_writer_together(tmp_path: Path) -> None:
+    """Ten coroutines' intents reach the writer thread in one hand-over (one wakeup, one
+    commit), not ten: waking it per intent takes the busy event loop's CPU and GIL."""
+    journal = Journal(tmp_path / "j.sqlite")
+    journal._queue = counting = _CountingQueue()
+    async with anyio.create_task_group() as tg:
+        for n in range(10):
+            tg.start_soon(journal.open, "universal_transfer", [("n", str(n))], 5000, n)
+    assert counting.handed == [10]
+    assert len(await journal.rows()) == 10
+    await journal.aclose()

@@ -37,6 +37,7 @@ from binance_transfers import (
     TransferNotAllowedError,
     TransferType,
 )
+from binance_transfers._http import WriteAwareAiohttpTransport
 from binance_transfers._transport import (
     HTTPX_ERRORS,
     MAX_RETRY_AFTER,
@@ -698,18 +699,26 @@ async def test_a_signer_that_fails_leaves_no_key_in_the_traceback(fake: FakeBina
 
 #: The HTTP library each over-TCP test runs on: the default client's (aiohttp
 #: on asyncio), and httpcore (httpx's own transport, as a user may bring).
-TCP_LIBRARIES = ["aiohttp", "httpcore"]
+# aiohttp: the default client's own path (no httpx request/response objects);
+# "aiohttp via httpx": the same transport in a client the user brought.
+TCP_LIBRARIES = ["aiohttp", "aiohttp via httpx", "httpcore"]
 
 
 def _tcp_client(library: str, url: str, **kwargs: Any) -> Client:
     if library == "httpcore":
         kwargs["transport"] = httpx.AsyncHTTPTransport()
+    elif library == "aiohttp via httpx":
+        limits = httpx.Limits(max_connections=10, max_keepalive_connections=10)
+        kwargs["transport"] = WriteAwareAiohttpTransport(limits=limits)
     return Client(API_KEY, SECRET, api_url=url, **kwargs)
 
 
 def _library_used(c: Client) -> str:
     inner = getattr(c._http._transport, "inner", c._http._transport)
-    return "aiohttp" if type(inner).__name__ == "WriteAwareAiohttpTransport" else "httpcore"
+    if type(inner).__name__ != "WriteAwareAiohttpTransport":
+        return "httpcore"
+    raw = any(t.aiohttp is not None for t in c._transport._templates.values())
+    return "aiohttp" if raw else "aiohttp via httpx"
 
 
 class _Loopback:
@@ -794,7 +803,8 @@ async def test_over_tcp_the_permit_is_renewed_at_the_write(library: str) -> None
     def refuse_first(permit: Any) -> Any:
         # Called from inside the HTTP library (httpcore's trace, aiohttp's
         # connector), with the connection ready: at the write itself.
-        renewals.append(any(f"/{library}/" in f.filename for f in inspect.stack()))
+        package = library.split()[0]  # "aiohttp via httpx" is aiohttp's too
+        renewals.append(any(f"/{package}/" in f.filename for f in inspect.stack()))
         if len(renewals) == 2:  # the transfer's first write (the first is the clock sync)
             governor.refund(permit)
             return None
@@ -887,6 +897,54 @@ async def test_permits_never_run_far_ahead_of_their_writes(fake: FakeBinance) ->
             (uid,) = [p for p in c.governor.snapshot() if p.key.startswith("sapi-uid")]
             assert uid.used == 3 * 900  # one on the wire, two permits waiting for it
     assert len(fake.transfers) == 6
+
+
+@pytest.mark.parametrize("library", ["mock", *TCP_LIBRARIES[:2]])
+async def test_a_transfer_is_written_before_its_permit_waits_behind_the_event_loop(
+    fake: FakeBinance, library: str
+) -> None:
+    """Issue 7, permit->write: from the permit to the write, no other callback runs.
+
+    A permit charges the windows its request may land in now; every turn of a
+    busy event loop between the two (thousands of callbacks queued by 500
+    coroutines) is time the request is not where it was charged. The mutating
+    request's own task is started before the permit, not after it.
+    """
+    order: list[str] = []
+    governor = Governor(cold_start=False)
+    acquire, renew = governor.acquire, governor.renew
+
+    async def acquire_marked(*args: Any, **kwargs: Any) -> Any:
+        permit = await acquire(*args, **kwargs)
+        # Runs at the next turn of the loop, after anything already queued.
+        asyncio.get_running_loop().call_soon(order.append, "the loop turned")
+        return permit
+
+    def renew_marked(permit: Any) -> Any:
+        order.append("written")
+        return renew(permit)
+
+    governor.acquire = acquire_marked  # type: ignore[method-assign]
+    governor.renew = renew_marked  # type: ignore[method-assign]
+    fake.script("POST", TRANSFER, ok({"tranId": 1}))
+    if library == "mock":
+        client = Client(API_KEY, SECRET, transport=httpx.MockTransport(fake), governor=governor)
+        async with client as c:
+            await c.server_time()
+            await transfer(c)  # a warm-up
+            order.clear()
+            await transfer(c)
+    else:
+        async with (
+            _Loopback(b'{"tranId": 5}') as url,
+            _tcp_client(library, url, governor=governor) as c,
+        ):
+            await c.server_time()
+            await transfer(c)  # a warm-up: the connection is open, in the pool
+            order.clear()
+            await transfer(c)
+            assert _library_used(c) == library
+    assert order == ["written", "the loop turned"]
 
 
 @looptime.enabled(strict=True)

@@ -513,6 +513,7 @@ class Governor(Feedback):
                     pool = CapPool(spec, self.storage.call_counter(spec, self._link))
                 else:
                     pool = FixedPool(spec, self.storage.window_counter(spec, self._link))
+                    pool.adapts = isinstance(self.storage, MemoryStorage)
                 # A ban, or a 429 of unknown origin, covers every pool of the IP.
                 pool.frozen_until = max(self._banned_until, self._ip_frozen_until)
                 if self.cold_start:

@@ -41,6 +41,8 @@ log = logging.getLogger("binance_transfers.governor")
 
 #: How much slower Binance's clock may run than ours (twice the 50 ppm assumed).
 _DRIFT = 100e-6
+#: Lags a pool stays shared after a first report of others' weight in a window.
+_RACING = 4
 
 
 class Pool:
@@ -168,14 +170,25 @@ class FixedPool(Pool):
     """Weight per fixed window, windows aligned to Binance's clock."""
 
     __slots__ = (
+        "adapts",
+        "base",
         "counter",
         "ghosts",
         "heaviest",
         "hint",
         "inflight",
         "landed",
+        "mine",
+        "news",
         "peak",
+        "raced",
+        "reserved",
+        "rose",
         "seen",
+        "shared_until",
+        "spent",
+        "step",
+        "step_in",
         "top",
     )
 
@@ -189,10 +202,24 @@ class FixedPool(Pool):
         # Weight others are expected to spend per window (from usage headers),
         # never so much that the heaviest request could not fit beside it.
         self.hint = 0
+        self.news = -(2**62)  # the newest window whose weight from others was reported
+        self.base = 0  # the expectation before news of that window came
         self.heaviest = 1
         self.seen: dict[int, int] = {}  # window -> weight others were seen to spend there
         self.landed: dict[int, int] = {}  # window -> our weight answered as landed there
         self.peak: dict[int, int] = {}  # window -> the highest usage reported there
+        # Sharing the IP with another governor (see ``_shared_extra``); not
+        # when the storage is shared by the processes (Redis): it counts them.
+        self.adapts = True
+        self.shared_until = -INF  # monotonic: share the pool until then
+        self.raced = -(2**62)  # the latest window where others spent more than reserved
+        self.reserved: dict[int, int] = {}  # window -> weight reserved there for others
+        # window -> (the most others were seen to have spent there, when it was learnt)
+        self.spent: dict[int, tuple[int, float]] = {}
+        self.rose: deque[tuple[float, int]] = deque()  # (when, others' weight newly seen)
+        self.mine: deque[tuple[float, int]] = deque()  # (when, our weight admitted)
+        self.step = 0  # others' last step seen while sharing
+        self.step_in = 0  # the window it was seen in
 
     def _open(self, lo: int, hi: int, g: Geometry) -> None:
         """Windows up to ``hi`` may now be landed in: count what is in flight there."""
@@ -209,19 +236,28 @@ class FixedPool(Pool):
         if self.landed and min(self.landed) < recent:
             self.landed = {w: v for w, v in self.landed.items() if w >= recent}
             self.peak = {w: v for w, v in self.peak.items() if w >= recent}
+        if self.reserved and min(self.reserved) < recent:
+            self.reserved = {w: v for w, v in self.reserved.items() if w >= recent}
+        if self.spent and min(self.spent) < recent:
+            self.spent = {w: v for w, v in self.spent.items() if w >= recent}
         for window in range(start, hi + 1):
             if self.inflight:
                 counter.add(window, self.inflight)
                 self.ghosts[window] = self.inflight
-            # What others were seen to spend in the latest windows (answers
-            # come a trip late), or half the last expectation: a window shared
-            # with another process does not open with a blind burst, and the
-            # reservation fades when they stop (or when we hear nothing: a
-            # reservation that stopped us cannot be corrected by our answers).
-            latest = self.seen[max(self.seen)] if self.seen else 0  # the newest news
-            self.hint = min(max(latest, self.hint >> 1), self.limit - self.heaviest)
-            if self.hint:
-                counter.reserve(window, self.hint)
+            # What others spend per window, as the newest news says (see
+            # `settle`): a window shared with another process does not open
+            # with a blind burst, however many open at once or however long
+            # ago the news came; it fades with the news, or once it is old.
+            hint = self._expected()
+            if hint:
+                counter.reserve(window, hint)
+                self.reserved[window] = hint
+            if self.spent and max(self.spent) >= window - 2 and (hint or self.raced >= window - 1):
+                # Others surely spent in the last windows: if they adapt to us
+                # as we do to them, each sizes its start to what the other left
+                # in the last window, together more than there is when some was
+                # left unused. Share it from its start.
+                self.shared_until = max(self.shared_until, (window + 1) * self.period - g.shift)
         self.top = hi
         # Nothing can land before `lo` any more (2 windows spare for a growing eps).
         self.counter.forget(lo - 2)
@@ -233,9 +269,19 @@ class FixedPool(Pool):
         used = self.counter.used(window)
         if window <= self.top:
             return used
-        hint = max(max(self.seen.values(), default=0), self.hint >> min(window - self.top, 62))
-        hint = min(hint, self.limit - self.heaviest)
+        hint = self._expected()
         return used + self.inflight + max(hint - self.counter.foreign(window), 0)
+
+    def _expected(self) -> int:
+        """Weight to reserve for others in a window opened now.
+
+        The newest news (``hint``, kept by ``settle``) does not fade with the
+        windows opened without news: several open at once when the landing
+        interval is wide, and a quiet spell opens none; neither says what
+        others spend. Only news fades it: it never takes the room of the
+        heaviest request, whose answer brings news.
+        """
+        return min(self.hint, self.limit - self.heaviest)
 
     def warm_at(self, g: Geometry) -> float:
         # The first moment the earliest landing is past the window a request
@@ -255,6 +301,18 @@ class FixedPool(Pool):
             lo, hi = int((t + lo_shift) // p), int((t + hi_shift) // p)
             full = next((i for i in range(hi, lo - 1, -1) if used(i) > cap), None)
             if full is None:
+                if t < self.shared_until:
+                    # ... and as much as this one: the other may take as much now.
+                    extra = self._shared_extra(t, g) + weight
+                    tight = next((i for i in range(hi, lo - 1, -1) if used(i) > cap - extra), None)
+                    if tight is not None:
+                        # When less is held back, the sharing ends, or the window is past.
+                        t = min(
+                            self._eases(t, g),
+                            self.shared_until,
+                            (tight + 1) * p - lo_shift + NUDGE,
+                        )
+                        continue
                 return t
             # Wait until the earliest possible landing time is past window `full`.
             t = (full + 1) * p - lo_shift + NUDGE
@@ -273,7 +331,7 @@ class FixedPool(Pool):
         record = self.charge(now, weight, g)
         p = self.period
         lo, hi = int((now + g.lo) // p), int((now + g.hi) // p)
-        if lo == hi == self.top and not self.cold:
+        if lo == hi == self.top and not self.cold and now >= self.shared_until:
             self._geo, self._window = g, lo
             self._from = lo * p - g.lo + NUDGE
             self._until = min((lo + 1) * p - g.hi - NUDGE, g.until)
@@ -282,6 +340,9 @@ class FixedPool(Pool):
     def charge(self, now: float, weight: int, g: Geometry) -> tuple[int, ...]:
         if self.cold:
             self.out += 1
+        if now < self.shared_until:
+            self._forget_shared(now, g)
+            self.mine.append((now, weight))
         p, add = self.period, self.counter.add
         lo, hi = int((now + g.lo) // p), int((now + g.hi) // p)
         self._open(lo, hi, g)
@@ -388,6 +449,7 @@ class FixedPool(Pool):
         # Binance told us the count: nothing of a previous life is unknown (if
         # it landed in the next window, that one began after the governor did).
         self.cold = self.out = 0
+        self._note_others(window, value, own, landed_by, g)
         # What others spent, for the next windows' reservation: the highest
         # report less what of ours was answered as landed there. Not the report
         # less `own` (our count when this one was admitted): ours admitted later
@@ -406,6 +468,13 @@ class FixedPool(Pool):
             landed = self.landed[window] = landed + weight
         peak = self.peak[window] = max(value, self.peak.get(window, 0))
         others = self.seen[window] = max(peak - landed, 0)
+        # The newest news sets what the next windows reserve: the most others
+        # spent in the newest window heard of, or half the level before it
+        # (they may spend late in the window: more news of it raises it back).
+        if window > self.news:
+            self.news, self.base = window, self._expected()
+        if window == self.news:
+            self.hint = max(others, self.base >> 1)
         # Windows opened after this one before any news of it (a wide landing
         # interval opens two at once) were reserved blind: reserve this much.
         if others:
@@ -413,10 +482,94 @@ class FixedPool(Pool):
             for later in range(window + 1, self.top + 1):
                 if counter.foreign(later) < others:
                     counter.reserve(later, others)
+                    self.reserved[later] = max(others, self.reserved.get(later, 0))
         rose = counter.report(window, value, own)
         if rose:
             log.debug("%s: Binance reports %d used; %d spent elsewhere", self.key, value, rose)
         return freed, rose
+
+    # -- another governor on the IP ---------------------------------------------
+    #
+    # Two processes that each keep their own count (two workers behind one NAT)
+    # learn of each other only from usage headers, a trip late. Racing for the
+    # end of a window, each would fill what it believes is left, and together
+    # they would send up to twice that: a 429, then the other's requests already
+    # on the way arrive over the limit, and Binance bans the IP. So while others
+    # are seen spending in a pool (a sure lower bound from the headers, or a
+    # reservation from earlier windows), the pool also holds back, for a lag
+    # (the time before what the other sends shows in our answers: about two trips):
+    # * what others were newly seen to spend: they may still be spending at that rate;
+    # * as much as we admitted ourselves: the other, unseen, may have done the same.
+    # Each process then takes at most half of what it sees left per lag, and
+    # the two together never more than all of it. Alone on the IP, nothing changes.
+
+    def _note_others(self, window: int, value: int, own: int, at: float, g: Geometry) -> None:
+        """A report of ``value`` used in ``window`` (answered at ``at``) for a request
+        that was our ``own``-th unit there: are others spending, now?"""
+        if not self.adapts:
+            return  # a shared storage counts the others: they do not race us
+        counter = self.counter
+        # Everything of ours that can have landed in `window` by now is charged
+        # there: a report above that is a sure sign that others spent there.
+        if window not in self.spent and value <= counter.used(window) - counter.foreign(window):
+            return  # alone, as far as this report can tell
+        # What they spent, to tell whether they still spend: the report less
+        # ours admitted before this one (ours answered meanwhile do not count).
+        spent = value - own
+        before, since = self.spent.get(window, (0, window * self.period - g.shift))
+        known = max(before, self.reserved.get(window, 0))
+        if spent > before:
+            self.spent[window] = (spent, at)
+        if spent <= known:
+            return  # within what was reserved for them, or known already: no race
+        # Their rate, over a lag: what they spent since the window began (or
+        # since the last news) is not all still on its way.
+        lag = self._lag(g)
+        grew = spent - known
+        if at - since > lag:
+            grew = int(grew * lag / (at - since))
+        self._forget_shared(at, g)
+        self.rose.append((at, grew))
+        # Their next step, which we may never hear of, is no bigger than their
+        # last: each takes at most half of what it sees left.
+        self.step, self.step_in = grew, window
+        self.raced = max(self.raced, window)
+        # Seen spending between two of our answers, they race us for this
+        # window: share it to its end (what they send last we may never hear
+        # of). A first report of a window shows what they spent, not that
+        # they still spend: share it for a few lags.
+        if before == 0:
+            self.step = 0  # a first report: what they spent, not a step
+        end = at + _RACING * lag if before == 0 else (window + 1) * self.period - g.shift + lag
+        self.shared_until = max(self.shared_until, end)
+        self._geo = None  # off the cached fast path: it does not share
+
+    def _lag(self, g: Geometry) -> float:
+        """How long before what another process sends shows in our answers."""
+        return g.margin + g.trip
+
+    def _shared_extra(self, t: float, g: Geometry) -> int:
+        """Weight held back at ``t`` for another process's unseen requests."""
+        since = t - self._lag(g)
+        return (
+            (self.step if int((t + g.shift) // self.period) == self.step_in else 0)
+            + sum(w for at, w in self.rose if at > since)
+            + sum(w for at, w in self.mine if at > since)
+        )
+
+    def _eases(self, t: float, g: Geometry) -> float:
+        """The next moment after ``t`` when less is held back for others."""
+        since = t - self._lag(g)
+        first = min(
+            next((at for at, _ in queue if at > since), INF) for queue in (self.rose, self.mine)
+        )
+        return first + self._lag(g) + NUDGE
+
+    def _forget_shared(self, now: float, g: Geometry) -> None:
+        since = now - self._lag(g)
+        for queue in (self.rose, self.mine):
+            while queue and queue[0][0] <= since:
+                queue.popleft()
 
     def seed(self, sent: list[float], weight: int, now: float, g: Geometry) -> None:
         """Count requests written at monotonic ``sent`` by an earlier process."""

@@ -1,0 +1,117 @@
+"""RedisStorage when ONE process loses its route to Redis (a partition: the
+others still reach it). breaker3's R-1, on real redis-server and sockets
+(1-s windows, ``time_scale=60``); the oracle is the simulated exchange's ledger.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Iterator
+
+import anyio
+import pytest
+from anyio.abc import SocketStream
+
+from binance_transfers import Governor, RateLimitError, RedisStorage
+from binance_transfers._redis_server import RedisServer
+from binance_transfers.sim import SimulatedExchange
+
+from .redis_child import LIMITS
+from .test_redis import refusals, synced
+
+
+@pytest.fixture
+def server() -> Iterator[RedisServer]:
+    with RedisServer() as running:
+        yield running
+
+
+class Proxy:
+    """A TCP relay to Redis for ONE process: ``cut()`` black-holes it (a network
+    partition of that process only: the bytes are read and dropped, the
+    connection stays open, as a dead route does)."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.cut_off = False
+        self.listen_port = 0
+
+    async def _pipe(self, src: SocketStream, dst: SocketStream) -> None:
+        with contextlib.suppress(anyio.EndOfStream, anyio.BrokenResourceError, OSError):
+            async for chunk in src:
+                if not self.cut_off:
+                    await dst.send(chunk)
+
+    async def _handle(self, client: SocketStream) -> None:
+        async with (
+            client,
+            await anyio.connect_tcp("127.0.0.1", self.port) as upstream,
+            anyio.create_task_group() as tg,
+        ):
+            tg.start_soon(self._pipe, client, upstream)
+            tg.start_soon(self._pipe, upstream, client)
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[Proxy]:
+        listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+        self.listen_port = listener.extra(anyio.abc.SocketAttribute.local_port)  # noqa: S610
+        async with listener, anyio.create_task_group() as tg:
+            tg.start_soon(listener.serve, self._handle)
+            yield self
+            tg.cancel_scope.cancel()
+
+
+async def test_one_partitioned_process_does_not_overrun_the_others(
+    server: RedisServer,
+) -> None:
+    """breaker3's R-1. Two processes on one IP; only A loses its route to Redis
+    (B still reaches it). A local share for A (limit // 2) beside B, which goes
+    on leasing everything Redis has left, sends more than the limit in a
+    window: 429s, then 418 bans. A process that lost Redis must admit nothing
+    beyond the leases it holds."""
+    sim = SimulatedExchange(limits=LIMITS)
+    sim.add_demo_account()
+    proxy = Proxy(server.port)
+    async with proxy.running():
+        a = await RedisStorage.connect(
+            f"redis://127.0.0.1:{proxy.listen_port}/0", processes=2, socket_timeout=0.2
+        )
+        b = await RedisStorage.connect(server.url, processes=2, socket_timeout=0.2)
+        done = [0, 0]
+
+        async def caller(client: object, index: int) -> None:
+            while True:
+                try:
+                    await client.server_time()  # type: ignore[attr-defined]
+                except RateLimitError:
+                    return
+                done[index] += 1
+
+        clients = []
+        try:
+            async with anyio.create_task_group() as tg:
+                for index, storage in enumerate((a, b)):
+                    governor = synced(
+                        Governor(LIMITS, clock=sim.clock, storage=storage, latency=0.02), sim
+                    )
+                    client = sim.client(governor=governor)
+                    clients.append(client)
+                    for _ in range(10):
+                        tg.start_soon(caller, client, index)
+                await anyio.sleep(1.2)
+                proxy.cut_off = True  # A's route to Redis goes dark; B's does not
+                await anyio.sleep(4.0)
+                tg.cancel_scope.cancel()
+        finally:
+            for client in clients:
+                await client.aclose()
+            with anyio.move_on_after(1):
+                await b.aclose()
+            with anyio.move_on_after(1):
+                await a.aclose()
+    assert a.lost is not None  # A did fall back to local shares
+    assert done[0] > 0 and done[1] > 0
+    windows = sim.ledger.window_weights("api-ip")
+    banned = len(sim.ledger.entries(status=418))
+    assert sim.ledger.over_limit() == [], (windows, done, refusals(sim), banned)
+    assert refusals(sim) == 0, (windows, banned)
