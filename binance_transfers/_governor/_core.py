@@ -353,13 +353,15 @@ class Governor(Reporting, Introspection, Planning, Feedback):
         now = self._monotonic()
         until = now + self._horizon
         trips = self._trips
+        # Half the trips' spread, but never more than 1 % of a window.
+        guard = max(GUARD_FLOOR, min(trips.jitter / 2, self.limits.window / 100))
         geo = Geometry(
             sc.shift,
             sc.uncertainty_at(until),
-            # Half the trips' spread, but never more than 1 % of a window.
-            max(GUARD_FLOOR, min(trips.jitter / 2, self.limits.window / 100)),
+            guard,
             trips.bound,
             until if sc.drift else INF,
+            lag=trips.p99 + 4 * guard,
         )
         self._geo_cache = geo
         return geo

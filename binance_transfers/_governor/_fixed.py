@@ -154,8 +154,10 @@ class FixedPool(Sharing):
             full = next((i for i in range(hi, lo - 1, -1) if used(i) > cap), None)
             if full is None:
                 if t < self.shared_until:
-                    # ... and as much as this one: the other may take as much now.
-                    extra = self._shared_extra(t, g) + weight
+                    # ... and as much as this one: the other may take as much now
+                    # (no more than they spend in a window: another endpoint's
+                    # light requests in a bucket of heavy ones are no racer).
+                    extra = self._shared_extra(t, g) + min(weight, self.hint + self.step)
                     tight = next((i for i in range(hi, lo - 1, -1) if used(i) > cap - extra), None)
                     if tight is not None:
                         # When less is held back, the sharing ends, or the window is past.

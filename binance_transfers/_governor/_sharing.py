@@ -49,6 +49,9 @@ class Sharing(Pool):
     )
 
     counter: WindowCounter
+    top: int
+    hint: int
+    inflight: int
     adapts: bool  # False on a storage shared by the processes (it counts them)
     raced: int  # the latest window where others spent more than reserved
     reserved: dict[int, int]  # window -> weight reserved there for others
@@ -67,9 +70,18 @@ class Sharing(Pool):
             return  # a shared storage counts the others: they do not race us
         counter = self.counter
         # Everything of ours that can have landed in `window` by now is charged
-        # there: a report above that is a sure sign that others spent there.
-        if window not in self.spent and value <= counter.used(window) - counter.foreign(window):
+        # there, or in flight (a busy loop writes late: it may land outside the
+        # windows it was charged to): a report above that is a sure sign that
+        # others spent there.
+        ours = counter.used(window) - counter.foreign(window) + self.inflight
+        if window not in self.spent and value <= ours:
             return  # alone, as far as this report can tell
+        # Windows opened before this news (a wide landing interval opens the
+        # next ones early) are shared from their start, as `_open` shares the
+        # windows after one where others surely spent.
+        last = min(self.top, window + 2)
+        if last > window and self.hint:
+            self.shared_until = max(self.shared_until, (last + 1) * self.period - g.shift)
         # What they spent, to tell whether they still spend: the report less
         # ours admitted before this one (ours answered meanwhile do not count).
         spent = value - own
@@ -77,11 +89,15 @@ class Sharing(Pool):
         known = max(before, self.reserved.get(window, 0))
         if spent > before:
             self.spent[window] = (spent, at)
+        lag = self._lag(g)
         if spent <= known:
-            return  # within what was reserved for them, or known already: no race
+            # Within what was reserved for them, or known already: no race. And
+            # a lag after their last step, no new one: they stopped stepping.
+            if not self.rose or self.rose[-1][0] <= at - lag:
+                self.step = 0
+            return
         # Their rate, over a lag: what they spent since the window began (or
         # since the last news) is not all still on its way.
-        lag = self._lag(g)
         grew = spent - known
         if at - since > lag:
             grew = int(grew * lag / (at - since))
@@ -103,7 +119,7 @@ class Sharing(Pool):
 
     def _lag(self, g: Geometry) -> float:
         """How long before what another process sends shows in our answers."""
-        return g.margin + g.trip
+        return g.lag
 
     def _shared_extra(self, t: float, g: Geometry) -> int:
         """Weight held back at ``t`` for another process's unseen requests."""
