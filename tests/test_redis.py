@@ -25,7 +25,6 @@ from binance_transfers import (
     Client,
     ConfigurationError,
     Governor,
-    MemoryStorage,
     RateLimitError,
     RedisStorage,
     Storage,
@@ -134,13 +133,6 @@ async def test_processes_sharing_redis_never_exceed_the_ip_limit(
     windows = sim.ledger.window_weights("api-ip")
     assert max(windows.values()) > LIMITS.api_ip * 0.8, windows  # the budget is used
     assert min(done) > 0.15 * sum(done), done  # nobody starved
-
-
-async def test_without_redis_the_same_processes_earn_429s() -> None:
-    """The control: one MemoryStorage per process, the same load is refused by the exchange."""
-    sim = exchange()
-    await hammer(sim, [MemoryStorage() for _ in range(3)], 1.5)
-    assert sim.ledger.over_limit() != [] or refusals(sim) > 0
 
 
 async def test_redis_lost_and_restarted_empty_mid_run(
