@@ -767,6 +767,7 @@ class RedisStorage:
         self._sends: set[asyncio.Task[None]] = set()
         self._probe: asyncio.TimerHandle | None = None  # Redis lost: the next try
         self._suspect = False  # Redis failed us (a call, or the listener): probe it
+        self._closed = False
 
     @classmethod
     async def connect(
@@ -1087,7 +1088,7 @@ class RedisStorage:
         """Redis is lost: try it again in a tenth of a window, needed or not.
         Back (and empty), it is told at once: the restart's stop of new leases
         then ends as early as it safely can (see _LEASE)."""
-        if self._probe is None:
+        if self._probe is None and not self._closed:
             loop = asyncio.get_running_loop()
             self._probe = loop.call_later(counter.period / 10, self._probe_now, counter)
 
@@ -1135,6 +1136,7 @@ class RedisStorage:
 
     async def aclose(self) -> None:
         """Give back what was leased and not used, and close the connection."""
+        self._closed = True  # no more probes (one on its way would schedule the next)
         for handle in self._timers:
             handle.cancel()
         self._timers.clear()
