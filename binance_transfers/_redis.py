@@ -801,6 +801,19 @@ class RedisStorage:
         except RedisError as error:
             await client.aclose()
             raise ConfigurationError(f"{where} is unreachable: {type(error).__name__}") from None
+        with contextlib.suppress(RedisError):  # a managed Redis may refuse CONFIG: no warning
+            aof = (await client.config_get("appendonly")).get("appendonly")
+            save = (await client.config_get("save")).get("save")
+            if aof == "no" and not save:
+                # breaker4 B-4-5: restarted empty, Redis forgets the rolling caps'
+                # calls of processes that are gone (exited or killed): the next
+                # process may be granted a cap already used in its period.
+                log.warning(
+                    "%s keeps nothing on disk (appendonly no, no save): if it restarts, "
+                    "rolling caps forget the calls of processes that are gone; "
+                    "enable appendonly for shared caps",
+                    where,
+                )
         storage._listen()
         return storage
 
