@@ -25,6 +25,7 @@ from binance_transfers import (
     Client,
     ConfigurationError,
     Governor,
+    MemoryStorage,
     RateLimitError,
     RedisStorage,
     Storage,
@@ -75,6 +76,7 @@ async def hammer(
     seconds: float,
     callers: int = 20,
     meanwhile: Callable[[list[int]], Coroutine[Any, Any, None]] | None = None,
+    cold_start: bool | None = None,
 ) -> list[int]:
     """Each storage is one 'process': a governor and a client calling /api/v3/time
     from ``callers`` coroutines for ``seconds``, while ``meanwhile`` runs (it sees
@@ -93,7 +95,12 @@ async def hammer(
     clients = []
     async with anyio.create_task_group() as tg:
         for index, storage in enumerate(storages):
-            governor = synced(Governor(LIMITS, clock=sim.clock, storage=storage, latency=0.02), sim)
+            governor = synced(
+                Governor(
+                    LIMITS, clock=sim.clock, storage=storage, latency=0.02, cold_start=cold_start
+                ),
+                sim,
+            )
             client = sim.client(governor=governor)
             clients.append(client)
             for _ in range(callers):
@@ -133,6 +140,16 @@ async def test_processes_sharing_redis_never_exceed_the_ip_limit(
     windows = sim.ledger.window_weights("api-ip")
     assert max(windows.values()) > LIMITS.api_ip * 0.8, windows  # the budget is used
     assert min(done) > 0.15 * sum(done), done  # nobody starved
+
+
+async def test_without_redis_the_same_processes_earn_429s() -> None:
+    """The control: one MemoryStorage per process, each sure it is alone
+    (``cold_start=False``, as with RedisStorage): the same load is refused by the
+    exchange. (With cold starts, processes on one IP now learn of each other
+    from the usage headers before they burst, and often hold: gov7c's B-7.)"""
+    sim = exchange()
+    await hammer(sim, [MemoryStorage() for _ in range(3)], 1.5, cold_start=False)
+    assert sim.ledger.over_limit() != [] or refusals(sim) > 0
 
 
 async def test_redis_lost_and_restarted_empty_mid_run(
@@ -336,7 +353,7 @@ async def test_a_429_freeze_is_honoured_by_the_other_processes(
     know nothing of it and send anyway: one 429 per process, where a shared freeze
     costs one. (Binance bans an IP that keeps sending after 429s.) The others
     send 50 ms after the 429: a freeze reaches them within a Redis round trip."""
-    from binance_transfers import MemoryStorage, ThrottledError
+    from binance_transfers import ThrottledError
 
     sim = SimulatedExchange(limits=LIMITS)
     sim.add_demo_account()
