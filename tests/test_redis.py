@@ -444,3 +444,30 @@ async def test_a_process_joining_right_after_redis_restarts_empty_does_not_overr
     banned = len(sim.ledger.entries(status=418))
     assert sim.ledger.over_limit() == [], (windows, done, refusals(sim), banned)
     assert refusals(sim) == 0, (windows, done, banned)
+
+
+async def test_no_restart_warning_on_a_first_reply_only_on_a_real_restart(
+    redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A storage that never saw a boot token (``from_url``, as ``limits --redis``
+    builds it, or ``connect`` to a fresh Redis) says nothing of a restart on its
+    first reply; one that knew a token says it when Redis comes back empty."""
+    sim = exchange()
+
+    async def one_call(storage: RedisStorage) -> None:
+        governor = synced(Governor(LIMITS, clock=sim.clock, storage=storage, latency=0.02), sim)
+        async with sim.client(governor=governor) as client:
+            await client.server_time()
+
+    with caplog.at_level(logging.WARNING, logger="binance_transfers.redis"):
+        cli = RedisStorage.from_url(redis_server.url)
+        await one_call(cli)
+        await cli.aclose()
+        async with await RedisStorage.connect(redis_server.url) as storage:
+            await one_call(storage)
+            assert not [r for r in caplog.records if "restarted" in r.getMessage()]
+            redis_server.kill()
+            redis_server.start()  # same port, no data
+            await one_call(storage)
+    messages = [r.getMessage() for r in caplog.records]
+    assert sum("restarted" in m for m in messages) == 1, messages
