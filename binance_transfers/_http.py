@@ -72,9 +72,22 @@ def default_http_client(*, timeout: httpx.Timeout | float, max_in_flight: int) -
     At most ``max_in_flight`` connections, all kept alive. The transport is
     chosen at the first request: aiohttp on asyncio when it is installed,
     httpcore otherwise (trio included).
+
+    With a proxy in the environment (``HTTP_PROXY``, ``HTTPS_PROXY``,
+    ``ALL_PROXY``), httpx's own client is returned instead: httpx honours
+    them (and ``NO_PROXY``) only for the transports it builds itself.
     """
     limits = httpx.Limits(max_connections=max_in_flight, max_keepalive_connections=max_in_flight)
+    if _environment_proxies():
+        return httpx.AsyncClient(timeout=timeout, limits=limits)
     return httpx.AsyncClient(timeout=timeout, transport=_LoopTransport(limits))
+
+
+def _environment_proxies() -> bool:
+    """Whether the environment names a proxy httpx would use for http(s)."""
+    from urllib.request import getproxies  # httpx imports it already: free
+
+    return any(scheme in ("http", "https", "all") for scheme in getproxies())
 
 
 class _LoopTransport(httpx.AsyncBaseTransport):
