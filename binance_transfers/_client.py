@@ -1914,6 +1914,11 @@ class Client:
         """Mark the call's row refused, if it is still open (nothing was sent)."""
         if self.journal is None or call.pending is None:
             return
+        last = call.outcome
+        if last is not None and (last.error is None or isinstance(last.error, OutcomeUnknownError)):
+            # The exchange executed it, or may have: never "refused", whatever
+            # failed afterwards (its DONE/UNKNOWN outcome is the row's).
+            return
         intent = await _intent_id(call.pending)
         if intent is not None:
             self.journal.outcome(intent, REFUSED, note=note, only_if_open=True)
@@ -2000,7 +2005,21 @@ class Client:
             if journal is not None and HOW.get(endpoint.name, _NO_HISTORY)[0] not in _SETTLEABLE:
                 # No history can settle this one after a crash: its outcome must be
                 # on disk before the caller acts on it (one commit; rare, heavy calls).
-                await journal.flush()
+                try:
+                    await journal.flush()
+                except ConfigurationError as exc:
+                    # Binance answered: the caller gets that answer. The journal's
+                    # failure must not read as "nothing was sent" (ConfigurationError)
+                    # nor mark the row refused: a retry would move the money twice.
+                    # The outcome stays queued for the next commit; if none succeeds,
+                    # the row stays open and recover() reports it as maybe executed.
+                    log.error(
+                        "%s: executed, but the journal could not record its outcome "
+                        "(row %s left open until a later write succeeds): %s",
+                        endpoint.name,
+                        call.intent,
+                        exc,
+                    )
             return result
         except OutcomeUnknownError as unknown:
             self._mark(unknown, call.intent)
