@@ -1919,9 +1919,10 @@ class Client:
             # The exchange executed it, or may have: never "refused", whatever
             # failed afterwards (its DONE/UNKNOWN outcome is the row's).
             return
-        intent = await _intent_id(call.pending)
-        if intent is not None:
-            self.journal.outcome(intent, REFUSED, note=note, only_if_open=True)
+        # Not awaited: a caller cancelled while its intent commits must not wait
+        # for that commit (a locked journal holds it up to busy_timeout). The
+        # writer finds the row id itself (no row if the insert failed).
+        self.journal.outcome(call.pending, REFUSED, note=note, only_if_open=True)
 
     async def _send(
         self,
@@ -1990,10 +1991,13 @@ class Client:
                 recv_window or self._transport.recv_window,
                 self.governor.server_clock.now_ms(),
             )
-            await pending.committed()
         call.pending = pending
         token = _CALL.set(call)
         try:
+            if pending is not None:
+                # Inside the try: a caller cancelled while its intent commits sent
+                # nothing, and its row (committed anyway) is closed as refused.
+                await pending.committed()
             result: _T = await self._transport.call(
                 endpoint,
                 params,
@@ -2077,15 +2081,6 @@ def _same_file(one: str, other: str) -> bool:
         return os.path.samefile(one, other)
     except OSError:  # gone, or never existed here
         return os.path.realpath(one) == os.path.realpath(other)
-
-
-async def _intent_id(pending: PendingIntent) -> int | None:
-    """The row id once committed (shielded: called while the caller may be cancelled)."""
-    try:
-        row_id: int = await pending.committed()
-    except Exception:  # the journal could not write it: there is no row to close
-        return None
-    return row_id
 
 
 def _echo(params: Sequence[tuple[str, str]]) -> dict[str, str]:

@@ -234,7 +234,7 @@ class Journal:
 
     def outcome(
         self,
-        intent: int,
+        intent: int | PendingIntent,
         state: str,
         *,
         timestamp: int | None = None,
@@ -245,7 +245,9 @@ class Journal:
         """Note what became of the intent; committed with the next write or :meth:`flush`.
 
         A crash before that leaves the row open, which ``recover()`` settles
-        from Binance's history like any other.
+        from Binance's history like any other. ``intent`` may be a
+        :class:`PendingIntent` not yet committed (a caller cancelled while
+        waiting for it): its row, if it gets one, is updated.
         """
         self._pending.append((intent, state, timestamp, tran_id, note, only_if_open))
         if len(self._pending) >= _MAX_PENDING:
@@ -555,13 +557,16 @@ _UPDATE = (
 
 def _update_all(conn: sqlite3.Connection, updates: list[tuple[Any, ...]]) -> None:
     """Every queued outcome in one statement execution (in the order they came)."""
-    conn.executemany(
-        _UPDATE,
-        [
-            (state, timestamp, tran_id, note, intent, only_if_open)
-            for intent, state, timestamp, tran_id, note, only_if_open in updates
-        ],
-    )
+    rows = []
+    for intent, state, timestamp, tran_id, note, only_if_open in updates:
+        if isinstance(intent, _Job):
+            # Queued before its insert was committed: queued after it too, so
+            # its insert ran first (its row id, or its failure: no row).
+            intent = intent.result
+            if not isinstance(intent, int):
+                continue
+        rows.append((state, timestamp, tran_id, note, intent, only_if_open))
+    conn.executemany(_UPDATE, rows)
 
 
 def _row(values: tuple[Any, ...]) -> Intent:

@@ -806,3 +806,30 @@ async def test_an_executed_collection_whose_outcome_never_reached_the_journal_is
     async with Client(API_KEY, SECRET, transport=httpx.MockTransport(fake), journal=path) as second:
         found = await second.recover()
     assert [(s.endpoint, s.executed) for s in found] == [("pm_auto_collect", None)]
+
+
+async def test_a_caller_cancelled_while_its_intent_commits_leaves_no_open_row(
+    tmp_path: Path,
+) -> None:
+    """The journal's writer is slow (another connection holds the write lock for a
+    moment); the caller gives up (wait_for 0.2 s) while awaiting its intent's commit:
+    nothing is sent, so the row is closed ``refused`` and the next run's recover()
+    does not report the collection as possibly executed (breaker4 B4-8)."""
+    path = tmp_path / "j.sqlite"
+    fake = FakeBinance()
+    fake.script("POST", "/papi/v1/auto-collection", ok({"msg": "success"}))
+    async with Client(API_KEY, SECRET, transport=httpx.MockTransport(fake), journal=path) as client:
+        await client.pm_auto_collect()  # the journal exists, the clock is synced
+        other = _lock_journal(path)
+        try:
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(client.pm_auto_collect(), 0.2)
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+    assert len(fake.calls("/papi/v1/auto-collection")) == 1  # the second never left
+    states = [row["state"] for row in rows(path)]
+    assert states == ["done", "refused"]
+    async with Client(API_KEY, SECRET, transport=httpx.MockTransport(fake), journal=path) as second:
+        found = await second.recover()
+    assert [(s.endpoint, s.reason) for s in found if s.executed is not False] == []
