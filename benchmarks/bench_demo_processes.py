@@ -62,6 +62,9 @@ async def run_bench(report: Report, seconds: float = SECONDS) -> None:
     over = [p.pool for p in many.seen.pools if p.over]
     windows = len(common_windows(many))
     print(f"  statuses {many.seen.statuses}; windows every process ran through: {windows}")
+    # max_wait is the time left: a job that ends late had calls wait past it.
+    took = f"{many.elapsed:.1f} s for {seconds:g} s (one process: {one.elapsed:.1f} s)"
+    print(f"  the processes' jobs took {took}")
     report.add(
         f"{PROCESSES} processes x {COROUTINES} coroutines, one account, one IP: 429s + 418s",
         f"{refusals} ({many.answered_429} + {many.answered_418}), windows over: {len(over)}",

@@ -28,7 +28,9 @@ from __future__ import annotations
 import contextvars
 import functools
 import re
+import select
 import sys
+import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -70,9 +72,22 @@ def default_http_client(*, timeout: httpx.Timeout | float, max_in_flight: int) -
     At most ``max_in_flight`` connections, all kept alive. The transport is
     chosen at the first request: aiohttp on asyncio when it is installed,
     httpcore otherwise (trio included).
+
+    With a proxy in the environment (``HTTP_PROXY``, ``HTTPS_PROXY``,
+    ``ALL_PROXY``), httpx's own client is returned instead: httpx honours
+    them (and ``NO_PROXY``) only for the transports it builds itself.
     """
     limits = httpx.Limits(max_connections=max_in_flight, max_keepalive_connections=max_in_flight)
+    if _environment_proxies():
+        return httpx.AsyncClient(timeout=timeout, limits=limits)
     return httpx.AsyncClient(timeout=timeout, transport=_LoopTransport(limits))
+
+
+def _environment_proxies() -> bool:
+    """Whether the environment names a proxy httpx would use for http(s)."""
+    from urllib.request import getproxies  # httpx imports it already: free
+
+    return any(scheme in ("http", "https", "all") for scheme in getproxies())
 
 
 class _LoopTransport(httpx.AsyncBaseTransport):
@@ -162,12 +177,40 @@ def _connector(limits: httpx.Limits, ssl: Any) -> aiohttp.TCPConnector:
     and nothing of the request has been written yet: aiohttp writes only
     after it. If the hook raises, the connection goes back to the pool
     untouched and the exception propagates.
+
+    A pooled connection the server has closed meanwhile (an idle keep-alive
+    timeout: no ``Connection: close`` warned of it) is not handed over:
+    aiohttp's pool only sees a close once the loop has processed it, and
+    aiohttp would then refuse to write, an error that comes after the hand-over
+    and so reads "maybe sent". As httpcore does, a reused connection whose
+    socket is readable (EOF, or bytes nobody asked for) is closed before
+    anything is written, and another one taken.
     """
     import aiohttp
 
     class Connector(aiohttp.TCPConnector):
+        def __init__(self, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            # The protocols handed over at least once: only those are checked
+            # (a new TLS connection may be readable with the server's session
+            # tickets, which the loop has not read yet).
+            self._served: weakref.WeakSet[Any] = weakref.WeakSet()
+
+        async def _live(self, req: Any, traces: Any, timeout: Any) -> Any:  # noqa: ASYNC109
+            """A connection from the pool that the server has not closed, or a new one."""
+            served = self._served
+            while True:
+                connection = await super().connect(req, traces, timeout)
+                protocol = connection.protocol
+                if protocol not in served:
+                    served.add(protocol)
+                    return connection
+                if not _closed_by_peer(connection.transport):
+                    return connection
+                connection.close()  # nothing was written on it: take another
+
         async def connect(self, req: Any, traces: Any, timeout: Any) -> Any:  # noqa: ASYNC109
-            connection = await super().connect(req, traces, timeout)
+            connection = await self._live(req, traces, timeout)
             attempt = _ATTEMPT.get()
             if attempt is None or attempt.written:
                 # aiohttp retries an idempotent request (GET) once on a fresh
@@ -186,6 +229,31 @@ def _connector(limits: httpx.Limits, ssl: Any) -> aiohttp.TCPConnector:
     return Connector(
         limit=limits.max_connections or 0, keepalive_timeout=limits.keepalive_expiry, ssl=ssl
     )
+
+
+def _closed_by_peer(transport: Any) -> bool:
+    """Whether an idle connection's transport is closing, or its socket readable.
+
+    An idle HTTP/1.1 connection has nothing to read: readable means the
+    server's FIN (or an alert, or stray bytes) arrived and the loop has not
+    processed it yet. One ``poll(0)``, about a microsecond.
+    """
+    if transport is None or transport.is_closing():
+        return True
+    sock = transport.get_extra_info("socket")
+    if sock is None:
+        return False  # not a socket transport: nothing to peek at
+    fd = sock.fileno()
+    if fd < 0:
+        return True
+    if _poll is None:  # Windows: no poll()
+        return bool(select.select([fd], [], [], 0)[0])
+    poller = _poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(0))
+
+
+_poll = getattr(select, "poll", None)
 
 
 @functools.cache

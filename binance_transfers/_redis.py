@@ -767,6 +767,7 @@ class RedisStorage:
         self._sends: set[asyncio.Task[None]] = set()
         self._probe: asyncio.TimerHandle | None = None  # Redis lost: the next try
         self._suspect = False  # Redis failed us (a call, or the listener): probe it
+        self._closed = False
 
     @classmethod
     async def connect(
@@ -800,6 +801,19 @@ class RedisStorage:
         except RedisError as error:
             await client.aclose()
             raise ConfigurationError(f"{where} is unreachable: {type(error).__name__}") from None
+        with contextlib.suppress(RedisError):  # a managed Redis may refuse CONFIG: no warning
+            aof = (await client.config_get("appendonly")).get("appendonly")
+            save = (await client.config_get("save")).get("save")
+            if aof == "no" and not save:
+                # breaker4 B-4-5: restarted empty, Redis forgets the rolling caps'
+                # calls of processes that are gone (exited or killed): the next
+                # process may be granted a cap already used in its period.
+                log.warning(
+                    "%s keeps nothing on disk (appendonly no, no save): if it restarts, "
+                    "rolling caps forget the calls of processes that are gone; "
+                    "enable appendonly for shared caps",
+                    where,
+                )
         storage._listen()
         return storage
 
@@ -1087,7 +1101,7 @@ class RedisStorage:
         """Redis is lost: try it again in a tenth of a window, needed or not.
         Back (and empty), it is told at once: the restart's stop of new leases
         then ends as early as it safely can (see _LEASE)."""
-        if self._probe is None:
+        if self._probe is None and not self._closed:
             loop = asyncio.get_running_loop()
             self._probe = loop.call_later(counter.period / 10, self._probe_now, counter)
 
@@ -1135,6 +1149,7 @@ class RedisStorage:
 
     async def aclose(self) -> None:
         """Give back what was leased and not used, and close the connection."""
+        self._closed = True  # no more probes (one on its way would schedule the next)
         for handle in self._timers:
             handle.cancel()
         self._timers.clear()

@@ -16,6 +16,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -83,6 +84,34 @@ def _exited(pid: int, within: float) -> bool:
         return bool(readable)
     finally:
         os.close(fd)
+
+
+async def test_a_failure_stops_the_redis_it_started(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The exchange does not start: the error surfaces, and the redis-server the
+    demo started is stopped with its holder (SIGKILLing the holder leaked it)."""
+    from binance_transfers.demo import _processes
+
+    seen: dict[str, list[int]] = {}
+    start_redis = _processes._start_redis
+
+    async def spy(started: list[Any], pids: dict[str, list[int]]) -> str:
+        url = await start_redis(started, pids)
+        seen.update(pids)
+        return url
+
+    monkeypatch.setattr(_processes, "_start_redis", spy)
+    monkeypatch.setattr(
+        _processes, "exchange_command", lambda *_: [sys.executable, "-c", "print('no exchange')"]
+    )
+    with pytest.raises(RuntimeError, match="did not start"):
+        await run_processes(Options(concurrency=1, seconds=1, time_scale=60), 2)
+    holder, server = seen["redis"]
+    try:
+        assert _exited(server, 10) and _exited(holder, 10)
+    finally:
+        for pid in (holder, server):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
 
 def test_everything_the_demo_started_stops_when_it_is_killed() -> None:

@@ -8,6 +8,7 @@ exchange's ledger (429 answers, the most calls executed in any rolling period).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -208,3 +209,25 @@ async def test_a_dead_process_held_calls_stop_counting_a_period_after(
                     assert now_ms < scores[member] <= now_ms + 60_000 + 3_000, scores
     finally:
         await raw.aclose()
+
+
+async def test_connect_warns_when_redis_keeps_nothing_on_disk(
+    server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """breaker4 B4-5 (the warning, not the fix): the test server runs without
+    persistence; a restart of it forgets the caps' calls of processes that are
+    gone, so connect() says so."""
+    with caplog.at_level(logging.WARNING, logger="binance_transfers.redis"):
+        async with await RedisStorage.connect(server.url):
+            pass
+    assert any("appendonly" in r.getMessage() for r in caplog.records)
+    raw = aioredis.Redis.from_url(server.url, decode_responses=True)
+    try:
+        await raw.config_set("save", "3600 1")  # snapshots (none written here)
+    finally:
+        await raw.aclose()
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="binance_transfers.redis"):
+        async with await RedisStorage.connect(server.url):
+            pass
+    assert not any("appendonly" in r.getMessage() for r in caplog.records)

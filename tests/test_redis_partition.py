@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import anyio
 import pytest
@@ -115,3 +116,45 @@ async def test_one_partitioned_process_does_not_overrun_the_others(
     banned = len(sim.ledger.entries(status=418))
     assert sim.ledger.over_limit() == [], (windows, done, refusals(sim), banned)
     assert refusals(sim) == 0, (windows, banned)
+
+
+async def test_a_closed_storage_stops_probing_a_lost_redis(
+    server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Cut off from Redis, a process probes it every tenth of a window; closed
+    while a probe is on its way, it tries Redis no more (a probe that fails
+    schedules the next one)."""
+    sim = SimulatedExchange(limits=LIMITS)
+    sim.add_demo_account()
+    proxy = Proxy(server.port)
+    async with proxy.running():
+        storage = await RedisStorage.connect(
+            f"redis://127.0.0.1:{proxy.listen_port}/0", socket_timeout=0.2
+        )
+        governor = synced(Governor(LIMITS, clock=sim.clock, storage=storage, latency=0.02), sim)
+        async with sim.client(governor=governor) as client:
+            with anyio.move_on_after(3):  # past a fresh Redis's stop
+                while True:
+                    await client.server_time()
+            proxy.cut_off = True
+            with anyio.move_on_after(1.5):  # its leases run out, then Redis is lost
+                while True:
+                    await client.server_time()
+        assert storage.lost is not None
+        # Nobody asks for leases now: the probe alone tries Redis. Close while
+        # one is on its way (it fails when the connection closes).
+        probing = anyio.Event()
+        call = storage._call
+
+        async def spy(batch: Any, probe: Any = None) -> list[Any]:
+            if probe is not None:
+                probing.set()
+            return await call(batch, probe)
+
+        monkeypatch.setattr(storage, "_call", spy)
+        with anyio.fail_after(2):
+            await probing.wait()
+        await storage.aclose()
+        tries = storage.round_trips
+        await anyio.sleep(1.0)  # ten probes' worth
+        assert storage.round_trips == tries

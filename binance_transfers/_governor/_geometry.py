@@ -44,9 +44,11 @@ LONGEST_BAN = 3 * 86400.0
 class Geometry:
     """Where a request sent now may land on Binance's clock (valid until ``until``)."""
 
-    __slots__ = ("eps", "guard", "hi", "lo", "margin", "shift", "trip", "until")
+    __slots__ = ("eps", "guard", "hi", "lag", "lo", "margin", "shift", "trip", "until")
 
-    def __init__(self, shift: float, eps: float, guard: float, trip: float, until: float) -> None:
+    def __init__(
+        self, shift: float, eps: float, guard: float, trip: float, until: float, lag: float = 0.0
+    ) -> None:
         self.shift = shift  # server epoch = monotonic + shift
         self.eps = eps  # bound on the error of shift, until `until`
         self.guard = guard
@@ -55,6 +57,10 @@ class Geometry:
         self.hi = shift + trip + eps + guard  # latest landing = now + hi (if answered in time)
         self.margin = self.hi - self.lo  # width of the landing interval
         self.until = until  # monotonic: re-derive after this (eps grows with drift)
+        # How long before what another process sends shows in our answers: its
+        # trip and ours, as measured (not the bound, which has a floor), and
+        # the guard band for the write delays (see ``_sharing``).
+        self.lag = lag
 
 
 class Trips:
@@ -66,13 +72,14 @@ class Trips:
     Trips older than ``span`` seconds are dropped.
     """
 
-    __slots__ = ("_count", "bound", "floor", "jitter", "samples", "span")
+    __slots__ = ("_count", "bound", "floor", "jitter", "p99", "samples", "span")
 
     def __init__(self, floor: float, span: float) -> None:
         self.floor = floor
         self.span = span
         self.bound = floor
         self.jitter = 0.0
+        self.p99 = 0.0  # as measured, without the floor (until the first percentile: the longest)
         self.samples: deque[tuple[float, float]] = deque(maxlen=1024)
         self._count = 0
 
@@ -81,6 +88,9 @@ class Trips:
         samples = self.samples
         samples.append((now, trip))
         self._count += 1
+        longer = trip > 1.25 * self.p99 + 0.001  # enough to matter: the geometry is re-derived
+        if trip > self.p99:
+            self.p99 = trip
         if trip > self.bound:
             if trip > 2 * self.bound:
                 log.warning(
@@ -92,7 +102,7 @@ class Trips:
             self.bound = trip
             return True
         if self._count % 16:
-            return False
+            return longer
         while samples and samples[0][0] < now - self.span:
             samples.popleft()
         trips = sorted(t for _, t in samples)
@@ -100,6 +110,7 @@ class Trips:
         p50, p99 = trips[(n - 1) // 2], trips[int(0.99 * (n - 1))]
         jitter = p99 - p50
         bound = max(self.floor, p99 + max(jitter, 0.001))
-        changed = bound != self.bound or jitter != self.jitter
-        self.bound, self.jitter = bound, jitter
+        changed = bound != self.bound or jitter != self.jitter or longer
+        changed |= abs(p99 - self.p99) > 0.25 * self.p99 + 0.001
+        self.bound, self.jitter, self.p99 = bound, jitter, p99
         return changed

@@ -53,7 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     server = SimServer(exchange, host="127.0.0.1", port=0)
     sys.stdout.write(f"Simulated Binance listening on {server.url} | API key {DEMO_API_KEY}\n")
     sys.stdout.flush()
-    # The demo holds our stdin: if it dies, end-of-file stops us as its SIGINT would.
+    # The demo holds our stdin: if it dies, end-of-file stops us at once.
     lifeline()
     with contextlib.suppress(KeyboardInterrupt):  # the demo stops it with SIGINT
         anyio.run(server.run)

@@ -10,21 +10,22 @@ stops by itself. No polling, no PID files, nothing left running.
 from __future__ import annotations
 
 import os
-import signal
 import sys
 import threading
 from collections.abc import Callable
 
-__all__ = ["interrupt_self", "lifeline"]
+__all__ = ["leave", "lifeline"]
 
 
-def interrupt_self() -> None:
-    """What Ctrl-C does: the process's own graceful path (KeyboardInterrupt, finally blocks)."""
-    os.kill(os.getpid(), signal.SIGINT)
+def leave() -> None:
+    """Exit at once. The demo closes the pipe only once the process has exited (or
+    when the demo died): nobody is left to read what a graceful exit would say,
+    and a graceful one may wait on what is gone too (Redis, the exchange)."""
+    os._exit(1)
 
 
 def lifeline(
-    on_eof: Callable[[], None] = interrupt_self,
+    on_eof: Callable[[], None] = leave,
     on_line: Callable[[bytes], None] | None = None,
 ) -> threading.Thread:
     """Read stdin in a daemon thread: each line to ``on_line``, then ``on_eof()``.

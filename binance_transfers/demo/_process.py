@@ -35,7 +35,7 @@ from .._governor import Governor, GovernorHooks
 from .._limits import PoolKind, pools_for
 from .._reconcile import SettleBy, Settlement
 from ._job import JOBS, Draws, Tally, coroutine_job, worker
-from ._lifeline import interrupt_self, lifeline
+from ._lifeline import leave, lifeline
 from ._run import Options, demo_client, pool_label
 
 __all__ = ["ProcessResult", "main", "merged"]
@@ -156,7 +156,7 @@ async def run_process(
             loop.call_soon_threadsafe(go.set)
 
     # The demo holds our stdin: end-of-file means it is gone, and so are we.
-    lifeline(interrupt_self, on_line)
+    lifeline(leave, on_line)
     hooks = WeightSent(options)
     tally = Tally()
     # Every pool, rolling caps included, is shared through Redis.
@@ -231,7 +231,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigurationError as error:  # Redis unreachable: say so, plainly
         sys.stdout.write(f"error: {error}\n")
         return 1
-    except KeyboardInterrupt:  # the demo is gone (or Ctrl-C): stop quietly
+    except KeyboardInterrupt:  # Ctrl-C reaches every process of the group: stop quietly
         return 130
     sys.stdout.write(f"result {result.dumps()}\n")
     return 0

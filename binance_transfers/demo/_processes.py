@@ -119,9 +119,11 @@ async def run_processes(
                 await exchange.wait()
             seen = Report.loads(report_path.read_text())
     except BaseException:
+        holder = pids.get("redis", [None])[0]
         for process in started:  # stop what is left at once; their lifelines would too
             if process.returncode is None:
-                process.kill()
+                # The Redis holder stops its server on SIGTERM; SIGKILL would leak it.
+                (process.terminate if process.pid == holder else process.kill)()
         raise
     finally:
         with anyio.CancelScope(shield=True):

@@ -1,0 +1,384 @@
+"""Fixed windows aligned to Binance's clock: IP and account (UID) weight.
+
+A request is charged to every window it may land in (see ``_geometry``). Once
+written (``Governor.renew``) it is *in flight* until its answer: however late
+that answer, the request may still land, so each window that opens while it
+flies counts it too (a "ghost" charge, given back when the answer shows where
+it could have landed). Usage headers correct the count of the window they
+report on, and tell what others spend (``settle``): the next windows open with
+that much reserved for them, and a window shared with another governor is
+shared, not raced for (``_sharing``).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import deque
+from collections.abc import Mapping
+
+from .._limits import PoolSpec
+from .._storage import WindowCounter
+from ._geometry import INF, NUDGE, Geometry
+from ._sharing import Sharing
+
+__all__ = ["FixedPool"]
+
+log = logging.getLogger("binance_transfers.governor")
+
+
+class FixedPool(Sharing):
+    """Weight per fixed window, windows aligned to Binance's clock."""
+
+    __slots__ = (
+        "base",
+        "counter",
+        "ghosts",
+        "heaviest",
+        "hint",
+        "inflight",
+        "landed",
+        "news",
+        "peak",
+        "seen",
+        "top",
+    )
+
+    def __init__(self, spec: PoolSpec, counter: WindowCounter) -> None:
+        super().__init__(spec)
+        self.counter = counter
+        self._try_add = counter.try_add
+        self.inflight = 0  # weight written and not answered yet
+        self.top = -(2**62)  # the latest window any charge reached
+        self.ghosts: dict[int, int] = {}  # window -> in-flight weight counted there on opening
+        # Weight others are expected to spend per window (from usage headers),
+        # never so much that the heaviest request could not fit beside it.
+        self.hint = 0
+        self.news = -(2**62)  # the newest window whose weight from others was reported
+        self.base = 0  # the expectation before news of that window came
+        self.heaviest = 1
+        self.seen: dict[int, int] = {}  # window -> weight others were seen to spend there
+        self.landed: dict[int, int] = {}  # window -> our weight answered as landed there
+        self.peak: dict[int, int] = {}  # window -> the highest usage reported there
+        # Sharing the IP with another governor (see ``_shared_extra``); not
+        # when the storage is shared by the processes (Redis): it counts them.
+        self.adapts = True
+        self.shared_until = -INF  # monotonic: share the pool until then
+        self.raced = -(2**62)  # the latest window where others spent more than reserved
+        self.reserved: dict[int, int] = {}  # window -> weight reserved there for others
+        # window -> (the most others were seen to have spent there, when it was learnt)
+        self.spent: dict[int, tuple[int, float]] = {}
+        self.rose: deque[tuple[float, int]] = deque()  # (when, others' weight newly seen)
+        self.mine: deque[tuple[float, int]] = deque()  # (when, our weight admitted)
+        self.step = 0  # others' last step seen while sharing
+        self.step_in = 0  # the window it was seen in
+
+    def _open(self, lo: int, hi: int, g: Geometry) -> None:
+        """Windows up to ``hi`` may now be landed in: count what is in flight there."""
+        if hi <= self.top:
+            return
+        counter = self.counter
+        start = max(self.top + 1, lo)
+        # Answers report on windows up to a trip late, and one near a boundary
+        # may be read as its neighbour's (the clock estimate is off by up to
+        # eps): keep news of the last three windows.
+        recent = lo - 3 - int(g.trip // self.period)
+        if self.seen and min(self.seen) < recent:
+            self.seen = {w: v for w, v in self.seen.items() if w >= recent}
+        if self.landed and min(self.landed) < recent:
+            self.landed = {w: v for w, v in self.landed.items() if w >= recent}
+            self.peak = {w: v for w, v in self.peak.items() if w >= recent}
+        if self.reserved and min(self.reserved) < recent:
+            self.reserved = {w: v for w, v in self.reserved.items() if w >= recent}
+        if self.spent and min(self.spent) < recent:
+            self.spent = {w: v for w, v in self.spent.items() if w >= recent}
+        for window in range(start, hi + 1):
+            if self.inflight:
+                counter.add(window, self.inflight)
+                self.ghosts[window] = self.inflight
+            # What others spend per window, as the newest news says (see
+            # `settle`): a window shared with another process does not open
+            # with a blind burst, however many open at once or however long
+            # ago the news came; it fades with the news, or once it is old.
+            hint = self._expected()
+            if hint:
+                counter.reserve(window, hint)
+                self.reserved[window] = hint
+            if self.spent and max(self.spent) >= window - 2 and (hint or self.raced >= window - 1):
+                # Others surely spent in the last windows: if they adapt to us
+                # as we do to them, each sizes its start to what the other left
+                # in the last window, together more than there is when some was
+                # left unused. Share it from its start.
+                self.shared_until = max(self.shared_until, (window + 1) * self.period - g.shift)
+        self.top = hi
+        # Nothing can land before `lo` any more (2 windows spare for a growing eps).
+        self.counter.forget(lo - 2)
+        if self.ghosts and min(self.ghosts) < lo - 2:
+            self.ghosts = {w: v for w, v in self.ghosts.items() if w >= lo - 2}
+
+    def _used(self, window: int) -> int:
+        """The count of ``window``, including what opening it will add."""
+        used = self.counter.used(window)
+        if window <= self.top:
+            return used
+        hint = self._expected()
+        return used + self.inflight + max(hint - self.counter.foreign(window), 0)
+
+    def _expected(self) -> int:
+        """Weight to reserve for others in a window opened now.
+
+        The newest news (``hint``, kept by ``settle``) does not fade with the
+        windows opened without news: several open at once when the landing
+        interval is wide, and a quiet spell opens none; neither says what
+        others spend. Only news fades it: it never takes the room of the
+        heaviest request, whose answer brings news.
+        """
+        return min(self.hint, self.limit - self.heaviest)
+
+    def warm_at(self, g: Geometry) -> float:
+        # The first moment the earliest landing is past the window a request
+        # written by the previous life just before ``born`` may have landed in.
+        p = self.period
+        return (int((self.born + g.hi) // p) + 1) * p - g.lo + NUDGE
+
+    def ready_at(self, now: float, weight: int, g: Geometry) -> float:
+        if weight > self.limit:
+            return INF  # until some of what is held back is charged
+        p, cap, used = self.period, self.limit - weight, self._used
+        t = max(now, self.frozen_until)
+        if self.cold:
+            t = max(t, self.cold_ready(now, g))
+        lo_shift, hi_shift = g.lo, g.hi
+        for _ in range(64):
+            lo, hi = int((t + lo_shift) // p), int((t + hi_shift) // p)
+            full = next((i for i in range(hi, lo - 1, -1) if used(i) > cap), None)
+            if full is None:
+                if t < self.shared_until:
+                    # ... and as much as this one: the other may take as much now
+                    # (no more than they spend in a window: another endpoint's
+                    # light requests in a bucket of heavy ones are no racer).
+                    extra = self._shared_extra(t, g) + min(weight, self.hint + self.step)
+                    tight = next((i for i in range(hi, lo - 1, -1) if used(i) > cap - extra), None)
+                    if tight is not None:
+                        # When less is held back, the sharing ends, or the window is past.
+                        t = min(
+                            self._eases(t, g),
+                            self.shared_until,
+                            (tight + 1) * p - lo_shift + NUDGE,
+                        )
+                        continue
+                return t
+            # Wait until the earliest possible landing time is past window `full`.
+            t = (full + 1) * p - lo_shift + NUDGE
+        # Every window ahead is full of requests in flight: wait for their answers.
+        return INF
+
+    def take(self, now: float, weight: int, g: Geometry) -> tuple[int, ...] | None:
+        if now < self.frozen_until:
+            return None
+        if self._geo is g and self._from <= now < self._until:
+            window = self._window
+            own = self.counter.try_add(window, weight, self.limit)
+            return None if own is None else (window, own)
+        if self.ready_at(now, weight, g) > now:
+            return None
+        record = self.charge(now, weight, g)
+        p = self.period
+        lo, hi = int((now + g.lo) // p), int((now + g.hi) // p)
+        if lo == hi == self.top and not self.cold and now >= self.shared_until:
+            self._geo, self._window = g, lo
+            self._from = lo * p - g.lo + NUDGE
+            self._until = min((lo + 1) * p - g.hi - NUDGE, g.until)
+        return record
+
+    def charge(self, now: float, weight: int, g: Geometry) -> tuple[int, ...]:
+        if self.cold:
+            self.out += 1
+        if now < self.shared_until:
+            self._forget_shared(now, g)
+            self.mine.append((now, weight))
+        p, add = self.period, self.counter.add
+        lo, hi = int((now + g.lo) // p), int((now + g.hi) // p)
+        self._open(lo, hi, g)
+        if lo == hi == self.top:
+            return (lo, add(lo, weight))
+        # Up to `top`: a window opened earlier may be landed in if this one is late.
+        return tuple(x for i in range(lo, max(hi, self.top) + 1) for x in (i, add(i, weight)))
+
+    def refund(self, record: tuple[int, ...], weight: int, written: bool) -> None:
+        self._cold_done(False)
+        for window in record[::2]:
+            self.counter.remove(window, weight)
+        if written:
+            self._unghost(record, weight)
+
+    def _unghost(self, record: tuple[int, ...], weight: int) -> None:
+        """It is no longer in flight: take it out of the windows opened meanwhile."""
+        self.inflight -= weight
+        last = record[-2]
+        opened = [w for w in self.ghosts if w > last]
+        for window in opened:
+            self.counter.remove(window, weight)
+            left = self.ghosts[window] - weight
+            if left > 0:
+                self.ghosts[window] = left
+            else:
+                del self.ghosts[window]
+
+    def renew(
+        self, record: tuple[int, ...], weight: int, now: float, g: Geometry
+    ) -> tuple[int, ...] | None:
+        if now < self.frozen_until:
+            return None
+        p, counter = self.period, self.counter
+        lo, hi = int((now + g.lo) // p), int((now + g.hi) // p)
+        top = max(hi, self.top)
+        have = set(record[::2])
+        extra = [i for i in range(lo, top + 1) if i not in have]
+        cap = self.limit - weight
+        if any(self._used(i) > cap for i in extra):
+            return None
+        self._open(lo, hi, g)
+        kept: list[int] = []
+        for window, own in _pairs(record):
+            if window < lo:  # written too late to land there any more
+                counter.remove(window, weight)
+            else:
+                kept += (window, own)
+        for i in extra:
+            kept += (i, counter.add(i, weight))
+        kept = _sorted_pairs(kept)
+        self.inflight += weight
+        return tuple(kept)
+
+    def settle(
+        self,
+        record: tuple[int, ...],
+        weight: int,
+        sent: float,
+        landed_by: float,
+        headers: Mapping[str, str],
+        g: Geometry,
+        answered: bool,
+        written: bool,
+    ) -> tuple[bool, int]:
+        p, counter = self.period, self.counter
+        if written:  # no longer in flight: waiters blocked by it may go
+            self._unghost(record, weight)
+        freed = self._cold_done(answered) or written
+        # It reached Binance after it was sent and before its answer (or the grace).
+        first = int((sent + g.lo) // p)
+        last = int((landed_by + g.shift + g.eps) // p)
+        charged = list(_pairs(record))
+        have = {window for window, _ in charged}
+        # Slower than assumed (a busy loop, a slow network): count it where it
+        # may have landed, so our count of a window is never below Binance's.
+        charged += [
+            (window, counter.add(window, weight))
+            for window in range(first, last + 1)
+            if window not in have
+        ]
+        possible = [(w, own) for w, own in charged if first <= w <= last]
+        for window, _ in charged:
+            if window < first or window > last:
+                counter.remove(window, weight)
+                freed = True
+        header = self.spec.header
+        reported = headers.get(header) if header is not None else None
+        if reported is None or not answered:
+            return freed, 0
+        try:
+            value = int(reported)
+        except ValueError:
+            log.warning("ignoring unreadable %s header: %r", header, reported)
+            return freed, 0
+        # Across a boundary the report may be either window's. It is read as
+        # the window the request was written in (on our estimate of Binance's
+        # clock): a busy loop stamps answers late, so the middle of the flight
+        # would take an ending window's count for the new one's and stop the
+        # new window for nobody; if it did land later, the next answer landing
+        # wholly in the new window reports on it.
+        at = int((sent + g.shift) // p)
+        window, own = min(sorted(possible), key=lambda pair: abs(pair[0] - at))
+        # Binance told us the count: nothing of a previous life is unknown (if
+        # it landed in the next window, that one began after the governor did).
+        self.cold = self.out = 0
+        self._note_others(window, value, own, landed_by, g)
+        # What others spent, for the next windows' reservation: the highest
+        # report less what of ours was answered as landed there. Not the report
+        # less `own` (our count when this one was admitted): ours admitted later
+        # but counted earlier (several connections, jitter, a wait for the
+        # write) would pass for someone else's, and a process alone on its IP
+        # would reserve a part of every window for nobody. (This window's own
+        # count is still raised by `own`: safe.)
+        # Only a request known to have landed in `window` counts as ours there.
+        # One that may have landed in the next (written before a boundary,
+        # answered after it) may be the next window's: credited here, it took
+        # its weight off what others spent here, and the reservation of the next
+        # windows with it (180 of ours beside 100 of theirs in a 200 window).
+        # Left out, it can only make others' weight look larger: safe.
+        landed = self.landed.get(window, 0)
+        if len(possible) == 1:
+            landed = self.landed[window] = landed + weight
+        peak = self.peak[window] = max(value, self.peak.get(window, 0))
+        others = self.seen[window] = max(peak - landed, 0)
+        # The newest news sets what the next windows reserve: the most others
+        # spent in the newest window heard of, or half the level before it
+        # (they may spend late in the window: more news of it raises it back).
+        if window > self.news:
+            self.news, self.base = window, self._expected()
+        if window == self.news:
+            self.hint = max(others, self.base >> 1)
+        # Windows opened after this one before any news of it (a wide landing
+        # interval opens two at once) were reserved blind: reserve this much.
+        if others:
+            others = min(others, self.limit - self.heaviest)
+            for later in range(window + 1, self.top + 1):
+                if counter.foreign(later) < others:
+                    counter.reserve(later, others)
+                    self.reserved[later] = max(others, self.reserved.get(later, 0))
+        rose = counter.report(window, value, own)
+        if rose:
+            log.debug("%s: Binance reports %d used; %d spent elsewhere", self.key, value, rose)
+        return freed, rose
+
+    def seed(self, sent: list[float], weight: int, now: float, g: Geometry) -> None:
+        """Count requests written at monotonic ``sent`` by an earlier process."""
+        p, counter = self.period, self.counter
+        current = int((now + g.lo) // p)
+        for t in sent:
+            lo, hi = int((t + g.lo) // p), int((t + g.hi) // p)
+            for window in range(max(lo, current), hi + 1):
+                counter.add(window, weight)
+
+    def estimate(self, now: float, total: int, g: Geometry) -> float:
+        p = self.period
+        t = max(now, self.frozen_until)
+        lo, hi = int((t + g.lo) // p), int((t + g.hi) // p)
+        room = self.limit - max(self._used(i) for i in range(lo, hi + 1))
+        if total <= room:
+            return t
+        windows = math.ceil((total - max(room, 0)) / self.limit)
+        return (hi + windows) * p - g.lo + NUDGE
+
+    def freeze_default(self, now: float, g: Geometry) -> float:
+        p = self.period
+        return (int((now + g.hi) // p) + 1) * p - g.lo + NUDGE
+
+    def usage(self, now: float, g: Geometry) -> tuple[int, float]:
+        p = self.period
+        window = int((now + g.shift) // p)
+        return self.counter.used(window), (window + 1) * p
+
+    def idle(self, now: float, g: Geometry) -> bool:
+        newest = self.counter.newest()
+        return not self.inflight and (newest is None or newest < int((now + g.lo) // self.period))
+
+
+def _pairs(record: tuple[int, ...]) -> zip[tuple[int, int]]:
+    return zip(record[::2], record[1::2], strict=True)
+
+
+def _sorted_pairs(flat: list[int]) -> list[int]:
+    pairs = sorted(zip(flat[::2], flat[1::2], strict=True))
+    return [x for pair in pairs for x in pair]

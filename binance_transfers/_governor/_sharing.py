@@ -1,0 +1,145 @@
+"""Another governor on the same IP: share a window with it, do not race for it.
+
+Two processes that each keep their own count (two workers behind one NAT)
+learn of each other only from usage headers, a trip late. Racing for the end
+of a window, each would fill what it believes is left, and together they
+would send up to twice that: a 429, then the other's requests already on the
+way arrive over the limit, and Binance bans the IP. So while others are seen
+spending past what was reserved for them (or surely spent in the last
+windows), a pool also holds back, for a lag (the time before what the other
+sends shows in our answers: about two trips):
+
+* what others were newly seen to spend: they may still be spending at that rate;
+* as much as we admitted ourselves: the other, unseen, may have done the same;
+* their last step, and one request as heavy as ours: what they send last we
+  may never hear of, and each step is no bigger than the one before.
+
+Each process then takes at most half of what it sees left per lag, and the two
+together never more than all of it. Alone on the IP, or on a storage shared by
+the processes (Redis: it counts them), nothing changes.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from .._storage import WindowCounter
+from ._geometry import INF, NUDGE, Geometry
+from ._pool import Pool
+
+__all__ = ["Sharing"]
+
+#: Lags a pool stays shared after a first report of others' weight in a window.
+_RACING = 4
+
+
+class Sharing(Pool):
+    """The sharing half of a :class:`~._fixed.FixedPool` (which sets these up)."""
+
+    __slots__ = (
+        "adapts",
+        "mine",
+        "raced",
+        "reserved",
+        "rose",
+        "shared_until",
+        "spent",
+        "step",
+        "step_in",
+    )
+
+    counter: WindowCounter
+    top: int
+    hint: int
+    inflight: int
+    adapts: bool  # False on a storage shared by the processes (it counts them)
+    raced: int  # the latest window where others spent more than reserved
+    reserved: dict[int, int]  # window -> weight reserved there for others
+    rose: deque[tuple[float, int]]  # (when, others' weight newly seen)
+    mine: deque[tuple[float, int]]  # (when, our weight admitted while shared)
+    shared_until: float  # monotonic: share the pool until then
+    # window -> (the most others were seen to have spent there, when it was learnt)
+    spent: dict[int, tuple[int, float]]
+    step: int  # others' last step seen while sharing
+    step_in: int  # the window it was seen in
+
+    def _note_others(self, window: int, value: int, own: int, at: float, g: Geometry) -> None:
+        """A report of ``value`` used in ``window`` (answered at ``at``) for a request
+        that was our ``own``-th unit there: are others spending, now?"""
+        if not self.adapts:
+            return  # a shared storage counts the others: they do not race us
+        counter = self.counter
+        # Everything of ours that can have landed in `window` by now is charged
+        # there, or in flight (a busy loop writes late: it may land outside the
+        # windows it was charged to): a report above that is a sure sign that
+        # others spent there.
+        ours = counter.used(window) - counter.foreign(window) + self.inflight
+        if window not in self.spent and value <= ours:
+            return  # alone, as far as this report can tell
+        # Windows opened before this news (a wide landing interval opens the
+        # next ones early) are shared from their start, as `_open` shares the
+        # windows after one where others surely spent.
+        last = min(self.top, window + 2)
+        if last > window and self.hint:
+            self.shared_until = max(self.shared_until, (last + 1) * self.period - g.shift)
+        # What they spent, to tell whether they still spend: the report less
+        # ours admitted before this one (ours answered meanwhile do not count).
+        spent = value - own
+        before, since = self.spent.get(window, (0, window * self.period - g.shift))
+        known = max(before, self.reserved.get(window, 0))
+        if spent > before:
+            self.spent[window] = (spent, at)
+        lag = self._lag(g)
+        if spent <= known:
+            # Within what was reserved for them, or known already: no race. And
+            # a lag after their last step, no new one: they stopped stepping.
+            if not self.rose or self.rose[-1][0] <= at - lag:
+                self.step = 0
+            return
+        # Their rate, over a lag: what they spent since the window began (or
+        # since the last news) is not all still on its way.
+        grew = spent - known
+        if at - since > lag:
+            grew = int(grew * lag / (at - since))
+        self._forget_shared(at, g)
+        self.rose.append((at, grew))
+        # Their next step, which we may never hear of, is no bigger than their
+        # last: each takes at most half of what it sees left.
+        self.step, self.step_in = grew, window
+        self.raced = max(self.raced, window)
+        # Seen spending between two of our answers, they race us for this
+        # window: share it to its end (what they send last we may never hear
+        # of). A first report of a window shows what they spent, not that
+        # they still spend: share it for a few lags.
+        if before == 0:
+            self.step = 0  # a first report: what they spent, not a step
+        end = at + _RACING * lag if before == 0 else (window + 1) * self.period - g.shift + lag
+        self.shared_until = max(self.shared_until, end)
+        self._geo = None  # off the cached fast path: it does not share
+
+    def _lag(self, g: Geometry) -> float:
+        """How long before what another process sends shows in our answers."""
+        return g.lag
+
+    def _shared_extra(self, t: float, g: Geometry) -> int:
+        """Weight held back at ``t`` for another process's unseen requests."""
+        since = t - self._lag(g)
+        return (
+            (self.step if int((t + g.shift) // self.period) == self.step_in else 0)
+            + sum(w for at, w in self.rose if at > since)
+            + sum(w for at, w in self.mine if at > since)
+        )
+
+    def _eases(self, t: float, g: Geometry) -> float:
+        """The next moment after ``t`` when less is held back for others."""
+        since = t - self._lag(g)
+        first = min(
+            next((at for at, _ in queue if at > since), INF) for queue in (self.rose, self.mine)
+        )
+        return first + self._lag(g) + NUDGE
+
+    def _forget_shared(self, now: float, g: Geometry) -> None:
+        since = now - self._lag(g)
+        for queue in (self.rose, self.mine):
+            while queue and queue[0][0] <= since:
+                queue.popleft()
