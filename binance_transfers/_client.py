@@ -1914,9 +1914,15 @@ class Client:
         """Mark the call's row refused, if it is still open (nothing was sent)."""
         if self.journal is None or call.pending is None:
             return
-        intent = await _intent_id(call.pending)
-        if intent is not None:
-            self.journal.outcome(intent, REFUSED, note=note, only_if_open=True)
+        last = call.outcome
+        if last is not None and (last.error is None or isinstance(last.error, OutcomeUnknownError)):
+            # The exchange executed it, or may have: never "refused", whatever
+            # failed afterwards (its DONE/UNKNOWN outcome is the row's).
+            return
+        # Not awaited: a caller cancelled while its intent commits must not wait
+        # for that commit (a locked journal holds it up to busy_timeout). The
+        # writer finds the row id itself (no row if the insert failed).
+        self.journal.outcome(call.pending, REFUSED, note=note, only_if_open=True)
 
     async def _send(
         self,
@@ -1985,10 +1991,13 @@ class Client:
                 recv_window or self._transport.recv_window,
                 self.governor.server_clock.now_ms(),
             )
-            await pending.committed()
         call.pending = pending
         token = _CALL.set(call)
         try:
+            if pending is not None:
+                # Inside the try: a caller cancelled while its intent commits sent
+                # nothing, and its row (committed anyway) is closed as refused.
+                await pending.committed()
             result: _T = await self._transport.call(
                 endpoint,
                 params,
@@ -2000,7 +2009,21 @@ class Client:
             if journal is not None and HOW.get(endpoint.name, _NO_HISTORY)[0] not in _SETTLEABLE:
                 # No history can settle this one after a crash: its outcome must be
                 # on disk before the caller acts on it (one commit; rare, heavy calls).
-                await journal.flush()
+                try:
+                    await journal.flush()
+                except ConfigurationError as exc:
+                    # Binance answered: the caller gets that answer. The journal's
+                    # failure must not read as "nothing was sent" (ConfigurationError)
+                    # nor mark the row refused: a retry would move the money twice.
+                    # The outcome stays queued for the next commit; if none succeeds,
+                    # the row stays open and recover() reports it as maybe executed.
+                    log.error(
+                        "%s: executed, but the journal could not record its outcome "
+                        "(row %s left open until a later write succeeds): %s",
+                        endpoint.name,
+                        call.intent,
+                        exc,
+                    )
             return result
         except OutcomeUnknownError as unknown:
             self._mark(unknown, call.intent)
@@ -2058,15 +2081,6 @@ def _same_file(one: str, other: str) -> bool:
         return os.path.samefile(one, other)
     except OSError:  # gone, or never existed here
         return os.path.realpath(one) == os.path.realpath(other)
-
-
-async def _intent_id(pending: PendingIntent) -> int | None:
-    """The row id once committed (shielded: called while the caller may be cancelled)."""
-    try:
-        row_id: int = await pending.committed()
-    except Exception:  # the journal could not write it: there is no row to close
-        return None
-    return row_id
 
 
 def _echo(params: Sequence[tuple[str, str]]) -> dict[str, str]:

@@ -234,7 +234,7 @@ class Journal:
 
     def outcome(
         self,
-        intent: int,
+        intent: int | PendingIntent,
         state: str,
         *,
         timestamp: int | None = None,
@@ -245,7 +245,9 @@ class Journal:
         """Note what became of the intent; committed with the next write or :meth:`flush`.
 
         A crash before that leaves the row open, which ``recover()`` settles
-        from Binance's history like any other.
+        from Binance's history like any other. ``intent`` may be a
+        :class:`PendingIntent` not yet committed (a caller cancelled while
+        waiting for it): its row, if it gets one, is updated.
         """
         self._pending.append((intent, state, timestamp, tran_id, note, only_if_open))
         if len(self._pending) >= _MAX_PENDING:
@@ -419,6 +421,11 @@ def _writer(path: str, durable: bool, jobs: queue.SimpleQueue[list[_Job] | None]
     """
     conn: sqlite3.Connection | None = None
     lock: int | None = None
+    # Outcomes from batches whose transaction failed: written first in the next
+    # one. An outcome is a fact about money that moved (or did not); losing it
+    # to a transient failure (a lock held past busy_timeout) would leave the
+    # row to be misread, and only the job that asked for the commit is told.
+    carried: list[tuple[Any, ...]] = []
     try:
         while True:
             batch = [jobs.get()]
@@ -434,11 +441,14 @@ def _writer(path: str, durable: bool, jobs: queue.SimpleQueue[list[_Job] | None]
                         lock = _lock(path)
                     conn = _connect(path, durable)
                 conn.execute("BEGIN IMMEDIATE")
+                if carried:
+                    _update_all(conn, carried)
                 for job in work:
                     if job.updates:
                         _update_all(conn, job.updates)
                     job.result = job.fn(conn, *job.args)
                 conn.execute("COMMIT")
+                carried = []
             except Exception as exc:
                 if conn is not None and conn.in_transaction:
                     conn.execute("ROLLBACK")
@@ -446,6 +456,7 @@ def _writer(path: str, durable: bool, jobs: queue.SimpleQueue[list[_Job] | None]
                 failure.__cause__ = exc
                 for job in work:
                     job.result = failure
+                    carried.extend(job.updates)  # in the order they came
             # One wakeup per event loop for the whole batch, not one per waiter.
             wakes: dict[Callable[..., object], list[anyio.Event]] = {}
             for job in work:
@@ -461,6 +472,14 @@ def _writer(path: str, durable: bool, jobs: queue.SimpleQueue[list[_Job] | None]
             if None in batch:
                 return
     finally:
+        if carried:
+            # Their rows stay open (or as last written): recover() settles them.
+            log.error(
+                "journal %s: %d outcome(s) could not be written; their rows are left "
+                "for recover() to settle",
+                path,
+                len(carried),
+            )
         if conn is not None:
             conn.close()
         if lock is not None:
@@ -491,6 +510,10 @@ def _lock(path: str) -> int | None:
     return fd
 
 
+#: How long a write waits for another connection's lock (an operator's shell, a backup).
+_BUSY_TIMEOUT_MS = 5000
+
+
 def _connect(path: str, durable: bool) -> sqlite3.Connection:
     import sqlite3  # import9 (issue 9): not at import time
 
@@ -500,7 +523,7 @@ def _connect(path: str, durable: bool) -> sqlite3.Connection:
     # checkpoint fsyncs cost a loopback call's worth of time now and then).
     # What the OS was handed survives the process being killed at any instruction.
     conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'OFF'}")
-    conn.execute("PRAGMA busy_timeout=5000")
+    conn.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
     conn.executescript(_SCHEMA)
     return conn
 
@@ -534,13 +557,16 @@ _UPDATE = (
 
 def _update_all(conn: sqlite3.Connection, updates: list[tuple[Any, ...]]) -> None:
     """Every queued outcome in one statement execution (in the order they came)."""
-    conn.executemany(
-        _UPDATE,
-        [
-            (state, timestamp, tran_id, note, intent, only_if_open)
-            for intent, state, timestamp, tran_id, note, only_if_open in updates
-        ],
-    )
+    rows = []
+    for intent, state, timestamp, tran_id, note, only_if_open in updates:
+        if isinstance(intent, _Job):
+            # Queued before its insert was committed: queued after it too, so
+            # its insert ran first (its row id, or its failure: no row).
+            intent = intent.result
+            if not isinstance(intent, int):
+                continue
+        rows.append((state, timestamp, tran_id, note, intent, only_if_open))
+    conn.executemany(_UPDATE, rows)
 
 
 def _row(values: tuple[Any, ...]) -> Intent:

@@ -696,3 +696,140 @@ async def test_intents_queued_together_are_handed_to_the_writer_together(tmp_pat
     assert counting.handed == [10]
     assert len(await journal.rows()) == 10
     await journal.aclose()
+
+
+def _lock_journal(path: Path) -> sqlite3.Connection:
+    """Another connection takes the journal's write lock (an operator's shell, a backup)."""
+    conn = sqlite3.connect(path, isolation_level=None, timeout=0)
+    conn.execute("BEGIN IMMEDIATE")
+    return conn
+
+
+async def test_outcomes_in_a_failed_commit_are_written_with_the_next_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A transaction that fails (database locked past busy_timeout) fails its own
+    job, but the outcomes that rode in it are kept for the next commit (breaker4 B4-2)."""
+    monkeypatch.setattr(_journal, "_BUSY_TIMEOUT_MS", 50)  # the lock wait, not 5 s
+    path = tmp_path / "j.sqlite"
+    journal = Journal(path)
+    try:
+        first = await journal.open("pm_auto_collect", [], 5000, 1)
+        second = await journal.open("pm_auto_collect", [], 5000, 2)
+        journal.outcome(first, _journal.DONE, timestamp=11)
+        other = _lock_journal(path)
+        try:
+            with pytest.raises(ConfigurationError, match="cannot be written"):
+                await journal.flush()
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+        journal.outcome(second, _journal.REFUSED)
+        await journal.flush()
+    finally:
+        await journal.aclose()
+    assert [(row["state"], row["timestamp"]) for row in rows(path)] == [
+        ("done", 11),
+        ("refused", None),
+    ]
+
+
+async def test_an_executed_collection_is_not_journaled_refused_when_a_flush_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """pm_auto_collect executes (200: no history could ever settle it). While it is on
+    the wire another connection takes the journal's write lock, so the flush of its
+    outcome fails. The caller must still get the exchange's answer (not
+    ConfigurationError, which says nothing was sent), the row must never say
+    ``refused``, and the outcome is written once the journal is writable again
+    (breaker4 B4-2: a retry would have collected the funds twice)."""
+    monkeypatch.setattr(_journal, "_BUSY_TIMEOUT_MS", 50)
+    path = tmp_path / "j.sqlite"
+    fake = FakeBinance()
+    locker: list[sqlite3.Connection] = []
+
+    def collect(request: httpx.Request) -> httpx.Response:
+        locker.append(_lock_journal(path))
+        return ok({"msg": "success"})
+
+    fake.script("POST", "/papi/v1/auto-collection", collect)
+    error: BaseException | None = None
+    result: Any = None
+    client = Client(API_KEY, SECRET, transport=httpx.MockTransport(fake), journal=path)
+    async with client:
+        try:
+            with caplog.at_level(logging.ERROR, logger="binance_transfers"):
+                result = await client.pm_auto_collect()
+        except Exception as exc:
+            error = exc
+        finally:
+            for conn in locker:
+                conn.execute("ROLLBACK")
+                conn.close()
+    assert len(fake.calls("/papi/v1/auto-collection")) == 1
+    assert error is None, repr(error)
+    assert result is not None
+    assert any(
+        r.levelname == "ERROR" and "pm_auto_collect" in r.getMessage() for r in caplog.records
+    ), [r.getMessage() for r in caplog.records]
+    # The DONE outcome was kept and committed by aclose()'s flush.
+    (row,) = rows(path)
+    assert row["state"] == "done", (row["state"], row["note"])
+
+
+async def test_an_executed_collection_whose_outcome_never_reached_the_journal_is_recovered(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The journal stays locked until the process ends (its last flush fails too): the
+    row stays ``open``, never ``refused``, and the next run's recover() reports it as
+    possibly executed rather than not executed."""
+    monkeypatch.setattr(_journal, "_BUSY_TIMEOUT_MS", 50)
+    path = tmp_path / "j.sqlite"
+    fake = FakeBinance()
+    locker: list[sqlite3.Connection] = []
+
+    def collect(request: httpx.Request) -> httpx.Response:
+        locker.append(_lock_journal(path))
+        return ok({"msg": "success"})
+
+    fake.script("POST", "/papi/v1/auto-collection", collect)
+    try:
+        async with Client(
+            API_KEY, SECRET, transport=httpx.MockTransport(fake), journal=path
+        ) as client:
+            await client.pm_auto_collect()
+    finally:
+        for conn in locker:
+            conn.execute("ROLLBACK")
+            conn.close()
+    assert [row["state"] for row in rows(path)] == ["open"]
+    async with Client(API_KEY, SECRET, transport=httpx.MockTransport(fake), journal=path) as second:
+        found = await second.recover()
+    assert [(s.endpoint, s.executed) for s in found] == [("pm_auto_collect", None)]
+
+
+async def test_a_caller_cancelled_while_its_intent_commits_leaves_no_open_row(
+    tmp_path: Path,
+) -> None:
+    """The journal's writer is slow (another connection holds the write lock for a
+    moment); the caller gives up (wait_for 0.2 s) while awaiting its intent's commit:
+    nothing is sent, so the row is closed ``refused`` and the next run's recover()
+    does not report the collection as possibly executed (breaker4 B4-8)."""
+    path = tmp_path / "j.sqlite"
+    fake = FakeBinance()
+    fake.script("POST", "/papi/v1/auto-collection", ok({"msg": "success"}))
+    async with Client(API_KEY, SECRET, transport=httpx.MockTransport(fake), journal=path) as client:
+        await client.pm_auto_collect()  # the journal exists, the clock is synced
+        other = _lock_journal(path)
+        try:
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(client.pm_auto_collect(), 0.2)
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+    assert len(fake.calls("/papi/v1/auto-collection")) == 1  # the second never left
+    states = [row["state"] for row in rows(path)]
+    assert states == ["done", "refused"]
+    async with Client(API_KEY, SECRET, transport=httpx.MockTransport(fake), journal=path) as second:
+        found = await second.recover()
+    assert [(s.endpoint, s.reason) for s in found if s.executed is not False] == []
