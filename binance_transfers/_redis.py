@@ -52,10 +52,13 @@ Redis and admits requests locally, within its lease, at the in-process speed.
   while the count stays within the limit; a process leases as many as callers
   wait for and admits locally on them. A process that loses Redis admits
   nothing new on a cap (no local share); one silent for a liveness span
-  (``max(period / 20, 3 socket timeouts)``) has its held calls bounded by the
-  others to a period after they noticed. A fresh Redis (or one restarted
-  empty) grants nothing for a span while live processes re-register their
-  calls. See :class:`SharedCallCounter`.
+  (``max(period / 20, 3 socket timeouts)``) is dead: its held calls count
+  until a period and two spans after its last contact (it may have sent them
+  until half a span after it). A fresh Redis, or one restarted empty, grants
+  nothing on a cap until it has been up for a period and a span: the calls of
+  processes that exited before it started are not known (live processes
+  re-register theirs within a span). ``connect(fresh=True)`` vouches for a
+  Redis just started for the budget. See :class:`SharedCallCounter`.
 """
 
 from __future__ import annotations
@@ -330,9 +333,11 @@ class LeasedWindowCounter:
         return f"<LeasedWindowCounter {self.key!r} own={self._own} leased={self._grant}>"
 
 
-# Rolling caps. KEYS: the caps' boot token, the caps' start stop, the caps'
-#       live-process zset, the cap's zset (member "<process id>:<n>", score: the
-#       Binance epoch ms it stops counting at, +inf while held or in flight).
+# Rolling caps. KEYS: the caps' boot token, the caps' boot marks (a hash: when
+#       the token was created and when Redis started, Redis ms; absent: no
+#       stop), the cap's live processes (a zset, score: the last contact, Redis
+#       ms), the cap's zset (member "<process id>:<n>", score: the Binance
+#       epoch ms it stops counting at, +inf while held or in flight).
 # ARGV: id, known boot token, proposed token, now (Binance ms), span (ms),
 #       period (ms), want, limit, first new member number, the number of
 #       updates, then (member, score | "inf") per update, then members to release.
@@ -344,21 +349,34 @@ local id, known, proposal = ARGV[1], ARGV[2], ARGV[3]
 local now, span, period = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 local want, limit = tonumber(ARGV[7]), tonumber(ARGV[8])
 local first, n = tonumber(ARGV[9]), tonumber(ARGV[10])
-if redis.call('SET', KEYS[1], proposal, 'NX') then
-  -- A fresh Redis, or one restarted empty: live processes re-register what
-  -- they hold (they resync on the new token) within a span; until then the
-  -- calls they made are not counted here, so nobody is granted anything.
-  redis.call('SET', KEYS[2], '1', 'PX', span)
-end
-local boot = redis.call('GET', KEYS[1])
 local t = redis.call('TIME')
 local clock = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+if redis.call('SET', KEYS[1], proposal, 'NX') then
+  -- A fresh Redis, or one restarted empty (breaker4 B4-5): calls that still
+  -- count may be missing here. Live processes re-register theirs within a
+  -- span (they resync on the new token), but those of processes that are
+  -- gone (exited, as a cron job does; killed) nobody knows. They were all
+  -- sent before Redis started, so every cap grants nothing until a period
+  -- (and a span: trips, silent owners) after that. A Redis that was up for a
+  -- period already holds everything that still counts.
+  local ok, info = pcall(redis.call, 'INFO', 'server')
+  local up = ok and tonumber(string.match(info, 'uptime_in_seconds:(%d+)')) or 0
+  redis.call('HSET', KEYS[2], 'created', clock, 'started', clock - up * 1000)
+end
+local boot = redis.call('GET', KEYS[1])
+local marks = redis.call('HMGET', KEYS[2], 'created', 'started')
+local stopped = 0  -- > 0: this cap grants nothing for that many ms more
+if marks[1] then
+  stopped = math.max(tonumber(marks[1]) + span, tonumber(marks[2]) + period + span) - clock
+end
 local was = redis.call('ZSCORE', KEYS[3], id)
 local revived = (not was or tonumber(was) < clock - span) and 1 or 0
 redis.call('ZADD', KEYS[3], clock, id)
-redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', clock - span)
-redis.call('PEXPIRE', KEYS[3], span)
-local live = redis.call('ZCARD', KEYS[3])
+-- Silent for a span is dead; its last contact is kept for as long as its
+-- held calls may count (see the bound below).
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', clock - period - 2 * span)
+redis.call('PEXPIRE', KEYS[3], period + 2 * span)
+local live = redis.call('ZCOUNT', KEYS[3], clock - span, '+inf')
 if known ~= boot or revived == 1 then
   -- Redis restarted empty, or the caller was silent for a span (its members
   -- may have been bounded): it re-registers what it holds first.
@@ -381,15 +399,25 @@ end
 redis.call('ZREMRANGEBYSCORE', zset, '-inf', now)
 local count = redis.call('ZCARD', zset)
 local grant = 0
-if want > 0 and redis.call('EXISTS', KEYS[2]) == 0 then
+-- When the caller may retry: the soonest call to stop counting, or (short)
+-- when a silent owner of held calls turns dead and they can be bounded.
+local soonest = math.huge
+if want > 0 and stopped <= 0 then
   if count + want > limit then
-    -- Short: a call held by a process that is no longer live (killed, cut
-    -- off) counts until a period after now, not forever (its calls were
-    -- written before it went silent; they land within a span of that).
+    -- Short: a call held (+inf) by a process that is no longer live (killed,
+    -- cut off) counts until a period after it could last have been sent, not
+    -- forever (breaker4 B4-6). A process admits on what it holds only while it
+    -- reached Redis within half a span: its calls were sent by then, and land
+    -- within a span of that. Leased and never sent looks the same from here.
     for _, member in ipairs(redis.call('ZRANGEBYSCORE', zset, '+inf', '+inf')) do
       local owner = string.match(member, '^(.-):')
-      if not redis.call('ZSCORE', KEYS[3], owner) then
+      local last = tonumber(redis.call('ZSCORE', KEYS[3], owner))
+      if not last then  -- silent for longer than we remember
         redis.call('ZADD', zset, now + period + span, member)
+      elseif last < clock - span then
+        redis.call('ZADD', zset, now - (clock - last) + period + 2 * span, member)
+      elseif owner ~= id then
+        soonest = math.min(soonest, now + last + span - clock + 1)
       end
     end
   end
@@ -399,11 +427,10 @@ if want > 0 and redis.call('EXISTS', KEYS[2]) == 0 then
   end
   count = count + grant
 end
-local soonest = 0
 local head = redis.call('ZRANGEBYSCORE', zset, '-inf', '(+inf', 'WITHSCORES', 'LIMIT', 0, 1)
-if head[2] then soonest = tonumber(head[2]) end
-local stop = redis.call('PTTL', KEYS[2])
-if stop >= 0 and (soonest == 0 or now + stop < soonest) then soonest = now + stop + 1 end
+if head[2] then soonest = math.min(soonest, tonumber(head[2])) end
+if stopped > 0 then soonest = now + stopped + 1 end  -- nothing is granted before
+if soonest == math.huge then soonest = 0 end
 redis.call('PEXPIRE', zset, 2 * (period + span))
 return {boot, grant, count, soonest, revived, live}
 """
@@ -425,7 +452,9 @@ class SharedCallCounter:
     half a liveness span (a heartbeat renews it while it holds any); a process
     that loses Redis admits nothing new on the cap (no local share). One that
     stays silent for a span is not live: when the cap is short, the others
-    bound its held members to a period after that.
+    bound its held members (leased or in flight: Redis cannot tell which) to a
+    period and two spans after its last contact, and a process the cap is
+    short for asks again when a silent owner would turn dead.
     """
 
     __slots__ = (
@@ -778,10 +807,21 @@ class RedisStorage:
         prefix: str = "binance_transfers",
         processes: int = 1,
         socket_timeout: float = 0.5,
+        fresh: bool = False,
     ) -> RedisStorage:
         """Connect to Redis at ``url``; :class:`ConfigurationError` if it does not answer.
 
         ``socket_timeout`` bounds each round trip: a slower answer counts as Redis lost.
+
+        ``fresh=True`` vouches that this Redis knows of everything spent of the
+        budget (``prefix``) that still counts: say it only for a Redis you have
+        just started for the processes about to use it. Otherwise, a Redis met
+        with no counts at all may be one restarted empty: new leases stop for a
+        window or two, and rolling caps grant nothing until Redis has been up
+        for a whole period (an hour for the auto-collections' cap), since the
+        calls of processes that exited before the restart are not known. With
+        ``fresh=True`` on a Redis restarted empty under a budget in use, a
+        limit may be exceeded. It changes nothing on a Redis already in use.
         """
         from redis.exceptions import RedisError
 
@@ -795,6 +835,10 @@ class RedisStorage:
             socket_timeout=socket_timeout,
         )
         try:
+            if fresh:  # boot tokens without the stops of a restart (see _LEASE, _CAP)
+                token = secrets.token_hex(8)
+                await client.hsetnx(storage._key("boot"), "token", token)
+                await client.set(storage._key("capboot"), token, nx=True)
             # Read, never create: only the lease script may create the boot token,
             # because creating it means the stop of a restart (see _LEASE).
             storage._boot = str(await client.hget(storage._key("boot"), "token") or "")
@@ -873,7 +917,12 @@ class RedisStorage:
     ) -> list[Any]:
         """One run of the cap script for ``counter`` (see _CAP)."""
         now = counter._link.server_now()
-        keys = [self._key("capboot"), self._key("capstop"), self._key("caplive"), counter.redis_key]
+        keys = [
+            self._key("capboot"),
+            self._key("capstop"),
+            f"{counter.redis_key}:live",
+            counter.redis_key,
+        ]
         args: list[Any] = [
             self.id,
             counter._boot,
