@@ -13,7 +13,8 @@ __all__ = ["CAP", "LEASE"]
 #       may hold leases in), span (ms), held (the last window the caller admitted
 #       in without Redis, or -1: always -1, there are no local shares any more),
 #       then per hash: window, want (< 0: give back),
-#       limit, claim, floor, force, ttl (ms), the pool's freeze key.
+#       limit, claim, floor, force, ttl (ms), the pool's freeze key, unit (a
+#       grant short of ``want`` is a multiple of it: the heaviest request).
 # Returns: boot token, live processes, then per hash: granted (may be < 0), total,
 #       the end (ms on Binance's clock, as published) of a freeze or ban, or 0.
 LEASE = """
@@ -46,7 +47,7 @@ redis.call('PEXPIRE', KEYS[2], span)
 local out = {boot, redis.call('ZCARD', KEYS[2])}
 local ban = tonumber(redis.call('GET', KEYS[4]) or '0')
 for i = 5, #KEYS do
-  local b = 6 + (i - 5) * 8
+  local b = 6 + (i - 5) * 9
   local key = KEYS[i]
   local window, want, limit = tonumber(ARGV[b + 1]), tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3])
   local claim, floor, force = tonumber(ARGV[b + 4]), tonumber(ARGV[b + 5]), tonumber(ARGV[b + 6])
@@ -65,6 +66,9 @@ for i = 5, #KEYS do
     grant = -math.min(-want, mine)
   elseif window > since and frozen == 0 then
     grant = math.max(math.min(want, limit - total), 0)
+    -- Short of what was asked: whole requests only (a remainder smaller than
+    -- the heaviest one stays here, for a process with lighter requests).
+    if grant < want then grant = grant - grant % tonumber(ARGV[b + 9]) end
   end
   if want >= 0 and force > grant then grant = force end  -- in flight: it may land there
   total = total + grant
