@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import contextvars
 import enum
@@ -95,6 +96,7 @@ from ._params import (
 from ._reconcile import (
     HOW,
     LOOKS_AFTER_DUPLICATE,
+    InFlight,
     Reconciler,
     SettleBy,
     Settlement,
@@ -159,7 +161,7 @@ _CALL: contextvars.ContextVar[_CallState | None] = contextvars.ContextVar(
 )
 
 # The in-flight event of the mutating call running in this context, if any.
-_SENDING: contextvars.ContextVar[anyio.Event | None] = contextvars.ContextVar(
+_SENDING: contextvars.ContextVar[InFlight | None] = contextvars.ContextVar(
     "binance_transfers_sending", default=None
 )
 
@@ -339,7 +341,8 @@ class Client:
         # outcome was unknown): nobody else will settle them, recover() does.
         self._orphans: set[int] = set()
         # Mutating calls under way: what aclose() stops (see _send).
-        self._calls: dict[anyio.Event, tuple[anyio.CancelScope, _CallState]] = {}
+        self._calls: dict[InFlight, tuple[anyio.CancelScope, _CallState]] = {}
+        self._scope_type: tuple[object, type[anyio.CancelScope]] | None = None
         # Requests settled as executed, and the settlements under way (_settling_once).
         self._executed: dict[_Key, Settlement] = {}
         self._settling: dict[_Key, anyio.Lock] = {}
@@ -1804,7 +1807,7 @@ class Client:
         call = _CallState(None)
         # aclose() cancels it: one not yet written stops there (nothing sent),
         # one written runs on to its answer, which this caller then gets.
-        scope = anyio.CancelScope()
+        scope = self._cancel_scope()
         self._calls[in_flight] = (scope, call)
         try:
             with scope:
@@ -1816,6 +1819,20 @@ class Client:
             del self._calls[in_flight]
             _SENDING.reset(token)
             self._reconciler.finished(endpoint.name, in_flight)
+
+    def _cancel_scope(self) -> anyio.CancelScope:
+        """``anyio.CancelScope()``, without looking the backend up on every call.
+
+        The backend's own class, learned from the first scope made in this
+        event loop (``anyio.CancelScope()`` asks sniffio which library runs).
+        """
+        loop = asyncio._get_running_loop()  # None under trio
+        known = self._scope_type
+        if known is not None and known[0] is loop:
+            return known[1]()
+        scope = anyio.CancelScope()
+        self._scope_type = (loop, type(scope))
+        return scope
 
     def _after_close(self, endpoint: Endpoint, call: _CallState, parse: Callable[[Any], _T]) -> _T:
         """What a call stopped by aclose() returns or raises: its last attempt's outcome."""
