@@ -82,9 +82,9 @@ end
 return out
 """
 
-# Rolling caps. KEYS: the caps' boot token, the caps' boot marks (a hash: when
-#       the token was created and when Redis started, Redis ms; absent: no
-#       stop), the cap's live processes (a zset, score: the last contact, Redis
+# Rolling caps. KEYS: the caps' boot token, the caps' boot marks (a hash:
+#       when the token was created, Redis ms; absent: no stop), the cap's
+#       live processes (a zset, score: the last contact, Redis
 #       ms), the cap's zset (member "<process id>:<n>", score: the Binance
 #       epoch ms it stops counting at, +inf while held or in flight).
 # ARGV: id, known boot token, proposed token, now (Binance ms), span (ms),
@@ -101,23 +101,20 @@ local first, n = tonumber(ARGV[9]), tonumber(ARGV[10])
 local t = redis.call('TIME')
 local clock = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 if redis.call('SET', KEYS[1], proposal, 'NX') then
-  -- A fresh Redis, or one restarted empty (breaker4 B4-5): calls that still
-  -- count may be missing here. Live processes re-register theirs within a
-  -- span (they resync on the new token), but those of processes that are
-  -- gone (exited, as a cron job does; killed) nobody knows. They were all
-  -- sent before Redis started, so every cap grants nothing until a period
-  -- (and a span: trips, silent owners) after that. A Redis that was up for a
-  -- period already holds everything that still counts.
-  local ok, info = pcall(redis.call, 'INFO', 'server')
-  local up = ok and tonumber(string.match(info, 'uptime_in_seconds:(%d+)')) or 0
-  redis.call('HSET', KEYS[2], 'created', clock, 'started', clock - up * 1000)
+  -- A fresh Redis, one restarted empty (breaker4 B4-5), or one flushed
+  -- (breaker5 B5-2): calls that still count may be missing here. Live
+  -- processes re-register theirs within a span (they resync on the new
+  -- token), but those of processes that are gone (exited, as a cron job
+  -- does; killed) nobody knows, and nothing here tells a new Redis from one
+  -- that lost them (not its uptime: FLUSHALL keeps it). They were all sent
+  -- before now, so every cap grants nothing for a period (and a span: trips,
+  -- silent owners). RedisStorage.connect(fresh=True) vouches for a new one.
+  redis.call('HSET', KEYS[2], 'created', clock)
 end
 local boot = redis.call('GET', KEYS[1])
-local marks = redis.call('HMGET', KEYS[2], 'created', 'started')
+local created = redis.call('HGET', KEYS[2], 'created')
 local stopped = 0  -- > 0: this cap grants nothing for that many ms more
-if marks[1] then
-  stopped = math.max(tonumber(marks[1]) + span, tonumber(marks[2]) + period + span) - clock
-end
+if created then stopped = tonumber(created) + period + span - clock end
 local was = redis.call('ZSCORE', KEYS[3], id)
 local revived = (not was or tonumber(was) < clock - span) and 1 or 0
 redis.call('ZADD', KEYS[3], clock, id)
