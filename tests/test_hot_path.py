@@ -29,3 +29,40 @@ def test_a_transfer_type_gets_the_params_the_checks_give(member: TransferType) -
 def test_anything_else_is_refused_as_before(kind: object) -> None:
     with pytest.raises(InvalidInputError):
         _transfer_params(kind, None, None)  # type: ignore[arg-type]
+
+
+async def _in_flight_wakes_its_waiters() -> list[str]:
+    import anyio
+
+    from binance_transfers._reconcile import InFlight
+
+    seen: list[str] = []
+    call = InFlight()
+
+    async def waiter(name: str) -> None:
+        await call.wait()
+        seen.append(name)
+
+    with anyio.fail_after(10):  # a waiter never woken fails, not hangs
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(waiter, "first")
+            tg.start_soon(waiter, "second")
+            await anyio.wait_all_tasks_blocked()
+            assert seen == [] and not call.is_set()
+            call.set()
+    await call.wait()  # already set: returns at once
+    seen.append("after")
+    return seen
+
+
+def test_in_flight_wakes_every_waiter_on_asyncio_and_trio() -> None:
+    """The lazily made event: waiters before ``set()`` wake, a wait after it returns."""
+    import asyncio
+
+    import trio
+
+    for seen in (
+        asyncio.run(_in_flight_wakes_its_waiters()),
+        trio.run(_in_flight_wakes_its_waiters),
+    ):
+        assert sorted(seen[:2]) == ["first", "second"] and seen[2:] == ["after"]
