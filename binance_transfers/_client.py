@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import contextvars
 import enum
@@ -97,6 +98,7 @@ from ._params import (
 from ._reconcile import (
     HOW,
     LOOKS_AFTER_DUPLICATE,
+    InFlight,
     Reconciler,
     SettleBy,
     Settlement,
@@ -161,7 +163,7 @@ _CALL: contextvars.ContextVar[_CallState | None] = contextvars.ContextVar(
 )
 
 # The in-flight event of the mutating call running in this context, if any.
-_SENDING: contextvars.ContextVar[anyio.Event | None] = contextvars.ContextVar(
+_SENDING: contextvars.ContextVar[InFlight | None] = contextvars.ContextVar(
     "binance_transfers_sending", default=None
 )
 
@@ -235,6 +237,24 @@ class Client:
     to an SQLite file that every process of the account on this host names
     (or a :class:`~binance_transfers._claims.Claims`). Without either, each
     client's claims are its own (see the README's "Settling across processes").
+
+    Errors: a call that moves money raises
+
+    - :class:`BinanceAPIError` (``InsufficientBalanceError``...): Binance
+      refused it, nothing moved;
+    - :class:`OutcomeUnknownError`: it may have executed: settle it
+      (:meth:`reconcile`), never send it again blindly;
+    - :class:`InvalidInputError`: a bad argument: nothing sent, no weight spent;
+    - :class:`ClientClosedError`: the client is closed: nothing sent;
+    - :class:`ThrottledError`: no permit within ``max_wait`` (``retry_at``):
+      nothing sent;
+    - :class:`IPBannedError`, :class:`TooManyRequestsError`: Binance's limits
+      (``retry_at``): not executed;
+    - :class:`ConnectionFailedError`: Binance was never reached: nothing happened.
+
+    A query raises the same, except :class:`OutcomeUnknownError`: reads are
+    retried within ``max_wait``, then :class:`ServiceUnavailableError` or
+    :class:`MalformedResponseError` say that no usable answer came.
     """
 
     def __init__(
@@ -331,7 +351,8 @@ class Client:
         # outcome was unknown): nobody else will settle them, recover() does.
         self._orphans: set[int] = set()
         # Mutating calls under way: what aclose() stops (see _send).
-        self._calls: dict[anyio.Event, tuple[anyio.CancelScope, _CallState]] = {}
+        self._calls: dict[InFlight, tuple[anyio.CancelScope, _CallState]] = {}
+        self._scope_type: tuple[object, type[anyio.CancelScope]] | None = None
         # Requests settled as executed, and the settlements under way (_settling_once).
         self._executed: dict[_Key, Settlement] = {}
         self._settling: dict[_Key, anyio.Lock] = {}
@@ -448,13 +469,7 @@ class Client:
             :class:`TransferResult`, with Binance's ``tran_id``.
 
         Raises:
-            BinanceAPIError: Binance refused it (``InsufficientBalanceError``...): nothing moved.
-            OutcomeUnknownError: it may have executed: settle it (:meth:`reconcile`), never resend.
-            InvalidInputError: a bad argument: nothing sent, no weight spent.
-            ClientClosedError: the client is closed: nothing sent.
-            ThrottledError: no permit within ``max_wait`` (``retry_at``): nothing sent.
-            IPBannedError, TooManyRequestsError: Binance's limits (``retry_at``): not executed.
-            ConnectionFailedError: Binance was never reached: nothing happened.
+            The errors of a call that moves money (see :class:`Client`, *Errors*).
             NotExecutedError: with ``on_unknown="reconcile"``: settled, it never ran.
         """
         params = _transfer_params(type, from_symbol, to_symbol)
@@ -485,13 +500,7 @@ class Client:
             :class:`TransferResult`, with Binance's ``tran_id``.
 
         Raises:
-            BinanceAPIError: Binance refused it (``InsufficientBalanceError``...): nothing moved.
-            OutcomeUnknownError: it may have executed: settle it (:meth:`reconcile`), never resend.
-            InvalidInputError: a bad argument: nothing sent, no weight spent.
-            ClientClosedError: the client is closed: nothing sent.
-            ThrottledError: no permit within ``max_wait`` (``retry_at``): nothing sent.
-            IPBannedError, TooManyRequestsError: Binance's limits (``retry_at``): not executed.
-            ConnectionFailedError: Binance was never reached: nothing happened.
+            The errors of a call that moves money (see :class:`Client`, *Errors*).
         """
         kind = TransferType(f"MAIN_{_enum(FuturesMarket, market, 'market')}")
         return await self.transfer(type=kind, asset=asset, amount=amount, max_wait=max_wait)
@@ -518,13 +527,7 @@ class Client:
             :class:`TransferResult`, with Binance's ``tran_id``.
 
         Raises:
-            BinanceAPIError: Binance refused it (``InsufficientBalanceError``...): nothing moved.
-            OutcomeUnknownError: it may have executed: settle it (:meth:`reconcile`), never resend.
-            InvalidInputError: a bad argument: nothing sent, no weight spent.
-            ClientClosedError: the client is closed: nothing sent.
-            ThrottledError: no permit within ``max_wait`` (``retry_at``): nothing sent.
-            IPBannedError, TooManyRequestsError: Binance's limits (``retry_at``): not executed.
-            ConnectionFailedError: Binance was never reached: nothing happened.
+            The errors of a call that moves money (see :class:`Client`, *Errors*).
         """
         kind = TransferType(f"{_enum(FuturesMarket, market, 'market')}_MAIN")
         return await self.transfer(type=kind, asset=asset, amount=amount, max_wait=max_wait)
@@ -561,13 +564,7 @@ class Client:
             An async iterator of :class:`TransferRecord`.
 
         Raises:
-            BinanceAPIError: Binance refused the query.
-            ServiceUnavailableError, MalformedResponseError: no usable answer in ``max_wait``.
-            InvalidInputError: a bad argument: nothing sent, no weight spent.
-            ClientClosedError: the client is closed: nothing sent.
-            ThrottledError: no permit within ``max_wait`` (``retry_at``): nothing sent.
-            IPBannedError, TooManyRequestsError: Binance's limits (``retry_at``): not executed.
-            ConnectionFailedError: Binance was never reached: nothing happened.
+            The errors of a query (see :class:`Client`, *Errors*).
             (InvalidInputError at once; the others while iterating.)
         """
         self._check_open()
@@ -614,13 +611,7 @@ class Client:
             :class:`Acknowledgement` (Binance returns no id).
 
         Raises:
-            BinanceAPIError: Binance refused it (``InsufficientBalanceError``...): nothing moved.
-            OutcomeUnknownError: it may have executed: settle it (:meth:`reconcile`), never resend.
-            InvalidInputError: a bad argument: nothing sent, no weight spent.
-            ClientClosedError: the client is closed: nothing sent.
-            ThrottledError: no permit within ``max_wait`` (``retry_at``): nothing sent.
-            IPBannedError, TooManyRequestsError: Binance's limits (``retry_at``): not executed.
-            ConnectionFailedError: Binance was never reached: nothing happened.
+            The errors of a call that moves money (see :class:`Client`, *Errors*).
         """
         params = [("asset", _not_bnb(asset, "pm_collect_asset"))]
         if (amount is None) != (future_type is None):
@@ -644,13 +635,7 @@ class Client:
             :class:`Acknowledgement`.
 
         Raises:
-            BinanceAPIError: Binance refused it (``InsufficientBalanceError``...): nothing moved.
-            OutcomeUnknownError: it may have executed: settle it (:meth:`reconcile`), never resend.
-            InvalidInputError: a bad argument: nothing sent, no weight spent.
-            ClientClosedError: the client is closed: nothing sent.
-            ThrottledError: no permit within ``max_wait`` (``retry_at``): nothing sent.
-            IPBannedError, TooManyRequestsError: Binance's limits (``retry_at``): not executed.
-            ConnectionFailedError: Binance was never reached: nothing happened.
+            The errors of a call that moves money (see :class:`Client`, *Errors*).
         """
         return await self._call("pm_auto_collect", [], Acknowledgement, max_wait)
 
@@ -674,13 +659,7 @@ class Client:
             :class:`BnbTransferResult`, with Binance's ``tran_id``.
 
         Raises:
-            BinanceAPIError: Binance refused it (``InsufficientBalanceError``...): nothing moved.
-            OutcomeUnknownError: it may have executed: settle it (:meth:`reconcile`), never resend.
-            InvalidInputError: a bad argument: nothing sent, no weight spent.
-            ClientClosedError: the client is closed: nothing sent.
-            ThrottledError: no permit within ``max_wait`` (``retry_at``): nothing sent.
-            IPBannedError, TooManyRequestsError: Binance's limits (``retry_at``): not executed.
-            ConnectionFailedError: Binance was never reached: nothing happened.
+            The errors of a call that moves money (see :class:`Client`, *Errors*).
         """
         params = [
             ("amount", amount_param(amount)),
@@ -700,13 +679,7 @@ class Client:
             :class:`Acknowledgement`.
 
         Raises:
-            BinanceAPIError: Binance refused it (``InsufficientBalanceError``...): nothing moved.
-            OutcomeUnknownError: it may have executed: settle it (:meth:`reconcile`), never resend.
-            InvalidInputError: a bad argument: nothing sent, no weight spent.
-            ClientClosedError: the client is closed: nothing sent.
-            ThrottledError: no permit within ``max_wait`` (``retry_at``): nothing sent.
-            IPBannedError, TooManyRequestsError: Binance's limits (``retry_at``): not executed.
-            ConnectionFailedError: Binance was never reached: nothing happened.
+            The errors of a call that moves money (see :class:`Client`, *Errors*).
         """
         return await self._call("pmpro_auto_collect", [], Acknowledgement, max_wait)
 
@@ -725,13 +698,7 @@ class Client:
             :class:`Acknowledgement`.
 
         Raises:
-            BinanceAPIError: Binance refused it (``InsufficientBalanceError``...): nothing moved.
-            OutcomeUnknownError: it may have executed: settle it (:meth:`reconcile`), never resend.
-            InvalidInputError: a bad argument: nothing sent, no weight spent.
-            ClientClosedError: the client is closed: nothing sent.
-            ThrottledError: no permit within ``max_wait`` (``retry_at``): nothing sent.
-            IPBannedError, TooManyRequestsError: Binance's limits (``retry_at``): not executed.
-            ConnectionFailedError: Binance was never reached: nothing happened.
+            The errors of a call that moves money (see :class:`Client`, *Errors*).
         """
         params = [("asset", _not_bnb(asset, "pmpro_collect_asset"))]
         return await self._call("pmpro_collect_asset", params, Acknowledgement, max_wait)
@@ -756,13 +723,7 @@ class Client:
             :class:`BnbTransferResult`, with Binance's ``tran_id``.
 
         Raises:
-            BinanceAPIError: Binance refused it (``InsufficientBalanceError``...): nothing moved.
-            OutcomeUnknownError: it may have executed: settle it (:meth:`reconcile`), never resend.
-            InvalidInputError: a bad argument: nothing sent, no weight spent.
-            ClientClosedError: the client is closed: nothing sent.
-            ThrottledError: no permit within ``max_wait`` (``retry_at``): nothing sent.
-            IPBannedError, TooManyRequestsError: Binance's limits (``retry_at``): not executed.
-            ConnectionFailedError: Binance was never reached: nothing happened.
+            The errors of a call that moves money (see :class:`Client`, *Errors*).
         """
         params = [
             ("amount", amount_param(amount)),
@@ -801,13 +762,7 @@ class Client:
             :class:`MarginTransferResult`, with Binance's ``txn_id``.
 
         Raises:
-            BinanceAPIError: Binance refused it (``InsufficientBalanceError``...): nothing moved.
-            OutcomeUnknownError: it may have executed: settle it (:meth:`reconcile`), never resend.
-            InvalidInputError: a bad argument: nothing sent, no weight spent.
-            ClientClosedError: the client is closed: nothing sent.
-            ThrottledError: no permit within ``max_wait`` (``retry_at``): nothing sent.
-            IPBannedError, TooManyRequestsError: Binance's limits (``retry_at``): not executed.
-            ConnectionFailedError: Binance was never reached: nothing happened.
+            The errors of a call that moves money (see :class:`Client`, *Errors*).
         """
         if isinstance(direction, bool):
             raise InvalidInputError("direction must be a MarginTransferDirection, not a bool")
@@ -863,13 +818,7 @@ class Client:
             :class:`SubAccountTransferResult`, with ``tran_id`` and the ``client_tran_id`` sent.
 
         Raises:
-            BinanceAPIError: Binance refused it (``InsufficientBalanceError``...): nothing moved.
-            OutcomeUnknownError: it may have executed: settle it (:meth:`reconcile`), never resend.
-            InvalidInputError: a bad argument: nothing sent, no weight spent.
-            ClientClosedError: the client is closed: nothing sent.
-            ThrottledError: no permit within ``max_wait`` (``retry_at``): nothing sent.
-            IPBannedError, TooManyRequestsError: Binance's limits (``retry_at``): not executed.
-            ConnectionFailedError: Binance was never reached: nothing happened.
+            The errors of a call that moves money (see :class:`Client`, *Errors*).
             NotExecutedError: with ``on_unknown="reconcile"``/``"retry"``: settled, it never ran.
         """
         source = _enum_or_name(SubAccountAccountType, from_account_type, "from_account_type")
@@ -943,13 +892,7 @@ class Client:
             An async iterator of :class:`SubAccountTransferRecord`.
 
         Raises:
-            BinanceAPIError: Binance refused the query.
-            ServiceUnavailableError, MalformedResponseError: no usable answer in ``max_wait``.
-            InvalidInputError: a bad argument: nothing sent, no weight spent.
-            ClientClosedError: the client is closed: nothing sent.
-            ThrottledError: no permit within ``max_wait`` (``retry_at``): nothing sent.
-            IPBannedError, TooManyRequestsError: Binance's limits (``retry_at``): not executed.
-            ConnectionFailedError: Binance was never reached: nothing happened.
+            The errors of a query (see :class:`Client`, *Errors*).
             (InvalidInputError at once; the others while iterating.)
         """
         self._check_open()
@@ -1006,12 +949,7 @@ class Client:
             One :class:`WalletBalance` per wallet.
 
         Raises:
-            BinanceAPIError: Binance refused the query (not a master account...).
-            ServiceUnavailableError, MalformedResponseError: no usable answer in ``max_wait``.
-            InvalidInputError: a bad argument: nothing sent, no weight spent.
-            ClientClosedError: the client is closed: nothing sent.
-            ThrottledError, IPBannedError, TooManyRequestsError: rate limited (``retry_at``).
-            ConnectionFailedError: Binance was never reached.
+            The errors of a query (see :class:`Client`, *Errors*).
         """
         params: Params = []
         if quote_asset is not None:
@@ -1033,12 +971,7 @@ class Client:
             One :class:`AssetBalance` per asset held.
 
         Raises:
-            BinanceAPIError: Binance refused the query (not a master account...).
-            ServiceUnavailableError, MalformedResponseError: no usable answer in ``max_wait``.
-            InvalidInputError: a bad argument: nothing sent, no weight spent.
-            ClientClosedError: the client is closed: nothing sent.
-            ThrottledError, IPBannedError, TooManyRequestsError: rate limited (``retry_at``).
-            ConnectionFailedError: Binance was never reached.
+            The errors of a query (see :class:`Client`, *Errors*).
         """
         params: Params = [] if asset is None else [("asset", asset_param(asset))]
         return await self._call("user_assets", params, tuple[AssetBalance, ...], max_wait)
@@ -1058,12 +991,7 @@ class Client:
             One :class:`AssetBalance` per asset held.
 
         Raises:
-            BinanceAPIError: Binance refused the query (not a master account...).
-            ServiceUnavailableError, MalformedResponseError: no usable answer in ``max_wait``.
-            InvalidInputError: a bad argument: nothing sent, no weight spent.
-            ClientClosedError: the client is closed: nothing sent.
-            ThrottledError, IPBannedError, TooManyRequestsError: rate limited (``retry_at``).
-            ConnectionFailedError: Binance was never reached.
+            The errors of a query (see :class:`Client`, *Errors*).
         """
         params: Params = [] if asset is None else [("asset", asset_param(asset))]
         return await self._call("funding_assets", params, tuple[AssetBalance, ...], max_wait)
@@ -1080,12 +1008,7 @@ class Client:
             The :class:`MarginAccount`.
 
         Raises:
-            BinanceAPIError: Binance refused the query (not a master account...).
-            ServiceUnavailableError, MalformedResponseError: no usable answer in ``max_wait``.
-            InvalidInputError: a bad argument: nothing sent, no weight spent.
-            ClientClosedError: the client is closed: nothing sent.
-            ThrottledError, IPBannedError, TooManyRequestsError: rate limited (``retry_at``).
-            ConnectionFailedError: Binance was never reached.
+            The errors of a query (see :class:`Client`, *Errors*).
         """
         return await self._call("margin_account", [], MarginAccount, max_wait)
 
@@ -1110,12 +1033,7 @@ class Client:
             One :class:`FuturesBalance` per asset of that wallet.
 
         Raises:
-            BinanceAPIError: Binance refused the query (not a master account...).
-            ServiceUnavailableError, MalformedResponseError: no usable answer in ``max_wait``.
-            InvalidInputError: a bad argument: nothing sent, no weight spent.
-            ClientClosedError: the client is closed: nothing sent.
-            ThrottledError, IPBannedError, TooManyRequestsError: rate limited (``retry_at``).
-            ConnectionFailedError: Binance was never reached.
+            The errors of a query (see :class:`Client`, *Errors*).
         """
         kind = _enum(FuturesMarket, market, "market")
         name = "um_balance" if kind == FuturesMarket.USDM.value else "cm_balance"
@@ -1139,12 +1057,7 @@ class Client:
             One :class:`PortfolioMarginBalance` per asset.
 
         Raises:
-            BinanceAPIError: Binance refused the query (not a master account...).
-            ServiceUnavailableError, MalformedResponseError: no usable answer in ``max_wait``.
-            InvalidInputError: a bad argument: nothing sent, no weight spent.
-            ClientClosedError: the client is closed: nothing sent.
-            ThrottledError, IPBannedError, TooManyRequestsError: rate limited (``retry_at``).
-            ConnectionFailedError: Binance was never reached.
+            The errors of a query (see :class:`Client`, *Errors*).
         """
         wanted = None if asset is None else asset_param(asset)
         rows = await self._call("pm_balance", [], tuple[PortfolioMarginBalance, ...], max_wait)
@@ -1162,12 +1075,7 @@ class Client:
             The :class:`PortfolioMarginAccount`.
 
         Raises:
-            BinanceAPIError: Binance refused the query (not a master account...).
-            ServiceUnavailableError, MalformedResponseError: no usable answer in ``max_wait``.
-            InvalidInputError: a bad argument: nothing sent, no weight spent.
-            ClientClosedError: the client is closed: nothing sent.
-            ThrottledError, IPBannedError, TooManyRequestsError: rate limited (``retry_at``).
-            ConnectionFailedError: Binance was never reached.
+            The errors of a query (see :class:`Client`, *Errors*).
         """
         return await self._call("pm_account", [], PortfolioMarginAccount, max_wait)
 
@@ -1186,12 +1094,7 @@ class Client:
             One :class:`PortfolioMarginBalance` per asset.
 
         Raises:
-            BinanceAPIError: Binance refused the query (not a master account...).
-            ServiceUnavailableError, MalformedResponseError: no usable answer in ``max_wait``.
-            InvalidInputError: a bad argument: nothing sent, no weight spent.
-            ClientClosedError: the client is closed: nothing sent.
-            ThrottledError, IPBannedError, TooManyRequestsError: rate limited (``retry_at``).
-            ConnectionFailedError: Binance was never reached.
+            The errors of a query (see :class:`Client`, *Errors*).
         """
         wanted = None if asset is None else asset_param(asset)
         rows = await self._call("pmpro_balance", [], tuple[PortfolioMarginBalance, ...], max_wait)
@@ -1209,12 +1112,7 @@ class Client:
             Every :class:`SubAccount` of this master account.
 
         Raises:
-            BinanceAPIError: Binance refused the query (not a master account...).
-            ServiceUnavailableError, MalformedResponseError: no usable answer in ``max_wait``.
-            InvalidInputError: a bad argument: nothing sent, no weight spent.
-            ClientClosedError: the client is closed: nothing sent.
-            ThrottledError, IPBannedError, TooManyRequestsError: rate limited (``retry_at``).
-            ConnectionFailedError: Binance was never reached.
+            The errors of a query (see :class:`Client`, *Errors*).
         """
         found: list[SubAccount] = []
         page = 1
@@ -1241,12 +1139,7 @@ class Client:
             The sub-account's :class:`SubAccountAssets`.
 
         Raises:
-            BinanceAPIError: Binance refused the query (not a master account...).
-            ServiceUnavailableError, MalformedResponseError: no usable answer in ``max_wait``.
-            InvalidInputError: a bad argument: nothing sent, no weight spent.
-            ClientClosedError: the client is closed: nothing sent.
-            ThrottledError, IPBannedError, TooManyRequestsError: rate limited (``retry_at``).
-            ConnectionFailedError: Binance was never reached.
+            The errors of a query (see :class:`Client`, *Errors*).
         """
         params = [("email", email_param(email))]
         return await self._call("sub_account_assets", params, SubAccountAssets, max_wait)
@@ -1272,12 +1165,7 @@ class Client:
             A :class:`FuturesAccountSummary` of every sub-account.
 
         Raises:
-            BinanceAPIError: Binance refused the query (not a master account...).
-            ServiceUnavailableError, MalformedResponseError: no usable answer in ``max_wait``.
-            InvalidInputError: a bad argument: nothing sent, no weight spent.
-            ClientClosedError: the client is closed: nothing sent.
-            ThrottledError, IPBannedError, TooManyRequestsError: rate limited (``retry_at``).
-            ConnectionFailedError: Binance was never reached.
+            The errors of a query (see :class:`Client`, *Errors*).
         """
         kind = _enum(FuturesMarket, market, "market")
         futures_type = "1" if kind == FuturesMarket.USDM.value else "2"
@@ -1314,12 +1202,7 @@ class Client:
             A :class:`MarginAccountSummary` of every sub-account.
 
         Raises:
-            BinanceAPIError: Binance refused the query (not a master account...).
-            ServiceUnavailableError, MalformedResponseError: no usable answer in ``max_wait``.
-            InvalidInputError: a bad argument: nothing sent, no weight spent.
-            ClientClosedError: the client is closed: nothing sent.
-            ThrottledError, IPBannedError, TooManyRequestsError: rate limited (``retry_at``).
-            ConnectionFailedError: Binance was never reached.
+            The errors of a query (see :class:`Client`, *Errors*).
         """
         return await self._call("sub_account_margin_summary", [], MarginAccountSummary, max_wait)
 
@@ -1338,12 +1221,7 @@ class Client:
             The sub-account's :class:`SubAccountMarginAccount`.
 
         Raises:
-            BinanceAPIError: Binance refused the query (not a master account...).
-            ServiceUnavailableError, MalformedResponseError: no usable answer in ``max_wait``.
-            InvalidInputError: a bad argument: nothing sent, no weight spent.
-            ClientClosedError: the client is closed: nothing sent.
-            ThrottledError, IPBannedError, TooManyRequestsError: rate limited (``retry_at``).
-            ConnectionFailedError: Binance was never reached.
+            The errors of a query (see :class:`Client`, *Errors*).
         """
         params = [("email", email_param(email))]
         return await self._call(
@@ -1370,12 +1248,7 @@ class Client:
             A :class:`MarginTransferBaseline` (both wallets' balances, Binance's time).
 
         Raises:
-            BinanceAPIError: Binance refused the query (not a master account...).
-            ServiceUnavailableError, MalformedResponseError: no usable answer in ``max_wait``.
-            InvalidInputError: a bad argument: nothing sent, no weight spent.
-            ClientClosedError: the client is closed: nothing sent.
-            ThrottledError, IPBannedError, TooManyRequestsError: rate limited (``retry_at``).
-            ConnectionFailedError: Binance was never reached.
+            The errors of a query (see :class:`Client`, *Errors*).
         """
         return await take_baseline(self, email=email_param(email), asset=asset_param(asset))
 
@@ -1450,13 +1323,7 @@ class Client:
             :class:`ServerTime` (``server_time`` in epoch ms, ``datetime``).
 
         Raises:
-            BinanceAPIError: Binance refused the query.
-            ServiceUnavailableError, MalformedResponseError: no usable answer in ``max_wait``.
-            InvalidInputError: a bad argument: nothing sent, no weight spent.
-            ClientClosedError: the client is closed: nothing sent.
-            ThrottledError: no permit within ``max_wait`` (``retry_at``): nothing sent.
-            IPBannedError, TooManyRequestsError: Binance's limits (``retry_at``): not executed.
-            ConnectionFailedError: Binance was never reached: nothing happened.
+            The errors of a query (see :class:`Client`, *Errors*).
         """
         return await self._call("server_time", [], ServerTime, max_wait)
 
@@ -1966,7 +1833,7 @@ class Client:
         call = _CallState(None)
         # aclose() cancels it: one not yet written stops there (nothing sent),
         # one written runs on to its answer, which this caller then gets.
-        scope = anyio.CancelScope()
+        scope = self._cancel_scope()
         self._calls[in_flight] = (scope, call)
         try:
             with scope:
@@ -1978,6 +1845,20 @@ class Client:
             del self._calls[in_flight]
             _SENDING.reset(token)
             self._reconciler.finished(endpoint.name, in_flight)
+
+    def _cancel_scope(self) -> anyio.CancelScope:
+        """``anyio.CancelScope()``, without looking the backend up on every call.
+
+        The backend's own class, learned from the first scope made in this
+        event loop (``anyio.CancelScope()`` asks sniffio which library runs).
+        """
+        loop = asyncio._get_running_loop()  # None under trio
+        known = self._scope_type
+        if known is not None and known[0] is loop:
+            return known[1]()
+        scope = anyio.CancelScope()
+        self._scope_type = (loop, type(scope))
+        return scope
 
     def _after_close(self, endpoint: Endpoint, call: _CallState, parse: Callable[[Any], _T]) -> _T:
         """What a call stopped by aclose() returns or raises: its last attempt's outcome."""
