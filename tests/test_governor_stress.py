@@ -461,6 +461,27 @@ async def test_news_of_another_process_outlives_a_quiet_spell() -> None:
     assert len(await fill(g, PM_ASSET, server_now(g))) == 100  # at once
 
 
+@fake_time
+async def test_the_snapshot_shows_the_room_held_for_other_processes() -> None:
+    """``snapshot()``'s ``others``: what a usage header showed above our own count, then
+    what the next minute opens with for them; 0 for a process alone. (A pool held back
+    for a process that did not exist, PM Pro at 87.5 %, showed nowhere but in the
+    governor's internals.)"""
+    g = synced(Governor(latency=0.0, cold_start=False), E0 + 10)
+
+    def others() -> int:
+        return next(p.others for p in g.snapshot() if p.key == "papi-ip")
+
+    permit = await g.acquire(PM_ASSET)
+    g.observe(permit, sent=mono(g), received=mono(g), headers={"x-mbx-used-weight-1m": "30"})
+    assert others() == 0
+    permit = await g.acquire(PM_ASSET)
+    g.observe(permit, sent=mono(g), received=mono(g), headers={"x-mbx-used-weight-1m": "3060"})
+    assert others() == 3000
+    await sleep_until(g, E0 + 60.1)
+    assert others() == 3000  # held for them from the next minute's start
+
+
 # -- margins by design ------------------------------------------------------------
 
 
@@ -648,6 +669,7 @@ async def test_a_process_alone_keeps_every_call_of_a_window_after_a_boundary_ans
     sent = mono(g)
     await sleep_until(g, E0 + 60.15)
     g.observe(eighth, sent=sent, received=mono(g), headers={header: "12000"})
+    assert [p.others for p in g.snapshot() if p.endpoint == "pmpro_auto_collect"] == [0, 0]
     # The next minute still counts the eighth (it may have landed there): 7 more.
     assert await window(E0 + 119) == 7
     # The one after is all ours again, and so are the ones after it.
