@@ -72,6 +72,7 @@ from ._http import (
     WriteAwareAiohttpTransport,
     direct_transport,
     raw_aiohttp,
+    send_profile,
     writable,
 )
 from ._signing import Signer
@@ -201,6 +202,8 @@ class _Template:
     pairs: list[tuple[str, str]]
     """The headers as aiohttp takes them."""
     aio_timeout: Any
+    profile: tuple[bool, ...]
+    """What ``AsyncClient.send`` added when it was worked out (``send_profile``)."""
 
     def __repr__(self) -> str:  # it holds the API key
         return f"<_Template {self.url}>"
@@ -599,11 +602,16 @@ class Transport:
         if semaphore is None:
             semaphore = self._gates[endpoint] = _semaphore(self.write_ahead)
         gate = _Ticket(semaphore)
+        # One deadline for the gate, the permit and every retake (redis10d: each
+        # wait got the whole max_wait, and callers returned up to 2x+ after it).
+        clock = governor.server_clock.clock
+        deadline = None if max_wait is None else clock.monotonic() + max_wait
         await gate.enter(max_wait, lambda: self._throttled(endpoint, max_wait))
         try:
             while True:
+                left = None if deadline is None else max(deadline - clock.monotonic(), 0.0)
                 permit = await governor.acquire(
-                    endpoint, account=self.account, max_wait=max_wait, wait_on_ban=self.wait_on_ban
+                    endpoint, account=self.account, max_wait=left, wait_on_ban=self.wait_on_ban
                 )
                 attempt = _Attempt(endpoint, permit, reports, gate)
                 try:
@@ -699,7 +707,11 @@ class Transport:
     ) -> tuple[Any, float, float]:
         """Build, send and interpret one attempt; settle its permit exactly once."""
         endpoint = attempt.endpoint
-        template = self._templates.get(endpoint) or self._template(endpoint)
+        template = self._templates.get(endpoint)
+        if template is None or template.profile != send_profile(self._http):
+            # New, or the user's client gained (or lost) hooks, auth, cookies or
+            # params since (breaker5 B5-4): worked out again, so that they run.
+            template = self._template(endpoint)
         encoded = self._encode(attempt, params, recv_window)
         request = None
         if template.aiohttp is None:
@@ -979,6 +991,7 @@ class Transport:
         raw = httpx.Headers(http._merge_headers(form)).raw
         if not any(name.lower() == b"host" for name, _ in raw):
             raw = [(b"Host", parsed.netloc), *raw]  # first, where httpx puts it
+        profile = send_profile(http)
         fallback = bool(http.cookies) or bool(http.params)
         direct = direct_transport(http, url)
         # Our own aiohttp transport (the default client's) takes the request
@@ -1012,6 +1025,7 @@ class Transport:
                 for name, value in ([*raw, *self._key_raw] if signed else raw)
             ],
             aio_timeout=aio_timeout,
+            profile=profile,
         )
         self._templates[endpoint] = template
         return template
