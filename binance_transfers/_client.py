@@ -2097,6 +2097,11 @@ def new_client_tran_id() -> str:
 def _transfer_params(
     kind: TransferType | str, from_symbol: str | None, to_symbol: str | None
 ) -> Params:
+    if from_symbol is None and to_symbol is None and type(kind) in (TransferType, str):
+        # The common case, answered from a table (the checks below would agree).
+        plain = _NO_SYMBOLS.get(kind)
+        if plain is not None:
+            return [("type", plain)]
     value = _enum_or_name(TransferType, kind, "type")
     params: Params = [("type", value)]
     known = value in TransferType.__members__ and TransferType(value)
@@ -2117,6 +2122,17 @@ def _transfer_params(
     if len(symbols) == 2 and symbols[0] == symbols[1]:
         raise InvalidInputError("from_symbol and to_symbol must differ")
     return params
+
+
+# Transfer types that take no symbol, by member and by name: what _transfer_params
+# answers for them (looked up only for those two exact types: any other may not
+# be hashable, and a RawType goes the long way).
+_NO_SYMBOLS: dict[object, str] = {
+    key: member.value
+    for member in TransferType
+    if not member.needs_from_symbol and not member.needs_to_symbol
+    for key in (member, member.value)
+}
 
 
 def _range(start: datetime | int | None, end: datetime | int | None) -> Params:

@@ -430,7 +430,7 @@ class Transport:
         self._check_loop()
         clock = self.governor.server_clock.clock
         deadline = None if max_wait is None else clock.monotonic() + max_wait
-        if endpoint.security.signed:
+        if endpoint.security.signed and self.governor.server_clock.needs_sync():
             await self.sync_time(deadline=deadline)
         resynced = False
         rate_limited = connect_failed = read_failed = 0
@@ -556,14 +556,15 @@ class Transport:
             self._reports_write[url] = known
         return known
 
-    async def _exchange(
+    def _exchange(
         self,
         endpoint: Endpoint,
         params: Sequence[tuple[str, str]],
         max_wait: float | None,
         recv_window: int | None,
         parse: Callable[[Any], Any] | None,
-    ) -> tuple[Any, float, float]:
+    ) -> Coroutine[Any, Any, tuple[Any, float, float]]:
+        """The coroutine that sends it (not itself one: a frame less per call)."""
         if endpoint.mutating and asyncio._get_running_loop() is not None:
             # The task is started before the permit, not after it: a permit
             # then reaches its write without waiting for a task to be
@@ -572,8 +573,8 @@ class Transport:
             # it lands in.
             flight = _Flight()
             work = self._exchange_in(endpoint, params, max_wait, recv_window, parse, flight)
-            return await self._detachable(endpoint, flight, work)
-        return await self._exchange_in(endpoint, params, max_wait, recv_window, parse, None)
+            return self._detachable(endpoint, flight, work)
+        return self._exchange_in(endpoint, params, max_wait, recv_window, parse, None)
 
     async def _exchange_in(
         self,
@@ -724,7 +725,10 @@ class Transport:
         data: Any = None
         try:
             if scope is None:
-                response = await self._send(attempt, template, request, encoded)
+                if request is None:  # the default path, one coroutine less
+                    response = await self._send_aiohttp(attempt, template, encoded)
+                else:
+                    response = await self._send(attempt, template, request, encoded)
             else:
                 with scope:
                     response = await self._send(attempt, template, request, encoded)

@@ -7,11 +7,13 @@ from __future__ import annotations
 import math
 
 import anyio
+import httpx
 import looptime
 import pytest
 
 from binance_transfers import (
     ENDPOINTS,
+    Client,
     ConfigurationError,
     Endpoint,
     Governor,
@@ -21,6 +23,8 @@ from binance_transfers import (
     RollingCap,
     ThrottledError,
 )
+
+from .conftest import API_KEY, SECRET, FakeBinance, error, ok
 
 E0 = 1_767_225_600.0  # a minute boundary on Binance's clock
 PM_ASSET = ENDPOINTS["pm_collect_asset"]  # /papi, weight 30
@@ -331,6 +335,38 @@ async def test_refund_and_renew_of_a_pruned_cap_record_do_not_raise() -> None:
     assert renewed is not None
     cap = next(p for p in g.snapshot() if p.key.startswith("cap0"))
     assert cap.used == 1  # the renewed call, counted once
+
+
+# -- defect 8: max_wait bounds the clock sync, the forced one after -1021 too -------
+
+
+@fake_time
+async def test_max_wait_bounds_the_forced_resync_after_a_timestamp_rejection(
+    fake: FakeBinance,
+) -> None:
+    """Binance answers -1021 (nothing executed); the forced resync then hangs for 29 s.
+    A transfer with max_wait=0.5 ends at 0.5 s, typed and unsent a second time. (The
+    first sync's bound is tests/test_transport.py::test_max_wait_bounds_the_clock_sync.)"""
+    syncs = 0
+
+    class HangingResync(httpx.AsyncBaseTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            nonlocal syncs
+            if request.url.path == "/api/v3/time":
+                syncs += 1
+                if syncs > 1:
+                    await anyio.sleep(29)
+            return fake(request)
+
+    rejected = error(400, -1021, "Timestamp for this request is outside of the recvWindow.")
+    fake.script("POST", "/sapi/v1/asset/transfer", rejected, ok({"tranId": 1}))
+    async with Client(API_KEY, SECRET, transport=HangingResync()) as client:
+        start = anyio.current_time()
+        with pytest.raises(ThrottledError, match="clock could not be synced"):
+            await client.transfer(type="MAIN_UMFUTURE", asset="USDT", amount="1", max_wait=0.5)
+        assert anyio.current_time() - start == pytest.approx(0.5, abs=0.01)
+    assert syncs == 2
+    assert len(fake.transfers) == 1
 
 
 # -- defect 11: idle per-account pools are evicted ---------------------------------
