@@ -30,6 +30,7 @@ import logging
 import os
 import queue
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
@@ -90,6 +91,7 @@ class RedisClaims:
         self.ttl = ttl
         self._queued: list[tuple[str, int]] = []
         self._task: asyncio.Task[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
 
     def __repr__(self) -> str:
         return f"<RedisClaims {self._prefix!r}>"
@@ -115,6 +117,11 @@ class RedisClaims:
 
     def answered(self, account: str, tran_id: int, at_ms: int) -> None:
         self._queued.append((account, tran_id))
+        if self._timer is None and (self._task is None or self._task.done()):
+            self._timer = asyncio.get_running_loop().call_later(_PUBLISH_DELAY, self._start)
+
+    def _start(self) -> None:
+        self._timer = None
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._publish())
 
@@ -142,6 +149,9 @@ class RedisClaims:
                 return
 
     async def aclose(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         if self._task is not None:
             await self._task
         if self._queued:  # left by a failed publish: one more try
@@ -159,6 +169,24 @@ CREATE TABLE IF NOT EXISTS claims (
 CREATE INDEX IF NOT EXISTS claims_at_ms ON claims (at_ms);
 """
 
+#: Answered ids are published this long after the first of a batch (seconds): one
+#: publish for every answer meanwhile, not one (a thread's wakeup, a round trip to
+#: Redis) per transfer. Another process's settlement searches only once Binance's
+#: window plus settle_margin is over, seconds later.
+_PUBLISH_DELAY = 0.05
+
+
+def _later(fn: Callable[[], object]) -> None:
+    """Run ``fn`` in this event loop ``_PUBLISH_DELAY`` from now (trio: in its next tick)."""
+    loop = asyncio._get_running_loop()
+    if loop is not None:
+        loop.call_later(_PUBLISH_DELAY, fn)
+    else:
+        import trio
+
+        trio.lowlevel.current_trio_token().run_sync_soon(fn)
+
+
 #: How long a claim waits for another process's write lock (ms).
 _BUSY_TIMEOUT_MS = 5000
 
@@ -174,7 +202,8 @@ class SqliteClaims:
     def __init__(self, path: str | os.PathLike[str], *, ttl: float = DEFAULT_TTL) -> None:
         self.path = os.fspath(path)
         self.ttl = ttl
-        self._answers: queue.SimpleQueue[tuple[str, int, int] | None] = queue.SimpleQueue()
+        self._answers: queue.SimpleQueue[list[tuple[str, int, int]] | None] = queue.SimpleQueue()
+        self._held: list[tuple[str, int, int]] = []  # answered, not yet handed to the writer
         self._writer: threading.Thread | None = None
         self._lock = threading.Lock()  # one connection for claims, used by one thread at a time
         self._conn: sqlite3.Connection | None = None
@@ -228,7 +257,14 @@ class SqliteClaims:
                 target=self._publish, name="binance-claims", daemon=True
             )
             self._writer.start()
-        self._answers.put((account, tran_id, at_ms))
+        self._held.append((account, tran_id, at_ms))
+        if len(self._held) == 1:
+            _later(self._hand_over)
+
+    def _hand_over(self) -> None:
+        held, self._held = self._held, []
+        if held:
+            self._answers.put(held)
 
     def _publish(self) -> None:
         """The writer thread: answered ids, a batch per transaction, until None."""
@@ -242,7 +278,7 @@ class SqliteClaims:
                         batch.append(self._answers.get_nowait())
                     except queue.Empty:
                         break
-                ids = [item for item in batch if item is not None]
+                ids = [item for part in batch if part is not None for item in part]
                 if ids:
                     try:
                         conn = conn or self._connect()
@@ -264,6 +300,7 @@ class SqliteClaims:
     async def aclose(self) -> None:
         writer, self._writer = self._writer, None
         if writer is not None:
+            self._hand_over()
             self._answers.put(None)
             await anyio.to_thread.run_sync(writer.join)
         with self._lock:

@@ -29,6 +29,7 @@ windows it can really land in.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import logging
 import math
@@ -336,25 +337,26 @@ class _Attempt:
         return self.refused_early or not isinstance(exc, Exception)
 
 
-#: safety8d (B4-7): the request extension naming the attempt, for _handed_over.
-_HANDED = "binance_transfers.attempt"
+#: safety8d (B4-7, B5-1): the attempt ``http.send`` is sending in this context. Found
+#: by the context, not by the request: an auth flow may send a copy of the request.
+_HANDING: contextvars.ContextVar[_Attempt | None] = contextvars.ContextVar(
+    "binance_transfers_handing", default=None
+)
 
 
 async def _handed_over(request: httpx.Request) -> None:
     """The last request hook: httpx hands the request to its transport next."""
-    attempt = request.extensions.get(_HANDED)
+    attempt = _HANDING.get()
     if attempt is not None:
         attempt.handed = True
 
 
-def _hand_over_hook_last(
-    http: httpx.AsyncClient, attempt: _Attempt, request: httpx.Request
-) -> None:
-    """safety8d (B4-7): learn when ``http.send`` hands ``request`` to its transport.
+def _hand_over_hook_last(http: httpx.AsyncClient, attempt: _Attempt) -> contextvars.Token[Any]:
+    """safety8d (B4-7): learn when ``http.send`` hands this attempt's request to its transport.
 
     Auth and the client's request hooks run before that: an exception from
     them proves nothing was sent. Our hook goes last (again, if the user's
-    hooks changed since).
+    hooks changed since). Reset the returned token once ``send`` returns.
     """
     hooks = http.event_hooks["request"]
     if not hooks or hooks[-1] is not _handed_over:
@@ -362,7 +364,7 @@ def _hand_over_hook_last(
             hooks.remove(_handed_over)
         hooks.append(_handed_over)
     attempt.handed = False
-    request.extensions[_HANDED] = attempt
+    return _HANDING.set(attempt)
 
 
 class Transport:
@@ -935,8 +937,18 @@ class Transport:
             return await self._send_aiohttp(attempt, template, encoded)
         direct = template.direct
         if direct is None:
-            _hand_over_hook_last(self._http, attempt, request)  # safety8d (B4-7)
-            response = await self._http.send(request)
+            token = _hand_over_hook_last(self._http, attempt)  # safety8d (B4-7)
+            try:
+                response = await self._http.send(request)
+            except BaseException:
+                if (
+                    attempt.handed is False
+                    and _handed_over not in self._http.event_hooks["request"]
+                ):
+                    attempt.handed = None  # our hook was taken out meanwhile: no proof
+                raise
+            finally:
+                _HANDING.reset(token)
         else:
             response = await direct.handle_async_request(request)
             response.request = request  # as send() does; transports need not set it

@@ -23,6 +23,7 @@ import pytest
 
 from binance_transfers import (
     Client,
+    ConfigurationError,
     Governor,
     Limits,
     OutcomeUnknownError,
@@ -141,3 +142,36 @@ async def test_two_processes_settling_identical_unknowns_claim_the_row_once(
         tg.start_soon(settle, 1, other, second)
     assert sorted(bool(v.executed) for v in verdicts.values()) == [False, True], verdicts
     assert [v.tran_id for v in verdicts.values() if v.executed] == [executed]
+
+
+class _Unreachable:
+    """A claims store that never answers a claim (a Redis gone, a locked file)."""
+
+    def __init__(self) -> None:
+        self.published: list[int] = []
+
+    async def claim(self, account: str, tran_id: int, owner: str, at_ms: int) -> str:
+        raise ConfigurationError("the claims store did not answer")
+
+    def answered(self, account: str, tran_id: int, at_ms: int) -> None:
+        self.published.append(tran_id)
+
+    async def aclose(self) -> None:
+        return None
+
+
+async def test_a_claims_store_that_does_not_answer_leaves_the_outcome_unsettled(
+    exchange: SimulatedExchange,
+) -> None:
+    """The row cannot be claimed, so nobody can say whose it is: executed=None, not a guess
+    ("executed" might take another process's row; "not executed" would authorise a resend)."""
+    store = _Unreachable()
+    client = exchange.client(settle_margin=MARGIN, recv_window=RECV_WINDOW, claims=store)
+    async with client:
+        exchange.faults.add(Fault.drop(), endpoint="universal_transfer", times=1)
+        unknown = await unknown_transfer(client)
+        await client.transfer(type=TransferType.MAIN_UMFUTURE, asset="USDT", amount="7")
+        settled = await client.reconcile(unknown)
+    assert settled.executed is None
+    assert "could not be read" in settled.reason
+    assert store.published == executed_ids(exchange)[1:]  # its own answer was published
