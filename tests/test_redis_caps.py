@@ -332,7 +332,11 @@ async def test_a_redis_that_lost_the_caps_without_restarting_does_not_reopen_the
             async with sim.client(governor=governor) as client:
                 for _ in range(4):
                     await client.pm_auto_collect(max_wait=1)
+                [[counter]] = storage._caps.values()
         assert len(sim.ledger.executions("pm_auto_collect")) == 4
+        # The cap's set has no TTL: a volatile-* maxmemory policy never evicts it
+        # (B5-2's other case; allkeys-* may: connect() warns, see below).
+        assert await raw.ttl(counter.redis_key) == -1
         await raw.flushall()  # Redis stays up
     finally:
         await raw.aclose()

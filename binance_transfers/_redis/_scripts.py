@@ -177,6 +177,9 @@ local head = redis.call('ZRANGEBYSCORE', zset, '-inf', '(+inf', 'WITHSCORES', 'L
 if head[2] then soonest = math.min(soonest, tonumber(head[2])) end
 if stopped > 0 then soonest = now + stopped + 1 end  -- nothing is granted before
 if soonest == math.huge then soonest = 0 end
-redis.call('PEXPIRE', zset, 2 * (period + span))
+-- No TTL (breaker5 B5-2): a volatile-* maxmemory policy would evict the set,
+-- and calls that still count would be granted again unnoticed. What stopped
+-- counting is dropped above; an empty set is gone by itself.
+redis.call('PERSIST', zset)
 return {boot, grant, count, soonest, revived, live}
 """
