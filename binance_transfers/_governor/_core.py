@@ -25,7 +25,7 @@ from .._exceptions import ConfigurationError
 from .._limits import Limits
 from .._storage import MemoryStorage, Storage, StorageLink
 from ._feedback import Feedback
-from ._geometry import GUARD_FLOOR, INF, Geometry, Trips
+from ._geometry import GUARD_FLOOR, INF, Geometry, Trips, step_band
 from ._hooks import PERMIT_WAIT, GovernorHooks, Reporting, overridden
 from ._plans import Planning
 from ._pools import CapPool, FixedPool, Pool
@@ -379,13 +379,15 @@ class Governor(Reporting, Introspection, Planning, Feedback):
         trips = self._trips
         # Half the trips' spread, but never more than 1 % of a window.
         guard = max(GUARD_FLOOR, min(trips.jitter / 2, self.limits.window / 100))
+        step = step_band(self.limits.window)  # clock7: a step of Binance's clock
         geo = Geometry(
             sc.shift,
-            sc.uncertainty_at(until),
+            sc.uncertainty_at(until) + step,
             guard,
             trips.bound,
             until if sc.drift else INF,
             lag=trips.p99 + 4 * guard,
+            step=step,
         )
         self._geo_cache = geo
         return geo
