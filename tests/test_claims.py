@@ -104,6 +104,23 @@ def test_sqlite_claims_publish_under_trio(tmp_path: Path) -> None:
     assert owners(path) == {31: ANSWERED, 32: ANSWERED}
 
 
+def test_an_event_loop_ending_before_close_names_the_ids_it_drops(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``asyncio.run`` ends without ``aclose()`` (it cancels the publishing task): the ids
+    not published are logged at ERROR, not dropped silently."""
+    import asyncio
+
+    async def main() -> None:
+        claims = SqliteClaims(tmp_path / "claims.sqlite")
+        claims.answered(ACCOUNT, 61, AT_MS)
+
+    with caplog.at_level(logging.ERROR, logger="binance_transfers.reconcile"):
+        asyncio.run(main())
+    (record,) = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert "61" in record.getMessage() and "cancelled" in record.getMessage()
+
+
 # -- Redis ---------------------------------------------------------------------
 
 
