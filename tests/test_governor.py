@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import random
+from typing import Any
 
 import anyio
 import looptime
@@ -650,3 +651,98 @@ async def test_an_unanswered_request_is_counted_where_it_may_have_landed() -> No
     counter = g._pools["papi-ip"].counter  # type: ignore[attr-defined]
     window = int((E0 + 60) // 60)
     assert (counter.used(window - 1), counter.used(window)) == (30, 30)
+
+
+@fake_time
+@pytest.mark.parametrize("written_after", [0.0, 0.2, 9.0, 55.0])
+async def test_renew_in_the_cached_window_does_what_the_pools_renew_does(
+    written_after: float,
+) -> None:
+    """Governor.renew keeps a cached window's record without asking the pool: the
+    same record, in-flight weight, counts and answers as FixedPool.renew gives
+    (written at once, later in the window, after a geometry refresh, and in the next)."""
+    endpoint = ENDPOINTS["universal_transfer"]
+    results = []
+    for fast in (True, False):
+        g = synced(Governor(Limits(sapi_uid=10**6), latency=0.1, cold_start=False), E0 + 10)
+        clock = g.server_clock.clock
+        for _ in range(3):  # answered: the pool caches its window
+            renewed = g.renew(await g.acquire(endpoint))
+            assert renewed is not None
+            now = clock.monotonic()
+            g.observe(renewed, sent=now, received=now + 0.05)
+            await anyio.sleep(0.1)
+        permit = await g.acquire(endpoint)
+        pool: Any = permit[2][0][0]
+        if not fast:
+            pool._geo = None  # off the cached window: FixedPool.renew decides
+        await anyio.sleep(written_after)
+        now = clock.monotonic()
+        cached = pool._geo is g._geometry(now) and pool._from <= now < pool._until
+        assert cached == (fast and written_after < 5)  # a geometry holds 5 s here
+        renewed = g.renew(permit)
+        assert renewed is not None
+        state = _pool_state(pool)  # whatever the pool keeps, right after the write
+        g.observe(renewed, sent=now, received=now + 0.05)
+        results.append(
+            (
+                state,
+                [(w, rec) for _, w, rec in renewed[2]],
+                type(renewed[2]).__name__,
+                pool.inflight,
+                dict(pool.counter._used),
+                dict(pool.counter._foreign),
+                [(s.key, s.used) for s in g.snapshot()],
+            )
+        )
+    assert results[0] == results[1]
+
+
+def _pool_state(pool: Any) -> dict[str, object]:
+    """Every slot of a pool, comparable across two governors (dicts by their values:
+    a key may be an ``id()``). Not the cached window's bounds: monotonic times,
+    and the second governor runs later."""
+    skip = {"_geo", "_from", "_until", "_try_add", "counter", "spec", "queue"}
+    names = {n for cls in type(pool).__mro__ for n in getattr(cls, "__slots__", ())} - skip
+    state: dict[str, object] = {}
+    for name in sorted(names):
+        value = getattr(pool, name)
+        if isinstance(value, dict):
+            value = (len(value), sorted(map(repr, value.values())))
+        state[name] = repr(value)
+    return state
+
+
+@fake_time
+async def test_an_answered_cap_call_counts_past_a_clock_step() -> None:
+    """A rolling cap's call counts a period on Binance's clock from its arrival:
+    after a step of that clock (up to CLOCK_STEP, clock7) the period ends that
+    much later on ours, beyond drift and the guard band."""
+    limits = Limits(papi_ip=10**6, caps={"pm_auto_collect": ((1, 60.0),)})
+    g = synced(Governor(limits, latency=0.05, cold_start=False), E0 + 1)
+    clock = g.server_clock.clock
+    permit = g.renew(await g.acquire(PM_AUTO))
+    assert permit is not None
+    sent = clock.monotonic()
+    await anyio.sleep(0.05)
+    answered = clock.monotonic()
+    g.observe(permit, sent=sent, received=answered, status=200)
+    guard = g._geometry(answered).guard
+    await g.acquire(PM_AUTO)
+    waited = clock.monotonic() - answered
+    assert waited == pytest.approx(60 * (1 + 100e-6) + guard + CLOCK_STEP, abs=0.001)
+
+
+@fake_time
+async def test_a_seeded_cap_call_counts_past_a_clock_step() -> None:
+    """A call of an earlier life, seeded from its journal, counts as an answered one:
+    its period ends a clock step later too."""
+    limits = Limits(papi_ip=10**6, caps={"pm_auto_collect": ((1, 60.0),)})
+    g = synced(Governor(limits, latency=0.05, cold_start=False), E0 + 30)
+    clock = g.server_clock.clock
+    g.seed(PM_AUTO, [E0 + 10])  # sent 20 s ago
+    geometry = g._geometry(clock.monotonic())
+    start = clock.monotonic()
+    await g.acquire(PM_AUTO)
+    until = -20 + geometry.margin + 60 * (1 + 100e-6) + geometry.guard + CLOCK_STEP
+    assert clock.monotonic() - start == pytest.approx(until, abs=0.001)
