@@ -521,6 +521,8 @@ CLOCKS: dict[str, dict[str, Any]] = {
     "clock drifts back 10 ms after the sync": {"drift": -0.010},
     "1.5 s latency spike across a boundary": {"spike": 1.5},
 }
+# The stand-in's default: the spike is around the start of the 3rd window after the first.
+SPIKE_WINDOW = 3
 
 
 async def scenario_c(report: Report, count: int) -> None:
@@ -533,10 +535,32 @@ async def scenario_c(report: Report, count: int) -> None:
             f"stress C: {label}: windows over their limit",
             f"{over} of {count} runs had one; highest {top[0]:.1%} ({top[1]}); "
             f"429s {[r.answers[0] for r in done]}, 418s {[r.answers[1] for r in done]}"
-            f"{busier(done)}",
+            f"{after_spike(done) if 'spike' in config else ''}{busier(done)}",
             "none (<= 100 %)",
             over == 0,
         )
+
+
+def after_spike(done: list[Run]) -> str:
+    """Each saturated pool's median share of its limit in the windows after the spike.
+
+    No target (issue 7 asks only that no window goes over), but what the spike
+    costs afterwards shows here: a trip bound inflated for ten windows once held
+    /papi at 8-50 % for the rest of the run.
+    """
+    # `windows` starts at the first window + 1; what the spike holds lands in the
+    # first + SPIKE_WINDOW + 1: the windows after that one.
+    after = SPIKE_WINDOW + 1
+    shares = []
+    for key, name in SATURATED.items():
+        medians = [
+            statistics.median(a / r.limit(key) for a, *_ in r.windows(key)[after:])
+            for r in done
+            if key in r.report["pools"] and len(r.windows(key)) > after
+        ]
+        if medians:
+            shares.append(f"{name} {'/'.join(f'{m:.0%}' for m in medians)}")
+    return "; after the spike, median per window: " + ", ".join(shares)
 
 
 SCENARIOS = {"A": scenario_a, "B": scenario_b, "C": scenario_c}

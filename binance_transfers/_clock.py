@@ -90,10 +90,12 @@ class ServerClock:
     the round trip its ``uncertainty``. Until the first sync the wall clock is
     used with ``unsynced_uncertainty``.
 
-    Clocks drift apart after a sync (quartz: tens of ppm; an NTP step on
-    Binance's side: more), so the uncertainty grows with the time since it:
-    :meth:`uncertainty_at` adds ``drift`` seconds per second (default 50 ppm,
-    3 ms per minute... 15 ms by the default 5-minute resync).
+    Clocks drift apart after a sync (quartz: tens of ppm), so the uncertainty
+    grows with the time since it: :meth:`uncertainty_at` adds ``drift`` seconds
+    per second (default 50 ppm, 3 ms per minute... 15 ms by the default 5-minute
+    resync). A step of Binance's clock (an NTP step, another server behind the
+    load balancer) is no drift: the governor adds its own allowance for one
+    (``_governor._geometry.CLOCK_STEP``, 10 ms) to this bound.
     """
 
     def __init__(

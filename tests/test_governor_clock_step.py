@@ -15,11 +15,17 @@ import math
 import anyio
 import looptime
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from binance_transfers import ENDPOINTS, Governor, Limits
 
+from .test_governor_properties import Call, World, calls, check_limits, run_crowd
+
 E0 = 1_767_225_600.0  # a minute boundary on Binance's clock
 PM_ASSET = ENDPOINTS["pm_collect_asset"]  # /papi, weight 30 of 6000 a window
+
+STEP = 0.010  # the step issue 7 names: 10 ms after a sync whose uncertainty was 1 ms
 
 fake_time = looptime.enabled(strict=True)
 
@@ -106,3 +112,23 @@ async def test_a_full_window_reopens_a_step_after_its_boundary_at_most_1_percent
     waited = g.server_clock.now() - (E0 + window)
     assert waited == pytest.approx(0.001 + 50e-6 * window + 0.002 + step, abs=0.0005)
     g.refund(permit)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    crowd=st.lists(calls, min_size=30, max_size=200),
+    world=st.builds(
+        World,
+        latency=st.floats(0, 0.3),
+        clock_error=st.floats(-0.3, 0.3),
+        step=st.sampled_from([-STEP, STEP]) | st.floats(-STEP, STEP),
+        after_sync=st.sampled_from([0.0, 30.0]),
+        time_scale=st.just(60.0),
+    ),
+)
+def test_no_window_ever_exceeds_its_limit_whatever_a_10ms_step(
+    crowd: list[Call], world: World
+) -> None:
+    """The governor's property (tests/test_governor_properties.py) with Binance's clock
+    stepping up to 10 ms, either way, right after the sync (there: 2 ms), in 1-s windows."""
+    check_limits(run_crowd(crowd, world), world)
