@@ -101,6 +101,7 @@ class _LoopTransport(httpx.AsyncBaseTransport):
     def __init__(self, limits: httpx.Limits) -> None:
         self._limits = limits
         self._inner: httpx.AsyncBaseTransport | None = None
+        _preload()
 
     @property
     def inner(self) -> httpx.AsyncBaseTransport | None:
@@ -130,6 +131,23 @@ class _LoopTransport(httpx.AsyncBaseTransport):
     async def aclose(self) -> None:
         if self._inner is not None:
             await self._inner.aclose()
+
+
+def _preload() -> None:
+    """Import aiohttp (and yarl, multidict) now, as the client is built.
+
+    breaker6 B6-3: imported by the first request, they ran on the event loop
+    inside the first call's ``max_wait`` (0.1 s on a quiet machine, 0.5-0.8 s
+    at load 10: "clock could not be synced within max_wait", every other
+    coroutine stalled meanwhile). ``import binance_transfers`` stays light: only
+    building the default client pays, once. Whether aiohttp serves the loop
+    is still decided at the first request (``choose``).
+    """
+    try:
+        import aiohttp  # noqa: F401
+        import yarl  # noqa: F401
+    except ImportError:  # not installed: httpcore serves every loop
+        pass
 
 
 def _mocked() -> bool:

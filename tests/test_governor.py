@@ -20,12 +20,13 @@ from binance_transfers import (
     Permit,
     ThrottledError,
 )
-from binance_transfers._governor._geometry import CLOCK_STEP
+from binance_transfers._governor._geometry import CLOCK_STEP, step_band
 
 E0 = 1_767_225_600.0  # a minute boundary on Binance's clock
 PM_ASSET = ENDPOINTS["pm_collect_asset"]  # /papi, weight 30
 PM_AUTO = ENDPOINTS["pm_auto_collect"]  # /papi, weight 750, 500 per rolling hour
 PRO_AUTO = ENDPOINTS["pmpro_auto_collect"]  # own /sapi bucket, 1500, 500 per rolling hour
+PMPRO_BNB = ENDPOINTS["pmpro_bnb_transfer"]  # RollingCap(2, 600): 2 calls in any 600 s (scaled)
 SUB_MARGIN = ENDPOINTS["sub_account_margin_transfer"]  # own /sapi bucket, weight 1
 SUB_UNIVERSAL = ENDPOINTS["sub_account_transfer"]  # IP 1 and UID 360
 TIME = ENDPOINTS["server_time"]  # /api, weight 1
@@ -746,3 +747,54 @@ async def test_a_seeded_cap_call_counts_past_a_clock_step() -> None:
     await g.acquire(PM_AUTO)
     until = -20 + geometry.margin + 60 * (1 + 100e-6) + geometry.guard + CLOCK_STEP
     assert clock.monotonic() - start == pytest.approx(until, abs=0.001)
+
+
+# -- breaker6 B6-1: a rolling cap and the 10 ms clock step (taken from breaker6) -----
+
+
+def _synced_instantly(governor: Governor, server_now: float) -> Governor:
+    """A sync whose round trip was instant: uncertainty 1 ms."""
+    clock = governor.server_clock
+    mono = clock.clock.monotonic()
+    clock.update(sent=mono, received=mono, server_ms=round(server_now * 1000))
+    return governor
+
+
+_B6_TRIP = 0.002
+
+
+@fake_time
+async def test_a_10ms_step_back_during_a_caps_period_keeps_it_under_the_cap() -> None:
+    """Two calls fill the cap; Binance's clock steps back by the step eps allows; the
+    third call must not reach Binance while it still counts the first."""
+    governor = _synced_instantly(
+        Governor(Limits(time_scale=60), latency=0.0, cold_start=False), E0 + 0.5
+    )
+    window = governor.limits.window
+    step = step_band(window)
+    assert step == 0.010  # the step eps is built to cover at this scale
+    period = PMPRO_BNB.caps[0].seconds / governor.limits.time_scale
+    monotonic = governor.server_clock.clock.monotonic
+    true_shift = governor.server_clock.shift  # Binance's clock = our monotonic + this
+    landed: list[float] = []  # Binance's clock at each call's arrival
+
+    async def call() -> None:
+        permit = await governor.acquire(PMPRO_BNB)
+        written = governor.renew(permit)
+        assert written is not None
+        sent = monotonic()
+        await anyio.sleep(_B6_TRIP / 2)
+        landed.append(monotonic() + true_shift)
+        await anyio.sleep(_B6_TRIP / 2)
+        governor.observe(written, sent=sent, received=monotonic(), status=200)
+
+    await call()
+    await call()
+    true_shift -= step  # an NTP step of Binance's clock, within what eps allows
+    await call()
+    # Binance's rolling cap at the third call's arrival: calls within the last period.
+    counted = [t for t in landed if landed[-1] - period < t <= landed[-1]]
+    assert len(counted) <= 2, (
+        f"{len(counted)} calls in Binance's {period} s rolling period (cap 2): "
+        f"the third arrived {landed[-1] - landed[0]:.4f} s after the first on Binance's clock"
+    )
