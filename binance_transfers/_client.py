@@ -43,6 +43,7 @@ from ._journal import (
     REFUSED,
     UNKNOWN,
     UNSETTLED,
+    Intent,
     Journal,
     PendingIntent,
     to_the_end,
@@ -1396,7 +1397,10 @@ class Client:
                 known = await self._settled_in_journal(intent)
             if known is not None:
                 return known
-            settlement = await self._reconciler.settle_error(error, owner=self._owner(intent))
+            # The row's name wherever the error is settled (a copy in another
+            # process, recover() after a restart): one owner, one verdict.
+            owner = _error_owner(error) or await self._owner(intent)
+            settlement = await self._reconciler.settle_error(error, owner=owner)
             if intent is not None:
                 settlement = attrs.evolve(settlement, journal_id=intent)
                 await self._journal_settlement(intent, settlement)
@@ -1424,7 +1428,7 @@ class Client:
             if not lock.locked() and lock.statistics().tasks_waiting == 0:
                 self._settling.pop(keys[0], None)
 
-    def _owner(self, intent: int | None) -> str | None:
+    async def _owner(self, intent: int | None) -> str | None:
         """The request's name in the claims shared with other processes: its journal row.
 
         The same for every settlement of it (reconcile() now, recover() after a
@@ -1432,7 +1436,8 @@ class Client:
         """
         if intent is None or self.journal is None:
             return None
-        return f"journal:{os.path.realpath(self.journal.path)}:{intent}"
+        row = await self.journal.row(intent)
+        return None if row is None else _row_owner(row)
 
     def _intent_of(self, error: OutcomeUnknownError) -> int | None:
         """The journal row of ``error``'s request, if it is in this client's journal.
@@ -1451,6 +1456,7 @@ class Client:
         if self.journal is not None and intent is not None:
             error.journal_id = intent
             error.journal_path = os.path.abspath(self.journal.path)
+            error.journal_session = self.journal.session
 
     async def _settled_in_journal(self, intent: int) -> Settlement | None:
         """The journal's "executed" verdict on the row, from this run or an earlier one."""
@@ -1567,7 +1573,7 @@ class Client:
                         intent.params,
                         Window(first_ms=first, last_ms=last),
                         claimant=claimant(intent.endpoint, intent.params, timestamp),
-                        owner=self._owner(intent.id),
+                        owner=_row_owner(intent),
                     )
                     settlement = attrs.evolve(settlement, journal_id=intent.id)
                     self._remember(settlement, keys)
@@ -1620,6 +1626,10 @@ class Client:
                 outcome = attrs.evolve(outcome, detached=False)
             call.outcome = outcome
         intent = None if call is None else call.intent
+        if isinstance(outcome.error, OutcomeUnknownError):
+            # safety8e: before on_detached sees it: settled from there, the error
+            # must name the journal row recover() settles, or the two disagree.
+            self._mark(outcome.error, intent)
         journal = self.journal
         if journal is not None and intent is not None:
             if outcome.error is None:
@@ -2003,6 +2013,28 @@ def _request_keys(error: OutcomeUnknownError | None, intent: int | None) -> list
     elif error is not None:
         keys.append(("error", error))  # one without (hand-made): by identity
     return keys
+
+
+def _row_owner(row: Intent) -> str:
+    """safety8e: a journal row's name in the shared claims: the run that wrote it, its id.
+
+    Not the file's path (safety8d's first name): a journal moved between a
+    crash and recover() would find its own claim under another name, take
+    it for another process's and settle an executed transfer "not executed".
+    """
+    return f"journal:{row.session}:{row.id}"
+
+
+def _error_owner(error: OutcomeUnknownError) -> str | None:
+    """The error's journal row's name in the shared claims, if the error carries it.
+
+    (An error unpickled from an older release has no ``journal_session``.)
+    """
+    session = getattr(error, "journal_session", None)
+    row = getattr(error, "journal_id", None)
+    if isinstance(session, str) and isinstance(row, int):
+        return f"journal:{session}:{row}"
+    return None
 
 
 def _claims_for(

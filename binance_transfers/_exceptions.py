@@ -198,7 +198,9 @@ class OutcomeUnknownError(BinanceTransfersError):
     raises; None on one built by hand): copies of the error (pickled,
     deep-copied) share it, so settling two copies gives one answer. With a
     journal, ``journal_id`` is the request's row in the journal file
-    ``journal_path``.
+    ``journal_path``, written by the run ``journal_session`` (together, the
+    request's name in the claims shared with other processes, wherever the
+    error is settled).
     """
 
     def __init__(
@@ -224,6 +226,7 @@ class OutcomeUnknownError(BinanceTransfersError):
         self.request_id = request_id
         self.journal_id: int | None = None
         self.journal_path: str | None = None
+        self.journal_session: str | None = None
 
 
 class MalformedResponseError(BinanceTransfersError):

@@ -218,6 +218,48 @@ async def test_recover_settles_this_runs_unknown_whose_caller_was_cancelled_on_t
 
 
 @fake_time
+async def test_the_detached_error_settled_by_its_hook_and_recover_agree(
+    exchange: SimulatedExchange, tmp_path: Path
+) -> None:
+    """Cancelled on the wire, answer lost: the on_detached hook's error is reconciled
+    (executed), then recover() settles the row. One request, one verdict: recover() must
+    not take the row the hook's settlement claimed for someone else's ("not executed")."""
+    exchange.faults.add(Fault.latency(2.0), endpoint="universal_transfer", times=1)
+    exchange.faults.add(Fault.drop(), endpoint="universal_transfer", times=1)
+    reported: list[ExchangeOutcome] = []
+    path = tmp_path / "j.sqlite"
+    wire = Handover(exchange.transport())
+    client = Client(
+        DEMO_API_KEY,
+        DEMO_API_SECRET,
+        transport=wire,
+        api_url=exchange.api_url,
+        papi_url=exchange.papi_url,
+        governor=Governor(exchange.limits, clock=exchange.clock),
+        journal=path,
+        on_detached=reported.append,
+        settle_margin=1.0,
+    )
+    async with client:
+        async with anyio.create_task_group() as tg:
+
+            async def caller() -> None:
+                await client.transfer(type=TransferType.MAIN_UMFUTURE, asset="USDT", amount="3")
+
+            tg.start_soon(caller)
+            await wire.sent.wait()
+            tg.cancel_scope.cancel()
+        (outcome,) = reported
+        assert isinstance(outcome.error, OutcomeUnknownError)
+        by_hook = await client.reconcile(outcome.error)
+        recovered = await client.recover()
+    (executed,) = exchange.ledger.executed("universal_transfer")
+    assert by_hook.executed is True and by_hook.tran_id == executed.result
+    assert all(s.executed is True for s in recovered), recovered
+    assert [(row["state"], row["tran_id"]) for row in rows(path)] == [("executed", executed.result)]
+
+
+@fake_time
 async def test_a_caller_cancelled_while_settling_is_reported_and_recovered(
     exchange: SimulatedExchange,
     tmp_path: Path,

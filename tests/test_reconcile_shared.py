@@ -175,3 +175,65 @@ async def test_a_claims_store_that_does_not_answer_leaves_the_outcome_unsettled(
     assert settled.executed is None
     assert "could not be read" in settled.reason
     assert store.published == executed_ids(exchange)[1:]  # its own answer was published
+
+
+async def test_a_moved_journal_still_owns_the_row_its_crashed_settlement_claimed(
+    exchange: SimulatedExchange, tmp_path: Path
+) -> None:
+    """A settlement claimed its row in the shared claims, then the process died before its
+    verdict was journaled; the journal file was moved before recover(). The claim is still
+    this request's: executed, not "someone else's row, so not executed" (a resend)."""
+    import os
+    import sqlite3
+
+    claims, first_path = tmp_path / "claims.sqlite", tmp_path / "old" / "j.sqlite"
+    first_path.parent.mkdir()
+    exchange.faults.add(Fault.drop(), endpoint="universal_transfer", times=1)
+    async with exchange.client(
+        settle_margin=MARGIN, recv_window=RECV_WINDOW, claims=claims, journal=first_path
+    ) as client:
+        unknown = await unknown_transfer(client)
+        settled = await client.reconcile(unknown)
+    assert settled.executed is True
+    # The crash: the claim is in the claims file, the verdict never reached the journal.
+    with sqlite3.connect(first_path) as conn:
+        conn.execute("UPDATE intents SET state = 'unknown', note = NULL")
+    conn.close()
+    moved = tmp_path / "new" / "j.sqlite"
+    moved.parent.mkdir()
+    os.rename(first_path, moved)
+    async with exchange.client(
+        settle_margin=MARGIN, recv_window=RECV_WINDOW, claims=claims, journal=moved
+    ) as later:
+        (recovered,) = await later.recover()
+    assert recovered.executed is True, recovered
+    assert recovered.tran_id == settled.tran_id == executed_ids(exchange)[0]
+
+
+async def test_a_copy_settled_in_another_process_and_the_row_recovered_agree(
+    exchange: SimulatedExchange, tmp_path: Path
+) -> None:
+    """Process A's transfer executed, answer lost; a copy of its error (pickled) is settled
+    by process B; A then restarts and recover()s the row. Both settle one request: the
+    claim B made is the row's own, so both say executed (not B "executed", A "not executed":
+    A's journal would then authorise a resend)."""
+    import pickle
+
+    claims, journal = tmp_path / "claims.sqlite", tmp_path / "j.sqlite"
+    exchange.faults.add(Fault.drop(), endpoint="universal_transfer", times=1)
+    async with exchange.client(
+        settle_margin=MARGIN, recv_window=RECV_WINDOW, claims=claims, journal=journal
+    ) as first:
+        unknown = await unknown_transfer(first)
+    copy = pickle.loads(pickle.dumps(unknown))  # noqa: S301 - our own bytes
+    async with exchange.client(
+        settle_margin=MARGIN, recv_window=RECV_WINDOW, claims=claims
+    ) as other:
+        elsewhere = await other.reconcile(copy)
+    assert elsewhere.executed is True
+    async with exchange.client(
+        settle_margin=MARGIN, recv_window=RECV_WINDOW, claims=claims, journal=journal
+    ) as restarted:
+        (recovered,) = await restarted.recover()
+    assert recovered.executed is True, recovered
+    assert recovered.tran_id == elsewhere.tran_id == executed_ids(exchange)[0]
