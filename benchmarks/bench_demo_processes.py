@@ -65,6 +65,12 @@ async def run_bench(report: Report, seconds: float = SECONDS) -> None:
     # max_wait is the time left: a job that ends late had calls wait past it.
     took = f"{many.elapsed:.1f} s for {seconds:g} s (one process: {one.elapsed:.1f} s)"
     print(f"  the processes' jobs took {took}")
+    # Why a run falls short (redis10e): a loaded machine stalls the processes'
+    # event loops, their trips (and the governor's bound on them) grow, and a
+    # request whose landing interval spans two windows is charged to both.
+    bounds = ", ".join(f"{p.trip_bound[0]:.2f}/{p.trip_bound[1]:.2f}" for p in many.processes)
+    stalls = ", ".join(f"{p.stall:.2f}" for p in many.processes)
+    print(f"  each process's trip bound, median/max s: {bounds}; longest loop stall s: {stalls}")
     report.add(
         f"{PROCESSES} processes x {COROUTINES} coroutines, one account, one IP: 429s + 418s",
         f"{refusals} ({many.answered_429} + {many.answered_418}), windows over: {len(over)}",

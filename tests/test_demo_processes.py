@@ -63,6 +63,11 @@ async def test_two_processes_share_one_budget_with_zero_429s(redis_server: Redis
     assert outcome.reconciled and outcome.unsettled == 0
     assert outcome.redis == f"127.0.0.1:{redis_server.port}"
     assert outcome.ok
+    # What the benchmark prints to tell a loaded machine (long trips) from the
+    # budget: each process's trip bound, sampled while it ran, and its loop's stall.
+    for process in outcome.processes:
+        assert 0 < process.trip_bound[0] <= process.trip_bound[1], process.trip_bound
+        assert process.stall >= 0
 
 
 async def test_redis_unreachable_is_a_configuration_error_before_anything_starts() -> None:

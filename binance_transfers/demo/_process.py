@@ -57,6 +57,12 @@ class ProcessResult:
     end: float
     """Epoch seconds of its job's deadline (settling unknown outcomes comes after)."""
     elapsed: float
+    trip_bound: tuple[float, float] = (0.0, 0.0)
+    """The governor's bound on a request's trip (``GovernorStats.trip_bound``),
+    median and highest of one sample per quarter second: how wide the windows
+    a request may land in are (wider than a window: charged to two or three)."""
+    stall: float = 0.0
+    """The longest its event loop was late, seconds (a quarter-second timer's lateness)."""
 
     def dumps(self) -> str:
         t = self.tally
@@ -81,6 +87,8 @@ class ProcessResult:
                 "first": self.first,
                 "end": self.end,
                 "elapsed": self.elapsed,
+                "trip_bound": self.trip_bound,
+                "stall": self.stall,
             }
         )
 
@@ -108,6 +116,8 @@ class ProcessResult:
             first=data["first"],
             end=data["end"],
             elapsed=data["elapsed"],
+            trip_bound=tuple(data["trip_bound"]),
+            stall=data["stall"],
         )
 
 
@@ -159,6 +169,7 @@ async def run_process(
     lifeline(leave, on_line)
     hooks = WeightSent(options)
     tally = Tally()
+    watched = _Watched()
     # Every pool, rolling caps included, is shared through Redis.
     async with await RedisStorage.connect(redis_url, processes=processes) as storage:
         governor = Governor(
@@ -179,6 +190,7 @@ async def run_process(
                     ops = coroutine_job(options.job, i)
                     rng = Draws(seed, index, processes)  # amounts of its own
                     crowd.start_soon(worker, client, tally, rng, deadline, now, ops)
+                crowd.start_soon(_watch, governor, deadline, watched)
             elapsed = now() - start
             settlements: list[Settlement] = []
 
@@ -198,7 +210,32 @@ async def run_process(
         first=hooks.first,
         end=end,
         elapsed=elapsed,
+        trip_bound=watched.trip_bound(),
+        stall=watched.stall,
     )
+
+
+class _Watched:
+    """What :func:`_watch` saw: trip bounds sampled, the longest stall."""
+
+    def __init__(self) -> None:
+        self.bounds: list[float] = []
+        self.stall = 0.0
+
+    def trip_bound(self) -> tuple[float, float]:
+        bounds = sorted(self.bounds)
+        return (bounds[len(bounds) // 2], bounds[-1]) if bounds else (0.0, 0.0)
+
+
+async def _watch(governor: Governor, deadline: float, watched: _Watched) -> None:
+    """Until ``deadline``: the governor's trip bound every quarter second, and how
+    late the event loop ran that timer (a loaded machine stalls it)."""
+    while (left := deadline - time.monotonic()) > 0:
+        step = min(0.25, left)
+        before = time.monotonic()
+        await anyio.sleep(step)
+        watched.stall = max(watched.stall, time.monotonic() - before - step)
+        watched.bounds.append(governor.stats().trip_bound)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
