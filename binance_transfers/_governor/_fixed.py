@@ -32,15 +32,19 @@ class FixedPool(Sharing):
 
     __slots__ = (
         "base",
+        "capped",
         "counter",
+        "flying",
         "ghosts",
         "heaviest",
         "hint",
         "inflight",
         "landed",
+        "maybe",
         "news",
         "peak",
         "seen",
+        "shares",
         "top",
     )
 
@@ -57,9 +61,15 @@ class FixedPool(Sharing):
         self.news = -(2**62)  # the newest window whose weight from others was reported
         self.base = 0  # the expectation before news of that window came
         self.heaviest = 1
+        self.capped = -(2**62)  # the latest window full when a request wanted in
         self.seen: dict[int, int] = {}  # window -> weight others were seen to spend there
+        self.shares: dict[int, int] = {}  # window -> what others' spending there asks to reserve
         self.landed: dict[int, int] = {}  # window -> our weight answered as landed there
         self.peak: dict[int, int] = {}  # window -> the highest usage reported there
+        self.maybe: dict[int, int] = {}  # window -> ours answered, landed there or in a neighbour
+        # id(record) -> (write time, weight) of ours in flight: a report counts
+        # those written before its own request.
+        self.flying: dict[int, tuple[float, int]] = {}
         # Sharing the IP with another governor (see ``_shared_extra``); not
         # when the storage is shared by the processes (Redis): it counts them.
         self.adapts = True
@@ -71,6 +81,7 @@ class FixedPool(Sharing):
         self.rose: deque[tuple[float, int]] = deque()  # (when, others' weight newly seen)
         self.mine: deque[tuple[float, int]] = deque()  # (when, our weight admitted)
         self.step = 0  # others' last step seen while sharing
+        self.racers = 1  # others racing us for a shared window (estimated)
         self.step_in = 0  # the window it was seen in
 
     def _open(self, lo: int, hi: int, g: Geometry) -> None:
@@ -85,9 +96,11 @@ class FixedPool(Sharing):
         recent = lo - 3 - int(g.trip // self.period)
         if self.seen and min(self.seen) < recent:
             self.seen = {w: v for w, v in self.seen.items() if w >= recent}
+            self.shares = {w: v for w, v in self.shares.items() if w >= recent}
         if self.landed and min(self.landed) < recent:
             self.landed = {w: v for w, v in self.landed.items() if w >= recent}
             self.peak = {w: v for w, v in self.peak.items() if w >= recent}
+            self.maybe = {w: v for w, v in self.maybe.items() if w >= recent}
         if self.reserved and min(self.reserved) < recent:
             self.reserved = {w: v for w, v in self.reserved.items() if w >= recent}
         if self.spent and min(self.spent) < recent:
@@ -124,6 +137,32 @@ class FixedPool(Sharing):
         hint = self._expected()
         return used + self.inflight + max(hint - self.counter.foreign(window), 0)
 
+    def _before(self, sent: float) -> int:
+        """Our weight in flight written before ``sent`` (or with it)."""
+        return sum(w for t, w in self.flying.values() if t <= sent)
+
+    def _share(self, window: int, others: int, total: int) -> int:
+        """What to reserve for others in the next windows, having seen them spend
+        ``others`` of ``total`` reported in ``window``.
+
+        What they spent, as long as we could take all we wanted beside it. When
+        we could not (the window was full when a request of ours wanted in),
+        others may have wanted more too: their share of the whole limit, as
+        they had it of the total (B4-3). Each process then grows into what was
+        left unused in proportion to what it spent, so that k processes
+        together take the gap once, not k times. Plus one heaviest request:
+        room for another to grow, or to join (a newcomer's first request lands
+        there instead of earning a 429 each window behind a process that fills
+        every window alone), where that costs at most 2 % of the window.
+        """
+        if self.capped < window:
+            return others
+        # The spare request, where it costs at most 2 % of the window.
+        spare = self.heaviest if 50 * self.heaviest <= self.limit else 0
+        if others <= 0 or total <= others:
+            return spare
+        return -(-self.limit * others // total) + spare
+
     def _expected(self) -> int:
         """Weight to reserve for others in a window opened now.
 
@@ -154,12 +193,14 @@ class FixedPool(Sharing):
             full = next((i for i in range(hi, lo - 1, -1) if used(i) > cap), None)
             if full is None:
                 if t < self.shared_until:
-                    # ... and as much as this one: the other may take as much now
+                    # ... and as much as this one: each other may take as much now
                     # (no more than they spend in a window: another endpoint's
                     # light requests in a bucket of heavy ones are no racer).
-                    extra = self._shared_extra(t, g) + min(weight, self.hint + self.step)
+                    step = min(weight, self.hint + self.step)
+                    extra = self._shared_extra(t, g) + self.racers * step
                     tight = next((i for i in range(hi, lo - 1, -1) if used(i) > cap - extra), None)
                     if tight is not None:
+                        self.capped = max(self.capped, tight)  # shared, and all of it wanted
                         # When less is held back, the sharing ends, or the window is past.
                         t = min(
                             self._eases(t, g),
@@ -168,6 +209,8 @@ class FixedPool(Sharing):
                         )
                         continue
                 return t
+            # Budget-limited there, not demand-limited (see ``_share``).
+            self.capped = max(self.capped, full)
             # Wait until the earliest possible landing time is past window `full`.
             t = (full + 1) * p - lo_shift + NUDGE
         # Every window ahead is full of requests in flight: wait for their answers.
@@ -215,6 +258,7 @@ class FixedPool(Sharing):
     def _unghost(self, record: tuple[int, ...], weight: int) -> None:
         """It is no longer in flight: take it out of the windows opened meanwhile."""
         self.inflight -= weight
+        self.flying.pop(id(record), None)
         last = record[-2]
         opened = [w for w in self.ghosts if w > last]
         for window in opened:
@@ -247,9 +291,10 @@ class FixedPool(Sharing):
                 kept += (window, own)
         for i in extra:
             kept += (i, counter.add(i, weight))
-        kept = _sorted_pairs(kept)
+        renewed = tuple(_sorted_pairs(kept))
         self.inflight += weight
-        return tuple(kept)
+        self.flying[id(renewed)] = (now, weight)
+        return renewed
 
     def settle(
         self,
@@ -303,32 +348,40 @@ class FixedPool(Sharing):
         # Binance told us the count: nothing of a previous life is unknown (if
         # it landed in the next window, that one began after the governor did).
         self.cold = self.out = 0
+        # What others spent there, for the next windows' reservation: the
+        # report less everything of ours that can be in it (B4-4): ours answered
+        # as landed there, ours that may have landed there or in a neighbour,
+        # and ours written before this one and still unanswered (a report
+        # during a burst counts them; they are not someone else's). A lone
+        # process then reserves nothing for nobody. Kept as the most any report
+        # of the window showed: a report counts what others sent before it.
+        charged_at_write = set(record[::2])
+        sure = [w for w, _ in possible if w in charged_at_write] or [w for w, _ in possible]
+        if len(sure) == 1:
+            self.landed[sure[0]] = self.landed.get(sure[0], 0) + weight
+        else:
+            for w in sure:
+                self.maybe[w] = self.maybe.get(w, 0) + weight
+        ours = self.landed.get(window, 0) + self.maybe.get(window, 0) + self._before(sent)
+        # Counted as ours in this report: never less than our count when it was
+        # admitted (the storage's reading), nor than the above (jitter reorders
+        # a burst: the first admitted may land last, over ours that did not
+        # come from anyone else).
         self._note_others(window, value, own, landed_by, g)
-        # What others spent, for the next windows' reservation: the highest
-        # report less what of ours was answered as landed there. Not the report
-        # less `own` (our count when this one was admitted): ours admitted later
-        # but counted earlier (several connections, jitter, a wait for the
-        # write) would pass for someone else's, and a process alone on its IP
-        # would reserve a part of every window for nobody. (This window's own
-        # count is still raised by `own`: safe.)
-        # Only a request known to have landed in `window` counts as ours there.
-        # One that may have landed in the next (written before a boundary,
-        # answered after it) may be the next window's: credited here, it took
-        # its weight off what others spent here, and the reservation of the next
-        # windows with it (180 of ours beside 100 of theirs in a 200 window).
-        # Left out, it can only make others' weight look larger: safe.
-        landed = self.landed.get(window, 0)
-        if len(possible) == 1:
-            landed = self.landed[window] = landed + weight
+        own = max(own, ours)
         peak = self.peak[window] = max(value, self.peak.get(window, 0))
-        others = self.seen[window] = max(peak - landed, 0)
-        # The newest news sets what the next windows reserve: the most others
-        # spent in the newest window heard of, or half the level before it
-        # (they may spend late in the window: more news of it raises it back).
+        others = self.seen[window] = max(value - ours, self.seen.get(window, 0), 0)
+        # The next windows reserve for others their share of the whole limit,
+        # in proportion to what they spent beside us (``_share``).
         if window > self.news:
             self.news, self.base = window, self._expected()
+        share = self.shares[window] = self._share(window, others, peak)
         if window == self.news:
-            self.hint = max(others, self.base >> 1)
+            # Racing others for a window, our last report of it may come long
+            # before they stopped spending there (we held back while they went
+            # on): what the window before asked for stands for one more.
+            before = self.shares.get(window - 1, 0) if self.raced >= window else 0
+            self.hint = max(share, before, self.base >> 1)
         # Windows opened after this one before any news of it (a wide landing
         # interval opens two at once) were reserved blind: reserve this much.
         if others:
