@@ -54,7 +54,7 @@ async def run_bench(report: Report, seconds: float = SECONDS) -> None:
     # No injected faults: this measures the rate limits, not the settling.
     options = Options(concurrency=COROUTINES, seconds=seconds, fault_rate=0.0, job="saturate")
     with RedisServer() as server:
-        many = await run_processes(options, PROCESSES, server.url)
+        many = await run_processes(options, PROCESSES, server.url, fresh=True)
     one = await run(
         Options(concurrency=PROCESSES * COROUTINES, seconds=seconds, fault_rate=0.0, job="saturate")
     )

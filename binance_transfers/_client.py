@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import contextvars
 import enum
@@ -95,6 +96,7 @@ from ._params import (
 from ._reconcile import (
     HOW,
     LOOKS_AFTER_DUPLICATE,
+    InFlight,
     Reconciler,
     SettleBy,
     Settlement,
@@ -159,7 +161,7 @@ _CALL: contextvars.ContextVar[_CallState | None] = contextvars.ContextVar(
 )
 
 # The in-flight event of the mutating call running in this context, if any.
-_SENDING: contextvars.ContextVar[anyio.Event | None] = contextvars.ContextVar(
+_SENDING: contextvars.ContextVar[InFlight | None] = contextvars.ContextVar(
     "binance_transfers_sending", default=None
 )
 
@@ -226,6 +228,24 @@ class Client:
     caller cancelled while ``on_unknown="reconcile"`` settles its unknown
     outcome (``on_detached`` gets the :class:`OutcomeUnknownError`); its
     journal row stays ``unknown`` and :meth:`recover` settles it.
+
+    Errors: a call that moves money raises
+
+    - :class:`BinanceAPIError` (``InsufficientBalanceError``...): Binance
+      refused it, nothing moved;
+    - :class:`OutcomeUnknownError`: it may have executed: settle it
+      (:meth:`reconcile`), never send it again blindly;
+    - :class:`InvalidInputError`: a bad argument: nothing sent, no weight spent;
+    - :class:`ClientClosedError`: the client is closed: nothing sent;
+    - :class:`ThrottledError`: no permit within ``max_wait`` (``retry_at``):
+      nothing sent;
+    - :class:`IPBannedError`, :class:`TooManyRequestsError`: Binance's limits
+      (``retry_at``): not executed;
+    - :class:`ConnectionFailedError`: Binance was never reached: nothing happened.
+
+    A query raises the same, except :class:`OutcomeUnknownError`: reads are
+    retried within ``max_wait``, then :class:`ServiceUnavailableError` or
+    :class:`MalformedResponseError` say that no usable answer came.
     """
 
     def __init__(
@@ -321,7 +341,8 @@ class Client:
         # outcome was unknown): nobody else will settle them, recover() does.
         self._orphans: set[int] = set()
         # Mutating calls under way: what aclose() stops (see _send).
-        self._calls: dict[anyio.Event, tuple[anyio.CancelScope, _CallState]] = {}
+        self._calls: dict[InFlight, tuple[anyio.CancelScope, _CallState]] = {}
+        self._scope_type: tuple[object, type[anyio.CancelScope]] | None = None
         # Requests settled as executed, and the settlements under way (_settling_once).
         self._executed: dict[_Key, Settlement] = {}
         self._settling: dict[_Key, anyio.Lock] = {}
@@ -433,13 +454,7 @@ class Client:
             :class:`TransferResult`, with Binance's ``tran_id``.
 
         Raises:
-            BinanceAPIError: Binance refused it (``InsufficientBalanceError``...): nothing moved.
-            OutcomeUnknownError: it may have executed: settle it (:meth:`reconcile`), never resend.
-            InvalidInputError: a bad argument: nothing sent, no weight spent.
-            ClientClosedError: the client is closed: nothing sent.
-            ThrottledError: no permit within ``max_wait`` (``retry_at``): nothing sent.
-            IPBannedError, TooManyRequestsError: Binance's limits (``retry_at``): not executed.
-            ConnectionFailedError: Binance was never reached: nothing happened.
+            The errors of a call that moves money (see :class:`Client`, *Errors*).
             NotExecutedError: with ``on_unknown="reconcile"``: settled, it never ran.
         """
         params = _transfer_params(type, from_symbol, to_symbol)
@@ -470,13 +485,7 @@ class Client:
             :class:`TransferResult`, with Binance's ``tran_id``.
 
         Raises:
-            BinanceAPIError: Binance refused it (``InsufficientBalanceError``...): nothing moved.
-            OutcomeUnknownError: it may have executed: settle it (:meth:`reconcile`), never resend.
-            InvalidInputError: a bad argument: nothing sent, no weight spent.
-            ClientClosedError: the client is closed: nothing sent.
-            ThrottledError: no permit within ``max_wait`` (``retry_at``): nothing sent.
-            IPBannedError, TooManyRequestsError: Binance's limits (``retry_at``): not executed.
-            ConnectionFailedError: Binance was never reached: nothing happened.
+            The errors of a call that moves money (see :class:`Client`, *Errors*).
         """
         kind = TransferType(f"MAIN_{_enum(FuturesMarket, market, 'market')}")
         return await self.transfer(type=kind, asset=asset, amount=amount, max_wait=max_wait)
@@ -503,13 +512,7 @@ class Client:
             :class:`TransferResult`, with Binance's ``tran_id``.
 
         Raises:
-            BinanceAPIError: Binance refused it (``InsufficientBalanceError``...): nothing moved.
-            OutcomeUnknownError: it may have executed: settle it (:meth:`reconcile`), never resend.
-            InvalidInputError: a bad argument: nothing sent, no weight spent.
-            ClientClosedError: the client is closed: nothing sent.
-            ThrottledError: no permit within ``max_wait`` (``retry_at``): nothing sent.
-            IPBannedError, TooManyRequestsError: Binance's limits (``retry_at``): not executed.
-            ConnectionFailedError: Binance was never reached: nothing happened.
+            The errors of a call that moves money (see :class:`Client`, *Errors*).
         """
         kind = TransferType(f"{_enum(FuturesMarket, market, 'market')}_MAIN")
         return await self.transfer(type=kind, asset=asset, amount=amount, max_wait=max_wait)
@@ -546,13 +549,7 @@ class Client:
             An async iterator of :class:`TransferRecord`.
 
         Raises:
-            BinanceAPIError: Binance refused the query.
-            ServiceUnavailableError, MalformedResponseError: no usable answer in ``max_wait``.
-            InvalidInputError: a bad argument: nothing sent, no weight spent.
-            ClientClosedError: the client is closed: nothing sent.
-            ThrottledError: no permit within ``max_wait`` (``retry_at``): nothing sent.
-            IPBannedError, TooManyRequestsError: Binance's limits (``retry_at``): not executed.
-            ConnectionFailedError: Binance was never reached: nothing happened.
+            The errors of a query (see :class:`Client`, *Errors*).
             (InvalidInputError at once; the others while iterating.)
         """
         self._check_open()
@@ -599,13 +596,7 @@ class Client:
             :class:`Acknowledgement` (Binance returns no id).
 
         Raises:
-            BinanceAPIError: Binance refused it (``InsufficientBalanceError``...): nothing moved.
-            OutcomeUnknownError: it may have executed: settle it (:meth:`reconcile`), never resend.
-            InvalidInputError: a bad argument: nothing sent, no weight spent.
-            ClientClosedError: the client is closed: nothing sent.
-            ThrottledError: no permit within ``max_wait`` (``retry_at``): nothing sent.
-            IPBannedError, TooManyRequestsError: Binance's limits (``retry_at``): not executed.
-            ConnectionFailedError: Binance was never reached: nothing happened.
+            The errors of a call that moves money (see :class:`Client`, *Errors*).
         """
         params = [("asset", _not_bnb(asset, "pm_collect_asset"))]
         if (amount is None) != (future_type is None):
@@ -629,13 +620,7 @@ class Client:
             :class:`Acknowledgement`.
 
         Raises:
-            BinanceAPIError: Binance refused it (``InsufficientBalanceError``...): nothing moved.
-            OutcomeUnknownError: it may have executed: settle it (:meth:`reconcile`), never resend.
-            InvalidInputError: a bad argument: nothing sent, no weight spent.
-            ClientClosedError: the client is closed: nothing sent.
-            ThrottledError: no permit within ``max_wait`` (``retry_at``): nothing sent.
-            IPBannedError, TooManyRequestsError: Binance's limits (``retry_at``): not executed.
-            ConnectionFailedError: Binance was never reached: nothing happened.
+            The errors of a call that moves money (see :class:`Client`, *Errors*).
         """
         return await self._call("pm_auto_collect", [], Acknowledgement, max_wait)
 
@@ -659,13 +644,7 @@ class Client:
             :class:`BnbTransferResult`, with Binance's ``tran_id``.
 
         Raises:
-            BinanceAPIError: Binance refused it (``InsufficientBalanceError``...): nothing moved.
-            OutcomeUnknownError: it may have executed: settle it (:meth:`reconcile`), never resend.
-            InvalidInputError: a bad argument: nothing sent, no weight spent.
-            ClientClosedError: the client is closed: nothing sent.
-            ThrottledError: no permit within ``max_wait`` (``retry_at``): nothing sent.
-            IPBannedError, TooManyRequestsError: Binance's limits (``retry_at``): not executed.
-            ConnectionFailedError: Binance was never reached: nothing happened.
+            The errors of a call that moves money (see :class:`Client`, *Errors*).
         """
         params = [
             ("amount", amount_param(amount)),
@@ -685,13 +664,7 @@ class Client:
             :class:`Acknowledgement`.
 
         Raises:
-            BinanceAPIError: Binance refused it (``InsufficientBalanceError``...): nothing moved.
-            OutcomeUnknownError: it may have executed: settle it (:meth:`reconcile`), never resend.
-            InvalidInputError: a bad argument: nothing sent, no weight spent.
-            ClientClosedError: the client is closed: nothing sent.
-            ThrottledError: no permit within ``max_wait`` (``retry_at``): nothing sent.
-            IPBannedError, TooManyRequestsError: Binance's limits (``retry_at``): not executed.
-            ConnectionFailedError: Binance was never reached: nothing happened.
+            The errors of a call that moves money (see :class:`Client`, *Errors*).
         """
         return await self._call("pmpro_auto_collect", [], Acknowledgement, max_wait)
 
@@ -710,13 +683,7 @@ class Client:
             :class:`Acknowledgement`.
 
         Raises:
-            BinanceAPIError: Binance refused it (``InsufficientBalanceError``...): nothing moved.
-            OutcomeUnknownError: it may have executed: settle it (:meth:`reconcile`), never resend.
-            InvalidInputError: a bad argument: nothing sent, no weight spent.
-            ClientClosedError: the client is closed: nothing sent.
-            ThrottledError: no permit within ``max_wait`` (``retry_at``): nothing sent.
-            IPBannedError, TooManyRequestsError: Binance's limits (``retry_at``): not executed.
-            ConnectionFailedError: Binance was never reached: nothing happened.
+            The errors of a call that moves money (see :class:`Client`, *Errors*).
         """
         params = [("asset", _not_bnb(asset, "pmpro_collect_asset"))]
         return await self._call("pmpro_collect_asset", params, Acknowledgement, max_wait)
@@ -741,13 +708,7 @@ class Client:
             :class:`BnbTransferResult`, with Binance's ``tran_id``.
 
         Raises:
-            BinanceAPIError: Binance refused it (``InsufficientBalanceError``...): nothing moved.
-            OutcomeUnknownError: it may have executed: settle it (:meth:`reconcile`), never resend.
-            InvalidInputError: a bad argument: nothing sent, no weight spent.
-            ClientClosedError: the client is closed: nothing sent.
-            ThrottledError: no permit within ``max_wait`` (``retry_at``): nothing sent.
-            IPBannedError, TooManyRequestsError: Binance's limits (``retry_at``): not executed.
-            ConnectionFailedError: Binance was never reached: nothing happened.
+            The errors of a call that moves money (see :class:`Client`, *Errors*).
         """
         params = [
             ("amount", amount_param(amount)),
@@ -786,13 +747,7 @@ class Client:
             :class:`MarginTransferResult`, with Binance's ``txn_id``.
 
         Raises:
-            BinanceAPIError: Binance refused it (``InsufficientBalanceError``...): nothing moved.
-            OutcomeUnknownError: it may have executed: settle it (:meth:`reconcile`), never resend.
-            InvalidInputError: a bad argument: nothing sent, no weight spent.
-            ClientClosedError: the client is closed: nothing sent.
-            ThrottledError: no permit within ``max_wait`` (``retry_at``): nothing sent.
-            IPBannedError, TooManyRequestsError: Binance's limits (``retry_at``): not executed.
-            ConnectionFailedError: Binance was never reached: nothing happened.
+            The errors of a call that moves money (see :class:`Client`, *Errors*).
         """
         if isinstance(direction, bool):
             raise InvalidInputError("direction must be a MarginTransferDirection, not a bool")
@@ -848,13 +803,7 @@ class Client:
             :class:`SubAccountTransferResult`, with ``tran_id`` and the ``client_tran_id`` sent.
 
         Raises:
-            BinanceAPIError: Binance refused it (``InsufficientBalanceError``...): nothing moved.
-            OutcomeUnknownError: it may have executed: settle it (:meth:`reconcile`), never resend.
-            InvalidInputError: a bad argument: nothing sent, no weight spent.
-            ClientClosedError: the client is closed: nothing sent.
-            ThrottledError: no permit within ``max_wait`` (``retry_at``): nothing sent.
-            IPBannedError, TooManyRequestsError: Binance's limits (``retry_at``): not executed.
-            ConnectionFailedError: Binance was never reached: nothing happened.
+            The errors of a call that moves money (see :class:`Client`, *Errors*).
             NotExecutedError: with ``on_unknown="reconcile"``/``"retry"``: settled, it never ran.
         """
         source = _enum_or_name(SubAccountAccountType, from_account_type, "from_account_type")
@@ -928,13 +877,7 @@ class Client:
             An async iterator of :class:`SubAccountTransferRecord`.
 
         Raises:
-            BinanceAPIError: Binance refused the query.
-            ServiceUnavailableError, MalformedResponseError: no usable answer in ``max_wait``.
-            InvalidInputError: a bad argument: nothing sent, no weight spent.
-            ClientClosedError: the client is closed: nothing sent.
-            ThrottledError: no permit within ``max_wait`` (``retry_at``): nothing sent.
-            IPBannedError, TooManyRequestsError: Binance's limits (``retry_at``): not executed.
-            ConnectionFailedError: Binance was never reached: nothing happened.
+            The errors of a query (see :class:`Client`, *Errors*).
             (InvalidInputError at once; the others while iterating.)
         """
         self._check_open()
@@ -991,12 +934,7 @@ class Client:
             One :class:`WalletBalance` per wallet.
 
         Raises:
-            BinanceAPIError: Binance refused the query (not a master account...).
-            ServiceUnavailableError, MalformedResponseError: no usable answer in ``max_wait``.
-            InvalidInputError: a bad argument: nothing sent, no weight spent.
-            ClientClosedError: the client is closed: nothing sent.
-            ThrottledError, IPBannedError, TooManyRequestsError: rate limited (``retry_at``).
-            ConnectionFailedError: Binance was never reached.
+            The errors of a query (see :class:`Client`, *Errors*).
         """
         params: Params = []
         if quote_asset is not None:
@@ -1018,12 +956,7 @@ class Client:
             One :class:`AssetBalance` per asset held.
 
         Raises:
-            BinanceAPIError: Binance refused the query (not a master account...).
-            ServiceUnavailableError, MalformedResponseError: no usable answer in ``max_wait``.
-            InvalidInputError: a bad argument: nothing sent, no weight spent.
-            ClientClosedError: the client is closed: nothing sent.
-            ThrottledError, IPBannedError, TooManyRequestsError: rate limited (``retry_at``).
-            ConnectionFailedError: Binance was never reached.
+            The errors of a query (see :class:`Client`, *Errors*).
         """
         params: Params = [] if asset is None else [("asset", asset_param(asset))]
         return await self._call("user_assets", params, tuple[AssetBalance, ...], max_wait)
@@ -1043,12 +976,7 @@ class Client:
             One :class:`AssetBalance` per asset held.
 
         Raises:
-            BinanceAPIError: Binance refused the query (not a master account...).
-            ServiceUnavailableError, MalformedResponseError: no usable answer in ``max_wait``.
-            InvalidInputError: a bad argument: nothing sent, no weight spent.
-            ClientClosedError: the client is closed: nothing sent.
-            ThrottledError, IPBannedError, TooManyRequestsError: rate limited (``retry_at``).
-            ConnectionFailedError: Binance was never reached.
+            The errors of a query (see :class:`Client`, *Errors*).
         """
         params: Params = [] if asset is None else [("asset", asset_param(asset))]
         return await self._call("funding_assets", params, tuple[AssetBalance, ...], max_wait)
@@ -1065,12 +993,7 @@ class Client:
             The :class:`MarginAccount`.
 
         Raises:
-            BinanceAPIError: Binance refused the query (not a master account...).
-            ServiceUnavailableError, MalformedResponseError: no usable answer in ``max_wait``.
-            InvalidInputError: a bad argument: nothing sent, no weight spent.
-            ClientClosedError: the client is closed: nothing sent.
-            ThrottledError, IPBannedError, TooManyRequestsError: rate limited (``retry_at``).
-            ConnectionFailedError: Binance was never reached.
+            The errors of a query (see :class:`Client`, *Errors*).
         """
         return await self._call("margin_account", [], MarginAccount, max_wait)
 
@@ -1095,12 +1018,7 @@ class Client:
             One :class:`FuturesBalance` per asset of that wallet.
 
         Raises:
-            BinanceAPIError: Binance refused the query (not a master account...).
-            ServiceUnavailableError, MalformedResponseError: no usable answer in ``max_wait``.
-            InvalidInputError: a bad argument: nothing sent, no weight spent.
-            ClientClosedError: the client is closed: nothing sent.
-            ThrottledError, IPBannedError, TooManyRequestsError: rate limited (``retry_at``).
-            ConnectionFailedError: Binance was never reached.
+            The errors of a query (see :class:`Client`, *Errors*).
         """
         kind = _enum(FuturesMarket, market, "market")
         name = "um_balance" if kind == FuturesMarket.USDM.value else "cm_balance"
@@ -1124,12 +1042,7 @@ class Client:
             One :class:`PortfolioMarginBalance` per asset.
 
         Raises:
-            BinanceAPIError: Binance refused the query (not a master account...).
-            ServiceUnavailableError, MalformedResponseError: no usable answer in ``max_wait``.
-            InvalidInputError: a bad argument: nothing sent, no weight spent.
-            ClientClosedError: the client is closed: nothing sent.
-            ThrottledError, IPBannedError, TooManyRequestsError: rate limited (``retry_at``).
-            ConnectionFailedError: Binance was never reached.
+            The errors of a query (see :class:`Client`, *Errors*).
         """
         wanted = None if asset is None else asset_param(asset)
         rows = await self._call("pm_balance", [], tuple[PortfolioMarginBalance, ...], max_wait)
@@ -1147,12 +1060,7 @@ class Client:
             The :class:`PortfolioMarginAccount`.
 
         Raises:
-            BinanceAPIError: Binance refused the query (not a master account...).
-            ServiceUnavailableError, MalformedResponseError: no usable answer in ``max_wait``.
-            InvalidInputError: a bad argument: nothing sent, no weight spent.
-            ClientClosedError: the client is closed: nothing sent.
-            ThrottledError, IPBannedError, TooManyRequestsError: rate limited (``retry_at``).
-            ConnectionFailedError: Binance was never reached.
+            The errors of a query (see :class:`Client`, *Errors*).
         """
         return await self._call("pm_account", [], PortfolioMarginAccount, max_wait)
 
@@ -1171,12 +1079,7 @@ class Client:
             One :class:`PortfolioMarginBalance` per asset.
 
         Raises:
-            BinanceAPIError: Binance refused the query (not a master account...).
-            ServiceUnavailableError, MalformedResponseError: no usable answer in ``max_wait``.
-            InvalidInputError: a bad argument: nothing sent, no weight spent.
-            ClientClosedError: the client is closed: nothing sent.
-            ThrottledError, IPBannedError, TooManyRequestsError: rate limited (``retry_at``).
-            ConnectionFailedError: Binance was never reached.
+            The errors of a query (see :class:`Client`, *Errors*).
         """
         wanted = None if asset is None else asset_param(asset)
         rows = await self._call("pmpro_balance", [], tuple[PortfolioMarginBalance, ...], max_wait)
@@ -1194,12 +1097,7 @@ class Client:
             Every :class:`SubAccount` of this master account.
 
         Raises:
-            BinanceAPIError: Binance refused the query (not a master account...).
-            ServiceUnavailableError, MalformedResponseError: no usable answer in ``max_wait``.
-            InvalidInputError: a bad argument: nothing sent, no weight spent.
-            ClientClosedError: the client is closed: nothing sent.
-            ThrottledError, IPBannedError, TooManyRequestsError: rate limited (``retry_at``).
-            ConnectionFailedError: Binance was never reached.
+            The errors of a query (see :class:`Client`, *Errors*).
         """
         found: list[SubAccount] = []
         page = 1
@@ -1226,12 +1124,7 @@ class Client:
             The sub-account's :class:`SubAccountAssets`.
 
         Raises:
-            BinanceAPIError: Binance refused the query (not a master account...).
-            ServiceUnavailableError, MalformedResponseError: no usable answer in ``max_wait``.
-            InvalidInputError: a bad argument: nothing sent, no weight spent.
-            ClientClosedError: the client is closed: nothing sent.
-            ThrottledError, IPBannedError, TooManyRequestsError: rate limited (``retry_at``).
-            ConnectionFailedError: Binance was never reached.
+            The errors of a query (see :class:`Client`, *Errors*).
         """
         params = [("email", email_param(email))]
         return await self._call("sub_account_assets", params, SubAccountAssets, max_wait)
@@ -1257,12 +1150,7 @@ class Client:
             A :class:`FuturesAccountSummary` of every sub-account.
 
         Raises:
-            BinanceAPIError: Binance refused the query (not a master account...).
-            ServiceUnavailableError, MalformedResponseError: no usable answer in ``max_wait``.
-            InvalidInputError: a bad argument: nothing sent, no weight spent.
-            ClientClosedError: the client is closed: nothing sent.
-            ThrottledError, IPBannedError, TooManyRequestsError: rate limited (``retry_at``).
-            ConnectionFailedError: Binance was never reached.
+            The errors of a query (see :class:`Client`, *Errors*).
         """
         kind = _enum(FuturesMarket, market, "market")
         futures_type = "1" if kind == FuturesMarket.USDM.value else "2"
@@ -1299,12 +1187,7 @@ class Client:
             A :class:`MarginAccountSummary` of every sub-account.
 
         Raises:
-            BinanceAPIError: Binance refused the query (not a master account...).
-            ServiceUnavailableError, MalformedResponseError: no usable answer in ``max_wait``.
-            InvalidInputError: a bad argument: nothing sent, no weight spent.
-            ClientClosedError: the client is closed: nothing sent.
-            ThrottledError, IPBannedError, TooManyRequestsError: rate limited (``retry_at``).
-            ConnectionFailedError: Binance was never reached.
+            The errors of a query (see :class:`Client`, *Errors*).
         """
         return await self._call("sub_account_margin_summary", [], MarginAccountSummary, max_wait)
 
@@ -1323,12 +1206,7 @@ class Client:
             The sub-account's :class:`SubAccountMarginAccount`.
 
         Raises:
-            BinanceAPIError: Binance refused the query (not a master account...).
-            ServiceUnavailableError, MalformedResponseError: no usable answer in ``max_wait``.
-            InvalidInputError: a bad argument: nothing sent, no weight spent.
-            ClientClosedError: the client is closed: nothing sent.
-            ThrottledError, IPBannedError, TooManyRequestsError: rate limited (``retry_at``).
-            ConnectionFailedError: Binance was never reached.
+            The errors of a query (see :class:`Client`, *Errors*).
         """
         params = [("email", email_param(email))]
         return await self._call(
@@ -1355,12 +1233,7 @@ class Client:
             A :class:`MarginTransferBaseline` (both wallets' balances, Binance's time).
 
         Raises:
-            BinanceAPIError: Binance refused the query (not a master account...).
-            ServiceUnavailableError, MalformedResponseError: no usable answer in ``max_wait``.
-            InvalidInputError: a bad argument: nothing sent, no weight spent.
-            ClientClosedError: the client is closed: nothing sent.
-            ThrottledError, IPBannedError, TooManyRequestsError: rate limited (``retry_at``).
-            ConnectionFailedError: Binance was never reached.
+            The errors of a query (see :class:`Client`, *Errors*).
         """
         return await take_baseline(self, email=email_param(email), asset=asset_param(asset))
 
@@ -1435,13 +1308,7 @@ class Client:
             :class:`ServerTime` (``server_time`` in epoch ms, ``datetime``).
 
         Raises:
-            BinanceAPIError: Binance refused the query.
-            ServiceUnavailableError, MalformedResponseError: no usable answer in ``max_wait``.
-            InvalidInputError: a bad argument: nothing sent, no weight spent.
-            ClientClosedError: the client is closed: nothing sent.
-            ThrottledError: no permit within ``max_wait`` (``retry_at``): nothing sent.
-            IPBannedError, TooManyRequestsError: Binance's limits (``retry_at``): not executed.
-            ConnectionFailedError: Binance was never reached: nothing happened.
+            The errors of a query (see :class:`Client`, *Errors*).
         """
         return await self._call("server_time", [], ServerTime, max_wait)
 
@@ -1940,7 +1807,7 @@ class Client:
         call = _CallState(None)
         # aclose() cancels it: one not yet written stops there (nothing sent),
         # one written runs on to its answer, which this caller then gets.
-        scope = anyio.CancelScope()
+        scope = self._cancel_scope()
         self._calls[in_flight] = (scope, call)
         try:
             with scope:
@@ -1952,6 +1819,20 @@ class Client:
             del self._calls[in_flight]
             _SENDING.reset(token)
             self._reconciler.finished(endpoint.name, in_flight)
+
+    def _cancel_scope(self) -> anyio.CancelScope:
+        """``anyio.CancelScope()``, without looking the backend up on every call.
+
+        The backend's own class, learned from the first scope made in this
+        event loop (``anyio.CancelScope()`` asks sniffio which library runs).
+        """
+        loop = asyncio._get_running_loop()  # None under trio
+        known = self._scope_type
+        if known is not None and known[0] is loop:
+            return known[1]()
+        scope = anyio.CancelScope()
+        self._scope_type = (loop, type(scope))
+        return scope
 
     def _after_close(self, endpoint: Endpoint, call: _CallState, parse: Callable[[Any], _T]) -> _T:
         """What a call stopped by aclose() returns or raises: its last attempt's outcome."""

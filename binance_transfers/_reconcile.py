@@ -46,8 +46,40 @@ __all__ = ["SettleBy", "Settlement"]
 
 log = logging.getLogger("binance_transfers.reconcile")
 
+
+class InFlight:
+    """One mutating call on its way: set once its outcome is known.
+
+    An ``anyio.Event`` made only when somebody waits (a settlement, ``aclose``):
+    nearly every call ends unwaited, and an event costs a backend lookup.
+    """
+
+    __slots__ = ("_done", "_event")
+
+    def __init__(self) -> None:
+        self._done = False
+        self._event: anyio.Event | None = None
+
+    def set(self) -> None:
+        self._done = True
+        if self._event is not None:
+            self._event.set()
+
+    def is_set(self) -> bool:
+        return self._done
+
+    async def wait(self) -> None:
+        """Until it is set (a checkpoint, like ``anyio.Event.wait``, if it is already)."""
+        if self._done:
+            await anyio.lowlevel.checkpoint()
+            return
+        if self._event is None:
+            self._event = anyio.Event()
+        await self._event.wait()
+
+
 # The mutating call the running code belongs to (set by Reconciler.started).
-_CURRENT_CALL: contextvars.ContextVar[anyio.Event | None] = contextvars.ContextVar(
+_CURRENT_CALL: contextvars.ContextVar[InFlight | None] = contextvars.ContextVar(
     "binance_transfers_current_call", default=None
 )
 
@@ -197,7 +229,7 @@ class Reconciler:
         self.claimed: dict[int, Hashable | None] = {}
         # Mutating calls on the wire, by endpoint: a settlement waits for those
         # that may have landed in its window, so their answers claim their rows first.
-        self._in_flight: dict[str, set[anyio.Event]] = {}
+        self._in_flight: dict[str, set[InFlight]] = {}
         # Confirmed tranIds in the order they came, with Binance's clock then
         # (ms): forgotten once no settlement can search that far back (_prune).
         self._confirmed: dict[int, int] = {}
@@ -253,16 +285,16 @@ class Reconciler:
             if tran_id in self.claimed and self.claimed[tran_id] is None:
                 del self.claimed[tran_id]
 
-    def started(self, endpoint: str) -> anyio.Event:
+    def started(self, endpoint: str) -> InFlight:
         """A mutating call goes out; set the returned event once its outcome is known."""
-        done = anyio.Event()
+        done = InFlight()
         self._in_flight.setdefault(endpoint, set()).add(done)
         # A settlement started from inside this call (an on_detached hook) must not
         # wait for the call it runs in: it would wait for itself, forever.
         _CURRENT_CALL.set(done)
         return done
 
-    def finished(self, endpoint: str, done: anyio.Event) -> None:
+    def finished(self, endpoint: str, done: InFlight) -> None:
         self._in_flight.get(endpoint, set()).discard(done)
         done.set()
 
@@ -388,7 +420,7 @@ class Reconciler:
                 return
             await anyio.sleep(left_ms / 1000)
 
-    async def wait_for_all_in_flight(self, *, but_not: anyio.Event | None = None) -> None:
+    async def wait_for_all_in_flight(self, *, but_not: InFlight | None = None) -> None:
         """Until every mutating call started so far has its outcome.
 
         ``but_not``: the call this runs inside, if any (it would wait for itself).

@@ -276,6 +276,7 @@ class _Attempt:
         "detached",
         "endpoint",
         "gate",
+        "handed",
         "params",
         "permit",
         "recv_window",
@@ -296,6 +297,9 @@ class _Attempt:
         self.reports = reports
         self.written = False
         self.refused_early = False  # refused by h11 before writing a byte
+        # safety8d (B4-7): through httpx's send() (auth, event hooks), whether it
+        # got as far as its transport (our last request hook); None: sent directly.
+        self.handed: bool | None = None
         self.sent = 0.0
         self.params: dict[str, str] = {}
         self.timestamp: int | None = None
@@ -314,6 +318,8 @@ class _Attempt:
         own cancellation, a header h11 refused). A mocked transport (respx
         patches httpcore's) reports nothing: a read timeout from it is no proof.
         """
+        if self.handed is False:
+            return True  # safety8d (B4-7): refused by the HTTP client before its transport
         if self.written and not self.reports:
             # Handed over to a transport that says nothing of its writes: from
             # then on anything it raises may come after Binance got the request,
@@ -325,6 +331,35 @@ class _Attempt:
         if self.written:
             return False
         return self.refused_early or not isinstance(exc, Exception)
+
+
+#: safety8d (B4-7): the request extension naming the attempt, for _handed_over.
+_HANDED = "binance_transfers.attempt"
+
+
+async def _handed_over(request: httpx.Request) -> None:
+    """The last request hook: httpx hands the request to its transport next."""
+    attempt = request.extensions.get(_HANDED)
+    if attempt is not None:
+        attempt.handed = True
+
+
+def _hand_over_hook_last(
+    http: httpx.AsyncClient, attempt: _Attempt, request: httpx.Request
+) -> None:
+    """safety8d (B4-7): learn when ``http.send`` hands ``request`` to its transport.
+
+    Auth and the client's request hooks run before that: an exception from
+    them proves nothing was sent. Our hook goes last (again, if the user's
+    hooks changed since).
+    """
+    hooks = http.event_hooks["request"]
+    if not hooks or hooks[-1] is not _handed_over:
+        if _handed_over in hooks:
+            hooks.remove(_handed_over)
+        hooks.append(_handed_over)
+    attempt.handed = False
+    request.extensions[_HANDED] = attempt
 
 
 class Transport:
@@ -613,16 +648,22 @@ class Transport:
         caller (``asyncio.wait_for``, a failing TaskGroup sibling: plain
         ``task.cancel()``, which no anyio shield stops) cannot cut it off once it
         may be on the wire. Before that, cancelling the caller cancels it."""
-        task = asyncio.get_running_loop().create_task(work)
+        # Not asyncio.shield(task): the task hands its result to ``done`` itself,
+        # so the caller resumes one turn of the loop sooner (a shield waits for
+        # the task's done-callbacks to run, then for its own). Cancelling the
+        # caller cancels ``done``, never the task.
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[tuple[Any, float, float]] = loop.create_future()
+        task = loop.create_task(_resolve(work, done))
         try:
-            return await asyncio.shield(task)
+            return await done
         except asyncio.CancelledError:
             attempt = flight.attempt
-            if task.done() and not task.cancelled():
+            if done.done() and not done.cancelled():
                 log.warning(
                     "%s: caller cancelled just as the answer arrived (outcome recorded: %s)",
                     endpoint.name,
-                    "unknown" if task.exception() is not None else "done",
+                    "unknown" if done.exception() is not None else "done",
                 )
                 raise
             if attempt is None or not attempt.written:
@@ -695,6 +736,12 @@ class Transport:
                     if attempt.permit is not None:
                         self.governor.refund(attempt.permit)
                         attempt.permit = None
+                    if attempt.handed is False:  # safety8d (B4-7): not retried
+                        raise ConfigurationError(
+                            f"{endpoint.name}: the http_client refused the request before its "
+                            f"transport got it (an event hook or its auth); nothing was sent: "
+                            f"{exc!r:.200}"
+                        ) from exc
                     raise ConnectionFailedError(
                         f"{endpoint.name}: could not reach Binance: {exc!r}"
                     ) from exc
@@ -802,7 +849,11 @@ class Transport:
             pairs.append(("recvWindow", str(attempt.recv_window)))
             pairs.append(("timestamp", str(attempt.timestamp)))
         # Percent-encode first, then sign exactly those bytes (Binance, 2026-01-15).
-        encoded = "&".join([f"{k}={v if _plain(v) else quote_plus(v)}" for k, v in pairs])
+        # Nearly always every name and value is plain: one check of them all.
+        if _plain("".join(map("".join, pairs))):
+            encoded = "&".join([f"{k}={v}" for k, v in pairs])
+        else:
+            encoded = "&".join([f"{k}={v if _plain(v) else quote_plus(v)}" for k, v in pairs])
         if signed:
             try:
                 signature: object = self._signer.sign(encoded.encode())
@@ -868,6 +919,7 @@ class Transport:
             return await self._send_aiohttp(attempt, template, encoded)
         direct = template.direct
         if direct is None:
+            _hand_over_hook_last(self._http, attempt, request)  # safety8d (B4-7)
             response = await self._http.send(request)
         else:
             response = await direct.handle_async_request(request)
@@ -1179,6 +1231,27 @@ def _parse_url(url: str) -> httpx.URL | None:
     except httpx.InvalidURL:
         return None
     return parsed if parsed.scheme in ("http", "https") and parsed.host else None
+
+
+async def _resolve(
+    work: Coroutine[Any, Any, tuple[Any, float, float]],
+    done: asyncio.Future[tuple[Any, float, float]],
+) -> None:
+    """Run ``work`` and hand its outcome to ``done`` (unless its caller gave up on it)."""
+    try:
+        result = await work
+    except asyncio.CancelledError:
+        if not done.done():
+            done.cancel()
+        raise
+    except BaseException as exc:
+        if not done.done():
+            done.set_exception(exc)
+        if not isinstance(exc, Exception):
+            raise  # KeyboardInterrupt, SystemExit: they stop the loop, as in any task
+    else:
+        if not done.done():
+            done.set_result(result)
 
 
 def _retrieve(task: asyncio.Future[Any]) -> None:

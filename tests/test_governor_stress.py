@@ -576,3 +576,44 @@ async def test_an_answer_that_may_have_landed_in_either_window_never_lowers_what
     await sleep_until(g, E0 + 121)  # past the guard band the 0.8 s trips widened
     # (6000 - 3000) / 30, less room for one request of theirs (the pool is shared).
     assert len(await fill(g, PM_ASSET, E0 + 179)) == 99
+
+
+@fake_time
+async def test_a_process_alone_keeps_every_call_of_a_window_after_a_boundary_answer() -> None:
+    """PM Pro auto-collection holds 8 calls (1500 of 12000) a window. The 8th, written
+    0.3 s before the minute ends (the trip bound is 0.5 s), is answered after it with
+    12000: its own report, whichever minute it landed in. Read as 1500 spent by
+    another process (it was not credited as ours, since it may have landed in the next
+    minute), it reserved 1500 in the next windows, halving for ten windows: every one of
+    them had room for 7 calls, not 8 (bench_stress A: 87.5 % for the rest of the run)."""
+    g = synced(Governor(latency=0.5, cold_start=False), E0 + 10)
+    header = "x-sapi-used-ip-weight-1m"
+
+    async def window(until: float) -> int:
+        """Fill a window with calls written and answered at once, each reporting the count."""
+        permits = await fill(g, PRO_AUTO, until)
+        for n, permit in enumerate(permits, 1):
+            written = g.renew(permit)
+            assert written is not None
+            t = mono(g)
+            g.observe(written, sent=t, received=t, headers={header: str(1500 * n)})
+        return len(permits)
+
+    # Seven at once; the eighth is admitted and written near the boundary.
+    first = await fill(g, PRO_AUTO, E0 + 30)
+    assert len(first) == 7 + 1
+    for n, permit in enumerate(first[:7], 1):
+        written = g.renew(permit)
+        assert written is not None
+        g.observe(written, sent=mono(g), received=mono(g), headers={header: str(1500 * n)})
+    await sleep_until(g, E0 + 59.7)
+    eighth = g.renew(first[7])
+    assert eighth is not None
+    sent = mono(g)
+    await sleep_until(g, E0 + 60.15)
+    g.observe(eighth, sent=sent, received=mono(g), headers={header: "12000"})
+    # The next minute still counts the eighth (it may have landed there): 7 more.
+    assert await window(E0 + 119) == 7
+    # The one after is all ours again, and so are the ones after it.
+    assert await window(E0 + 179) == 8
+    assert await window(E0 + 239) == 8

@@ -17,7 +17,7 @@ import attrs
 import pytest
 import redis.asyncio as aioredis
 
-from binance_transfers import Governor, Limits, RateLimitError, RedisStorage
+from binance_transfers import ENDPOINTS, Governor, Limits, RateLimitError, RedisStorage
 from binance_transfers._redis_server import RedisServer
 from binance_transfers.sim import SimulatedExchange
 from binance_transfers.sim._report import report
@@ -53,12 +53,11 @@ async def test_a_rolling_cap_is_shared_between_processes(server: RedisServer) ->
     let B send, and Binance answers 429."""
     sim = SimulatedExchange(limits=CAPPED)
     sim.add_demo_account()
-    for _ in range(2):
-        async with await RedisStorage.connect(server.url, processes=2) as storage:
+    for i in range(2):
+        # The test started this Redis: nothing it does not know of counts.
+        async with await RedisStorage.connect(server.url, processes=2, fresh=i == 0) as storage:
             governor = synced(Governor(CAPPED, clock=sim.clock, storage=storage, latency=0.02), sim)
             async with sim.client(governor=governor) as client:
-                # (breaker3 gave each 2.5 s: a fresh Redis first stops the caps'
-                # grants for a liveness span, 1.5 s here: see RedisStorage.)
                 with anyio.move_on_after(4.5):
                     for _ in range(4):
                         await client.pm_auto_collect()
@@ -96,7 +95,7 @@ async def test_500_auto_collections_per_rolling_period_across_all_processes(
                 return
             done[index] += 1
 
-    storages = [await RedisStorage.connect(server.url, processes=3) for _ in range(3)]
+    storages = [await RedisStorage.connect(server.url, processes=3, fresh=True) for _ in range(3)]
     clients = []
     try:
         async with anyio.create_task_group() as tg:
@@ -120,7 +119,7 @@ async def test_500_auto_collections_per_rolling_period_across_all_processes(
     assert most <= cap, (most, done)
     assert refusals(sim) == 0, done
     executed = len(sim.ledger.executions("pm_auto_collect"))
-    # 8 s = a 1.5-s start stop, then at least two whole periods of 500.
+    # 8 s: at least two whole periods of 500.
     assert executed >= 2 * cap, (executed, done)
     assert min(done) >= 0.15 * sum(done), done
 
@@ -144,9 +143,10 @@ async def test_processes_that_lose_redis_do_not_exceed_the_cap(server: RedisServ
                 return
             done[index] += 1
 
-    # A short socket timeout: a liveness span of 0.6 s (the stop of a fresh Redis).
+    # A short socket timeout: a liveness span of 0.6 s.
     storages = [
-        await RedisStorage.connect(server.url, processes=2, socket_timeout=0.2) for _ in range(2)
+        await RedisStorage.connect(server.url, processes=2, socket_timeout=0.2, fresh=True)
+        for _ in range(2)
     ]
     clients = []
     try:
@@ -165,7 +165,8 @@ async def test_processes_that_lose_redis_do_not_exceed_the_cap(server: RedisServ
             await anyio.sleep(0.3)  # far less than a period: its calls still count
             counts["while lost"] = sum(done)
             server.start()
-            await anyio.sleep(6.5)  # past the first expiries
+            # Restarted empty: nothing granted for a period and a span (5.6 s).
+            await anyio.sleep(6.5)
             counts["end"] = sum(done)
             tg.cancel_scope.cancel()
     finally:
@@ -190,7 +191,7 @@ async def test_a_dead_process_held_calls_stop_counting_a_period_after(
     try:
         sim = SimulatedExchange(limits=CAPPED)
         sim.add_demo_account()
-        async with await RedisStorage.connect(server.url) as storage:
+        async with await RedisStorage.connect(server.url, fresh=True) as storage:
             governor = synced(Governor(CAPPED, clock=sim.clock, storage=storage, latency=0.02), sim)
             async with sim.client(governor=governor) as client:
                 await client.pm_auto_collect()
@@ -231,3 +232,104 @@ async def test_connect_warns_when_redis_keeps_nothing_on_disk(
         async with await RedisStorage.connect(server.url):
             pass
     assert not any("appendonly" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_redis_restarted_empty_does_not_reopen_a_used_rolling_cap(
+    server: RedisServer,
+) -> None:
+    """breaker4 B4-5: process A uses the whole cap (4 calls in the rolling period)
+    and exits (a cron job). Redis restarts empty (no persistence, as RedisServer
+    and most caches run). Process B, same account, asks for 4 more within the same
+    rolling period. Nobody alive knows A's calls: B must wait (0 429), where it
+    was granted the whole cap once the restart's stop (a liveness span) ended."""
+    sim = SimulatedExchange(limits=CAPPED)
+    sim.add_demo_account()
+    # The test started this Redis: nothing it does not know of counts.
+    async with await RedisStorage.connect(server.url, processes=2, fresh=True) as storage:
+        governor = synced(Governor(CAPPED, clock=sim.clock, storage=storage, latency=0.02), sim)
+        async with sim.client(governor=governor) as client:
+            with anyio.move_on_after(4.5):
+                for _ in range(4):
+                    await client.pm_auto_collect()
+    assert len(sim.ledger.executions("pm_auto_collect")) == 4
+    server.kill()  # Redis restarts, empty, on the same port
+    server.start()
+    async with await RedisStorage.connect(server.url, processes=2) as storage:
+        governor = synced(Governor(CAPPED, clock=sim.clock, storage=storage, latency=0.02), sim)
+        async with sim.client(governor=governor) as client:
+            with anyio.move_on_after(8.0):
+                for _ in range(4):
+                    await client.pm_auto_collect()
+    statuses = [e.status for e in sim.ledger.entries("pm_auto_collect")]
+    assert refusals(sim) == 0, statuses
+    assert len(sim.ledger.executions("pm_auto_collect")) == 4, statuses
+
+
+async def test_a_dead_process_held_calls_count_a_period_after_its_last_contact(
+    server: RedisServer,
+) -> None:
+    """breaker4 B4-6: process A (live: it just reached Redis) holds the whole cap,
+    one call answered and three held (+inf: leased or in flight), and dies (no
+    heartbeat, nothing given back). B asks for 4 calls. A's held calls may have
+    been sent until half a span after its last contact: they count until a period
+    (and two spans) after it, and B gets them then, not a period after it next
+    found the cap short (about two periods: 1 call in 5 s here)."""
+    period, span = 3.0, 0.3  # the cap's period; the span with a 0.1-s socket timeout
+    limits = attrs.evolve(CAPPED, caps={"pm_auto_collect": ((4, 180),)})
+    sim = SimulatedExchange(limits=limits)
+    sim.add_demo_account()
+    raw = aioredis.Redis.from_url(server.url, decode_responses=True)
+    returned: list[float] = []
+    try:
+        async with await RedisStorage.connect(server.url, socket_timeout=0.1, fresh=True) as b:
+            governor = synced(Governor(limits, clock=sim.clock, storage=b, latency=0.02), sim)
+            async with sim.client(governor=governor) as client:
+                await client.server_time()
+                governor.estimate(ENDPOINTS["pm_auto_collect"], account=client.account)
+                [[counter]] = b._caps.values()  # the cap's pool, made by the estimate
+                key = counter.redis_key
+                seconds, micros = await raw.time()
+                last = seconds * 1000 + micros // 1000  # A's last contact, Redis ms
+                now_ms = sim.clock.time() * 1000
+                t0 = anyio.current_time()
+                await raw.zadd(f"{key}:live", {"a0a0a0a0a0a0": last})
+                held = {f"a0a0a0a0a0a0:{i}": float("inf") for i in range(1, 4)}
+                await raw.zadd(key, {"a0a0a0a0a0a0:0": now_ms + period * 1000, **held})
+                with anyio.move_on_after(5.0):
+                    for _ in range(4):
+                        await client.pm_auto_collect()
+                        returned.append(anyio.current_time() - t0)
+    finally:
+        await raw.aclose()
+    assert refusals(sim) == 0
+    assert len(returned) == 4, returned
+    # Not before A's calls may stop counting: its answered one at a period,
+    # its held ones (sent by half a span after its last contact) later still.
+    assert returned[0] >= period - 0.05, returned
+    assert min(returned[1:]) >= period + span / 2, returned
+
+
+async def test_a_redis_up_for_a_period_stops_caps_only_for_a_span(server: RedisServer) -> None:
+    """A Redis met without the caps' boot token but up for longer than the cap's
+    period (an existing Redis, new to this budget) holds every call that still
+    counts, if any: the caps grant after the re-registration span, not a period
+    after the token was created (as they must after a restart: see above)."""
+    period = 2.0  # and a span of 0.3 s with a 0.1-s socket timeout
+    limits = attrs.evolve(CAPPED, caps={"pm_auto_collect": ((4, 120),)})
+    sim = SimulatedExchange(limits=limits)
+    sim.add_demo_account()
+    raw = aioredis.Redis.from_url(server.url, decode_responses=True)
+    try:
+        up = int((await raw.info("server"))["uptime_in_seconds"])  # whole seconds
+        await anyio.sleep(max(period + 2 - up, 0))  # up for a period and a second
+        # The windows' boot token (their stop on a fresh Redis is not this test's).
+        await raw.hset("{binance_transfers}:boot", "token", "up")
+    finally:
+        await raw.aclose()
+    async with await RedisStorage.connect(server.url, socket_timeout=0.1) as storage:
+        governor = synced(Governor(limits, clock=sim.clock, storage=storage, latency=0.02), sim)
+        async with sim.client(governor=governor) as client:
+            start = anyio.current_time()
+            await client.pm_auto_collect()
+            took = anyio.current_time() - start
+    assert took < period / 2, took

@@ -511,6 +511,32 @@ async def test_a_caller_cancelled_on_the_wire_still_learns_the_outcome(
     assert len(observed) == 2 and observed[-1] is not None  # the sync, then the transfer, once
 
 
+async def test_a_caller_cancelled_just_as_the_answer_arrives_gets_its_cancellation(
+    fake: FakeBinance, client: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The answer is in, the caller not yet resumed, when it is cancelled: it gets
+    its cancellation (as asyncio promises), the outcome went to on_outcome once,
+    and a warning says so."""
+    seen: list[ExchangeOutcome] = []
+    caller: asyncio.Task[object] | None = None
+
+    async def cancel_the_caller_next(outcome: ExchangeOutcome) -> None:
+        seen.append(outcome)
+        assert caller is not None
+        # Runs before the caller resumes: the answer is handed over meanwhile.
+        asyncio.get_running_loop().call_soon(caller.cancel)
+
+    client._transport.on_outcome = cancel_the_caller_next
+    fake.script("POST", TRANSFER, ok({"tranId": 7}))
+    caller = asyncio.create_task(transfer(client))
+    with pytest.raises(asyncio.CancelledError):
+        await caller
+    (outcome,) = seen
+    assert outcome.data == {"tranId": 7} and outcome.error is None and not outcome.detached
+    assert len(fake.transfers) == 1
+    assert "caller cancelled just as the answer arrived (outcome recorded: done)" in caplog.text
+
+
 async def test_a_failing_task_group_sibling_does_not_cut_a_transfer_off(
     fake: FakeBinance,
 ) -> None:

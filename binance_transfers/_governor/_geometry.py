@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import math
+from bisect import bisect_left, insort
 from collections import deque
 
 __all__ = ["Geometry", "Trips"]
@@ -70,9 +71,16 @@ class Trips:
     back), but the bound is recomputed as a percentile every 16 answers, so a
     lone spike is forgotten quickly instead of inflating a minute of windows.
     Trips older than ``span`` seconds are dropped.
+
+    The trips are kept twice: in arrival order (to drop the oldest) and sorted
+    (``bisect``), so a percentile is an index, not a sort of up to 1024 samples
+    on the hot path of every answer.
     """
 
-    __slots__ = ("_count", "bound", "floor", "jitter", "p99", "samples", "span")
+    __slots__ = ("_count", "_sorted", "bound", "floor", "jitter", "p99", "samples", "span")
+
+    #: Samples kept at most (the oldest are dropped first).
+    CAPACITY = 1024
 
     def __init__(self, floor: float, span: float) -> None:
         self.floor = floor
@@ -80,13 +88,22 @@ class Trips:
         self.bound = floor
         self.jitter = 0.0
         self.p99 = 0.0  # as measured, without the floor (until the first percentile: the longest)
-        self.samples: deque[tuple[float, float]] = deque(maxlen=1024)
+        self.samples: deque[tuple[float, float]] = deque()
+        self._sorted: list[float] = []  # the trips of ``samples``, in ascending order
         self._count = 0
+
+    def _drop_oldest(self) -> None:
+        _, trip = self.samples.popleft()
+        ordered = self._sorted
+        del ordered[bisect_left(ordered, trip)]
 
     def note(self, trip: float, now: float) -> bool:
         """Record one round trip; True when the bound or the jitter changed."""
         samples = self.samples
+        if len(samples) >= self.CAPACITY:
+            self._drop_oldest()
         samples.append((now, trip))
+        insort(self._sorted, trip)
         self._count += 1
         longer = trip > 1.25 * self.p99 + 0.001  # enough to matter: the geometry is re-derived
         if trip > self.p99:
@@ -103,9 +120,10 @@ class Trips:
             return True
         if self._count % 16:
             return longer
-        while samples and samples[0][0] < now - self.span:
-            samples.popleft()
-        trips = sorted(t for _, t in samples)
+        horizon = now - self.span
+        while samples and samples[0][0] < horizon:
+            self._drop_oldest()
+        trips = self._sorted
         n = len(trips)
         p50, p99 = trips[(n - 1) // 2], trips[int(0.99 * (n - 1))]
         jitter = p99 - p50

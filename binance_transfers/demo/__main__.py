@@ -92,15 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.concurrency = PER_PROCESS if many else Options().concurrency
     if args.concurrency < 1 or args.seconds <= 0 or args.time_scale <= 0 or args.processes < 1:
         _parser().error("concurrency, processes, seconds and time scale must be positive")
-    options = Options(
-        concurrency=args.concurrency,
-        seconds=args.seconds,
-        time_scale=args.time_scale,
-        latency=args.latency,
-        seed=args.seed,
-        fault_rate=args.fault_rate,
-        job=args.job,
-    )
+    options = Options.from_args(args)
     with extra("sim", "the demo"):  # its view is rich's
         from rich.console import Console
         from rich.logging import RichHandler

@@ -215,15 +215,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, required=True)
     parser.add_argument("--fault-rate", type=float, required=True)  # the exchange's, for Options
     args = parser.parse_args(argv)
-    options = Options(
-        concurrency=args.concurrency,
-        seconds=args.seconds,
-        time_scale=args.time_scale,
-        latency=args.latency,
-        seed=args.seed,
-        fault_rate=args.fault_rate,
-        job=args.job,
-    )
+    options = Options.from_args(args)
     # The injected faults log a warning each; the demo's summary settles them.
     logging.getLogger("binance_transfers").addHandler(logging.NullHandler())
     try:

@@ -74,12 +74,16 @@ async def run_processes(
     processes: int,
     redis_url: str | None = None,
     started_hook: Callable[[dict[str, list[int]]], None] | None = None,
+    *,
+    fresh: bool = False,
 ) -> Outcome:
     """Run the job as ``processes`` OS processes sharing one budget through Redis.
 
     ``options.concurrency`` is per process. ``started_hook``, if given, gets the
     PIDs of every process started (``redis``: its holder and redis-server,
-    ``exchange``, ``processes``) once the job is running. Raises
+    ``exchange``, ``processes``) once the job is running. ``fresh``: the Redis at
+    ``redis_url`` was just started for this run (see ``RedisStorage.connect``;
+    a Redis the demo starts is). Raises
     :class:`ConfigurationError` if Redis does not answer (or none can be started).
     """
     if processes < 1:
@@ -93,9 +97,12 @@ async def run_processes(
     try:
         with tempfile.TemporaryDirectory() as tmp:
             report_path = Path(tmp) / "report.json"
+            fresh = fresh or redis_url is None  # just started: it knows all there is
             if redis_url is None:
                 redis_url = await _start_redis(started, pids)
-            async with await RedisStorage.connect(redis_url, processes=processes) as storage:
+            async with await RedisStorage.connect(
+                redis_url, processes=processes, fresh=fresh
+            ) as storage:
                 exchange = await anyio.open_process(
                     exchange_command(options, report_path), stderr=None
                 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import re
 import signal
 import sys
@@ -48,6 +49,11 @@ class Options:
     then 502, executed then dropped, 503 without executing); 0 for none."""
     job: str = "rebalance"
     """The operations the coroutines send: a name in :data:`~._job.JOBS`."""
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> Options:
+        """The options named on a command line (``--time-scale`` is ``time_scale``)."""
+        return cls(**{field.name: getattr(args, field.name) for field in attrs.fields(cls)})
 
     def limits(self) -> Limits:
         """Binance's limits at this time scale."""

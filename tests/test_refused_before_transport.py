@@ -1,0 +1,135 @@
+"""A request the user's own httpx client refuses before its transport gets it (breaker4 B4-7).
+
+httpx runs auth and request event hooks in ``AsyncClient.send`` before the
+transport is handed the request: when one of them raises, not one byte has
+left. The call must say so (nothing sent, typed), give its permit back and
+close its journal row ``refused``, never report an unknown outcome.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+
+from binance_transfers import (
+    Client,
+    ConfigurationError,
+    OutcomeUnknownError,
+    TransferType,
+)
+from binance_transfers.sim import DEMO_API_KEY, DEMO_API_SECRET, SimulatedExchange, serve
+
+
+class PolicyError(Exception):
+    """The user's own rule: no transfers now."""
+
+
+async def _refused_by(http: httpx.AsyncClient, journal: Path | None) -> BaseException:
+    exchange = SimulatedExchange()
+    exchange.add_demo_account()
+    async with serve(exchange) as server:
+        client = Client(
+            DEMO_API_KEY,
+            DEMO_API_SECRET,
+            api_url=server.url,
+            papi_url=server.url,
+            http_client=http,
+            journal=journal,
+        )
+        async with http, client:  # the client does not close an http_client it was given
+            with pytest.raises(Exception) as caught:  # noqa: PT011 - which one is the question
+                await client.transfer(type=TransferType.MAIN_UMFUTURE, asset="USDT", amount="1")
+    assert exchange.ledger.entries("universal_transfer") == []
+    return caught.value
+
+
+async def test_breaker4_a_request_hook_refusal_is_not_an_unknown_outcome(tmp_path: Path) -> None:
+    """breaker4's test (B4-7), plus what the call must say instead and the journal row."""
+
+    async def policy(request: httpx.Request) -> None:
+        if request.method == "POST":
+            raise PolicyError("no transfers now")
+
+    http = httpx.AsyncClient(event_hooks={"request": [policy]})
+    error = await _refused_by(http, tmp_path / "j.sqlite")
+    assert not isinstance(error, OutcomeUnknownError), repr(error)
+    assert isinstance(error, ConfigurationError), repr(error)
+    assert "nothing was sent" in str(error)
+    assert isinstance(error.__cause__, PolicyError)
+    rows = await _journal_rows(tmp_path / "j.sqlite")
+    assert [state for state, _ in rows] == ["refused"]
+
+
+async def test_a_hook_added_after_the_first_call_is_also_known_to_run_before_the_transport(
+    tmp_path: Path,
+) -> None:
+    """The hand-over is learned after every request hook, even one added later."""
+    refusing = False
+
+    async def policy(request: httpx.Request) -> None:
+        if refusing and request.method == "POST":
+            raise PolicyError("no transfers now")
+
+    exchange = SimulatedExchange()
+    exchange.add_demo_account()
+    async with serve(exchange) as server:
+        http = httpx.AsyncClient()
+        client = Client(
+            DEMO_API_KEY,
+            DEMO_API_SECRET,
+            api_url=server.url,
+            papi_url=server.url,
+            http_client=http,
+        )
+        async with http, client:
+            http.event_hooks["request"].append(lambda request: _noop(request))
+            await client.transfer(type=TransferType.MAIN_UMFUTURE, asset="USDT", amount="1")
+            http.event_hooks = {"request": [policy]}  # replaces every list
+            refusing = True
+            with pytest.raises(ConfigurationError) as caught:
+                await client.transfer(type=TransferType.MAIN_UMFUTURE, asset="USDT", amount="1")
+    assert isinstance(caught.value.__cause__, PolicyError)
+    assert len(exchange.ledger.entries("universal_transfer")) == 1
+
+
+async def test_a_failure_after_the_hand_over_is_still_an_unknown_outcome() -> None:
+    """The control: a transport that fails once it has the request may have sent it."""
+
+    class Broken(httpx.AsyncBaseTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            if request.method == "POST":
+                raise PolicyError("failed inside the transport")
+            return await inner.handle_async_request(request)
+
+    inner = httpx.AsyncHTTPTransport()
+
+    async def hook(request: httpx.Request) -> None:
+        return None
+
+    http = httpx.AsyncClient(transport=Broken(), event_hooks={"request": [hook]})
+    exchange = SimulatedExchange()
+    exchange.add_demo_account()
+    async with serve(exchange) as server:
+        client = Client(
+            DEMO_API_KEY,
+            DEMO_API_SECRET,
+            api_url=server.url,
+            papi_url=server.url,
+            http_client=http,
+        )
+        async with http, client, inner:
+            with pytest.raises(OutcomeUnknownError):
+                await client.transfer(type=TransferType.MAIN_UMFUTURE, asset="USDT", amount="1")
+
+
+async def _noop(request: httpx.Request) -> None:
+    return None
+
+
+async def _journal_rows(path: Path) -> list[tuple[str, str | None]]:
+    import sqlite3
+
+    with sqlite3.connect(path) as conn:
+        return [tuple(row) for row in conn.execute("SELECT state, note FROM intents ORDER BY id")]
