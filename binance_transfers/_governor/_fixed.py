@@ -42,6 +42,7 @@ class FixedPool(Sharing):
         "landed",
         "maybe",
         "news",
+        "paced",
         "peak",
         "seen",
         "shares",
@@ -62,6 +63,7 @@ class FixedPool(Sharing):
         self.base = 0  # the expectation before news of that window came
         self.heaviest = 1
         self.capped = -(2**62)  # the latest window full when a request wanted in
+        self.paced = -(2**62)  # the latest window shared when a request wanted in
         self.seen: dict[int, int] = {}  # window -> weight others were seen to spend there
         self.shares: dict[int, int] = {}  # window -> what others' spending there asks to reserve
         self.landed: dict[int, int] = {}  # window -> our weight answered as landed there
@@ -147,21 +149,30 @@ class FixedPool(Sharing):
 
         What they spent, as long as we could take all we wanted beside it. When
         we could not (the window was full when a request of ours wanted in),
-        others may have wanted more too: their share of the whole limit, as
-        they had it of the total (B4-3). Each process then grows into what was
-        left unused in proportion to what it spent, so that k processes
-        together take the gap once, not k times. Plus one heaviest request:
-        room for another to grow, or to join (a newcomer's first request lands
-        there instead of earning a 429 each window behind a process that fills
-        every window alone), where that costs at most 2 % of the window.
+        others may have wanted more too, and what was left unused (the gap) is
+        shared (B4-3): we take the larger of our share of the whole limit as we
+        had it of the total (k processes doing so take the gap once, not k
+        times) and our share of the gap among the racers we know of (a process
+        that had little grows: by its share of the total alone it would stay
+        small for good). Plus one heaviest request: room for another to grow,
+        or to join (a newcomer's first request lands there instead of earning
+        a 429 each window behind a process that fills every window alone),
+        where that costs at most 2 % of the window.
         """
-        if self.capped < window:
-            return others
-        # The spare request, where it costs at most 2 % of the window.
         spare = self.heaviest if 50 * self.heaviest <= self.limit else 0
+        if self.capped < window and self.paced < window:
+            return others
         if others <= 0 or total <= others:
             return spare
-        return -(-self.limit * others // total) + spare
+        if self.capped < window:
+            # Held back by sharing, not by the window's end: what we had is no
+            # share to keep; what we allowed ourselves is (a process spending
+            # half of every window at its start does not shrink us).
+            total = max(total, others + self.limit - self.reserved.get(window, 0))
+        gap = max(self.limit - total, 0)
+        ours = -(-self.limit * others // total)
+        grown = others + gap - gap // (self.racers + 1)
+        return min(ours, grown) + spare
 
     def _expected(self) -> int:
         """Weight to reserve for others in a window opened now.
@@ -200,7 +211,7 @@ class FixedPool(Sharing):
                     extra = self._shared_extra(t, g) + self.racers * step
                     tight = next((i for i in range(hi, lo - 1, -1) if used(i) > cap - extra), None)
                     if tight is not None:
-                        self.capped = max(self.capped, tight)  # shared, and all of it wanted
+                        self.paced = max(self.paced, tight)  # shared, and more of it wanted
                         # When less is held back, the sharing ends, or the window is past.
                         t = min(
                             self._eases(t, g),
