@@ -172,7 +172,9 @@ class FixedPool(Sharing):
         gap = max(self.limit - total, 0)
         ours = -(-self.limit * others // total)
         grown = others + gap - gap // (self.racers + 1)
-        return min(ours, grown) + spare
+        # Never less than they spent (a window over the limit would shrink
+        # their part below it: a process that does not adapt keeps spending it).
+        return max(others, min(ours, grown)) + spare
 
     def _expected(self) -> int:
         """Weight to reserve for others in a window opened now.
@@ -375,6 +377,7 @@ class FixedPool(Sharing):
                 self.maybe[w] = self.maybe.get(w, 0) + weight
         ours = self.landed.get(window, 0) + self.maybe.get(window, 0) + self._before(sent)
         self._note_others(window, value, own, landed_by, g)
+        rough = value - own  # others' weight, as our count when it was admitted reads it
         # Counted as ours in this report: never less than our count when it was
         # admitted (the storage's reading), nor than the above (jitter reorders
         # a burst: the first admitted may land last, over ours that did not
@@ -397,7 +400,9 @@ class FixedPool(Sharing):
             self.hint = max(share, before, self.base >> 1)
         # Windows opened after this one before any news of it (a wide landing
         # interval opens two at once) were reserved blind: reserve this much.
-        if others:
+        # Those are reserved the rougher reading: no answer of theirs came yet.
+        others = max(others, rough)
+        if others > 0:
             others = min(others, self.limit - self.heaviest)
             for later in range(window + 1, self.top + 1):
                 if counter.foreign(later) < others:
