@@ -15,23 +15,30 @@ the median loopback call (target < 10 %). Also how the event loop's
 thread waited for the intents: blocked (a lone intent; at most
 ``_journal._BLOCK_SECONDS``) or in the loop, and the longest blocks.
 
+One at a time, a third client runs in the same pairs: its journal hands
+each intent to the writer thread and waits for it exactly as the real one
+does, but the job writes nothing. Its cost is the floor of any journal
+written by a thread of its own: the thread's wakeup once per transfer.
+
 ``python -m benchmarks.bench_journal``
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import anyio
 
-from binance_transfers import Client, Governor, Limits, TransferType, _journal
+from binance_transfers import Client, Governor, Journal, Limits, TransferType, _journal
 from binance_transfers.sim import DEMO_API_KEY, DEMO_API_SECRET
 
 from ._report import Report
@@ -54,7 +61,7 @@ class _Waits:
         waits = self
 
         async def timed(self: _journal._Job) -> Any:
-            if self.journal is None or self.is_done:
+            if self.journal is None or self.is_done or isinstance(self.journal, _NothingWritten):
                 return await committed(self)
             started = time.perf_counter()
             try:
@@ -86,6 +93,28 @@ class _Waits:
         return line
 
 
+class _NothingWritten(Journal):
+    """A journal whose intents are handed over and waited for, but write nothing."""
+
+    def begin(
+        self,
+        endpoint: str,
+        params: Sequence[tuple[str, str]],
+        recv_window: int,
+        created_ms: int,
+    ) -> _journal.PendingIntent:
+        json.dumps(list(params))  # as the real one does, on the loop's thread
+        self._submitted += 1
+        return self._submit(_written_nothing, intent=True)
+
+    def outcome(self, intent: int | _journal.PendingIntent, state: str, **_: Any) -> None:
+        return None
+
+
+def _written_nothing(conn: object) -> int:
+    return 0
+
+
 async def _block(client: Client, count: int, concurrency: int) -> float:
     """Seconds per transfer for ``count`` transfers from ``concurrency`` coroutines."""
 
@@ -100,13 +129,14 @@ async def _block(client: Client, count: int, concurrency: int) -> float:
     return (time.perf_counter() - started) / count
 
 
-async def measure(concurrency: int, waits: _Waits) -> tuple[list[float], list[float]]:
-    """Seconds per transfer (plain, journaled), pair by pair."""
+async def measure(concurrency: int, waits: _Waits) -> tuple[list[float], list[float], list[float]]:
+    """Seconds per transfer (plain, journaled, floor: one at a time only), pair by pair."""
     # A huge time scale: the benchmark measures the journal, not the rate limits.
     limits = Limits(time_scale=10_000)
     command = [sys.executable, "-m", "binance_transfers.sim", "--time-scale", "10000"]
     plain: list[float] = []
     journaled: list[float] = []
+    floor: list[float] = []
     async with await anyio.open_process(command) as server:
         try:
             assert server.stdout is not None
@@ -114,7 +144,7 @@ async def measure(concurrency: int, waits: _Waits) -> tuple[list[float], list[fl
             url = banner.split(" on ", 1)[1].split()[0]
             with tempfile.TemporaryDirectory() as tmp:
 
-                def client(journal: Path | None) -> Client:
+                def client(journal: Path | Journal | None) -> Client:
                     return Client(
                         DEMO_API_KEY,
                         DEMO_API_SECRET,
@@ -124,9 +154,15 @@ async def measure(concurrency: int, waits: _Waits) -> tuple[list[float], list[fl
                         journal=journal,
                     )
 
-                async with client(None) as bare, client(Path(tmp) / "j.sqlite") as kept:
-                    await _block(bare, 20, 1)  # warm up both: connections, clock sync, SQLite
-                    await _block(kept, 20, 1)
+                nothing = _NothingWritten(Path(tmp) / "floor.sqlite")
+                async with (
+                    client(None) as bare,
+                    client(Path(tmp) / "j.sqlite") as kept,
+                    client(nothing) as thread_only,
+                ):
+                    # Warm up: connections, clock sync, SQLite, the writer threads.
+                    for each in (bare, kept, thread_only):
+                        await _block(each, 20, 1)
                     waits.clear()
                     pairs, count = (SINGLE_CALLS, 1) if concurrency == 1 else (BLOCKS, PER_BLOCK)
                     for i in range(pairs):
@@ -138,9 +174,11 @@ async def measure(concurrency: int, waits: _Waits) -> tuple[list[float], list[fl
                         else:
                             plain.append(await _block(bare, count, concurrency))
                             journaled.append(await _block(kept, count, concurrency))
+                        if concurrency == 1:  # its waits are not counted in ``waits``
+                            floor.append(await _block(thread_only, count, concurrency))
         finally:
             server.terminate()  # the server we started, by its own handle
-    return plain, journaled
+    return plain, journaled, floor
 
 
 async def run(report: Report) -> None:
@@ -148,11 +186,18 @@ async def run(report: Report) -> None:
     waits.install()
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs", flush=True)
     for concurrency in (1, CONCURRENCY):
-        plain, journaled = await measure(concurrency, waits)
+        plain, journaled, floor = await measure(concurrency, waits)
         base = statistics.median(plain)
         if concurrency == 1:
             extra = statistics.median(j - p for p, j in zip(plain, journaled, strict=True))
             cost = extra / base
+            wakeup = statistics.median(f - p for p, f in zip(plain, floor, strict=True))
+            print(
+                f"journal, one at a time: of which the writer thread's wakeup alone (a job "
+                f"that writes nothing, waited for the same way): {wakeup * 1e6:+.0f} us = "
+                f"{wakeup / base:+.1%}",
+                flush=True,
+            )
         else:
             cost = statistics.median(j / p - 1 for p, j in zip(plain, journaled, strict=True))
             extra = cost * base

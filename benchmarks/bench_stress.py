@@ -24,6 +24,11 @@ every scenario. Scenarios:
     python -m benchmarks.bench_stress --runs 20        # or BENCH_STRESS_RUNS=20 make bench
     python -m benchmarks.bench_stress --runs 5 A C     # some scenarios only
 
+Each run starts once a busy loop here gets 90 % of a core beside the hog (issue
+7's setup), waiting up to ``BENCH_STRESS_QUIET_WAIT`` (30) seconds for other jobs
+on a shared machine to calm down; a run that started on a busier machine still
+counts, and the results say so.
+
 It exits non-zero when a target is missed.
 """
 
@@ -66,6 +71,8 @@ from binance_transfers import (
 from ._report import Report
 
 DEFAULT_RUNS = int(os.environ.get("BENCH_STRESS_RUNS", "2"))
+# Seconds each run may wait for the machine to be as quiet as issue 7's (see `quiet_enough`).
+QUIET_WAIT = float(os.environ.get("BENCH_STRESS_QUIET_WAIT", "30"))
 TIME_SCALE = 60.0
 SECONDS = 8.0  # of load per run: 8 windows, of which the 6 full ones inside are measured
 API_KEY = "stress" + "0" * 58
@@ -255,6 +262,8 @@ class Run:
     """The machine's load average over the last minute, at the end of the run."""
     governor: str
     """The governor's repr at the end (its trip bound, waiters)."""
+    machine: float = 1.0
+    """The share of a core a busy loop got here right before the run (see ``quiet_enough``)."""
 
     @property
     def answers(self) -> tuple[int, int]:
@@ -388,6 +397,7 @@ async def runs(count: int, label: str, **config: Any) -> list[Run]:
     """``count`` runs, each against a fresh stand-in configured with ``config``."""
     done = []
     for i in range(count):
+        machine = await quiet_enough()
         # Last resort, for a loop that never yields (a busy loop in the SDK): print every
         # thread's stack and end the process; the hog and the stand-in then stop too.
         faulthandler.dump_traceback_later(SECONDS + 90, exit=True)
@@ -396,6 +406,7 @@ async def runs(count: int, label: str, **config: Any) -> list[Run]:
                 run = await _bounded(load(url), SECONDS + 30, f"{label} run {i + 1}")
         finally:
             faulthandler.cancel_dump_traceback_later()
+        run.machine = machine
         shares = ", ".join(
             f"{name} {statistics.median(a for a, *_ in run.windows(k)) / run.limit(k):.0%} "
             f"({' '.join(f'{a / run.limit(k):.0%}' for a, *_ in run.windows(k))})"
@@ -404,7 +415,9 @@ async def runs(count: int, label: str, **config: Any) -> list[Run]:
         )
         worst, where = run.worst()
         print(
-            f"  {label} run {i + 1}: 429s {run.answers[0]}, 418s {run.answers[1]}, "
+            f"  {label} run {i + 1}{'' if machine >= TARGET_SHARE else ' (MACHINE BUSIER)'}: "
+            f"a busy loop got {machine:.0%} of a core before it; "
+            f"429s {run.answers[0]}, 418s {run.answers[1]}, "
             f"calls done {dict(run.calls)}, errors {dict(run.errors) or 0}; CPU: client "
             f"{run.cpu:.0%} of a core, stand-in "
             f"{run.report['cpu'] / max(run.report['served'], 1) * 1e6:.0f} µs per request, "
@@ -431,7 +444,7 @@ async def scenario_a(report: Report, count: int) -> None:
     report.add(
         "stress A: runs without a 429 or 418 (500 coroutines, CPU hog)",
         f"{clean} of {count} (429s per run: {[r.answers[0] for r in done]}, "
-        f"418s: {[r.answers[1] for r in done]})",
+        f"418s: {[r.answers[1] for r in done]}){busier(done)}",
         "every run",
         clean == count,
     )
@@ -442,7 +455,8 @@ async def scenario_a(report: Report, count: int) -> None:
         ]
         report.add(
             f"stress A: {name} pool, median share of its limit per window",
-            f"lowest run {min(medians):.1%}, runs: {', '.join(f'{m:.0%}' for m in medians)}",
+            f"lowest run {min(medians):.1%}, runs: {', '.join(f'{m:.0%}' for m in medians)}"
+            f"{busier(done)}",
             ">= 95 % in every run",
             min(medians) >= 0.95,
         )
@@ -463,7 +477,7 @@ async def scenario_a(report: Report, count: int) -> None:
         )
     report.add(
         "stress A: delay from permit to the first byte written, p99",
-        how,
+        how + busier(done),
         "<= 20 ms",
         bool(measured) and _p99(measured) <= 0.020,
     )
@@ -495,7 +509,7 @@ async def scenario_b(report: Report, count: int) -> None:
     )
     report.add(
         "stress B: share of the remaining half of /papi used (median per window)",
-        f"lowest run {min(used):.1%}, runs: {', '.join(f'{u:.0%}' for u in used)}",
+        f"lowest run {min(used):.1%}, runs: {', '.join(f'{u:.0%}' for u in used)}{busier(done)}",
         ">= 90 % in every run",
         min(used) >= 0.9,
     )
@@ -518,13 +532,44 @@ async def scenario_c(report: Report, count: int) -> None:
         report.add(
             f"stress C: {label}: windows over their limit",
             f"{over} of {count} runs had one; highest {top[0]:.1%} ({top[1]}); "
-            f"429s {[r.answers[0] for r in done]}, 418s {[r.answers[1] for r in done]}",
+            f"429s {[r.answers[0] for r in done]}, 418s {[r.answers[1] for r in done]}"
+            f"{busier(done)}",
             "none (<= 100 %)",
             over == 0,
         )
 
 
 SCENARIOS = {"A": scenario_a, "B": scenario_b, "C": scenario_c}
+
+
+TARGET_SHARE = 0.9
+"""Issue 7's setup is 2 cores with one busy process: a busy loop here gets a whole core."""
+
+
+async def quiet_enough(limit: float = QUIET_WAIT, pause: float = 3.0) -> float:
+    """Wait, up to ``limit`` seconds, until the machine is issue 7's setup again.
+
+    On a machine shared with other jobs, the targets would measure their load,
+    not the governor: a client that gets a fifth of a core cannot send 400
+    calls a second (each costs it about 0.4 ms). So each run starts when a busy
+    loop here gets at least 90 % of a core beside the hog (or when the wait is
+    over: the run then counts, and is marked). Returns the share measured last.
+    """
+    deadline = time.monotonic() + limit
+    while True:
+        share = cpu_share()
+        if share >= TARGET_SHARE or time.monotonic() + pause > deadline:
+            return share
+        await asyncio.sleep(pause)
+
+
+def busier(done: list[Run]) -> str:
+    """How many runs started on a machine busier than the target setup, if any."""
+    busy = [r.machine for r in done if r.machine < TARGET_SHARE]
+    if not busy:
+        return ""
+    shares = ", ".join(f"{m:.0%}" for m in busy)
+    return f"; {len(busy)} of {len(done)} runs on a BUSIER machine (a core's share: {shares})"
 
 
 def cpu_share(seconds: float = 0.3) -> float:

@@ -11,6 +11,7 @@ import inspect
 import logging
 import math
 import os
+import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime
@@ -21,6 +22,7 @@ import anyio
 import attrs
 import httpx
 
+from ._claims import Claims, RedisClaims, SqliteClaims
 from ._endpoints import ENDPOINTS, Endpoint, EndpointTable, Host
 from ._exceptions import (
     BinanceAPIError,
@@ -229,6 +231,13 @@ class Client:
     outcome (``on_detached`` gets the :class:`OutcomeUnknownError`); its
     journal row stays ``unknown`` and :meth:`recover` settles it.
 
+    Several processes of one account settling identical universal transfers
+    must share which history row is whose: with a governor on a
+    :class:`RedisStorage` the claims go to that Redis; ``claims`` is a path
+    to an SQLite file that every process of the account on this host names
+    (or a :class:`~binance_transfers._claims.Claims`). Without either, each
+    client's claims are its own (see the README's "Settling across processes").
+
     Errors: a call that moves money raises
 
     - :class:`BinanceAPIError` (``InsufficientBalanceError``...): Binance
@@ -273,6 +282,7 @@ class Client:
         on_unknown: OnUnknown = "raise",
         settle_margin: float = DEFAULT_SETTLE_MARGIN,
         on_detached: Callable[[ExchangeOutcome], Awaitable[None] | None] | None = None,
+        claims: str | os.PathLike[str] | Claims | None = None,
     ) -> None:
         # Hide the credentials from every frame's locals at once, so that no
         # traceback (even one that prints locals) can show them.
@@ -348,6 +358,7 @@ class Client:
         self._settling: dict[_Key, anyio.Lock] = {}
         self._transport.on_outcome = self._on_outcome
         self._reconciler = Reconciler(self, margin=margin)
+        self._reconciler.claims, self._owns_claims = _claims_for(claims, self.governor.storage)
         # The governor learns from the journal what earlier runs sent to capped
         # endpoints, once, before this run's first mutating call (see _seed).
         self._seeded: anyio.Event | None = None
@@ -392,8 +403,12 @@ class Client:
             if self._owns_http:
                 await self._http.aclose()
         finally:
-            if self.journal is not None:
-                await self.journal.aclose()
+            try:
+                if self._owns_claims and self._reconciler.claims is not None:
+                    await self._reconciler.claims.aclose()
+            finally:
+                if self.journal is not None:
+                    await self.journal.aclose()
 
     @property
     def closed(self) -> bool:
@@ -1359,7 +1374,7 @@ class Client:
                 known = await self._settled_in_journal(intent)
             if known is not None:
                 return known
-            settlement = await self._reconciler.settle_error(error)
+            settlement = await self._reconciler.settle_error(error, owner=self._owner(intent))
             if intent is not None:
                 settlement = attrs.evolve(settlement, journal_id=intent)
                 await self._journal_settlement(intent, settlement)
@@ -1386,6 +1401,16 @@ class Client:
         finally:
             if not lock.locked() and lock.statistics().tasks_waiting == 0:
                 self._settling.pop(keys[0], None)
+
+    def _owner(self, intent: int | None) -> str | None:
+        """The request's name in the claims shared with other processes: its journal row.
+
+        The same for every settlement of it (reconcile() now, recover() after a
+        crash): a row it claimed before is still its own. None: its request_id.
+        """
+        if intent is None or self.journal is None:
+            return None
+        return f"journal:{os.path.realpath(self.journal.path)}:{intent}"
 
     def _intent_of(self, error: OutcomeUnknownError) -> int | None:
         """The journal row of ``error``'s request, if it is in this client's journal.
@@ -1520,6 +1545,7 @@ class Client:
                         intent.params,
                         Window(first_ms=first, last_ms=last),
                         claimant=claimant(intent.endpoint, intent.params, timestamp),
+                        owner=self._owner(intent.id),
                     )
                     settlement = attrs.evolve(settlement, journal_id=intent.id)
                     self._remember(settlement, keys)
@@ -1561,7 +1587,7 @@ class Client:
         """The transport's hook: every attempt of a mutating request that may have left."""
         call = _CALL.get()
         if outcome.error is None:
-            self._reconciler.confirm(outcome.data)
+            self._reconciler.confirm(outcome.data, outcome.endpoint)
         elif isinstance(outcome.error, OutcomeUnknownError) and outcome.error.request_id is None:
             # Names this request from now on, in every copy of its error.
             outcome.error.request_id = uuid.uuid4().hex
@@ -1957,6 +1983,23 @@ def _request_keys(error: OutcomeUnknownError | None, intent: int | None) -> list
     return keys
 
 
+def _claims_for(
+    claims: str | os.PathLike[str] | Claims | None, storage: object
+) -> tuple[Claims | None, bool]:
+    """The shared claims store to use, and whether the client made it (and closes it)."""
+    if claims is None:
+        # A RedisStorage's module is imported by whoever made one: not by us.
+        redis = sys.modules.get("binance_transfers._redis")
+        if redis is not None and isinstance(storage, redis.RedisStorage):
+            return RedisClaims(storage), True
+        return None, False
+    if isinstance(claims, str | os.PathLike):
+        if not os.path.isdir(os.path.dirname(os.path.abspath(claims))):
+            raise InvalidInputError(f"claims: no directory for {os.fspath(claims)!r}")
+        return SqliteClaims(claims), True
+    return claims, False
+
+
 def _same_file(one: str, other: str) -> bool:
     try:
         return os.path.samefile(one, other)
@@ -2054,6 +2097,11 @@ def new_client_tran_id() -> str:
 def _transfer_params(
     kind: TransferType | str, from_symbol: str | None, to_symbol: str | None
 ) -> Params:
+    if from_symbol is None and to_symbol is None and type(kind) in (TransferType, str):
+        # The common case, answered from a table (the checks below would agree).
+        plain = _NO_SYMBOLS.get(kind)
+        if plain is not None:
+            return [("type", plain)]
     value = _enum_or_name(TransferType, kind, "type")
     params: Params = [("type", value)]
     known = value in TransferType.__members__ and TransferType(value)
@@ -2074,6 +2122,17 @@ def _transfer_params(
     if len(symbols) == 2 and symbols[0] == symbols[1]:
         raise InvalidInputError("from_symbol and to_symbol must differ")
     return params
+
+
+# Transfer types that take no symbol, by member and by name: what _transfer_params
+# answers for them (looked up only for those two exact types: any other may not
+# be hashable, and a RawType goes the long way).
+_NO_SYMBOLS: dict[object, str] = {
+    key: member.value
+    for member in TransferType
+    if not member.needs_from_symbol and not member.needs_to_symbol
+    for key in (member, member.value)
+}
 
 
 def _range(start: datetime | int | None, end: datetime | int | None) -> Params:

@@ -49,6 +49,7 @@ __all__ = [
     "default_http_client",
     "direct_transport",
     "raw_aiohttp",
+    "send_profile",
     "translate_aiohttp_error",
     "writable",
 ]
@@ -497,6 +498,24 @@ def writable(headers: list[tuple[bytes, bytes]]) -> bool:
     return not _FORBIDDEN_IN_HEADER(b"\t".join([b"\t".join(pair) for pair in headers]))
 
 
+def send_profile(http: httpx.AsyncClient) -> tuple[bool, ...]:
+    """What ``http.send`` adds to a request prepared in full: request hooks, response
+    hooks, auth, redirects, cookies, default params (all False: nothing).
+
+    A few attribute reads: a user may give the client any of them at any time,
+    so the transport asks per call whether its per-endpoint choices still hold.
+    """
+    hooks = http.event_hooks
+    return (
+        bool(hooks["request"]),
+        bool(hooks["response"]),
+        http.auth is not None,
+        http.follow_redirects,
+        bool(len(http.cookies.jar)),
+        bool(http.params),
+    )
+
+
 def direct_transport(http: httpx.AsyncClient, url: str) -> httpx.AsyncBaseTransport | None:
     """The transport ``http`` sends ``url``'s requests through, when ``http.send`` adds nothing.
 
@@ -509,10 +528,7 @@ def direct_transport(http: httpx.AsyncClient, url: str) -> httpx.AsyncBaseTransp
     ``url``, proxies and mounts included. None otherwise, or when httpx's
     internals have moved (the mount lookup is private).
     """
-    hooks = http.event_hooks
-    if hooks["request"] or hooks["response"] or http.auth is not None:
-        return None
-    if http.follow_redirects or len(http.cookies.jar) or http.params:
+    if any(send_profile(http)):
         return None
     try:
         return http._transport_for_url(httpx.URL(url))

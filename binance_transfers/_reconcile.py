@@ -29,6 +29,7 @@ import contextvars
 import enum
 import logging
 import math
+import uuid
 from collections.abc import Hashable, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
@@ -36,10 +37,11 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import attrs
 
-from ._exceptions import InvalidInputError, OutcomeUnknownError
+from ._exceptions import BinanceTransfersError, InvalidInputError, OutcomeUnknownError
 from ._models import SubAccountTransferRecord
 
 if TYPE_CHECKING:
+    from ._claims import Claims
     from ._client import Client
 
 __all__ = ["SettleBy", "Settlement"]
@@ -237,16 +239,26 @@ class Reconciler:
         # earliest time their searches reach. They keep the ids confirmed since.
         self._open: dict[str, int] = {}
         self._open_rows: dict[int, str] = {}  # journal row -> request_id, for recover()
+        # safety8d: shared with the account's other processes (Redis, an SQLite
+        # file), or None: then this client's claims are its own (see _claims).
+        self.claims: Claims | None = None
 
     # -- bookkeeping ----------------------------------------------------------
 
-    def confirm(self, data: Any) -> None:
-        """Note the ``tranId`` of a successful answer: that row is somebody's."""
+    def confirm(self, data: Any, endpoint: str | None = None) -> None:
+        """Note the ``tranId`` of a successful answer: that row is somebody's.
+
+        Published to the shared claims too for an ``endpoint`` settled by
+        history (only there can another process's settlement take the row).
+        """
         if isinstance(data, Mapping):
             tran_id = data.get("tranId")
             if isinstance(tran_id, int) and not isinstance(tran_id, bool):
                 self.claimed[tran_id] = None
-                self._confirmed[tran_id] = self._client.governor.server_clock.now_ms()
+                now_ms = self._client.governor.server_clock.now_ms()
+                self._confirmed[tran_id] = now_ms
+                if self.claims is not None and endpoint in _BY_HISTORY:
+                    self.claims.answered(self._client.account, tran_id, now_ms)
                 if len(self._confirmed) % _PRUNE_EVERY == 0:
                     self._prune()
 
@@ -301,9 +313,16 @@ class Reconciler:
     # -- settling -------------------------------------------------------------
 
     async def settle_error(
-        self, error: OutcomeUnknownError, *, looks: Sequence[int] = LOOKS
+        self,
+        error: OutcomeUnknownError,
+        *,
+        looks: Sequence[int] = LOOKS,
+        owner: str | None = None,
     ) -> Settlement:
-        """Settle an :class:`OutcomeUnknownError` (waits until Binance's records are final)."""
+        """Settle an :class:`OutcomeUnknownError` (waits until Binance's records are final).
+
+        ``owner`` names the request in the shared claims (default: its ``request_id``).
+        """
         if not isinstance(error, OutcomeUnknownError):
             raise InvalidInputError(
                 f"reconcile takes an OutcomeUnknownError, not {type(error).__name__}"
@@ -324,6 +343,7 @@ class Reconciler:
             claimant=claimant(error.endpoint, params, self.timestamp_of(error)),
             # Built by hand (from stored fields?): it may be a request already settled.
             maybe_settled=error.request_id is None,
+            owner=owner or error.request_id,
         )
 
     def timestamp_of(self, error: OutcomeUnknownError) -> int | None:
@@ -351,6 +371,7 @@ class Reconciler:
         looks: Sequence[int] = LOOKS,
         claimant: Hashable | None = None,
         maybe_settled: bool = False,
+        owner: str | None = None,
     ) -> Settlement:
         """Settle a request that can only have executed within ``window``.
 
@@ -362,8 +383,13 @@ class Reconciler:
         :func:`claimant`) is noted with the row the settlement claims;
         ``maybe_settled``: the request may have been settled already under
         another name (an error rebuilt by hand), so a row claimed by an
-        identical request cannot prove it absent.
+        identical request cannot prove it absent. ``owner`` names the request
+        in the claims shared with other processes: the same for every
+        settlement of one request (its journal row, its ``request_id``);
+        None: a name of its own.
         """
+        if owner is None:
+            owner = uuid.uuid4().hex
         by, why = HOW.get(endpoint, (SettleBy.NONE, "an endpoint this release cannot settle"))
         if by not in (SettleBy.HISTORY, SettleBy.CLIENT_TRAN_ID):
             return Settlement(endpoint=endpoint, params=params, executed=None, by=by, reason=why)
@@ -384,7 +410,7 @@ class Reconciler:
                 settlement = await self._by_client_tran_id(endpoint, params, search)
             else:
                 settlement = await self._by_history(
-                    endpoint, params, search, claimant if maybe_settled else None, claimant
+                    endpoint, params, search, claimant if maybe_settled else None, claimant, owner
                 )
             if not _absent(settlement):
                 if n > 0 and settlement.executed:
@@ -443,6 +469,7 @@ class Reconciler:
         search: Window,
         suspect: Hashable | None = None,
         claimant: Hashable | None = None,
+        owner: str = "",
     ) -> Settlement:
         amount = _decimal(params.get("amount"))
         kind = params.get("type")
@@ -458,11 +485,22 @@ class Reconciler:
             and row.amount == amount
             and search.first_ms <= row.timestamp <= search.last_ms
         ]
-        # No await from here to the claim in _from_row: two settlements running
-        # at once can never pick the same row.
+        # No await from here to the claim in _from_row (without shared claims):
+        # two settlements running at once can never pick the same row.
         free = [row for row in matches if row.tran_id not in self.claimed]
         # The oldest first: several identical transfers are claimed in order.
-        found = min(free, key=lambda row: (row.timestamp, row.tran_id), default=None)
+        free.sort(key=lambda row: (row.timestamp, row.tran_id))
+        found = free[0] if free else None
+        if found is not None and self.claims is not None:
+            try:
+                found = await self._claim_shared(free, owner)
+            except BinanceTransfersError as exc:
+                return self._unsettled(
+                    endpoint,
+                    params,
+                    f"the claims shared with other processes could not be read: {exc!r:.200}",
+                    SettleBy.HISTORY,
+                )
         if found is None and suspect is not None:
             twins = sorted(r.tran_id for r in matches if self.claimed.get(r.tran_id) == suspect)
             if twins:
@@ -491,6 +529,24 @@ class Reconciler:
         return self._from_row(
             endpoint, params, SettleBy.HISTORY, found.tran_id, str(found.status), claimant
         )
+
+    async def _claim_shared(self, free: list[Any], owner: str) -> Any:
+        """safety8d: the first of ``free`` that the shared claims give to ``owner``.
+
+        Atomic in the store: of two processes' settlements (or two of this
+        one's, interleaved at these awaits) only one gets a row; a row
+        answered to, or claimed by, anybody else is skipped from now on.
+        """
+        assert self.claims is not None  # noqa: S101 - checked by the caller
+        now_ms = self._client.governor.server_clock.now_ms()
+        for row in free:
+            if row.tran_id in self.claimed and self.claimed[row.tran_id] is not _ELSEWHERE:
+                continue  # taken by this client meanwhile (an answer, a settlement)
+            holder = await self.claims.claim(self._client.account, row.tran_id, owner, now_ms)
+            if holder == owner:
+                return row
+            self.claimed.setdefault(row.tran_id, _ELSEWHERE)
+        return None
 
     async def _by_client_tran_id(
         self, endpoint: str, params: Mapping[str, str], search: Window
@@ -580,6 +636,11 @@ class Reconciler:
     ) -> Settlement:
         return Settlement(endpoint=endpoint, params=params, executed=None, by=by, reason=reason)
 
+
+#: Endpoints settled by history, whose answered ids the shared claims publish.
+_BY_HISTORY = frozenset(name for name, (by, _) in HOW.items() if by is SettleBy.HISTORY)
+#: A row claimed in the shared store by another process's settlement.
+_ELSEWHERE = "claimed elsewhere"
 
 #: Parameters the client upper-cases before sending (assets, symbols, type names).
 _SENT_UPPER = ("asset", "type", "fromSymbol", "toSymbol", "fromAccountType", "toAccountType")

@@ -29,6 +29,7 @@ windows it can really land in.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import logging
 import math
@@ -72,6 +73,7 @@ from ._http import (
     WriteAwareAiohttpTransport,
     direct_transport,
     raw_aiohttp,
+    send_profile,
     writable,
 )
 from ._signing import Signer
@@ -201,6 +203,8 @@ class _Template:
     pairs: list[tuple[str, str]]
     """The headers as aiohttp takes them."""
     aio_timeout: Any
+    profile: tuple[bool, ...]
+    """What ``AsyncClient.send`` added when it was worked out (``send_profile``)."""
 
     def __repr__(self) -> str:  # it holds the API key
         return f"<_Template {self.url}>"
@@ -333,25 +337,26 @@ class _Attempt:
         return self.refused_early or not isinstance(exc, Exception)
 
 
-#: safety8d (B4-7): the request extension naming the attempt, for _handed_over.
-_HANDED = "binance_transfers.attempt"
+#: safety8d (B4-7, B5-1): the attempt ``http.send`` is sending in this context. Found
+#: by the context, not by the request: an auth flow may send a copy of the request.
+_HANDING: contextvars.ContextVar[_Attempt | None] = contextvars.ContextVar(
+    "binance_transfers_handing", default=None
+)
 
 
 async def _handed_over(request: httpx.Request) -> None:
     """The last request hook: httpx hands the request to its transport next."""
-    attempt = request.extensions.get(_HANDED)
+    attempt = _HANDING.get()
     if attempt is not None:
         attempt.handed = True
 
 
-def _hand_over_hook_last(
-    http: httpx.AsyncClient, attempt: _Attempt, request: httpx.Request
-) -> None:
-    """safety8d (B4-7): learn when ``http.send`` hands ``request`` to its transport.
+def _hand_over_hook_last(http: httpx.AsyncClient, attempt: _Attempt) -> contextvars.Token[Any]:
+    """safety8d (B4-7): learn when ``http.send`` hands this attempt's request to its transport.
 
     Auth and the client's request hooks run before that: an exception from
     them proves nothing was sent. Our hook goes last (again, if the user's
-    hooks changed since).
+    hooks changed since). Reset the returned token once ``send`` returns.
     """
     hooks = http.event_hooks["request"]
     if not hooks or hooks[-1] is not _handed_over:
@@ -359,7 +364,7 @@ def _hand_over_hook_last(
             hooks.remove(_handed_over)
         hooks.append(_handed_over)
     attempt.handed = False
-    request.extensions[_HANDED] = attempt
+    return _HANDING.set(attempt)
 
 
 class Transport:
@@ -428,7 +433,7 @@ class Transport:
         self._check_loop()
         clock = self.governor.server_clock.clock
         deadline = None if max_wait is None else clock.monotonic() + max_wait
-        if endpoint.security.signed:
+        if endpoint.security.signed and self.governor.server_clock.needs_sync():
             await self.sync_time(deadline=deadline)
         resynced = False
         rate_limited = connect_failed = read_failed = 0
@@ -554,14 +559,15 @@ class Transport:
             self._reports_write[url] = known
         return known
 
-    async def _exchange(
+    def _exchange(
         self,
         endpoint: Endpoint,
         params: Sequence[tuple[str, str]],
         max_wait: float | None,
         recv_window: int | None,
         parse: Callable[[Any], Any] | None,
-    ) -> tuple[Any, float, float]:
+    ) -> Coroutine[Any, Any, tuple[Any, float, float]]:
+        """The coroutine that sends it (not itself one: a frame less per call)."""
         if endpoint.mutating and asyncio._get_running_loop() is not None:
             # The task is started before the permit, not after it: a permit
             # then reaches its write without waiting for a task to be
@@ -570,8 +576,8 @@ class Transport:
             # it lands in.
             flight = _Flight()
             work = self._exchange_in(endpoint, params, max_wait, recv_window, parse, flight)
-            return await self._detachable(endpoint, flight, work)
-        return await self._exchange_in(endpoint, params, max_wait, recv_window, parse, None)
+            return self._detachable(endpoint, flight, work)
+        return self._exchange_in(endpoint, params, max_wait, recv_window, parse, None)
 
     async def _exchange_in(
         self,
@@ -598,11 +604,16 @@ class Transport:
         if semaphore is None:
             semaphore = self._gates[endpoint] = _semaphore(self.write_ahead)
         gate = _Ticket(semaphore)
+        # One deadline for the gate, the permit and every retake (redis10d: each
+        # wait got the whole max_wait, and callers returned up to 2x+ after it).
+        clock = governor.server_clock.clock
+        deadline = None if max_wait is None else clock.monotonic() + max_wait
         await gate.enter(max_wait, lambda: self._throttled(endpoint, max_wait))
         try:
             while True:
+                left = None if deadline is None else max(deadline - clock.monotonic(), 0.0)
                 permit = await governor.acquire(
-                    endpoint, account=self.account, max_wait=max_wait, wait_on_ban=self.wait_on_ban
+                    endpoint, account=self.account, max_wait=left, wait_on_ban=self.wait_on_ban
                 )
                 attempt = _Attempt(endpoint, permit, reports, gate)
                 try:
@@ -698,7 +709,11 @@ class Transport:
     ) -> tuple[Any, float, float]:
         """Build, send and interpret one attempt; settle its permit exactly once."""
         endpoint = attempt.endpoint
-        template = self._templates.get(endpoint) or self._template(endpoint)
+        template = self._templates.get(endpoint)
+        if template is None or template.profile != send_profile(self._http):
+            # New, or the user's client gained (or lost) hooks, auth, cookies or
+            # params since (breaker5 B5-4): worked out again, so that they run.
+            template = self._template(endpoint)
         encoded = self._encode(attempt, params, recv_window)
         request = None
         if template.aiohttp is None:
@@ -722,7 +737,10 @@ class Transport:
         data: Any = None
         try:
             if scope is None:
-                response = await self._send(attempt, template, request, encoded)
+                if request is None:  # the default path, one coroutine less
+                    response = await self._send_aiohttp(attempt, template, encoded)
+                else:
+                    response = await self._send(attempt, template, request, encoded)
             else:
                 with scope:
                     response = await self._send(attempt, template, request, encoded)
@@ -919,8 +937,18 @@ class Transport:
             return await self._send_aiohttp(attempt, template, encoded)
         direct = template.direct
         if direct is None:
-            _hand_over_hook_last(self._http, attempt, request)  # safety8d (B4-7)
-            response = await self._http.send(request)
+            token = _hand_over_hook_last(self._http, attempt)  # safety8d (B4-7)
+            try:
+                response = await self._http.send(request)
+            except BaseException:
+                if (
+                    attempt.handed is False
+                    and _handed_over not in self._http.event_hooks["request"]
+                ):
+                    attempt.handed = None  # our hook was taken out meanwhile: no proof
+                raise
+            finally:
+                _HANDING.reset(token)
         else:
             response = await direct.handle_async_request(request)
             response.request = request  # as send() does; transports need not set it
@@ -975,6 +1003,7 @@ class Transport:
         raw = httpx.Headers(http._merge_headers(form)).raw
         if not any(name.lower() == b"host" for name, _ in raw):
             raw = [(b"Host", parsed.netloc), *raw]  # first, where httpx puts it
+        profile = send_profile(http)
         fallback = bool(http.cookies) or bool(http.params)
         direct = direct_transport(http, url)
         # Our own aiohttp transport (the default client's) takes the request
@@ -1008,6 +1037,7 @@ class Transport:
                 for name, value in ([*raw, *self._key_raw] if signed else raw)
             ],
             aio_timeout=aio_timeout,
+            profile=profile,
         )
         self._templates[endpoint] = template
         return template

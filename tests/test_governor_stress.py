@@ -7,11 +7,13 @@ from __future__ import annotations
 import math
 
 import anyio
+import httpx
 import looptime
 import pytest
 
 from binance_transfers import (
     ENDPOINTS,
+    Client,
     ConfigurationError,
     Endpoint,
     Governor,
@@ -21,6 +23,8 @@ from binance_transfers import (
     RollingCap,
     ThrottledError,
 )
+
+from .conftest import API_KEY, SECRET, FakeBinance, error, ok
 
 E0 = 1_767_225_600.0  # a minute boundary on Binance's clock
 PM_ASSET = ENDPOINTS["pm_collect_asset"]  # /papi, weight 30
@@ -333,6 +337,38 @@ async def test_refund_and_renew_of_a_pruned_cap_record_do_not_raise() -> None:
     assert cap.used == 1  # the renewed call, counted once
 
 
+# -- defect 8: max_wait bounds the clock sync, the forced one after -1021 too -------
+
+
+@fake_time
+async def test_max_wait_bounds_the_forced_resync_after_a_timestamp_rejection(
+    fake: FakeBinance,
+) -> None:
+    """Binance answers -1021 (nothing executed); the forced resync then hangs for 29 s.
+    A transfer with max_wait=0.5 ends at 0.5 s, typed and unsent a second time. (The
+    first sync's bound is tests/test_transport.py::test_max_wait_bounds_the_clock_sync.)"""
+    syncs = 0
+
+    class HangingResync(httpx.AsyncBaseTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            nonlocal syncs
+            if request.url.path == "/api/v3/time":
+                syncs += 1
+                if syncs > 1:
+                    await anyio.sleep(29)
+            return fake(request)
+
+    rejected = error(400, -1021, "Timestamp for this request is outside of the recvWindow.")
+    fake.script("POST", "/sapi/v1/asset/transfer", rejected, ok({"tranId": 1}))
+    async with Client(API_KEY, SECRET, transport=HangingResync()) as client:
+        start = anyio.current_time()
+        with pytest.raises(ThrottledError, match="clock could not be synced"):
+            await client.transfer(type="MAIN_UMFUTURE", asset="USDT", amount="1", max_wait=0.5)
+        assert anyio.current_time() - start == pytest.approx(0.5, abs=0.01)
+    assert syncs == 2
+    assert len(fake.transfers) == 1
+
+
 # -- defect 11: idle per-account pools are evicted ---------------------------------
 
 
@@ -423,6 +459,27 @@ async def test_news_of_another_process_outlives_a_quiet_spell() -> None:
     g.observe(permit, sent=mono(g), received=mono(g), headers={"x-mbx-used-weight-1m": "3030"})
     await sleep_until(g, E0 + 300.1)
     assert len(await fill(g, PM_ASSET, server_now(g))) == 100  # at once
+
+
+@fake_time
+async def test_the_snapshot_shows_the_room_held_for_other_processes() -> None:
+    """``snapshot()``'s ``others``: what a usage header showed above our own count, then
+    what the next minute opens with for them; 0 for a process alone. (A pool held back
+    for a process that did not exist, PM Pro at 87.5 %, showed nowhere but in the
+    governor's internals.)"""
+    g = synced(Governor(latency=0.0, cold_start=False), E0 + 10)
+
+    def others() -> int:
+        return next(p.others for p in g.snapshot() if p.key == "papi-ip")
+
+    permit = await g.acquire(PM_ASSET)
+    g.observe(permit, sent=mono(g), received=mono(g), headers={"x-mbx-used-weight-1m": "30"})
+    assert others() == 0
+    permit = await g.acquire(PM_ASSET)
+    g.observe(permit, sent=mono(g), received=mono(g), headers={"x-mbx-used-weight-1m": "3060"})
+    assert others() == 3000
+    await sleep_until(g, E0 + 60.1)
+    assert others() == 3000  # held for them from the next minute's start
 
 
 # -- margins by design ------------------------------------------------------------
@@ -612,6 +669,7 @@ async def test_a_process_alone_keeps_every_call_of_a_window_after_a_boundary_ans
     sent = mono(g)
     await sleep_until(g, E0 + 60.15)
     g.observe(eighth, sent=sent, received=mono(g), headers={header: "12000"})
+    assert [p.others for p in g.snapshot() if p.endpoint == "pmpro_auto_collect"] == [0, 0]
     # The next minute still counts the eighth (it may have landed there): 7 more.
     assert await window(E0 + 119) == 7
     # The one after is all ours again, and so are the ones after it.

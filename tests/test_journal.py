@@ -833,3 +833,56 @@ async def test_a_caller_cancelled_while_its_intent_commits_leaves_no_open_row(
     async with Client(API_KEY, SECRET, transport=httpx.MockTransport(fake), journal=path) as second:
         found = await second.recover()
     assert [(s.endpoint, s.reason) for s in found if s.executed is not False] == []
+
+
+class _RecordingJournal(Journal):
+    """Every outcome the client asks the journal to write, in order (state, only_if_open)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.asked: list[tuple[str, bool]] = []
+
+    def outcome(self, intent: Any, state: str, **kwargs: Any) -> None:
+        self.asked.append((state, bool(kwargs.get("only_if_open"))))
+        super().outcome(intent, state, **kwargs)
+
+
+@fake_time
+async def test_a_caller_cancelled_after_its_outcome_was_reported_is_never_closed_refused(
+    exchange: SimulatedExchange, tmp_path: Path
+) -> None:
+    """Cancelled on the wire: the transfer runs on, executes, its DONE outcome is
+    journaled and handed to on_detached; then the caller's cancellation unwinds through
+    the call, which closes rows of calls cancelled *before sending* as refused. This one
+    was sent and executed: the client must not ask for "refused" at all (the guard in
+    _close_intent). The row's own state is protected twice (the DONE update is queued
+    first, and "refused" only applies to a row still open), so what is checked here is
+    what the client asks of the journal: a journal that applied updates in another order,
+    or lost the DONE one, would otherwise record an executed transfer as refused."""
+    exchange.faults.add(Fault.latency(2.0), endpoint="universal_transfer", times=1)
+    reported: list[ExchangeOutcome] = []
+    journal = _RecordingJournal(tmp_path / "j.sqlite")
+    wire = Handover(exchange.transport())
+    client = Client(
+        DEMO_API_KEY,
+        DEMO_API_SECRET,
+        transport=wire,
+        api_url=exchange.api_url,
+        papi_url=exchange.papi_url,
+        governor=Governor(exchange.limits, clock=exchange.clock),
+        journal=journal,
+        on_detached=reported.append,
+    )
+    async with client, anyio.create_task_group() as tg:
+
+        async def caller() -> None:
+            await client.transfer(type=TransferType.MAIN_UMFUTURE, asset="USDT", amount="3")
+
+        tg.start_soon(caller)
+        await wire.sent.wait()
+        tg.cancel_scope.cancel()
+    (outcome,) = reported
+    assert outcome.detached and outcome.error is None  # executed, and reported as such
+    assert journal.asked == [("done", False)]
+    (row,) = rows(tmp_path / "j.sqlite")
+    assert row["state"] == "done"

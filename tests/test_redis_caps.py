@@ -309,12 +309,14 @@ async def test_a_dead_process_held_calls_count_a_period_after_its_last_contact(
     assert min(returned[1:]) >= period + span / 2, returned
 
 
-async def test_a_redis_up_for_a_period_stops_caps_only_for_a_span(server: RedisServer) -> None:
-    """A Redis met without the caps' boot token but up for longer than the cap's
-    period (an existing Redis, new to this budget) holds every call that still
-    counts, if any: the caps grant after the re-registration span, not a period
-    after the token was created (as they must after a restart: see above)."""
-    period = 2.0  # and a span of 0.3 s with a 0.1-s socket timeout
+async def test_a_redis_that_lost_the_caps_without_restarting_does_not_reopen_them(
+    server: RedisServer,
+) -> None:
+    """breaker5 B5-2 (FLUSHALL): as the restart test above, but Redis loses the
+    cap's calls without restarting (an operator's FLUSHALL). Its uptime is long:
+    it cannot vouch that nothing that still counts was lost. Process A used the
+    whole cap and exited; B, within A's period, must wait (0 429)."""
+    period = 2.0  # the cap's period; a span of 0.3 s with a 0.1-s socket timeout
     limits = attrs.evolve(CAPPED, caps={"pm_auto_collect": ((4, 120),)})
     sim = SimulatedExchange(limits=limits)
     sim.add_demo_account()
@@ -322,14 +324,57 @@ async def test_a_redis_up_for_a_period_stops_caps_only_for_a_span(server: RedisS
     try:
         up = int((await raw.info("server"))["uptime_in_seconds"])  # whole seconds
         await anyio.sleep(max(period + 2 - up, 0))  # up for a period and a second
-        # The windows' boot token (their stop on a fresh Redis is not this test's).
-        await raw.hset("{binance_transfers}:boot", "token", "up")
+        # Process A: the whole cap, then it exits (a cron job).
+        async with await RedisStorage.connect(
+            server.url, processes=2, socket_timeout=0.1, fresh=True
+        ) as storage:
+            governor = synced(Governor(limits, clock=sim.clock, storage=storage, latency=0.02), sim)
+            async with sim.client(governor=governor) as client:
+                for _ in range(4):
+                    await client.pm_auto_collect(max_wait=1)
+                [[counter]] = storage._caps.values()
+        assert len(sim.ledger.executions("pm_auto_collect")) == 4
+        # The cap's set has no TTL: a volatile-* maxmemory policy never evicts it
+        # (B5-2's other case; allkeys-* may: connect() warns, see below).
+        assert await raw.ttl(counter.redis_key) == -1
+        await raw.flushall()  # Redis stays up
     finally:
         await raw.aclose()
-    async with await RedisStorage.connect(server.url, socket_timeout=0.1) as storage:
+    # Process B, same account, within A's rolling period.
+    async with await RedisStorage.connect(server.url, processes=2, socket_timeout=0.1) as storage:
         governor = synced(Governor(limits, clock=sim.clock, storage=storage, latency=0.02), sim)
         async with sim.client(governor=governor) as client:
-            start = anyio.current_time()
-            await client.pm_auto_collect()
-            took = anyio.current_time() - start
-    assert took < period / 2, took
+            with anyio.move_on_after(period):
+                for _ in range(4):
+                    await client.pm_auto_collect(max_wait=period)
+    statuses = [e.status for e in sim.ledger.entries("pm_auto_collect")]
+    assert refusals(sim) == 0, statuses
+    most, cap = peak(sim, "pm_auto_collect")
+    assert most <= cap, (most, cap, statuses)
+
+
+async def test_connect_warns_when_redis_may_evict_the_budget(
+    server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """breaker5 B5-2 (eviction): a cap's set or a window's leases evicted under
+    memory pressure are spent again, and nothing notices: connect() says so
+    unless Redis never evicts (no maxmemory, or maxmemory-policy noeviction)."""
+    raw = aioredis.Redis.from_url(server.url, decode_responses=True)
+    try:
+        for config, warned in (({}, False), ({"maxmemory": "100mb"}, True)):
+            for key, value in config.items():
+                await raw.config_set(key, value)
+            await raw.config_set("maxmemory-policy", "volatile-lru")
+            caplog.clear()
+            with caplog.at_level(logging.WARNING, logger="binance_transfers.redis"):
+                async with await RedisStorage.connect(server.url):
+                    pass
+            assert any("evict" in r.getMessage() for r in caplog.records) == warned, config
+        await raw.config_set("maxmemory-policy", "noeviction")
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="binance_transfers.redis"):
+            async with await RedisStorage.connect(server.url):
+                pass
+        assert not any("evict" in r.getMessage() for r in caplog.records)
+    finally:
+        await raw.aclose()

@@ -8,6 +8,7 @@ close its journal row ``refused``, never report an unknown outcome.
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from pathlib import Path
 
 import httpx
@@ -19,7 +20,7 @@ from binance_transfers import (
     OutcomeUnknownError,
     TransferType,
 )
-from binance_transfers.sim import DEMO_API_KEY, DEMO_API_SECRET, SimulatedExchange, serve
+from binance_transfers.sim import DEMO_API_KEY, DEMO_API_SECRET, Fault, SimulatedExchange, serve
 
 
 class PolicyError(Exception):
@@ -133,3 +134,111 @@ async def _journal_rows(path: Path) -> list[tuple[str, str | None]]:
 
     with sqlite3.connect(path) as conn:
         return [tuple(row) for row in conn.execute("SELECT state, note FROM intents ORDER BY id")]
+
+
+# breaker5 B5-1 (a regression of the first B4-7 fix): the hand-over was learned through
+# the request our hook is given, and an auth that yields a *copy* of the request hid it:
+# a transfer that left, executed and lost its answer was reported "nothing was sent".
+
+
+class CopyingAuth(httpx.Auth):
+    """An auth that re-builds the request it signs (as many signing auths do)."""
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        yield httpx.Request(
+            request.method,
+            request.url,
+            headers={**request.headers, "X-Proxy-Signature": "abc"},
+            content=request.content,
+        )
+
+
+async def _transfer_dropped_after_execution(
+    http: httpx.AsyncClient, journal: Path
+) -> tuple[BaseException, int]:
+    exchange = SimulatedExchange()
+    exchange.add_demo_account()
+    # Binance executes the transfer, then the connection drops before the answer.
+    exchange.faults.add(Fault.drop(executes=True), endpoint="universal_transfer", times=1)
+    async with serve(exchange) as server:
+        client = Client(
+            DEMO_API_KEY,
+            DEMO_API_SECRET,
+            api_url=server.url,
+            papi_url=server.url,
+            http_client=http,
+            journal=journal,
+        )
+        async with http, client:
+            with pytest.raises(Exception) as caught:  # noqa: PT011 - which one is the question
+                await client.transfer(type=TransferType.MAIN_UMFUTURE, asset="USDT", amount="1")
+    return caught.value, len(exchange.ledger.entries("universal_transfer"))
+
+
+async def test_breaker5_a_copying_auth_with_a_dropped_answer_is_not_reported_never_sent(
+    tmp_path: Path,
+) -> None:
+    journal = tmp_path / "j.sqlite"
+    error, executed = await _transfer_dropped_after_execution(
+        httpx.AsyncClient(auth=CopyingAuth()), journal
+    )
+    assert executed == 1  # the transfer DID happen on the exchange
+    assert not isinstance(error, ConfigurationError), f"executed, yet reported: {error!r}"
+    assert isinstance(error, OutcomeUnknownError), repr(error)
+    assert [state for state, _ in await _journal_rows(journal)] == ["unknown"]
+
+
+async def test_breaker5_control_the_same_drop_without_auth_is_an_unknown_outcome(
+    tmp_path: Path,
+) -> None:
+    """The control: the same client with no auth reports the drop as unknown."""
+    journal = tmp_path / "j.sqlite"
+    error, executed = await _transfer_dropped_after_execution(
+        httpx.AsyncClient(event_hooks={"request": [_noop]}), journal
+    )
+    assert executed == 1
+    assert isinstance(error, OutcomeUnknownError), repr(error)
+    assert [state for state, _ in await _journal_rows(journal)] == ["unknown"]
+
+
+async def test_breaker5_a_response_hook_that_raises_after_execution_is_never_nothing_sent(
+    tmp_path: Path,
+) -> None:
+    """The request hooks ran (handed over), the transfer executed, then the user's
+    response hook raises: the outcome may not be called "nothing was sent"."""
+
+    async def audit(response: httpx.Response) -> None:
+        if response.request.method == "POST":
+            raise PolicyError("audit log unavailable")
+
+    exchange = SimulatedExchange()
+    exchange.add_demo_account()
+    journal = tmp_path / "j.sqlite"
+    async with serve(exchange) as server:
+        http = httpx.AsyncClient(event_hooks={"response": [audit]})
+        client = Client(
+            DEMO_API_KEY,
+            DEMO_API_SECRET,
+            api_url=server.url,
+            papi_url=server.url,
+            http_client=http,
+            journal=journal,
+        )
+        async with http, client:
+            with pytest.raises(OutcomeUnknownError):
+                await client.transfer(type=TransferType.MAIN_UMFUTURE, asset="USDT", amount="1")
+    assert len(exchange.ledger.executed("universal_transfer")) == 1
+    assert [state for state, _ in await _journal_rows(journal)] == ["unknown"]
+
+
+async def test_a_copying_auth_that_refuses_is_still_nothing_sent(tmp_path: Path) -> None:
+    """The other side of B5-1: a request hook refusing the auth's copy sent nothing."""
+
+    async def policy(request: httpx.Request) -> None:
+        if request.method == "POST":
+            raise PolicyError("no transfers now")
+
+    http = httpx.AsyncClient(auth=CopyingAuth(), event_hooks={"request": [policy]})
+    error = await _refused_by(http, tmp_path / "j.sqlite")
+    assert isinstance(error, ConfigurationError), repr(error)
+    assert isinstance(error.__cause__, PolicyError)

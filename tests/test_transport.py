@@ -925,6 +925,44 @@ async def test_permits_never_run_far_ahead_of_their_writes(fake: FakeBinance) ->
     assert len(fake.transfers) == 6
 
 
+@looptime.enabled(strict=True)
+async def test_max_wait_bounds_the_gate_and_the_permit_together(fake: FakeBinance) -> None:
+    """redis10d: the write-ahead gate and the governor each got the whole max_wait.
+
+    A holds the endpoint's only write-ahead place until its permit comes (2 s);
+    B (max_wait=3) then has 1 s left for its permit, not 3: it is refused by
+    t=3, never later.
+    """
+    governor = Governor(cold_start=False)
+    real = governor.acquire
+    given: list[float | None] = []
+
+    async def acquire(endpoint: Any, **kwargs: Any) -> Any:
+        if endpoint.name != "universal_transfer":
+            return await real(endpoint, **kwargs)
+        given.append(kwargs["max_wait"])
+        if kwargs["max_wait"] is None:  # A: its permit takes 2 s
+            await anyio.sleep(2)
+            return await real(endpoint, **kwargs)
+        await anyio.sleep(kwargs["max_wait"])  # a governor that uses all it is given
+        raise ThrottledError("no permit in time", retry_at=0.0, retry_after=0.0)
+
+    governor.acquire = acquire  # type: ignore[method-assign]
+    fake.script("POST", TRANSFER, ok({"tranId": 1}))
+    async with Client(API_KEY, SECRET, transport=httpx.MockTransport(fake), governor=governor) as c:
+        c._transport.write_ahead = 1
+        await c.server_time()
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        a = asyncio.create_task(transfer(c))
+        await asyncio.sleep(0)
+        with pytest.raises(ThrottledError):
+            await c.transfer(type=TransferType.MAIN_UMFUTURE, asset="USDT", amount="1", max_wait=3)
+        assert loop.time() - start <= 3.0 + 1e-6
+        await a
+    assert given[0] is None and given[1] is not None and given[1] <= 1.0 + 1e-6
+
+
 @pytest.mark.parametrize("library", ["mock", *TCP_LIBRARIES[:2]])
 async def test_a_transfer_is_written_before_its_permit_waits_behind_the_event_loop(
     fake: FakeBinance, library: str

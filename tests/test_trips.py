@@ -11,13 +11,15 @@ from binance_transfers._governor._geometry import Trips
 
 
 class _Resorted:
-    """The bound as first written: a deque of the last 1024 trips, sorted every 16."""
+    """The bound as first written: a deque of the last 1024 trips, sorted every 16
+    answers (or 5 s)."""
 
     def __init__(self, floor: float, span: float) -> None:
         self.floor, self.span = floor, span
         self.bound, self.jitter, self.p99 = floor, 0.0, 0.0
         self.samples: deque[tuple[float, float]] = deque(maxlen=1024)
         self.count = 0
+        self.next = -float("inf")
 
     def note(self, trip: float, now: float) -> bool:
         self.samples.append((now, trip))
@@ -27,8 +29,9 @@ class _Resorted:
         if trip > self.bound:
             self.bound = trip
             return True
-        if self.count % 16:
+        if self.count % 16 and now < self.next:
             return longer
+        self.next = now + 5.0
         while self.samples and self.samples[0][0] < now - self.span:
             self.samples.popleft()
         trips = sorted(t for _, t in self.samples)
@@ -80,3 +83,23 @@ def test_a_thousand_repeated_trips_keep_the_sorted_copy_in_step() -> None:
         trips.note(0.001 if i % 3 else 0.002, float(i))
     assert len(trips.samples) == Trips.CAPACITY
     assert trips._sorted == sorted(t for _, t in trips.samples)
+
+
+def test_a_spike_at_pm_pro_rates_is_forgotten_within_a_minute() -> None:
+    """breaker5 B5-6: at 8 answers a minute, a 5-s spike that came on a recompute's
+    turn (which it skips: it raises the bound at once) kept the bound at 5 s for
+    16 answers, 120 s. The next answer 5 s later recomputes."""
+    trips = Trips(floor=0.01, span=600.0)
+    now = 0.0
+    for _ in range(47):  # the spike is the 48th answer: a recompute's turn, skipped
+        now += 7.5
+        trips.note(0.05, now)
+    steady = trips.bound
+    now += 7.5
+    trips.note(5.0, now)
+    assert trips.bound == 5.0  # at once
+    spike = now
+    while trips.bound != steady:
+        now += 7.5
+        trips.note(0.05, now)
+    assert now - spike <= 60.0, f"the 5-s spike inflated the bound for {now - spike:.0f} s"

@@ -68,19 +68,22 @@ class Trips:
     """A robust bound on round trips: p99 of recent trips plus their spread.
 
     One slow answer raises the bound at once (what slowed it tends to come
-    back), but the bound is recomputed as a percentile every 16 answers, so a
-    lone spike is forgotten quickly instead of inflating a minute of windows.
-    Trips older than ``span`` seconds are dropped.
+    back), but the bound is recomputed as a percentile every 16 answers, or at
+    the first answer 5 s after the last recompute (slow endpoints: 8 answers a
+    minute), so a lone spike is forgotten quickly instead of inflating a minute
+    of windows. Trips older than ``span`` seconds are dropped.
 
     The trips are kept twice: in arrival order (to drop the oldest) and sorted
     (``bisect``), so a percentile is an index, not a sort of up to 1024 samples
     on the hot path of every answer.
     """
 
-    __slots__ = ("_count", "_sorted", "bound", "floor", "jitter", "p99", "samples", "span")
+    __slots__ = ("_count", "_next", "_sorted", "bound", "floor", "jitter", "p99", "samples", "span")
 
     #: Samples kept at most (the oldest are dropped first).
     CAPACITY = 1024
+    #: Seconds after which the next answer recomputes the percentile, whatever the count.
+    RECOMPUTE_AFTER = 5.0
 
     def __init__(self, floor: float, span: float) -> None:
         self.floor = floor
@@ -91,6 +94,7 @@ class Trips:
         self.samples: deque[tuple[float, float]] = deque()
         self._sorted: list[float] = []  # the trips of ``samples``, in ascending order
         self._count = 0
+        self._next = -INF  # recompute at the first answer from then on (breaker5 B5-6)
 
     def _drop_oldest(self) -> None:
         _, trip = self.samples.popleft()
@@ -118,8 +122,9 @@ class Trips:
                 )
             self.bound = trip
             return True
-        if self._count % 16:
+        if self._count % 16 and now < self._next:
             return longer
+        self._next = now + self.RECOMPUTE_AFTER
         horizon = now - self.span
         while samples and samples[0][0] < horizon:
             self._drop_oldest()

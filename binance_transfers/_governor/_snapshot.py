@@ -51,6 +51,11 @@ class PoolSnapshot:
     in_flight: int = 0
     """Weight (or calls) written and not answered yet: it lands in this window
     or the next one, and is not in ``landed``."""
+    others: int = 0
+    """Weight of the current window counted as other processes' on this IP or
+    account: what usage headers showed above our own count, or what is held
+    for them because they were seen spending (the window opens with it).
+    Room this governor leaves unused; 0 for a rolling cap."""
     resets_at: float
     """Binance epoch seconds when ``used`` next drops (window end, oldest call expiring)."""
     waiters: int
@@ -127,6 +132,7 @@ class Introspection:
         for key, pool in self._pools.items():
             used, resets = pool.usage(now, g)
             landed, in_flight = _landed(pool, now, g, used)
+            others = _others(pool, now, g)
             out.append(
                 PoolSnapshot(
                     key=key,
@@ -137,6 +143,7 @@ class Introspection:
                     used=used,
                     landed=landed,
                     in_flight=in_flight,
+                    others=others,
                     resets_at=resets,
                     waiters=pool.live,
                     frozen_until=pool.frozen_until + g.shift if pool.frozen_until > now else None,
@@ -192,6 +199,17 @@ def _landed(pool: Pool, now: float, g: Geometry, used: int) -> tuple[int, int]:
         in_flight = sum(1 for until in pool.calls if until == INF)
         return used - in_flight, in_flight
     return used, 0
+
+
+def _others(pool: Pool, now: float, g: Geometry) -> int:
+    """Weight of the pool's current window counted as others', for ``snapshot()``."""
+    if not isinstance(pool, FixedPool):
+        return 0
+    window = int((now + g.shift) // pool.period)
+    held = pool.counter.foreign(window)
+    if window > pool.top:  # not opened yet: it opens with what others are expected to spend
+        held = max(held, pool._expected())
+    return held
 
 
 def _only(names: set[str] | None) -> str | None:

@@ -54,9 +54,9 @@ Redis and admits requests locally, within its lease, at the in-process speed.
   nothing new on a cap (no local share); one silent for a liveness span
   (``max(period / 20, 3 socket timeouts)``) is dead: its held calls count
   until a period and two spans after its last contact (it may have sent them
-  until half a span after it). A fresh Redis, or one restarted empty, grants
-  nothing on a cap until it has been up for a period and a span: the calls of
-  processes that exited before it started are not known (live processes
+  until half a span after it). A Redis met without the caps' boot token (new,
+  restarted empty, flushed) grants nothing on a cap for a period and a span:
+  the calls of processes that exited before are not known (live processes
   re-register theirs within a span). ``connect(fresh=True)`` vouches for a
   Redis just started for the budget. See :class:`SharedCallCounter`.
 

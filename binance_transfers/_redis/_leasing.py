@@ -96,7 +96,8 @@ class Leasing:
         for (counter, window), need in batch.items():
             keys.append(f"{counter.redis_key}:{window}")
             chunk = max(1, counter.limit // (4 * max(self.seen, self.processes)))
-            want = max(need, chunk)
+            unit = counter._unit  # whole requests: half of one is of no use
+            want = -(-max(need, chunk) // unit) * unit
             ttl = max(int(((window + 3) * counter.period - now) * 1000), 1)
             args += [
                 window,
@@ -107,6 +108,7 @@ class Leasing:
                 counter._debt.pop(window, 0),
                 ttl,
                 f"{counter.redis_key}:freeze",
+                unit,
             ]
         self.round_trips += 1
         return list(await self._script(keys=keys, args=args))
@@ -208,5 +210,6 @@ class Leasing:
         for (counter, window), unused in back.items():
             keys.append(f"{counter.redis_key}:{window}")
             ttl = max(int(((window + 3) * counter.period - now) * 1000), 1)
-            args += [window, -unused, counter.limit, 0, 0, 0, ttl, f"{counter.redis_key}:freeze"]
+            freeze = f"{counter.redis_key}:freeze"
+            args += [window, -unused, counter.limit, 0, 0, 0, ttl, freeze, 1]
         await self._script(keys=keys, args=args)

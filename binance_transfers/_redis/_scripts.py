@@ -13,7 +13,8 @@ __all__ = ["CAP", "LEASE"]
 #       may hold leases in), span (ms), held (the last window the caller admitted
 #       in without Redis, or -1: always -1, there are no local shares any more),
 #       then per hash: window, want (< 0: give back),
-#       limit, claim, floor, force, ttl (ms), the pool's freeze key.
+#       limit, claim, floor, force, ttl (ms), the pool's freeze key, unit (a
+#       grant short of ``want`` is a multiple of it: the heaviest request).
 # Returns: boot token, live processes, then per hash: granted (may be < 0), total,
 #       the end (ms on Binance's clock, as published) of a freeze or ban, or 0.
 LEASE = """
@@ -46,7 +47,7 @@ redis.call('PEXPIRE', KEYS[2], span)
 local out = {boot, redis.call('ZCARD', KEYS[2])}
 local ban = tonumber(redis.call('GET', KEYS[4]) or '0')
 for i = 5, #KEYS do
-  local b = 6 + (i - 5) * 8
+  local b = 6 + (i - 5) * 9
   local key = KEYS[i]
   local window, want, limit = tonumber(ARGV[b + 1]), tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3])
   local claim, floor, force = tonumber(ARGV[b + 4]), tonumber(ARGV[b + 5]), tonumber(ARGV[b + 6])
@@ -65,6 +66,9 @@ for i = 5, #KEYS do
     grant = -math.min(-want, mine)
   elseif window > since and frozen == 0 then
     grant = math.max(math.min(want, limit - total), 0)
+    -- Short of what was asked: whole requests only (a remainder smaller than
+    -- the heaviest one stays here, for a process with lighter requests).
+    if grant < want then grant = grant - grant % tonumber(ARGV[b + 9]) end
   end
   if want >= 0 and force > grant then grant = force end  -- in flight: it may land there
   total = total + grant
@@ -78,9 +82,9 @@ end
 return out
 """
 
-# Rolling caps. KEYS: the caps' boot token, the caps' boot marks (a hash: when
-#       the token was created and when Redis started, Redis ms; absent: no
-#       stop), the cap's live processes (a zset, score: the last contact, Redis
+# Rolling caps. KEYS: the caps' boot token, the caps' boot marks (a hash:
+#       when the token was created, Redis ms; absent: no stop), the cap's
+#       live processes (a zset, score: the last contact, Redis
 #       ms), the cap's zset (member "<process id>:<n>", score: the Binance
 #       epoch ms it stops counting at, +inf while held or in flight).
 # ARGV: id, known boot token, proposed token, now (Binance ms), span (ms),
@@ -97,23 +101,20 @@ local first, n = tonumber(ARGV[9]), tonumber(ARGV[10])
 local t = redis.call('TIME')
 local clock = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 if redis.call('SET', KEYS[1], proposal, 'NX') then
-  -- A fresh Redis, or one restarted empty (breaker4 B4-5): calls that still
-  -- count may be missing here. Live processes re-register theirs within a
-  -- span (they resync on the new token), but those of processes that are
-  -- gone (exited, as a cron job does; killed) nobody knows. They were all
-  -- sent before Redis started, so every cap grants nothing until a period
-  -- (and a span: trips, silent owners) after that. A Redis that was up for a
-  -- period already holds everything that still counts.
-  local ok, info = pcall(redis.call, 'INFO', 'server')
-  local up = ok and tonumber(string.match(info, 'uptime_in_seconds:(%d+)')) or 0
-  redis.call('HSET', KEYS[2], 'created', clock, 'started', clock - up * 1000)
+  -- A fresh Redis, one restarted empty (breaker4 B4-5), or one flushed
+  -- (breaker5 B5-2): calls that still count may be missing here. Live
+  -- processes re-register theirs within a span (they resync on the new
+  -- token), but those of processes that are gone (exited, as a cron job
+  -- does; killed) nobody knows, and nothing here tells a new Redis from one
+  -- that lost them (not its uptime: FLUSHALL keeps it). They were all sent
+  -- before now, so every cap grants nothing for a period (and a span: trips,
+  -- silent owners). RedisStorage.connect(fresh=True) vouches for a new one.
+  redis.call('HSET', KEYS[2], 'created', clock)
 end
 local boot = redis.call('GET', KEYS[1])
-local marks = redis.call('HMGET', KEYS[2], 'created', 'started')
+local created = redis.call('HGET', KEYS[2], 'created')
 local stopped = 0  -- > 0: this cap grants nothing for that many ms more
-if marks[1] then
-  stopped = math.max(tonumber(marks[1]) + span, tonumber(marks[2]) + period + span) - clock
-end
+if created then stopped = tonumber(created) + period + span - clock end
 local was = redis.call('ZSCORE', KEYS[3], id)
 local revived = (not was or tonumber(was) < clock - span) and 1 or 0
 redis.call('ZADD', KEYS[3], clock, id)
@@ -176,6 +177,9 @@ local head = redis.call('ZRANGEBYSCORE', zset, '-inf', '(+inf', 'WITHSCORES', 'L
 if head[2] then soonest = math.min(soonest, tonumber(head[2])) end
 if stopped > 0 then soonest = now + stopped + 1 end  -- nothing is granted before
 if soonest == math.huge then soonest = 0 end
-redis.call('PEXPIRE', zset, 2 * (period + span))
+-- No TTL (breaker5 B5-2): a volatile-* maxmemory policy would evict the set,
+-- and calls that still count would be granted again unnoticed. What stopped
+-- counting is dropped above; an empty set is gone by itself.
+redis.call('PERSIST', zset)
 return {boot, grant, count, soonest, revived, live}
 """

@@ -109,10 +109,11 @@ class RedisStorage(Freezes):
         ``fresh=True`` vouches that this Redis knows of everything spent of the
         budget (``prefix``) that still counts: say it only for a Redis you have
         just started for the processes about to use it. Otherwise, a Redis met
-        with no counts at all may be one restarted empty: new leases stop for a
-        window or two, and rolling caps grant nothing until Redis has been up
-        for a whole period (an hour for the auto-collections' cap), since the
-        calls of processes that exited before the restart are not known. With
+        with no counts at all may be one restarted empty (or flushed): new
+        leases stop for a window or two, and rolling caps grant nothing for a
+        whole period and a liveness span (an hour and 3 minutes for the
+        auto-collections' cap), since the calls of processes that exited before
+        are not known. With
         ``fresh=True`` on a Redis restarted empty under a budget in use, a
         limit may be exceeded. It changes nothing on a Redis already in use.
         """
@@ -150,6 +151,19 @@ class RedisStorage(Freezes):
                     "rolling caps forget the calls of processes that are gone; "
                     "enable appendonly for shared caps",
                     where,
+                )
+        with contextlib.suppress(RedisError):
+            limit = (await client.config_get("maxmemory")).get("maxmemory")
+            policy = (await client.config_get("maxmemory-policy")).get("maxmemory-policy")
+            if limit not in (None, "0") and policy != "noeviction":
+                # breaker5 B5-2: an evicted lease hash or cap set is forgotten
+                # weight or calls (windows and caps carry a TTL: volatile-*
+                # policies evict them too), and nothing tells it from unused.
+                log.warning(
+                    "%s may evict keys (maxmemory-policy %s): a shared budget evicted "
+                    "is spent again; use maxmemory-policy noeviction",
+                    where,
+                    policy,
                 )
         storage._listen()
         return storage

@@ -34,6 +34,7 @@ class LeasedWindowCounter(RedisCounter):
         "_own",
         "_short",
         "_total",
+        "_unit",
     )
 
     def __init__(
@@ -53,6 +54,9 @@ class LeasedWindowCounter(RedisCounter):
         # Lease more when less than this is left: the heaviest request seen, at
         # least a quarter of the limit (the heaviest Binance endpoint is 1/8).
         self._short = max(spec.limit >> 2, spec.weight)
+        # Leases come in multiples of the heaviest request seen: a remainder
+        # smaller than that is of no use to anybody (see _scripts.LEASE).
+        self._unit = max(spec.weight, 1)
 
     # -- the WindowCounter protocol -------------------------------------------
 
@@ -81,6 +85,8 @@ class LeasedWindowCounter(RedisCounter):
         if total > self._cap.get(window, 0):
             if weight > self._short:
                 self._short = weight
+            if weight > self._unit:
+                self._unit = weight
             self._refill()
             return None
         own[window] = total

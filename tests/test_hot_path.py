@@ -1,0 +1,68 @@
+"""The per-call shortcuts (issue 9) answer exactly what the long way answers."""
+
+from __future__ import annotations
+
+import pytest
+
+from binance_transfers import InvalidInputError, RawType, TransferType
+from binance_transfers._client import _transfer_params
+
+
+@pytest.mark.parametrize("member", list(TransferType))
+def test_a_transfer_type_gets_the_params_the_checks_give(member: TransferType) -> None:
+    """By member or by name, the table answers as the checks do (a RawType of the
+    same name always takes the long way)."""
+    if member.needs_from_symbol or member.needs_to_symbol:
+        for kind in (member, member.value, RawType(member.value)):
+            with pytest.raises(InvalidInputError, match="is required"):
+                _transfer_params(kind, None, None)
+        return
+    long_way = _transfer_params(RawType(member.value), None, None)
+    assert long_way == [("type", member.value)]
+    assert _transfer_params(member, None, None) == long_way
+    assert _transfer_params(member.value, None, None) == long_way
+    with pytest.raises(InvalidInputError, match="meaningless"):
+        _transfer_params(member, "BTCUSDT", None)
+
+
+@pytest.mark.parametrize("kind", ["main_umfuture", "MAIN_UMFUTURES", ["MAIN_UMFUTURE"], None, 3])
+def test_anything_else_is_refused_as_before(kind: object) -> None:
+    with pytest.raises(InvalidInputError):
+        _transfer_params(kind, None, None)  # type: ignore[arg-type]
+
+
+async def _in_flight_wakes_its_waiters() -> list[str]:
+    import anyio
+
+    from binance_transfers._reconcile import InFlight
+
+    seen: list[str] = []
+    call = InFlight()
+
+    async def waiter(name: str) -> None:
+        await call.wait()
+        seen.append(name)
+
+    with anyio.fail_after(10):  # a waiter never woken fails, not hangs
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(waiter, "first")
+            tg.start_soon(waiter, "second")
+            await anyio.wait_all_tasks_blocked()
+            assert seen == [] and not call.is_set()
+            call.set()
+    await call.wait()  # already set: returns at once
+    seen.append("after")
+    return seen
+
+
+def test_in_flight_wakes_every_waiter_on_asyncio_and_trio() -> None:
+    """The lazily made event: waiters before ``set()`` wake, a wait after it returns."""
+    import asyncio
+
+    import trio
+
+    for seen in (
+        asyncio.run(_in_flight_wakes_its_waiters()),
+        trio.run(_in_flight_wakes_its_waiters),
+    ):
+        assert sorted(seen[:2]) == ["first", "second"] and seen[2:] == ["after"]
