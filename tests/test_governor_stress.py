@@ -424,10 +424,11 @@ async def test_a_window_opens_with_what_others_spent_in_the_last_one_reserved() 
     permit = await g.acquire(PM_ASSET)
     g.observe(permit, sent=mono(g), received=mono(g), headers={"x-mbx-used-weight-1m": "3030"})
     await sleep_until(g, E0 + 60.1)
-    # Over a few trips, not at once, and leaving room for one request of theirs:
-    # the pool is shared (see test_governor_shared_ip.py).
+    # Over a few trips, not at once, and leaving room for two requests of others:
+    # the pool is shared, and while sharing it holds back room for at least two
+    # other processes (a newcomer's racer estimate lags; see test_governor_shared_ip.py).
     ours = await fill(g, PM_ASSET, E0 + 119)
-    assert len(ours) == 99
+    assert len(ours) == 98
     # It stopped (Binance counts only our 3000): the reservation halves.
     for n, permit in enumerate(ours, 1):
         headers = {"x-mbx-used-weight-1m": str(30 * n)}
@@ -631,8 +632,9 @@ async def test_an_answer_that_may_have_landed_in_either_window_never_lowers_what
         headers = {"x-mbx-used-weight-1m": str(3000 + 30 * n)}
         g.observe(renewed, sent=sent, received=mono(g), headers=headers)
     await sleep_until(g, E0 + 121)  # past the guard band the 0.8 s trips widened
-    # (6000 - 3000) / 30, less room for one request of theirs (the pool is shared).
-    assert len(await fill(g, PM_ASSET, E0 + 179)) == 99
+    # (6000 - 3000) / 30, less room for two requests of others (the pool is shared,
+    # and sharing holds back room for at least two other processes).
+    assert len(await fill(g, PM_ASSET, E0 + 179)) == 98
 
 
 @fake_time
