@@ -303,9 +303,7 @@ class Client:
         urls = _url_param(api_url, "api_url"), _url_param(papi_url, "papi_url")
         futures_urls = _url_param(fapi_url, "fapi_url"), _url_param(dapi_url, "dapi_url")
         if journal is not None and not isinstance(journal, Journal):
-            if not os.path.isdir(os.path.dirname(os.path.abspath(journal))):
-                raise InvalidInputError(f"journal: no directory for {os.fspath(journal)!r}")
-            journal = Journal(journal)
+            journal = Journal(_file_param(journal, "journal"))
         self.journal = journal
         signer = _signer(secret)
         redact_httpx()  # httpx logs every URL at INFO: a signed GET's signature too
@@ -1994,10 +1992,15 @@ def _claims_for(
             return RedisClaims(storage), True
         return None, False
     if isinstance(claims, str | os.PathLike):
-        if not os.path.isdir(os.path.dirname(os.path.abspath(claims))):
-            raise InvalidInputError(f"claims: no directory for {os.fspath(claims)!r}")
-        return SqliteClaims(claims), True
+        return SqliteClaims(_file_param(claims, "claims")), True
     return claims, False
+
+
+def _file_param(path: str | os.PathLike[str], name: str) -> str | os.PathLike[str]:
+    """A file the client will create: its directory must exist (checked before anything is sent)."""
+    if not os.path.isdir(os.path.dirname(os.path.abspath(path))):
+        raise InvalidInputError(f"{name}: no directory for {os.fspath(path)!r}")
+    return path
 
 
 def _same_file(one: str, other: str) -> bool:

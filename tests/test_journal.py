@@ -26,6 +26,7 @@ from binance_transfers import (
     ConfigurationError,
     Governor,
     InsufficientBalanceError,
+    InvalidInputError,
     Journal,
     MarginTransferDirection,
     OutcomeUnknownError,
@@ -429,10 +430,14 @@ async def test_an_unwritable_journal_fails_the_call_with_nothing_sent(
     assert exchange.ledger.executed("universal_transfer") == []
 
 
-def test_a_journal_in_a_missing_directory_is_refused_at_construction(tmp_path: Path) -> None:
-    """Said before any call."""
-    with pytest.raises(ValueError, match="journal"):
-        Client(API_KEY, SECRET, journal=tmp_path / "missing" / "j.sqlite")
+@pytest.mark.parametrize("name", ["journal", "claims"])
+def test_a_file_in_a_missing_directory_is_refused_at_construction(
+    tmp_path: Path, name: str
+) -> None:
+    """Said before any call, for the journal and the shared claims file alike."""
+    where: dict[str, Any] = {name: tmp_path / "missing" / "f.sqlite"}
+    with pytest.raises(InvalidInputError, match=f"{name}: no directory"):
+        Client(API_KEY, SECRET, **where)
 
 
 def test_the_journal_works_under_trio(tmp_path: Path) -> None:
