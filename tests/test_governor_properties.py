@@ -89,6 +89,23 @@ worlds = st.builds(
 
 
 @contextlib.contextmanager
+def _trio_schedule(seed: int | None) -> Iterator[None]:
+    """Seed trio's task shuffle (private: ``trio._core._run._r``), restored after."""
+    if seed is None:
+        yield
+        return
+    import trio._core._run
+
+    shuffle = trio._core._run._r
+    state = shuffle.getstate()
+    shuffle.seed(seed)
+    try:
+        yield
+    finally:
+        shuffle.setstate(state)
+
+
+@contextlib.contextmanager
 def _maybe_cancel(after: float | None) -> Iterator[None]:
     if after is None:
         yield
@@ -103,7 +120,10 @@ def test_no_window_ever_exceeds_its_limit(crowd: list[Call], world: World) -> No
     """Fixed and rolling windows on Binance's true clock stay within limits, whatever the
     clock drift after the sync, latency spikes beyond the bound, foreign usage or the
     window length; no caller hangs; no permit is lost. With another process on the IP,
-    ours and theirs together stay within /papi's limit once it has been seen."""
+    ours and theirs together stay within /papi's limit once it has been seen.
+
+    Each example replays: trio registers its task shuffle with hypothesis, which seeds
+    it for every example (the replays below try other schedules)."""
     check_limits(run_crowd(crowd, world), world, combined=True)
 
 
@@ -150,15 +170,69 @@ def test_a_large_crowd_beside_another_process_leaves_it_its_share() -> None:
     assert fixed["papi-ip"] >= 0.8 * (LIMITS.papi_ip - 100)
 
 
+# breaker5 B5-5, found by the property above (ours 150 + theirs 60 > 200): the other
+# process spends 60 of /papi's 200 at every window's start, windows of 0.1 s, trips of
+# 2.5-5 windows. One request still in flight was read as ours in a report of window
+# w (what others spent there: 30, not 60), and counted as ours in w + 1 too.
+B5_5_WORLD = World(latency=0.25, foreign=60, time_scale=600.0)
+_NOW: Call = (0, "a", 0.0, 0.0, None, None, 1.0)  # pm_collect_asset (/papi 30), at 0 s
+_LATER: Call = (0, "a", 1.0, 0.0, None, None, 1.0)  # the same, at 1 s
+B5_5_CROWD: list[Call] = [
+    *[_NOW] * 8,
+    *[_LATER] * 8,
+    (1, "a", 0.0, 0.0, None, None, 1.0),
+    *[_NOW] * 3,
+    (0, "a", 0.0, 1.0, None, None, 1.0),  # one-way latency: the whole bound
+    *[_LATER] * 19,
+]
+
+
+def test_ours_in_flight_read_into_one_windows_report_is_no_room_in_the_next() -> None:
+    """breaker5 B5-5, replayed under 40 of trio's schedules (on the old code, schedule
+    2 put 150 of ours beside their 60)."""
+    over = {}
+    for schedule in range(40):
+        try:
+            check_limits(
+                run_crowd(B5_5_CROWD, B5_5_WORLD, schedule=schedule), B5_5_WORLD, combined=True
+            )
+        except AssertionError as error:
+            over[schedule] = error.args
+    assert over == {}
+
+
+def test_a_slow_request_answered_as_another_windows_leaves_what_others_spent_reserved() -> None:
+    """The other process spends 100 of 200 per window. A request of window w, slow,
+    was counted as ours in the reports of w + 1 while it flew (others seen: 50), then
+    answered, read as w's: it was not in w + 1, so others spent 100 there, not 50. The
+    old code opened w + 2 with 50 reserved: 140 of ours beside their 100 (every schedule).
+    Found by the property (shrunk from a crowd of 150)."""
+    world = World(latency=0.123, clock_error=0.031, step=-0.0018, foreign=100)
+    crowd: list[Call] = [
+        (0, "a", 0.0, 0.2, 2.77, 0.93, 1.0),
+        (2, "a", 0.0, 0.86, None, None, 4.87),
+        (2, "a", 0.0, 0.58, None, 1.65, 1.5),
+        (2, "a", 0.0, 0.2, None, 1.76, 1.0),
+        (0, "a", 0.7, 0.65, None, None, 1.0),
+        (1, "a", 1.4, 0.54, 1.19, None, 1.0),
+        (2, "b", 1.77, 0.33, 1.5, 1.54, 1.0),
+    ]
+    for schedule in range(4):
+        check_limits(run_crowd(crowd, world, schedule=schedule), world, combined=True)
+
+
 Landed = list[tuple[Endpoint | None, str, float]]
 
 
-def run_crowd(crowd: Sequence[Call], world: World) -> Landed:
+def run_crowd(crowd: Sequence[Call], world: World, *, schedule: int | None = None) -> Landed:
     """Run the callers; return where (on Binance's true clock) each request landed.
 
     A request is written at ``renew`` (acquiring again when refused), lands
     after its one-way time and is answered after as long again, with /papi's
     usage header as Binance would count it (the foreign process included).
+    ``schedule`` seeds trio's shuffle of the tasks ready at one instant (its own
+    ``random.Random``, otherwise seeded afresh per process): the same seed runs
+    the same schedule.
     """
     limits = LIMITS.scaled(world.time_scale)
     window = limits.window
@@ -240,7 +314,8 @@ def run_crowd(crowd: Sequence[Call], world: World) -> Landed:
         for pool in g._pools.values():
             assert (pool.live, pool.queued) == (0, 0)
 
-    trio.run(scenario, clock=trio.testing.MockClock(autojump_threshold=0))
+    with _trio_schedule(schedule):
+        trio.run(scenario, clock=trio.testing.MockClock(autojump_threshold=0))
     assert finished == len(crowd)
     return landed
 

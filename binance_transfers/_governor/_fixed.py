@@ -34,6 +34,7 @@ class FixedPool(Sharing):
         "base",
         "capped",
         "counter",
+        "doubts",
         "flying",
         "ghosts",
         "heaviest",
@@ -72,6 +73,10 @@ class FixedPool(Sharing):
         # id(record) -> (write time, weight) of ours in flight: a report counts
         # those written before its own request.
         self.flying: dict[int, tuple[float, int]] = {}
+        # id(record) -> (weight, {window: others there if it is not}) of ours in
+        # flight that reports of those windows were read as counting. It can
+        # have landed in one window only: see ``_doubt``.
+        self.doubts: dict[int, tuple[int, dict[int, int]]] = {}
         # Sharing the IP with another governor (see ``_shared_extra``); not
         # when the storage is shared by the processes (Redis): it counts them.
         self.adapts = True
@@ -134,14 +139,50 @@ class FixedPool(Sharing):
     def _used(self, window: int) -> int:
         """The count of ``window``, including what opening it will add."""
         used = self.counter.used(window)
+        if self.doubts:
+            used += self._doubt(window)
         if window <= self.top:
             return used
         hint = self._expected()
         return used + self.inflight + max(hint - self.counter.foreign(window), 0)
 
-    def _before(self, sent: float) -> int:
-        """Our weight in flight written before ``sent`` (or with it)."""
-        return sum(w for t, w in self.flying.values() if t <= sent)
+    def _doubt(self, window: int) -> int:
+        """What others may have spent in ``window`` beyond what is reserved for them.
+
+        A report counts ours in flight written before its request as ours (B4-4:
+        a lone process's unanswered burst is nobody else's), so what others are
+        seen to spend there is the least it can be. But a request in flight
+        lands in one window only: if it is not in the window whose report it
+        was read into, others spent that much more there, and may again in the
+        other windows it may land in (where it is counted as ours too). Until
+        its answer comes, hold its weight back there as well (breaker5 B5-5:
+        a slow request read into window w's report left w + 1 reserved 30 for a
+        process that spent 60: 150 + 60 > 200).
+        """
+        return sum(w for w, reads in self.doubts.values() if len(reads) > 1 or window not in reads)
+
+    def _undoubt(self, doubt: tuple[int, dict[int, int]], window: int | None) -> None:
+        """Ours counted in reports of other windows was answered, read as ``window``'s.
+
+        It did not land in those: others spent there what those reports say
+        without it (B5-5: a slow request of window w, counted in w + 1's reports,
+        answered after them: w + 2 opened with half of what others spent in
+        w + 1 reserved). Read as its own window's, a report counts it there.
+        """
+        for read, others in doubt[1].items():
+            if read == window or read not in self.seen or others <= self.seen[read]:
+                continue
+            self.seen[read] = others
+            share = self.shares[read] = max(
+                self._share(read, others, self.peak.get(read, others)), self.shares.get(read, 0)
+            )
+            if read == self.news:
+                self.hint = max(self.hint, share)
+            others = min(others, self.limit - self.heaviest)
+            for later in range(read + 1, self.top + 1):
+                if self.counter.foreign(later) < others:
+                    self.counter.reserve(later, others)
+                    self.reserved[later] = max(others, self.reserved.get(later, 0))
 
     def _share(self, window: int, others: int, total: int) -> int:
         """What to reserve for others in the next windows, having seen them spend
@@ -243,7 +284,7 @@ class FixedPool(Sharing):
         record = self.charge(now, weight, g)
         p = self.period
         lo, hi = int((now + g.lo) // p), int((now + g.hi) // p)
-        if lo == hi == self.top and not self.cold and now >= self.shared_until:
+        if lo == hi == self.top and not self.cold and now >= self.shared_until and not self.doubts:
             self._geo, self._window = g, lo
             self._from = lo * p - g.lo + NUDGE
             self._until = min((lo + 1) * p - g.hi - NUDGE, g.until)
@@ -274,6 +315,8 @@ class FixedPool(Sharing):
         """It is no longer in flight: take it out of the windows opened meanwhile."""
         self.inflight -= weight
         self.flying.pop(id(record), None)
+        if self.doubts:
+            self.doubts.pop(id(record), None)
         last = record[-2]
         opened = [w for w in self.ghosts if w > last]
         for window in opened:
@@ -323,6 +366,7 @@ class FixedPool(Sharing):
         written: bool,
     ) -> tuple[bool, int]:
         p, counter = self.period, self.counter
+        doubt = self.doubts.pop(id(record), None) if self.doubts else None
         if written:  # no longer in flight: waiters blocked by it may go
             self._unghost(record, weight)
         freed = self._cold_done(answered) or written
@@ -346,11 +390,15 @@ class FixedPool(Sharing):
         header = self.spec.header
         reported = headers.get(header) if header is not None else None
         if reported is None or not answered:
+            if doubt:
+                self._undoubt(doubt, None)
             return freed, 0
         try:
             value = int(reported)
         except ValueError:
             log.warning("ignoring unreadable %s header: %r", header, reported)
+            if doubt:
+                self._undoubt(doubt, None)
             return freed, 0
         # Across a boundary the report may be either window's. It is read as
         # the window the request was written in (on our estimate of Binance's
@@ -377,7 +425,16 @@ class FixedPool(Sharing):
         else:
             for w in sure:
                 self.maybe[w] = self.maybe.get(w, 0) + weight
-        ours = self.landed.get(window, 0) + self.maybe.get(window, 0) + self._before(sent)
+        mine = self.landed.get(window, 0) + self.maybe.get(window, 0)
+        written_before = [(key, w) for key, (t, w) in self.flying.items() if t <= sent]
+        ours = mine + sum(w for _, w in written_before)
+        if value > mine and written_before:
+            # Read as counting those in flight: see ``_doubt``.
+            doubts = self.doubts
+            for key, w in written_before:
+                reads = doubts.setdefault(key, (w, {}))[1]
+                reads[window] = max(reads.get(window, 0), value - ours + w)
+            self._geo = None  # off the cached fast path: it does not doubt
         self._note_others(window, value, own, landed_by, g)
         rough = value - own  # others' weight, as our count when it was admitted reads it
         # Counted as ours in this report: never less than our count when it was
@@ -391,7 +448,13 @@ class FixedPool(Sharing):
         others = self.seen[window] = max(value - ours, self.seen.get(window, 0), 0)
         # The next windows reserve for others their share of the whole limit,
         # in proportion to what they spent beside us (``_share``).
-        if window > self.news:
+        # Only news of a newer window may lower the hint (B5-5): within one
+        # window, reports count more as they come (in whatever order their
+        # answers do). An answer that may be any of three windows or more (trips
+        # longer than a window) is no news of a newer one: read as its write
+        # window's, it may be a later window's count, low early in that window.
+        fresh = window > self.news and len(possible) <= 2
+        if fresh:
             self.news, self.base = window, self._expected()
         share = self.shares[window] = self._share(window, others, peak)
         if window == self.news:
@@ -399,7 +462,7 @@ class FixedPool(Sharing):
             # before they stopped spending there (we held back while they went
             # on): what the window before asked for stands for one more.
             before = self.shares.get(window - 1, 0) if self.raced >= window else 0
-            self.hint = max(share, before, self.base >> 1)
+            self.hint = max(share, before, self.base >> 1, 0 if fresh else self.hint)
         # Windows opened after this one before any news of it (a wide landing
         # interval opens two at once) were reserved blind: reserve this much.
         # Those are reserved the rougher reading: no answer of theirs came yet.
@@ -410,6 +473,8 @@ class FixedPool(Sharing):
                 if counter.foreign(later) < others:
                     counter.reserve(later, others)
                     self.reserved[later] = max(others, self.reserved.get(later, 0))
+        if doubt:
+            self._undoubt(doubt, window)
         rose = counter.report(window, value, own)
         if rose:
             log.debug("%s: Binance reports %d used; %d spent elsewhere", self.key, value, rose)
