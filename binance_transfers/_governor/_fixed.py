@@ -428,7 +428,18 @@ class FixedPool(Sharing):
         mine = self.landed.get(window, 0) + self.maybe.get(window, 0)
         written_before = [(key, w) for key, (t, w) in self.flying.items() if t <= sent]
         ours = mine + sum(w for _, w in written_before)
-        if value > mine and written_before:
+        if len(possible) > 2:
+            # It may be any of three windows or more (trips, or the clock's
+            # uncertainty, longer than a window): ours there, answered or in
+            # flight, may be anywhere in them, and counted in each they hid
+            # what others spent (B5-5: four answers read as their write
+            # window's, 2 windows before the one they reported on: 10 of the
+            # other process's 100). Read it as only ours known to have landed
+            # there, and itself, count: a report may then take ours for
+            # others' (the safe side), as Binance's windows are far longer than
+            # a trip (it takes scaled windows to get here).
+            ours = self.landed.get(window, 0) + weight
+        elif value > mine and written_before:
             # Read as counting those in flight: see ``_doubt``.
             doubts = self.doubts
             for key, w in written_before:
@@ -450,10 +461,8 @@ class FixedPool(Sharing):
         # in proportion to what they spent beside us (``_share``).
         # Only news of a newer window may lower the hint (B5-5): within one
         # window, reports count more as they come (in whatever order their
-        # answers do). An answer that may be any of three windows or more (trips
-        # longer than a window) is no news of a newer one: read as its write
-        # window's, it may be a later window's count, low early in that window.
-        fresh = window > self.news and len(possible) <= 2
+        # answers do).
+        fresh = window > self.news
         if fresh:
             self.news, self.base = window, self._expected()
         share = self.shares[window] = self._share(window, others, peak)
