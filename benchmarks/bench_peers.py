@@ -317,13 +317,14 @@ class _Capture:
 # -- the parent -------------------------------------------------------------------
 
 
-def _run_child(args: list[str]) -> dict[str, Any]:
+def _run_child(args: list[str], cwd: str | None = None) -> dict[str, Any]:
     done = subprocess.run(
         [sys.executable, "-m", "benchmarks.bench_peers", *args],
         capture_output=True,
         text=True,
         check=False,
         timeout=600,
+        cwd=cwd,
     )
     if done.returncode != 0:
         return {"error": done.stderr.strip().splitlines()[-1] if done.stderr else "failed"}
@@ -478,7 +479,9 @@ async def _own_cost_default_path(calls: int = 3000, rounds: int = 5) -> float:
     transfer = json.dumps({"tranId": 1}).encode()
 
     async def exchange(method: str, url: Any, *args: Any) -> tuple[Answer, bytes]:
-        on_write = args[4] if len(args) > 4 else None
+        # exchange(method, url, headers, body, timeouts, on_write): the write
+        # hook re-bases the permit (Governor.renew), part of every real call.
+        on_write = args[3] if len(args) > 3 else None
         if on_write is not None:
             await on_write()
         if str(url).endswith("/time"):
@@ -505,8 +508,18 @@ async def _own_cost_default_path(calls: int = 3000, rounds: int = 5) -> float:
     return best
 
 
-def measure(calls: int, rounds: int, concurrency: int) -> dict[str, Any]:
-    """Every client, ``rounds`` times interleaved, against one simulated exchange."""
+def _baseline_name(tree: str) -> str:
+    return f"{OURS} (baseline: {os.path.basename(os.path.normpath(tree))})"
+
+
+def measure(
+    calls: int, rounds: int, concurrency: int, baseline: str | None = None
+) -> dict[str, Any]:
+    """Every client, ``rounds`` times interleaved, against one simulated exchange.
+
+    ``baseline``: another checkout of the package (its root directory), whose
+    default client is run beside ours in every round: before/after in one run.
+    """
     names = [name for name in CLIENTS if _available(name)]
     sim = subprocess.Popen(
         [sys.executable, "-m", "benchmarks.bench_peers", "serve"],
@@ -521,6 +534,10 @@ def measure(calls: int, rounds: int, concurrency: int) -> dict[str, Any]:
         for _ in range(rounds):
             for name in names:
                 runs[name].append(_run_child(["child", name, url, str(calls), "1"]))
+            if baseline is not None:  # its own package and benchmark module
+                runs.setdefault(_baseline_name(baseline), []).append(
+                    _run_child(["child", OURS, url, str(calls), "1"], cwd=baseline)
+                )
             runs[f"{OURS} x{concurrency}"] = [
                 *runs.get(f"{OURS} x{concurrency}", []),
                 _run_child(["child", OURS, url, str(calls), str(concurrency)]),
@@ -571,7 +588,12 @@ def _table(results: dict[str, Any], wire: dict[str, dict[str, str]]) -> str:
 
 
 async def run(
-    report: Report, *, calls: int = 2000, rounds: int = 3, concurrency: int = 500
+    report: Report,
+    *,
+    calls: int = 2000,
+    rounds: int = 3,
+    concurrency: int = 500,
+    baseline: str | None = None,
 ) -> None:
     """Measure, print the comparison table, and add the targets of issue 9 to ``report``."""
     seconds, extras = _import_time(without_httpx_cli=True)
@@ -601,7 +623,7 @@ async def run(
         f"in-process): {canned:.0f} µs",
         flush=True,
     )
-    results = await asyncio.to_thread(measure, calls, rounds, concurrency)
+    results = await asyncio.to_thread(measure, calls, rounds, concurrency, baseline)
     wire = await _wire([name for name in CLIENTS if _available(name)])
     print(
         f"\n{calls} sequential signed universal transfers per client, median of {rounds} runs, "
@@ -614,6 +636,15 @@ async def run(
         value = results.get(name, {}).get("cpu_us")
         return float(value) if value is not None else None
 
+    if baseline is not None:
+        before, after = cpu(_baseline_name(baseline)), cpu(OURS)
+        if before is not None and after is not None:
+            # No target: what a change saved, measured beside everything else.
+            print(
+                f"  binance_transfers vs its baseline ({baseline}): {after:.0f} µs vs "
+                f"{before:.0f} µs: {after / before:.2f}x",
+                flush=True,
+            )
     for label, name in (("default: aiohttp", OURS), ("httpcore transport", OURS_HTTPCORE)):
         ours = cpu(name)
         if ours is None:
@@ -670,6 +701,9 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--rounds", type=int, default=3)
     bench.add_argument("--concurrency", type=int, default=500)
     bench.add_argument("--hog", action="store_true", help="run a busy process beside it")
+    bench.add_argument(
+        "--baseline", help="another checkout's root: its client runs beside ours, in one run"
+    )
     args = parser.parse_args(argv)
     if args.command == "child":
         result = asyncio.run(_child(args.name, args.url, args.calls, args.concurrency))
@@ -689,7 +723,15 @@ def main(argv: list[str] | None = None) -> int:
             hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
         try:
             report = Report()
-            asyncio.run(run(report, calls=calls, rounds=rounds, concurrency=concurrency))
+            asyncio.run(
+                run(
+                    report,
+                    calls=calls,
+                    rounds=rounds,
+                    concurrency=concurrency,
+                    baseline=getattr(args, "baseline", None),
+                )
+            )
         finally:
             if hog is not None:
                 hog.kill()

@@ -20,7 +20,9 @@ later one learns its owner):
 
 Answered ids are published in the background, in batches, as answers come
 (a settlement of another process searches only once Binance's window plus
-``settle_margin`` is over, long after); a claim is awaited.
+``settle_margin`` is over, long after); a claim is awaited. Both stores
+publish through one :class:`_Outbox`, whose rule is that an answered id is
+never dropped while the process lives (see there).
 """
 
 from __future__ import annotations
@@ -28,9 +30,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
@@ -82,6 +83,152 @@ def _conflict(account: str, tran_id: int, owner: str) -> None:
     )
 
 
+#: An answered id on its way to the store: (account, tranId, Binance's epoch ms).
+Answer = tuple[str, int, int]
+
+#: Answered ids are published this long after the first of a batch (seconds): one
+#: publish for every answer meanwhile, not one (a thread's wakeup, a round trip to
+#: Redis) per transfer. Another process's settlement searches only once Binance's
+#: window plus settle_margin is over, seconds later.
+_PUBLISH_DELAY = 0.05
+#: A failed batch is tried again after _PUBLISH_DELAY, doubled per failure, up to this.
+_RETRY_MAX = 2.0
+#: How long closing may wait for the store, whatever the caller's cancellation (seconds).
+_CLOSE_TIMEOUT = 10.0
+
+
+def _spawn(fn: Callable[[], Coroutine[Any, Any, None]]) -> asyncio.Task[None] | None:
+    """Run ``fn()`` as a task of the running event loop (trio: one of its system tasks).
+
+    Neither needs a task group of the caller's: ``answered`` is called from a
+    transfer's own task, which must not wait for the publish.
+    """
+    loop = asyncio._get_running_loop()
+    if loop is not None:
+        return loop.create_task(fn())
+    import trio
+
+    trio.lowlevel.spawn_system_task(fn)
+    return None
+
+
+class _Outbox:
+    """Answered ids on their way to a claims store: the rule both stores share.
+
+    Ids are handed to ``publish`` in batches, ``_PUBLISH_DELAY`` after the
+    first of one, by one task at a time. A batch that fails (the store
+    refused it, or the task was cancelled on its way) goes back in front of
+    what came meanwhile, in order, and is tried again after a backoff by a
+    timer of its own: no other answer has to come first. Publishing is
+    idempotent (an id stored as answered stays so, and a conflict is reported
+    only once the whole batch went through), so trying a batch twice changes
+    nothing. :meth:`aclose` publishes what is left at once, shielded from the
+    caller's cancellation and bounded by ``_CLOSE_TIMEOUT``, and names at
+    ERROR every id it could not publish: none is dropped silently.
+    """
+
+    def __init__(self, publish: Callable[[list[Answer]], Awaitable[None]], name: str) -> None:
+        self._publish = publish
+        self._name = name
+        self._queued: list[Answer] = []
+        self._task: asyncio.Task[None] | None = None  # asyncio's, kept from the GC
+        self._running = False
+        self._idle: anyio.Event | None = None  # set when the running task ends
+        self._wakeup: anyio.CancelScope | None = None  # the task's wait, cut short by aclose
+        self._scope: anyio.CancelScope | None = None  # the whole task's
+        self._in_flight: list[Answer] = []  # the batch being published
+        self._closing = False
+
+    def __len__(self) -> int:
+        return len(self._queued)
+
+    def add(self, answer: Answer) -> None:
+        """Queue an answered id; a task publishes it (and the rest of its batch) shortly."""
+        self._queued.append(answer)
+        if not self._running:
+            self._running = True
+            self._idle = anyio.Event()
+            self._task = _spawn(self._run)
+
+    async def _attempt(self) -> bool:
+        """Publish everything queued; on any failure put the batch back in front."""
+        batch, self._queued = self._queued, []
+        self._in_flight = batch
+        try:
+            await self._publish(batch)
+        except BaseException as exc:
+            self._queued[:0] = batch
+            if isinstance(exc, Exception):
+                log.warning(
+                    "claims %s: %d answered tranIds not published, kept to try again: %r",
+                    self._name,
+                    len(batch),
+                    exc,
+                )
+                return False
+            raise
+        finally:
+            self._in_flight = []
+        return True
+
+    async def _run(self) -> None:
+        delay = _PUBLISH_DELAY
+        try:
+            with anyio.CancelScope() as self._scope:
+                while self._queued:
+                    if not self._closing:
+                        with anyio.CancelScope() as self._wakeup:
+                            await anyio.sleep(delay)
+                        self._wakeup = None
+                    if await self._attempt():
+                        delay = _PUBLISH_DELAY
+                    elif self._closing:
+                        return  # aclose makes the last attempt itself
+                    else:
+                        delay = min(delay * 2, _RETRY_MAX)
+        except BaseException:
+            if self._queued and not self._closing:
+                # The event loop is cancelling its tasks (it is shutting down, the
+                # client was not closed): say so, as aclose() would.
+                self._report_lost("its publishing task was cancelled")
+            raise
+        finally:
+            self._wakeup = self._scope = None
+            self._running = False
+            self._task = None
+            if self._idle is not None:
+                self._idle.set()
+
+    async def aclose(self) -> None:
+        """Publish what is queued now (one last attempt); log at ERROR what could not be."""
+        self._closing = True
+        # Shielded: a client closed by a cancelled task (``async with`` unwinding)
+        # still publishes; bounded: a store that hangs does not hold the close.
+        with anyio.CancelScope(shield=True), anyio.move_on_after(_CLOSE_TIMEOUT):
+            if self._running and self._idle is not None:
+                if self._wakeup is not None:
+                    self._wakeup.cancel()
+                await self._idle.wait()
+            if self._queued:
+                await self._attempt()
+        left = self._in_flight + self._queued  # a hung batch is not known to be in
+        if left:
+            if self._scope is not None:
+                self._scope.cancel()  # it must not outlive the close
+            self._report_lost("closing", left)
+
+    def _report_lost(self, when: str, left: list[Answer] | None = None) -> None:
+        ids = [tran_id for _, tran_id, _ in (self._queued if left is None else left)]
+        log.error(
+            "claims %s: %d answered tranId(s) not published (%s): %s; another "
+            "process's settlement may take their history rows as its own",
+            self._name,
+            len(ids),
+            when,
+            ", ".join(map(str, ids[:50])) + (" ..." if len(ids) > 50 else ""),
+        )
+
+
 class RedisClaims:
     """Claims in the Redis that the governor's :class:`~binance_transfers.RedisStorage` uses."""
 
@@ -89,9 +236,7 @@ class RedisClaims:
         self._redis = storage._client
         self._prefix = storage._key("claims")
         self.ttl = ttl
-        self._queued: list[tuple[str, int]] = []
-        self._task: asyncio.Task[None] | None = None
-        self._timer: asyncio.TimerHandle | None = None
+        self._outbox = _Outbox(self._publish, self._prefix)
 
     def __repr__(self) -> str:
         return f"<RedisClaims {self._prefix!r}>"
@@ -116,46 +261,33 @@ class RedisClaims:
         raise ConfigurationError(f"the claim of tranId {tran_id} could not be read back")
 
     def answered(self, account: str, tran_id: int, at_ms: int) -> None:
-        self._queued.append((account, tran_id))
-        if self._timer is None and (self._task is None or self._task.done()):
-            self._timer = asyncio.get_running_loop().call_later(_PUBLISH_DELAY, self._start)
+        self._outbox.add((account, tran_id, at_ms))
 
-    def _start(self) -> None:
-        self._timer = None
-        if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._publish())
-
-    async def _publish(self) -> None:
-        from redis.exceptions import RedisError
-
+    async def _publish(self, batch: list[Answer]) -> None:
         ttl = max(1, round(self.ttl))
-        while self._queued:
-            batch, self._queued = self._queued, []
-            try:
-                async with self._redis.pipeline(transaction=False) as pipe:
-                    for account, tran_id in batch:
-                        pipe.set(self._key(account, tran_id), ANSWERED, nx=True, ex=ttl)
-                    results = await pipe.execute()
-                for (account, tran_id), stored in zip(batch, results, strict=True):
-                    if not stored:
-                        owner = await self._redis.get(self._key(account, tran_id))
-                        if owner is not None and owner != ANSWERED:
-                            _conflict(account, tran_id, str(owner))
-            except RedisError as exc:
-                # Known here all the same; other processes' settlements may take
-                # these rows until Redis answers (the next publish retries them).
-                log.warning("claims: %d answered tranIds not published: %r", len(batch), exc)
-                self._queued[:0] = batch
-                return
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for account, tran_id, _ in batch:
+                pipe.set(self._key(account, tran_id), ANSWERED, nx=True, ex=ttl)
+            results = await pipe.execute()
+        taken = [
+            (account, tran_id)
+            for (account, tran_id, _), stored in zip(batch, results, strict=True)
+            if not stored
+        ]
+        if not taken:
+            return
+        # Who holds the others (ours, from an earlier try of this batch, or a
+        # settlement's): read in one round trip, reported once it all went through.
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for account, tran_id in taken:
+                pipe.get(self._key(account, tran_id))
+            holders = await pipe.execute()
+        for (account, tran_id), owner in zip(taken, holders, strict=True):
+            if owner is not None and owner != ANSWERED:
+                _conflict(account, tran_id, str(owner))
 
     async def aclose(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        if self._task is not None:
-            await self._task
-        if self._queued:  # left by a failed publish: one more try
-            await self._publish()
+        await self._outbox.aclose()
 
 
 _SCHEMA = """
@@ -169,24 +301,6 @@ CREATE TABLE IF NOT EXISTS claims (
 CREATE INDEX IF NOT EXISTS claims_at_ms ON claims (at_ms);
 """
 
-#: Answered ids are published this long after the first of a batch (seconds): one
-#: publish for every answer meanwhile, not one (a thread's wakeup, a round trip to
-#: Redis) per transfer. Another process's settlement searches only once Binance's
-#: window plus settle_margin is over, seconds later.
-_PUBLISH_DELAY = 0.05
-
-
-def _later(fn: Callable[[], object]) -> None:
-    """Run ``fn`` in this event loop ``_PUBLISH_DELAY`` from now (trio: in its next tick)."""
-    loop = asyncio._get_running_loop()
-    if loop is not None:
-        loop.call_later(_PUBLISH_DELAY, fn)
-    else:
-        import trio
-
-        trio.lowlevel.current_trio_token().run_sync_soon(fn)
-
-
 #: How long a claim waits for another process's write lock (ms).
 _BUSY_TIMEOUT_MS = 5000
 
@@ -194,19 +308,18 @@ _BUSY_TIMEOUT_MS = 5000
 class SqliteClaims:
     """Claims in an SQLite file shared by every process of the account on this host.
 
-    Claims (rare: settlements) run in a worker thread and are awaited;
-    answered ids go to a writer thread of their own, which publishes them
-    in batches, and deletes the expired claims every ``_EXPIRE_EVERY`` of them.
+    Claims (rare: settlements) and batches of answered ids run in worker
+    threads, one at a time on one connection; the expired claims are deleted
+    every ``_EXPIRE_EVERY`` ids published.
     """
 
     def __init__(self, path: str | os.PathLike[str], *, ttl: float = DEFAULT_TTL) -> None:
         self.path = os.fspath(path)
         self.ttl = ttl
-        self._answers: queue.SimpleQueue[list[tuple[str, int, int]] | None] = queue.SimpleQueue()
-        self._held: list[tuple[str, int, int]] = []  # answered, not yet handed to the writer
-        self._writer: threading.Thread | None = None
-        self._lock = threading.Lock()  # one connection for claims, used by one thread at a time
+        self._outbox = _Outbox(self._publish, repr(self.path))
+        self._lock = threading.Lock()  # one connection, used by one thread at a time
         self._conn: sqlite3.Connection | None = None
+        self._published = 0  # since the last deletion of expired claims
 
     def __repr__(self) -> str:
         return f"<SqliteClaims {self.path!r}>"
@@ -215,18 +328,26 @@ class SqliteClaims:
         import sqlite3
 
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA journal_mode=WAL")
-        # As the journal: what the OS was handed survives the process being killed.
-        conn.execute("PRAGMA synchronous=OFF")
-        conn.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
-        conn.executescript(_SCHEMA)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            # As the journal: what the OS was handed survives the process being killed.
+            conn.execute("PRAGMA synchronous=OFF")
+            conn.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
+            conn.executescript(_SCHEMA)
+        except BaseException:
+            conn.close()
+            raise
         return conn
+
+    def _connection(self) -> sqlite3.Connection:
+        """The connection (opened at first use; called under ``_lock``)."""
+        if self._conn is None:
+            self._conn = self._connect()
+        return self._conn
 
     def _claim(self, account: str, tran_id: int, owner: str, at_ms: int) -> str:
         with self._lock:
-            if self._conn is None:
-                self._conn = self._connect()
-            conn = self._conn
+            conn = self._connection()
             conn.execute("BEGIN IMMEDIATE")
             try:
                 conn.execute(
@@ -239,7 +360,7 @@ class SqliteClaims:
                 ).fetchone()
                 conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                _rollback(conn)
                 raise
             return str(row[0])
 
@@ -252,57 +373,28 @@ class SqliteClaims:
             ) from exc
 
     def answered(self, account: str, tran_id: int, at_ms: int) -> None:
-        if self._writer is None:
-            self._writer = threading.Thread(
-                target=self._publish, name="binance-claims", daemon=True
-            )
-            self._writer.start()
-        self._held.append((account, tran_id, at_ms))
-        if len(self._held) == 1:
-            _later(self._hand_over)
+        self._outbox.add((account, tran_id, at_ms))
 
-    def _hand_over(self) -> None:
-        held, self._held = self._held, []
-        if held:
-            self._answers.put(held)
+    async def _publish(self, batch: list[Answer]) -> None:
+        # Not abandoned on cancellation: the batch's fate is known when this returns.
+        await anyio.to_thread.run_sync(self._publish_sync, batch)
 
-    def _publish(self) -> None:
-        """The writer thread: answered ids, a batch per transaction, until None."""
-        conn: sqlite3.Connection | None = None
-        published = 0
-        try:
-            while True:
-                batch = [self._answers.get()]
-                while True:
-                    try:
-                        batch.append(self._answers.get_nowait())
-                    except queue.Empty:
-                        break
-                ids = [item for part in batch if part is not None for item in part]
-                if ids:
-                    try:
-                        conn = conn or self._connect()
-                        _publish_answered(conn, ids)
-                        published += len(ids)
-                        if published >= _EXPIRE_EVERY:
-                            published = 0
-                            newest = max(at_ms for _, _, at_ms in ids)
-                            expired = newest - round(self.ttl * 1000)
-                            conn.execute("DELETE FROM claims WHERE at_ms < ?", (expired,))
-                    except Exception as exc:
-                        log.warning("claims: %d answered tranIds not published: %r", len(ids), exc)
-                if None in batch:
-                    return
-        finally:
-            if conn is not None:
-                conn.close()
+    def _publish_sync(self, batch: list[Answer]) -> None:
+        with self._lock:
+            conn = self._connection()
+            _publish_answered(conn, batch)
+            self._published += len(batch)
+            if self._published >= _EXPIRE_EVERY:
+                self._published = 0
+                newest = max(at_ms for _, _, at_ms in batch)
+                expired = newest - round(self.ttl * 1000)
+                try:
+                    conn.execute("DELETE FROM claims WHERE at_ms < ?", (expired,))
+                except Exception as exc:  # the batch is in: tidying can wait
+                    log.warning("claims %s: expired claims not deleted: %r", self.path, exc)
 
     async def aclose(self) -> None:
-        writer, self._writer = self._writer, None
-        if writer is not None:
-            self._hand_over()
-            self._answers.put(None)
-            await anyio.to_thread.run_sync(writer.join)
+        await self._outbox.aclose()
         with self._lock:
             if self._conn is not None:
                 self._conn.close()
@@ -313,7 +405,13 @@ class SqliteClaims:
 _EXPIRE_EVERY = 1000
 
 
-def _publish_answered(conn: sqlite3.Connection, ids: list[tuple[str, int, int]]) -> None:
+def _rollback(conn: sqlite3.Connection) -> None:
+    """Roll back if a transaction is open (a failed COMMIT may have ended it already)."""
+    if conn.in_transaction:
+        conn.execute("ROLLBACK")
+
+
+def _publish_answered(conn: sqlite3.Connection, ids: list[Answer]) -> None:
     conn.execute("BEGIN IMMEDIATE")
     try:
         taken: list[tuple[Any, ...]] = []
@@ -336,7 +434,7 @@ def _publish_answered(conn: sqlite3.Connection, ids: list[tuple[str, int, int]])
         ]
         conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        _rollback(conn)
         raise
     for account, tran_id, owner in owners:
         if owner != ANSWERED:

@@ -45,6 +45,7 @@ from ._journal import (
     UNSETTLED,
     Journal,
     PendingIntent,
+    to_the_end,
 )
 from ._logs import TRANSFERS, logged_transfer, redact_httpx, unlogged
 from ._models import (
@@ -345,6 +346,7 @@ class Client:
         )
         self._urls = urls
         self._closed = False
+        self._closing: anyio.Event | None = None  # set once aclose() is done
         # Journal rows of this run whose caller is gone (cancelled while its
         # outcome was unknown): nobody else will settle them, recover() does.
         self._orphans: set[int] = set()
@@ -382,11 +384,25 @@ class Client:
         (nothing sent). Transfers already on the wire are not cut off: closing
         waits until each has its answer (bounded by the read timeout), which
         its caller gets, and its outcome is journaled. The HTTP client is
-        closed too if this client created it. Closing twice does nothing.
+        closed too if this client created it. Closing again waits until the
+        first close is done (from inside a call, e.g. an ``on_detached``
+        hook, it returns at once).
         """
         if self._closed:
+            # safety8e: a second closer (a signal handler's, beside ``async with``)
+            # must not see the journal and the claims closed before they are.
+            done = self._closing
+            if done is not None and _SENDING.get() is None:
+                await done.wait()
             return
         self._closed = True
+        self._closing = anyio.Event()
+        try:
+            await self._aclose()
+        finally:
+            self._closing.set()
+
+    async def _aclose(self) -> None:
         self._transport.closed = True
         # Calls waiting for a permit stop now, with nothing sent; those on the
         # wire finish. Called from inside a call (an on_detached hook), it
@@ -396,6 +412,12 @@ class Client:
             if in_flight is not mine:
                 call.closing = True
                 scope.cancel()
+        # safety8e: to the end even when the closing task is cancelled (``async with``
+        # unwinding in a failing TaskGroup): transfers on the wire get their answers
+        # journaled, and the queued outcomes and answered ids reach the disk.
+        await to_the_end(self._close(mine))
+
+    async def _close(self, mine: InFlight | None) -> None:
         await self._reconciler.wait_for_all_in_flight(but_not=mine)
         try:
             if self._owns_http:

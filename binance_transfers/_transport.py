@@ -235,7 +235,10 @@ class _Ticket:
 
     async def enter(self, max_wait: float | None, throttled: Callable[[], Exception]) -> None:
         semaphore = self._semaphore
-        if max_wait is None:
+        if max_wait is None or (type(semaphore) is asyncio.Semaphore and not semaphore.locked()):
+            # asyncio's semaphore, free, is taken without suspending: no deadline
+            # can expire first, and none needs a cancel scope (anyio's costs more
+            # than the rest of the gate).
             await semaphore.acquire()
         else:
             with anyio.move_on_after(max_wait):
@@ -859,20 +862,28 @@ class Transport:
     ) -> str:
         """The query string or body, percent-encoded, then signed when the endpoint is."""
         endpoint = attempt.endpoint
-        pairs = list(params)
+        # Percent-encode first, then sign exactly those bytes (Binance, 2026-01-15).
+        # Nearly always every name and value is plain: joined, then one check of
+        # the whole (with exactly one "=" per pair and one "&" between two, no
+        # name or value holds either).
+        encoded = "&".join([f"{k}={v}" for k, v in params])
+        count = len(params)
+        if not (
+            _plain_query(encoded)
+            and encoded.count("=") == count
+            and encoded.count("&") == max(count - 1, 0)
+        ):
+            encoded = "&".join([f"{k}={v if _plain(v) else quote_plus(v)}" for k, v in params])
+        pairs = dict(params)
         signed = endpoint.security.signed
         if signed:
-            attempt.timestamp = self.governor.server_clock.now_ms()
-            attempt.recv_window = recv_window or self.recv_window
-            pairs.append(("recvWindow", str(attempt.recv_window)))
-            pairs.append(("timestamp", str(attempt.timestamp)))
-        # Percent-encode first, then sign exactly those bytes (Binance, 2026-01-15).
-        # Nearly always every name and value is plain: one check of them all.
-        if _plain("".join(map("".join, pairs))):
-            encoded = "&".join([f"{k}={v}" for k, v in pairs])
-        else:
-            encoded = "&".join([f"{k}={v if _plain(v) else quote_plus(v)}" for k, v in pairs])
-        if signed:
+            timestamp = attempt.timestamp = self.governor.server_clock.now_ms()
+            window = attempt.recv_window = recv_window or self.recv_window
+            # Digits only: nothing to quote.
+            pairs["recvWindow"] = window_text = str(window)
+            pairs["timestamp"] = timestamp_text = str(timestamp)
+            stamp = f"recvWindow={window_text}&timestamp={timestamp_text}"
+            encoded = f"{encoded}&{stamp}" if encoded else stamp
             try:
                 signature: object = self._signer.sign(encoded.encode())
                 if not isinstance(signature, str):  # None, or a coroutine (an async signer)
@@ -888,7 +899,7 @@ class Transport:
             # HMAC's hex needs no quoting; RSA's and Ed25519's base64 does.
             signature = signature if _plain(signature) else quote(signature, safe="")
             encoded = f"{encoded}&signature={signature}"
-        attempt.params = dict(pairs)
+        attempt.params = pairs
         return encoded
 
     def _request(self, attempt: _Attempt, template: _Template, encoded: str) -> httpx.Request:
@@ -1249,6 +1260,7 @@ def _semaphore(size: int) -> Any:
 _FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 # What urlencode leaves as it is.
 _plain = re.compile(r"[A-Za-z0-9_.~-]*").fullmatch
+_plain_query = re.compile(r"[A-Za-z0-9_.~=&-]*").fullmatch
 _NOT_JSON: Any = object()
 _EMPTY = httpx.ByteStream(b"")
 _Stream = httpx.ByteStream

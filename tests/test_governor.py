@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import random
+from typing import Any
 
 import anyio
 import looptime
@@ -19,6 +20,7 @@ from binance_transfers import (
     Permit,
     ThrottledError,
 )
+from binance_transfers._governor._geometry import CLOCK_STEP
 
 E0 = 1_767_225_600.0  # a minute boundary on Binance's clock
 PM_ASSET = ENDPOINTS["pm_collect_asset"]  # /papi, weight 30
@@ -61,8 +63,9 @@ async def test_a_full_window_waits_for_the_next_one_at_its_start() -> None:
     assert used(g, "papi-ip") == 90
     await g.acquire(PM_ASSET)
     # Admitted once the earliest possible landing (now - eps - guard) is in the
-    # next minute: eps is 1 ms plus 50 ppm drift since the sync, the guard 2 ms.
-    assert E0 + 60.003 < server_now(g) < E0 + 60.006
+    # next minute: eps is 1 ms plus 50 ppm drift since the sync plus a clock
+    # step, the guard 2 ms.
+    assert E0 + 60.003 + CLOCK_STEP < server_now(g) < E0 + 60.006 + CLOCK_STEP
 
 
 @fake_time
@@ -73,7 +76,7 @@ async def test_windows_follow_binances_clock_not_ours() -> None:
     await g.acquire(PM_ASSET)
     start = anyio.current_time()
     await g.acquire(PM_ASSET)
-    assert 9.99 < anyio.current_time() - start < 10.01
+    assert 9.99 < anyio.current_time() - start < 10.01 + CLOCK_STEP
 
 
 @fake_time
@@ -185,12 +188,12 @@ async def test_max_wait_fails_at_once_with_the_earliest_time() -> None:
     with pytest.raises(ThrottledError) as info:
         await g.acquire(PM_ASSET, max_wait=5)
     assert anyio.current_time() == start
-    assert info.value.retry_at == pytest.approx(E0 + 60, abs=0.01)
-    assert info.value.retry_after == pytest.approx(30, abs=0.01)
-    assert g.estimate(PM_ASSET) == pytest.approx(E0 + 60, abs=0.01)
+    assert info.value.retry_at == pytest.approx(E0 + 60 + CLOCK_STEP, abs=0.01)
+    assert info.value.retry_after == pytest.approx(30 + CLOCK_STEP, abs=0.01)
+    assert g.estimate(PM_ASSET) == pytest.approx(E0 + 60 + CLOCK_STEP, abs=0.01)
     assert used(g, "papi-ip") == 60  # nothing spent
     await g.acquire(PM_ASSET, max_wait=31)
-    assert server_now(g) == pytest.approx(E0 + 60, abs=0.01)
+    assert server_now(g) == pytest.approx(E0 + 60 + CLOCK_STEP, abs=0.01)
 
 
 @fake_time
@@ -219,7 +222,7 @@ async def test_max_wait_known_too_short_fails_before_queueing() -> None:
         tg.start_soon(hasty)  # the two ahead fill the next minute: hasty's is the one after
     assert [r[0] for r in results] == ["hasty gave up", "retry at", "patient", "patient"]
     assert results[0][1] == pytest.approx(E0 + 30.01, abs=0.001)
-    assert results[1][1] == pytest.approx(E0 + 120, abs=0.01)
+    assert results[1][1] == pytest.approx(E0 + 120 + CLOCK_STEP, abs=0.01)
     assert used(g, "papi-ip") == 60
 
 
@@ -273,7 +276,7 @@ async def test_cancelled_waiters_leave_no_trace() -> None:
             tg.start_soon(waiter)
     assert admitted == 0
     assert g._waiters == {}
-    await sleep_until(g, E0 + 60.01)
+    await sleep_until(g, E0 + 60.01 + CLOCK_STEP)
     start = anyio.current_time()
     for _ in range(1000):
         await g.acquire(SUB_MARGIN)
@@ -318,7 +321,7 @@ async def test_a_permit_granted_to_a_cancelled_caller_is_given_back() -> None:
         await sleep_until(g, E0 + 59.9)
         await anyio.sleep(0.1)  # the timer fires at :00 and admits the waiter...
         tg.cancel_scope.cancel()  # ...which is cancelled before it ever resumed
-    await sleep_until(g, E0 + 60.01)
+    await sleep_until(g, E0 + 60.01 + CLOCK_STEP)
     for _ in range(10):
         await g.acquire(SUB_MARGIN, max_wait=0)
 
@@ -347,7 +350,7 @@ async def test_429_without_retry_after_waits_for_the_window_end() -> None:
     now = g.server_clock.clock.monotonic()
     g.observe(permit, sent=now, received=now, status=429, headers={})
     await g.acquire(PM_ASSET)
-    assert E0 + 60 < server_now(g) < E0 + 60.01
+    assert E0 + 60 < server_now(g) < E0 + 60.01 + CLOCK_STEP
 
 
 @fake_time
@@ -430,9 +433,9 @@ async def test_an_hour_long_rolling_cap_in_milliseconds() -> None:
     await g.acquire(PRO_AUTO)
 
     # Unanswered, each counts for the period plus its landing interval at
-    # admission: trip 0.5 + 2 x (1 ms + 50 ppm since the sync) + 2 x 2 ms guard.
+    # admission: trip 0.5 + 2 x (1 ms + a clock step + 50 ppm since the sync) + 2 x 2 ms guard.
     def margin(admitted: float) -> float:
-        return 0.5 + 2 * (0.001 + 50e-6 * (admitted + 0.05)) + 2 * 0.002
+        return 0.5 + 2 * (0.001 + CLOCK_STEP + 50e-6 * (admitted + 0.05)) + 2 * 0.002
 
     assert anyio.current_time() - start == pytest.approx(3600 + margin(0), abs=0.002)
     await g.acquire(PRO_AUTO)
@@ -474,7 +477,7 @@ async def test_renew_moves_a_late_permit_to_the_minute_it_is_sent_in() -> None:
     """A permit used after crossing :00 is re-charged to the new minute, not the old."""
     g = synced(Governor(Limits(papi_ip=60), latency=0.0, cold_start=False), E0 + 59.99)
     permit = await g.acquire(PM_ASSET)
-    await anyio.sleep(0.02)  # waited (for a connection) across the boundary
+    await anyio.sleep(0.02 + CLOCK_STEP)  # waited (for a connection) across the boundary
     assert g.renew(permit) is not None
     counter = g._pools["papi-ip"].counter  # type: ignore[attr-defined]
     window = int((E0 + 60) // 60)
@@ -484,9 +487,9 @@ async def test_renew_moves_a_late_permit_to_the_minute_it_is_sent_in() -> None:
 @fake_time
 async def test_renew_gives_the_permit_back_when_the_new_minute_is_full() -> None:
     """No room where the request would now land: renew refuses and refunds everything."""
-    g = synced(Governor(Limits(papi_ip=60), latency=0.0, cold_start=False), E0 + 59.99)
+    g = synced(Governor(Limits(papi_ip=60), latency=0.0, cold_start=False), E0 + 59.99 - CLOCK_STEP)
     late = await g.acquire(PM_ASSET)
-    await anyio.sleep(0.02)
+    await anyio.sleep(0.02 + 2 * CLOCK_STEP)
     await g.acquire(PM_ASSET)
     await g.acquire(PM_ASSET)  # the new minute is full without `late`
     assert g.renew(late) is None
@@ -634,7 +637,7 @@ async def test_one_free_cap_slot_lets_one_waiter_through_not_all() -> None:
         assert pools["papi-ip"].used == 1500  # one collection went through...
         assert pools["papi-ip"].waiters == 0  # ...and no other one queues at /papi
         assert pools[f"cap0 default {PM_AUTO.name}"].waiters == 49
-        assert g.estimate(PM_ASSET) == pytest.approx(E0 + 120, abs=0.01)
+        assert g.estimate(PM_ASSET) == pytest.approx(E0 + 120 + CLOCK_STEP, abs=0.01)
         tg.cancel_scope.cancel()
 
 
@@ -648,3 +651,63 @@ async def test_an_unanswered_request_is_counted_where_it_may_have_landed() -> No
     counter = g._pools["papi-ip"].counter  # type: ignore[attr-defined]
     window = int((E0 + 60) // 60)
     assert (counter.used(window - 1), counter.used(window)) == (30, 30)
+
+
+@fake_time
+@pytest.mark.parametrize("written_after", [0.0, 0.2, 9.0, 55.0])
+async def test_renew_in_the_cached_window_does_what_the_pools_renew_does(
+    written_after: float,
+) -> None:
+    """Governor.renew keeps a cached window's record without asking the pool: the
+    same record, in-flight weight, counts and answers as FixedPool.renew gives
+    (written at once, later in the window, after a geometry refresh, and in the next)."""
+    endpoint = ENDPOINTS["universal_transfer"]
+    results = []
+    for fast in (True, False):
+        g = synced(Governor(Limits(sapi_uid=10**6), latency=0.1, cold_start=False), E0 + 10)
+        clock = g.server_clock.clock
+        for _ in range(3):  # answered: the pool caches its window
+            renewed = g.renew(await g.acquire(endpoint))
+            assert renewed is not None
+            now = clock.monotonic()
+            g.observe(renewed, sent=now, received=now + 0.05)
+            await anyio.sleep(0.1)
+        permit = await g.acquire(endpoint)
+        pool: Any = permit[2][0][0]
+        if not fast:
+            pool._geo = None  # off the cached window: FixedPool.renew decides
+        await anyio.sleep(written_after)
+        now = clock.monotonic()
+        cached = pool._geo is g._geometry(now) and pool._from <= now < pool._until
+        assert cached == (fast and written_after < 5)  # a geometry holds 5 s here
+        renewed = g.renew(permit)
+        assert renewed is not None
+        state = _pool_state(pool)  # whatever the pool keeps, right after the write
+        g.observe(renewed, sent=now, received=now + 0.05)
+        results.append(
+            (
+                state,
+                [(w, rec) for _, w, rec in renewed[2]],
+                type(renewed[2]).__name__,
+                pool.inflight,
+                dict(pool.counter._used),
+                dict(pool.counter._foreign),
+                [(s.key, s.used) for s in g.snapshot()],
+            )
+        )
+    assert results[0] == results[1]
+
+
+def _pool_state(pool: Any) -> dict[str, object]:
+    """Every slot of a pool, comparable across two governors (dicts by their values:
+    a key may be an ``id()``). Not the cached window's bounds: monotonic times,
+    and the second governor runs later."""
+    skip = {"_geo", "_from", "_until", "_try_add", "counter", "spec", "queue"}
+    names = {n for cls in type(pool).__mro__ for n in getattr(cls, "__slots__", ())} - skip
+    state: dict[str, object] = {}
+    for name in sorted(names):
+        value = getattr(pool, name)
+        if isinstance(value, dict):
+            value = (len(value), sorted(map(repr, value.values())))
+        state[name] = repr(value)
+    return state

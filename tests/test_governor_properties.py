@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from binance_transfers import ENDPOINTS, Endpoint, Governor, Limits, ThrottledError, pools_for
+from binance_transfers._governor._geometry import CLOCK_STEP
 
 TABLE = (
     ENDPOINTS.evolve("pm_collect_asset", ip_weight=30)
@@ -426,5 +427,7 @@ def test_trio_is_supported() -> None:
         return admitted
 
     admitted = trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
-    # Each window opens 2 ms (the guard band) + 1 ms (clock uncertainty) after its start.
-    assert admitted == [0.0, 0.0, 0.503, 0.503, 1.503, 1.503]
+    # Each window opens 2 ms (the guard band) + 1 ms (clock uncertainty) + a clock step
+    # (10 ms, 1 % of these 1 s windows) after its start.
+    opens = round(0.003 + CLOCK_STEP, 3)
+    assert admitted == [0.0, 0.0, 0.5 + opens, 0.5 + opens, 1.5 + opens, 1.5 + opens]

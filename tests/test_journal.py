@@ -517,6 +517,90 @@ async def test_aclose_waits_for_a_call_on_the_wire_and_journals_its_outcome(
 
 
 @fake_time
+@pytest.mark.parametrize("cancel", ["scope", "task.cancel"])
+async def test_aclose_from_a_cancelled_task_still_waits_for_the_call_on_the_wire(
+    exchange: SimulatedExchange, tmp_path: Path, cancel: str
+) -> None:
+    """``async with`` unwinding in a cancelled task (a cancel scope, or asyncio's plain
+    ``task.cancel()`` from a TaskGroup or a timeout): closing still waits for the transfer
+    on the wire, so its row says done (this endpoint has no history: an open row could
+    never be settled); the closing task's cancellation is raised after."""
+    exchange.faults.add(Fault.latency(1.0), endpoint="sub_account_margin_transfer")
+    path = tmp_path / "j.sqlite"
+    wire = Handover(exchange.transport())
+    client = Client(
+        DEMO_API_KEY,
+        DEMO_API_SECRET,
+        transport=wire,
+        api_url=exchange.api_url,
+        papi_url=exchange.papi_url,
+        governor=Governor(exchange.limits, clock=exchange.clock),
+        journal=path,
+    )
+    call = asyncio.ensure_future(
+        client.sub_account_margin_transfer(
+            email="desk-1@sim.invalid",
+            asset="USDT",
+            amount="6",
+            direction=MarginTransferDirection.SPOT_TO_MARGIN,
+        )
+    )
+    await wire.sent.wait()
+    if cancel == "scope":
+        with anyio.CancelScope() as scope:
+            scope.cancel()
+            await client.aclose()
+    else:
+        closing = asyncio.ensure_future(client.aclose())
+        await asyncio.sleep(0.1)
+        closing.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await closing
+    assert call.done()  # closing waited for it
+    result = await call
+    assert result.txn_id
+    (row,) = rows(path)
+    assert (row["state"], row["endpoint"]) == ("done", "sub_account_margin_transfer")
+
+
+@fake_time
+async def test_a_second_aclose_returns_only_once_the_first_has_closed(
+    exchange: SimulatedExchange, tmp_path: Path
+) -> None:
+    """Two closers (``async with`` and a signal handler's ``aclose()``): neither returns
+    before the transfer on the wire is journaled; the second used to return at once, and
+    a process exiting then lost the row's outcome (this endpoint has no history)."""
+    exchange.faults.add(Fault.latency(1.0), endpoint="sub_account_margin_transfer")
+    path = tmp_path / "j.sqlite"
+    wire = Handover(exchange.transport())
+    client = Client(
+        DEMO_API_KEY,
+        DEMO_API_SECRET,
+        transport=wire,
+        api_url=exchange.api_url,
+        papi_url=exchange.papi_url,
+        governor=Governor(exchange.limits, clock=exchange.clock),
+        journal=path,
+    )
+    call = asyncio.ensure_future(
+        client.sub_account_margin_transfer(
+            email="desk-1@sim.invalid",
+            asset="USDT",
+            amount="6",
+            direction=MarginTransferDirection.SPOT_TO_MARGIN,
+        )
+    )
+    await wire.sent.wait()
+    first = asyncio.ensure_future(client.aclose())
+    await asyncio.sleep(0.1)
+    await client.aclose()
+    (row,) = rows(path)
+    assert (row["state"], row["endpoint"]) == ("done", "sub_account_margin_transfer")
+    await first
+    assert (await call).txn_id
+
+
+@fake_time
 async def test_aclose_from_an_on_detached_hook_does_not_wait_for_its_own_call(
     exchange: SimulatedExchange, tmp_path: Path
 ) -> None:

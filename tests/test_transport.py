@@ -1199,3 +1199,41 @@ async def test_prepared_requests_are_what_httpx_would_build(name: str) -> None:
     assert request.headers.raw == expected.headers.raw
     assert request.url == expected.url
     assert request.content == expected.content
+
+
+# -- the encoding, its fast check included ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        [],
+        [("asset", "USDT"), ("amount", "1.5")],
+        [("asset", "")],
+        [("email", "desk+1@example.com")],
+        [("a", "x&y")],  # plain but for "&": the quick check must not pass it
+        [("a", "x=y")],
+        [("a", "b"), ("c", "d=e&f=g")],
+        [("a", "b&c=d"), ("e", "f")],  # as many "=" as pairs, one "&" too many
+        [("note", "a b/ü")],
+    ],
+)
+async def test_the_query_is_urlencoded_then_signed_over_exactly_those_bytes(
+    params: list[tuple[str, str]],
+) -> None:
+    import hashlib
+    import hmac
+    from urllib.parse import urlencode
+
+    from binance_transfers._endpoints import ENDPOINTS
+    from binance_transfers._transport import _Attempt
+
+    async with Client(API_KEY, SECRET, api_url="http://127.0.0.1:9") as c:
+        transport = c._transport
+        attempt = _Attempt(ENDPOINTS["universal_transfer"], None, True, None)  # type: ignore[arg-type]
+        encoded = transport._encode(attempt, params, 7000)
+    signed, _, signature = encoded.rpartition("&signature=")
+    stamp = f"recvWindow=7000&timestamp={attempt.timestamp}"
+    assert signed == (f"{urlencode(params)}&{stamp}" if params else stamp)
+    assert signature == hmac.new(SECRET.encode(), signed.encode(), hashlib.sha256).hexdigest()
+    assert attempt.params == {**dict(params), "recvWindow": "7000", "timestamp": signed[-13:]}

@@ -25,7 +25,7 @@ from .._exceptions import ConfigurationError
 from .._limits import Limits
 from .._storage import MemoryStorage, Storage, StorageLink
 from ._feedback import Feedback
-from ._geometry import GUARD_FLOOR, INF, Geometry, Trips
+from ._geometry import GUARD_FLOOR, INF, Geometry, Trips, step_band
 from ._hooks import PERMIT_WAIT, GovernorHooks, Reporting, overridden
 from ._plans import Planning
 from ._pools import CapPool, FixedPool, Pool
@@ -266,12 +266,33 @@ class Governor(Reporting, Introspection, Planning, Feedback):
         delay = now - admitted
         self._delays.append(delay)
         self._writes += 1
-        self._delay_max = max(self._delay_max, delay)
-        if now < self._banned_until or any(now < pool.frozen_until for pool, _, _ in charged):
-            # A 429 or a ban arrived while it waited to be sent: it must wait too.
+        if delay > self._delay_max:
+            self._delay_max = delay
+        if now < self._banned_until:
+            self.refund(permit)  # a ban arrived while it waited to be sent
+            return None
+        g = self._geo_cache
+        if g is None or now >= g.until:
+            g = self._refresh_geometry()
+        if len(charged) == 1:
+            pool, weight, record = charged[0]
+            # Written within the pool's cached window (see FixedPool.take): it
+            # can land in that window only, and no later one is open, so
+            # FixedPool.renew would keep the record as it is. A frozen or
+            # shared pool has no cached window.
+            if (
+                pool._geo is g
+                and pool._from <= now < pool._until
+                and type(pool) is FixedPool
+                and len(record) == 2
+                and record[0] == pool._window == pool.top
+            ):
+                pool.inflight += weight
+                return (endpoint, now, Written(charged))
+        if any(now < pool.frozen_until for pool, _, _ in charged):
+            # A 429 arrived while it waited to be sent: it must wait too.
             self.refund(permit)
             return None
-        g = self._geometry(now)
         written = Written()
         for pool, weight, record in charged:
             renewed = pool.renew(record, weight, now, g)
@@ -285,10 +306,13 @@ class Governor(Reporting, Introspection, Planning, Feedback):
 
     def refund(self, permit: Permit) -> None:
         """Give a permit back: its request was provably never sent."""
-        written = type(permit[2]) is Written
-        for pool, weight, record in permit[2]:
+        charged = permit[2]
+        written = type(charged) is Written
+        for pool, weight, record in charged:
             pool.refund(record, weight, written)
-        self._pump([pool for pool, _, _ in permit[2]], self._monotonic())
+        # Nothing waits and no wake-up is due: _pump would do nothing.
+        if self._wake or any(pool.queue for pool, _, _ in charged):
+            self._pump([pool for pool, _, _ in charged], self._monotonic())
 
     @property
     def banned_until(self) -> float | None:
@@ -355,13 +379,15 @@ class Governor(Reporting, Introspection, Planning, Feedback):
         trips = self._trips
         # Half the trips' spread, but never more than 1 % of a window.
         guard = max(GUARD_FLOOR, min(trips.jitter / 2, self.limits.window / 100))
+        step = step_band(self.limits.window)  # clock7: a step of Binance's clock
         geo = Geometry(
             sc.shift,
-            sc.uncertainty_at(until),
+            sc.uncertainty_at(until) + step,
             guard,
             trips.bound,
             until if sc.drift else INF,
             lag=trips.p99 + 4 * guard,
+            step=step,
         )
         self._geo_cache = geo
         return geo

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Mapping
+from types import MappingProxyType
 
 from .._exceptions import _iso as _fmt
 from .._limits import Limits
@@ -25,6 +26,9 @@ from ._queue import Permit, WaitQueue, Written
 __all__ = ["Feedback"]
 
 log = logging.getLogger("binance_transfers.governor")
+
+
+_NO_HEADERS: Mapping[str, str] = MappingProxyType({})
 
 
 def _seconds(value: float | None) -> float | None:
@@ -95,13 +99,16 @@ class Feedback(WaitQueue):
         if received is not None and self._trips.note(received - sent, received):
             self._refresh_geometry()
         g = self._geometry(now)
-        headers = headers or {}
+        if headers is None:
+            headers = _NO_HEADERS
         freed: list[Pool] = []
+        answered = received is not None
         landed_by = received if received is not None else max(now, sent + self.grace)
-        written = type(permit[2]) is Written
-        for pool, weight, record in permit[2]:
+        charged = permit[2]
+        written = type(charged) is Written
+        for pool, weight, record in charged:
             gave_back, rose = pool.settle(
-                record, weight, sent, landed_by, headers, g, received is not None, written
+                record, weight, sent, landed_by, headers, g, answered, written
             )
             if gave_back:
                 freed.append(pool)
@@ -121,7 +128,8 @@ class Feedback(WaitQueue):
             if until is None:  # Binance's shortest ban
                 until = now + 120.0 / self.limits.time_scale
             self.ban(until)
-        if freed:
+        # Most answers: nothing waits and no wake-up is due (_pump would do nothing).
+        if freed and (self._wake or any(pool.queue for pool in freed)):
             self._pump(freed, now)
 
     def _on_429(

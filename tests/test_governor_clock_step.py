@@ -1,0 +1,108 @@
+"""Issue 7: Binance's clock moves by more than the sync's uncertainty.
+
+A sync bounds the error of our estimate of Binance's clock by half its round
+trip (1 ms on a quiet link), growing by 50 ppm of drift. Binance's clock may
+still step (an NTP step, another server behind the load balancer) by 10 ms
+after it. On a quiet link (steady trips, so no jitter widens the guard band),
+the backlog released just after a boundary then lands in the previous, full
+window: twice its limit, a 429 and bans. The guard band covers such a step.
+"""
+
+from __future__ import annotations
+
+import math
+
+import anyio
+import looptime
+import pytest
+
+from binance_transfers import ENDPOINTS, Governor, Limits
+
+E0 = 1_767_225_600.0  # a minute boundary on Binance's clock
+PM_ASSET = ENDPOINTS["pm_collect_asset"]  # /papi, weight 30 of 6000 a window
+
+fake_time = looptime.enabled(strict=True)
+
+
+def synced(governor: Governor, server_now: float) -> Governor:
+    """A sync whose round trip was instant: uncertainty 1 ms (the server's truncation)."""
+    clock = governor.server_clock
+    mono = clock.clock.monotonic()
+    clock.update(sent=mono, received=mono, server_ms=round(server_now * 1000))
+    return governor
+
+
+def mono(governor: Governor) -> float:
+    return governor.server_clock.clock.monotonic()
+
+
+async def landed_per_window(
+    governor: Governor, step: float, *, callers: int, calls: int, trip: float = 0.002
+) -> dict[int, int]:
+    """Weight that reaches Binance per window when its clock is ``step`` s off our estimate."""
+    sc = governor.server_clock
+    true_shift = sc.shift + step  # Binance's clock = our monotonic + this
+    landed: dict[int, int] = {}
+    window = governor.limits.window
+
+    async def caller() -> None:
+        for _ in range(calls):
+            permit = await governor.acquire(PM_ASSET)
+            written = governor.renew(permit)
+            assert written is not None
+            await anyio.sleep(trip)
+            t = mono(governor)
+            at = math.floor((t - trip / 2 + true_shift) / window)
+            landed[at] = landed.get(at, 0) + PM_ASSET.ip_weight
+            governor.observe(written, sent=t - trip, received=t, status=200)
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(callers):
+            tg.start_soon(caller)
+    return landed
+
+
+# Binance's clock moves back (the backlog released after the boundary lands before
+# it) or ahead (what is sent just before the boundary lands after it, with the backlog).
+STEPS = pytest.mark.parametrize("step", [-0.010, 0.010], ids=["back", "ahead"])
+
+
+@fake_time
+@STEPS
+async def test_a_10ms_clock_step_after_a_1ms_sync_overfills_no_window(step: float) -> None:
+    """Binance's clock 10 ms off the estimate of a 1 ms sync, steady 2 ms trips: no window
+    gets more than its limit (before: the first boundary's backlog, 12000 of 6000)."""
+    g = synced(Governor(Limits(time_scale=60), latency=0.0, cold_start=False), E0 + 0.992)
+    landed = await landed_per_window(g, step, callers=400, calls=3)
+    assert sum(landed.values()) == 1200 * PM_ASSET.ip_weight
+    assert max(landed.values()) <= 6000, landed
+
+
+@fake_time
+@STEPS
+async def test_a_10ms_clock_step_in_a_real_minute_overfills_no_window(step: float) -> None:
+    """The same step against Binance's real one-minute windows (guard not capped by a scale)."""
+    g = synced(Governor(latency=0.0, cold_start=False), E0 + 59.992)
+    landed = await landed_per_window(g, step, callers=400, calls=2)
+    assert max(landed.values()) <= 6000, landed
+
+
+@fake_time
+@pytest.mark.parametrize(
+    ("time_scale", "step"), [(1, 0.010), (60, 0.010), (600, 0.001)], ids=["minute", "1s", "0.1s"]
+)
+async def test_a_full_window_reopens_a_step_after_its_boundary_at_most_1_percent_later(
+    time_scale: float, step: float
+) -> None:
+    """After a full window the next call waits past the boundary by the sync's 1 ms and its
+    50 ppm drift, the 2 ms guard, and a 10 ms step: 0.02 % of a real minute, and never more
+    than 1 % of a window (windows scaled below 1 s)."""
+    g = synced(
+        Governor(Limits(papi_ip=60, time_scale=time_scale), latency=0.0, cold_start=False), E0
+    )
+    window = g.limits.window
+    for _ in range(3):  # 2 fill the window, the 3rd waits for the next
+        permit = await g.acquire(PM_ASSET)
+    waited = g.server_clock.now() - (E0 + window)
+    assert waited == pytest.approx(0.001 + 50e-6 * window + 0.002 + step, abs=0.0005)
+    g.refund(permit)
