@@ -43,12 +43,12 @@ class FixedPool(Sharing):
         "landed",
         "maybe",
         "news",
-        "open",
         "paced",
         "peak",
         "seen",
         "shares",
         "top",
+        "unanswered",
     )
 
     def __init__(self, spec: PoolSpec, counter: WindowCounter) -> None:
@@ -56,7 +56,6 @@ class FixedPool(Sharing):
         self.counter = counter
         self._try_add = counter.try_add
         self.inflight = 0  # weight written and not answered yet
-        self.open = 0  # requests admitted and not answered or given back yet
         self.top = -(2**62)  # the latest window any charge reached
         self.ghosts: dict[int, int] = {}  # window -> in-flight weight counted there on opening
         # Weight others are expected to spend per window (from usage headers),
@@ -75,6 +74,8 @@ class FixedPool(Sharing):
         # id(record) -> (write time, weight) of ours in flight: a report counts
         # those written before its own request.
         self.flying: dict[int, tuple[float, int]] = {}
+        # id(record) of ours admitted while sharing and not answered (or given back) yet.
+        self.unanswered: set[int] = set()
         # id(record) -> (weight, {window: others there if it is not}) of ours in
         # flight that reports of those windows were read as counting. It can
         # have landed in one window only: see ``_doubt``.
@@ -258,7 +259,7 @@ class FixedPool(Sharing):
         if self.cold:
             t = max(t, self.cold_ready(now, g))
         lo_shift, hi_shift = g.lo, g.hi
-        if self.open and t < self.shared_until and self._few():
+        if self.unanswered and t < self.shared_until and self._few():
             # One at a time (B5-3): see ``_few``. The answer wakes the queue.
             return self.shared_until
         for _ in range(64):
@@ -310,7 +311,6 @@ class FixedPool(Sharing):
         return record
 
     def charge(self, now: float, weight: int, g: Geometry) -> tuple[int, ...]:
-        self.open += 1
         if self.cold:
             self.out += 1
         if now < self.shared_until:
@@ -320,12 +320,16 @@ class FixedPool(Sharing):
         lo, hi = int((now + g.lo) // p), int((now + g.hi) // p)
         self._open(lo, hi, g)
         if lo == hi == self.top:
-            return (lo, add(lo, weight))
-        # Up to `top`: a window opened earlier may be landed in if this one is late.
-        return tuple(x for i in range(lo, max(hi, self.top) + 1) for x in (i, add(i, weight)))
+            record: tuple[int, ...] = (lo, add(lo, weight))
+        else:
+            # Up to `top`: a window opened earlier may be landed in if this one is late.
+            record = tuple(x for i in range(lo, max(hi, self.top) + 1) for x in (i, add(i, weight)))
+        if now < self.shared_until:
+            self.unanswered.add(id(record))  # see ``_few``
+        return record
 
     def refund(self, record: tuple[int, ...], weight: int, written: bool) -> None:
-        self.open -= 1
+        self.unanswered.discard(id(record))
         self._cold_done(False)
         for window in record[::2]:
             self.counter.remove(window, weight)
@@ -371,6 +375,9 @@ class FixedPool(Sharing):
         for i in extra:
             kept += (i, counter.add(i, weight))
         renewed = tuple(_sorted_pairs(kept))
+        if id(record) in self.unanswered:
+            self.unanswered.remove(id(record))
+            self.unanswered.add(id(renewed))
         self.inflight += weight
         self.flying[id(renewed)] = (now, weight)
         return renewed
@@ -390,8 +397,10 @@ class FixedPool(Sharing):
         doubt = self.doubts.pop(id(record), None) if self.doubts else None
         if written:  # no longer in flight: waiters blocked by it may go
             self._unghost(record, weight)
-        self.open -= 1
-        freed = self._cold_done(answered) or written or self.open == 0
+        one = id(record) in self.unanswered  # see ``_few``: the next may go
+        if one:
+            self.unanswered.remove(id(record))
+        freed = self._cold_done(answered) or written or one
         # It reached Binance after it was sent and before its answer (or the grace).
         first = int((sent + g.lo) // p)
         last = int((landed_by + g.shift + g.eps) // p)
@@ -505,7 +514,9 @@ class FixedPool(Sharing):
                     counter.reserve(later, others)
                     self.reserved[later] = max(others, self.reserved.get(later, 0))
         if doubt:
-            self._undoubt(doubt, window)
+            # Read as its write window's, an answer that may be a neighbour's
+            # is no proof of where it landed: it may not be in those reports.
+            self._undoubt(doubt, window if len(possible) == 1 else None)
         rose = counter.report(window, value, own)
         if rose:
             log.debug("%s: Binance reports %d used; %d spent elsewhere", self.key, value, rose)
