@@ -327,6 +327,8 @@ def _run_child(args: list[str], cwd: str | None = None) -> dict[str, Any]:
         cwd=cwd,
     )
     if done.returncode != 0:
+        # The whole traceback's end, printed now: a failure must be explainable.
+        print(f"  child {args[:2]} failed:\n{done.stderr[-3000:]}", flush=True)
         return {"error": done.stderr.strip().splitlines()[-1] if done.stderr else "failed"}
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
@@ -574,7 +576,7 @@ def _table(results: dict[str, Any], wire: dict[str, dict[str, str]]) -> str:
     for name, result in results.items():
         if "error" in result:
             lines.append(
-                f"| {name} | failed: {result['error'][:60]} | | |" + " |" * len(WIRE_AMOUNTS)
+                f"| {name} | failed: {result['error'][:200]} | | |" + " |" * len(WIRE_AMOUNTS)
             )
             continue
         ratio = f"{result['cpu_us'] / ours:.2f}" if ours else "?"

@@ -138,6 +138,7 @@ class _Outbox:
         self._scope: anyio.CancelScope | None = None  # the whole task's
         self._in_flight: list[Answer] = []  # the batch being published
         self._closing = False
+        self._closed = False
 
     def __len__(self) -> int:
         return len(self._queued)
@@ -182,6 +183,9 @@ class _Outbox:
                         self._wakeup = None
                     if await self._attempt():
                         delay = _PUBLISH_DELAY
+                    elif self._closed:
+                        self._report_lost("after close")  # nobody tries again
+                        return
                     elif self._closing:
                         return  # aclose makes the last attempt itself
                     else:
@@ -211,6 +215,7 @@ class _Outbox:
                 await self._idle.wait()
             if self._queued:
                 await self._attempt()
+        self._closed = True
         left = self._in_flight + self._queued  # a hung batch is not known to be in
         if left:
             if self._scope is not None:

@@ -384,9 +384,11 @@ class Client:
         (nothing sent). Transfers already on the wire are not cut off: closing
         waits until each has its answer (bounded by the read timeout), which
         its caller gets, and its outcome is journaled. The HTTP client is
-        closed too if this client created it. Closing again waits until the
-        first close is done (from inside a call, e.g. an ``on_detached``
-        hook, it returns at once).
+        closed too if this client created it. Cancelling the closing task
+        (``async with`` unwinding in a failing task group) does not cut this
+        short: its cancellation is raised once closing is done. Closing again
+        waits until the first close is done (from inside a call, e.g. an
+        ``on_detached`` hook, it returns at once).
         """
         if self._closed:
             # safety8e: a second closer (a signal handler's, beside ``async with``)

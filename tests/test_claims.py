@@ -104,6 +104,23 @@ def test_sqlite_claims_publish_under_trio(tmp_path: Path) -> None:
     assert owners(path) == {31: ANSWERED, 32: ANSWERED}
 
 
+def test_an_event_loop_ending_before_close_names_the_ids_it_drops(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``asyncio.run`` ends without ``aclose()`` (it cancels the publishing task): the ids
+    not published are logged at ERROR, not dropped silently."""
+    import asyncio
+
+    async def main() -> None:
+        claims = SqliteClaims(tmp_path / "claims.sqlite")
+        claims.answered(ACCOUNT, 61, AT_MS)
+
+    with caplog.at_level(logging.ERROR, logger="binance_transfers.reconcile"):
+        asyncio.run(main())
+    (record,) = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert "61" in record.getMessage() and "cancelled" in record.getMessage()
+
+
 # -- Redis ---------------------------------------------------------------------
 
 
@@ -211,11 +228,13 @@ class Store:
         self.tried: list[list[int]] = []
         self.stored: list[int] = []
         self.hang = False
+        self.slow = 0.0
 
     async def __call__(self, batch: list[tuple[str, int, int]]) -> None:
         self.tried.append([tran_id for _, tran_id, _ in batch])
         if self.hang:
             await anyio.sleep_forever()
+        await anyio.sleep(self.slow)
         if self.fail:
             self.fail -= 1
             raise ConnectionError("the store did not answer")
@@ -296,3 +315,33 @@ async def test_a_publish_cancelled_on_its_way_keeps_its_batch() -> None:
     outbox.add((ACCOUNT, 6, AT_MS))
     await outbox.aclose()
     assert store.stored == [5, 6]
+
+
+@looptime.enabled(strict=True)
+async def test_an_id_answered_after_close_that_cannot_be_published_is_named(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """After close nobody tries again: a failure then is logged at ERROR, not kept silently."""
+    store = Store(fail=1)
+    outbox = _Outbox(store, "test")
+    await outbox.aclose()
+    with caplog.at_level(logging.ERROR, logger="binance_transfers.reconcile"):
+        outbox.add((ACCOUNT, 9, AT_MS))
+        await anyio.sleep(1)
+    assert store.tried == [[9]]
+    (record,) = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert "after close" in record.getMessage() and "9" in record.getMessage()
+
+
+@looptime.enabled(strict=True)
+async def test_close_while_a_batch_is_in_flight_waits_for_it_and_sends_the_rest() -> None:
+    """Closing mid-publish: the batch on its way finishes, what came meanwhile follows."""
+    store = Store()
+    store.slow = 1.0
+    outbox = _Outbox(store, "test")
+    outbox.add((ACCOUNT, 1, AT_MS))
+    await anyio.sleep(0.5)  # on its way
+    outbox.add((ACCOUNT, 2, AT_MS))
+    await outbox.aclose()
+    assert store.tried == [[1], [2]]
+    assert store.stored == [1, 2]

@@ -713,3 +713,38 @@ def _pool_state(pool: Any) -> dict[str, object]:
             value = (len(value), sorted(map(repr, value.values())))
         state[name] = repr(value)
     return state
+
+
+@fake_time
+async def test_an_answered_cap_call_counts_past_a_clock_step() -> None:
+    """A rolling cap's call counts a period on Binance's clock from its arrival:
+    after a step of that clock (up to CLOCK_STEP, clock7) the period ends that
+    much later on ours, beyond drift and the guard band."""
+    limits = Limits(papi_ip=10**6, caps={"pm_auto_collect": ((1, 60.0),)})
+    g = synced(Governor(limits, latency=0.05, cold_start=False), E0 + 1)
+    clock = g.server_clock.clock
+    permit = g.renew(await g.acquire(PM_AUTO))
+    assert permit is not None
+    sent = clock.monotonic()
+    await anyio.sleep(0.05)
+    answered = clock.monotonic()
+    g.observe(permit, sent=sent, received=answered, status=200)
+    guard = g._geometry(answered).guard
+    await g.acquire(PM_AUTO)
+    waited = clock.monotonic() - answered
+    assert waited == pytest.approx(60 * (1 + 100e-6) + guard + CLOCK_STEP, abs=0.001)
+
+
+@fake_time
+async def test_a_seeded_cap_call_counts_past_a_clock_step() -> None:
+    """A call of an earlier life, seeded from its journal, counts as an answered one:
+    its period ends a clock step later too."""
+    limits = Limits(papi_ip=10**6, caps={"pm_auto_collect": ((1, 60.0),)})
+    g = synced(Governor(limits, latency=0.05, cold_start=False), E0 + 30)
+    clock = g.server_clock.clock
+    g.seed(PM_AUTO, [E0 + 10])  # sent 20 s ago
+    geometry = g._geometry(clock.monotonic())
+    start = clock.monotonic()
+    await g.acquire(PM_AUTO)
+    until = -20 + geometry.margin + 60 * (1 + 100e-6) + geometry.guard + CLOCK_STEP
+    assert clock.monotonic() - start == pytest.approx(until, abs=0.001)

@@ -254,7 +254,8 @@ async def test_a_call_in_flight_keeps_its_cap_slot_until_its_answer() -> None:
     g.observe(permit, sent=permit[1], received=mono(g), status=200)
     start = anyio.current_time()
     await g.acquire(PRO_AUTO)
-    assert anyio.current_time() - start == pytest.approx(60, abs=0.01)
+    # perf9e (clock7's suggestion): an answered cap call also covers a clock step.
+    assert anyio.current_time() - start == pytest.approx(60 + CLOCK_STEP, abs=0.01)
 
 
 # -- defect 5: in-flight requests stay charged until their answer ---------------

@@ -203,6 +203,9 @@ async def test_a_dead_process_held_calls_stop_counting_a_period_after(
                     await client.pm_auto_collect(max_wait=1.0)
                 pairs: list[Any] = await raw.zrange(counter.redis_key, 0, -1, withscores=True)
                 scores = {str(member): float(score) for member, score in pairs}
+                # The cap's token (breaker5 B5-2) is kept at -inf, never pruned.
+                [token] = [m for m in scores if m.startswith("~")]
+                assert scores.pop(token) == float("-inf"), scores
                 now_ms = sim.clock.time() * 1000
                 assert len(scores) == 4, scores  # ours (answered) and the dead one's
                 for member in dead:
@@ -309,21 +312,25 @@ async def test_a_dead_process_held_calls_count_a_period_after_its_last_contact(
     assert min(returned[1:]) >= period + span / 2, returned
 
 
+@pytest.mark.parametrize("loss", ["flushall", "evicted"])
 async def test_a_redis_that_lost_the_caps_without_restarting_does_not_reopen_them(
-    server: RedisServer,
+    server: RedisServer, loss: str
 ) -> None:
-    """breaker5 B5-2 (FLUSHALL): as the restart test above, but Redis loses the
-    cap's calls without restarting (an operator's FLUSHALL). Its uptime is long:
-    it cannot vouch that nothing that still counts was lost. Process A used the
-    whole cap and exited; B, within A's period, must wait (0 429)."""
+    """breaker5 B5-2: as the restart test above, but Redis loses the cap's calls
+    without restarting: an operator's FLUSHALL (its uptime is long: it cannot
+    vouch that nothing that still counts was lost), or the cap's set alone
+    evicted (``allkeys-*`` maxmemory policies evict any key; the other keys of
+    the budget stay). Process A used the whole cap and exited; B, within A's
+    period, must wait (0 429)."""
     period = 2.0  # the cap's period; a span of 0.3 s with a 0.1-s socket timeout
     limits = attrs.evolve(CAPPED, caps={"pm_auto_collect": ((4, 120),)})
     sim = SimulatedExchange(limits=limits)
     sim.add_demo_account()
     raw = aioredis.Redis.from_url(server.url, decode_responses=True)
     try:
-        up = int((await raw.info("server"))["uptime_in_seconds"])  # whole seconds
-        await anyio.sleep(max(period + 2 - up, 0))  # up for a period and a second
+        if loss == "flushall":
+            up = int((await raw.info("server"))["uptime_in_seconds"])  # whole seconds
+            await anyio.sleep(max(period + 2 - up, 0))  # up for a period and a second
         # Process A: the whole cap, then it exits (a cron job).
         async with await RedisStorage.connect(
             server.url, processes=2, socket_timeout=0.1, fresh=True
@@ -334,10 +341,13 @@ async def test_a_redis_that_lost_the_caps_without_restarting_does_not_reopen_the
                     await client.pm_auto_collect(max_wait=1)
                 [[counter]] = storage._caps.values()
         assert len(sim.ledger.executions("pm_auto_collect")) == 4
-        # The cap's set has no TTL: a volatile-* maxmemory policy never evicts it
-        # (B5-2's other case; allkeys-* may: connect() warns, see below).
+        # The cap's set has no TTL: a volatile-* maxmemory policy never evicts it.
         assert await raw.ttl(counter.redis_key) == -1
-        await raw.flushall()  # Redis stays up
+        if loss == "flushall":
+            await raw.flushall()  # Redis stays up
+        else:
+            await raw.delete(counter.redis_key)  # as allkeys-lru would, alone
+            assert await raw.exists(storage._key("boot")) == 1  # the rest stays
     finally:
         await raw.aclose()
     # Process B, same account, within A's rolling period.

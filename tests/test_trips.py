@@ -38,7 +38,7 @@ class _Resorted:
         n = len(trips)
         p50, p99 = trips[(n - 1) // 2], trips[int(0.99 * (n - 1))]
         jitter = p99 - p50
-        bound = max(self.floor, p99 + max(jitter, 0.001))
+        bound = max(self.floor, p99 + max(min(jitter, p99 / 4), 0.001))
         changed = bound != self.bound or jitter != self.jitter or longer
         changed |= abs(p99 - self.p99) > 0.25 * self.p99 + 0.001
         self.bound, self.jitter, self.p99 = bound, jitter, p99

@@ -21,7 +21,7 @@ class CapPool(Pool):
 
     Admitted, a call counts until ``admission + period + margin`` (it lands
     within the trip bound); written, until its answer (``inf``); answered, until
-    ``answer + period`` (plus the guard band and 100 ppm of drift): it reached
+    ``answer + period`` (plus the guard band, a clock step and 100 ppm of drift): it reached
     Binance before we heard back, and both times are on our one monotonic
     clock, so the clock's offset does not enter, only its rate.
     """
@@ -98,8 +98,9 @@ class CapPool(Pool):
         calls = self.calls
         calls.remove(record)
         # Binance's clock may run slower than ours (drift): its period is a
-        # little longer on our clock; the guard band covers a step.
-        calls.add(landed_by + self.period * (1 + _DRIFT) + g.guard)
+        # little longer on our clock; the guard band covers trip jitter, and
+        # `step` a step of Binance's clock since the sync (clock7: part of eps).
+        calls.add(landed_by + self.period * (1 + _DRIFT) + g.guard + g.step)
         self._cold_done(answered)
         return True, 0
 
@@ -107,7 +108,7 @@ class CapPool(Pool):
         """Count calls written at monotonic ``sent`` by an earlier process; then warm."""
         for t in sent:
             # As an answered call: it may have landed up to a trip after it was sent.
-            until = t + g.margin + self.period * (1 + _DRIFT) + g.guard
+            until = t + g.margin + self.period * (1 + _DRIFT) + g.guard + g.step
             if until > now:
                 self.calls.add(until)
         self.cold = self.out = 0

@@ -25,7 +25,7 @@ from .._exceptions import ConfigurationError
 from .._limits import Limits
 from .._storage import MemoryStorage, Storage, StorageLink
 from ._feedback import Feedback
-from ._geometry import GUARD_FLOOR, INF, Geometry, Trips, step_band
+from ._geometry import GUARD_FLOOR, INF, SPAN, Geometry, Trips, step_band
 from ._hooks import PERMIT_WAIT, GovernorHooks, Reporting, overridden
 from ._plans import Planning
 from ._pools import CapPool, FixedPool, Pool
@@ -110,7 +110,7 @@ class Governor(Reporting, Introspection, Planning, Feedback):
         self.grace = grace
         self._born: float | None = None  # monotonic, at the first use
         window = self.limits.window
-        self._trips = Trips(latency, span=10 * window)
+        self._trips = Trips(latency, span=SPAN * window)  # clock7: windows, not answers
         self._horizon = min(max(window / 8, 0.05), 5.0)  # how long one geometry holds
         self.storage: Storage = storage if storage is not None else MemoryStorage()
         # A shared storage (Redis) holds what every process on it spent, a

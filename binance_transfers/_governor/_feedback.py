@@ -115,9 +115,9 @@ class Feedback(WaitQueue):
             if rose:
                 used, _ = pool.usage(now, g)
                 self._usage_hook(pool.key, used, pool.limit)
-        longest = LONGEST_BAN / self.limits.time_scale
-        wait = _seconds(retry_after)
+        wait = None if retry_after is None else _seconds(retry_after)
         if status == 429:
+            longest = LONGEST_BAN / self.limits.time_scale
             self._on_429(permit, now, g, headers, None if wait is None else min(wait, longest))
         elif status == 418:
             until = None
@@ -129,7 +129,13 @@ class Feedback(WaitQueue):
                 until = now + 120.0 / self.limits.time_scale
             self.ban(until)
         # Most answers: nothing waits and no wake-up is due (_pump would do nothing).
-        if freed and (self._wake or any(pool.queue for pool in freed)):
+        if freed:
+            if not self._wake:
+                for pool in freed:
+                    if pool.queue:
+                        break
+                else:
+                    return
             self._pump(freed, now)
 
     def _on_429(

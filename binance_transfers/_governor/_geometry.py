@@ -15,7 +15,8 @@ A request written at our monotonic time ``t`` reaches Binance somewhere in
   a window): what the clock error may exceed ``eps`` by (a sync through a
   jittery path);
 * ``trip`` is a robust bound on the round trip: the 99th percentile of recent
-  trips plus a margin (their spread), remembered over ten windows.
+  trips plus a margin (their spread, at most a quarter of the percentile),
+  remembered over ``SPAN`` (two) windows.
 
 The governor charges a request to every window that interval touches, so a
 backlog released at a boundary waits ``eps + guard`` after it::
@@ -46,6 +47,14 @@ GUARD_FLOOR = 0.002
 #: 10 ms after a sync whose uncertainty was 1 ms). A bigger step meets a 429,
 #: which stops the pool until the window ends (``Governor.observe``).
 CLOCK_STEP = 0.010
+#: Windows over which round trips are remembered (``Trips.span``). A latency
+#: spike across a boundary (an eighth of a busy second's answers 1.5 s late) is
+#: no outlier for a 99th percentile: the bound keeps it while it is remembered,
+#: and a bound of several windows opens them all ahead of every request (where
+#: a burst of ours reordered by jitter reads as another process's, see
+#: ``_fixed``). Safety does not rest on it: a request in flight is counted in
+#: every window that opens while it flies, however late it is.
+SPAN = 2
 #: Binance's longest ban (3 days), before ``Limits.time_scale``.
 LONGEST_BAN = 3 * 86400.0
 
@@ -89,6 +98,11 @@ def step_band(window: float) -> float:
 
 class Trips:
     """A robust bound on round trips: p99 of recent trips plus their spread.
+
+    The spread (p99 - p50) is the margin for noise around the percentile, at
+    most a quarter of it: when the percentile is itself a spike (slow answers
+    are more than 1 % of the recent ones), the spread is the spike again, and
+    the bound was twice it.
 
     One slow answer raises the bound at once (what slowed it tends to come
     back), but the bound is recomputed as a percentile every 16 answers, or at
@@ -155,7 +169,7 @@ class Trips:
         n = len(trips)
         p50, p99 = trips[(n - 1) // 2], trips[int(0.99 * (n - 1))]
         jitter = p99 - p50
-        bound = max(self.floor, p99 + max(jitter, 0.001))
+        bound = max(self.floor, p99 + max(min(jitter, p99 / 4), 0.001))
         changed = bound != self.bound or jitter != self.jitter or longer
         changed |= abs(p99 - self.p99) > 0.25 * self.p99 + 0.001
         self.bound, self.jitter, self.p99 = bound, jitter, p99

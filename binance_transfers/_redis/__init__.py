@@ -54,11 +54,14 @@ Redis and admits requests locally, within its lease, at the in-process speed.
   nothing new on a cap (no local share); one silent for a liveness span
   (``max(period / 20, 3 socket timeouts)``) is dead: its held calls count
   until a period and two spans after its last contact (it may have sent them
-  until half a span after it). A Redis met without the caps' boot token (new,
-  restarted empty, flushed) grants nothing on a cap for a period and a span:
-  the calls of processes that exited before are not known (live processes
-  re-register theirs within a span). ``connect(fresh=True)`` vouches for a
-  Redis just started for the budget. See :class:`SharedCallCounter`.
+  until half a span after it). Each cap's set holds a token of its own (a
+  member at ``-inf``): a cap met without it (new, Redis restarted empty,
+  flushed, or the set alone evicted: whatever loses the calls loses the token
+  with them) grants nothing for a period and a span, since the calls of
+  processes that exited before are not known (live processes re-register
+  theirs within a span). ``connect(fresh=True)`` vouches for a Redis just
+  started for the budget: a cap first met there since does not stop. See
+  :class:`SharedCallCounter`.
 
 The modules: ``_scripts`` (the Lua scripts), ``_counter`` (what both kinds of
 counter hold), ``_windows`` (a pool's window leases, the governor's side),

@@ -231,7 +231,8 @@ class SharedCallCounter(RedisCounter):
                 )
                 storage.seen = max(storage.seen, live)
                 if boot != self._boot or revived:
-                    # Redis restarted empty, or we were silent for a span (our
+                    # The cap lost its calls (its token changed: Redis restarted
+                    # empty, flushed, the set evicted), or we were silent for a span (our
                     # members may have been bounded): give back the free ones,
                     # re-register the rest, then ask again.
                     if self._boot:

@@ -82,17 +82,18 @@ end
 return out
 """
 
-# Rolling caps. KEYS: the caps' boot token, the caps' boot marks (a hash:
-#       when the token was created, Redis ms; absent: no stop), the cap's
-#       live processes (a zset, score: the last contact, Redis
-#       ms), the cap's zset (member "<process id>:<n>", score: the Binance
-#       epoch ms it stops counting at, +inf while held or in flight).
-# ARGV: id, known boot token, proposed token, now (Binance ms), span (ms),
+# Rolling caps. KEYS: the caps' fresh marks (a hash: field "*" once
+#       connect(fresh=True) vouched for a Redis it found unused, then one field
+#       per cap first met since), the cap's live processes (a zset, score: the
+#       last contact, Redis ms), the cap's zset (member "<process id>:<n>",
+#       score: the Binance epoch ms it stops counting at, +inf while held or in
+#       flight; and the cap's token, "~<token>:<stop end, Redis ms>", at -inf).
+# ARGV: id, known token, proposed token, now (Binance ms), span (ms),
 #       period (ms), want, limit, first new member number, the number of
 #       updates, then (member, score | "inf") per update, then members to release.
-# Returns: boot token (the caller resyncs when it differs, nothing else is done),
-#       granted, members counted, when the next one stops counting (ms, 0 if
-#       unknown), 1 if the caller was not live before this call, live processes.
+# Returns: the cap's token (the caller resyncs when it differs, nothing else is
+#       done), granted, members counted, when the next one stops counting (ms,
+#       0 if unknown), 1 if the caller was not live before this call, live processes.
 CAP = """
 local id, known, proposal = ARGV[1], ARGV[2], ARGV[3]
 local now, span, period = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
@@ -100,35 +101,44 @@ local want, limit = tonumber(ARGV[7]), tonumber(ARGV[8])
 local first, n = tonumber(ARGV[9]), tonumber(ARGV[10])
 local t = redis.call('TIME')
 local clock = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-if redis.call('SET', KEYS[1], proposal, 'NX') then
-  -- A fresh Redis, one restarted empty (breaker4 B4-5), or one flushed
-  -- (breaker5 B5-2): calls that still count may be missing here. Live
-  -- processes re-register theirs within a span (they resync on the new
-  -- token), but those of processes that are gone (exited, as a cron job
-  -- does; killed) nobody knows, and nothing here tells a new Redis from one
-  -- that lost them (not its uptime: FLUSHALL keeps it). They were all sent
-  -- before now, so every cap grants nothing for a period (and a span: trips,
-  -- silent owners). RedisStorage.connect(fresh=True) vouches for a new one.
-  redis.call('HSET', KEYS[2], 'created', clock)
+local zset = KEYS[3]
+local boot, ends
+local mark = redis.call('ZRANGEBYSCORE', zset, '-inf', '-inf', 'LIMIT', 0, 1)[1]
+if mark then
+  boot, ends = string.match(mark, '^~(%w+):(%d+)$')
+  ends = tonumber(ends)
+else
+  -- No token in the cap's set: the cap is new here, or its calls were lost
+  -- (Redis restarted empty, breaker4 B4-5; flushed, or the set alone
+  -- evicted, breaker5 B5-2). The token lives inside the set: whatever loses
+  -- the calls loses it too. Live processes re-register their calls within a
+  -- span (they resync on the new token), but those of processes that are
+  -- gone (exited, as a cron job does; killed) nobody knows, and nothing here
+  -- tells a new cap from a lost one (not Redis's uptime: FLUSHALL keeps it).
+  -- They were all sent before now: the cap grants nothing for a period (and a
+  -- span: trips, silent owners). Unless connect(fresh=True) vouched for this
+  -- Redis and the cap was never met since (its mark is in the same hash).
+  boot, ends = proposal, clock + period + span
+  if redis.call('HEXISTS', KEYS[1], '*') == 1 and redis.call('HSETNX', KEYS[1], zset, 1) == 1 then
+    ends = 0
+  end
+  redis.call('ZADD', zset, '-inf', '~' .. boot .. ':' .. ends)
 end
-local boot = redis.call('GET', KEYS[1])
-local created = redis.call('HGET', KEYS[2], 'created')
-local stopped = 0  -- > 0: this cap grants nothing for that many ms more
-if created then stopped = tonumber(created) + period + span - clock end
-local was = redis.call('ZSCORE', KEYS[3], id)
+local stopped = ends - clock  -- > 0: this cap grants nothing for that many ms more
+local live_key = KEYS[2]
+local was = redis.call('ZSCORE', live_key, id)
 local revived = (not was or tonumber(was) < clock - span) and 1 or 0
-redis.call('ZADD', KEYS[3], clock, id)
+redis.call('ZADD', live_key, clock, id)
 -- Silent for a span is dead; its last contact is kept for as long as its
 -- held calls may count (see the bound below).
-redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', clock - period - 2 * span)
-redis.call('PEXPIRE', KEYS[3], period + 2 * span)
-local live = redis.call('ZCOUNT', KEYS[3], clock - span, '+inf')
+redis.call('ZREMRANGEBYSCORE', live_key, '-inf', clock - period - 2 * span)
+redis.call('PEXPIRE', live_key, period + 2 * span)
+local live = redis.call('ZCOUNT', live_key, clock - span, '+inf')
 if known ~= boot or revived == 1 then
   -- Redis restarted empty, or the caller was silent for a span (its members
   -- may have been bounded): it re-registers what it holds first.
   return {boot, 0, 0, 0, revived, live}
 end
-local zset = KEYS[4]
 for i = 0, n - 1 do
   local member, score = ARGV[11 + 2 * i], ARGV[12 + 2 * i]
   local value = score == 'inf' and math.huge or tonumber(score)
@@ -142,8 +152,8 @@ end
 for i = 11 + 2 * n, #ARGV do
   redis.call('ZREM', zset, ARGV[i])
 end
-redis.call('ZREMRANGEBYSCORE', zset, '-inf', now)
-local count = redis.call('ZCARD', zset)
+redis.call('ZREMRANGEBYSCORE', zset, '(-inf', now)  -- not the token
+local count = redis.call('ZCARD', zset) - 1
 local grant = 0
 -- When the caller may retry: the soonest call to stop counting, or (short)
 -- when a silent owner of held calls turns dead and they can be bounded.
@@ -157,7 +167,7 @@ if want > 0 and stopped <= 0 then
     -- within a span of that. Leased and never sent looks the same from here.
     for _, member in ipairs(redis.call('ZRANGEBYSCORE', zset, '+inf', '+inf')) do
       local owner = string.match(member, '^(.-):')
-      local last = tonumber(redis.call('ZSCORE', KEYS[3], owner))
+      local last = tonumber(redis.call('ZSCORE', live_key, owner))
       if not last then  -- silent for longer than we remember
         redis.call('ZADD', zset, now + period + span, member)
       elseif last < clock - span then
@@ -173,13 +183,13 @@ if want > 0 and stopped <= 0 then
   end
   count = count + grant
 end
-local head = redis.call('ZRANGEBYSCORE', zset, '-inf', '(+inf', 'WITHSCORES', 'LIMIT', 0, 1)
+local head = redis.call('ZRANGEBYSCORE', zset, '(-inf', '(+inf', 'WITHSCORES', 'LIMIT', 0, 1)
 if head[2] then soonest = math.min(soonest, tonumber(head[2])) end
 if stopped > 0 then soonest = now + stopped + 1 end  -- nothing is granted before
 if soonest == math.huge then soonest = 0 end
--- No TTL (breaker5 B5-2): a volatile-* maxmemory policy would evict the set,
--- and calls that still count would be granted again unnoticed. What stopped
--- counting is dropped above; an empty set is gone by itself.
+-- No TTL (breaker5 B5-2): a volatile-* maxmemory policy would evict the set
+-- (and its token: the cap would stop for a period). What stopped counting is
+-- dropped above; the token stays for good (one small key per cap).
 redis.call('PERSIST', zset)
 return {boot, grant, count, soonest, revived, live}
 """

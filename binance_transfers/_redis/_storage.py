@@ -131,8 +131,10 @@ class RedisStorage(Freezes):
         try:
             if fresh:  # boot tokens without the stops of a restart (see _scripts)
                 token = secrets.token_hex(8)
-                await client.hsetnx(storage._key("boot"), "token", token)
-                await client.set(storage._key("capboot"), token, nx=True)
+                # Only a Redis that holds no budget yet (no boot token): on one
+                # in use, ``fresh`` changes nothing.
+                if await client.hsetnx(storage._key("boot"), "token", token):
+                    await client.hsetnx(storage._key("capfresh"), "*", token)
             # Read, never create: only the lease script may create the boot token,
             # because creating it means the stop of a restart (see _scripts.LEASE).
             storage._boot = str(await client.hget(storage._key("boot"), "token") or "")
@@ -156,9 +158,10 @@ class RedisStorage(Freezes):
             limit = (await client.config_get("maxmemory")).get("maxmemory")
             policy = (await client.config_get("maxmemory-policy")).get("maxmemory-policy")
             if limit not in (None, "0") and policy != "noeviction":
-                # breaker5 B5-2: an evicted lease hash or cap set is forgotten
-                # weight or calls (windows and caps carry a TTL: volatile-*
-                # policies evict them too), and nothing tells it from unused.
+                # breaker5 B5-2: an evicted lease hash is forgotten weight
+                # (windows carry a TTL: volatile-* policies evict them too),
+                # and nothing tells it from unused. An evicted cap set takes
+                # its token with it: the cap stops for a period (see _scripts.CAP).
                 log.warning(
                     "%s may evict keys (maxmemory-policy %s): a shared budget evicted "
                     "is spent again; use maxmemory-policy noeviction",
@@ -222,12 +225,7 @@ class RedisStorage(Freezes):
     ) -> list[Any]:
         """One run of the cap script for ``counter`` (see _scripts.CAP)."""
         now = counter._link.server_now()
-        keys = [
-            self._key("capboot"),
-            self._key("capstop"),
-            f"{counter.redis_key}:live",
-            counter.redis_key,
-        ]
+        keys = [self._key("capfresh"), f"{counter.redis_key}:live", counter.redis_key]
         args: list[Any] = [
             self.id,
             counter._boot,
