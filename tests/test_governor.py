@@ -708,6 +708,8 @@ def _pool_state(pool: Any) -> dict[str, object]:
     state: dict[str, object] = {}
     for name in sorted(names):
         value = getattr(pool, name)
+        if name == "flying":  # share7c: (write time, weight): monotonic times, weights kept
+            value = {key: weight for key, (_, weight) in value.items()}
         if isinstance(value, dict):
             value = (len(value), sorted(map(repr, value.values())))
         state[name] = repr(value)

@@ -426,10 +426,11 @@ async def test_a_window_opens_with_what_others_spent_in_the_last_one_reserved() 
     permit = await g.acquire(PM_ASSET)
     g.observe(permit, sent=mono(g), received=mono(g), headers={"x-mbx-used-weight-1m": "3030"})
     await sleep_until(g, E0 + 60.1)
-    # Over a few trips, not at once, and leaving room for one request of theirs:
-    # the pool is shared (see test_governor_shared_ip.py).
+    # Over a few trips, not at once, and leaving room for two requests of others:
+    # the pool is shared, and while sharing it holds back room for at least two
+    # other processes (a newcomer's racer estimate lags; see test_governor_shared_ip.py).
     ours = await fill(g, PM_ASSET, E0 + 119)
-    assert len(ours) == 99
+    assert len(ours) == 98
     # It stopped (Binance counts only our 3000): the reservation halves.
     for n, permit in enumerate(ours, 1):
         headers = {"x-mbx-used-weight-1m": str(30 * n)}
@@ -633,8 +634,9 @@ async def test_an_answer_that_may_have_landed_in_either_window_never_lowers_what
         headers = {"x-mbx-used-weight-1m": str(3000 + 30 * n)}
         g.observe(renewed, sent=sent, received=mono(g), headers=headers)
     await sleep_until(g, E0 + 121)  # past the guard band the 0.8 s trips widened
-    # (6000 - 3000) / 30, less room for one request of theirs (the pool is shared).
-    assert len(await fill(g, PM_ASSET, E0 + 179)) == 99
+    # (6000 - 3000) / 30, less room for two requests of others (the pool is shared,
+    # and sharing holds back room for at least two other processes).
+    assert len(await fill(g, PM_ASSET, E0 + 179)) == 98
 
 
 @fake_time
@@ -677,3 +679,59 @@ async def test_a_process_alone_keeps_every_call_of_a_window_after_a_boundary_ans
     # The one after is all ours again, and so are the ones after it.
     assert await window(E0 + 179) == 8
     assert await window(E0 + 239) == 8
+
+
+@fake_time
+async def test_an_answer_across_a_boundary_is_not_taken_for_another_process_by_later_ones() -> None:
+    """A first PM Pro call written 0.2 s before a minute ends and answered after it
+    reports 1500: it may have landed in either minute, so it is not credited as ours in
+    either. The 7 more of the new minute, answered at once, report 3000..12000: read
+    against our 7 alone, the 12000 left 1500 for another process, reserved in the next
+    minutes for nobody (bench_stress C, clock stepped back 10 ms: PM Pro at 87.5 % after
+    the cold probe for the rest of the run)."""
+    g = synced(Governor(latency=0.5, cold_start=False), E0 + 10)
+    header = "x-sapi-used-ip-weight-1m"
+    await sleep_until(g, E0 + 59.8)
+    probe = g.renew(await g.acquire(PRO_AUTO))
+    assert probe is not None
+    sent = mono(g)
+    await sleep_until(g, E0 + 60.3)
+    g.observe(probe, sent=sent, received=mono(g), headers={header: "1500"})
+    for minute in (1, 2, 3):
+        permits = await fill(g, PRO_AUTO, E0 + 60 * minute + 30)
+        for n, permit in enumerate(permits, 2 if minute == 1 else 1):
+            written = g.renew(permit)
+            assert written is not None
+            t = mono(g)
+            g.observe(written, sent=t, received=t, headers={header: str(1500 * n)})
+        # The first minute still counts the probe (it may have landed there): 7 more.
+        assert len(permits) == (7 if minute == 1 else 8), minute
+        await sleep_until(g, E0 + 60 * (minute + 1) + 1)
+
+
+@fake_time
+async def test_a_burst_slowed_across_a_boundary_is_not_taken_for_another_process() -> None:
+    """All 8 PM Pro calls of a second-long window (x60) are written at its start and held
+    1.5 s by the network: they land in the next window and report 1500..12000. Each may
+    have landed in either window, so none is sure to be ours there; read as someone
+    else's, the 12000 reserved 10500 of every next window for nobody, halving for ten
+    windows (bench_stress C, the latency spike: PM Pro at 12 % for the rest of the run)."""
+    g = synced(Governor(Limits(time_scale=60), latency=0.5, cold_start=False), E0 + 0.5)
+    header = "x-sapi-used-ip-weight-1m"
+    await sleep_until(g, E0 + 1.02)
+    burst = [g.renew(permit) for permit in await fill(g, PRO_AUTO, E0 + 1.03)]
+    assert len(burst) == 8
+    sent = mono(g)
+    await sleep_until(g, E0 + 2.55)  # the spike
+    for n, permit in enumerate(burst, 1):
+        assert permit is not None
+        g.observe(permit, sent=sent, received=mono(g), headers={header: str(1500 * n)})
+    for second in (3, 4, 5):
+        await sleep_until(g, E0 + second + 0.1)
+        permits = await fill(g, PRO_AUTO, E0 + second + 0.2)
+        for n, permit in enumerate(permits, 1):
+            written = g.renew(permit)
+            assert written is not None
+            t = mono(g)
+            g.observe(written, sent=t, received=t, headers={header: str(1500 * n)})
+        assert len(permits) == 8, second

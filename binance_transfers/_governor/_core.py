@@ -288,6 +288,7 @@ class Governor(Reporting, Introspection, Planning, Feedback):
                 and record[0] == pool._window == pool.top
             ):
                 pool.inflight += weight
+                pool.flying[id(record)] = (now, weight)  # share7c: as FixedPool.renew does
                 return (endpoint, now, Written(charged))
         if any(now < pool.frozen_until for pool, _, _ in charged):
             # A 429 arrived while it waited to be sent: it must wait too.

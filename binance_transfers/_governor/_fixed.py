@@ -32,16 +32,23 @@ class FixedPool(Sharing):
 
     __slots__ = (
         "base",
+        "capped",
         "counter",
+        "doubts",
+        "flying",
         "ghosts",
         "heaviest",
         "hint",
         "inflight",
         "landed",
+        "maybe",
         "news",
+        "paced",
         "peak",
         "seen",
+        "shares",
         "top",
+        "unanswered",
     )
 
     def __init__(self, spec: PoolSpec, counter: WindowCounter) -> None:
@@ -57,9 +64,22 @@ class FixedPool(Sharing):
         self.news = -(2**62)  # the newest window whose weight from others was reported
         self.base = 0  # the expectation before news of that window came
         self.heaviest = 1
+        self.capped = -(2**62)  # the latest window full when a request wanted in
+        self.paced = -(2**62)  # the latest window shared when a request wanted in
         self.seen: dict[int, int] = {}  # window -> weight others were seen to spend there
+        self.shares: dict[int, int] = {}  # window -> what others' spending there asks to reserve
         self.landed: dict[int, int] = {}  # window -> our weight answered as landed there
         self.peak: dict[int, int] = {}  # window -> the highest usage reported there
+        self.maybe: dict[int, int] = {}  # window -> ours answered, landed there or in a neighbour
+        # id(record) -> (write time, weight) of ours in flight: a report counts
+        # those written before its own request.
+        self.flying: dict[int, tuple[float, int]] = {}
+        # id(record) of ours admitted while sharing and not answered (or given back) yet.
+        self.unanswered: set[int] = set()
+        # id(record) -> (weight, {window: others there if it is not}) of ours in
+        # flight that reports of those windows were read as counting. It can
+        # have landed in one window only: see ``_doubt``.
+        self.doubts: dict[int, tuple[int, dict[int, int]]] = {}
         # Sharing the IP with another governor (see ``_shared_extra``); not
         # when the storage is shared by the processes (Redis): it counts them.
         self.adapts = True
@@ -71,6 +91,7 @@ class FixedPool(Sharing):
         self.rose: deque[tuple[float, int]] = deque()  # (when, others' weight newly seen)
         self.mine: deque[tuple[float, int]] = deque()  # (when, our weight admitted)
         self.step = 0  # others' last step seen while sharing
+        self.racers = 1  # others racing us for a shared window (estimated)
         self.step_in = 0  # the window it was seen in
 
     def _open(self, lo: int, hi: int, g: Geometry) -> None:
@@ -85,9 +106,11 @@ class FixedPool(Sharing):
         recent = lo - 3 - int(g.trip // self.period)
         if self.seen and min(self.seen) < recent:
             self.seen = {w: v for w, v in self.seen.items() if w >= recent}
+            self.shares = {w: v for w, v in self.shares.items() if w >= recent}
         if self.landed and min(self.landed) < recent:
             self.landed = {w: v for w, v in self.landed.items() if w >= recent}
             self.peak = {w: v for w, v in self.peak.items() if w >= recent}
+            self.maybe = {w: v for w, v in self.maybe.items() if w >= recent}
         if self.reserved and min(self.reserved) < recent:
             self.reserved = {w: v for w, v in self.reserved.items() if w >= recent}
         if self.spent and min(self.spent) < recent:
@@ -119,10 +142,97 @@ class FixedPool(Sharing):
     def _used(self, window: int) -> int:
         """The count of ``window``, including what opening it will add."""
         used = self.counter.used(window)
+        if self.doubts:
+            used += self._doubt(window)
         if window <= self.top:
             return used
         hint = self._expected()
         return used + self.inflight + max(hint - self.counter.foreign(window), 0)
+
+    def _doubt(self, window: int) -> int:
+        """What others may have spent in ``window`` beyond what is reserved for them.
+
+        A report counts ours in flight written before its request as ours (B4-4:
+        a lone process's unanswered burst is nobody else's), so what others are
+        seen to spend there is the least it can be. But a request in flight
+        lands in one window only: if it is not in the window whose report it
+        was read into, others spent that much more there, and may again in the
+        other windows it may land in (where it is counted as ours too). Until
+        its answer comes, hold its weight back there as well (breaker5 B5-5:
+        a slow request read into window w's report left w + 1 reserved 30 for a
+        process that spent 60: 150 + 60 > 200).
+        """
+        return sum(w for w, reads in self.doubts.values() if len(reads) > 1 or window not in reads)
+
+    def _undoubt(self, doubt: tuple[int, dict[int, int]], window: int | None) -> None:
+        """Ours counted in reports of other windows was answered, read as ``window``'s.
+
+        It did not land in those: others spent there what those reports say
+        without it (B5-5: a slow request of window w, counted in w + 1's reports,
+        answered after them: w + 2 opened with half of what others spent in
+        w + 1 reserved). Read as its own window's, a report counts it there.
+        """
+        for read, others in doubt[1].items():
+            if read == window or read not in self.seen or others <= self.seen[read]:
+                continue
+            self.seen[read] = others
+            share = self.shares[read] = max(
+                self._share(read, others, self.peak.get(read, others)), self.shares.get(read, 0)
+            )
+            if read == self.news:
+                self.hint = max(self.hint, share)
+            others = min(others, self.limit - self.heaviest)
+            for later in range(read + 1, self.top + 1):
+                if self.counter.foreign(later) < others:
+                    self.counter.reserve(later, others)
+                    self.reserved[later] = max(others, self.reserved.get(later, 0))
+
+    def _share(self, window: int, others: int, total: int) -> int:
+        """What to reserve for others in the next windows, having seen them spend
+        ``others`` of ``total`` reported in ``window``.
+
+        What they spent, as long as we could take all we wanted beside it. When
+        we could not (the window was full when a request of ours wanted in),
+        others may have wanted more too, and what was left unused (the gap) is
+        shared (B4-3): we take the larger of our share of the whole limit as we
+        had it of the total (k processes doing so take the gap once, not k
+        times) and our share of the gap among the racers we know of (a process
+        that had little grows: by its share of the total alone it would stay
+        small for good). Plus one heaviest request: room for another to grow,
+        or to join (a newcomer's first request lands there instead of earning
+        a 429 each window behind a process that fills every window alone),
+        where that costs at most 2 % of the window.
+        """
+        spare = self.heaviest if 50 * self.heaviest <= self.limit else 0
+        if self.capped < window and self.paced < window:
+            return others
+        if others <= 0 or total <= others:
+            return spare
+        if self.capped < window:
+            # Held back by sharing, not by the window's end: what we had is no
+            # share to keep; what we allowed ourselves is (a process spending
+            # half of every window at its start does not shrink us).
+            total = max(total, others + self.limit - self.reserved.get(window, 0))
+        gap = max(self.limit - total, 0)
+        ours = -(-self.limit * others // total)
+        grown = others + gap - gap // (self.racers + 1)
+        # Never less than they spent (a window over the limit would shrink
+        # their part below it: a process that does not adapt keeps spending it).
+        return max(others, min(ours, grown)) + spare
+
+    def _few(self) -> bool:
+        """A window holds few requests as heavy as ours (each over 2 % of it).
+
+        Shared with another process, each of whose requests we learn of a trip
+        late, two of ours on their way may each be the one that fills the
+        window: the first gets a 429, and the second, already sent, arrives
+        over the limit after it, which Binance answers with a ban (breaker5
+        B5-3: two processes of PM Pro auto-collection, 8 calls a window). So
+        while sharing such a pool, one request at a time: each answer tells
+        the count before the next leaves (8 trips a window: a few seconds of
+        a minute), and at most one of ours can ever meet a full window.
+        """
+        return 50 * self.heaviest > self.limit
 
     def _expected(self) -> int:
         """Weight to reserve for others in a window opened now.
@@ -149,17 +259,24 @@ class FixedPool(Sharing):
         if self.cold:
             t = max(t, self.cold_ready(now, g))
         lo_shift, hi_shift = g.lo, g.hi
+        if self.unanswered and t < self.shared_until and self._few():
+            # One at a time (B5-3): see ``_few``. The answer wakes the queue.
+            return self.shared_until
         for _ in range(64):
             lo, hi = int((t + lo_shift) // p), int((t + hi_shift) // p)
             full = next((i for i in range(hi, lo - 1, -1) if used(i) > cap), None)
             if full is None:
                 if t < self.shared_until:
-                    # ... and as much as this one: the other may take as much now
+                    # ... and as much as this one: each other may take as much now
                     # (no more than they spend in a window: another endpoint's
                     # light requests in a bucket of heavy ones are no racer).
-                    extra = self._shared_extra(t, g) + min(weight, self.hint + self.step)
+                    # At least two others: a newcomer's estimate starts at one
+                    # racer and lags (a 4th process joining three overran by 40).
+                    step = min(weight, self.hint + self.step)
+                    extra = self._shared_extra(t, g) + max(self.racers, 2) * step
                     tight = next((i for i in range(hi, lo - 1, -1) if used(i) > cap - extra), None)
                     if tight is not None:
+                        self.paced = max(self.paced, tight)  # shared, and more of it wanted
                         # When less is held back, the sharing ends, or the window is past.
                         t = min(
                             self._eases(t, g),
@@ -168,6 +285,8 @@ class FixedPool(Sharing):
                         )
                         continue
                 return t
+            # Budget-limited there, not demand-limited (see ``_share``).
+            self.capped = max(self.capped, full)
             # Wait until the earliest possible landing time is past window `full`.
             t = (full + 1) * p - lo_shift + NUDGE
         # Every window ahead is full of requests in flight: wait for their answers.
@@ -185,7 +304,7 @@ class FixedPool(Sharing):
         record = self.charge(now, weight, g)
         p = self.period
         lo, hi = int((now + g.lo) // p), int((now + g.hi) // p)
-        if lo == hi == self.top and not self.cold and now >= self.shared_until:
+        if lo == hi == self.top and not self.cold and now >= self.shared_until and not self.doubts:
             self._geo, self._window = g, lo
             self._from = lo * p - g.lo + NUDGE
             self._until = min((lo + 1) * p - g.hi - NUDGE, g.until)
@@ -201,11 +320,16 @@ class FixedPool(Sharing):
         lo, hi = int((now + g.lo) // p), int((now + g.hi) // p)
         self._open(lo, hi, g)
         if lo == hi == self.top:
-            return (lo, add(lo, weight))
-        # Up to `top`: a window opened earlier may be landed in if this one is late.
-        return tuple(x for i in range(lo, max(hi, self.top) + 1) for x in (i, add(i, weight)))
+            record: tuple[int, ...] = (lo, add(lo, weight))
+        else:
+            # Up to `top`: a window opened earlier may be landed in if this one is late.
+            record = tuple(x for i in range(lo, max(hi, self.top) + 1) for x in (i, add(i, weight)))
+        if now < self.shared_until:
+            self.unanswered.add(id(record))  # see ``_few``
+        return record
 
     def refund(self, record: tuple[int, ...], weight: int, written: bool) -> None:
+        self.unanswered.discard(id(record))
         self._cold_done(False)
         for window in record[::2]:
             self.counter.remove(window, weight)
@@ -215,6 +339,9 @@ class FixedPool(Sharing):
     def _unghost(self, record: tuple[int, ...], weight: int) -> None:
         """It is no longer in flight: take it out of the windows opened meanwhile."""
         self.inflight -= weight
+        self.flying.pop(id(record), None)
+        if self.doubts:
+            self.doubts.pop(id(record), None)
         last = record[-2]
         opened = [w for w in self.ghosts if w > last]
         for window in opened:
@@ -247,9 +374,13 @@ class FixedPool(Sharing):
                 kept += (window, own)
         for i in extra:
             kept += (i, counter.add(i, weight))
-        kept = _sorted_pairs(kept)
+        renewed = tuple(_sorted_pairs(kept))
+        if id(record) in self.unanswered:
+            self.unanswered.remove(id(record))
+            self.unanswered.add(id(renewed))
         self.inflight += weight
-        return tuple(kept)
+        self.flying[id(renewed)] = (now, weight)
+        return renewed
 
     def settle(
         self,
@@ -263,9 +394,13 @@ class FixedPool(Sharing):
         written: bool,
     ) -> tuple[bool, int]:
         p, counter = self.period, self.counter
+        doubt = self.doubts.pop(id(record), None) if self.doubts else None
         if written:  # no longer in flight: waiters blocked by it may go
             self._unghost(record, weight)
-        freed = self._cold_done(answered) or written
+        one = id(record) in self.unanswered  # see ``_few``: the next may go
+        if one:
+            self.unanswered.remove(id(record))
+        freed = self._cold_done(answered) or written or one
         # It reached Binance after it was sent and before its answer (or the grace).
         first = int((sent + g.lo) // p)
         last = int((landed_by + g.shift + g.eps) // p)
@@ -286,11 +421,15 @@ class FixedPool(Sharing):
         header = self.spec.header
         reported = headers.get(header) if header is not None else None
         if reported is None or not answered:
+            if doubt:
+                self._undoubt(doubt, None)
             return freed, 0
         try:
             value = int(reported)
         except ValueError:
             log.warning("ignoring unreadable %s header: %r", header, reported)
+            if doubt:
+                self._undoubt(doubt, None)
             return freed, 0
         # Across a boundary the report may be either window's. It is read as
         # the window the request was written in (on our estimate of Binance's
@@ -303,48 +442,81 @@ class FixedPool(Sharing):
         # Binance told us the count: nothing of a previous life is unknown (if
         # it landed in the next window, that one began after the governor did).
         self.cold = self.out = 0
-        self._note_others(window, value, own, landed_by, g)
-        # What others spent, for the next windows' reservation: the highest
-        # report less what of ours was answered as landed there. Not the report
-        # less `own` (our count when this one was admitted): ours admitted later
-        # but counted earlier (several connections, jitter, a wait for the
-        # write) would pass for someone else's, and a process alone on its IP
-        # would reserve a part of every window for nobody. (This window's own
-        # count is still raised by `own`: safe.)
-        # Only a request known to have landed in `window` counts as ours there.
-        # One that may have landed in the next (written before a boundary,
-        # answered after it) may be the next window's: credited here, it took
-        # its weight off what others spent here, and the reservation of the next
-        # windows with it (180 of ours beside 100 of theirs in a 200 window).
-        # Left out, it can only make others' weight look larger: safe.
-        landed = self.landed.get(window, 0)
-        told = value
-        if len(possible) == 1:
-            landed = self.landed[window] = landed + weight
+        # What others spent there, for the next windows' reservation: the
+        # report less everything of ours that can be in it (B4-4): ours answered
+        # as landed there, ours that may have landed there or in a neighbour,
+        # and ours written before this one and still unanswered (a report
+        # during a burst counts them; they are not someone else's). A lone
+        # process then reserves nothing for nobody. Kept as the most any report
+        # of the window showed: a report counts what others sent before it.
+        charged_at_write = set(record[::2])
+        sure = [w for w, _ in possible if w in charged_at_write] or [w for w, _ in possible]
+        if len(sure) == 1:
+            self.landed[sure[0]] = self.landed.get(sure[0], 0) + weight
         else:
-            # stress7 (PM Pro at 87.5 %): but its own report counts itself if
-            # it landed here, and tells nothing of here if it landed in the
-            # next: less itself, it counts others and ours answered. Read
-            # whole, the 8th of 8 PM Pro calls (12000 of 12000), written near
-            # the boundary, passed for 1500 of someone else's.
-            told -= weight
-        peak = self.peak[window] = max(told, self.peak.get(window, 0))
-        others = self.seen[window] = max(peak - landed, 0)
-        # The newest news sets what the next windows reserve: the most others
-        # spent in the newest window heard of, or half the level before it
-        # (they may spend late in the window: more news of it raises it back).
-        if window > self.news:
+            for w in sure:
+                self.maybe[w] = self.maybe.get(w, 0) + weight
+        mine = self.landed.get(window, 0) + self.maybe.get(window, 0)
+        written_before = [(key, w) for key, (t, w) in self.flying.items() if t <= sent]
+        ours = mine + sum(w for _, w in written_before)
+        if len(possible) > 2:
+            # It may be any of three windows or more (trips, or the clock's
+            # uncertainty, longer than a window): ours there, answered or in
+            # flight, may be anywhere in them, and counted in each they hid
+            # what others spent (B5-5: four answers read as their write
+            # window's, 2 windows before the one they reported on: 10 of the
+            # other process's 100). Read it as only ours known to have landed
+            # there, and itself, count: a report may then take ours for
+            # others' (the safe side), as Binance's windows are far longer than
+            # a trip (it takes scaled windows to get here).
+            ours = self.landed.get(window, 0) + weight
+        elif value > mine and written_before:
+            # Read as counting those in flight: see ``_doubt``.
+            doubts = self.doubts
+            for key, w in written_before:
+                reads = doubts.setdefault(key, (w, {}))[1]
+                reads[window] = max(reads.get(window, 0), value - ours + w)
+            self._geo = None  # off the cached fast path: it does not doubt
+        self._note_others(window, value, own, landed_by, g)
+        rough = value - own  # others' weight, as our count when it was admitted reads it
+        # Counted as ours in this report: never less than our count when it was
+        # admitted (the storage's reading), nor than the above (jitter reorders
+        # a burst: the first admitted may land last, over ours that did not
+        # come from anyone else). An answer that may be either window's counts
+        # itself here (stress7: the 8th of 8 PM Pro calls, written near the
+        # boundary, passed for 1500 of someone else's).
+        own = max(own, ours)
+        peak = self.peak[window] = max(value, self.peak.get(window, 0))
+        others = self.seen[window] = max(value - ours, self.seen.get(window, 0), 0)
+        # The next windows reserve for others their share of the whole limit,
+        # in proportion to what they spent beside us (``_share``).
+        # Only news of a newer window may lower the hint (B5-5): within one
+        # window, reports count more as they come (in whatever order their
+        # answers do).
+        fresh = window > self.news
+        if fresh:
             self.news, self.base = window, self._expected()
+        share = self.shares[window] = self._share(window, others, peak)
         if window == self.news:
-            self.hint = max(others, self.base >> 1)
+            # Racing others for a window, our last report of it may come long
+            # before they stopped spending there (we held back while they went
+            # on): what the window before asked for stands for one more.
+            before = self.shares.get(window - 1, 0) if self.raced >= window else 0
+            self.hint = max(share, before, self.base >> 1, 0 if fresh else self.hint)
         # Windows opened after this one before any news of it (a wide landing
         # interval opens two at once) were reserved blind: reserve this much.
-        if others:
+        # Those are reserved the rougher reading: no answer of theirs came yet.
+        others = max(others, rough)
+        if others > 0:
             others = min(others, self.limit - self.heaviest)
             for later in range(window + 1, self.top + 1):
                 if counter.foreign(later) < others:
                     counter.reserve(later, others)
                     self.reserved[later] = max(others, self.reserved.get(later, 0))
+        if doubt:
+            # Read as its write window's, an answer that may be a neighbour's
+            # is no proof of where it landed: it may not be in those reports.
+            self._undoubt(doubt, window if len(possible) == 1 else None)
         rose = counter.report(window, value, own)
         if rose:
             log.debug("%s: Binance reports %d used; %d spent elsewhere", self.key, value, rose)

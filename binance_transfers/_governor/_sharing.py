@@ -11,12 +11,16 @@ sends shows in our answers: about two trips):
 
 * what others were newly seen to spend: they may still be spending at that rate;
 * as much as we admitted ourselves: the other, unseen, may have done the same;
-* their last step, and one request as heavy as ours: what they send last we
-  may never hear of, and each step is no bigger than the one before.
+* their last step, and one request as heavy as ours from each of them: what
+  they send last we may never hear of, and each step is no bigger than the
+  one before.
 
-Each process then takes at most half of what it sees left per lag, and the two
-together never more than all of it. Alone on the IP, or on a storage shared by
-the processes (Redis: it counts them), nothing changes.
+Each other process may have done what we did, unseen: held back as many times
+what we admitted as there are others (``racers``, estimated from how fast they
+were seen to step while we admitted), each process takes at most its share of
+what it sees left per lag, and all together never more than all of it (B4-3:
+with two assumed, three processes overran the window). Alone on the IP, or on
+a storage shared by the processes (Redis: it counts them), nothing changes.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ class Sharing(Pool):
         "adapts",
         "mine",
         "raced",
+        "racers",
         "reserved",
         "rose",
         "shared_until",
@@ -57,6 +62,7 @@ class Sharing(Pool):
     reserved: dict[int, int]  # window -> weight reserved there for others
     rose: deque[tuple[float, int]]  # (when, others' weight newly seen)
     mine: deque[tuple[float, int]]  # (when, our weight admitted while shared)
+    racers: int  # how many others may race us, as many as we admitted each (estimated)
     shared_until: float  # monotonic: share the pool until then
     # window -> (the most others were seen to have spent there, when it was learnt)
     spent: dict[int, tuple[int, float]]
@@ -102,6 +108,17 @@ class Sharing(Pool):
         if at - since > lag:
             grew = int(grew * lag / (at - since))
         self._forget_shared(at, g)
+        # How many others race us for this window (B4-3): each may send, unseen,
+        # as much as we did per lag, and those seen stepping by `grew` while we
+        # admitted `ours` per lag are at least grew / ours of us. Held back that
+        # many times what we admit, k + 1 racers together never take more than
+        # what is left. (A first report of a window shows what they spent, not
+        # their pace: it says nothing of how many they are.)
+        ours = sum(w for _, w in self.mine)
+        if before and ours:
+            racers = min(-(-grew // ours), self.limit)
+            fresh = at >= self.shared_until
+            self.racers = racers if fresh else max(self.racers, racers)
         self.rose.append((at, grew))
         # Their next step, which we may never hear of, is no bigger than their
         # last: each takes at most half of what it sees left.
@@ -127,7 +144,7 @@ class Sharing(Pool):
         return (
             (self.step if int((t + g.shift) // self.period) == self.step_in else 0)
             + sum(w for at, w in self.rose if at > since)
-            + sum(w for at, w in self.mine if at > since)
+            + self.racers * sum(w for at, w in self.mine if at > since)
         )
 
     def _eases(self, t: float, g: Geometry) -> float:
