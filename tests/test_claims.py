@@ -345,3 +345,20 @@ async def test_close_while_a_batch_is_in_flight_waits_for_it_and_sends_the_rest(
     await outbox.aclose()
     assert store.tried == [[1], [2]]
     assert store.stored == [1, 2]
+
+
+@looptime.enabled(strict=True)
+async def test_answers_arriving_during_a_publish_go_out_right_after_it() -> None:
+    """Only the first batch waits: what came during a publish follows at once, in one batch."""
+    store = Store()
+    store.slow = 0.2
+    outbox = _Outbox(store, "test")
+    outbox.add((ACCOUNT, 1, AT_MS))
+    await anyio.sleep(0.1)  # t=0.1: the first batch is on its way (0.05-0.25)
+    outbox.add((ACCOUNT, 2, AT_MS))
+    outbox.add((ACCOUNT, 3, AT_MS))
+    await anyio.sleep(0.17)  # t=0.27: the second went out at 0.25, without another pause
+    assert store.tried == [[1], [2, 3]]
+    await anyio.sleep(0.3)
+    assert store.stored == [1, 2, 3]
+    await outbox.aclose()
