@@ -338,7 +338,7 @@ async def test_a_redis_that_lost_the_caps_without_restarting_does_not_reopen_the
             governor = synced(Governor(limits, clock=sim.clock, storage=storage, latency=0.02), sim)
             async with sim.client(governor=governor) as client:
                 for _ in range(4):
-                    await client.pm_auto_collect(max_wait=1)
+                    await client.pm_auto_collect(max_wait=5)  # a loaded machine's trips
                 [[counter]] = storage._caps.values()
         assert len(sim.ledger.executions("pm_auto_collect")) == 4
         # The cap's set has no TTL: a volatile-* maxmemory policy never evicts it.
@@ -361,6 +361,41 @@ async def test_a_redis_that_lost_the_caps_without_restarting_does_not_reopen_the
     assert refusals(sim) == 0, statuses
     most, cap = peak(sim, "pm_auto_collect")
     assert most <= cap, (most, cap, statuses)
+
+
+async def test_a_live_process_re_registers_its_calls_when_the_caps_set_is_evicted(
+    server: RedisServer,
+) -> None:
+    """breaker5 B5-2, a live owner: the cap's set evicted while process A still
+    counts two answered calls. A's next contact (its heartbeat) finds the cap's
+    token gone: it re-registers its calls, and the cap grants nothing new for a
+    period (the calls of processes gone are not known)."""
+    period = 2.0  # the cap's period; a span of 0.3 s with a 0.1-s socket timeout
+    limits = attrs.evolve(CAPPED, caps={"pm_auto_collect": ((4, 120),)})
+    sim = SimulatedExchange(limits=limits)
+    sim.add_demo_account()
+    raw = aioredis.Redis.from_url(server.url, decode_responses=True)
+    try:
+        async with await RedisStorage.connect(
+            server.url, processes=2, socket_timeout=0.1, fresh=True
+        ) as storage:
+            governor = synced(Governor(limits, clock=sim.clock, storage=storage, latency=0.02), sim)
+            async with sim.client(governor=governor) as client:
+                for _ in range(2):
+                    await client.pm_auto_collect(max_wait=5)  # a loaded machine's trips
+                [[counter]] = storage._caps.values()
+                await raw.delete(counter.redis_key)  # as allkeys-lru would
+                await anyio.sleep(counter.span)  # a heartbeat comes every quarter span
+                members = [str(m) for m in await raw.zrange(counter.redis_key, 0, -1)]
+                calls = [m for m in members if m.startswith(storage.id)]
+                assert len(calls) == 2 and any(m.startswith("~") for m in members), members
+                # Two of the four are free, but the cap stops for a period.
+                with anyio.move_on_after(0.75 * period):
+                    await client.pm_auto_collect(max_wait=2 * period)
+    finally:
+        await raw.aclose()
+    assert len(sim.ledger.executions("pm_auto_collect")) == 2
+    assert refusals(sim) == 0
 
 
 async def test_connect_warns_when_redis_may_evict_the_budget(
