@@ -15,7 +15,15 @@ import anyio
 import looptime
 import pytest
 
-from binance_transfers import BinanceTransfersError, Client
+from binance_transfers import (
+    ENDPOINTS,
+    BinanceTransfersError,
+    Client,
+    Governor,
+    Limits,
+    ThrottledError,
+)
+from binance_transfers._governor._fixed import FixedPool
 from binance_transfers.sim import Fault, SimulatedExchange
 
 
@@ -190,3 +198,47 @@ async def test_two_processes_auto_collecting_on_one_ip_are_never_banned(
     assert len([a for a in answers if a[1] == 200]) >= 8 * 6  # it did run
     assert [a for a in answers if a[1] == 418] == [], answers
     assert [a for a in answers if a[1] == 429 and a[0] >= 2] == [], answers
+
+
+async def _fill_after_news_of_the_last_window(off_fast_path: bool) -> tuple[int, int]:
+    """Permits admitted in the window after the news, and the window's count then."""
+    governor = Governor(Limits(time_scale=60), latency=0.0, cold_start=False)
+    sc = governor.server_clock
+    mono = sc.clock.monotonic()
+    start = 1_767_225_600.0  # a window's start; the clock is synced 0.3 s into it
+    sc.update(sent=mono, received=mono, server_ms=round((start + 0.3) * 1000))
+    permit = await governor.acquire(ENDPOINTS["pm_collect_asset"])
+    pool = permit[2][0][0]
+    assert isinstance(pool, FixedPool)
+    now = sc.clock.monotonic()
+    g = governor._geometry(now)
+    window = pool._window
+    assert pool._geo is g and window == pool.top  # cached: the fast path is on
+    # Earlier news said others spend 1500 a window; the previous window was
+    # reserved that much; its news (answered now, after the boundary) shows 1000
+    # of theirs: within the reservation.
+    pool.hint = 1500
+    pool.reserved[window - 1] = 1500
+    pool._note_others(window - 1, 1000, 0, now, g)
+    assert pool.shared_until > now  # the current window is shared to its end now
+    if off_fast_path:
+        pool._geo = None  # what _note_others does when others spent beyond the reservation
+    admitted = 1
+    while admitted <= 1000:
+        try:
+            await governor.acquire(ENDPOINTS["pm_collect_asset"], max_wait=0)
+        except ThrottledError:
+            break
+        admitted += 1
+    return admitted, pool.counter.used(window)
+
+
+@looptime.enabled(strict=True)
+async def test_news_that_shares_the_cached_window_takes_it_off_the_fast_path() -> None:
+    """News that shares the cached window takes the pool off acquire's (and renew's)
+    cached fast path: the same state admits as many permits either way (breaker6
+    B6-2: 200 permits, the whole 6000, against 100, i.e. 3000, by the sharing rule)."""
+    shared = await _fill_after_news_of_the_last_window(off_fast_path=True)
+    cached = await _fill_after_news_of_the_last_window(off_fast_path=False)
+    assert shared[0] < 200  # the rule holds some back
+    assert cached == shared, f"fast path: {cached}, sharing rule: {shared} (permits, used)"

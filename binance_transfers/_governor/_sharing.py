@@ -88,6 +88,7 @@ class Sharing(Pool):
         last = min(self.top, window + 2)
         if last > window and self.hint:
             self.shared_until = max(self.shared_until, (last + 1) * self.period - g.shift)
+            self._geo = None  # off the cached fast path: it does not share (breaker6 B6-2)
         # What they spent, to tell whether they still spend: the report less
         # ours admitted before this one (ours answered meanwhile do not count).
         spent = value - own
