@@ -19,7 +19,7 @@ import pytest
 import redis
 from typer.testing import CliRunner
 
-from binance_transfers import BinanceAPIError, Client, InvalidInputError, LoopClock
+from binance_transfers import BinanceAPIError, Client, InvalidInputError, LoopClock, RedisStorage
 from binance_transfers._redis_server import RedisServer
 from binance_transfers.cli._app import app
 from binance_transfers.cli._apply import apply
@@ -49,11 +49,23 @@ def _exchange() -> SimulatedExchange:
     return sim
 
 
+def vouch_fresh(server: RedisServer) -> None:
+    """Say of the test's new Redis what whoever started it would say: it holds the
+    whole budget. A Redis with no budget at all may be one restarted empty, so new
+    leases stop for a window or two (minutes with 60-s windows): not what these test."""
+
+    async def connect_fresh() -> None:
+        await (await RedisStorage.connect(server.url, fresh=True)).aclose()
+
+    anyio.run(connect_fresh)
+
+
 def test_breaker3_limits_redis_gives_back_what_it_leased(server: RedisServer) -> None:
     """`limits --redis URL` is a read-only view for an operator. It must not take
     the running bots' budget: once it exits, Redis must hold no more for it than
     it actually sent. It leases a quarter of every pool (current and next window)
     and never gives it back (the storage is never closed)."""
+    vouch_fresh(server)
     sim = _exchange()
     result = invoke(sim, "limits", "--redis", server.url, "--json")
     assert result.exit_code == EXIT_OK, result.output
@@ -410,6 +422,7 @@ def test_reconcile_settles_the_row_transfer_journaled(tmp_path: Path) -> None:
 
 def test_limits_redis_shows_what_the_probe_sent(server: RedisServer) -> None:
     """After the probe, the shared view's api-ip pool shows what was sent, not a lease."""
+    vouch_fresh(server)
     sim = _exchange()
     result = invoke(sim, "limits", "--redis", server.url, "--json")
     assert result.exit_code == EXIT_OK, result.output
