@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import queue
@@ -175,15 +176,15 @@ async def test_a_caller_cancelled_on_the_wire_is_recorded_and_reported(
     assert any("cancelled" in r.getMessage() for r in caplog.records if r.levelname == "WARNING")
 
 
-@fake_time
-async def test_recover_settles_this_runs_unknown_whose_caller_was_cancelled_on_the_wire(
-    exchange: SimulatedExchange, tmp_path: Path
-) -> None:
-    """Cancelled on the wire, answer lost: only on_detached knows; recover() settles the row."""
+@contextlib.asynccontextmanager
+async def detached_on_the_wire(
+    exchange: SimulatedExchange, path: Path
+) -> AsyncIterator[tuple[Client, ExchangeOutcome]]:
+    """A journaled client whose caller was cancelled while its transfer was on the
+    wire (2 s), and whose answer was lost: yields it (open) and what on_detached got."""
     exchange.faults.add(Fault.latency(2.0), endpoint="universal_transfer", times=1)
     exchange.faults.add(Fault.drop(), endpoint="universal_transfer", times=1)
     reported: list[ExchangeOutcome] = []
-    path = tmp_path / "j.sqlite"
     wire = Handover(exchange.transport())
     client = Client(
         DEMO_API_KEY,
@@ -206,6 +207,16 @@ async def test_recover_settles_this_runs_unknown_whose_caller_was_cancelled_on_t
             await wire.sent.wait()
             tg.cancel_scope.cancel()
         (outcome,) = reported
+        yield client, outcome
+
+
+@fake_time
+async def test_recover_settles_this_runs_unknown_whose_caller_was_cancelled_on_the_wire(
+    exchange: SimulatedExchange, tmp_path: Path
+) -> None:
+    """Cancelled on the wire, answer lost: only on_detached knows; recover() settles the row."""
+    path = tmp_path / "j.sqlite"
+    async with detached_on_the_wire(exchange, path) as (client, outcome):
         assert outcome.detached and isinstance(outcome.error, OutcomeUnknownError)
         assert list(client._reconciler._open) == [outcome.error.request_id]
         (found,) = await client.recover()
@@ -224,32 +235,8 @@ async def test_the_detached_error_settled_by_its_hook_and_recover_agree(
     """Cancelled on the wire, answer lost: the on_detached hook's error is reconciled
     (executed), then recover() settles the row. One request, one verdict: recover() must
     not take the row the hook's settlement claimed for someone else's ("not executed")."""
-    exchange.faults.add(Fault.latency(2.0), endpoint="universal_transfer", times=1)
-    exchange.faults.add(Fault.drop(), endpoint="universal_transfer", times=1)
-    reported: list[ExchangeOutcome] = []
     path = tmp_path / "j.sqlite"
-    wire = Handover(exchange.transport())
-    client = Client(
-        DEMO_API_KEY,
-        DEMO_API_SECRET,
-        transport=wire,
-        api_url=exchange.api_url,
-        papi_url=exchange.papi_url,
-        governor=Governor(exchange.limits, clock=exchange.clock),
-        journal=path,
-        on_detached=reported.append,
-        settle_margin=1.0,
-    )
-    async with client:
-        async with anyio.create_task_group() as tg:
-
-            async def caller() -> None:
-                await client.transfer(type=TransferType.MAIN_UMFUTURE, asset="USDT", amount="3")
-
-            tg.start_soon(caller)
-            await wire.sent.wait()
-            tg.cancel_scope.cancel()
-        (outcome,) = reported
+    async with detached_on_the_wire(exchange, path) as (client, outcome):
         assert isinstance(outcome.error, OutcomeUnknownError)
         by_hook = await client.reconcile(outcome.error)
         recovered = await client.recover()
