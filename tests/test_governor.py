@@ -47,6 +47,10 @@ def server_now(governor: Governor) -> float:
     return governor.server_clock.now()
 
 
+def mono(governor: Governor) -> float:
+    return governor.server_clock.clock.monotonic()
+
+
 def used(governor: Governor, key: str) -> int:
     return next(p.used for p in governor.snapshot() if p.key == key)
 

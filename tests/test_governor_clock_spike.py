@@ -19,19 +19,14 @@ import pytest
 
 from binance_transfers import ENDPOINTS, Governor, Limits
 
+from .test_governor import synced
+
 E0 = 1_767_225_600.0  # a minute boundary on Binance's clock
 TIME = ENDPOINTS["server_time"]  # /api, weight 1 of 6000 a window
 LINK = 0.010  # the trip outside the spike
 SPIKE = 1.5
 
 fake_time = looptime.enabled(strict=True)
-
-
-def synced(governor: Governor, server_now: float) -> Governor:
-    clock = governor.server_clock
-    mono = clock.clock.monotonic()
-    clock.update(sent=mono, received=mono, server_ms=round(server_now * 1000))
-    return governor
 
 
 async def answers(governor: Governor, seconds: float, trip: float, rate: float = 250) -> None:

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from binance_transfers import ENDPOINTS, Governor, Limits
 
+from .test_governor import mono, synced
 from .test_governor_properties import Call, World, calls, check_limits, run_crowd
 
 E0 = 1_767_225_600.0  # a minute boundary on Binance's clock
@@ -28,18 +29,6 @@ PM_ASSET = ENDPOINTS["pm_collect_asset"]  # /papi, weight 30 of 6000 a window
 STEP = 0.010  # the step issue 7 names: 10 ms after a sync whose uncertainty was 1 ms
 
 fake_time = looptime.enabled(strict=True)
-
-
-def synced(governor: Governor, server_now: float) -> Governor:
-    """A sync whose round trip was instant: uncertainty 1 ms (the server's truncation)."""
-    clock = governor.server_clock
-    mono = clock.clock.monotonic()
-    clock.update(sent=mono, received=mono, server_ms=round(server_now * 1000))
-    return governor
-
-
-def mono(governor: Governor) -> float:
-    return governor.server_clock.clock.monotonic()
 
 
 async def landed_per_window(

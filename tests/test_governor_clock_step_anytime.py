@@ -19,17 +19,12 @@ import pytest
 from binance_transfers import ENDPOINTS, Governor, Limits
 from binance_transfers._governor._geometry import step_band
 
+from .test_governor import synced
+
 E0 = 1_767_225_600.0
 PM_ASSET = ENDPOINTS["pm_collect_asset"]  # /papi, weight 30 of 6000 a window
 
 fake_time = looptime.enabled(strict=True)
-
-
-def synced(governor: Governor, server_now: float) -> Governor:
-    clock = governor.server_clock
-    mono = clock.clock.monotonic()
-    clock.update(sent=mono, received=mono, server_ms=round(server_now * 1000))
-    return governor
 
 
 @fake_time

@@ -35,22 +35,13 @@ from binance_transfers._storage import (
 )
 from binance_transfers.sim import Fault, SimulatedExchange
 
+from .test_governor import mono, synced
+
 E0 = 1_767_225_600.0  # a minute boundary on Binance's clock
 PM_ASSET = ENDPOINTS["pm_collect_asset"]  # /papi, weight 30
 PMPRO_BNB = ENDPOINTS["pmpro_bnb_transfer"]  # rolling cap: 2 calls per 10 minutes
 
 fake_time = looptime.enabled(strict=True)
-
-
-def synced(governor: Governor, server_now: float) -> Governor:
-    clock = governor.server_clock
-    mono = clock.clock.monotonic()
-    clock.update(sent=mono, received=mono, server_ms=round(server_now * 1000))
-    return governor
-
-
-def mono(governor: Governor) -> float:
-    return governor.server_clock.clock.monotonic()
 
 
 def answer(governor: Governor, permit: Permit, **headers: str) -> None:

@@ -22,6 +22,7 @@ from binance_transfers import (
 )
 
 from .conftest import API_KEY, SECRET, FakeBinance, ok
+from .test_governor import synced
 
 E0 = 1_767_225_600.0
 PM_ASSET = ENDPOINTS["pm_collect_asset"]  # /papi, weight 30
@@ -47,13 +48,6 @@ class Down(GovernorHooks):
 
     def usage(self, pool: str, used: int, limit: int) -> None:
         raise RuntimeError("metrics backend unreachable")
-
-
-def synced(governor: Governor, server_now: float) -> Governor:
-    clock = governor.server_clock
-    mono = clock.clock.monotonic()
-    clock.update(sent=mono, received=mono, server_ms=round(server_now * 1000))
-    return governor
 
 
 def used(governor: Governor, key: str) -> int:

@@ -26,6 +26,7 @@ from binance_transfers import (
 from binance_transfers._governor._geometry import CLOCK_STEP
 
 from .conftest import API_KEY, SECRET, FakeBinance, error, ok
+from .test_governor import mono, server_now, synced
 
 E0 = 1_767_225_600.0  # a minute boundary on Binance's clock
 PM_ASSET = ENDPOINTS["pm_collect_asset"]  # /papi, weight 30
@@ -36,22 +37,6 @@ SUB_UNIVERSAL = ENDPOINTS["sub_account_transfer"]  # IP 1 and UID 360
 THREE_DAYS = 3 * 86400.0
 
 fake_time = looptime.enabled(strict=True)
-
-
-def synced(governor: Governor, server_now: float, eps: float = 0.001) -> Governor:
-    clock = governor.server_clock
-    mono = clock.clock.monotonic()
-    half = eps - 0.001
-    clock.update(sent=mono - half, received=mono + half, server_ms=round(server_now * 1000))
-    return governor
-
-
-def server_now(governor: Governor) -> float:
-    return governor.server_clock.now()
-
-
-def mono(governor: Governor) -> float:
-    return governor.server_clock.clock.monotonic()
 
 
 def frozen(governor: Governor) -> dict[str, float]:

@@ -12,18 +12,13 @@ import looptime
 
 from binance_transfers import ENDPOINTS, Governor, Limits, PoolSnapshot
 
+from .test_governor import synced
+
 E0 = 1_767_225_600.0  # a minute boundary on Binance's clock
 PM_ASSET = ENDPOINTS["pm_collect_asset"]  # /papi, weight 30
 PM_AUTO = ENDPOINTS["pm_auto_collect"]  # /papi weight plus a rolling cap
 
 fake_time = looptime.enabled(strict=True)
-
-
-def synced(governor: Governor, server_now: float) -> Governor:
-    clock = governor.server_clock
-    mono = clock.clock.monotonic()
-    clock.update(sent=mono, received=mono, server_ms=round(server_now * 1000))
-    return governor
 
 
 def pool(governor: Governor, key: str) -> PoolSnapshot:
