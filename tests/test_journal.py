@@ -147,16 +147,7 @@ async def test_a_caller_cancelled_on_the_wire_is_recorded_and_reported(
     reported: list[ExchangeOutcome] = []
     path = tmp_path / "j.sqlite"
     wire = Handover(exchange.transport())
-    client = Client(
-        DEMO_API_KEY,
-        DEMO_API_SECRET,
-        transport=wire,
-        api_url=exchange.api_url,
-        papi_url=exchange.papi_url,
-        governor=Governor(exchange.limits, clock=exchange.clock),
-        journal=path,
-        on_detached=reported.append,
-    )
+    client = journaled(exchange, wire, path, on_detached=reported.append)
     async with client:
         with caplog.at_level(logging.WARNING):
             async with anyio.create_task_group() as tg:
@@ -176,6 +167,25 @@ async def test_a_caller_cancelled_on_the_wire_is_recorded_and_reported(
     assert any("cancelled" in r.getMessage() for r in caplog.records if r.levelname == "WARNING")
 
 
+def journaled(
+    exchange: SimulatedExchange,
+    wire: httpx.AsyncBaseTransport,
+    journal: Path | Journal,
+    **options: Any,
+) -> Client:
+    """A client of the exchange through ``wire``, journaling to ``journal``."""
+    return Client(
+        DEMO_API_KEY,
+        DEMO_API_SECRET,
+        transport=wire,
+        api_url=exchange.api_url,
+        papi_url=exchange.papi_url,
+        governor=Governor(exchange.limits, clock=exchange.clock),
+        journal=journal,
+        **options,
+    )
+
+
 @contextlib.asynccontextmanager
 async def detached_on_the_wire(
     exchange: SimulatedExchange, path: Path
@@ -186,17 +196,7 @@ async def detached_on_the_wire(
     exchange.faults.add(Fault.drop(), endpoint="universal_transfer", times=1)
     reported: list[ExchangeOutcome] = []
     wire = Handover(exchange.transport())
-    client = Client(
-        DEMO_API_KEY,
-        DEMO_API_SECRET,
-        transport=wire,
-        api_url=exchange.api_url,
-        papi_url=exchange.papi_url,
-        governor=Governor(exchange.limits, clock=exchange.clock),
-        journal=path,
-        on_detached=reported.append,
-        settle_margin=1.0,
-    )
+    client = journaled(exchange, wire, path, on_detached=reported.append, settle_margin=1.0)
     async with client:
         async with anyio.create_task_group() as tg:
 
@@ -517,15 +517,7 @@ async def test_aclose_waits_for_a_call_on_the_wire_and_journals_its_outcome(
     exchange.faults.add(Fault.latency(1.0), endpoint="sub_account_margin_transfer")
     path = tmp_path / "j.sqlite"
     wire = Handover(exchange.transport())
-    client = Client(
-        DEMO_API_KEY,
-        DEMO_API_SECRET,
-        transport=wire,
-        api_url=exchange.api_url,
-        papi_url=exchange.papi_url,
-        governor=Governor(exchange.limits, clock=exchange.clock),
-        journal=path,
-    )
+    client = journaled(exchange, wire, path)
     call = asyncio.ensure_future(
         client.sub_account_margin_transfer(
             email="desk-1@sim.invalid",
@@ -557,15 +549,7 @@ async def test_aclose_from_a_cancelled_task_still_waits_for_the_call_on_the_wire
     exchange.faults.add(Fault.latency(1.0), endpoint="sub_account_margin_transfer")
     path = tmp_path / "j.sqlite"
     wire = Handover(exchange.transport())
-    client = Client(
-        DEMO_API_KEY,
-        DEMO_API_SECRET,
-        transport=wire,
-        api_url=exchange.api_url,
-        papi_url=exchange.papi_url,
-        governor=Governor(exchange.limits, clock=exchange.clock),
-        journal=path,
-    )
+    client = journaled(exchange, wire, path)
     call = asyncio.ensure_future(
         client.sub_account_margin_transfer(
             email="desk-1@sim.invalid",
@@ -602,15 +586,7 @@ async def test_a_second_aclose_returns_only_once_the_first_has_closed(
     exchange.faults.add(Fault.latency(1.0), endpoint="sub_account_margin_transfer")
     path = tmp_path / "j.sqlite"
     wire = Handover(exchange.transport())
-    client = Client(
-        DEMO_API_KEY,
-        DEMO_API_SECRET,
-        transport=wire,
-        api_url=exchange.api_url,
-        papi_url=exchange.papi_url,
-        governor=Governor(exchange.limits, clock=exchange.clock),
-        journal=path,
-    )
+    client = journaled(exchange, wire, path)
     call = asyncio.ensure_future(
         client.sub_account_margin_transfer(
             email="desk-1@sim.invalid",
@@ -981,16 +957,7 @@ async def test_a_caller_cancelled_after_its_outcome_was_reported_is_never_closed
     reported: list[ExchangeOutcome] = []
     journal = _RecordingJournal(tmp_path / "j.sqlite")
     wire = Handover(exchange.transport())
-    client = Client(
-        DEMO_API_KEY,
-        DEMO_API_SECRET,
-        transport=wire,
-        api_url=exchange.api_url,
-        papi_url=exchange.papi_url,
-        governor=Governor(exchange.limits, clock=exchange.clock),
-        journal=journal,
-        on_detached=reported.append,
-    )
+    client = journaled(exchange, wire, journal, on_detached=reported.append)
     async with client, anyio.create_task_group() as tg:
 
         async def caller() -> None:
