@@ -30,6 +30,7 @@ from binance_transfers import (
     InvalidInputError,
     Journal,
     MarginTransferDirection,
+    MarginTransferResult,
     OutcomeUnknownError,
     TransferType,
     _journal,
@@ -184,6 +185,26 @@ def journaled(
         journal=journal,
         **options,
     )
+
+
+async def margin_transfer_on_the_wire(
+    exchange: SimulatedExchange, path: Path
+) -> tuple[Client, asyncio.Future[MarginTransferResult]]:
+    """A journaled client with a sub-account margin transfer on the wire (answered 1 s
+    later). Binance keeps no history of this endpoint: recover() could not tell."""
+    exchange.faults.add(Fault.latency(1.0), endpoint="sub_account_margin_transfer")
+    wire = Handover(exchange.transport())
+    client = journaled(exchange, wire, path)
+    call = asyncio.ensure_future(
+        client.sub_account_margin_transfer(
+            email="desk-1@sim.invalid",
+            asset="USDT",
+            amount="6",
+            direction=MarginTransferDirection.SPOT_TO_MARGIN,
+        )
+    )
+    await wire.sent.wait()
+    return client, call
 
 
 @contextlib.asynccontextmanager
@@ -513,20 +534,8 @@ async def test_aclose_waits_for_a_call_on_the_wire_and_journals_its_outcome(
     exchange: SimulatedExchange, tmp_path: Path
 ) -> None:
     """Shutdown mid-call: the caller gets its result and the row says done, not open."""
-    # A sub-account margin transfer: Binance keeps no history, recover() could not tell.
-    exchange.faults.add(Fault.latency(1.0), endpoint="sub_account_margin_transfer")
     path = tmp_path / "j.sqlite"
-    wire = Handover(exchange.transport())
-    client = journaled(exchange, wire, path)
-    call = asyncio.ensure_future(
-        client.sub_account_margin_transfer(
-            email="desk-1@sim.invalid",
-            asset="USDT",
-            amount="6",
-            direction=MarginTransferDirection.SPOT_TO_MARGIN,
-        )
-    )
-    await wire.sent.wait()
+    client, call = await margin_transfer_on_the_wire(exchange, path)
     await client.aclose()
     assert call.done()  # closing waited for it
     result = await call
@@ -546,19 +555,8 @@ async def test_aclose_from_a_cancelled_task_still_waits_for_the_call_on_the_wire
     ``task.cancel()`` from a TaskGroup or a timeout): closing still waits for the transfer
     on the wire, so its row says done (this endpoint has no history: an open row could
     never be settled); the closing task's cancellation is raised after."""
-    exchange.faults.add(Fault.latency(1.0), endpoint="sub_account_margin_transfer")
     path = tmp_path / "j.sqlite"
-    wire = Handover(exchange.transport())
-    client = journaled(exchange, wire, path)
-    call = asyncio.ensure_future(
-        client.sub_account_margin_transfer(
-            email="desk-1@sim.invalid",
-            asset="USDT",
-            amount="6",
-            direction=MarginTransferDirection.SPOT_TO_MARGIN,
-        )
-    )
-    await wire.sent.wait()
+    client, call = await margin_transfer_on_the_wire(exchange, path)
     if cancel == "scope":
         with anyio.CancelScope() as scope:
             scope.cancel()
@@ -583,19 +581,8 @@ async def test_a_second_aclose_returns_only_once_the_first_has_closed(
     """Two closers (``async with`` and a signal handler's ``aclose()``): neither returns
     before the transfer on the wire is journaled; the second used to return at once, and
     a process exiting then lost the row's outcome (this endpoint has no history)."""
-    exchange.faults.add(Fault.latency(1.0), endpoint="sub_account_margin_transfer")
     path = tmp_path / "j.sqlite"
-    wire = Handover(exchange.transport())
-    client = journaled(exchange, wire, path)
-    call = asyncio.ensure_future(
-        client.sub_account_margin_transfer(
-            email="desk-1@sim.invalid",
-            asset="USDT",
-            amount="6",
-            direction=MarginTransferDirection.SPOT_TO_MARGIN,
-        )
-    )
-    await wire.sent.wait()
+    client, call = await margin_transfer_on_the_wire(exchange, path)
     first = asyncio.ensure_future(client.aclose())
     await asyncio.sleep(0.1)
     await client.aclose()
