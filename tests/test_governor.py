@@ -663,7 +663,7 @@ async def test_an_unanswered_request_is_counted_where_it_may_have_landed() -> No
 async def test_renew_in_the_cached_window_does_what_the_pools_renew_does(
     written_after: float,
 ) -> None:
-    """Governor.renew keeps a cached window's record without asking the pool: the
+    """FixedPool.renew keeps a cached window's record without recomputing it: the
     same record, in-flight weight, counts and answers as FixedPool.renew gives
     (written at once, later in the window, after a geometry refresh, and in the next)."""
     endpoint = ENDPOINTS["universal_transfer"]

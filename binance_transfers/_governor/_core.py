@@ -274,22 +274,13 @@ class Governor(Reporting, Introspection, Planning, Feedback):
         g = self._geo_cache
         if g is None or now >= g.until:
             g = self._refresh_geometry()
-        if len(charged) == 1:
+        if len(charged) == 1:  # most requests: one pool, no list of the renewed to unwind
             pool, weight, record = charged[0]
-            # Written within the pool's cached window (see FixedPool.take): it
-            # can land in that window only, and no later one is open, so
-            # FixedPool.renew would keep the record as it is. A frozen or
-            # shared pool has no cached window.
-            if (
-                pool._geo is g
-                and pool._from <= now < pool._until
-                and type(pool) is FixedPool
-                and len(record) == 2
-                and record[0] == pool._window == pool.top
-            ):
-                pool.inflight += weight
-                pool.flying[id(record)] = (now, weight)  # share7c: as FixedPool.renew does
-                return (endpoint, now, Written(charged))
+            renewed = None if now < pool.frozen_until else pool.renew(record, weight, now, g)
+            if renewed is None:  # a 429 arrived while it waited, or no room where it lands now
+                self.refund(permit)
+                return None
+            return (endpoint, now, Written([(pool, weight, renewed)]))
         if any(now < pool.frozen_until for pool, _, _ in charged):
             # A 429 arrived while it waited to be sent: it must wait too.
             self.refund(permit)
@@ -311,9 +302,7 @@ class Governor(Reporting, Introspection, Planning, Feedback):
         written = type(charged) is Written
         for pool, weight, record in charged:
             pool.refund(record, weight, written)
-        # Nothing waits and no wake-up is due: _pump would do nothing.
-        if self._wake or any(pool.queue for pool, _, _ in charged):
-            self._pump([pool for pool, _, _ in charged], self._monotonic())
+        self._pump([pool for pool, _, _ in charged], self._monotonic())
 
     @property
     def banned_until(self) -> float | None:

@@ -128,14 +128,7 @@ class Feedback(WaitQueue):
             if until is None:  # Binance's shortest ban
                 until = now + 120.0 / self.limits.time_scale
             self.ban(until)
-        # Most answers: nothing waits and no wake-up is due (_pump would do nothing).
         if freed:
-            if not self._wake:
-                for pool in freed:
-                    if pool.queue:
-                        break
-                else:
-                    return
             self._pump(freed, now)
 
     def _on_429(

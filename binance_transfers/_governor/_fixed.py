@@ -357,6 +357,17 @@ class FixedPool(Sharing):
     ) -> tuple[int, ...] | None:
         if now < self.frozen_until:
             return None
+        if (
+            self._geo is g
+            and self._from <= now < self._until
+            and len(record) == 2
+            and record[0] == self._window == self.top
+        ):
+            # Written within the cached window (see ``take``): it can land there
+            # only, and no later window is open: the record stays as it is.
+            self.inflight += weight
+            self.flying[id(record)] = (now, weight)
+            return record
         p, counter = self.period, self.counter
         lo, hi = int((now + g.lo) // p), int((now + g.hi) // p)
         top = max(hi, self.top)
