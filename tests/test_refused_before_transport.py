@@ -8,7 +8,8 @@ close its journal row ``refused``, never report an unknown outcome.
 
 from __future__ import annotations
 
-from collections.abc import Generator
+import contextlib
+from collections.abc import AsyncIterator, Generator
 from pathlib import Path
 
 import httpx
@@ -27,9 +28,12 @@ class PolicyError(Exception):
     """The user's own rule: no transfers now."""
 
 
-async def _refused_by(http: httpx.AsyncClient, journal: Path | None) -> BaseException:
-    exchange = SimulatedExchange()
-    exchange.add_demo_account()
+@contextlib.asynccontextmanager
+async def served(
+    exchange: SimulatedExchange, http: httpx.AsyncClient, journal: Path | None = None
+) -> AsyncIterator[Client]:
+    """A client through ``http`` to ``exchange``, served on loopback; closes both
+    (the client does not close an http_client it was given)."""
     async with serve(exchange) as server:
         client = Client(
             DEMO_API_KEY,
@@ -39,9 +43,22 @@ async def _refused_by(http: httpx.AsyncClient, journal: Path | None) -> BaseExce
             http_client=http,
             journal=journal,
         )
-        async with http, client:  # the client does not close an http_client it was given
-            with pytest.raises(Exception) as caught:  # noqa: PT011 - which one is the question
-                await client.transfer(type=TransferType.MAIN_UMFUTURE, asset="USDT", amount="1")
+        async with http, client:
+            yield client
+
+
+def demo() -> SimulatedExchange:
+    """A simulated exchange with its demo account."""
+    exchange = SimulatedExchange()
+    exchange.add_demo_account()
+    return exchange
+
+
+async def _refused_by(http: httpx.AsyncClient, journal: Path | None) -> BaseException:
+    exchange = demo()
+    async with served(exchange, http, journal) as client:
+        with pytest.raises(Exception) as caught:  # noqa: PT011 - which one is the question
+            await client.transfer(type=TransferType.MAIN_UMFUTURE, asset="USDT", amount="1")
     assert exchange.ledger.entries("universal_transfer") == []
     return caught.value
 
@@ -73,24 +90,15 @@ async def test_a_hook_added_after_the_first_call_is_also_known_to_run_before_the
         if refusing and request.method == "POST":
             raise PolicyError("no transfers now")
 
-    exchange = SimulatedExchange()
-    exchange.add_demo_account()
-    async with serve(exchange) as server:
-        http = httpx.AsyncClient()
-        client = Client(
-            DEMO_API_KEY,
-            DEMO_API_SECRET,
-            api_url=server.url,
-            papi_url=server.url,
-            http_client=http,
-        )
-        async with http, client:
-            http.event_hooks["request"].append(lambda request: _noop(request))
+    exchange = demo()
+    http = httpx.AsyncClient()
+    async with served(exchange, http) as client:
+        http.event_hooks["request"].append(lambda request: _noop(request))
+        await client.transfer(type=TransferType.MAIN_UMFUTURE, asset="USDT", amount="1")
+        http.event_hooks = {"request": [policy]}  # replaces every list
+        refusing = True
+        with pytest.raises(ConfigurationError) as caught:
             await client.transfer(type=TransferType.MAIN_UMFUTURE, asset="USDT", amount="1")
-            http.event_hooks = {"request": [policy]}  # replaces every list
-            refusing = True
-            with pytest.raises(ConfigurationError) as caught:
-                await client.transfer(type=TransferType.MAIN_UMFUTURE, asset="USDT", amount="1")
     assert isinstance(caught.value.__cause__, PolicyError)
     assert len(exchange.ledger.entries("universal_transfer")) == 1
 
@@ -110,19 +118,10 @@ async def test_a_failure_after_the_hand_over_is_still_an_unknown_outcome() -> No
         return None
 
     http = httpx.AsyncClient(transport=Broken(), event_hooks={"request": [hook]})
-    exchange = SimulatedExchange()
-    exchange.add_demo_account()
-    async with serve(exchange) as server:
-        client = Client(
-            DEMO_API_KEY,
-            DEMO_API_SECRET,
-            api_url=server.url,
-            papi_url=server.url,
-            http_client=http,
-        )
-        async with http, client, inner:
-            with pytest.raises(OutcomeUnknownError):
-                await client.transfer(type=TransferType.MAIN_UMFUTURE, asset="USDT", amount="1")
+    exchange = demo()
+    async with served(exchange, http) as client, inner:
+        with pytest.raises(OutcomeUnknownError):
+            await client.transfer(type=TransferType.MAIN_UMFUTURE, asset="USDT", amount="1")
 
 
 async def _noop(request: httpx.Request) -> None:
@@ -156,22 +155,12 @@ class CopyingAuth(httpx.Auth):
 async def _transfer_dropped_after_execution(
     http: httpx.AsyncClient, journal: Path
 ) -> tuple[BaseException, int]:
-    exchange = SimulatedExchange()
-    exchange.add_demo_account()
+    exchange = demo()
     # Binance executes the transfer, then the connection drops before the answer.
     exchange.faults.add(Fault.drop(executes=True), endpoint="universal_transfer", times=1)
-    async with serve(exchange) as server:
-        client = Client(
-            DEMO_API_KEY,
-            DEMO_API_SECRET,
-            api_url=server.url,
-            papi_url=server.url,
-            http_client=http,
-            journal=journal,
-        )
-        async with http, client:
-            with pytest.raises(Exception) as caught:  # noqa: PT011 - which one is the question
-                await client.transfer(type=TransferType.MAIN_UMFUTURE, asset="USDT", amount="1")
+    async with served(exchange, http, journal) as client:
+        with pytest.raises(Exception) as caught:  # noqa: PT011 - which one is the question
+            await client.transfer(type=TransferType.MAIN_UMFUTURE, asset="USDT", amount="1")
     return caught.value, len(exchange.ledger.entries("universal_transfer"))
 
 
@@ -211,22 +200,12 @@ async def test_breaker5_a_response_hook_that_raises_after_execution_is_never_not
         if response.request.method == "POST":
             raise PolicyError("audit log unavailable")
 
-    exchange = SimulatedExchange()
-    exchange.add_demo_account()
+    exchange = demo()
     journal = tmp_path / "j.sqlite"
-    async with serve(exchange) as server:
-        http = httpx.AsyncClient(event_hooks={"response": [audit]})
-        client = Client(
-            DEMO_API_KEY,
-            DEMO_API_SECRET,
-            api_url=server.url,
-            papi_url=server.url,
-            http_client=http,
-            journal=journal,
-        )
-        async with http, client:
-            with pytest.raises(OutcomeUnknownError):
-                await client.transfer(type=TransferType.MAIN_UMFUTURE, asset="USDT", amount="1")
+    http = httpx.AsyncClient(event_hooks={"response": [audit]})
+    async with served(exchange, http, journal) as client:
+        with pytest.raises(OutcomeUnknownError):
+            await client.transfer(type=TransferType.MAIN_UMFUTURE, asset="USDT", amount="1")
     assert len(exchange.ledger.executed("universal_transfer")) == 1
     assert [state for state, _ in await _journal_rows(journal)] == ["unknown"]
 

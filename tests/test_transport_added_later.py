@@ -15,7 +15,9 @@ import httpx
 import pytest
 
 from binance_transfers import Client, ConfigurationError, TransferType
-from binance_transfers.sim import DEMO_API_KEY, DEMO_API_SECRET, SimulatedExchange, serve
+from binance_transfers.sim import DEMO_API_KEY, DEMO_API_SECRET
+
+from .test_refused_before_transport import demo, served
 
 
 class PolicyError(Exception):
@@ -52,22 +54,13 @@ def _set_auth(http: httpx.AsyncClient) -> None:
 async def test_a_refusal_added_after_the_first_transfer_runs(
     change: Callable[[httpx.AsyncClient], None],
 ) -> None:
-    exchange = SimulatedExchange()
-    exchange.add_demo_account()
-    async with serve(exchange) as server:
-        http = httpx.AsyncClient()
-        client = Client(
-            DEMO_API_KEY,
-            DEMO_API_SECRET,
-            api_url=server.url,
-            papi_url=server.url,
-            http_client=http,
-        )
-        async with http, client:
+    exchange = demo()
+    http = httpx.AsyncClient()
+    async with served(exchange, http) as client:
+        await client.transfer(type=TransferType.MAIN_UMFUTURE, asset="USDT", amount="1")
+        change(http)
+        with pytest.raises(ConfigurationError):
             await client.transfer(type=TransferType.MAIN_UMFUTURE, asset="USDT", amount="1")
-            change(http)
-            with pytest.raises(ConfigurationError):
-                await client.transfer(type=TransferType.MAIN_UMFUTURE, asset="USDT", amount="1")
     assert len(exchange.ledger.executed("universal_transfer")) == 1
 
 
