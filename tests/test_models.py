@@ -147,3 +147,38 @@ def test_symbol_rules_per_type() -> None:
         TransferType.ISOLATEDMARGIN_ISOLATEDMARGIN,
         TransferType.MAIN_ISOLATED_MARGIN,
     }
+
+
+def _every_model() -> list[type]:
+    from binance_transfers import _models
+
+    return [
+        cls
+        for cls in vars(_models).values()
+        if isinstance(cls, type) and attrs.has(cls) and cls.__module__.startswith("binance_transfers")
+    ]
+
+
+@pytest.mark.parametrize("model", _every_model(), ids=lambda cls: cls.__name__)
+def test_every_model_reprs_compares_and_hashes_by_its_fields(model: type) -> None:
+    """The models share one __repr__/__eq__/__hash__ (attrs' per-class ones cost the
+    import ~9 ms): the same behaviour as attrs', field by field."""
+    fields = attrs.fields(model)
+    values = {a.name: (Decimal("1.50"), "x", (1, "y"))[i % 3] for i, a in enumerate(fields)}
+    one, same = model(**values), model(**values)
+    assert repr(one) == f"{model.__name__}({', '.join(f'{k}={v!r}' for k, v in values.items())})"
+    assert one == same and not one != same and hash(one) == hash(same)
+    assert one != object() and (one == 1) is False
+    for name in values:  # any one field differing makes them unequal
+        other = attrs.evolve(one, **{name: "other"})
+        assert other != one and not other == one
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        one.__setattr__(fields[0].name, "changed")
+    assert not hasattr(one, "__dict__")  # still slotted
+
+
+def test_models_of_two_classes_with_equal_fields_differ() -> None:
+    from binance_transfers import BnbTransferResult
+
+    assert TransferResult(tran_id=1) != BnbTransferResult(tran_id=1)
+    assert {TransferResult(tran_id=1), TransferResult(tran_id=1)} == {TransferResult(tran_id=1)}
