@@ -155,7 +155,9 @@ def _every_model() -> list[type]:
     return [
         cls
         for cls in vars(_models).values()
-        if isinstance(cls, type) and attrs.has(cls) and cls.__module__.startswith("binance_transfers")
+        if isinstance(cls, type)
+        and attrs.has(cls)
+        and cls.__module__.startswith("binance_transfers")
     ]
 
 
@@ -167,11 +169,11 @@ def test_every_model_reprs_compares_and_hashes_by_its_fields(model: type) -> Non
     values = {a.name: (Decimal("1.50"), "x", (1, "y"))[i % 3] for i, a in enumerate(fields)}
     one, same = model(**values), model(**values)
     assert repr(one) == f"{model.__name__}({', '.join(f'{k}={v!r}' for k, v in values.items())})"
-    assert one == same and not one != same and hash(one) == hash(same)
+    assert one == same and (one != same) is False and hash(one) == hash(same)
     assert one != object() and (one == 1) is False
     for name in values:  # any one field differing makes them unequal
         other = attrs.evolve(one, **{name: "other"})
-        assert other != one and not other == one
+        assert other != one and (other == one) is False
     with pytest.raises(attrs.exceptions.FrozenInstanceError):
         one.__setattr__(fields[0].name, "changed")
     assert not hasattr(one, "__dict__")  # still slotted
