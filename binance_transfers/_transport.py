@@ -233,7 +233,8 @@ class _Ticket:
         self._semaphore = semaphore
         self._held = False
 
-    async def enter(self, max_wait: float | None, throttled: Callable[[], Exception]) -> None:
+    async def enter(self, max_wait: float | None) -> bool:
+        """Pass the gate within ``max_wait``; False when the time ran out first."""
         semaphore = self._semaphore
         if max_wait is None or (type(semaphore) is asyncio.Semaphore and not semaphore.locked()):
             # asyncio's semaphore, free, is taken without suspending: no deadline
@@ -245,8 +246,9 @@ class _Ticket:
                 await semaphore.acquire()
                 self._held = True
             if not self._held:
-                raise throttled()
+                return False
         self._held = True
+        return True
 
     def leave(self) -> None:
         if self._held:
@@ -611,7 +613,8 @@ class Transport:
         # wait got the whole max_wait, and callers returned up to 2x+ after it).
         clock = governor.server_clock.clock
         deadline = None if max_wait is None else clock.monotonic() + max_wait
-        await gate.enter(max_wait, lambda: self._throttled(endpoint, max_wait))
+        if not await gate.enter(max_wait):
+            raise self._throttled(endpoint, max_wait)
         try:
             while True:
                 left = None if deadline is None else max(deadline - clock.monotonic(), 0.0)
