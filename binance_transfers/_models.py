@@ -622,6 +622,7 @@ _BALANCE_MODELS = (
 )
 
 _E = TypeVar("_E", bound=enum.Enum)
+_M = TypeVar("_M")
 
 
 def _utc(ms: int) -> datetime:
@@ -719,3 +720,23 @@ for _cls in (
 
 #: Package-private converter between Binance's JSON and the models.
 converter = _make_converter()
+
+_PARSERS: dict[type[Any], Callable[[Any], Any]] = {}
+
+
+def parser(model: type[_M]) -> Callable[[Any], _M]:
+    """``converter.structure(data, model)`` as a function of ``data``, made once per model.
+
+    The client parses every answer with it: the converter's dispatch (which
+    hook structures ``model``) is looked up once, not per call, and no closure
+    is built per call.
+    """
+    parse = _PARSERS.get(model)
+    if parse is None:
+        hook = converter.get_structure_hook(model)
+
+        def parse(data: Any) -> Any:
+            return hook(data, model)
+
+        _PARSERS[model] = parse
+    return parse

@@ -6,6 +6,7 @@ from decimal import Decimal
 from typing import Any
 
 import attrs
+import cattrs
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -231,3 +232,26 @@ def test_the_models_methods_do_what_attrs_generated_ones_do_field_options_includ
                 assert hash(ours(**one)) == hash(ours(**other))
     assert hash(ours(**rows[0])) == hash(ours(**rows[1]))  # hash=False is not hashed
     assert ours(**rows[0]) != ours(**rows[1])  # ... but compared
+
+
+def test_the_parser_of_a_model_structures_as_the_converter_does_and_is_made_once() -> None:
+    from binance_transfers._models import parser
+
+    parse = parser(TransferPage)
+    data = {
+        "total": 1,
+        "rows": [
+            {
+                "asset": "USDT",
+                "amount": "1.5",
+                "type": "MAIN_MARGIN",
+                "status": "CONFIRMED",
+                "tranId": 7,
+                "timestamp": 1,
+            }
+        ],
+    }
+    assert parse(data) == converter.structure(data, TransferPage)
+    assert parser(TransferPage) is parse  # made once per model
+    with pytest.raises(cattrs.ClassValidationError):  # as converter.structure raises
+        parser(TransferResult)({"nothing": 1})
