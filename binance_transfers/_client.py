@@ -94,6 +94,7 @@ from ._models import (
     TransferType,
     WalletBalance,
     converter,
+    parser,
 )
 from ._params import (
     Amount,
@@ -1505,9 +1506,7 @@ class Client:
         mode = self.on_unknown if on_unknown is None else _on_unknown_param(on_unknown)
         wait = self.max_wait if max_wait is None else max_wait
 
-        def parse(data: Any) -> _T:
-            return converter.structure(data, model)
-
+        parse = parser(model)
         if not endpoint.mutating:
             # A read's unreadable answer is the transport's MalformedResponseError.
             result: _T = await self._transport.call(
