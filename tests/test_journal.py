@@ -605,16 +605,7 @@ async def test_aclose_from_an_on_detached_hook_does_not_wait_for_its_own_call(
         await lost.aclose()
         closed.append(lost.closed)
 
-    lost = Client(
-        DEMO_API_KEY,
-        DEMO_API_SECRET,
-        transport=wire,
-        api_url=exchange.api_url,
-        papi_url=exchange.papi_url,
-        governor=Governor(exchange.limits, clock=exchange.clock),
-        journal=path,
-        on_detached=shut_down,
-    )
+    lost = journaled(exchange, wire, path, on_detached=shut_down)
     await cancel_on_the_wire(lost, wire)
     assert closed == [True]
     assert [row["state"] for row in rows(path)] == ["done"]
