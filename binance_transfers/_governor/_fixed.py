@@ -458,8 +458,10 @@ class FixedPool(Sharing):
         # safe than not having this report (a later answer wholly in the window
         # reports on it). A lone process read a window's last report as the next
         # one's: that window stopped, or 3500 of 6000 were reserved for nobody,
-        # halving over minutes.
-        if len(possible) == 2:
+        # halving over minutes. Not on a shared storage (Redis): there a report
+        # above everything leased is what protects a window from late arrivals,
+        # and the write window is the safe side; nothing is reserved from news.
+        if len(possible) == 2 and self.adapts:
             there = next(pair for pair in possible if pair[0] != window)
             written_at = sent + g.shift
             uncertain = int((written_at - g.eps) // p) <= there[0] <= int((written_at + g.eps) // p)
@@ -497,7 +499,7 @@ class FixedPool(Sharing):
             # others' (the safe side), as Binance's windows are far longer than
             # a trip (it takes scaled windows to get here).
             ours = self.landed.get(window, 0) + weight
-        elif value > mine and written_before:
+        elif value > mine and written_before and self.adapts:  # trips7: Redis counts the others
             # Read as counting those in flight: see ``_doubt``.
             doubts = self.doubts
             for key, w in written_before:
