@@ -193,7 +193,8 @@ async def test_processes_that_lose_redis_do_not_exceed_the_cap(server: RedisServ
     beyond the slots they held (no local share of a rolling cap), no caller
     hangs, and once Redis is back empty the calls of the period are
     re-registered before anything new is granted: the cap is never exceeded."""
-    limits = attrs.evolve(FIVE_HUNDRED, caps={"pm_auto_collect": ((500, 300),)})  # 5 s
+    # 100 per rolling 5 s: used up within the first 2 s even at load 10 (500 was not).
+    limits = attrs.evolve(SATURATED, caps={"pm_auto_collect": ((100, 300),)})
     sim = SimulatedExchange(limits=limits)
     sim.add_demo_account()
     counts: dict[str, int] = {}
@@ -211,6 +212,7 @@ async def test_processes_that_lose_redis_do_not_exceed_the_cap(server: RedisServ
         await anyio.sleep(6.5)
         counts["end"] = sum(done)
     most, cap = peak(sim, "pm_auto_collect")
+    assert counts["lost"] == cap, counts  # Redis was lost with the cap used up
     assert most <= cap, (most, counts)
     assert refusals(sim) == 0, counts
     assert counts["end"] > counts["while lost"], counts  # back on Redis, calls again
