@@ -250,7 +250,11 @@ async def test_redis_restarted_empty_stops_new_leases_no_longer_than_needed(
     windows = sim.ledger.window_weights("api-ip")
     killed, back = marks["killed"], marks["back"]
     after = [windows.get(w, 0) for w in range(killed, back + 4)]
-    assert min(after[back - killed + 2 :]) >= 0.9 * LIMITS.api_ip, (after, back - killed)
+    # Not stopped: a stopped window gets nothing new (the defect: `R 60 60 0 60`).
+    # Half the limit, not 90 %: on a loaded machine 20 callers in real time fill
+    # 50 of 60 now and then (seen at load 7-10: [60, 35, 60, 60, 50]), which says
+    # nothing of the stop (trips7, lead 01:33).
+    assert min(after[back - killed + 2 :]) >= LIMITS.api_ip // 2, (after, back - killed)
 
 
 async def test_a_sigkilled_process_leases_come_back_with_their_windows(
