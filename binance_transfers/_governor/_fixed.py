@@ -507,7 +507,7 @@ class FixedPool(Sharing):
             # others' (the safe side), as Binance's windows are far longer than
             # a trip (it takes scaled windows to get here).
             ours = self.landed.get(window, 0) + weight
-        elif value > mine and written_before and self.adapts:  # trips7: Redis counts the others
+        elif value > mine and written_before:
             # Read as counting those in flight: see ``_doubt``.
             doubts = self.doubts
             for key, w in written_before:
