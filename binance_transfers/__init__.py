@@ -12,8 +12,8 @@ Binance's rate limits exactly; share one governor between clients that leave
 through the same IP.
 
 Every public name is imported on first use (PEP 562): ``import binance_transfers``
-and its pytest plugin cost nothing until a name is used, and then the whole
-public API is loaded at once.
+and its pytest plugin cost nothing until a name is used, and then the module
+holding it (with what that module imports).
 """
 
 from __future__ import annotations
@@ -206,21 +206,26 @@ _MODULES = (
 )
 
 
-def _load() -> None:
-    """Import every public name into this module, naming it by its public path.
+def _load(name: str) -> None:
+    """Import the modules of _MODULES in turn until one has ``name``, publishing
+    (at their public path) every name of __all__ that the modules imported so far hold.
 
     Each name is taken from the first module of _MODULES that has it: any other
-    module holding it imported the same object (tests/test_public_api.py).
+    module holding it imported the same object (tests/test_public_api.py). Only
+    what is used loads: ``from binance_transfers import Client`` stops at
+    ``_client`` (and what it imports), not ``_redis`` (~2.5 ms).
     """
     import importlib
 
     namespace = globals()
-    modules = [importlib.import_module(f"{__name__}.{module}") for module in _MODULES]
-    for name in __all__:
-        source = next((module for module in modules if hasattr(module, name)), None)
-        if source is None:
-            raise ImportError(f"{__name__}.{name} is in __all__ but in none of {_MODULES}")
-        namespace[name] = _public(getattr(source, name))
+    for module_name in _MODULES:
+        module = importlib.import_module(f"{__name__}.{module_name}")
+        for public in __all__:
+            if public not in namespace and hasattr(module, public):
+                namespace[public] = _public(getattr(module, public))
+        if name in namespace:
+            return
+    raise ImportError(f"{__name__}.{name} is in __all__ but in none of {_MODULES}")
 
 
 def _public(obj: Any) -> Any:
@@ -244,7 +249,7 @@ if not TYPE_CHECKING:
 
     def __getattr__(name: str) -> Any:
         if name in __all__:
-            _load()
+            _load(name)
             return globals()[name]
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 

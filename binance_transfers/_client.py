@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import contextvars
-import enum
 import hashlib
 import inspect
 import logging
-import math
 import os
-import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import datetime
@@ -22,7 +18,28 @@ import anyio
 import attrs
 import httpx
 
-from ._claims import Claims, RedisClaims, SqliteClaims
+from . import _recovery, _settling
+from ._arguments import (
+    OnUnknown,
+    Params,
+    _claims_for,
+    _echo,
+    _enum,
+    _file_param,
+    _Hidden,
+    _mask,
+    _not_bnb,
+    _on_unknown_param,
+    _range,
+    _signer,
+    _url_param,
+    new_client_tran_id,
+)
+
+# Imported from here by cli/_app.py and tests/test_hot_path.py ("as": re-exported, for mypy).
+from ._arguments import _enum_or_name as _enum_or_name
+from ._arguments import _transfer_params as _transfer_params
+from ._claims import Claims
 from ._endpoints import ENDPOINTS, Endpoint, EndpointTable, Host
 from ._exceptions import (
     BinanceAPIError,
@@ -38,12 +55,8 @@ from ._governor._core import overridden
 from ._http import default_http_client
 from ._journal import (
     DONE,
-    EXECUTED,
-    NOT_EXECUTED,
     REFUSED,
     UNKNOWN,
-    UNSETTLED,
-    Intent,
     Journal,
     PendingIntent,
     to_the_end,
@@ -81,10 +94,10 @@ from ._models import (
     TransferType,
     WalletBalance,
     converter,
+    parser,
 )
 from ._params import (
     Amount,
-    RawType,
     amount_param,
     api_key_param,
     asset_param,
@@ -94,21 +107,16 @@ from ._params import (
     positive_int_param,
     recv_window_param,
     symbol_param,
-    time_param,
-    type_name_param,
 )
 from ._reconcile import (
     HOW,
-    LOOKS_AFTER_DUPLICATE,
     InFlight,
     Reconciler,
     SettleBy,
     Settlement,
-    Window,
-    claimant,
 )
-from ._settle_balances import MarginTransferBaseline, settle_by_balances, take_baseline
-from ._signing import Signer, make_signer
+from ._settle_balances import MarginTransferBaseline, take_baseline
+from ._signing import Signer
 from ._transport import DEFAULT_TIMEOUT, ExchangeOutcome, Transport
 
 if TYPE_CHECKING:
@@ -124,13 +132,6 @@ ApiSecret: TypeAlias = "str | bytes | RSAPrivateKey | Ed25519PrivateKey | Signer
 
 log = logging.getLogger("binance_transfers.client")
 
-#: What a mutating call does when its outcome is unknown: raise
-#: :class:`OutcomeUnknownError` (default); wait until Binance's records settle
-#: it, then return the result or raise :class:`NotExecutedError`; or, for
-#: sub-account transfers (whose clientTranId Binance never executes twice),
-#: settle it and send it again with the same clientTranId if it did not run.
-OnUnknown = Literal["raise", "reconcile", "retry"]
-_ON_UNKNOWN = ("raise", "reconcile", "retry")
 #: How many times ``on_unknown="retry"`` sends a sub-account transfer in all.
 _RETRY_ATTEMPTS = 3
 #: Binance's refusal of a second transfer with a clientTranId it has seen.
@@ -171,11 +172,9 @@ _SENDING: contextvars.ContextVar[InFlight | None] = contextvars.ContextVar(
 
 #: Endpoints whose outcome Binance's history can settle after a crash.
 _SETTLEABLE = (SettleBy.HISTORY, SettleBy.CLIENT_TRAN_ID)
-_NO_HISTORY = (SettleBy.NONE, "")
+_NO_HISTORY = _settling.NO_HISTORY
 
 _T = TypeVar("_T")
-Params = list[tuple[str, str]]
-
 _SEVEN_DAYS_MS = 7 * 24 * 3600 * 1000
 #: Binance's largest pages: sub-account list (200), futures summary (20).
 _SUB_ACCOUNT_PAGE = 200
@@ -354,9 +353,9 @@ class Client:
         # Mutating calls under way: what aclose() stops (see _send).
         self._calls: dict[InFlight, tuple[anyio.CancelScope, _CallState]] = {}
         self._scope_type: tuple[object, type[anyio.CancelScope]] | None = None
-        # Requests settled as executed, and the settlements under way (_settling_once).
-        self._executed: dict[_Key, Settlement] = {}
-        self._settling: dict[_Key, anyio.Lock] = {}
+        # Requests settled as executed, and the settlements under way (_settling.settling_once).
+        self._executed: dict[_settling.Key, Settlement] = {}
+        self._settling: dict[_settling.Key, anyio.Lock] = {}
         self._transport.on_outcome = self._on_outcome
         self._reconciler = Reconciler(self, margin=margin)
         self._reconciler.claims, self._owns_claims = _claims_for(claims, self.governor.storage)
@@ -1297,11 +1296,7 @@ class Client:
             ServiceUnavailableError, ConnectionFailedError, ThrottledError: the balances
                 could not be read (the outcome stays unknown; try again).
         """
-        settlement = await settle_by_balances(self, error, baseline)
-        intent = self._intent_of(error)
-        if settlement.executed is not None and intent is not None:
-            await self._journal_settlement(intent, settlement)
-        return settlement
+        return await _settling.reconcile_by_balances(self, error, baseline)
 
     # -- misc -----------------------------------------------------------------
 
@@ -1385,71 +1380,7 @@ class Client:
             ServiceUnavailableError, ConnectionFailedError, ThrottledError: the
                 history could not be read (the outcome stays unknown; try again).
         """
-        if not isinstance(error, OutcomeUnknownError):
-            raise InvalidInputError(
-                f"reconcile takes an OutcomeUnknownError, not {type(error).__name__}"
-            )
-        self._check_open()
-        intent = self._intent_of(error)
-        keys = _request_keys(error, intent)
-        async with self._settling_once(keys) as known:
-            if known is None and intent is not None:
-                known = await self._settled_in_journal(intent)
-            if known is not None:
-                return known
-            # The row's name wherever the error is settled (a copy in another
-            # process, recover() after a restart): one owner, one verdict.
-            owner = _error_owner(error) or await self._owner(intent)
-            settlement = await self._reconciler.settle_error(error, owner=owner)
-            if intent is not None:
-                settlement = attrs.evolve(settlement, journal_id=intent)
-                await self._journal_settlement(intent, settlement)
-            self._remember(settlement, keys)
-            if settlement.executed is not None:
-                self._reconciler.closed(error.request_id, intent)
-            return settlement
-
-    @contextlib.asynccontextmanager
-    async def _settling_once(self, keys: list[_Key]) -> AsyncIterator[Settlement | None]:
-        """One settlement of a request at a time; yields its earlier "executed" verdict.
-
-        Once a request is settled as executed its history row is claimed (by
-        it), so searching again, one after the other or at the same time,
-        would miss it and wrongly conclude "not executed".
-        """
-        if not keys:
-            yield None
-            return
-        lock = self._settling.setdefault(keys[0], anyio.Lock())
-        try:
-            async with lock:
-                yield next((self._executed[k] for k in keys if k in self._executed), None)
-        finally:
-            if not lock.locked() and lock.statistics().tasks_waiting == 0:
-                self._settling.pop(keys[0], None)
-
-    async def _owner(self, intent: int | None) -> str | None:
-        """The request's name in the claims shared with other processes: its journal row.
-
-        The same for every settlement of it (reconcile() now, recover() after a
-        crash): a row it claimed before is still its own. None: its request_id.
-        """
-        if intent is None or self.journal is None:
-            return None
-        row = await self.journal.row(intent)
-        return None if row is None else _row_owner(row)
-
-    def _intent_of(self, error: OutcomeUnknownError) -> int | None:
-        """The journal row of ``error``'s request, if it is in this client's journal.
-
-        An error can come from another process (pickled) whose journal is
-        another file: its row number means nothing here.
-        """
-        intent = getattr(error, "journal_id", None)
-        path = getattr(error, "journal_path", None)
-        if self.journal is None or not isinstance(intent, int) or not isinstance(path, str):
-            return None
-        return intent if _same_file(path, self.journal.path) else None
+        return await _settling.reconcile(self, error)
 
     def _mark(self, error: OutcomeUnknownError, intent: int | None) -> None:
         """Note the request's journal row on its error (it travels with the error)."""
@@ -1457,27 +1388,6 @@ class Client:
             error.journal_id = intent
             error.journal_path = os.path.abspath(self.journal.path)
             error.journal_session = self.journal.session
-
-    async def _settled_in_journal(self, intent: int) -> Settlement | None:
-        """The journal's "executed" verdict on the row, from this run or an earlier one."""
-        assert self.journal is not None  # noqa: S101 - _intent_of found a row in it
-        row = await self.journal.row(intent)
-        if row is None or row.state != EXECUTED:
-            return None
-        return Settlement(
-            endpoint=row.endpoint,
-            params=row.params,
-            executed=True,
-            by=HOW.get(row.endpoint, _NO_HISTORY)[0],
-            reason=f"settled earlier (journal row {intent}): {row.note or 'executed'}",
-            tran_id=row.tran_id,
-            journal_id=intent,
-        )
-
-    def _remember(self, settlement: Settlement, keys: list[_Key]) -> None:
-        if settlement.executed:
-            for key in keys:
-                self._executed[key] = settlement
 
     async def recover(self) -> tuple[Settlement, ...]:
         """Settle every call a previous run left open in the journal, and say what it found.
@@ -1503,111 +1413,11 @@ class Client:
             ServiceUnavailableError, ConnectionFailedError, ThrottledError: a
                 history could not be read; rows not yet settled stay open.
         """
-        self._check_open()
-        journal = self.journal
-        if journal is None:
-            raise ConfigurationError("recover() needs a journal: Client(..., journal=PATH)")
-        await self._seed(journal)
-        orphans = set(self._orphans)
-        self._orphans -= orphans  # settled below (a concurrent recover() skips them)
-        try:
-            return await self._recover(journal, orphans)
-        finally:
-            self._orphans |= orphans  # those left unsettled by a failure
+        return await _recovery.recover(self)
 
     async def _seed(self, journal: Journal) -> None:
-        """Tell the governor what earlier runs sent to endpoints with rolling caps.
-
-        A restarted process (after a crash, a kill, a deploy) would otherwise
-        take a cap such as "2 per 10 minutes" as unused and earn a 429. Each
-        journal row within an endpoint's longest cap counts (at its
-        ``timestamp``, else when its intent was written): a row refused
-        before sending counts too, which only ever makes the governor wait
-        longer, never shorter. Once per client, before its first mutating call.
-        """
-        if self._seeded is not None:
-            await self._seeded.wait()  # another call is seeding: wait for it
-            return
-        self._seeded = anyio.Event()
-        try:
-            periods = {
-                endpoint.name: max(cap.seconds for cap in endpoint.caps)
-                for endpoint in self.endpoints.values()
-                if endpoint.caps
-            }
-            now_ms = self.governor.server_clock.now_ms()
-            since = {name: now_ms - math.ceil(period * 1000) for name, period in periods.items()}
-            sent = await journal.sent_since(since)
-            for name in periods:
-                self.governor.seed(
-                    self.endpoints[name],
-                    [ms / 1000 for ms in sent.get(name, [])],
-                    account=self.account,
-                )
-        finally:
-            self._seeded.set()
-
-    async def _recover(self, journal: Journal, orphans: set[int]) -> tuple[Settlement, ...]:
-        left = await journal.left_over(also=orphans)
-        if not left:
-            return ()
-        for tran_id in await journal.claimed():
-            self._reconciler.claimed.setdefault(tran_id, None)
-        await self._transport.sync_time()
-        now_ms = self.governor.server_clock.now_ms()
-        found = []
-        for intent in left:
-            timestamp = intent.timestamp if intent.state == UNKNOWN else None
-            keys = _request_keys(None, intent.id)
-            async with self._settling_once(keys) as known:
-                if known is not None:  # settled meanwhile by reconcile()
-                    settlement = attrs.evolve(known, journal_id=intent.id)
-                else:
-                    if timestamp is not None:
-                        first, last = timestamp - 1000, timestamp + intent.recv_window
-                    else:
-                        # Never answered: sent (if at all) between the intent and now.
-                        first, last = intent.created_ms - 1000, now_ms + intent.recv_window
-                    settlement = await self._reconciler.settle(
-                        intent.endpoint,
-                        intent.params,
-                        Window(first_ms=first, last_ms=last),
-                        claimant=claimant(intent.endpoint, intent.params, timestamp),
-                        owner=_row_owner(intent),
-                    )
-                    settlement = attrs.evolve(settlement, journal_id=intent.id)
-                    self._remember(settlement, keys)
-                await self._journal_settlement(intent.id, settlement)
-                if settlement.executed is not None:
-                    self._reconciler.closed(intent=intent.id)
-            orphans.discard(intent.id)
-            found.append(settlement)
-        return tuple(found)
-
-    async def _journal_settlement(self, intent: int, settlement: Settlement) -> None:
-        if self.journal is None:
-            return
-        state = {True: EXECUTED, False: NOT_EXECUTED, None: UNSETTLED}[settlement.executed]
-        self.journal.outcome(intent, state, tran_id=settlement.tran_id, note=settlement.reason)
-        await self.journal.flush()
-
-    def _history_rows(
-        self,
-        kind: str,
-        from_symbol: str | None,
-        to_symbol: str | None,
-        start_ms: int,
-        end_ms: int,
-    ) -> AsyncIterator[TransferRecord]:
-        """The universal history a settlement searches (a type sent may be a RawType)."""
-        known = kind in TransferType.__members__
-        return self.transfer_history(
-            type=TransferType(kind) if known else RawType(kind),
-            from_symbol=from_symbol,
-            to_symbol=to_symbol,
-            start_time=start_ms,
-            end_time=end_ms,
-        )
+        """Tell the governor what earlier runs sent (see :func:`_recovery.seed`)."""
+        await _recovery.seed(self, journal)
 
     # -- the one way out ------------------------------------------------------
 
@@ -1696,9 +1506,7 @@ class Client:
         mode = self.on_unknown if on_unknown is None else _on_unknown_param(on_unknown)
         wait = self.max_wait if max_wait is None else max_wait
 
-        def parse(data: Any) -> _T:
-            return converter.structure(data, model)
-
+        parse = parser(model)
         if not endpoint.mutating:
             # A read's unreadable answer is the transport's MalformedResponseError.
             result: _T = await self._transport.call(
@@ -1744,39 +1552,8 @@ class Client:
     async def _settle_for_caller(
         self, unknown: OutcomeUnknownError, settling: Awaitable[Settlement]
     ) -> Settlement:
-        """Await ``settling``; if the caller is cancelled meanwhile, don't lose track.
-
-        Like a caller cancelled on the wire: the unknown outcome is logged and
-        handed to ``on_detached``, and its journal row stays ``unknown`` for
-        :meth:`recover`. If settling fails (a history read that cannot get
-        through), the caller gets ``unknown`` itself, the failure as its cause.
-        """
-        try:
-            return await settling
-        except anyio.get_cancelled_exc_class():
-            intent = self._intent_of(unknown)
-            outcome = ExchangeOutcome(
-                endpoint=unknown.endpoint,
-                params=unknown.params,
-                timestamp=unknown.timestamp,
-                recv_window=unknown.recv_window,
-                data=None,
-                error=unknown,
-                detached=True,
-            )
-            await self._detached(outcome, intent, "request, being settled,")
-            if self.journal is not None:
-                with anyio.CancelScope(shield=True):  # its `unknown` row, on disk now
-                    try:
-                        await self.journal.flush()
-                    except Exception:  # the caller's cancellation is what it must see
-                        log.exception("%s: the journal could not be written", unknown.endpoint)
-            raise
-        except Exception as exc:
-            # A failed settlement read (ConnectionFailedError: "nothing sent")
-            # must not stand for the transfer, whose outcome is still unknown.
-            unknown.add_note(f"settling it failed: {type(exc).__name__}: {exc!s:.200}")
-            raise unknown from exc
+        """Await ``settling`` for a waiting caller (see :func:`_settling.settle_for_caller`)."""
+        return await _settling.settle_for_caller(self, unknown, settling)
 
     async def _after_duplicate(
         self,
@@ -1786,54 +1563,8 @@ class Client:
         unknowns: list[OutcomeUnknownError],
         refused: BinanceAPIError,
     ) -> _T:
-        """An earlier attempt executed: find its record (waiting longer), or raise its error."""
-        first = unknowns[0]
-        windows = [w for w in map(self._reconciler.window_of, unknowns) if w is not None]
-        settlement = None
-        if windows:
-            window = Window(
-                first_ms=min(w.first_ms for w in windows), last_ms=max(w.last_ms for w in windows)
-            )
-            sent = {k: v for k, v in first.params.items() if k not in ("timestamp", "recvWindow")}
-            settlement = await self._settle_for_caller(
-                first,
-                self._reconciler.settle(name, sent, window, looks=LOOKS_AFTER_DUPLICATE),
-            )
-        intent = self._intent_of(first)
-        if settlement is not None and settlement.executed and settlement.tran_id is not None:
-            log.warning(
-                "%s: a resend was refused as a duplicate clientTranId: the earlier attempt "
-                "executed (%s)",
-                name,
-                settlement.reason,
-            )
-            if intent is not None:
-                settlement = attrs.evolve(settlement, journal_id=intent)
-                await self._journal_settlement(intent, settlement)
-            self._remember(settlement, _request_keys(first, intent))
-            answer = {"tranId": settlement.tran_id, **_echo(params)}
-            return converter.structure(answer, model)
-        if settlement is not None and settlement.executed is False and settlement.tran_id:
-            # The earlier attempt's record, found late, says FAILED: nothing moved.
-            if intent is not None:
-                settlement = attrs.evolve(settlement, journal_id=intent)
-                await self._journal_settlement(intent, settlement)
-            raise NotExecutedError(
-                f"{name}: settled, not executed: {settlement.reason}",
-                settlement=settlement,
-                unknown=first,
-            ) from refused
-        note = (
-            f"a resend with the same clientTranId was refused as a duplicate ({refused.code}): "
-            "an earlier attempt executed, but Binance's history does not show it yet"
-        )
-        if intent is not None and self.journal is not None:
-            # Its earlier "not executed" was wrong: open to reconcile()/recover() again.
-            self.journal.outcome(intent, UNKNOWN, note=note)
-            await self.journal.flush()
-        log.warning("%s: %s; raising the original OutcomeUnknownError", name, note)
-        first.add_note(note)
-        raise first from refused
+        """An earlier attempt executed (see :func:`_settling.after_duplicate`)."""
+        return await _settling.after_duplicate(self, name, params, model, unknowns, refused)
 
     async def _close_intent(self, call: _CallState, note: str) -> None:
         """Mark the call's row refused, if it is still open (nothing was sent)."""
@@ -1991,222 +1722,3 @@ class Client:
             raise
         finally:
             _CALL.reset(token)
-
-
-_Key = tuple[Any, ...]
-
-
-def _request_keys(error: OutcomeUnknownError | None, intent: int | None) -> list[_Key]:
-    """What identifies one request: its journal row, and its error's ``request_id``.
-
-    The request_id is shared by every copy of the error (pickled, deep-copied),
-    so two copies settled at once are one settlement. Not the parameters and
-    timestamp: two identical transfers sent in the same millisecond are two
-    requests, and each must get its own verdict.
-    """
-    keys: list[_Key] = []
-    if intent is not None:
-        keys.append(("intent", intent))
-    request_id = getattr(error, "request_id", None)
-    if isinstance(request_id, str):
-        keys.append(("request", request_id))
-    elif error is not None:
-        keys.append(("error", error))  # one without (hand-made): by identity
-    return keys
-
-
-def _row_owner(row: Intent) -> str:
-    """safety8e: a journal row's name in the shared claims: the run that wrote it, its id.
-
-    Not the file's path (safety8d's first name): a journal moved between a
-    crash and recover() would find its own claim under another name, take
-    it for another process's and settle an executed transfer "not executed".
-    """
-    return f"journal:{row.session}:{row.id}"
-
-
-def _error_owner(error: OutcomeUnknownError) -> str | None:
-    """The error's journal row's name in the shared claims, if the error carries it.
-
-    (An error unpickled from an older release has no ``journal_session``.)
-    """
-    session = getattr(error, "journal_session", None)
-    row = getattr(error, "journal_id", None)
-    if isinstance(session, str) and isinstance(row, int):
-        return f"journal:{session}:{row}"
-    return None
-
-
-def _claims_for(
-    claims: str | os.PathLike[str] | Claims | None, storage: object
-) -> tuple[Claims | None, bool]:
-    """The shared claims store to use, and whether the client made it (and closes it)."""
-    if claims is None:
-        # A RedisStorage's module is imported by whoever made one: not by us.
-        redis = sys.modules.get("binance_transfers._redis")
-        if redis is not None and isinstance(storage, redis.RedisStorage):
-            return RedisClaims(storage), True
-        return None, False
-    if isinstance(claims, str | os.PathLike):
-        return SqliteClaims(_file_param(claims, "claims")), True
-    return claims, False
-
-
-def _file_param(path: str | os.PathLike[str], name: str) -> str | os.PathLike[str]:
-    """A file the client will create: its directory must exist (checked before anything is sent)."""
-    if not os.path.isdir(os.path.dirname(os.path.abspath(path))):
-        raise InvalidInputError(f"{name}: no directory for {os.fspath(path)!r}")
-    return path
-
-
-def _same_file(one: str, other: str) -> bool:
-    try:
-        return os.path.samefile(one, other)
-    except OSError:  # gone, or never existed here
-        return os.path.realpath(one) == os.path.realpath(other)
-
-
-def _echo(params: Sequence[tuple[str, str]]) -> dict[str, str]:
-    """What Binance echoes in an answer (the clientTranId), for a settled result."""
-    return {key: value for key, value in params if key == "clientTranId"}
-
-
-def _on_unknown_param(value: object) -> OnUnknown:
-    if value not in _ON_UNKNOWN:
-        raise InvalidInputError(f"on_unknown must be one of {list(_ON_UNKNOWN)}, got {value!r}")
-    return value  # type: ignore[return-value]
-
-
-class _Hidden:
-    """Holds a credential; prints as a placeholder (in tracebacks' locals too)."""
-
-    __slots__ = ("value",)
-
-    def __init__(self, value: Any) -> None:
-        self.value = value
-
-    def __repr__(self) -> str:
-        return "<hidden>"
-
-
-def _signer(secret: _Hidden) -> Signer:
-    try:
-        return make_signer(*secret.value)
-    except ConfigurationError as exc:
-        message = str(exc)
-    # Raised outside the except block: no chained exception whose frames hold the key.
-    raise ConfigurationError(message)
-
-
-def _url_param(value: object, name: str) -> str:
-    """A base URL: http or https, with a host (checked here, not at the first call)."""
-    problem = None
-    if not isinstance(value, str):
-        problem = f"{name} must be a str, not {type(value).__name__}"
-    else:
-        try:
-            url = httpx.URL(value)
-        except (httpx.InvalidURL, TypeError, ValueError):
-            problem = f"{name} is not a URL"
-        else:
-            if url.scheme not in ("http", "https") or not url.host:
-                problem = f"{name} must be an http or https URL with a host"
-    if problem is not None:
-        # Raised outside the except block: no chained exception from httpx.
-        raise ConfigurationError(f"{problem}: {value!r:.200}")
-    return value  # type: ignore[return-value]
-
-
-def _mask(key: str) -> str:
-    return f"{key[:4]}…{key[-4:]}" if len(key) >= 16 else "****"
-
-
-def _enum(enum_type: type[enum.Enum], value: object, name: str) -> str:
-    try:
-        return str(enum_type(value).value)
-    except ValueError:
-        choices = [member.value for member in enum_type]
-        raise InvalidInputError(f"{name} must be one of {choices}, got {value!r}") from None
-
-
-def _enum_or_name(enum_type: type[enum.Enum], value: object, name: str) -> str:
-    """A known member, or a :class:`RawType` the caller vouches for."""
-    if isinstance(value, RawType):
-        return type_name_param(str(value), name)
-    try:
-        return str(enum_type(value).value)
-    except ValueError:
-        pass
-    choices = ", ".join(str(member.value) for member in enum_type)
-    raise InvalidInputError(
-        f"{name} {value!r} is not a type this release knows ({choices}); "
-        f"if Binance added it since, pass RawType({value!r})"
-    )
-
-
-def new_client_tran_id() -> str:
-    """A fresh ``clientTranId``: ``bt-`` + 29 hex digits of a uuid4 (116 random bits).
-
-    32 characters: Binance documents only "must be unique"; its other
-    transfer ids cap the field at 32, the safe length.
-    """
-    return "bt-" + uuid.uuid4().hex[:29]
-
-
-def _transfer_params(
-    kind: TransferType | str, from_symbol: str | None, to_symbol: str | None
-) -> Params:
-    if from_symbol is None and to_symbol is None and type(kind) in (TransferType, str):
-        # The common case, answered from a table (the checks below would agree).
-        plain = _NO_SYMBOLS.get(kind)
-        if plain is not None:
-            return [("type", plain)]
-    value = _enum_or_name(TransferType, kind, "type")
-    params: Params = [("type", value)]
-    known = value in TransferType.__members__ and TransferType(value)
-    for side, symbol, required in (
-        ("from_symbol", from_symbol, known and known.needs_from_symbol),
-        ("to_symbol", to_symbol, known and known.needs_to_symbol),
-    ):
-        if symbol is None:
-            if required:
-                raise InvalidInputError(f"{side} is required for transfer type {value}")
-            continue
-        if known and not required:
-            raise InvalidInputError(f"{side} is meaningless for transfer type {value}")
-        params.append(
-            ("fromSymbol" if side == "from_symbol" else "toSymbol", symbol_param(symbol, side))
-        )
-    symbols = [value for key, value in params if key in ("fromSymbol", "toSymbol")]
-    if len(symbols) == 2 and symbols[0] == symbols[1]:
-        raise InvalidInputError("from_symbol and to_symbol must differ")
-    return params
-
-
-# Transfer types that take no symbol, by member and by name: what _transfer_params
-# answers for them (looked up only for those two exact types: any other may not
-# be hashable, and a RawType goes the long way).
-_NO_SYMBOLS: dict[object, str] = {
-    key: member.value
-    for member in TransferType
-    if not member.needs_from_symbol and not member.needs_to_symbol
-    for key in (member, member.value)
-}
-
-
-def _range(start: datetime | int | None, end: datetime | int | None) -> Params:
-    params: Params = []
-    if start is not None:
-        params.append(("startTime", time_param(start, "start_time")))
-    if end is not None:
-        params.append(("endTime", time_param(end, "end_time")))
-    if len(params) == 2 and int(params[0][1]) > int(params[1][1]):
-        raise InvalidInputError("start_time is after end_time")
-    return params
-
-
-def _not_bnb(asset: str, method: str) -> str:
-    code = asset_param(asset)
-    if code == "BNB":
-        raise InvalidInputError(f"Binance does not collect BNB with {method}; use a BNB transfer")
-    return code

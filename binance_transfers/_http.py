@@ -134,18 +134,29 @@ class _LoopTransport(httpx.AsyncBaseTransport):
 
 
 def _preload() -> None:
-    """Import aiohttp (and yarl, multidict) now, as the client is built.
+    """Import, as the client is built, the library its requests will go through.
 
     breaker6 B6-3: imported by the first request, they ran on the event loop
     inside the first call's ``max_wait`` (0.1 s on a quiet machine, 0.5-0.8 s
     at load 10: "clock could not be synced within max_wait", every other
     coroutine stalled meanwhile). ``import binance_transfers`` stays light: only
-    building the default client pays, once. Whether aiohttp serves the loop
-    is still decided at the first request (``choose``).
+    building the default client pays, once. Built inside trio, that is httpcore
+    (trio never uses aiohttp); anywhere else aiohttp (and yarl, multidict), the
+    likely choice. Which serves the loop is still decided at the first request
+    (``choose``).
     """
+    import sniffio
+
     try:
-        import aiohttp  # noqa: F401
-        import yarl  # noqa: F401
+        trio = sniffio.current_async_library() == "trio"
+    except sniffio.AsyncLibraryNotFoundError:  # built outside any event loop
+        trio = False
+    try:
+        if trio:
+            import httpcore  # noqa: F401
+        else:
+            import aiohttp  # noqa: F401
+            import yarl  # noqa: F401
     except ImportError:  # not installed: httpcore serves every loop
         pass
 

@@ -30,7 +30,7 @@ import enum
 import logging
 import math
 import uuid
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import AsyncIterator, Hashable, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
@@ -38,7 +38,8 @@ import anyio
 import attrs
 
 from ._exceptions import BinanceTransfersError, InvalidInputError, OutcomeUnknownError
-from ._models import SubAccountTransferRecord
+from ._models import SubAccountTransferRecord, TransferRecord, TransferType
+from ._params import RawType
 
 if TYPE_CHECKING:
     from ._claims import Claims
@@ -475,8 +476,13 @@ class Reconciler:
         kind = params.get("type")
         if amount is None or kind is None:
             return self._unsettled(endpoint, params, "no type or amount in the parameters sent")
-        rows = self._client._history_rows(
-            kind, params.get("fromSymbol"), params.get("toSymbol"), search.first_ms, search.last_ms
+        rows = _history_rows(
+            self._client,
+            kind,
+            params.get("fromSymbol"),
+            params.get("toSymbol"),
+            search.first_ms,
+            search.last_ms,
         )
         matches = [
             row
@@ -680,3 +686,22 @@ def _decimal(value: object) -> Decimal | None:
         return Decimal(value)
     except InvalidOperation:
         return None
+
+
+def _history_rows(
+    client: Client,
+    kind: str,
+    from_symbol: str | None,
+    to_symbol: str | None,
+    start_ms: int,
+    end_ms: int,
+) -> AsyncIterator[TransferRecord]:
+    """The universal history a settlement searches (a type sent may be a RawType)."""
+    known = kind in TransferType.__members__
+    return client.transfer_history(
+        type=TransferType(kind) if known else RawType(kind),
+        from_symbol=from_symbol,
+        to_symbol=to_symbol,
+        start_time=start_ms,
+        end_time=end_ms,
+    )

@@ -119,21 +119,19 @@ async def settle_by_balances(
     reconciler = client._reconciler
     window = reconciler.window_of(error)
     if window is None:
-        return Settlement(
-            endpoint=_ENDPOINT,
-            params=params,
-            executed=None,
-            by=SettleBy.BALANCES,
-            reason="the error carries no timestamp: no moment after which it cannot execute",
+        return reconciler._unsettled(
+            _ENDPOINT,
+            params,
+            "the error carries no timestamp: no moment after which it cannot execute",
+            SettleBy.BALANCES,
         )
     sent_ms = error.timestamp if error.timestamp is not None else int(error.params["timestamp"])
     if baseline.server_ms > sent_ms + _clock_slack_ms(client):
-        return Settlement(
-            endpoint=_ENDPOINT,
-            params=params,
-            executed=None,
-            by=SettleBy.BALANCES,
-            reason="the baseline was read after the request may have executed",
+        return reconciler._unsettled(
+            _ENDPOINT,
+            params,
+            "the baseline was read after the request may have executed",
+            SettleBy.BALANCES,
         )
     # Once past its window (and the margin), the request can no longer execute.
     clock = client.governor.server_clock

@@ -46,7 +46,7 @@ import anyio
 import attrs
 import httpx
 
-from ._endpoints import Endpoint, Host
+from ._endpoints import Endpoint, Host, Security
 from ._exceptions import (
     AuthenticationError,
     BinanceAPIError,
@@ -76,7 +76,7 @@ from ._http import (
     send_profile,
     writable,
 )
-from ._signing import Signer
+from ._signing import HmacSigner, Signer
 
 __all__ = ["DEFAULT_TIMEOUT", "ON_WRITE", "ExchangeOutcome", "Transport"]
 
@@ -184,7 +184,7 @@ class ExchangeOutcome:
     """The caller was cancelled while the request was on the wire: only this record knows."""
 
 
-@attrs.frozen
+@attrs.frozen(eq=False)  # never compared: attrs' __eq__/__hash__ only cost the import
 class _Template:
     url: str
     parsed: httpx.URL
@@ -233,7 +233,8 @@ class _Ticket:
         self._semaphore = semaphore
         self._held = False
 
-    async def enter(self, max_wait: float | None, throttled: Callable[[], Exception]) -> None:
+    async def enter(self, max_wait: float | None) -> bool:
+        """Pass the gate within ``max_wait``; False when the time ran out first."""
         semaphore = self._semaphore
         if max_wait is None or (type(semaphore) is asyncio.Semaphore and not semaphore.locked()):
             # asyncio's semaphore, free, is taken without suspending: no deadline
@@ -245,8 +246,9 @@ class _Ticket:
                 await semaphore.acquire()
                 self._held = True
             if not self._held:
-                raise throttled()
+                return False
         self._held = True
+        return True
 
     def leave(self) -> None:
         if self._held:
@@ -611,7 +613,8 @@ class Transport:
         # wait got the whole max_wait, and callers returned up to 2x+ after it).
         clock = governor.server_clock.clock
         deadline = None if max_wait is None else clock.monotonic() + max_wait
-        await gate.enter(max_wait, lambda: self._throttled(endpoint, max_wait))
+        if not await gate.enter(max_wait):
+            raise self._throttled(endpoint, max_wait)
         try:
             while True:
                 left = None if deadline is None else max(deadline - clock.monotonic(), 0.0)
@@ -866,7 +869,10 @@ class Transport:
         # Nearly always every name and value is plain: joined, then one check of
         # the whole (with exactly one "=" per pair and one "&" between two, no
         # name or value holds either).
-        encoded = "&".join([f"{k}={v}" for k, v in params])
+        try:
+            encoded = "&".join(map("=".join, params))  # C all the way: no f-string per pair
+        except TypeError:  # a name or value that is not a str (typed out, but cheap to keep)
+            encoded = "&".join([f"{k}={v}" for k, v in params])
         count = len(params)
         if not (
             _plain_query(encoded)
@@ -875,8 +881,7 @@ class Transport:
         ):
             encoded = "&".join([f"{k}={v if _plain(v) else quote_plus(v)}" for k, v in params])
         pairs = dict(params)
-        signed = endpoint.security.signed
-        if signed:
+        if endpoint.security is not _UNSIGNED:
             timestamp = attempt.timestamp = self.governor.server_clock.now_ms()
             window = attempt.recv_window = recv_window or self.recv_window
             # Digits only: nothing to quote.
@@ -884,8 +889,9 @@ class Transport:
             pairs["timestamp"] = timestamp_text = str(timestamp)
             stamp = f"recvWindow={window_text}&timestamp={timestamp_text}"
             encoded = f"{encoded}&{stamp}" if encoded else stamp
+            signer = self._signer
             try:
-                signature: object = self._signer.sign(encoded.encode())
+                signature: object = signer.sign(encoded.encode())
                 if not isinstance(signature, str):  # None, or a coroutine (an async signer)
                     close = getattr(signature, "close", None)
                     if close is not None:
@@ -896,8 +902,9 @@ class Transport:
                 raise ConfigurationError(
                     f"{endpoint.name}: the signer failed ({type(exc).__name__}); nothing was sent"
                 ) from self._scrubbed(exc)
-            # HMAC's hex needs no quoting; RSA's and Ed25519's base64 does.
-            signature = signature if _plain(signature) else quote(signature, safe="")
+            # HMAC's hex needs no quoting; RSA's and Ed25519's base64 may.
+            if type(signer) is not HmacSigner and not _plain(signature):
+                signature = quote(signature, safe="")
             encoded = f"{encoded}&signature={signature}"
         attempt.params = pairs
         return encoded
@@ -1258,6 +1265,7 @@ def _semaphore(size: int) -> Any:
 
 
 _FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+_UNSIGNED = Security.NONE
 # What urlencode leaves as it is.
 _plain = re.compile(r"[A-Za-z0-9_.~-]*").fullmatch
 _plain_query = re.compile(r"[A-Za-z0-9_.~=&-]*").fullmatch

@@ -2,10 +2,14 @@
 
 perf9e (7ee18b5) took a free asyncio write-ahead gate without a cancel scope
 and skips the pump of an observe/refund when nothing waits. Here callers are
-cancelled by a plain ``task.cancel()`` (what ``asyncio.wait_for`` does) after
-0 to 30 ms and 0, 1, 2, ... turns of the event loop, with the gate contended
-(``write_ahead=1``, another transfer holding it) and free, in-process on a fake
-clock and over real loopback sockets. After each:
+cancelled after 0 to 30 ms and 0, 1, 2, ... turns of the event loop, with the
+gate contended (``write_ahead=1``, another transfer holding it) and free: under
+asyncio by a plain ``task.cancel()`` (what ``asyncio.wait_for`` does), under
+trio by the caller's cancel scope (trio shields the request from the moment it
+may be written). Each runs in-process on a fake clock (looptime, trio's
+MockClock) and in real time with a journal (asyncio over real loopback
+sockets; trio in-process, as ``serve`` is asyncio's: its journal's writer
+thread and a mock clock would race). After each:
 
 * every transfer the exchange executed reached its caller as a result or an
   ``OutcomeUnknownError``, or (caller cancelled on the wire) the ``on_detached``
@@ -20,11 +24,18 @@ These held on main e1df29e (a check that held, kept as a regression test).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import itertools
 import sqlite3
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
+import anyio
+import anyio.lowlevel
+import attrs
 import looptime
 import pytest
 
@@ -34,6 +45,57 @@ from binance_transfers.sim import DEMO_API_KEY, DEMO_API_SECRET, Fault, Simulate
 
 UNIVERSAL = "universal_transfer"
 DELAYS = (0.0, 0.019, 0.02, 0.021, 0.03)
+BACKENDS = ("asyncio", "trio")
+CONTENDED = pytest.mark.parametrize("contended", [False, True], ids=["free-gate", "contended-gate"])
+
+One = Callable[[], Awaitable[None]]
+
+
+@attrs.define
+class _Cancellable:
+    """A transfer under way, and whether its cancellation reached its caller."""
+
+    cancel: Callable[[], object]
+    caught: bool = False
+
+
+#: Starts ``one()`` (behind another transfer holding the gate, if contended).
+_Start = Callable[[One, bool], contextlib.AbstractAsyncContextManager[_Cancellable]]
+
+
+@contextlib.asynccontextmanager
+async def _asyncio_task(one: One, contended: bool) -> AsyncIterator[_Cancellable]:
+    """``one()`` as a task (behind another holding the gate), cancelled as wait_for does."""
+    blocker = asyncio.ensure_future(one()) if contended else None
+    task = asyncio.ensure_future(one())
+    call = _Cancellable(task.cancel)
+    yield call
+    try:
+        await task
+    except asyncio.CancelledError:
+        call.caught = True
+    if blocker is not None:
+        await blocker
+
+
+@contextlib.asynccontextmanager
+async def _trio_scope(one: One, contended: bool) -> AsyncIterator[_Cancellable]:
+    """``one()`` in a nursery (behind another holding the gate), cancelled by its scope."""
+    import trio
+
+    async with trio.open_nursery() as nursery:
+        if contended:
+            nursery.start_soon(one)
+        scope = trio.CancelScope()
+        call = _Cancellable(scope.cancel)
+
+        async def cancellable() -> None:
+            with scope:
+                await one()
+            call.caught = scope.cancelled_caught
+
+        nursery.start_soon(cancellable)
+        yield call
 
 
 def _exchange() -> SimulatedExchange:
@@ -44,7 +106,11 @@ def _exchange() -> SimulatedExchange:
 
 
 async def _sweep(
-    client: Client, exchange: SimulatedExchange, detached: list[ExchangeOutcome], contended: bool
+    client: Client,
+    exchange: SimulatedExchange,
+    detached: list[ExchangeOutcome],
+    contended: bool,
+    start: _Start,
 ) -> None:
     client._transport.write_ahead = 1
     returned: list[int] = []
@@ -65,19 +131,13 @@ async def _sweep(
             unknown += 1
 
     for delay, turns in itertools.product(DELAYS, range(12)):
-        blocker = asyncio.ensure_future(one()) if contended else None
-        task = asyncio.ensure_future(one())
-        if delay:
-            await asyncio.sleep(delay)
-        for _ in range(turns):
-            await asyncio.sleep(0)
-        task.cancel()
-        try:
-            await task
-        except asyncio.CancelledError:
-            cancelled += 1
-        if blocker is not None:
-            await blocker
+        async with start(one, contended) as call:
+            if delay:
+                await anyio.sleep(delay)
+            for _ in range(turns):
+                await anyio.lowlevel.checkpoint()
+            call.cancel()
+        cancelled += call.caught
         await one(max_wait=5.0)  # a leak: ThrottledError (B6-3: not 1 s)
         busy = [p for p in client.governor.snapshot() if p.in_flight or p.waiters]
         assert busy == [], (delay, turns, busy)
@@ -93,37 +153,22 @@ async def _sweep(
     assert hooked and cancelled > len(hooked), (cancelled, len(hooked))
 
 
-@looptime.enabled(strict=True)
-@pytest.mark.parametrize("contended", [False, True], ids=["free-gate", "contended-gate"])
-async def test_cancelling_in_process_at_any_turn_loses_nothing_and_leaks_nothing(
-    contended: bool,
-) -> None:
-    exchange = _exchange()
-    detached: list[ExchangeOutcome] = []
-    async with exchange.client(on_detached=detached.append, max_in_flight=1) as client:
-        await _sweep(client, exchange, detached, contended)
+def _run(backend: str, main: Callable[[], Coroutine[Any, Any, None]], *, fake_clock: bool) -> None:
+    """``main()`` under ``backend``, on its fake clock or in real time."""
+    if backend == "trio":
+        import trio
+        import trio.testing
+
+        trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0) if fake_clock else None)
+        return
+    # A looptime-ready loop, as conftest gives the asyncio tests (fake time only if asked).
+    factory = functools.partial(looptime.new_event_loop, _enabled=False)
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(looptime.enabled(strict=True)(main)() if fake_clock else main())
 
 
-@pytest.mark.parametrize("contended", [False, True], ids=["free-gate", "contended-gate"])
-async def test_cancelling_over_loopback_at_any_turn_loses_nothing_and_leaks_nothing(
-    contended: bool, tmp_path: Path
-) -> None:
-    exchange = _exchange()
-    detached: list[ExchangeOutcome] = []
-    journal = tmp_path / "journal.sqlite"
-    async with (
-        serve(exchange) as server,
-        Client(
-            DEMO_API_KEY,
-            DEMO_API_SECRET,
-            api_url=server.url,
-            papi_url=server.url,
-            journal=journal,
-            on_detached=detached.append,
-            max_in_flight=1,
-        ) as client,
-    ):
-        await _sweep(client, exchange, detached, contended)
+def _assert_journal_matches(journal: Path, exchange: SimulatedExchange) -> None:
+    """No row is left open, and the rows done are the transfers executed."""
     with sqlite3.connect(journal) as conn:
         states = dict(conn.execute("SELECT state, count(*) FROM intents GROUP BY state").fetchall())
     executed = len(exchange.ledger.executed(UNIVERSAL))
@@ -131,76 +176,52 @@ async def test_cancelling_over_loopback_at_any_turn_loses_nothing_and_leaks_noth
     assert states.get("done", 0) == executed, (states, executed)
 
 
-@pytest.mark.parametrize("journaled", [False, True], ids=["mock-clock", "real-time-journal"])
-@pytest.mark.parametrize("contended", [False, True], ids=["free-gate", "contended-gate"])
-def test_cancelling_under_trio_at_any_checkpoint_loses_nothing_and_leaks_nothing(
-    contended: bool, tmp_path: Path, journaled: bool
+@pytest.mark.parametrize("backend", BACKENDS)
+@CONTENDED
+def test_cancelling_in_process_at_any_turn_loses_nothing_and_leaks_nothing(
+    backend: str, contended: bool
 ) -> None:
-    """The same sweep under trio (MockClock): the caller's scope cancelled after 0-30 ms
-    and 0-11 checkpoints; trio shields the request from the moment it may be written.
-    With a journal it runs in real time (its writer thread and a mock clock race):
-    no row is left open, and the rows done are the transfers executed."""
-    import trio
-    import trio.testing
+    exchange = _exchange()
+    detached: list[ExchangeOutcome] = []
+    start = _asyncio_task if backend == "asyncio" else _trio_scope
 
-    async def main() -> tuple[int, int, int, int, int]:
-        exchange = _exchange()
-        detached: list[ExchangeOutcome] = []
-        returned: list[int] = []
-        unknown = cancelled = 0
-        journal = tmp_path / "journal.sqlite" if journaled else None
+    async def main() -> None:
+        async with exchange.client(on_detached=detached.append, max_in_flight=1) as client:
+            await _sweep(client, exchange, detached, contended, start)
+
+    _run(backend, main, fake_clock=True)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@CONTENDED
+def test_cancelling_in_real_time_with_a_journal_loses_nothing_and_leaks_nothing(
+    backend: str, contended: bool, tmp_path: Path
+) -> None:
+    """asyncio over loopback sockets (``serve``), trio in-process: no row left open."""
+    exchange = _exchange()
+    detached: list[ExchangeOutcome] = []
+    journal = tmp_path / "journal.sqlite"
+
+    async def over_loopback() -> None:
+        async with (
+            serve(exchange) as server,
+            Client(
+                DEMO_API_KEY,
+                DEMO_API_SECRET,
+                api_url=server.url,
+                papi_url=server.url,
+                journal=journal,
+                on_detached=detached.append,
+                max_in_flight=1,
+            ) as client,
+        ):
+            await _sweep(client, exchange, detached, contended, _asyncio_task)
+
+    async def in_process() -> None:
         async with exchange.client(
             on_detached=detached.append, max_in_flight=1, journal=journal
         ) as client:
-            client._transport.write_ahead = 1
+            await _sweep(client, exchange, detached, contended, _trio_scope)
 
-            async def one(max_wait: float | None = None) -> None:
-                nonlocal unknown
-                try:
-                    done = await client.transfer(
-                        type=TransferType.MAIN_UMFUTURE,
-                        asset="USDT",
-                        amount=Decimal("1"),
-                        max_wait=max_wait,
-                    )
-                    returned.append(done.tran_id)
-                except OutcomeUnknownError:
-                    unknown += 1
-
-            for delay, turns in itertools.product(DELAYS, range(12)):
-                async with trio.open_nursery() as nursery:
-                    if contended:
-                        nursery.start_soon(one)
-                    scope = trio.CancelScope()
-
-                    async def cancellable(scope: trio.CancelScope = scope) -> None:
-                        nonlocal cancelled
-                        with scope:
-                            await one()
-                        if scope.cancelled_caught:
-                            cancelled += 1
-
-                    nursery.start_soon(cancellable)
-                    if delay:
-                        await trio.sleep(delay)
-                    for _ in range(turns):
-                        await trio.lowlevel.checkpoint()
-                    scope.cancel()
-                await one(max_wait=5.0)  # a leak: ThrottledError (B6-3: not 1 s)
-                busy = [p for p in client.governor.snapshot() if p.in_flight or p.waiters]
-                assert busy == [], (delay, turns, busy)
-        executed = len(exchange.ledger.executed(UNIVERSAL))
-        hooked = len([d for d in detached if d.data is not None])
-        return executed, len(returned), unknown, hooked, cancelled
-
-    clock = None if journaled else trio.testing.MockClock(autojump_threshold=0)
-    executed, returned, unknown, hooked, cancelled = trio.run(main, clock=clock)
-    assert executed == returned + unknown + hooked, (executed, returned, unknown, hooked)
-    assert cancelled > 0
-    if journaled:
-        with sqlite3.connect(tmp_path / "journal.sqlite") as conn:
-            states = dict(
-                conn.execute("SELECT state, count(*) FROM intents GROUP BY state").fetchall()
-            )
-        assert "open" not in states, states
-        assert states.get("done", 0) == executed, (states, executed)
+    _run(backend, over_loopback if backend == "asyncio" else in_process, fake_clock=False)
+    _assert_journal_matches(journal, exchange)

@@ -23,7 +23,7 @@ import looptime
 import pytest
 
 from binance_transfers import RedisStorage
-from binance_transfers._claims import ANSWERED, RedisClaims, SqliteClaims, _Outbox
+from binance_transfers._claims import ANSWERED, Claims, RedisClaims, SqliteClaims, _Outbox
 from binance_transfers._redis_server import RedisServer
 
 ACCOUNT = "acct"
@@ -53,12 +53,25 @@ class FailingOnce(SqliteClaims):
         return super()._connect()
 
 
+async def failed_once(path: Path, tran_id: int) -> FailingOnce:
+    """A :class:`FailingOnce` whose first publish, of ``tran_id``, has failed."""
+    claims = FailingOnce(path)
+    claims.answered(ACCOUNT, tran_id, AT_MS)
+    assert await anyio.to_thread.run_sync(claims.failed.wait, 10)
+    return claims
+
+
+async def close_in_a_cancelled_scope(claims: Claims) -> None:
+    """Close as a client closed by a cancelled task (``async with`` unwinding) does."""
+    with anyio.CancelScope() as scope:
+        scope.cancel()
+        await claims.aclose()
+
+
 async def test_an_sqlite_batch_that_failed_once_is_published_not_dropped(tmp_path: Path) -> None:
     """The first publish hits a disk error: the id is still published (before or at close)."""
     path = tmp_path / "claims.sqlite"
-    claims = FailingOnce(path)
-    claims.answered(ACCOUNT, 11, AT_MS)
-    assert await anyio.to_thread.run_sync(claims.failed.wait, 10)
+    claims = await failed_once(path, 11)
     await claims.aclose()
     assert owners(path) == {11: ANSWERED}
 
@@ -68,9 +81,7 @@ async def test_a_batch_failed_on_its_first_connection_does_not_hold_up_later_one
 ) -> None:
     """Ids answered after a failed batch go out with it, in one piece."""
     path = tmp_path / "claims.sqlite"
-    claims = FailingOnce(path)
-    claims.answered(ACCOUNT, 11, AT_MS)
-    assert await anyio.to_thread.run_sync(claims.failed.wait, 10)
+    claims = await failed_once(path, 11)
     claims.answered(ACCOUNT, 12, AT_MS)
     await claims.aclose()
     assert owners(path) == {11: ANSWERED, 12: ANSWERED}
@@ -81,9 +92,7 @@ async def test_an_sqlite_close_in_a_cancelled_scope_still_publishes(tmp_path: Pa
     path = tmp_path / "claims.sqlite"
     claims = SqliteClaims(path)
     claims.answered(ACCOUNT, 21, AT_MS)
-    with anyio.CancelScope() as scope:
-        scope.cancel()
-        await claims.aclose()
+    await close_in_a_cancelled_scope(claims)
     assert owners(path) == {21: ANSWERED}
 
 
@@ -94,9 +103,7 @@ def test_sqlite_claims_publish_under_trio(tmp_path: Path) -> None:
     path = tmp_path / "claims.sqlite"
 
     async def main() -> None:
-        claims = FailingOnce(path)
-        claims.answered(ACCOUNT, 31, AT_MS)
-        await trio.to_thread.run_sync(claims.failed.wait, 10)
+        claims = await failed_once(path, 31)
         claims.answered(ACCOUNT, 32, AT_MS)
         await claims.aclose()
 
@@ -211,9 +218,7 @@ async def test_a_redis_close_in_a_cancelled_scope_still_publishes(storage: Redis
     """Closing from a cancelled task: the queued id is published all the same."""
     claims = RedisClaims(storage)
     claims.answered(ACCOUNT, 42, AT_MS)
-    with anyio.CancelScope() as scope:
-        scope.cancel()
-        await claims.aclose()
+    await close_in_a_cancelled_scope(claims)
     assert await storage._client.get(claims._key(ACCOUNT, 42)) == ANSWERED
 
 
@@ -223,12 +228,12 @@ async def test_a_redis_close_in_a_cancelled_scope_still_publishes(storage: Redis
 class Store:
     """Records each batch; fails the batches it is told to; may hang on one."""
 
-    def __init__(self, fail: int = 0) -> None:
+    def __init__(self, fail: int = 0, *, hang: bool = False, slow: float = 0.0) -> None:
         self.fail = fail
         self.tried: list[list[int]] = []
         self.stored: list[int] = []
-        self.hang = False
-        self.slow = 0.0
+        self.hang = hang
+        self.slow = slow
 
     async def __call__(self, batch: list[tuple[str, int, int]]) -> None:
         self.tried.append([tran_id for _, tran_id, _ in batch])
@@ -241,13 +246,25 @@ class Store:
         self.stored.extend(tran_id for _, tran_id, _ in batch)
 
 
+def answer(outbox: _Outbox, *ids: int) -> None:
+    """The account's ``ids`` answered, in this order."""
+    for tran_id in ids:
+        outbox.add((ACCOUNT, tran_id, AT_MS))
+
+
+def outbox_to(store: Store, *ids: int) -> _Outbox:
+    """An outbox publishing to ``store``, ``ids`` answered at once."""
+    outbox = _Outbox(store, "test")
+    answer(outbox, *ids)
+    return outbox
+
+
 @looptime.enabled(strict=True)
 async def test_a_failed_batch_is_retried_by_a_timer_without_another_answer() -> None:
     """Nothing else answered, nobody closing: the batch goes out again on its own, after a
     backoff (another process's settlement may search within seconds)."""
     store = Store(fail=2)
-    outbox = _Outbox(store, "test")
-    outbox.add((ACCOUNT, 1, AT_MS))
+    outbox = outbox_to(store, 1)
     await anyio.sleep(5)
     assert store.tried == [[1], [1], [1]]
     assert store.stored == [1]
@@ -258,11 +275,9 @@ async def test_a_failed_batch_is_retried_by_a_timer_without_another_answer() -> 
 async def test_ids_answered_during_a_failed_publish_go_out_after_it_in_order() -> None:
     """A failed batch goes back in front of what came meanwhile: one batch, in answer order."""
     store = Store(fail=1)
-    outbox = _Outbox(store, "test")
-    outbox.add((ACCOUNT, 1, AT_MS))
-    outbox.add((ACCOUNT, 2, AT_MS))
+    outbox = outbox_to(store, 1, 2)
     await anyio.sleep(0.06)  # the first batch was tried (and failed)
-    outbox.add((ACCOUNT, 3, AT_MS))
+    answer(outbox, 3)
     await anyio.sleep(5)
     assert store.tried == [[1, 2], [1, 2, 3]]
     assert store.stored == [1, 2, 3]
@@ -273,8 +288,7 @@ async def test_ids_answered_during_a_failed_publish_go_out_after_it_in_order() -
 async def test_close_publishes_at_once_what_waits_for_a_retry() -> None:
     """A batch waiting out its backoff is published by close, without waiting for it."""
     store = Store(fail=1)
-    outbox = _Outbox(store, "test")
-    outbox.add((ACCOUNT, 1, AT_MS))
+    outbox = outbox_to(store, 1)
     await anyio.sleep(0.06)
     loop_time = anyio.current_time()
     await outbox.aclose()
@@ -287,11 +301,8 @@ async def test_a_store_that_hangs_at_close_is_given_up_on_and_the_ids_are_named(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """Close is bounded; what it could not publish is logged at ERROR, id by id."""
-    store = Store()
-    store.hang = True
-    outbox = _Outbox(store, "test")
-    outbox.add((ACCOUNT, 7, AT_MS))
-    outbox.add((ACCOUNT, 8, AT_MS))
+    store = Store(hang=True)
+    outbox = outbox_to(store, 7, 8)
     with caplog.at_level(logging.ERROR, logger="binance_transfers.reconcile"):
         await outbox.aclose()
     (record,) = [r for r in caplog.records if r.levelno == logging.ERROR]
@@ -303,16 +314,14 @@ async def test_a_store_that_hangs_at_close_is_given_up_on_and_the_ids_are_named(
 async def test_a_publish_cancelled_on_its_way_keeps_its_batch() -> None:
     """The publishing task cancelled mid-batch (its event loop shutting it down): the batch
     is kept, and the next publish sends it."""
-    store = Store()
-    store.hang = True
-    outbox = _Outbox(store, "test")
-    outbox.add((ACCOUNT, 5, AT_MS))
+    store = Store(hang=True)
+    outbox = outbox_to(store, 5)
     await anyio.sleep(0.06)
     assert store.tried == [[5]]
     assert outbox._task is not None
     outbox._task.cancel()
     store.hang = False
-    outbox.add((ACCOUNT, 6, AT_MS))
+    answer(outbox, 6)
     await outbox.aclose()
     assert store.stored == [5, 6]
 
@@ -323,10 +332,10 @@ async def test_an_id_answered_after_close_that_cannot_be_published_is_named(
 ) -> None:
     """After close nobody tries again: a failure then is logged at ERROR, not kept silently."""
     store = Store(fail=1)
-    outbox = _Outbox(store, "test")
+    outbox = outbox_to(store)
     await outbox.aclose()
     with caplog.at_level(logging.ERROR, logger="binance_transfers.reconcile"):
-        outbox.add((ACCOUNT, 9, AT_MS))
+        answer(outbox, 9)
         await anyio.sleep(1)
     assert store.tried == [[9]]
     (record,) = [r for r in caplog.records if r.levelno == logging.ERROR]
@@ -336,12 +345,10 @@ async def test_an_id_answered_after_close_that_cannot_be_published_is_named(
 @looptime.enabled(strict=True)
 async def test_close_while_a_batch_is_in_flight_waits_for_it_and_sends_the_rest() -> None:
     """Closing mid-publish: the batch on its way finishes, what came meanwhile follows."""
-    store = Store()
-    store.slow = 1.0
-    outbox = _Outbox(store, "test")
-    outbox.add((ACCOUNT, 1, AT_MS))
+    store = Store(slow=1.0)
+    outbox = outbox_to(store, 1)
     await anyio.sleep(0.5)  # on its way
-    outbox.add((ACCOUNT, 2, AT_MS))
+    answer(outbox, 2)
     await outbox.aclose()
     assert store.tried == [[1], [2]]
     assert store.stored == [1, 2]
@@ -350,13 +357,10 @@ async def test_close_while_a_batch_is_in_flight_waits_for_it_and_sends_the_rest(
 @looptime.enabled(strict=True)
 async def test_answers_arriving_during_a_publish_go_out_right_after_it() -> None:
     """Only the first batch waits: what came during a publish follows at once, in one batch."""
-    store = Store()
-    store.slow = 0.2
-    outbox = _Outbox(store, "test")
-    outbox.add((ACCOUNT, 1, AT_MS))
+    store = Store(slow=0.2)
+    outbox = outbox_to(store, 1)
     await anyio.sleep(0.1)  # t=0.1: the first batch is on its way (0.05-0.25)
-    outbox.add((ACCOUNT, 2, AT_MS))
-    outbox.add((ACCOUNT, 3, AT_MS))
+    answer(outbox, 2, 3)
     await anyio.sleep(0.17)  # t=0.27: the second went out at 0.25, without another pause
     assert store.tried == [[1], [2, 3]]
     await anyio.sleep(0.3)

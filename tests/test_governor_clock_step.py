@@ -121,3 +121,18 @@ def test_no_window_ever_exceeds_its_limit_whatever_a_10ms_step(
     """The governor's property (tests/test_governor_properties.py) with Binance's clock
     stepping up to 10 ms, either way, right after the sync (there: 2 ms), in 1-s windows."""
     check_limits(run_crowd(crowd, world), world)
+
+
+@fake_time
+async def test_the_reported_clock_uncertainty_is_the_one_the_margins_use() -> None:
+    """``stats().clock_uncertainty`` includes the 10 ms step (it read the sync's bound
+    alone: 1 ms reported, 11 ms used): a full window reopens at its boundary plus the
+    reported uncertainty plus the guard band, as reported."""
+    g = synced(Governor(Limits(papi_ip=60), latency=0.0, cold_start=False), E0 + 59.5)
+    await g.acquire(PM_ASSET)
+    await g.acquire(PM_ASSET)
+    stats = g.stats()
+    assert stats.clock_uncertainty == pytest.approx(0.001 + STEP, abs=0.0005)
+    await g.acquire(PM_ASSET)  # the window is full: waits for the next one
+    reopened = g.server_clock.now() - (E0 + 60)
+    assert reopened == pytest.approx(stats.clock_uncertainty + stats.guard, abs=1e-5)

@@ -704,3 +704,36 @@ def test_the_first_call_imports_no_transport_library_on_the_event_loop() -> None
         f"imported inside the first call (on the event loop, in its max_wait): {heavy}; "
         f"first call {seen['first']:.3f} s, second {seen['second']:.3f} s"
     )
+
+
+_TRIO_CLIENT_SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+    import trio
+    from binance_transfers import Client
+
+    async def main():
+        before = set(sys.modules)
+        client = Client("k" * 64, "s" * 64)
+        built = sorted(m for m in set(sys.modules) - before if "." not in m)
+        await client.aclose()
+        print(json.dumps({"built": built}))
+
+    trio.run(main)
+    """
+)
+
+
+def test_a_client_built_under_trio_imports_httpcore_not_aiohttp() -> None:
+    """Under trio the default client sends through httpcore: Client() imports that
+    (not inside the first call, B6-3), and not aiohttp, which trio never uses."""
+    done = subprocess.run(  # noqa: S603 - our own interpreter and code
+        [sys.executable, "-c", _TRIO_CLIENT_SCRIPT],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    built = json.loads(done.stdout.strip().splitlines()[-1])["built"]
+    assert "aiohttp" not in built and "yarl" not in built, built
+    assert "httpcore" in built, built

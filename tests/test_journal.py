@@ -137,6 +137,18 @@ class Handover(httpx.AsyncBaseTransport):
         return await self.inner.handle_async_request(request)
 
 
+async def cancel_on_the_wire(client: Client, wire: Handover) -> None:
+    """A caller's 3 USDT universal transfer, cancelled once it is on the wire."""
+    async with anyio.create_task_group() as tg:
+
+        async def caller() -> None:
+            await client.transfer(type=TransferType.MAIN_UMFUTURE, asset="USDT", amount="3")
+
+        tg.start_soon(caller)
+        await wire.sent.wait()
+        tg.cancel_scope.cancel()
+
+
 @fake_time
 async def test_a_caller_cancelled_on_the_wire_is_recorded_and_reported(
     exchange: SimulatedExchange,
@@ -151,14 +163,7 @@ async def test_a_caller_cancelled_on_the_wire_is_recorded_and_reported(
     client = journaled(exchange, wire, path, on_detached=reported.append)
     async with client:
         with caplog.at_level(logging.WARNING):
-            async with anyio.create_task_group() as tg:
-
-                async def caller() -> None:
-                    await client.transfer(type=TransferType.MAIN_UMFUTURE, asset="USDT", amount="3")
-
-                tg.start_soon(caller)
-                await wire.sent.wait()
-                tg.cancel_scope.cancel()  # the caller, while its transfer is on the wire
+            await cancel_on_the_wire(client, wire)
             # The cancelled caller left only once the outcome was known.
     (executed,) = exchange.ledger.executed("universal_transfer")
     (outcome,) = reported
@@ -219,14 +224,7 @@ async def detached_on_the_wire(
     wire = Handover(exchange.transport())
     client = journaled(exchange, wire, path, on_detached=reported.append, settle_margin=1.0)
     async with client:
-        async with anyio.create_task_group() as tg:
-
-            async def caller() -> None:
-                await client.transfer(type=TransferType.MAIN_UMFUTURE, asset="USDT", amount="3")
-
-            tg.start_soon(caller)
-            await wire.sent.wait()
-            tg.cancel_scope.cancel()
+        await cancel_on_the_wire(client, wire)
         (outcome,) = reported
         yield client, outcome
 
@@ -607,24 +605,8 @@ async def test_aclose_from_an_on_detached_hook_does_not_wait_for_its_own_call(
         await lost.aclose()
         closed.append(lost.closed)
 
-    lost = Client(
-        DEMO_API_KEY,
-        DEMO_API_SECRET,
-        transport=wire,
-        api_url=exchange.api_url,
-        papi_url=exchange.papi_url,
-        governor=Governor(exchange.limits, clock=exchange.clock),
-        journal=path,
-        on_detached=shut_down,
-    )
-    async with anyio.create_task_group() as tg:
-
-        async def caller() -> None:
-            await lost.transfer(type=TransferType.MAIN_UMFUTURE, asset="USDT", amount="3")
-
-        tg.start_soon(caller)
-        await wire.sent.wait()
-        tg.cancel_scope.cancel()
+    lost = journaled(exchange, wire, path, on_detached=shut_down)
+    await cancel_on_the_wire(lost, wire)
     assert closed == [True]
     assert [row["state"] for row in rows(path)] == ["done"]
 
@@ -786,6 +768,26 @@ def _lock_journal(path: Path) -> sqlite3.Connection:
     return conn
 
 
+def _collection_locking_the_journal(path: Path) -> tuple[FakeBinance, list[sqlite3.Connection]]:
+    """A FakeBinance whose pm_auto_collect executes, then has another connection take the
+    journal's write lock before it answers; the locks taken (see :func:`_release`)."""
+    fake = FakeBinance()
+    locks: list[sqlite3.Connection] = []
+
+    def collect(request: httpx.Request) -> httpx.Response:
+        locks.append(_lock_journal(path))
+        return ok({"msg": "success"})
+
+    fake.script("POST", "/papi/v1/auto-collection", collect)
+    return fake, locks
+
+
+def _release(locks: list[sqlite3.Connection]) -> None:
+    for conn in locks:
+        conn.execute("ROLLBACK")
+        conn.close()
+
+
 async def test_outcomes_in_a_failed_commit_are_written_with_the_next_one(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -826,14 +828,7 @@ async def test_an_executed_collection_is_not_journaled_refused_when_a_flush_fail
     (breaker4 B4-2: a retry would have collected the funds twice)."""
     monkeypatch.setattr(_journal, "_BUSY_TIMEOUT_MS", 50)
     path = tmp_path / "j.sqlite"
-    fake = FakeBinance()
-    locker: list[sqlite3.Connection] = []
-
-    def collect(request: httpx.Request) -> httpx.Response:
-        locker.append(_lock_journal(path))
-        return ok({"msg": "success"})
-
-    fake.script("POST", "/papi/v1/auto-collection", collect)
+    fake, locks = _collection_locking_the_journal(path)
     error: BaseException | None = None
     result: Any = None
     client = Client(API_KEY, SECRET, transport=httpx.MockTransport(fake), journal=path)
@@ -844,9 +839,7 @@ async def test_an_executed_collection_is_not_journaled_refused_when_a_flush_fail
         except Exception as exc:
             error = exc
         finally:
-            for conn in locker:
-                conn.execute("ROLLBACK")
-                conn.close()
+            _release(locks)
     assert len(fake.calls("/papi/v1/auto-collection")) == 1
     assert error is None, repr(error)
     assert result is not None
@@ -866,23 +859,14 @@ async def test_an_executed_collection_whose_outcome_never_reached_the_journal_is
     possibly executed rather than not executed."""
     monkeypatch.setattr(_journal, "_BUSY_TIMEOUT_MS", 50)
     path = tmp_path / "j.sqlite"
-    fake = FakeBinance()
-    locker: list[sqlite3.Connection] = []
-
-    def collect(request: httpx.Request) -> httpx.Response:
-        locker.append(_lock_journal(path))
-        return ok({"msg": "success"})
-
-    fake.script("POST", "/papi/v1/auto-collection", collect)
+    fake, locks = _collection_locking_the_journal(path)
     try:
         async with Client(
             API_KEY, SECRET, transport=httpx.MockTransport(fake), journal=path
         ) as client:
             await client.pm_auto_collect()
     finally:
-        for conn in locker:
-            conn.execute("ROLLBACK")
-            conn.close()
+        _release(locks)
     assert [row["state"] for row in rows(path)] == ["open"]
     async with Client(API_KEY, SECRET, transport=httpx.MockTransport(fake), journal=path) as second:
         found = await second.recover()
@@ -945,14 +929,8 @@ async def test_a_caller_cancelled_after_its_outcome_was_reported_is_never_closed
     journal = _RecordingJournal(tmp_path / "j.sqlite")
     wire = Handover(exchange.transport())
     client = journaled(exchange, wire, journal, on_detached=reported.append)
-    async with client, anyio.create_task_group() as tg:
-
-        async def caller() -> None:
-            await client.transfer(type=TransferType.MAIN_UMFUTURE, asset="USDT", amount="3")
-
-        tg.start_soon(caller)
-        await wire.sent.wait()
-        tg.cancel_scope.cancel()
+    async with client:
+        await cancel_on_the_wire(client, wire)
     (outcome,) = reported
     assert outcome.detached and outcome.error is None  # executed, and reported as such
     assert journal.asked == [("done", False)]

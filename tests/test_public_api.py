@@ -13,6 +13,7 @@ import attrs
 import pytest
 
 import binance_transfers
+from benchmarks.bench_import import OPTIONAL
 
 
 def test_all_is_sorted_complete_and_importable() -> None:
@@ -100,29 +101,6 @@ def test_the_names_type_checkers_see_are_the_names_that_load() -> None:
         assert getattr(binance_transfers, name) is getattr(where, name), (name, module)
 
 
-# What `from binance_transfers import Client` must not load: every optional
-# extra (crypto, metrics, sim, redis, cli), the transports picked at the first
-# request, and sqlite3, which only a Journal needs. All of them are installed
-# in the dev venv, so an import of any of them would succeed and be seen.
-NOT_AT_IMPORT = (
-    "aiohttp",
-    "click",
-    "cryptography",
-    "h11",
-    "httpcore",
-    "httpx_aiohttp",
-    "prometheus_client",
-    "redis",
-    "rich",
-    "sqlite3",
-    "starlette",
-    "trio",
-    "typer",
-    "uvicorn",
-    "yarl",
-)
-
-
 @pytest.mark.parametrize(
     "statement",
     [
@@ -133,11 +111,13 @@ NOT_AT_IMPORT = (
     ],
 )
 def test_importing_the_package_loads_no_optional_module(statement: str) -> None:
+    """None of bench_import's OPTIONAL modules (the extras, the transports picked at the
+    first request, sqlite3...) is loaded: all are installed here, so one would be seen."""
     # httpx loads its command-line tool (click, rich) whenever they are
     # installed, as the cli extra has them here; a plain install has not.
     code = (
         "import sys\nsys.modules['httpx._main'] = None\n"
-        f"{statement}\nprint(' '.join(m for m in {NOT_AT_IMPORT!r} if m in sys.modules))"
+        f"{statement}\nprint(' '.join(m for m in {OPTIONAL!r} if m in sys.modules))"
     )
     done = subprocess.run(  # noqa: S603 - our own interpreter and code
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True

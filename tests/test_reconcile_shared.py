@@ -14,7 +14,7 @@ Real time (Redis answers real sockets): recvWindow 1 s and settle margins of
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
@@ -33,11 +33,12 @@ from binance_transfers import (
 from binance_transfers._redis_server import RedisServer
 from binance_transfers.sim import Fault, SimulatedExchange
 
+from . import test_reconcile
+from .test_reconcile import unknown_transfer
+from .test_redis import synced
+
 MARGIN = 0.2
 RECV_WINDOW = 1000
-
-# Two processes' clients of one account, given an exit stack.
-Pair = Callable[[AsyncExitStack], Any]
 
 
 @pytest.fixture
@@ -49,10 +50,9 @@ def exchange() -> SimulatedExchange:
     return sim
 
 
-@pytest.fixture
-def redis_server() -> Any:
-    with RedisServer() as server:
-        yield server
+def client_of(exchange: SimulatedExchange, **kwargs: Any) -> Client:
+    """A process's client: short settle margin and recvWindow (see the module's docstring)."""
+    return exchange.client(settle_margin=MARGIN, recv_window=RECV_WINDOW, **kwargs)
 
 
 async def _redis_clients(
@@ -61,26 +61,19 @@ async def _redis_clients(
     clients = []
     for _ in range(2):
         storage = await stack.enter_async_context(await RedisStorage.connect(redis_server.url))
-        governor = Governor(exchange.limits, clock=exchange.clock, storage=storage)
-        # Synced before its first permit, as tests/test_redis.py does: the stop a
-        # fresh Redis sets is counted on Binance's clock.
-        clock = governor.server_clock
-        mono = clock.clock.monotonic()
-        server_ms = round(exchange.clock.time() * 1000)
-        clock.update(sent=mono - 0.001, received=mono + 0.001, server_ms=server_ms)
-        client = exchange.client(governor=governor, settle_margin=MARGIN, recv_window=RECV_WINDOW)
-        clients.append(await stack.enter_async_context(client))
+        # Synced before its first permit: the stop a fresh Redis sets is counted on
+        # Binance's clock.
+        governor = synced(
+            Governor(exchange.limits, clock=exchange.clock, storage=storage), exchange
+        )
+        clients.append(await stack.enter_async_context(client_of(exchange, governor=governor)))
     return clients
 
 
 async def _sqlite_clients(
     exchange: SimulatedExchange, path: Path, stack: AsyncExitStack
 ) -> list[Client]:
-    clients = []
-    for _ in range(2):
-        client = exchange.client(settle_margin=MARGIN, recv_window=RECV_WINDOW, claims=path)
-        clients.append(await stack.enter_async_context(client))
-    return clients
+    return [await stack.enter_async_context(client_of(exchange, claims=path)) for _ in range(2)]
 
 
 @pytest.fixture(params=["redis", "sqlite"])
@@ -95,14 +88,8 @@ async def pair(
             yield await _sqlite_clients(exchange, tmp_path / "claims.sqlite", stack)
 
 
-async def unknown_transfer(client: Client) -> OutcomeUnknownError:
-    with pytest.raises(OutcomeUnknownError) as caught:
-        await client.transfer(type=TransferType.MAIN_UMFUTURE, asset="USDT", amount="7")
-    return caught.value
-
-
 def executed_ids(exchange: SimulatedExchange) -> list[Any]:
-    return [entry.result for entry in exchange.ledger.executed("universal_transfer")]
+    return test_reconcile.executed_ids(exchange, "universal_transfer")
 
 
 async def test_another_process_s_confirmed_transfer_does_not_settle_this_one(
@@ -166,7 +153,7 @@ async def test_a_claims_store_that_does_not_answer_leaves_the_outcome_unsettled(
     """The row cannot be claimed, so nobody can say whose it is: executed=None, not a guess
     ("executed" might take another process's row; "not executed" would authorise a resend)."""
     store = _Unreachable()
-    client = exchange.client(settle_margin=MARGIN, recv_window=RECV_WINDOW, claims=store)
+    client = client_of(exchange, claims=store)
     async with client:
         exchange.faults.add(Fault.drop(), endpoint="universal_transfer", times=1)
         unknown = await unknown_transfer(client)
@@ -189,9 +176,7 @@ async def test_a_moved_journal_still_owns_the_row_its_crashed_settlement_claimed
     claims, first_path = tmp_path / "claims.sqlite", tmp_path / "old" / "j.sqlite"
     first_path.parent.mkdir()
     exchange.faults.add(Fault.drop(), endpoint="universal_transfer", times=1)
-    async with exchange.client(
-        settle_margin=MARGIN, recv_window=RECV_WINDOW, claims=claims, journal=first_path
-    ) as client:
+    async with client_of(exchange, claims=claims, journal=first_path) as client:
         unknown = await unknown_transfer(client)
         settled = await client.reconcile(unknown)
     assert settled.executed is True
@@ -202,9 +187,7 @@ async def test_a_moved_journal_still_owns_the_row_its_crashed_settlement_claimed
     moved = tmp_path / "new" / "j.sqlite"
     moved.parent.mkdir()
     os.rename(first_path, moved)
-    async with exchange.client(
-        settle_margin=MARGIN, recv_window=RECV_WINDOW, claims=claims, journal=moved
-    ) as later:
+    async with client_of(exchange, claims=claims, journal=moved) as later:
         (recovered,) = await later.recover()
     assert recovered.executed is True, recovered
     assert recovered.tran_id == settled.tran_id == executed_ids(exchange)[0]
@@ -221,19 +204,13 @@ async def test_a_copy_settled_in_another_process_and_the_row_recovered_agree(
 
     claims, journal = tmp_path / "claims.sqlite", tmp_path / "j.sqlite"
     exchange.faults.add(Fault.drop(), endpoint="universal_transfer", times=1)
-    async with exchange.client(
-        settle_margin=MARGIN, recv_window=RECV_WINDOW, claims=claims, journal=journal
-    ) as first:
+    async with client_of(exchange, claims=claims, journal=journal) as first:
         unknown = await unknown_transfer(first)
     copy = pickle.loads(pickle.dumps(unknown))  # noqa: S301 - our own bytes
-    async with exchange.client(
-        settle_margin=MARGIN, recv_window=RECV_WINDOW, claims=claims
-    ) as other:
+    async with client_of(exchange, claims=claims) as other:
         elsewhere = await other.reconcile(copy)
     assert elsewhere.executed is True
-    async with exchange.client(
-        settle_margin=MARGIN, recv_window=RECV_WINDOW, claims=claims, journal=journal
-    ) as restarted:
+    async with client_of(exchange, claims=claims, journal=journal) as restarted:
         (recovered,) = await restarted.recover()
     assert recovered.executed is True, recovered
     assert recovered.tran_id == elsewhere.tran_id == executed_ids(exchange)[0]

@@ -8,8 +8,9 @@ exchange's ledger (429 answers, the most calls executed in any rolling period).
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import anyio
@@ -17,7 +18,7 @@ import attrs
 import pytest
 import redis.asyncio as aioredis
 
-from binance_transfers import ENDPOINTS, Governor, Limits, RateLimitError, RedisStorage
+from binance_transfers import ENDPOINTS, Client, Governor, Limits, RateLimitError, RedisStorage
 from binance_transfers._redis_server import RedisServer
 from binance_transfers.sim import SimulatedExchange
 from binance_transfers.sim._report import report
@@ -29,6 +30,95 @@ from .test_redis import refusals, synced
 def server() -> Iterator[RedisServer]:
     with RedisServer() as running:
         yield running
+
+
+@pytest.fixture
+async def raw(server: RedisServer) -> AsyncIterator[aioredis.Redis]:
+    """A Redis client of the test's own, to look at (and break) what the storages wrote."""
+    client = aioredis.Redis.from_url(server.url, decode_responses=True)
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+def client_on(sim: SimulatedExchange, limits: Limits, storage: RedisStorage) -> Client:
+    """A client of ``sim`` whose governor, on ``storage``, has read the exchange's clock."""
+    governor = synced(Governor(limits, clock=sim.clock, storage=storage, latency=0.02), sim)
+    return sim.client(governor=governor)
+
+
+async def auto_collect(
+    server: RedisServer,
+    sim: SimulatedExchange,
+    limits: Limits,
+    *,
+    within: float | None = None,
+    max_wait: float | None = None,
+    **connect: Any,
+) -> RedisStorage:
+    """One process: connects, asks for 4 auto-collections (for ``within`` s at most), exits."""
+    async with (
+        await RedisStorage.connect(server.url, **connect) as storage,
+        client_on(sim, limits, storage) as client,
+    ):
+        with anyio.move_on_after(within):
+            for _ in range(4):
+                await client.pm_auto_collect(max_wait=max_wait)
+    return storage
+
+
+@contextlib.asynccontextmanager
+async def saturating(
+    server: RedisServer,
+    sim: SimulatedExchange,
+    limits: Limits,
+    processes: int,
+    callers: int,
+    max_wait: float | None = None,
+    **connect: Any,
+) -> AsyncIterator[list[int]]:
+    """``processes`` processes on one fresh Redis, ``callers`` coroutines each, calling
+    pm_auto_collect until refused; yields how many calls each process has had."""
+    done = [0] * processes
+
+    async def caller(client: Client, index: int) -> None:
+        while True:
+            try:
+                await client.pm_auto_collect(max_wait=max_wait)
+            except RateLimitError:
+                return
+            done[index] += 1
+
+    storages = [
+        await RedisStorage.connect(server.url, processes=processes, fresh=True, **connect)
+        for _ in range(processes)
+    ]
+    clients = []
+    try:
+        async with anyio.create_task_group() as tg:
+            for index, storage in enumerate(storages):
+                client = client_on(sim, limits, storage)
+                clients.append(client)
+                for _ in range(callers):
+                    tg.start_soon(caller, client, index)
+            yield done
+            tg.cancel_scope.cancel()
+    finally:
+        for client in clients:
+            await client.aclose()
+        for storage in storages:
+            with anyio.move_on_after(1):
+                await storage.aclose()
+
+
+async def connect_warnings(server: RedisServer, caplog: pytest.LogCaptureFixture) -> list[str]:
+    """What ``RedisStorage.connect()`` logs at WARNING."""
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="binance_transfers.redis"):
+        async with await RedisStorage.connect(server.url):
+            pass
+    return [r.getMessage() for r in caplog.records]
 
 
 CAPPED = Limits(
@@ -55,12 +145,7 @@ async def test_a_rolling_cap_is_shared_between_processes(server: RedisServer) ->
     sim.add_demo_account()
     for i in range(2):
         # The test started this Redis: nothing it does not know of counts.
-        async with await RedisStorage.connect(server.url, processes=2, fresh=i == 0) as storage:
-            governor = synced(Governor(CAPPED, clock=sim.clock, storage=storage, latency=0.02), sim)
-            async with sim.client(governor=governor) as client:
-                with anyio.move_on_after(4.5):
-                    for _ in range(4):
-                        await client.pm_auto_collect()
+        await auto_collect(server, sim, CAPPED, within=4.5, processes=2, fresh=i == 0)
     executed = len(sim.ledger.executions("pm_auto_collect"))
     assert executed == 4
     statuses = [e.status for e in sim.ledger.entries("pm_auto_collect")]
@@ -85,36 +170,8 @@ async def test_500_auto_collections_per_rolling_period_across_all_processes(
     exchange's ledger), no 429, the cap used, and every process served."""
     sim = SimulatedExchange(limits=FIVE_HUNDRED)
     sim.add_demo_account()
-    done = [0, 0, 0]
-
-    async def caller(client: object, index: int) -> None:
-        while True:
-            try:
-                await client.pm_auto_collect()  # type: ignore[attr-defined]
-            except RateLimitError:
-                return
-            done[index] += 1
-
-    storages = [await RedisStorage.connect(server.url, processes=3, fresh=True) for _ in range(3)]
-    clients = []
-    try:
-        async with anyio.create_task_group() as tg:
-            for index, storage in enumerate(storages):
-                governor = synced(
-                    Governor(FIVE_HUNDRED, clock=sim.clock, storage=storage, latency=0.02), sim
-                )
-                client = sim.client(governor=governor)
-                clients.append(client)
-                for _ in range(30):
-                    tg.start_soon(caller, client, index)
-            await anyio.sleep(8.0)
-            tg.cancel_scope.cancel()
-    finally:
-        for client in clients:
-            await client.aclose()
-        for storage in storages:
-            with anyio.move_on_after(1):
-                await storage.aclose()
+    async with saturating(server, sim, FIVE_HUNDRED, processes=3, callers=30) as done:
+        await anyio.sleep(8.0)
     most, cap = peak(sim, "pm_auto_collect")
     assert most <= cap, (most, done)
     assert refusals(sim) == 0, done
@@ -133,48 +190,19 @@ async def test_processes_that_lose_redis_do_not_exceed_the_cap(server: RedisServ
     sim = SimulatedExchange(limits=limits)
     sim.add_demo_account()
     counts: dict[str, int] = {}
-    done = [0, 0]
-
-    async def caller(client: object, index: int) -> None:
-        while True:
-            try:
-                await client.pm_auto_collect(max_wait=30)  # type: ignore[attr-defined]
-            except RateLimitError:
-                return
-            done[index] += 1
-
     # A short socket timeout: a liveness span of 0.6 s.
-    storages = [
-        await RedisStorage.connect(server.url, processes=2, socket_timeout=0.2, fresh=True)
-        for _ in range(2)
-    ]
-    clients = []
-    try:
-        async with anyio.create_task_group() as tg:
-            for index, storage in enumerate(storages):
-                governor = synced(
-                    Governor(limits, clock=sim.clock, storage=storage, latency=0.02), sim
-                )
-                client = sim.client(governor=governor)
-                clients.append(client)
-                for _ in range(15):
-                    tg.start_soon(caller, client, index)
-            await anyio.sleep(2.0)  # the cap is used up at once: the first expires at ~5.6 s
-            server.kill()
-            counts["lost"] = sum(done)
-            await anyio.sleep(0.3)  # far less than a period: its calls still count
-            counts["while lost"] = sum(done)
-            server.start()
-            # Restarted empty: nothing granted for a period and a span (5.6 s).
-            await anyio.sleep(6.5)
-            counts["end"] = sum(done)
-            tg.cancel_scope.cancel()
-    finally:
-        for client in clients:
-            await client.aclose()
-        for storage in storages:
-            with anyio.move_on_after(1):
-                await storage.aclose()
+    async with saturating(
+        server, sim, limits, processes=2, callers=15, max_wait=30, socket_timeout=0.2
+    ) as done:
+        await anyio.sleep(2.0)  # the cap is used up at once: the first expires at ~5.6 s
+        server.kill()
+        counts["lost"] = sum(done)
+        await anyio.sleep(0.3)  # far less than a period: its calls still count
+        counts["while lost"] = sum(done)
+        server.start()
+        # Restarted empty: nothing granted for a period and a span (5.6 s).
+        await anyio.sleep(6.5)
+        counts["end"] = sum(done)
     most, cap = peak(sim, "pm_auto_collect")
     assert most <= cap, (most, counts)
     assert refusals(sim) == 0, counts
@@ -182,59 +210,45 @@ async def test_processes_that_lose_redis_do_not_exceed_the_cap(server: RedisServ
 
 
 async def test_a_dead_process_held_calls_stop_counting_a_period_after(
-    server: RedisServer,
+    server: RedisServer, raw: aioredis.Redis
 ) -> None:
     """A process that held cap slots (+inf: in flight) and is not live any more:
     when the cap is short, the others count its calls until a period after
     they noticed, not forever."""
-    raw = aioredis.Redis.from_url(server.url, decode_responses=True)
-    try:
-        sim = SimulatedExchange(limits=CAPPED)
-        sim.add_demo_account()
-        async with await RedisStorage.connect(server.url, fresh=True) as storage:
-            governor = synced(Governor(CAPPED, clock=sim.clock, storage=storage, latency=0.02), sim)
-            async with sim.client(governor=governor) as client:
-                await client.pm_auto_collect()
-                [[counter]] = storage._caps.values()
-                # A dead process's three calls in flight (its id is not live).
-                dead = {f"deadbeef0000:{i}": float("inf") for i in range(3)}
-                await raw.zadd(counter.redis_key, dead)
-                with pytest.raises(RateLimitError):
-                    await client.pm_auto_collect(max_wait=1.0)
-                pairs: list[Any] = await raw.zrange(counter.redis_key, 0, -1, withscores=True)
-                scores = {str(member): float(score) for member, score in pairs}
-                # The cap's token (breaker5 B5-2) is kept at -inf, never pruned.
-                [token] = [m for m in scores if m.startswith("~")]
-                assert scores.pop(token) == float("-inf"), scores
-                now_ms = sim.clock.time() * 1000
-                assert len(scores) == 4, scores  # ours (answered) and the dead one's
-                for member in dead:
-                    # A period (1 minute here) and a span from then, not forever.
-                    assert now_ms < scores[member] <= now_ms + 60_000 + 3_000, scores
-    finally:
-        await raw.aclose()
+    sim = SimulatedExchange(limits=CAPPED)
+    sim.add_demo_account()
+    async with (
+        await RedisStorage.connect(server.url, fresh=True) as storage,
+        client_on(sim, CAPPED, storage) as client,
+    ):
+        await client.pm_auto_collect()
+        [[counter]] = storage._caps.values()
+        # A dead process's three calls in flight (its id is not live).
+        dead = {f"deadbeef0000:{i}": float("inf") for i in range(3)}
+        await raw.zadd(counter.redis_key, dead)
+        with pytest.raises(RateLimitError):
+            await client.pm_auto_collect(max_wait=1.0)
+        pairs: list[Any] = await raw.zrange(counter.redis_key, 0, -1, withscores=True)
+        scores = {str(member): float(score) for member, score in pairs}
+        # The cap's token (breaker5 B5-2) is kept at -inf, never pruned.
+        [token] = [m for m in scores if m.startswith("~")]
+        assert scores.pop(token) == float("-inf"), scores
+        now_ms = sim.clock.time() * 1000
+        assert len(scores) == 4, scores  # ours (answered) and the dead one's
+        for member in dead:
+            # A period (1 minute here) and a span from then, not forever.
+            assert now_ms < scores[member] <= now_ms + 60_000 + 3_000, scores
 
 
 async def test_connect_warns_when_redis_keeps_nothing_on_disk(
-    server: RedisServer, caplog: pytest.LogCaptureFixture
+    server: RedisServer, raw: aioredis.Redis, caplog: pytest.LogCaptureFixture
 ) -> None:
     """breaker4 B4-5 (the warning, not the fix): the test server runs without
     persistence; a restart of it forgets the caps' calls of processes that are
     gone, so connect() says so."""
-    with caplog.at_level(logging.WARNING, logger="binance_transfers.redis"):
-        async with await RedisStorage.connect(server.url):
-            pass
-    assert any("appendonly" in r.getMessage() for r in caplog.records)
-    raw = aioredis.Redis.from_url(server.url, decode_responses=True)
-    try:
-        await raw.config_set("save", "3600 1")  # snapshots (none written here)
-    finally:
-        await raw.aclose()
-    caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="binance_transfers.redis"):
-        async with await RedisStorage.connect(server.url):
-            pass
-    assert not any("appendonly" in r.getMessage() for r in caplog.records)
+    assert any("appendonly" in m for m in await connect_warnings(server, caplog))
+    await raw.config_set("save", "3600 1")  # snapshots (none written here)
+    assert not any("appendonly" in m for m in await connect_warnings(server, caplog))
 
 
 async def test_a_redis_restarted_empty_does_not_reopen_a_used_rolling_cap(
@@ -248,28 +262,18 @@ async def test_a_redis_restarted_empty_does_not_reopen_a_used_rolling_cap(
     sim = SimulatedExchange(limits=CAPPED)
     sim.add_demo_account()
     # The test started this Redis: nothing it does not know of counts.
-    async with await RedisStorage.connect(server.url, processes=2, fresh=True) as storage:
-        governor = synced(Governor(CAPPED, clock=sim.clock, storage=storage, latency=0.02), sim)
-        async with sim.client(governor=governor) as client:
-            with anyio.move_on_after(4.5):
-                for _ in range(4):
-                    await client.pm_auto_collect()
+    await auto_collect(server, sim, CAPPED, within=4.5, processes=2, fresh=True)
     assert len(sim.ledger.executions("pm_auto_collect")) == 4
     server.kill()  # Redis restarts, empty, on the same port
     server.start()
-    async with await RedisStorage.connect(server.url, processes=2) as storage:
-        governor = synced(Governor(CAPPED, clock=sim.clock, storage=storage, latency=0.02), sim)
-        async with sim.client(governor=governor) as client:
-            with anyio.move_on_after(8.0):
-                for _ in range(4):
-                    await client.pm_auto_collect()
+    await auto_collect(server, sim, CAPPED, within=8.0, processes=2)
     statuses = [e.status for e in sim.ledger.entries("pm_auto_collect")]
     assert refusals(sim) == 0, statuses
     assert len(sim.ledger.executions("pm_auto_collect")) == 4, statuses
 
 
 async def test_a_dead_process_held_calls_count_a_period_after_its_last_contact(
-    server: RedisServer,
+    server: RedisServer, raw: aioredis.Redis
 ) -> None:
     """breaker4 B4-6: process A (live: it just reached Redis) holds the whole cap,
     one call answered and three held (+inf: leased or in flight), and dies (no
@@ -281,29 +285,26 @@ async def test_a_dead_process_held_calls_count_a_period_after_its_last_contact(
     limits = attrs.evolve(CAPPED, caps={"pm_auto_collect": ((4, 180),)})
     sim = SimulatedExchange(limits=limits)
     sim.add_demo_account()
-    raw = aioredis.Redis.from_url(server.url, decode_responses=True)
     returned: list[float] = []
-    try:
-        async with await RedisStorage.connect(server.url, socket_timeout=0.1, fresh=True) as b:
-            governor = synced(Governor(limits, clock=sim.clock, storage=b, latency=0.02), sim)
-            async with sim.client(governor=governor) as client:
-                await client.server_time()
-                governor.estimate(ENDPOINTS["pm_auto_collect"], account=client.account)
-                [[counter]] = b._caps.values()  # the cap's pool, made by the estimate
-                key = counter.redis_key
-                seconds, micros = await raw.time()
-                last = seconds * 1000 + micros // 1000  # A's last contact, Redis ms
-                now_ms = sim.clock.time() * 1000
-                t0 = anyio.current_time()
-                await raw.zadd(f"{key}:live", {"a0a0a0a0a0a0": last})
-                held = {f"a0a0a0a0a0a0:{i}": float("inf") for i in range(1, 4)}
-                await raw.zadd(key, {"a0a0a0a0a0a0:0": now_ms + period * 1000, **held})
-                with anyio.move_on_after(5.0):
-                    for _ in range(4):
-                        await client.pm_auto_collect()
-                        returned.append(anyio.current_time() - t0)
-    finally:
-        await raw.aclose()
+    async with (
+        await RedisStorage.connect(server.url, socket_timeout=0.1, fresh=True) as b,
+        client_on(sim, limits, b) as client,
+    ):
+        await client.server_time()
+        client.governor.estimate(ENDPOINTS["pm_auto_collect"], account=client.account)
+        [[counter]] = b._caps.values()  # the cap's pool, made by the estimate
+        key = counter.redis_key
+        seconds, micros = await raw.time()
+        last = seconds * 1000 + micros // 1000  # A's last contact, Redis ms
+        now_ms = sim.clock.time() * 1000
+        t0 = anyio.current_time()
+        await raw.zadd(f"{key}:live", {"a0a0a0a0a0a0": last})
+        held = {f"a0a0a0a0a0a0:{i}": float("inf") for i in range(1, 4)}
+        await raw.zadd(key, {"a0a0a0a0a0a0:0": now_ms + period * 1000, **held})
+        with anyio.move_on_after(5.0):
+            for _ in range(4):
+                await client.pm_auto_collect()
+                returned.append(anyio.current_time() - t0)
     assert refusals(sim) == 0
     assert len(returned) == 4, returned
     # Not before A's calls may stop counting: its answered one at a period,
@@ -314,7 +315,7 @@ async def test_a_dead_process_held_calls_count_a_period_after_its_last_contact(
 
 @pytest.mark.parametrize("loss", ["flushall", "evicted"])
 async def test_a_redis_that_lost_the_caps_without_restarting_does_not_reopen_them(
-    server: RedisServer, loss: str
+    server: RedisServer, raw: aioredis.Redis, loss: str
 ) -> None:
     """breaker5 B5-2: as the restart test above, but Redis loses the cap's calls
     without restarting: an operator's FLUSHALL (its uptime is long: it cannot
@@ -326,37 +327,26 @@ async def test_a_redis_that_lost_the_caps_without_restarting_does_not_reopen_the
     limits = attrs.evolve(CAPPED, caps={"pm_auto_collect": ((4, 120),)})
     sim = SimulatedExchange(limits=limits)
     sim.add_demo_account()
-    raw = aioredis.Redis.from_url(server.url, decode_responses=True)
-    try:
-        if loss == "flushall":
-            up = int((await raw.info("server"))["uptime_in_seconds"])  # whole seconds
-            await anyio.sleep(max(period + 2 - up, 0))  # up for a period and a second
-        # Process A: the whole cap, then it exits (a cron job).
-        async with await RedisStorage.connect(
-            server.url, processes=2, socket_timeout=0.1, fresh=True
-        ) as storage:
-            governor = synced(Governor(limits, clock=sim.clock, storage=storage, latency=0.02), sim)
-            async with sim.client(governor=governor) as client:
-                for _ in range(4):
-                    await client.pm_auto_collect(max_wait=5)  # a loaded machine's trips
-                [[counter]] = storage._caps.values()
-        assert len(sim.ledger.executions("pm_auto_collect")) == 4
-        # The cap's set has no TTL: a volatile-* maxmemory policy never evicts it.
-        assert await raw.ttl(counter.redis_key) == -1
-        if loss == "flushall":
-            await raw.flushall()  # Redis stays up
-        else:
-            await raw.delete(counter.redis_key)  # as allkeys-lru would, alone
-            assert await raw.exists(storage._key("boot")) == 1  # the rest stays
-    finally:
-        await raw.aclose()
+    if loss == "flushall":
+        up = int((await raw.info("server"))["uptime_in_seconds"])  # whole seconds
+        await anyio.sleep(max(period + 2 - up, 0))  # up for a period and a second
+    # Process A: the whole cap, then it exits (a cron job); a loaded machine's trips.
+    a = await auto_collect(
+        server, sim, limits, max_wait=5, processes=2, socket_timeout=0.1, fresh=True
+    )
+    [[counter]] = a._caps.values()
+    assert len(sim.ledger.executions("pm_auto_collect")) == 4
+    # The cap's set has no TTL: a volatile-* maxmemory policy never evicts it.
+    assert await raw.ttl(counter.redis_key) == -1
+    if loss == "flushall":
+        await raw.flushall()  # Redis stays up
+    else:
+        await raw.delete(counter.redis_key)  # as allkeys-lru would, alone
+        assert await raw.exists(a._key("boot")) == 1  # the rest stays
     # Process B, same account, within A's rolling period.
-    async with await RedisStorage.connect(server.url, processes=2, socket_timeout=0.1) as storage:
-        governor = synced(Governor(limits, clock=sim.clock, storage=storage, latency=0.02), sim)
-        async with sim.client(governor=governor) as client:
-            with anyio.move_on_after(period):
-                for _ in range(4):
-                    await client.pm_auto_collect(max_wait=period)
+    await auto_collect(
+        server, sim, limits, within=period, max_wait=period, processes=2, socket_timeout=0.1
+    )
     statuses = [e.status for e in sim.ledger.entries("pm_auto_collect")]
     assert refusals(sim) == 0, statuses
     most, cap = peak(sim, "pm_auto_collect")
@@ -364,7 +354,7 @@ async def test_a_redis_that_lost_the_caps_without_restarting_does_not_reopen_the
 
 
 async def test_a_live_process_re_registers_its_calls_when_the_caps_set_is_evicted(
-    server: RedisServer,
+    server: RedisServer, raw: aioredis.Redis
 ) -> None:
     """breaker5 B5-2, a live owner: the cap's set evicted while process A still
     counts two answered calls. A's next contact (its heartbeat) finds the cap's
@@ -374,52 +364,37 @@ async def test_a_live_process_re_registers_its_calls_when_the_caps_set_is_evicte
     limits = attrs.evolve(CAPPED, caps={"pm_auto_collect": ((4, 120),)})
     sim = SimulatedExchange(limits=limits)
     sim.add_demo_account()
-    raw = aioredis.Redis.from_url(server.url, decode_responses=True)
-    try:
-        async with await RedisStorage.connect(
+    async with (
+        await RedisStorage.connect(
             server.url, processes=2, socket_timeout=0.1, fresh=True
-        ) as storage:
-            governor = synced(Governor(limits, clock=sim.clock, storage=storage, latency=0.02), sim)
-            async with sim.client(governor=governor) as client:
-                for _ in range(2):
-                    await client.pm_auto_collect(max_wait=5)  # a loaded machine's trips
-                [[counter]] = storage._caps.values()
-                await raw.delete(counter.redis_key)  # as allkeys-lru would
-                await anyio.sleep(counter.span)  # a heartbeat comes every quarter span
-                members = [str(m) for m in await raw.zrange(counter.redis_key, 0, -1)]
-                calls = [m for m in members if m.startswith(storage.id)]
-                assert len(calls) == 2 and any(m.startswith("~") for m in members), members
-                # Two of the four are free, but the cap stops for a period.
-                with anyio.move_on_after(0.75 * period):
-                    await client.pm_auto_collect(max_wait=2 * period)
-    finally:
-        await raw.aclose()
+        ) as storage,
+        client_on(sim, limits, storage) as client,
+    ):
+        for _ in range(2):
+            await client.pm_auto_collect(max_wait=5)  # a loaded machine's trips
+        [[counter]] = storage._caps.values()
+        await raw.delete(counter.redis_key)  # as allkeys-lru would
+        await anyio.sleep(counter.span)  # a heartbeat comes every quarter span
+        members = [str(m) for m in await raw.zrange(counter.redis_key, 0, -1)]
+        calls = [m for m in members if m.startswith(storage.id)]
+        assert len(calls) == 2 and any(m.startswith("~") for m in members), members
+        # Two of the four are free, but the cap stops for a period.
+        with anyio.move_on_after(0.75 * period):
+            await client.pm_auto_collect(max_wait=2 * period)
     assert len(sim.ledger.executions("pm_auto_collect")) == 2
     assert refusals(sim) == 0
 
 
 async def test_connect_warns_when_redis_may_evict_the_budget(
-    server: RedisServer, caplog: pytest.LogCaptureFixture
+    server: RedisServer, raw: aioredis.Redis, caplog: pytest.LogCaptureFixture
 ) -> None:
     """breaker5 B5-2 (eviction): a cap's set or a window's leases evicted under
     memory pressure are spent again, and nothing notices: connect() says so
     unless Redis never evicts (no maxmemory, or maxmemory-policy noeviction)."""
-    raw = aioredis.Redis.from_url(server.url, decode_responses=True)
-    try:
-        for config, warned in (({}, False), ({"maxmemory": "100mb"}, True)):
-            for key, value in config.items():
-                await raw.config_set(key, value)
-            await raw.config_set("maxmemory-policy", "volatile-lru")
-            caplog.clear()
-            with caplog.at_level(logging.WARNING, logger="binance_transfers.redis"):
-                async with await RedisStorage.connect(server.url):
-                    pass
-            assert any("evict" in r.getMessage() for r in caplog.records) == warned, config
-        await raw.config_set("maxmemory-policy", "noeviction")
-        caplog.clear()
-        with caplog.at_level(logging.WARNING, logger="binance_transfers.redis"):
-            async with await RedisStorage.connect(server.url):
-                pass
-        assert not any("evict" in r.getMessage() for r in caplog.records)
-    finally:
-        await raw.aclose()
+    for config, warned in (({}, False), ({"maxmemory": "100mb"}, True)):
+        for key, value in config.items():
+            await raw.config_set(key, value)
+        await raw.config_set("maxmemory-policy", "volatile-lru")
+        assert any("evict" in m for m in await connect_warnings(server, caplog)) == warned, config
+    await raw.config_set("maxmemory-policy", "noeviction")
+    assert not any("evict" in m for m in await connect_warnings(server, caplog))

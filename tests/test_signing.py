@@ -39,6 +39,17 @@ def test_hmac_equals_the_standard_library(payload: bytes, secret: str) -> None:
     assert signer.sign(payload) == signer.sign(payload)  # no state leaks between calls
 
 
+@pytest.mark.parametrize("length", [1, 63, 64, 65, 128, 300])
+def test_hmac_keys_around_the_block_size_equal_the_standard_library(length: int) -> None:
+    """Keys shorter than, equal to and longer than SHA-256's 64-byte block (hashed first)."""
+    import hashlib
+    import hmac
+
+    secret = bytes((i * 7 + 1) % 256 for i in range(length))
+    expected = hmac.new(secret, BINANCE_EXAMPLE, hashlib.sha256).hexdigest()
+    assert HmacSigner(secret).sign(BINANCE_EXAMPLE) == expected
+
+
 def _pem(
     key: rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey, password: bytes | None = None
 ) -> bytes:

@@ -78,7 +78,9 @@ class GovernorStats:
     guard: float
     """Seconds of the guard band after each window boundary (trip jitter, >= 2 ms)."""
     clock_uncertainty: float
-    """Bound on the error of the estimate of Binance's clock now (grows since the sync)."""
+    """Bound on the error of the estimate of Binance's clock that the margins use now
+    (``eps``): half the sync's round trip + 1 ms, the drift since the sync, and the
+    allowance for a step of Binance's clock (``CLOCK_STEP``, 10 ms)."""
 
 
 class Introspection:
@@ -179,7 +181,7 @@ class Introspection:
             writes=self._writes,
             trip_bound=g.trip,
             guard=g.guard,
-            clock_uncertainty=self.server_clock.uncertainty_at(now),
+            clock_uncertainty=g.eps,  # what the landing interval uses (trips7)
         )
 
     def __repr__(self) -> str:
