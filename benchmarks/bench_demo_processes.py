@@ -50,6 +50,14 @@ def _pool(outcome: Outcome, key: str) -> tuple[str, float | None, list[float]]:
     )
 
 
+def _per_window(outcome: Outcome, key: str) -> str:
+    """Each common window's use, in % (a median hides whether a few windows or all fall short)."""
+    pool = next(p for p in outcome.seen.pools if p.pool == key or p.pool.endswith(" " + key))
+    return " ".join(
+        f"{100 * pool.windows.get(w, 0) // pool.limit}" for w in common_windows(outcome)
+    )
+
+
 async def run_bench(report: Report, seconds: float = SECONDS) -> None:
     # No injected faults: this measures the rate limits, not the settling.
     options = Options(concurrency=COROUTINES, seconds=seconds, fault_rate=0.0, job="saturate")
@@ -71,6 +79,8 @@ async def run_bench(report: Report, seconds: float = SECONDS) -> None:
     bounds = ", ".join(f"{p.trip_bound[0]:.2f}/{p.trip_bound[1]:.2f}" for p in many.processes)
     stalls = ", ".join(f"{p.stall:.2f}" for p in many.processes)
     print(f"  each process's trip bound, median/max s: {bounds}; longest loop stall s: {stalls}")
+    eps = ", ".join(f"{p.clock_uncertainty * 1000:.0f}" for p in many.processes)
+    print(f"  each process's clock uncertainty (eps, median), ms: {eps}")
     report.add(
         f"{PROCESSES} processes x {COROUTINES} coroutines, one account, one IP: 429s + 418s",
         f"{refusals} ({many.answered_429} + {many.answered_418}), windows over: {len(over)}",
@@ -83,6 +93,7 @@ async def run_bench(report: Report, seconds: float = SECONDS) -> None:
         print(
             f"  {pool}: median use {use}, one process {alone}, parts {[f'{p:.1%}' for p in parts]}"
         )
+        print(f"    per window, %: {_per_window(many, key)} (one process: {_per_window(one, key)})")
         report.add(
             f"{PROCESSES} processes: {name} median use (one process: {alone or 0:.1%})",
             "-" if use is None else f"{use:.1%}",

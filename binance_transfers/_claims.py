@@ -28,10 +28,11 @@ never dropped while the process lives (see there).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import threading
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
@@ -358,20 +359,9 @@ class SqliteClaims:
     def _claim(self, account: str, tran_id: int, owner: str, at_ms: int) -> str:
         with self._lock:
             conn = self._connection()
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                conn.execute(
-                    "INSERT OR IGNORE INTO claims (account, tran_id, owner, at_ms) "
-                    "VALUES (?, ?, ?, ?)",
-                    (account, tran_id, owner, at_ms),
-                )
-                row = conn.execute(
-                    "SELECT owner FROM claims WHERE account = ? AND tran_id = ?", (account, tran_id)
-                ).fetchone()
-                conn.execute("COMMIT")
-            except BaseException:
-                _rollback(conn)
-                raise
+            with _transaction(conn):
+                conn.execute(_INSERT, (account, tran_id, owner, at_ms))
+                row = conn.execute(_OWNER, (account, tran_id)).fetchone()
             return str(row[0])
 
     async def claim(self, account: str, tran_id: int, owner: str, at_ms: int) -> str:
@@ -415,6 +405,23 @@ class SqliteClaims:
 _EXPIRE_EVERY = 1000
 
 
+#: Claim an id, unless it has an owner already; _OWNER then reads whose it is.
+_INSERT = "INSERT OR IGNORE INTO claims (account, tran_id, owner, at_ms) VALUES (?, ?, ?, ?)"
+_OWNER = "SELECT owner FROM claims WHERE account = ? AND tran_id = ?"
+
+
+@contextlib.contextmanager
+def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    """BEGIN IMMEDIATE ... COMMIT; rolled back if anything fails, the COMMIT included."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        conn.execute("COMMIT")
+    except BaseException:
+        _rollback(conn)
+        raise
+
+
 def _rollback(conn: sqlite3.Connection) -> None:
     """Roll back if a transaction is open (a failed COMMIT may have ended it already)."""
     if conn.in_transaction:
@@ -422,30 +429,16 @@ def _rollback(conn: sqlite3.Connection) -> None:
 
 
 def _publish_answered(conn: sqlite3.Connection, ids: list[Answer]) -> None:
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with _transaction(conn):
         taken: list[tuple[Any, ...]] = []
         for account, tran_id, at_ms in ids:
-            cursor = conn.execute(
-                "INSERT OR IGNORE INTO claims (account, tran_id, owner, at_ms) VALUES (?, ?, ?, ?)",
-                (account, tran_id, ANSWERED, at_ms),
-            )
+            cursor = conn.execute(_INSERT, (account, tran_id, ANSWERED, at_ms))
             if cursor.rowcount == 0:
                 taken.append((account, tran_id))
         owners = [
-            (
-                account,
-                tran_id,
-                conn.execute(
-                    "SELECT owner FROM claims WHERE account = ? AND tran_id = ?", (account, tran_id)
-                ).fetchone()[0],
-            )
+            (account, tran_id, conn.execute(_OWNER, (account, tran_id)).fetchone()[0])
             for account, tran_id in taken
         ]
-        conn.execute("COMMIT")
-    except BaseException:
-        _rollback(conn)
-        raise
     for account, tran_id, owner in owners:
         if owner != ANSWERED:
             _conflict(account, tran_id, owner)

@@ -367,6 +367,9 @@ class Client:
 
     async def __aenter__(self) -> Client:
         self._check_open()
+        # perf9f (breaker7 B7-2): the loop is known here, before any call: what its
+        # requests import is imported now, not inside the first call's max_wait.
+        self._transport.prepare()
         return self
 
     async def __aexit__(

@@ -101,7 +101,12 @@ class _LoopTransport(httpx.AsyncBaseTransport):
     def __init__(self, limits: httpx.Limits) -> None:
         self._limits = limits
         self._inner: httpx.AsyncBaseTransport | None = None
-        _preload()
+        # breaker7 B7-2: built here, not by the first request (certifi's bundle
+        # read and parsed: 0.1-0.3 s at load 8, on the loop, inside the call's
+        # max_wait). The context httpx builds by default (trust_env included).
+        self._ssl = httpx.create_ssl_context()
+        self._prepared: object = None  # the library prepare() imported for
+        self.prepare()
 
     @property
     def inner(self) -> httpx.AsyncBaseTransport | None:
@@ -113,10 +118,23 @@ class _LoopTransport(httpx.AsyncBaseTransport):
 
         if sniffio.current_async_library() == "asyncio" and not _mocked():
             try:
-                return WriteAwareAiohttpTransport(limits=self._limits)
+                return WriteAwareAiohttpTransport(limits=self._limits, ssl=self._ssl)
             except ImportError:  # aiohttp not installed
                 pass
-        return httpx.AsyncHTTPTransport(limits=self._limits)
+        return httpx.AsyncHTTPTransport(limits=self._limits, verify=self._ssl)
+
+    def prepare(self) -> None:
+        """Import what requests in the running event loop will need: call it before
+        the first request, where a wait is not inside a call's ``max_wait``.
+
+        ``Client()`` calls it, and ``async with client`` again (a client built
+        outside any loop learns its library there). Each library once.
+        """
+        library = _running_library()
+        if library is not None and library == self._prepared:
+            return
+        _preload(library)
+        self._prepared = library
 
     def choose(self) -> httpx.AsyncBaseTransport:
         """The transport for the running loop, chosen now if it was not yet."""
@@ -133,32 +151,52 @@ class _LoopTransport(httpx.AsyncBaseTransport):
             await self._inner.aclose()
 
 
-def _preload() -> None:
-    """Import, as the client is built, the library its requests will go through.
+def prepare(http: httpx.AsyncClient) -> None:
+    """Run ``_LoopTransport.prepare`` if ``http`` is the package's default client."""
+    transport = getattr(http, "_transport", None)  # httpx's own attribute; absent: nothing
+    if isinstance(transport, _LoopTransport):
+        transport.prepare()
 
-    breaker6 B6-3: imported by the first request, they ran on the event loop
-    inside the first call's ``max_wait`` (0.1 s on a quiet machine, 0.5-0.8 s
-    at load 10: "clock could not be synced within max_wait", every other
-    coroutine stalled meanwhile). ``import binance_transfers`` stays light: only
-    building the default client pays, once. Built inside trio, that is httpcore
-    (trio never uses aiohttp); anywhere else aiohttp (and yarl, multidict), the
-    likely choice. Which serves the loop is still decided at the first request
-    (``choose``).
-    """
+
+def _running_library() -> str | None:
+    """``"asyncio"``, ``"trio"``... or None outside any event loop."""
     import sniffio
 
     try:
-        trio = sniffio.current_async_library() == "trio"
-    except sniffio.AsyncLibraryNotFoundError:  # built outside any event loop
-        trio = False
+        return sniffio.current_async_library()
+    except sniffio.AsyncLibraryNotFoundError:
+        return None
+
+
+def _preload(library: str | None) -> None:
+    """Import now what the first request in ``library``'s loop would import.
+
+    breaker6 B6-3, breaker7 B7-2: imported by the first request, they ran on the
+    event loop inside its ``max_wait`` (0.3-0.8 s at load 8-10: "clock could not
+    be synced within max_wait", every other coroutine stalled meanwhile). Under
+    trio that is httpcore (trio never uses aiohttp); under asyncio aiohttp (and
+    yarl, multidict); inside a loop also anyio's backend for it, and the anyio
+    modules httpx and httpcore use per connection. Outside any loop (a client
+    built at module level) both transports' libraries: no loop waits, and the
+    loop's own part follows at ``async with client`` (``prepare``).
+    ``import binance_transfers`` stays light: only building the default client
+    pays, once. Which transport serves the loop is still decided at the first
+    request (``choose``).
+    """
+    httpcore_too = library != "asyncio"
     try:
-        if trio:
-            import httpcore  # noqa: F401
-        else:
+        if library != "trio":
             import aiohttp  # noqa: F401
             import yarl  # noqa: F401
     except ImportError:  # not installed: httpcore serves every loop
-        pass
+        httpcore_too = True
+    if httpcore_too:
+        import httpcore  # noqa: F401
+    if library is not None:
+        import anyio.streams.tls
+        import anyio.to_thread
+
+        anyio.get_cancelled_exc_class()  # imports anyio's backend for this library
 
 
 def _mocked() -> bool:
@@ -370,10 +408,11 @@ class WriteAwareAiohttpTransport(httpx.AsyncBaseTransport):
     #: It awaits the ``binance_transfers.on_write`` extension before writing.
     reports_writes = True
 
-    def __init__(self, *, limits: httpx.Limits) -> None:
+    def __init__(self, *, limits: httpx.Limits, ssl: Any = None) -> None:
         import aiohttp  # noqa: F401 - fail here (ImportError) rather than at the first request
 
         self._limits = limits
+        self._ssl = ssl  # None: httpx's default context, built at the first request
         self._session: aiohttp.ClientSession | None = None
         self._timeouts: dict[tuple[float | None, ...], aiohttp.ClientTimeout] = {}
 
@@ -381,7 +420,8 @@ class WriteAwareAiohttpTransport(httpx.AsyncBaseTransport):
         import aiohttp
 
         # The SSL context httpx would use (certifi, SSL_CERT_FILE...).
-        connector = _connector(self._limits, httpx.create_ssl_context())
+        ssl = self._ssl if self._ssl is not None else httpx.create_ssl_context()
+        connector = _connector(self._limits, ssl)
         # No cookie jar (Binance sets none worth keeping) and no decoding:
         # httpx decodes the body by its Content-Encoding, as for httpcore.
         self._session = aiohttp.ClientSession(

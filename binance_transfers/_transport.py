@@ -72,6 +72,7 @@ from ._http import (
     RefusedBeforeWriting,
     WriteAwareAiohttpTransport,
     direct_transport,
+    prepare,
     raw_aiohttp,
     send_profile,
     writable,
@@ -550,6 +551,11 @@ class Transport:
                 "this client belongs to another event loop (or thread); create one client "
                 f"per event loop (current thread: {threading.current_thread().name})"
             )
+
+    def prepare(self) -> None:
+        """Import what the running event loop's requests need (see ``_http.prepare``):
+        before a first call, so that no call spends its ``max_wait`` on imports."""
+        prepare(self._http)
 
     def _reports_writes(self, url: str) -> bool:
         known = self._reports_write.get(url)

@@ -96,6 +96,24 @@ async def test_an_sqlite_close_in_a_cancelled_scope_still_publishes(tmp_path: Pa
     assert owners(path) == {21: ANSWERED}
 
 
+async def test_an_sqlite_answer_for_a_claimed_row_keeps_the_claim_and_says_so(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A settlement claimed tranId 51, then an answer carried it: the claim stays, one ERROR
+    names both; a first claim wins over a second (both read back the first owner)."""
+    path = tmp_path / "claims.sqlite"
+    claims = SqliteClaims(path)
+    assert await claims.claim(ACCOUNT, 51, "journal:other:7", AT_MS) == "journal:other:7"
+    assert await claims.claim(ACCOUNT, 51, "journal:mine:1", AT_MS) == "journal:other:7"
+    claims.answered(ACCOUNT, 51, AT_MS)
+    claims.answered(ACCOUNT, 52, AT_MS)
+    with caplog.at_level(logging.ERROR, logger="binance_transfers.reconcile"):
+        await claims.aclose()
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1 and "tranId 51" in errors[0] and "journal:other:7" in errors[0]
+    assert owners(path) == {51: "journal:other:7", 52: ANSWERED}
+
+
 def test_sqlite_claims_publish_under_trio(tmp_path: Path) -> None:
     """The same rule under trio (no event loop timers: a system task of trio's)."""
     import trio

@@ -11,9 +11,10 @@ else. That window stopped, and the next ones reserved 3500-4000 for nobody,
 halving over minutes (27-70 % of the windows, about 1 run in 20-40: it takes a
 window not filled before its end and a sync trip of well over a second; the
 phase of the run in Binance's minute was the wall clock's, so it looked like
-chance). Now a report that may be either of two windows is read as the one
-where ours explain more of it (it then shows no more of others' spending than
-either reading would).
+chance). Now such a report (written within eps of the boundary, ours explaining
+more of it in the other window) is treated as absent: read as the other
+window's instead, it took another process's weight at a window's start for ours
+of the old window (breaker7 B7-1, below).
 
 Deterministic: the exchange's seed and the phase of the run in the minute are
 fixed, and the sync's trip is pinned where the issue's jitter drew it.
@@ -30,6 +31,8 @@ import pytest
 from binance_transfers import BinanceTransfersError
 from binance_transfers._clock import LoopClock
 from binance_transfers.sim import Fault, SimulatedExchange
+
+from .test_governor_properties import Call, World, check_limits, run_crowd
 
 E0 = 1_767_225_600.0  # a minute boundary on Binance's clock
 
@@ -81,3 +84,38 @@ async def test_a_lone_process_with_long_trips_keeps_its_windows(
     # The first two minutes hold the cold start and the first full burst.
     assert len(used) >= 5
     assert min(used[2:-1]) >= 0.9 * 6000, used
+
+
+# breaker7 B7-1 (their reproducer, tests/test_breaker7_settle_either_window.py on branch
+# breaker7): the first answers of a window come from requests written at its very
+# start, within eps of it; the new window has none of ours answered yet, so "the
+# window where ours explain more" was always the old one. The other process's 60 at
+# each window's start was read as ours of the old window, their reservation fell
+# (60 -> 36 -> 18 -> 14) and ours filled a window beside theirs: 170 + 60 of 200.
+# The property's own model (trio MockClock, Binance's true clock), shrunk to 9 callers.
+B7_1_WORLD = World(
+    latency=0.2,
+    clock_error=-0.058904859723067415,
+    drift=-3.428807663757623e-05,
+    step=0.0006857721527899602,
+    after_sync=300.0,
+    foreign=60,
+    time_scale=60.0,
+)
+B7_1_CROWD: list[Call] = [
+    (1, "b", 0.7633806611528475, 0.8246699529646636, None, None, 1.0),
+    (0, "b", 0.6258593209345236, 0.23267763396557606, None, None, 1.0),
+    (0, "b", 0.3497288275661953, 0.2667817173505336, None, None, 1.0),
+    (1, "a", 1.4420579350848914, 0.23075577135161873, None, None, 2.800398449261293),
+    (0, "b", 0.31846887390076717, 0.9245448031537307, None, 1.8958433713959955, 1.0),
+    (2, "b", 1.7353275154888441, 0.5103535438165928, None, None, 1.0),
+    (2, "a", 1.1140201740108984, 0.16778358460605602, None, None, 1.0),
+    (1, "a", 0.10695407262829781, 0.4299607913027337, None, None, 1.0),
+    (0, "a", 1.710255865746884, 0.5675632248292424, None, None, 2.1623547745855234),
+]
+
+
+@pytest.mark.parametrize("schedule", [0, 1, 2, 3])
+def test_a_report_at_a_windows_opening_does_not_hide_anothers_weight(schedule: int) -> None:
+    """Ours and the other process's together stay within /papi's 200 once it was seen."""
+    check_limits(run_crowd(B7_1_CROWD, B7_1_WORLD, schedule=schedule), B7_1_WORLD, combined=True)

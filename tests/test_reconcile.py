@@ -70,13 +70,27 @@ async def unknown_transfer(client: Client, amount: str = "7") -> OutcomeUnknownE
     return caught.value
 
 
+async def unknown_after(
+    fault: Fault, exchange: SimulatedExchange, client: Client, amount: str = "7"
+) -> OutcomeUnknownError:
+    """A universal transfer that meets ``fault`` once (a drop: executed, its answer lost)."""
+    exchange.faults.add(fault, endpoint="universal_transfer", times=1)
+    return await unknown_transfer(client, amount)
+
+
+def lagging(history_lag: float) -> SimulatedExchange:
+    """An exchange whose history shows a transfer ``history_lag`` seconds after it ran."""
+    exchange = SimulatedExchange(history_lag=history_lag)
+    exchange.add_demo_account()
+    return exchange
+
+
 @fake_time
 async def test_an_executed_transfer_is_found_with_its_tran_id(
     exchange: SimulatedExchange, client: Client
 ) -> None:
     """Executed, then the connection dropped: settled as executed, with Binance's tranId."""
-    exchange.faults.add(Fault.drop(), endpoint="universal_transfer", times=1)
-    unknown = await unknown_transfer(client)
+    unknown = await unknown_after(Fault.drop(), exchange, client)
     settled = await client.reconcile(unknown)
     assert settled.executed is True and settled.settled
     assert settled.by is SettleBy.HISTORY
@@ -89,8 +103,7 @@ async def test_a_refused_transfer_is_settled_as_not_executed(
     exchange: SimulatedExchange, client: Client
 ) -> None:
     """503 without executing: once Binance's window has closed, absence is definitive."""
-    exchange.faults.add(Fault.unavailable(), endpoint="universal_transfer", times=1)
-    unknown = await unknown_transfer(client)
+    unknown = await unknown_after(Fault.unavailable(), exchange, client)
     settled = await client.reconcile(unknown)
     assert settled.executed is False and settled.settled and settled.tran_id is None
     assert executed_ids(exchange, "universal_transfer") == []
@@ -101,8 +114,7 @@ async def test_the_history_is_read_only_once_binance_can_no_longer_execute(
     exchange: SimulatedExchange, client: Client
 ) -> None:
     """No history request before timestamp + recvWindow + margin on Binance's clock."""
-    exchange.faults.add(Fault.unavailable(), endpoint="universal_transfer", times=1)
-    unknown = await unknown_transfer(client)
+    unknown = await unknown_after(Fault.unavailable(), exchange, client)
     assert unknown.timestamp is not None and unknown.recv_window == 5000
     await client.reconcile(unknown)
     (lookup, *_) = exchange.ledger.entries("transfer_history")
@@ -116,8 +128,7 @@ async def test_identical_transfers_are_never_taken_for_one_another(
     """Three identical confirmed transfers, then one refused: it is not settled as executed."""
     for _ in range(3):
         await client.transfer(type=TransferType.MAIN_UMFUTURE, asset="USDT", amount="7")
-    exchange.faults.add(Fault.unavailable(), endpoint="universal_transfer", times=1)
-    unknown = await unknown_transfer(client)
+    unknown = await unknown_after(Fault.unavailable(), exchange, client)
     settled = await client.reconcile(unknown)
     assert settled.executed is False
 
@@ -128,10 +139,8 @@ async def test_of_two_identical_unknowns_each_row_is_claimed_once(
 ) -> None:
     """One executed and one refused identical transfer: exactly one settles as executed."""
     await client.transfer(type=TransferType.MAIN_UMFUTURE, asset="USDT", amount="7")
-    exchange.faults.add(Fault.drop(), endpoint="universal_transfer", times=1)
-    first = await unknown_transfer(client)
-    exchange.faults.add(Fault.unavailable(), endpoint="universal_transfer", times=1)
-    second = await unknown_transfer(client)
+    first = await unknown_after(Fault.drop(), exchange, client)
+    second = await unknown_after(Fault.unavailable(), exchange, client)
     settled = [await client.reconcile(first), await client.reconcile(second)]
     assert sorted(bool(s.executed) for s in settled) == [False, True]
     assert {s.tran_id for s in settled if s.executed} == set(
@@ -163,8 +172,7 @@ async def test_pending_rows_are_executed_and_failed_rows_are_not(
 ) -> None:
     """PENDING: executed, still pending (said so). FAILED: not executed (it moved nothing)."""
     exchange.faults.add(settles, endpoint="universal_transfer", times=1)
-    exchange.faults.add(Fault.drop(), endpoint="universal_transfer", times=1)
-    unknown = await unknown_transfer(client, amount="3")
+    unknown = await unknown_after(Fault.drop(), exchange, client, amount="3")
     settled = await client.reconcile(unknown)
     assert (settled.executed, settled.pending, settled.status) == (
         executed,
@@ -177,8 +185,7 @@ async def test_pending_rows_are_executed_and_failed_rows_are_not(
 @fake_time
 async def test_the_margin_covers_binances_history_lag() -> None:
     """A row showing 8 s after execution (past the 5 s recvWindow) needs, and gets, the margin."""
-    exchange = SimulatedExchange(history_lag=8.0)
-    exchange.add_demo_account()
+    exchange = lagging(8.0)
     exchange.faults.add(Fault.drop(), endpoint="universal_transfer", times=1)
     async with exchange.client(settle_margin=5.0) as client:
         unknown = await unknown_transfer(client)
@@ -307,8 +314,7 @@ async def test_absence_is_only_believed_after_a_second_look(
 ) -> None:
     """A row that lags past one margin but not two: executed, and the lag is logged."""
     # Executed at ~t; recvWindow 5 s, margin 2 s: first look at t+7 s, second at t+9 s.
-    exchange = SimulatedExchange(history_lag=8.0)
-    exchange.add_demo_account()
+    exchange = lagging(8.0)
     exchange.faults.add(Fault.drop(), endpoint="universal_transfer", times=1)
     async with exchange.client(settle_margin=MARGIN) as client:
         unknown = await unknown_transfer(client)
@@ -324,8 +330,7 @@ async def test_not_executed_needs_two_empty_searches_a_margin_apart(
     exchange: SimulatedExchange, client: Client
 ) -> None:
     """The "not executed" verdict comes from a search two margins past Binance's window."""
-    exchange.faults.add(Fault.unavailable(), endpoint="universal_transfer", times=1)
-    unknown = await unknown_transfer(client)
+    unknown = await unknown_after(Fault.unavailable(), exchange, client)
     assert unknown.timestamp is not None
     settled = await client.reconcile(unknown)
     assert settled.executed is False and "searched 2 times" in settled.reason
@@ -337,8 +342,7 @@ async def test_not_executed_needs_two_empty_searches_a_margin_apart(
 @fake_time
 async def test_the_default_margin_outlasts_a_30_second_history_lag() -> None:
     """on_unknown="reconcile", default settle_margin, rows 30 s late: never NotExecutedError."""
-    exchange = SimulatedExchange(history_lag=30.0)
-    exchange.add_demo_account()
+    exchange = lagging(30.0)
     exchange.faults.add(Fault.drop(), endpoint="universal_transfer", times=1)
     async with exchange.client(on_unknown="reconcile") as client:
         done = await client.transfer(type=TransferType.MAIN_UMFUTURE, asset="USDT", amount="4")
@@ -359,8 +363,7 @@ async def _retried_sub_transfer(client: Client) -> SubAccountTransferResult:
 async def test_retry_takes_a_duplicate_client_tran_id_as_proof_of_execution() -> None:
     """A resend refused as a duplicate (-4115): the first attempt ran; its result, never -4115."""
     # Lag 10 s > both looks (t+7, t+9 with margin 2 s): "not executed", resent, -4115.
-    exchange = SimulatedExchange(history_lag=10.0)
-    exchange.add_demo_account()
+    exchange = lagging(10.0)
     exchange.faults.add(Fault.drop(), endpoint="sub_account_transfer", times=1)
     async with exchange.client(settle_margin=MARGIN, on_unknown="retry") as client:
         done = await _retried_sub_transfer(client)
@@ -373,8 +376,7 @@ async def test_retry_raises_the_original_unknown_when_a_duplicate_is_not_found(
     tmp_path: Path,
 ) -> None:
     """-4115 but no record in sight: the first OutcomeUnknownError, its row open again."""
-    exchange = SimulatedExchange(history_lag=3600.0)
-    exchange.add_demo_account()
+    exchange = lagging(3600.0)
     exchange.faults.add(Fault.drop(), endpoint="sub_account_transfer", times=1)
     path = tmp_path / "j.sqlite"
     async with exchange.client(settle_margin=MARGIN, on_unknown="retry", journal=path) as client:
@@ -391,8 +393,7 @@ async def test_retry_raises_the_original_unknown_when_a_duplicate_is_not_found(
 @fake_time
 async def test_retry_with_the_default_margin_survives_a_30_second_lag() -> None:
     """on_unknown="retry", default margin, rows 30 s late: the result, executed once."""
-    exchange = SimulatedExchange(history_lag=30.0)
-    exchange.add_demo_account()
+    exchange = lagging(30.0)
     exchange.faults.add(Fault.drop(), endpoint="sub_account_transfer", times=1)
     async with exchange.client(on_unknown="retry") as client:
         done = await _retried_sub_transfer(client)
@@ -415,8 +416,7 @@ async def test_settling_the_same_unknown_twice_gives_the_same_answer(
     exchange: SimulatedExchange, client: Client
 ) -> None:
     """A second reconcile of one error finds its own claimed row, not a false "not executed"."""
-    exchange.faults.add(Fault.drop(), endpoint="universal_transfer", times=1)
-    unknown = await unknown_transfer(client)
+    unknown = await unknown_after(Fault.drop(), exchange, client)
     first = await client.reconcile(unknown)
     again = await client.reconcile(unknown)
     assert first.executed is again.executed is True
@@ -428,8 +428,7 @@ async def test_settling_the_same_unknown_twice_gives_the_same_answer(
 @fake_time
 async def test_retry_never_resends_a_transfer_whose_record_says_failed(lag: float) -> None:
     """FAILED, answer lost: NotExecutedError with the record; not the -4115 nor "unknown"."""
-    exchange = SimulatedExchange(history_lag=lag)
-    exchange.add_demo_account()
+    exchange = lagging(lag)
     exchange.faults.add(Fault.failed(0.0), endpoint="sub_account_transfer", times=1)
     exchange.faults.add(Fault.drop(), endpoint="sub_account_transfer", times=1)
     async with exchange.client(settle_margin=MARGIN, on_unknown="retry") as client:
@@ -463,8 +462,7 @@ async def test_two_concurrent_settlements_of_one_unknown_agree(
     exchange: SimulatedExchange, client: Client
 ) -> None:
     """reconcile(e) twice at once (a failure handler and a periodic job): both "executed"."""
-    exchange.faults.add(Fault.drop(), endpoint="universal_transfer", times=1)
-    unknown = await unknown_transfer(client)
+    unknown = await unknown_after(Fault.drop(), exchange, client)
     async with anyio.create_task_group() as tg:
         settled: list[Settlement] = []
 
@@ -523,8 +521,7 @@ async def test_a_copy_of_an_unknown_settles_like_the_original(
 ) -> None:
     """The original settled, then a copy (from a worker process, an error tracker): the
     copy finds the same record, not a false "not executed" (its row is claimed)."""
-    exchange.faults.add(Fault.drop(), endpoint="universal_transfer", times=1)
-    unknown = await unknown_transfer(client)
+    unknown = await unknown_after(Fault.drop(), exchange, client)
     first = await client.reconcile(unknown)
     again = await client.reconcile(_copy(unknown, how))
     assert (first.executed, first.tran_id) == (again.executed, again.tran_id)
@@ -537,8 +534,7 @@ async def test_an_unknown_and_its_copy_settled_at_once_agree(
     exchange: SimulatedExchange, client: Client, how: str
 ) -> None:
     """A failure handler holds the error, a job queue a pickled copy: settled at once."""
-    exchange.faults.add(Fault.drop(), endpoint="universal_transfer", times=1)
-    unknown = await unknown_transfer(client)
+    unknown = await unknown_after(Fault.drop(), exchange, client)
     settled: list[Settlement] = []
 
     async def settle(error: OutcomeUnknownError) -> None:
@@ -561,8 +557,7 @@ async def test_an_unknown_rebuilt_from_its_fields_is_never_called_not_executed(
     """Rebuilt from stored fields (no request_id), after the original was settled: the
     matching record is claimed by an identical request. "Not executed" would authorise
     a second transfer: the answer is "cannot tell", with the reason."""
-    exchange.faults.add(Fault.drop(), endpoint="universal_transfer", times=1)
-    unknown = await unknown_transfer(client)
+    unknown = await unknown_after(Fault.drop(), exchange, client)
     first = await client.reconcile(unknown)
     rebuilt = OutcomeUnknownError(
         unknown.reason,
@@ -583,8 +578,7 @@ async def test_a_copy_settled_by_another_client_never_touches_its_journal(
     """An error from a process with journal A, settled by a client with journal B: row
     ``journal_id`` of B is somebody else's request and stays as it was."""
     async with exchange.client(journal=tmp_path / "a.sqlite", settle_margin=MARGIN) as one:
-        exchange.faults.add(Fault.drop(), endpoint="universal_transfer", times=1)
-        unknown = await unknown_transfer(one)
+        unknown = await unknown_after(Fault.drop(), exchange, one)
     assert unknown.journal_id == 1 and unknown.journal_path == str(tmp_path / "a.sqlite")
     async with exchange.client(journal=tmp_path / "b.sqlite", settle_margin=MARGIN) as other:
         await other.transfer(type=TransferType.MAIN_UMFUTURE, asset="USDT", amount="3")
@@ -603,8 +597,7 @@ async def test_after_a_restart_a_copy_gets_the_journals_verdict(
     is claimed in the journal) and without reading the history again."""
     path = tmp_path / "j.sqlite"
     async with exchange.client(journal=path, settle_margin=MARGIN) as one:
-        exchange.faults.add(Fault.drop(), endpoint="universal_transfer", times=1)
-        unknown = await unknown_transfer(one)
+        unknown = await unknown_after(Fault.drop(), exchange, one)
         first = await one.reconcile(unknown)
     reads = len(exchange.ledger.entries("transfer_history"))
     async with exchange.client(journal=path, settle_margin=MARGIN) as two:
@@ -638,8 +631,7 @@ async def test_an_open_unknown_keeps_the_ids_its_settlement_must_exclude(
     monkeypatch.setattr("binance_transfers._reconcile._PRUNE_EVERY", 16)
     for _ in range(20):
         await client.transfer(type=TransferType.MAIN_UMFUTURE, asset="USDT", amount="7")
-    exchange.faults.add(Fault.drop(), endpoint="universal_transfer", times=1)
-    unknown = await unknown_transfer(client)
+    unknown = await unknown_after(Fault.drop(), exchange, client)
     for _ in range(100):
         await client.transfer(type=TransferType.MAIN_UMFUTURE, asset="USDT", amount="1")
         await anyio.sleep(1)
@@ -657,8 +649,7 @@ async def test_an_unknown_rebuilt_as_typed_finds_the_transfer_as_sent(
     """Rebuilt from what the user typed (asset "usdt", type in lower case): the client
     sent USDT / MAIN_UMFUTURE, which is what Binance's history shows; compared as typed,
     the executed transfer was declared "not executed" (breaker2 B-6)."""
-    exchange.faults.add(Fault.drop(), endpoint="universal_transfer", times=1)
-    unknown = await unknown_transfer(client)
+    unknown = await unknown_after(Fault.drop(), exchange, client)
     typed = {**unknown.params, "asset": "usdt", "type": "main_umfuture"}
     rebuilt = OutcomeUnknownError(
         "from the log",

@@ -31,6 +31,7 @@ from binance_transfers import (
     RedisStorage,
     Storage,
 )
+from binance_transfers._governor._fixed import FixedPool
 from binance_transfers._redis_server import RedisServer, free_port
 from binance_transfers.sim import SimulatedExchange, serve
 
@@ -523,3 +524,38 @@ async def test_leases_come_in_whole_requests(redis_server: RedisServer) -> None:
             [counter] = storage._counters[f"sapi-ip {endpoint.method} {endpoint.path}"]
             assert counter._grant, counter
             assert all(g % endpoint.ip_weight == 0 for g in counter._grant.values()), counter
+
+
+async def test_a_shared_budget_holds_nothing_back_for_its_own_requests_in_flight(
+    redis_server: RedisServer,
+) -> None:
+    """trips7 (issue 10): on Redis, a usage report above our own count is the other
+    processes' leased weight, which Redis counts already. It was read as weight of
+    others that our requests in flight might hide ("doubts", breaker5 B5-5, for
+    governors that learn each other from headers), and their weight was held back a
+    second time in every other window they may land in: with 100 coroutines per
+    process, most of each process's in-flight weight, for nobody (the 4-process
+    demo fell further than one process under load)."""
+    async with await RedisStorage.connect(redis_server.url) as storage:
+        governor = synced_to_wall(Governor(LIMITS, storage=storage, latency=0.02, cold_start=False))
+        endpoint = ENDPOINTS["pm_balance"]  # /papi, weight 20 of 600 a 1-s window
+        written = []
+        for _ in range(4):
+            permit = await governor.acquire(endpoint)
+            renewed = governor.renew(permit)
+            assert renewed is not None
+            written.append(renewed)
+        pool = next(p for p, _, _ in written[0][2] if p.key == "papi-ip")
+        now = governor.server_clock.clock.monotonic()
+        # The other processes spent 500 of the window; ours answered first.
+        governor.observe(
+            written[3],
+            sent=now,
+            received=now,
+            status=200,
+            headers={"x-mbx-used-weight-1m": "580"},
+        )
+        assert isinstance(pool, FixedPool)
+        assert pool.doubts == {}
+        later = int((now + governor._geometry(now).shift) // pool.period) + 1
+        assert pool._doubt(later) == 0

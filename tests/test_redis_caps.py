@@ -162,21 +162,28 @@ FIVE_HUNDRED = Limits(
 )
 
 
-async def test_500_auto_collections_per_rolling_period_across_all_processes(
+#: A cap the machine reaches even under load: 100 per rolling 3 s needs 33 calls a
+#: second, where three processes make ~90 a second at load 10 on 2 cores (500 per 3 s
+#: needed 167: at load 9-13 the CPU bound first, and the cap was never tested).
+SATURATED = attrs.evolve(FIVE_HUNDRED, caps={"pm_auto_collect": ((100, 180),)})
+
+
+async def test_a_saturated_rolling_cap_holds_across_all_processes(
     server: RedisServer,
 ) -> None:
-    """Three processes, 30 coroutines each, saturate pm_auto_collect for three
-    rolling periods: never more than 500 executed in any rolling period (the
-    exchange's ledger), no 429, the cap used, and every process served."""
-    sim = SimulatedExchange(limits=FIVE_HUNDRED)
+    """Three processes, 30 coroutines each, saturate pm_auto_collect for two and a
+    half rolling periods: the cap is reached and never exceeded in any rolling
+    period (the exchange's ledger), no 429, and every process served. (How close
+    to the cap the callers keep it is bench_redis's to measure, not a unit test's.)"""
+    sim = SimulatedExchange(limits=SATURATED)
     sim.add_demo_account()
-    async with saturating(server, sim, FIVE_HUNDRED, processes=3, callers=30) as done:
+    async with saturating(server, sim, SATURATED, processes=3, callers=30) as done:
         await anyio.sleep(8.0)
     most, cap = peak(sim, "pm_auto_collect")
-    assert most <= cap, (most, done)
+    assert most == cap, (most, done)  # reached (the cap binds, not the CPU), never passed
     assert refusals(sim) == 0, done
     executed = len(sim.ledger.executions("pm_auto_collect"))
-    # 8 s: at least two whole periods of 500.
+    # 8 s: more than two periods' worth (a period's calls free a period after their answer).
     assert executed >= 2 * cap, (executed, done)
     assert min(done) >= 0.15 * sum(done), done
 
@@ -186,7 +193,8 @@ async def test_processes_that_lose_redis_do_not_exceed_the_cap(server: RedisServ
     beyond the slots they held (no local share of a rolling cap), no caller
     hangs, and once Redis is back empty the calls of the period are
     re-registered before anything new is granted: the cap is never exceeded."""
-    limits = attrs.evolve(FIVE_HUNDRED, caps={"pm_auto_collect": ((500, 300),)})  # 5 s
+    # 100 per rolling 5 s: used up within the first 2 s even at load 10 (500 was not).
+    limits = attrs.evolve(SATURATED, caps={"pm_auto_collect": ((100, 300),)})
     sim = SimulatedExchange(limits=limits)
     sim.add_demo_account()
     counts: dict[str, int] = {}
@@ -204,6 +212,7 @@ async def test_processes_that_lose_redis_do_not_exceed_the_cap(server: RedisServ
         await anyio.sleep(6.5)
         counts["end"] = sum(done)
     most, cap = peak(sim, "pm_auto_collect")
+    assert counts["lost"] == cap, counts  # Redis was lost with the cap used up
     assert most <= cap, (most, counts)
     assert refusals(sim) == 0, counts
     assert counts["end"] > counts["while lost"], counts  # back on Redis, calls again

@@ -473,23 +473,29 @@ class FixedPool(Sharing):
             window, own = min(sorted(possible), key=lambda pair: abs(pair[0] - at))
         # -- trips7 (issue 7): our estimate of Binance's clock is off by up to
         # eps (half the sync's trip: 1 s with 0.5-2.5 s trips). Written within
-        # eps of the boundary, the request may have been written, and landed, in
-        # either window: read the report as the one where ours explain more of
-        # it. It then shows others no more than either reading would: no less
-        # safe than not having this report (a later answer wholly in the window
-        # reports on it). A lone process read a window's last report as the next
-        # one's: that window stopped, or 3500 of 6000 were reserved for nobody,
-        # halving over minutes.
-        if len(possible) == 2:
+        # eps of the boundary, the request may have been written, and landed,
+        # in either window. Where ours explain more of the report in the other
+        # window, neither reading is safe to learn from: as the write window's
+        # it takes ours for others' (a lone process read a window's last report
+        # as the next one's: that window stopped, or 3500 of 6000 were reserved
+        # for nobody, halving over minutes); as the other's it takes others'
+        # for ours (breaker7 B7-1: their weight at a window's start, read as
+        # the old window's, lowered their reservation until ours and theirs
+        # overran). It is treated as absent: a later answer wholly in one
+        # window reports on it. Not on a shared storage (Redis): there a report
+        # above everything leased protects a window from late arrivals, and the
+        # write window is the safe side; nothing is reserved from news.
+        absent = False
+        if len(possible) == 2 and self.adapts:
             there = next(pair for pair in possible if pair[0] != window)
             written_at = sent + g.shift
             uncertain = int((written_at - g.eps) // p) <= there[0] <= int((written_at + g.eps) // p)
-            if uncertain and self._explained(there[0]) > self._explained(window):
-                window, own = there
+            absent = uncertain and self._explained(there[0]) > self._explained(window)
         # -- end trips7
         # Binance told us the count: nothing of a previous life is unknown (if
         # it landed in the next window, that one began after the governor did).
-        self.cold = self.out = 0
+        if not absent:  # trips7: it told us nothing we can use
+            self.cold = self.out = 0
         # What others spent there, for the next windows' reservation: the
         # report less everything of ours that can be in it (B4-4): ours answered
         # as landed there, ours that may have landed there or in a neighbour,
@@ -518,6 +524,10 @@ class FixedPool(Sharing):
             for w in sure:
                 if w in (window, middle):
                     self.maybe[w] = self.maybe.get(w, 0) + weight
+        if absent:  # trips7: see above
+            if doubt:
+                self._undoubt(doubt, None)
+            return freed, 0
         mine = self.landed.get(window, 0) + self.maybe.get(window, 0)
         before = self.written.upto(sent)  # in O(log in-flight), not O(in-flight)
         ours = mine + before
@@ -532,7 +542,7 @@ class FixedPool(Sharing):
             # others' (the safe side), as Binance's windows are far longer than
             # a trip (it takes scaled windows to get here).
             ours = self.landed.get(window, 0) + weight
-        elif value > mine and before:
+        elif value > mine and before and self.adapts:  # trips7: Redis counts the others
             # ``flying`` is in write order (``_fly``): those written before this
             # one are its head.
             written_before: list[tuple[int, int]] = []

@@ -63,6 +63,9 @@ class ProcessResult:
     a request may land in are (wider than a window: charged to two or three)."""
     stall: float = 0.0
     """The longest its event loop was late, seconds (a quarter-second timer's lateness)."""
+    clock_uncertainty: float = 0.0
+    """The governor's bound on its clock estimate's error (``GovernorStats.clock_uncertainty``),
+    median of the same samples: it widens the landing interval twice (both ends)."""
 
     def dumps(self) -> str:
         t = self.tally
@@ -89,6 +92,7 @@ class ProcessResult:
                 "elapsed": self.elapsed,
                 "trip_bound": self.trip_bound,
                 "stall": self.stall,
+                "clock_uncertainty": self.clock_uncertainty,
             }
         )
 
@@ -118,6 +122,7 @@ class ProcessResult:
             elapsed=data["elapsed"],
             trip_bound=tuple(data["trip_bound"]),
             stall=data["stall"],
+            clock_uncertainty=data.get("clock_uncertainty", 0.0),
         )
 
 
@@ -212,6 +217,7 @@ async def run_process(
         elapsed=elapsed,
         trip_bound=watched.trip_bound(),
         stall=watched.stall,
+        clock_uncertainty=watched.clock_uncertainty(),
     )
 
 
@@ -220,11 +226,15 @@ class _Watched:
 
     def __init__(self) -> None:
         self.bounds: list[float] = []
+        self.eps: list[float] = []
         self.stall = 0.0
 
     def trip_bound(self) -> tuple[float, float]:
         bounds = sorted(self.bounds)
         return (bounds[len(bounds) // 2], bounds[-1]) if bounds else (0.0, 0.0)
+
+    def clock_uncertainty(self) -> float:
+        return sorted(self.eps)[len(self.eps) // 2] if self.eps else 0.0
 
 
 async def _watch(governor: Governor, deadline: float, watched: _Watched) -> None:
@@ -235,7 +245,9 @@ async def _watch(governor: Governor, deadline: float, watched: _Watched) -> None
         before = time.monotonic()
         await anyio.sleep(step)
         watched.stall = max(watched.stall, time.monotonic() - before - step)
-        watched.bounds.append(governor.stats().trip_bound)
+        stats = governor.stats()
+        watched.bounds.append(stats.trip_bound)
+        watched.eps.append(stats.clock_uncertainty)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
