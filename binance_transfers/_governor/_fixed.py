@@ -510,7 +510,11 @@ class FixedPool(Sharing):
             sure = [w for w, _ in possible if w in charged_at_write] or [w for w, _ in possible]
         if len(sure) == 1:
             self.landed[sure[0]] = self.landed.get(sure[0], 0) + weight
-        else:
+        elif not absent:
+            # An ignored report's request is ours in neither window (breaker7
+            # B7-5: counted "maybe" in both, the next report of either was read
+            # against too much of ours: others 0, a steady 60 faded 60 -> 30 ->
+            # 15, 150-180 of ours beside it).
             # It landed in one of them only: counted as ours in each, it hides
             # what others spent in all but one (share7c's min21: a request
             # written 50 ms before a 0.1-s window ended, answered 3 ms after it,
