@@ -82,8 +82,14 @@ async def test_a_lone_process_with_long_trips_keeps_its_windows(
 ) -> None:
     used = await _alone(seed, phase, sync, jitter)
     # The first two minutes hold the cold start and the first full burst.
-    assert len(used) >= 5
-    assert min(used[2:-1]) >= 0.9 * 6000, used
+    assert len(used) >= 6
+    # gov7d (breaker7 B7-5): a report that may be either window's is ignored, and its
+    # request is ours in neither window; with trips of 0.5-2.5 s in the first minutes
+    # (eps ~1 s: most early answers are such), windows 2-3 then keep 5220-5620 of 6000
+    # (87-94 %: what ours explain less is reserved until a report of one window comes),
+    # from the 4th on 5800 and more, as before.
+    assert min(used[2:4]) >= 0.85 * 6000, used
+    assert min(used[4:-1]) >= 0.9 * 6000, used
 
 
 # breaker7 B7-1 (their reproducer, tests/test_breaker7_settle_either_window.py on branch
