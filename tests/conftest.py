@@ -13,8 +13,17 @@ from urllib.parse import parse_qsl
 import httpx
 import looptime
 import pytest
+from hypothesis import settings
 
 from binance_transfers import Client, Governor
+
+# `make test` (and so CI) draws the same examples every run: a red build then
+# means the code changed, not the dice. Exploration runs with fresh examples:
+# `pytest --hypothesis-profile=explore` (the property tests' failures found that
+# way become explicit example tests).
+settings.register_profile("default", derandomize=True, database=None)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile("default")
 
 API_KEY = "vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7Ju91duEh8A"
 SECRET = "NhqPtmdSJYdKjVHjA7PZj4Mge3R5YNiP1e3UZjInClVN65XAbvqqM6A7H5fATj0j"
