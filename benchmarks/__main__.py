@@ -15,6 +15,7 @@ from . import (
     bench_import,
     bench_peers,
     bench_redis,
+    bench_settle,
     bench_sim,
     bench_stress,
 )
@@ -22,6 +23,8 @@ from ._report import Report
 
 SUITES = {
     "acquire": bench_acquire.run,
+    # An answer's CPU with 1, 100 and 500 requests in flight (gov7d, issue 9).
+    "settle": bench_settle.run,
     "contended": bench_contended.run,
     "behaviour": bench_behaviour.run,
     "clock": bench_clock_error.run,
