@@ -10,9 +10,10 @@ import asyncio
 import anyio
 import looptime
 
-from binance_transfers import ENDPOINTS, BinanceTransfersError
+from binance_transfers import ENDPOINTS, BinanceTransfersError, Governor
 from binance_transfers._clock import LoopClock
 from binance_transfers.sim import Fault, SimulatedExchange
+from tests.test_governor import SUB_UNIVERSAL, synced
 
 E0 = 1_767_225_600.0  # a minute boundary on Binance's clock
 
@@ -68,3 +69,17 @@ async def test_no_request_is_sent_before_the_ban_ends_on_binances_clock() -> Non
     # none may arrive later: the governor knew of the ban by then.
     late = [round(t, 3) for t in bans if t > bans[0] + 2.5]
     assert late == [], f"418 at {late} s, the first at {bans[0]:.3f} s"
+
+
+@looptime.enabled(strict=True)
+async def test_another_processs_ban_ends_on_binances_clock_too() -> None:
+    """The same for a ban another process met, published through a shared storage
+    (its end on Binance's clock): with the estimate off by up to eps (0.5 s here),
+    nothing of ours may be written before the ban's end can have passed on Binance's
+    clock; ``- g.shift`` alone resumed eps early."""
+    g = synced(Governor(latency=0.0, cold_start=False), E0 + 1, eps=0.5)
+    g._storage_froze("*", E0 + 301)  # what RedisStorage calls on another's 418
+    start = anyio.current_time()
+    await g.acquire(SUB_UNIVERSAL, wait_on_ban=True)
+    # 300 s on our estimate, plus the estimate's whole uncertainty and guard.
+    assert anyio.current_time() - start >= 300 + 0.5

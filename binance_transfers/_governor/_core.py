@@ -346,7 +346,9 @@ class Governor(Reporting, Introspection, Planning, Feedback):
     def _storage_froze(self, key: str, server_until: float) -> None:
         """Another process met a 429 (pool ``key``) or a 418 (``"*"``): stop too."""
         now = self._monotonic()
-        until = server_until - self._geometry(now).shift
+        # On Binance's clock: over once nothing written then can land before it,
+        # however far off our estimate is (B7-3, as for our own 418s).
+        until = server_until - self._geometry(now).lo
         if key == "*":
             self.ban(until)
         elif (pool := self._pools.get(key)) is not None:
