@@ -1524,7 +1524,9 @@ class Client:
             except OutcomeUnknownError as unknown:
                 if mode == "raise":
                     raise
-                settlement = await self._settle_for_caller(unknown, self.reconcile(unknown))
+                settlement = await _settling.settle_for_caller(
+                    self, unknown, self.reconcile(unknown)
+                )
                 if settlement.executed is None:
                     raise  # Binance's records cannot tell: the caller must know
                 if settlement.executed:
@@ -1549,25 +1551,8 @@ class Client:
                 # The resend was refused because Binance has seen this
                 # clientTranId: an earlier attempt executed after all (its
                 # record lagged past the settlement). Never a refusal.
-                return await self._after_duplicate(name, params, model, unknowns, refused)
+                return await _settling.after_duplicate(self, name, params, model, unknowns, refused)
         raise AssertionError("unreachable")  # pragma: no cover
-
-    async def _settle_for_caller(
-        self, unknown: OutcomeUnknownError, settling: Awaitable[Settlement]
-    ) -> Settlement:
-        """Await ``settling`` for a waiting caller (see :func:`_settling.settle_for_caller`)."""
-        return await _settling.settle_for_caller(self, unknown, settling)
-
-    async def _after_duplicate(
-        self,
-        name: str,
-        params: Sequence[tuple[str, str]],
-        model: type[_T],
-        unknowns: list[OutcomeUnknownError],
-        refused: BinanceAPIError,
-    ) -> _T:
-        """An earlier attempt executed (see :func:`_settling.after_duplicate`)."""
-        return await _settling.after_duplicate(self, name, params, model, unknowns, refused)
 
     async def _close_intent(self, call: _CallState, note: str) -> None:
         """Mark the call's row refused, if it is still open (nothing was sent)."""

@@ -24,13 +24,12 @@ from __future__ import annotations
 
 import asyncio
 
-import anyio
 import looptime
 import pytest
 
-from binance_transfers import BinanceTransfersError
 from binance_transfers._clock import LoopClock
 from binance_transfers.sim import Fault, SimulatedExchange
+from tests.test_governor_shared_ip import _readers
 
 from .test_governor_properties import Call, World, check_limits, run_crowd
 
@@ -48,20 +47,8 @@ async def _alone(seed: int, phase: float, sync: float | None, jitter: float) -> 
     else:
         exchange.faults.add(Fault.latency(sync), endpoint="server_time")
         exchange.faults.add(Fault.latency(0.5, jitter=jitter), endpoint="pm_balance")
-    loop = asyncio.get_running_loop()
-    stop = loop.time() + 300
-    client = exchange.client()
-
-    async def reader() -> None:
-        while loop.time() < stop:
-            try:
-                await client.pm_balances()
-            except BinanceTransfersError:
-                await anyio.sleep(1)
-
-    async with client, anyio.create_task_group() as group:
-        for _ in range(40):
-            group.start_soon(reader)
+    now = asyncio.get_running_loop().time()
+    await _readers(exchange.client(), 40, now, now + 300)
     assert [e.status for e in exchange.ledger if e.status != 200] == []
     assert exchange.ledger.over_limit() == []
     weights = exchange.ledger.window_weights("papi-ip")
