@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 import attrs
 import cattrs
@@ -200,92 +200,38 @@ class SubAccountAccountType(enum.StrEnum):
     ISOLATED_MARGIN = "ISOLATED_MARGIN"
 
 
-class _Model:
-    """What the models share: ``__repr__``, ``__eq__`` and ``__hash__``, written once.
-
-    attrs generates and compiles these three for each class: about 60 % of the
-    cost of making one, and ``from binance_transfers import Client`` makes all 26
-    models (``_models`` imports in 10-11 ms instead of 16-19, of ~150-180 for the
-    whole import). These read the same ``attrs.fields`` and do what attrs'
-    generated ones do, field options included: the same repr
-    (``TransferResult(tran_id=1)``; a field with ``repr=False`` left out, a
-    callable ``repr`` used), equal when of the same class with equal fields
-    (``eq=False`` fields skipped, ``eq_key`` applied), hashed by the fields that
-    compare (or by ``hash=``). tests/test_models.py checks each against attrs'
-    own on twin classes. Only the import is faster: none of these is hot.
-    """
-
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        shown = []
-        for a in _fields(self):
-            if a.repr is False:
-                continue
-            value = getattr(self, a.name)
-            shown.append(f"{a.name}={value!r}" if a.repr is True else f"{a.name}={a.repr(value)}")
-        return f"{type(self).__qualname__.rsplit('>.', 1)[-1]}({', '.join(shown)})"
-
-    def __eq__(self, other: object) -> bool:
-        if other.__class__ is not self.__class__:
-            return NotImplemented
-        return _compared(self, "eq") == _compared(other, "eq")
-
-    def __hash__(self) -> int:
-        return hash((type(self), *_compared(self, "hash")))
-
-
-def _fields(model: _Model) -> tuple[attrs.Attribute[Any], ...]:
-    fields: tuple[attrs.Attribute[Any], ...] = attrs.fields(
-        cast("type[attrs.AttrsInstance]", type(model))
-    )
-    return fields
-
-
-def _compared(model: _Model, use: str) -> tuple[Any, ...]:
-    """What ``__eq__`` (``use="eq"``) or ``__hash__`` (``"hash"``) compares, as attrs picks it."""
-    values = []
-    for a in _fields(model):
-        counts = a.eq if use == "eq" or a.hash is None else a.hash
-        if counts:
-            value = getattr(model, a.name)
-            key = getattr(a, "eq_key", None)  # not in attrs' type stubs
-            values.append(value if key is None else key(value))
-    return tuple(values)
-
-
-@attrs.frozen(kw_only=True, repr=False, eq=False)  # _Model's
-class TransferResult(_Model):
+@attrs.frozen(kw_only=True)
+class TransferResult:
     """Answer of a universal transfer."""
 
     tran_id: int
     """Binance's id of the transfer; it appears in the transfer history."""
 
 
-@attrs.frozen(kw_only=True, repr=False, eq=False)  # _Model's
-class Acknowledgement(_Model):
+@attrs.frozen(kw_only=True)
+class Acknowledgement:
     """Answer of the collection endpoints, which return no id (``{"msg": "success"}``)."""
 
     msg: str
 
 
-@attrs.frozen(kw_only=True, repr=False, eq=False)  # _Model's
-class MarginTransferResult(_Model):
+@attrs.frozen(kw_only=True)
+class MarginTransferResult:
     """Answer of the sub-account margin transfer."""
 
     txn_id: str
     """Binance's id of the transfer; a string on the wire, kept as one."""
 
 
-@attrs.frozen(kw_only=True, repr=False, eq=False)  # _Model's
-class BnbTransferResult(_Model):
+@attrs.frozen(kw_only=True)
+class BnbTransferResult:
     """Answer of the Portfolio Margin (Pro) BNB transfers."""
 
     tran_id: int
 
 
-@attrs.frozen(kw_only=True, repr=False, eq=False)  # _Model's
-class SubAccountTransferResult(_Model):
+@attrs.frozen(kw_only=True)
+class SubAccountTransferResult:
     """Answer of the sub-account universal transfer."""
 
     tran_id: int
@@ -293,8 +239,8 @@ class SubAccountTransferResult(_Model):
     """The ``clientTranId`` sent, echoed back by Binance."""
 
 
-@attrs.frozen(kw_only=True, repr=False, eq=False)  # _Model's
-class ServerTime(_Model):
+@attrs.frozen(kw_only=True)
+class ServerTime:
     """Binance's clock."""
 
     server_time: int
@@ -306,8 +252,8 @@ class ServerTime(_Model):
         return _utc(self.server_time)
 
 
-@attrs.frozen(kw_only=True, repr=False, eq=False)  # _Model's
-class TransferRecord(_Model):
+@attrs.frozen(kw_only=True)
+class TransferRecord:
     """One row of the universal transfer history."""
 
     asset: str
@@ -324,16 +270,16 @@ class TransferRecord(_Model):
         return _utc(self.timestamp)
 
 
-@attrs.frozen(kw_only=True, repr=False, eq=False)  # _Model's
-class TransferPage(_Model):
+@attrs.frozen(kw_only=True)
+class TransferPage:
     """One page of the universal transfer history as Binance returns it."""
 
     total: int
     rows: tuple[TransferRecord, ...] = ()
 
 
-@attrs.frozen(kw_only=True, repr=False, eq=False)  # _Model's
-class SubAccountTransferRecord(_Model):
+@attrs.frozen(kw_only=True)
+class SubAccountTransferRecord:
     """One row of the sub-account universal transfer history."""
 
     tran_id: int
@@ -355,8 +301,8 @@ class SubAccountTransferRecord(_Model):
         return _utc(self.create_time_stamp)
 
 
-@attrs.frozen(kw_only=True, repr=False, eq=False)  # _Model's
-class SubAccountTransferPage(_Model):
+@attrs.frozen(kw_only=True)
+class SubAccountTransferPage:
     """One page of the sub-account universal transfer history."""
 
     total_count: int
@@ -372,8 +318,8 @@ def _wire_name(name: str) -> dict[str, str]:
     return {"wire": name}
 
 
-@attrs.frozen(kw_only=True, repr=False, eq=False)  # _Model's
-class WalletBalance(_Model):
+@attrs.frozen(kw_only=True)
+class WalletBalance:
     """One wallet of the overview (GET /sapi/v1/asset/wallet/balance), valued in a quote asset."""
 
     wallet_name: str
@@ -384,8 +330,8 @@ class WalletBalance(_Model):
     """Whether the wallet is opened."""
 
 
-@attrs.frozen(kw_only=True, repr=False, eq=False)  # _Model's
-class AssetBalance(_Model):
+@attrs.frozen(kw_only=True)
+class AssetBalance:
     """One asset of a spot, funding or sub-account spot wallet."""
 
     asset: str
@@ -402,8 +348,8 @@ class AssetBalance(_Model):
         return self.free + self.locked + self.freeze + self.withdrawing
 
 
-@attrs.frozen(kw_only=True, repr=False, eq=False)  # _Model's
-class MarginAsset(_Model):
+@attrs.frozen(kw_only=True)
+class MarginAsset:
     """One asset of a cross-margin account."""
 
     asset: str
@@ -414,8 +360,8 @@ class MarginAsset(_Model):
     net_asset: Decimal = _ZERO
 
 
-@attrs.frozen(kw_only=True, repr=False, eq=False)  # _Model's
-class MarginAccount(_Model):
+@attrs.frozen(kw_only=True)
+class MarginAccount:
     """The cross-margin account (GET /sapi/v1/margin/account)."""
 
     user_assets: tuple[MarginAsset, ...] = ()
@@ -434,8 +380,8 @@ class MarginAccount(_Model):
         return next((row for row in self.user_assets if row.asset == name), None)
 
 
-@attrs.frozen(kw_only=True, repr=False, eq=False)  # _Model's
-class FuturesBalance(_Model):
+@attrs.frozen(kw_only=True)
+class FuturesBalance:
     """One asset of a USDⓈ-M (GET /fapi/v3/balance) or COIN-M (GET /dapi/v1/balance) wallet."""
 
     asset: str
@@ -461,8 +407,8 @@ class FuturesBalance(_Model):
         return self.available_balance
 
 
-@attrs.frozen(kw_only=True, repr=False, eq=False)  # _Model's
-class PortfolioMarginBalance(_Model):
+@attrs.frozen(kw_only=True)
+class PortfolioMarginBalance:
     """One asset of a Portfolio Margin (GET /papi/v1/balance) or PM Pro account."""
 
     asset: str
@@ -487,8 +433,8 @@ class PortfolioMarginBalance(_Model):
     update_time: int = 0
 
 
-@attrs.frozen(kw_only=True, repr=False, eq=False)  # _Model's
-class PortfolioMarginAccount(_Model):
+@attrs.frozen(kw_only=True)
+class PortfolioMarginAccount:
     """The Portfolio Margin account (GET /papi/v1/account), amounts in USD."""
 
     account_status: str
@@ -504,8 +450,8 @@ class PortfolioMarginAccount(_Model):
     update_time: int = 0
 
 
-@attrs.frozen(kw_only=True, repr=False, eq=False)  # _Model's
-class SubAccountAssets(_Model):
+@attrs.frozen(kw_only=True)
+class SubAccountAssets:
     """A sub-account's spot assets (GET /sapi/v4/sub-account/assets)."""
 
     balances: tuple[AssetBalance, ...] = ()
@@ -515,8 +461,8 @@ class SubAccountAssets(_Model):
         return next((row.free for row in self.balances if row.asset == asset), _ZERO)
 
 
-@attrs.frozen(kw_only=True, repr=False, eq=False)  # _Model's
-class SubAccountFuturesRow(_Model):
+@attrs.frozen(kw_only=True)
+class SubAccountFuturesRow:
     """One sub-account of the futures summary."""
 
     email: str
@@ -526,8 +472,8 @@ class SubAccountFuturesRow(_Model):
     total_unrealized_profit: Decimal = _ZERO
 
 
-@attrs.frozen(kw_only=True, repr=False, eq=False)  # _Model's
-class FuturesAccountSummary(_Model):
+@attrs.frozen(kw_only=True)
+class FuturesAccountSummary:
     """The master's view of its sub-accounts' USDⓈ-M or COIN-M futures wallets."""
 
     sub_account_list: tuple[SubAccountFuturesRow, ...] = ()
@@ -540,16 +486,16 @@ class FuturesAccountSummary(_Model):
     """COIN-M: the sum valued in BTC."""
 
 
-@attrs.frozen(kw_only=True, repr=False, eq=False)  # _Model's
-class SubAccountFuturesSummaryPage(_Model):
+@attrs.frozen(kw_only=True)
+class SubAccountFuturesSummaryPage:
     """GET /sapi/v2/sub-account/futures/accountSummary as Binance returns it."""
 
     future_account_summary_resp: FuturesAccountSummary | None = None
     delivery_account_summary_resp: FuturesAccountSummary | None = None
 
 
-@attrs.frozen(kw_only=True, repr=False, eq=False)  # _Model's
-class SubAccountMarginRow(_Model):
+@attrs.frozen(kw_only=True)
+class SubAccountMarginRow:
     """One sub-account of the margin summary (values in BTC)."""
 
     email: str
@@ -558,8 +504,8 @@ class SubAccountMarginRow(_Model):
     total_net_asset_of_btc: Decimal = _ZERO
 
 
-@attrs.frozen(kw_only=True, repr=False, eq=False)  # _Model's
-class MarginAccountSummary(_Model):
+@attrs.frozen(kw_only=True)
+class MarginAccountSummary:
     """The master's view of its sub-accounts' margin accounts (values in BTC)."""
 
     sub_account_list: tuple[SubAccountMarginRow, ...] = ()
@@ -568,8 +514,8 @@ class MarginAccountSummary(_Model):
     total_net_asset_of_btc: Decimal = _ZERO
 
 
-@attrs.frozen(kw_only=True, repr=False, eq=False)  # _Model's
-class SubAccountMarginAccount(_Model):
+@attrs.frozen(kw_only=True)
+class SubAccountMarginAccount:
     """One sub-account's margin account in detail (GET /sapi/v1/sub-account/margin/account)."""
 
     email: str
@@ -584,8 +530,8 @@ class SubAccountMarginAccount(_Model):
         return next((row for row in self.margin_user_asset_vo_list if row.asset == name), None)
 
 
-@attrs.frozen(kw_only=True, repr=False, eq=False)  # _Model's
-class SubAccount(_Model):
+@attrs.frozen(kw_only=True)
+class SubAccount:
     """One sub-account of the master (GET /sapi/v1/sub-account/list)."""
 
     email: str
@@ -595,8 +541,8 @@ class SubAccount(_Model):
     remark: str = ""
 
 
-@attrs.frozen(kw_only=True, repr=False, eq=False)  # _Model's
-class SubAccountList(_Model):
+@attrs.frozen(kw_only=True)
+class SubAccountList:
     """One page of GET /sapi/v1/sub-account/list."""
 
     sub_accounts: tuple[SubAccount, ...] = ()

@@ -46,7 +46,7 @@ import anyio
 import attrs
 import httpx
 
-from ._endpoints import Endpoint, Host, Security
+from ._endpoints import Endpoint, Host
 from ._exceptions import (
     AuthenticationError,
     BinanceAPIError,
@@ -77,7 +77,7 @@ from ._http import (
     send_profile,
     writable,
 )
-from ._signing import HmacSigner, Signer
+from ._signing import Signer
 
 __all__ = ["DEFAULT_TIMEOUT", "ON_WRITE", "ExchangeOutcome", "Transport"]
 
@@ -887,7 +887,7 @@ class Transport:
         ):
             encoded = "&".join([f"{k}={v if _plain(v) else quote_plus(v)}" for k, v in params])
         pairs = dict(params)
-        if endpoint.security is not _UNSIGNED:
+        if endpoint.security.signed:
             timestamp = attempt.timestamp = self.governor.server_clock.now_ms()
             window = attempt.recv_window = recv_window or self.recv_window
             # Digits only: nothing to quote.
@@ -895,9 +895,8 @@ class Transport:
             pairs["timestamp"] = timestamp_text = str(timestamp)
             stamp = f"recvWindow={window_text}&timestamp={timestamp_text}"
             encoded = f"{encoded}&{stamp}" if encoded else stamp
-            signer = self._signer
             try:
-                signature: object = signer.sign(encoded.encode())
+                signature: object = self._signer.sign(encoded.encode())
                 if not isinstance(signature, str):  # None, or a coroutine (an async signer)
                     close = getattr(signature, "close", None)
                     if close is not None:
@@ -909,7 +908,7 @@ class Transport:
                     f"{endpoint.name}: the signer failed ({type(exc).__name__}); nothing was sent"
                 ) from self._scrubbed(exc)
             # HMAC's hex needs no quoting; RSA's and Ed25519's base64 may.
-            if type(signer) is not HmacSigner and not _plain(signature):
+            if not _plain(signature):
                 signature = quote(signature, safe="")
             encoded = f"{encoded}&signature={signature}"
         attempt.params = pairs
@@ -1271,7 +1270,6 @@ def _semaphore(size: int) -> Any:
 
 
 _FORM = {"Content-Type": "application/x-www-form-urlencoded"}
-_UNSIGNED = Security.NONE
 # What urlencode leaves as it is.
 _plain = re.compile(r"[A-Za-z0-9_.~-]*").fullmatch
 _plain_query = re.compile(r"[A-Za-z0-9_.~=&-]*").fullmatch

@@ -595,9 +595,7 @@ class FixedPool(Sharing):
         # 300), and with a trip bound above a window (a 1.5 s spike) every window
         # opened ahead was reserved that much for nobody (/papi at 7-20 %).
         if others > 0:
-            others = max(others, rough)
-        if others > 0:
-            others = min(others, self.limit - self.heaviest)
+            others = min(max(others, rough), self.limit - self.heaviest)
             for later in range(window + 1, self.top + 1):
                 if counter.foreign(later) < others:
                     counter.reserve(later, others)
