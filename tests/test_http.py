@@ -656,55 +656,8 @@ async def test_a_header_name_aiohttp_would_refuse_is_refused_before_anything_is_
         assert server.connections == 0
 
 
-# -- breaker6 B6-3: the transport library is imported by Client(), not by its first call ---
-
-_FIRST_CALL_SCRIPT = textwrap.dedent(
-    """
-    import asyncio, json, sys, time
-    from decimal import Decimal
-    from binance_transfers import Client
-    from binance_transfers.sim import DEMO_API_KEY, DEMO_API_SECRET, SimulatedExchange, serve
-
-    async def main():
-        exchange = SimulatedExchange(seed=3)
-        exchange.add_demo_account()
-        async with serve(exchange) as server:
-            async with Client(
-                DEMO_API_KEY, DEMO_API_SECRET, api_url=server.url, papi_url=server.url
-            ) as client:
-                before = set(sys.modules)
-                t0 = time.monotonic()
-                await client.transfer(type="MAIN_UMFUTURE", asset="USDT", amount=Decimal(1))
-                t1 = time.monotonic()
-                await client.transfer(type="MAIN_UMFUTURE", asset="USDT", amount=Decimal(1))
-                t2 = time.monotonic()
-        imported = sorted(m for m in set(sys.modules) - before if "." not in m)
-        print(json.dumps({"imported": imported, "first": t1 - t0, "second": t2 - t1}))
-
-    asyncio.run(main())
-    """
-)
-
-
-def test_the_first_call_imports_no_transport_library_on_the_event_loop() -> None:
-    """breaker6 B6-3: aiohttp (+ yarl, multidict) imported inside the first call blocked
-    the loop and spent its max_wait (0.5-0.8 s at load 10). Client() imports them."""
-    done = subprocess.run(  # noqa: S603 - our own interpreter and code
-        [sys.executable, "-c", _FIRST_CALL_SCRIPT],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    seen = json.loads(done.stdout.strip().splitlines()[-1])
-    heavy = [
-        m for m in seen["imported"] if m in ("aiohttp", "httpcore", "h11", "yarl", "multidict")
-    ]
-    assert heavy == [], (
-        f"imported inside the first call (on the event loop, in its max_wait): {heavy}; "
-        f"first call {seen['first']:.3f} s, second {seen['second']:.3f} s"
-    )
-
+# -- B6-3: the transport library is imported by Client(), not by its first call (the first
+# call itself: tests/test_first_call_imports.py) ---
 
 _TRIO_CLIENT_SCRIPT = textwrap.dedent(
     """
