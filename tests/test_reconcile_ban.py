@@ -34,13 +34,6 @@ IP = "127.0.0.1"  # SimulatedExchange.client's
 
 
 @pytest.fixture
-def exchange() -> SimulatedExchange:
-    sim = SimulatedExchange()
-    sim.add_demo_account()
-    return sim
-
-
-@pytest.fixture
 async def client(exchange: SimulatedExchange) -> AsyncIterator[Client]:
     async with exchange.client(settle_margin=MARGIN) as c:
         yield c

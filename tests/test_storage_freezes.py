@@ -12,10 +12,8 @@ sockets); one-second windows.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
 
 import anyio
-import pytest
 
 from binance_transfers import (
     Client,
@@ -27,16 +25,9 @@ from binance_transfers import (
     ThrottledError,
 )
 from binance_transfers._redis_server import RedisServer
-from binance_transfers.sim import SimulatedExchange
 
+from .conftest import demo_exchange, governor_on, synced
 from .redis_child import LIMITS  # 60 weight per 1-s window on /api
-from .test_redis import synced
-
-
-@pytest.fixture
-def redis_server() -> Iterator[RedisServer]:
-    with RedisServer() as server:
-        yield server
 
 
 class Freezes(GovernorHooks):
@@ -53,10 +44,9 @@ async def test_a_429_freeze_is_not_bounced_between_processes_and_ends(
     redis_server: RedisServer,
 ) -> None:
     """Process A meets a 429 on /api (an outsider filled the window); B learns
-    it through Redis. Each announces the freeze once, and both call again once
-    neither is frozen once it is over (it grew by each bounce, for as long as they ran)."""
-    sim = SimulatedExchange(limits=LIMITS)
-    sim.add_demo_account()
+    it through Redis. Each announces the freeze once, and neither is frozen
+    once it is over (it grew by each bounce, for as long as they ran)."""
+    sim = demo_exchange(limits=LIMITS)
     outsider = sim.client(
         governor=synced(
             Governor(LIMITS, clock=sim.clock, storage=MemoryStorage(), cold_start=False), sim
@@ -67,8 +57,8 @@ async def test_a_429_freeze_is_not_bounced_between_processes_and_ends(
     clients: list[Client] = []
     try:
         for storage, hook in zip(storages, hooks, strict=True):
-            governor = Governor(LIMITS, clock=sim.clock, storage=storage, latency=0.02, hooks=hook)
-            clients.append(sim.client(governor=synced(governor, sim), retry_on_429=False))
+            governor = governor_on(sim, LIMITS, storage, hooks=hook)
+            clients.append(sim.client(governor=governor, retry_on_429=False))
         for client in clients:  # warm: each governor has had an answer
             await client.server_time()
         # Early in a window: the outsider fills it, A's next call earns the 429.
