@@ -1361,7 +1361,13 @@ def _json(content: bytes) -> Any:
         # Binance answers in UTF-8. Any other encoding JSON allows (UTF-16/32,
         # a BOM) fails here, for it holds NUL bytes or a BOM no JSON text
         # starts with, and gets the encoding detected.
-        return _DECODER.decode(content.decode())
+        text = content.decode()
+        # Binance's answer is one JSON value, no whitespace around it: read at
+        # once (decode() first matches whitespace before and after it, by regex).
+        value, end = _DECODER.raw_decode(text)
+        if end == len(text):
+            return value
+        return _DECODER.decode(text)  # whitespace after it, or more than one value
     except (ValueError, RecursionError):
         pass
     try:
