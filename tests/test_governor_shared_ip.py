@@ -23,6 +23,7 @@ from binance_transfers import (
     Limits,
     ThrottledError,
 )
+from binance_transfers._clock import LoopClock
 from binance_transfers._governor._fixed import FixedPool
 from binance_transfers.sim import Fault, SimulatedExchange
 
@@ -247,3 +248,49 @@ async def test_news_that_shares_the_cached_window_takes_it_off_the_fast_path() -
     cached = await _fill_after_news_of_the_last_window(off_fast_path=False)
     assert shared[0] < 200  # the rule holds some back
     assert cached == shared, f"fast path: {cached}, sharing rule: {shared} (permits, used)"
+
+
+@looptime.enabled(strict=True)
+async def test_two_processes_with_long_trips_and_heavy_requests_are_never_banned() -> None:
+    """breaker7 B7-4: two processes, each its own governor, 3 callers each of PM
+    auto-collection (750 of /papi's 6000: 8 a window), answers 0.5-1.5 s late and
+    the clock sync's trip 1.9 s (Binance's clock known to ~0.97 s), the run 54 s
+    into Binance's minute. After the first window's 429 neither saw the other in
+    windows 1-2; both wrote their share at window 3's opening, within the clock's
+    uncertainty of the boundary, so every report of the opening was read as no
+    window's (either may be its), and each filled window 3 as if alone: 6750-7500
+    of 6000, a 429 (and 418s before B7-3's fix). Issue 7's target: never a 418,
+    429s only in the first two windows. Deterministic on looptime (the exchange's
+    seed and the phase are fixed)."""
+    start = 1_767_225_600.0 + 54.0  # 54 s into a minute on Binance's clock
+    exchange = SimulatedExchange(seed=1, clock=LoopClock(epoch=start))
+    exchange.add_demo_account()
+    exchange.faults.add(Fault.latency(1.9), endpoint="server_time")
+    exchange.faults.add(Fault.latency(0.5, jitter=1.0), endpoint="pm_auto_collect")
+    loop = asyncio.get_running_loop()
+    stop = loop.time() + 300
+
+    async def process(client: Client) -> None:
+        async def caller() -> None:
+            while loop.time() < stop:
+                try:
+                    await client.pm_auto_collect()
+                except BinanceTransfersError:
+                    await anyio.sleep(1)
+
+        async with client, anyio.create_task_group() as group:
+            for _ in range(3):
+                group.start_soon(caller)
+
+    async with anyio.create_task_group() as group:
+        for _ in range(2):
+            group.start_soon(process, exchange.client())
+    first = min(int(e.arrived // 60) for e in exchange.ledger)
+    bad = Counter(
+        (int(e.arrived // 60) - first, e.status) for e in exchange.ledger if e.status in (418, 429)
+    )
+    weights = exchange.ledger.window_weights("papi-ip")
+    used = [weights[w] for w in sorted(weights)]
+    assert sum(used[1:]) >= 6 * 750 * 3, used  # it ran: a few windows' worth after the first
+    assert [k for k in bad if k[1] == 418] == [], (dict(bad), used)
+    assert [k for k in bad if k[0] >= 2] == [], (dict(bad), used)
