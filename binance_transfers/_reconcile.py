@@ -102,6 +102,10 @@ LOOKS = (1, 2)
 #: that an earlier attempt executed): look later and later for its record.
 LOOKS_AFTER_DUPLICATE = (3, 6, 12)
 
+#: Seconds a settlement waits at least before reading again after a refusal by
+#: Binance's limits: a refusal may name no wait, and a settlement is never in a
+#: hurry (its margins are seconds); a hot loop would flood the log.
+_LEAST_WAIT = 0.1
 #: Binance answers a timestamp up to 999 ms ahead of its clock.
 _AHEAD_MS = 1000
 #: Confirmed ids are pruned every this many (see Reconciler._prune).
@@ -666,13 +670,15 @@ async def through_limits(read: Callable[[], Awaitable[_T]], what: str, floor: fl
     settlements. Nothing is sent meanwhile (the governor refuses during a
     ban it knows). ``floor``: seconds to wait when the end given is already
     past (a 418 whose stated end is behind our clock). Cancel the caller to
-    stop waiting. ``what`` names the reads in the log (an endpoint).
+    stop waiting. ``what`` names the reads in the log (an endpoint). Never
+    less than :data:`_LEAST_WAIT` between reads (breaker8 B8-4: a refusal
+    naming no wait, with ``settle_margin=0``, was retried in a hot loop).
     """
     while True:
         try:
             return await read()
         except RateLimitError as limited:
-            wait = limited.retry_after if limited.retry_after > 0 else floor
+            wait = max(limited.retry_after if limited.retry_after > 0 else floor, _LEAST_WAIT)
             kind = "the IP is banned (418)" if isinstance(limited, IPBannedError) else "limited"
             log.warning(
                 "%s: settling waits %.3f s: %s (%s), then reads again",

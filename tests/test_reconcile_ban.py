@@ -10,6 +10,7 @@ a two-minute ban takes no real time.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 
@@ -23,9 +24,12 @@ from binance_transfers import (
     OutcomeUnknownError,
     SettleBy,
     Settlement,
+    ThrottledError,
 )
+from binance_transfers._reconcile import through_limits
 from binance_transfers.sim import Fault, SimulatedExchange
 
+from .conftest import API_KEY, SECRET
 from .test_reconcile import MARGIN, executed_ids, unknown_after
 
 fake_time = looptime.enabled(strict=True)
@@ -134,3 +138,28 @@ async def test_a_margin_transfer_settled_by_balances_waits_out_a_ban(
     assert (settled.executed, settled.by) == (True, SettleBy.BALANCES), settled.reason
     assert len(reads_during_ban(exchange, end)) == 1
     assert exchange.ledger.times_executed(endpoint) == 1
+
+
+@fake_time
+async def test_a_refusal_without_a_wait_is_not_retried_in_a_hot_loop() -> None:
+    """breaker8 B8-4: with ``settle_margin=0`` (accepted) a refusal naming no wait
+    (the clock could not be synced within max_wait) was read again after
+    ``sleep(0)``: 49 refusals in no time, a WARNING each. Now a tenth of a second
+    at least passes between reads."""
+    client = Client(API_KEY, SECRET, settle_margin=0)
+    reads = 0
+
+    async def read() -> str:
+        nonlocal reads
+        reads += 1
+        if reads < 50:
+            raise ThrottledError(
+                "Binance's clock could not be synced within max_wait", retry_at=0.0, retry_after=0.0
+            )
+        return "read"
+
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    assert await through_limits(read, "transfer_history", client._reconciler.margin) == "read"
+    await client.aclose()
+    assert loop.time() - start >= 49 * 0.1, f"{reads} reads in {loop.time() - start:.3f} s"

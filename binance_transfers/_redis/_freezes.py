@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 
-from ._leasing import Leasing
+from ._leasing import EXCESS, Leasing
 
 __all__ = ["Freezes"]
 
@@ -81,8 +81,11 @@ class Freezes(Leasing):
                     await pubsub.subscribe(self._channel)
                     async for message in pubsub.listen():
                         if message.get("type") == "message":
-                            where, ms = str(message["data"]).rsplit(" ", 1)
-                            self._froze(where, int(ms) / 1000, ban=where == self._ban_key)
+                            where, value = str(message["data"]).rsplit(" ", 1)
+                            if where.startswith(EXCESS):
+                                self._excess(where.removeprefix(EXCESS), int(value))
+                            else:
+                                self._froze(where, int(value) / 1000, ban=where == self._ban_key)
             except RedisError:
                 # The connection broke (Redis killed, restarted?): probe it
                 # until it answers, whether or not leases are needed.
@@ -92,6 +95,16 @@ class Freezes(Leasing):
                     self._probe_later(counter)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(retry.wait(), 0.5)
+
+    def _excess(self, where: str, total: int) -> None:
+        """demo7: another process was granted a window past its limit (a late
+        request of its own, forced: it may land there): hold that much back of
+        what we lease there (see ``LeasedWindowCounter._recap``)."""
+        redis_key, _, window = where.rpartition(":")
+        for counters in self._counters.values():
+            for counter in counters:
+                if counter.redis_key == redis_key:
+                    counter.exceeded(int(window), total)
 
     def _froze(self, where: str, until: float, *, ban: bool) -> None:
         """Another process met a 429 (``where``: a pool's Redis key) or a 418

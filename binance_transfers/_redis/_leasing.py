@@ -4,6 +4,7 @@ Redis lost (admit within the leases held) and probed until it answers."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 from typing import TYPE_CHECKING, Any
@@ -14,7 +15,11 @@ if TYPE_CHECKING:
     import redis.asyncio as aioredis
     from redis.commands.core import AsyncScript
 
-__all__ = ["Leasing"]
+__all__ = ["EXCESS", "Leasing"]
+
+#: Prefix of a message on the freeze channel saying a window was leased past its
+#: limit: ``excess <redis key>:<window> <total leased>``.
+EXCESS = "excess "
 
 log = logging.getLogger("binance_transfers.redis")
 
@@ -35,6 +40,7 @@ class Leasing:
     _tag: str
     _boot: str
     _ban_key: str
+    _channel: str
     _script: AsyncScript
     _pending: _Batch
     _counters: dict[str, list[LeasedWindowCounter]]
@@ -124,7 +130,12 @@ class Leasing:
         self.seen = max(int(reply[1]), 1)
         for i, (counter, window) in enumerate(batch):
             granted = int(reply[2 + 3 * i])
-            counter.granted(window, granted, int(reply[3 + 3 * i]))
+            total = int(reply[3 + 3 * i])
+            counter.granted(window, granted, total)
+            if total > counter.limit and granted > 0:
+                # demo7: forced past the limit (our late request may land there):
+                # the others must not spend that much of what they hold unused.
+                self._spawn(self._tell_excess(counter.redis_key, window, total))
             frozen = int(reply[4 + 3 * i])
             if frozen:  # another process met a 429 or a ban: stop here too
                 self._froze(counter.redis_key, frozen / 1000, ban=False)
@@ -132,6 +143,12 @@ class Leasing:
                 # Nothing left in this window: look again when the next one opens.
                 counter._full.add(window)
                 self._later(counter, window, retry=False)
+
+    async def _tell_excess(self, redis_key: str, window: int, total: int) -> None:
+        from redis.exceptions import RedisError
+
+        with contextlib.suppress(RedisError):  # lost: the next lease reply tells them
+            await self._client.publish(self._channel, f"{EXCESS}{redis_key}:{window} {total}")
 
     def _on_lost(self, batch: _Batch, error: Exception) -> None:
         counter = next(iter(batch))[0]

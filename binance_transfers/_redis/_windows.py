@@ -237,6 +237,12 @@ class LeasedWindowCounter(RedisCounter):
                 self._low = self._cap[window] - max(amount // 4, 1)
             self._link.wake(self.key)
 
+    def exceeded(self, window: int, total: int) -> None:
+        """Redis leased ``total`` in ``window``, past the limit (see ``_recap``)."""
+        if window in self._grant and total > self._total.get(window, 0):
+            self._total[window] = total
+            self._recap(window)
+
     def claim(self, window: int) -> int:
         return self._grant.get(window, 0)
 
