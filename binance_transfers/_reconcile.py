@@ -30,14 +30,20 @@ import enum
 import logging
 import math
 import uuid
-from collections.abc import AsyncIterator, Hashable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 import attrs
 
-from ._exceptions import BinanceTransfersError, InvalidInputError, OutcomeUnknownError
+from ._exceptions import (
+    BinanceTransfersError,
+    InvalidInputError,
+    IPBannedError,
+    OutcomeUnknownError,
+    RateLimitError,
+)
 from ._models import SubAccountTransferRecord, TransferRecord, TransferType
 from ._params import RawType
 
@@ -48,6 +54,8 @@ if TYPE_CHECKING:
 __all__ = ["SettleBy", "Settlement"]
 
 log = logging.getLogger("binance_transfers.reconcile")
+
+_T = TypeVar("_T")
 
 
 class InFlight:
@@ -405,14 +413,19 @@ class Reconciler:
         )
         settlement: Settlement | None = None
         for n, look in enumerate(looks):
-            await self._wait_until_final(window, look)
-            await self._wait_for_calls_in_flight(endpoint)
-            if by is SettleBy.CLIENT_TRAN_ID:
-                settlement = await self._by_client_tran_id(endpoint, params, search)
-            else:
-                settlement = await self._by_history(
+
+            async def search_once(look: int = look) -> Settlement:
+                await self._wait_until_final(window, look)
+                await self._wait_for_calls_in_flight(endpoint)
+                if by is SettleBy.CLIENT_TRAN_ID:
+                    return await self._by_client_tran_id(endpoint, params, search)
+                return await self._by_history(
                     endpoint, params, search, claimant if maybe_settled else None, claimant, owner
                 )
+
+            # Reads only, and nothing is claimed before the last one: a search
+            # that meets a ban (or a 429) is simply made again once it is over.
+            settlement = await through_limits(search_once, endpoint, self.margin)
             if not _absent(settlement):
                 if n > 0 and settlement.executed:
                     log.warning(
@@ -641,6 +654,34 @@ class Reconciler:
         by: SettleBy = SettleBy.NONE,
     ) -> Settlement:
         return Settlement(endpoint=endpoint, params=params, executed=None, by=by, reason=reason)
+
+
+async def through_limits(read: Callable[[], Awaitable[_T]], what: str, floor: float) -> _T:
+    """``read()``, made again after each refusal by Binance's limits, once it is over.
+
+    A settlement only reads, and what it reads is needed: an IP ban (418), a
+    429 past the transport's retries, or no permit within the client's
+    ``max_wait`` is waited out (their end is known: ``retry_after``), never
+    raised: the demo lost track of its unknown transfers when a ban met its
+    settlements. Nothing is sent meanwhile (the governor refuses during a
+    ban it knows). ``floor``: seconds to wait when the end given is already
+    past (a 418 whose stated end is behind our clock). Cancel the caller to
+    stop waiting. ``what`` names the reads in the log (an endpoint).
+    """
+    while True:
+        try:
+            return await read()
+        except RateLimitError as limited:
+            wait = limited.retry_after if limited.retry_after > 0 else floor
+            kind = "the IP is banned (418)" if isinstance(limited, IPBannedError) else "limited"
+            log.warning(
+                "%s: settling waits %.3f s: %s (%s), then reads again",
+                what,
+                wait,
+                kind,
+                limited,
+            )
+            await anyio.sleep(wait)
 
 
 #: Endpoints settled by history, whose answered ids the shared claims publish.

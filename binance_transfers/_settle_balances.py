@@ -29,7 +29,7 @@ import attrs
 
 from ._exceptions import InvalidInputError, OutcomeUnknownError
 from ._models import MarginTransferDirection
-from ._reconcile import SettleBy, Settlement
+from ._reconcile import SettleBy, Settlement, through_limits
 
 if TYPE_CHECKING:
     from ._client import Client
@@ -139,7 +139,10 @@ async def settle_by_balances(
     left_ms = window.last_ms + margin_ms - clock.now_ms()
     if left_ms > 0:
         await anyio.sleep(left_ms / 1000)
-    spot, margin = await _read(client, baseline.email, baseline.asset)
+    # Reads only: a ban or a 429 meanwhile is waited out (see through_limits).
+    spot, margin = await through_limits(
+        lambda: _read(client, baseline.email, baseline.asset), _ENDPOINT, reconciler.margin
+    )
     executed, reason = verdict(baseline, spot, margin, amount=amount, direction=direction)
     return Settlement(
         endpoint=_ENDPOINT,

@@ -1,4 +1,14 @@
-"""Shared test helpers: a scripted fake of Binance on an httpx MockTransport."""
+"""Shared test helpers and fixtures, each defined once.
+
+* a scripted fake of Binance on an httpx MockTransport (``FakeBinance``, ``fake``,
+  ``client``);
+* the simulated exchange with the demo account (``demo_exchange``, ``exchange``)
+  and governors/clients of it on a shared storage (``synced``, ``governor_on``,
+  ``client_on``, ``refusals``);
+* a redis-server of the test's own (``redis_server``), a Redis client to look at
+  it (``raw``) and a storage on it (``redis_storage``);
+* a script run in a fresh interpreter (``run_python``, ``last_json``).
+"""
 
 from __future__ import annotations
 
@@ -6,16 +16,21 @@ import functools
 import hashlib
 import hmac
 import json
-from collections.abc import AsyncIterator, Callable
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 from urllib.parse import parse_qsl
 
 import httpx
 import looptime
 import pytest
+import redis.asyncio as aioredis
 from hypothesis import settings
 
-from binance_transfers import Client, Governor
+from binance_transfers import Client, Governor, Limits, RedisStorage, Storage
+from binance_transfers._redis_server import RedisServer
+from binance_transfers.sim import SimulatedExchange
 
 # `make test` (and so CI) draws the same examples every run: a red build then
 # means the code changed, not the dice. Exploration runs with fresh examples:
@@ -116,3 +131,95 @@ def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> d
     current, so looptime's plugin never has to create (and leak) one of its own.
     """
     return {"looptime": functools.partial(looptime.new_event_loop, _enabled=False)}
+
+
+# -- the simulated exchange ----------------------------------------------------
+
+
+def demo_exchange(*, limits: Limits | None = None, **options: Any) -> SimulatedExchange:
+    """A simulated exchange (``SimulatedExchange(limits=..., **options)``) holding
+    the demo account: Portfolio Margin and PM Pro, funded, two sub-accounts."""
+    exchange = SimulatedExchange(limits=limits, **options)
+    exchange.add_demo_account()
+    return exchange
+
+
+@pytest.fixture
+def exchange() -> SimulatedExchange:
+    """:func:`demo_exchange` on Binance's limits. A module that needs others
+    overrides this fixture and says why (``tests/sim`` has its own, without
+    the demo account)."""
+    return demo_exchange()
+
+
+def synced(governor: Governor, sim: SimulatedExchange) -> Governor:
+    """Read the exchange's clock as a signed call would (server_time alone does not sync)."""
+    clock = governor.server_clock
+    mono = clock.clock.monotonic()
+    clock.update(sent=mono - 0.001, received=mono + 0.001, server_ms=round(sim.clock.time() * 1000))
+    return governor
+
+
+def governor_on(
+    sim: SimulatedExchange, limits: Limits, storage: Storage, **options: Any
+) -> Governor:
+    """One process's governor of ``sim`` on ``storage`` (shared through Redis, say):
+    the exchange's clock, read already, and a 20 ms shortest round trip."""
+    return synced(Governor(limits, clock=sim.clock, storage=storage, latency=0.02, **options), sim)
+
+
+def client_on(sim: SimulatedExchange, limits: Limits, storage: Storage) -> Client:
+    """A client of ``sim`` whose governor is :func:`governor_on` ``storage``."""
+    return sim.client(governor=governor_on(sim, limits, storage))
+
+
+def refusals(sim: SimulatedExchange) -> int:
+    """Answers with 429 or 418, as the exchange's ledger recorded them."""
+    return len(sim.ledger.entries(status=429)) + len(sim.ledger.entries(status=418))
+
+
+# -- Redis ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def redis_server() -> Iterator[RedisServer]:
+    """A redis-server of the test's own (no persistence, a free loopback port),
+    stopped by its PID at the end of the test."""
+    with RedisServer() as server:
+        yield server
+
+
+@pytest.fixture
+async def raw(redis_server: RedisServer) -> AsyncIterator[aioredis.Redis]:
+    """A Redis client of the test's own, to look at (and break) what the storages wrote."""
+    client = aioredis.Redis.from_url(redis_server.url, decode_responses=True)
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+@pytest.fixture
+async def redis_storage(redis_server: RedisServer) -> AsyncIterator[RedisStorage]:
+    """``RedisStorage.connect`` to ``redis_server`` (defaults), closed at the end."""
+    async with await RedisStorage.connect(redis_server.url) as storage:
+        yield storage
+
+
+# -- a fresh interpreter ---------------------------------------------------------
+
+
+def run_python(script: str, *, timeout: float = 60) -> str:
+    """Run ``script`` with ``python -c`` in a fresh interpreter (this one's
+    executable, so the same environment) and return its stdout; a failing script
+    fails the test with its stderr."""
+    done = subprocess.run(  # noqa: S603 - our own interpreter and code
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=timeout, check=False
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+def last_json(script: str, *, timeout: float = 60) -> Any:
+    """The JSON that :func:`run_python` ``script`` printed on its last line of output."""
+    return json.loads(run_python(script, timeout=timeout).strip().splitlines()[-1])

@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
-from collections.abc import AsyncIterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -24,7 +23,6 @@ import pytest
 
 from binance_transfers import RedisStorage
 from binance_transfers._claims import ANSWERED, Claims, RedisClaims, SqliteClaims, _Outbox
-from binance_transfers._redis_server import RedisServer
 
 ACCOUNT = "acct"
 AT_MS = 1_767_225_600_000
@@ -149,13 +147,6 @@ def test_an_event_loop_ending_before_close_names_the_ids_it_drops(
 # -- Redis ---------------------------------------------------------------------
 
 
-@pytest.fixture
-async def storage() -> AsyncIterator[RedisStorage]:
-    with RedisServer() as server:
-        async with await RedisStorage.connect(server.url) as storage:
-            yield storage
-
-
 class _FlakyPipeline:
     def __init__(self, pipe: Any, fail: bool) -> None:
         self._pipe = pipe
@@ -205,22 +196,22 @@ def flaky_claims(storage: RedisStorage, fail: int = 1) -> tuple[RedisClaims, _Fl
 
 
 async def test_a_redis_batch_that_failed_once_is_published_at_close(
-    storage: RedisStorage,
+    redis_storage: RedisStorage,
 ) -> None:
     """Redis drops the first publish: the id is still published."""
-    claims, flaky = flaky_claims(storage)
+    claims, flaky = flaky_claims(redis_storage)
     claims.answered(ACCOUNT, 41, AT_MS)
     await claims.aclose()
     assert flaky.pipelines >= 2
-    assert await storage._client.get(claims._key(ACCOUNT, 41)) == ANSWERED
+    assert await redis_storage._client.get(claims._key(ACCOUNT, 41)) == ANSWERED
 
 
 async def test_a_redis_batch_tried_twice_reports_a_real_conflict_once_and_no_false_one(
-    storage: RedisStorage, caplog: pytest.LogCaptureFixture
+    redis_storage: RedisStorage, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The ids went in but reading the holders failed: the retry finds its own ids (no
     conflict) and the settlement's claim (one ERROR, not two)."""
-    claims, flaky = flaky_claims(storage, fail=2)  # the second pipeline: the holders' read
+    claims, flaky = flaky_claims(redis_storage, fail=2)  # the second pipeline: the holders' read
     assert await claims.claim(ACCOUNT, 51, "journal:other:7", AT_MS) == "journal:other:7"
     claims.answered(ACCOUNT, 51, AT_MS)
     claims.answered(ACCOUNT, 52, AT_MS)
@@ -229,15 +220,17 @@ async def test_a_redis_batch_tried_twice_reports_a_real_conflict_once_and_no_fal
     assert flaky.pipelines == 4  # SET, GET (fails); SET, GET
     errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
     assert len(errors) == 1 and "tranId 51" in errors[0] and "journal:other:7" in errors[0]
-    assert await storage._client.get(claims._key(ACCOUNT, 52)) == ANSWERED
+    assert await redis_storage._client.get(claims._key(ACCOUNT, 52)) == ANSWERED
 
 
-async def test_a_redis_close_in_a_cancelled_scope_still_publishes(storage: RedisStorage) -> None:
+async def test_a_redis_close_in_a_cancelled_scope_still_publishes(
+    redis_storage: RedisStorage,
+) -> None:
     """Closing from a cancelled task: the queued id is published all the same."""
-    claims = RedisClaims(storage)
+    claims = RedisClaims(redis_storage)
     claims.answered(ACCOUNT, 42, AT_MS)
     await close_in_a_cancelled_scope(claims)
-    assert await storage._client.get(claims._key(ACCOUNT, 42)) == ANSWERED
+    assert await redis_storage._client.get(claims._key(ACCOUNT, 42)) == ANSWERED
 
 
 # -- the rule both stores share (a store of the test's own, on looptime's clock) --

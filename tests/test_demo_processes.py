@@ -14,7 +14,6 @@ import select
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -25,12 +24,6 @@ from binance_transfers._redis_server import RedisServer, free_port
 from binance_transfers.demo import Options
 from binance_transfers.demo._processes import run_processes
 from binance_transfers.demo._run import pool_label
-
-
-@pytest.fixture
-def redis_server() -> Iterator[RedisServer]:
-    with RedisServer() as server:
-        yield server
 
 
 async def test_two_processes_share_one_budget_with_zero_429s(redis_server: RedisServer) -> None:

@@ -24,12 +24,11 @@ imported during the first call.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 import textwrap
 
 import pytest
+
+from .conftest import last_json
 
 _SCRIPT = textwrap.dedent(
     """
@@ -92,13 +91,6 @@ HEAVY = (
 )
 def test_the_first_call_imports_nothing_heavy_on_the_event_loop(backend: str, built: str) -> None:
     script = f"BACKEND = {backend!r}\nBUILT = {built!r}\n" + _SCRIPT
-    done = subprocess.run(  # noqa: S603 - our own interpreter and code
-        [sys.executable, "-c", script],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    first = json.loads(done.stdout.strip().splitlines()[-1])
+    first = last_json(script, timeout=120)
     heavy = [m for m in first if m.startswith(HEAVY)]
     assert heavy == [], f"imported inside the first call ({backend}, client built {built}): {heavy}"

@@ -11,11 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gzip
-import json
 import socket
 import struct
-import subprocess
-import sys
 import textwrap
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -42,6 +39,8 @@ from binance_transfers._http import (
 )
 from binance_transfers._transport import HTTPX_ERRORS
 from binance_transfers.sim import DEMO_API_KEY, DEMO_API_SECRET, SimulatedExchange, serve
+
+from .conftest import last_json
 
 OK = b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 12\r\n\r\n{"tranId":1}'
 
@@ -680,13 +679,6 @@ _TRIO_CLIENT_SCRIPT = textwrap.dedent(
 def test_a_client_built_under_trio_imports_httpcore_not_aiohttp() -> None:
     """Under trio the default client sends through httpcore: Client() imports that
     (not inside the first call, B6-3), and not aiohttp, which trio never uses."""
-    done = subprocess.run(  # noqa: S603 - our own interpreter and code
-        [sys.executable, "-c", _TRIO_CLIENT_SCRIPT],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    built = json.loads(done.stdout.strip().splitlines()[-1])["built"]
+    built = last_json(_TRIO_CLIENT_SCRIPT, timeout=120)["built"]
     assert "aiohttp" not in built and "yarl" not in built, built
     assert "httpcore" in built, built

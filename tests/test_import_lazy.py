@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 import textwrap
+
+from .conftest import last_json
 
 _SCRIPT = textwrap.dedent(
     """
@@ -26,10 +25,7 @@ _SCRIPT = textwrap.dedent(
 
 
 def test_importing_the_client_leaves_the_redis_storage_unloaded_until_it_is_used() -> None:
-    done = subprocess.run(  # noqa: S603 - our own interpreter and code
-        [sys.executable, "-c", _SCRIPT], capture_output=True, text=True, timeout=60, check=True
-    )
-    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    seen = last_json(_SCRIPT)
     assert seen == {
         "after_client": False,
         "after_redis": True,

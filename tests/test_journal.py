@@ -45,7 +45,7 @@ from binance_transfers.sim import (
     serve,
 )
 
-from .conftest import API_KEY, SECRET, FakeBinance, error, ok
+from .conftest import API_KEY, SECRET, FakeBinance, demo_exchange, error, ok
 
 fake_time = looptime.enabled(strict=True)
 
@@ -55,13 +55,6 @@ def rows(path: Path) -> list[dict[str, Any]]:
     with sqlite3.connect(path) as conn:
         conn.row_factory = sqlite3.Row
         return [dict(row) for row in conn.execute("SELECT * FROM intents ORDER BY id")]
-
-
-@pytest.fixture
-def exchange() -> SimulatedExchange:
-    sim = SimulatedExchange()
-    sim.add_demo_account()
-    return sim
 
 
 @pytest.fixture
@@ -305,8 +298,7 @@ async def test_a_caller_cancelled_while_settling_is_reported_and_recovered(
 @fake_time
 async def test_a_caller_cancelled_while_settling_without_a_journal_is_still_told() -> None:
     """No journal: on_detached still receives the unknown outcome of the executed transfer."""
-    exchange = SimulatedExchange()
-    exchange.add_demo_account()
+    exchange = demo_exchange()
     exchange.faults.add(Fault.drop(), endpoint="universal_transfer", times=1)
     told: list[ExchangeOutcome] = []
     async with exchange.client(on_unknown="reconcile", on_detached=told.append) as client:
@@ -371,8 +363,7 @@ async def test_recover_needs_a_journal() -> None:
 async def test_a_process_killed_mid_run_is_recovered_in_a_fresh_one(tmp_path: Path) -> None:
     """SIGKILL at an arbitrary instruction, three times; recover() then accounts for every
     executed transfer exactly once and leaves nothing unknown."""
-    exchange = SimulatedExchange()
-    exchange.add_demo_account()
+    exchange = demo_exchange()
     exchange.faults.add(Fault.drop(), probability=0.1, endpoint="universal_transfer")
     exchange.faults.add(Fault.unavailable(), probability=0.1, endpoint="sub_account_transfer")
     path = tmp_path / "j.sqlite"
@@ -511,8 +502,7 @@ def test_a_caller_cancelled_while_settling_under_trio_is_told() -> None:
     import trio.testing
 
     async def main() -> tuple[list[ExchangeOutcome], SimulatedExchange, bool]:
-        exchange = SimulatedExchange()
-        exchange.add_demo_account()
+        exchange = demo_exchange()
         exchange.faults.add(Fault.drop(), endpoint="universal_transfer", times=1)
         told: list[ExchangeOutcome] = []
         async with exchange.client(on_unknown="reconcile", on_detached=told.append) as client:
@@ -660,8 +650,7 @@ async def test_a_restart_keeps_the_rolling_caps_the_journal_knows(
     """PM Pro BNB transfers: 2 per 10 minutes. The last run made 2 a minute before the
     restart; the new run's governor learns them from the journal (whether or not
     recover() is called) and waits for the cap instead of earning a 429."""
-    exchange = SimulatedExchange()
-    exchange.add_demo_account()
+    exchange = demo_exchange()
     path = tmp_path / "j.sqlite"
     async with exchange.client(journal=path) as first:
         for _ in range(2):

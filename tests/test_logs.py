@@ -23,13 +23,6 @@ fake_time = looptime.enabled(strict=True)
 
 
 @pytest.fixture
-def exchange() -> SimulatedExchange:
-    exchange = SimulatedExchange()
-    exchange.add_demo_account()
-    return exchange
-
-
-@pytest.fixture
 def transfers_log(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
     caplog.set_level(logging.INFO, logger="binance_transfers.transfers")
     return caplog

@@ -8,13 +8,12 @@ public name still imports (and is named by its public path).
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
 import binance_transfers
 import binance_transfers.sim
+
+from .conftest import run_python
 
 pytest_plugins = ["pytester"]
 
@@ -24,10 +23,7 @@ HEAVY = ("httpx", "anyio", "cattrs", "binance_transfers._client", "binance_trans
 def imported_after(statement: str) -> list[str]:
     """The heavy modules in sys.modules after ``statement``, in a fresh interpreter."""
     code = f"import sys\n{statement}\nprint(' '.join(m for m in {HEAVY!r} if m in sys.modules))"
-    done = subprocess.run(  # noqa: S603 - our own interpreter and code
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
-    )
-    return done.stdout.split()
+    return run_python(code).split()
 
 
 def test_importing_the_plugin_imports_nothing_heavy() -> None:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import ast
 import importlib
 import inspect
-import subprocess
-import sys
 from pathlib import Path
 
 import attrs
@@ -14,6 +12,8 @@ import pytest
 
 import binance_transfers
 from benchmarks.bench_import import OPTIONAL
+
+from .conftest import run_python
 
 
 def test_all_is_sorted_complete_and_importable() -> None:
@@ -119,7 +119,4 @@ def test_importing_the_package_loads_no_optional_module(statement: str) -> None:
         "import sys\nsys.modules['httpx._main'] = None\n"
         f"{statement}\nprint(' '.join(m for m in {OPTIONAL!r} if m in sys.modules))"
     )
-    done = subprocess.run(  # noqa: S603 - our own interpreter and code
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
-    )
-    assert done.stdout.split() == []
+    assert run_python(code).split() == []

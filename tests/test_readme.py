@@ -24,7 +24,6 @@ The convention, for whoever edits the README:
 from __future__ import annotations
 
 import ast
-import contextlib
 import inspect
 import re
 from collections.abc import AsyncIterator, Iterator
@@ -36,7 +35,6 @@ import pytest
 
 import binance_transfers
 from binance_transfers import Client
-from binance_transfers._redis_server import RedisServer
 from binance_transfers.sim import DEMO_API_KEY, DEMO_API_SECRET, SimulatedExchange
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -108,11 +106,9 @@ def test_blocks_are_found_with_their_modes() -> None:
 
 @pytest.fixture
 async def namespace(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    exchange: SimulatedExchange, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[dict[str, Any]]:
     """What a block may use undefined, with Client bound to a fresh simulated exchange."""
-    exchange = SimulatedExchange()
-    exchange.add_demo_account()
 
     class SimBoundClient(Client):
         """Client, sending to the simulated exchange whatever its URLs."""
@@ -145,13 +141,14 @@ async def _run(block: Block, namespace: dict[str, Any]) -> None:
 
 
 @pytest.mark.parametrize("chain", _RUN, ids=[f"README.md:{chain[0].line}" for chain in _RUN])
-async def test_readme_block_runs(chain: list[Block], namespace: dict[str, Any]) -> None:
+async def test_readme_block_runs(
+    chain: list[Block], namespace: dict[str, Any], request: pytest.FixtureRequest
+) -> None:
     """The block (and those continuing it) runs against the simulated exchange."""
-    with contextlib.ExitStack() as stack:
-        if any("redis_url" in block.code for block in chain):
-            namespace["redis_url"] = stack.enter_context(RedisServer()).url
-        for block in chain:
-            await _run(block, namespace)
+    if any("redis_url" in block.code for block in chain):
+        namespace["redis_url"] = request.getfixturevalue("redis_server").url
+    for block in chain:
+        await _run(block, namespace)
 
 
 @pytest.mark.parametrize("block", _PYTEST, ids=[f"README.md:{b.line}" for b in _PYTEST])

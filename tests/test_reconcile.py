@@ -38,20 +38,13 @@ from binance_transfers import (
 from binance_transfers._transport import ExchangeOutcome
 from binance_transfers.sim import Fault, SimulatedExchange
 
-from .conftest import API_KEY, SECRET, FakeBinance, ok
+from .conftest import API_KEY, SECRET, FakeBinance, demo_exchange, ok
 
 fake_time = looptime.enabled(strict=True)
 
 EPOCH_MS = 1_767_225_600_000
 MARGIN = 2.0
 DESK = "desk-1@sim.invalid"
-
-
-@pytest.fixture
-def exchange() -> SimulatedExchange:
-    sim = SimulatedExchange()
-    sim.add_demo_account()
-    return sim
 
 
 @pytest.fixture
@@ -80,9 +73,7 @@ async def unknown_after(
 
 def lagging(history_lag: float) -> SimulatedExchange:
     """An exchange whose history shows a transfer ``history_lag`` seconds after it ran."""
-    exchange = SimulatedExchange(history_lag=history_lag)
-    exchange.add_demo_account()
-    return exchange
+    return demo_exchange(history_lag=history_lag)
 
 
 @fake_time
@@ -445,8 +436,7 @@ async def test_retry_never_resends_a_transfer_whose_record_says_failed(lag: floa
 async def test_a_failing_settlement_read_leaves_the_outcome_unknown() -> None:
     """on_unknown="reconcile", history reads all dropped: OutcomeUnknownError, never the
     read's ConnectionFailedError ("nothing sent, safe to resend") for an executed transfer."""
-    exchange = SimulatedExchange()
-    exchange.add_demo_account()
+    exchange = demo_exchange()
     exchange.faults.add(Fault.drop(), endpoint="universal_transfer", times=1)
     exchange.faults.add(Fault.drop(executes=False), endpoint="transfer_history")
     async with exchange.client(on_unknown="reconcile", settle_margin=MARGIN) as client:
@@ -480,8 +470,7 @@ async def test_two_concurrent_settlements_of_one_unknown_agree(
 async def test_settling_from_on_detached_does_not_deadlock() -> None:
     """on_detached=lambda o: client.reconcile(o.error) settles without waiting for the call
     it runs in (which would be a shielded deadlock)."""
-    exchange = SimulatedExchange(clock=LoopClock(epoch=1_767_225_600.0))
-    exchange.add_demo_account()
+    exchange = demo_exchange(clock=LoopClock(epoch=1_767_225_600.0))
     exchange.faults.add(Fault.latency(1.0), endpoint="universal_transfer")
     exchange.faults.add(Fault.drop(), endpoint="universal_transfer", times=1)
     settled: list[Any] = []

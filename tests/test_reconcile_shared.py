@@ -34,8 +34,8 @@ from binance_transfers._redis_server import RedisServer
 from binance_transfers.sim import Fault, SimulatedExchange
 
 from . import test_reconcile
+from .conftest import demo_exchange, synced
 from .test_reconcile import unknown_transfer
-from .test_redis import synced
 
 MARGIN = 0.2
 RECV_WINDOW = 1000
@@ -45,9 +45,7 @@ RECV_WINDOW = 1000
 def exchange() -> SimulatedExchange:
     # Windows 600 times shorter: a fresh Redis stops new leases until the longest
     # window a request may still land in is over (a minute's becomes 0.1 s).
-    sim = SimulatedExchange(limits=Limits(time_scale=600))
-    sim.add_demo_account()
-    return sim
+    return demo_exchange(limits=Limits(time_scale=600))
 
 
 def client_of(exchange: SimulatedExchange, **kwargs: Any) -> Client:
@@ -82,7 +80,7 @@ async def pair(
 ) -> AsyncIterator[list[Client]]:
     async with AsyncExitStack() as stack:
         if request.param == "redis":
-            server = stack.enter_context(RedisServer())
+            server = request.getfixturevalue("redis_server")  # only for this case
             yield await _redis_clients(exchange, server, stack)
         else:
             yield await _sqlite_clients(exchange, tmp_path / "claims.sqlite", stack)

@@ -11,7 +11,7 @@ import contextlib
 import logging
 import statistics
 import sys
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -34,41 +34,10 @@ from binance_transfers import (
 from binance_transfers._redis_server import RedisServer, free_port
 from binance_transfers.sim import SimulatedExchange, serve
 
+from .conftest import demo_exchange, governor_on, refusals, synced
 from .redis_child import LIMITS, synced_to_wall  # 60 weight per 1-s window on /api, 600 on /papi
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture
-def redis_server() -> Iterator[RedisServer]:
-    with RedisServer() as server:
-        yield server
-
-
-@pytest.fixture
-async def raw(redis_server: RedisServer) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.Redis.from_url(redis_server.url, decode_responses=True)
-    yield client
-    await client.aclose()
-
-
-def exchange() -> SimulatedExchange:
-    sim = SimulatedExchange(limits=LIMITS)
-    sim.add_demo_account()
-    return sim
-
-
-def synced(governor: Governor, sim: SimulatedExchange) -> Governor:
-    """Read the exchange's clock as a signed call would (server_time alone does not sync)."""
-    clock = governor.server_clock
-    mono = clock.clock.monotonic()
-    clock.update(sent=mono - 0.001, received=mono + 0.001, server_ms=round(sim.clock.time() * 1000))
-    return governor
-
-
-def refusals(sim: SimulatedExchange) -> int:
-    """Answers with 429 or 418, as the exchange's ledger recorded them."""
-    return len(sim.ledger.entries(status=429)) + len(sim.ledger.entries(status=418))
 
 
 async def hammer(
@@ -96,12 +65,7 @@ async def hammer(
     clients = []
     async with anyio.create_task_group() as tg:
         for index, storage in enumerate(storages):
-            governor = synced(
-                Governor(
-                    LIMITS, clock=sim.clock, storage=storage, latency=0.02, cold_start=cold_start
-                ),
-                sim,
-            )
+            governor = governor_on(sim, LIMITS, storage, cold_start=cold_start)
             client = sim.client(governor=governor)
             clients.append(client)
             for _ in range(callers):
@@ -129,7 +93,7 @@ async def test_processes_sharing_redis_never_exceed_the_ip_limit(
     redis_server: RedisServer,
 ) -> None:
     """Three governors (three processes' worth) on one IP: no window over the limit, no 429."""
-    sim = exchange()
+    sim = demo_exchange(limits=LIMITS)
     storages = [await RedisStorage.connect(redis_server.url) for _ in range(3)]
     try:
         done = await hammer(sim, list(storages), 2.5)
@@ -151,7 +115,7 @@ async def test_without_redis_processes_of_one_account_overrun_its_rolling_cap() 
     a period allows, and the exchange refuses what the first two left it.
     (IP weight is no such control any more: processes on one IP learn of each
     other from the usage headers and often hold, see the governor's sharing.)"""
-    sim = exchange()
+    sim = demo_exchange(limits=LIMITS)
     sent = 0
     for _ in range(3):
         governor = Governor(
@@ -172,7 +136,7 @@ async def test_redis_lost_and_restarted_empty_mid_run(
     """Redis killed mid-run: every process admits only within the leases it holds
     (no local share: breaker3 R-1) and no caller hangs; restarted empty: leases
     resume, and no window ever went over the limit."""
-    sim = exchange()
+    sim = demo_exchange(limits=LIMITS)
     storages = [await RedisStorage.connect(redis_server.url, processes=3) for _ in range(3)]
     counts: dict[str, list[int]] = {}
 
@@ -217,7 +181,7 @@ async def test_redis_restarted_empty_stops_new_leases_no_longer_than_needed(
     window a request sent by the first probe may land in, and the next). B + 2
     is used in full again (it was stopped when the first call after the restart
     came a window later), and nothing goes over the limit."""
-    sim = exchange()
+    sim = demo_exchange(limits=LIMITS)
     storages = [await RedisStorage.connect(redis_server.url, processes=3) for _ in range(3)]
     marks: dict[str, int] = {}
     window = LIMITS.window
@@ -279,7 +243,7 @@ async def test_a_sigkilled_process_leases_come_back_with_their_windows(
             await child.wait()
         await child.aclose()
     assert held[window] >= 10  # it took 10 permits there
-    sim = exchange()
+    sim = demo_exchange(limits=LIMITS)
     async with await RedisStorage.connect(redis_server.url) as storage:
         await hammer(sim, [storage], window + 3.05 - sim.clock.time())
     windows = sim.ledger.window_weights("api-ip")
@@ -295,8 +259,7 @@ async def test_processes_share_one_budget_against_the_exchange_over_tcp(
     """Three OS processes, 25 coroutines each, saturating /papi on one account and
     one IP through Redis: no 429 or 418 and no window over its limit (the
     exchange's ledger), the pool nearly full, and no process starved."""
-    sim = SimulatedExchange(limits=LIMITS)
-    sim.add_demo_account()
+    sim = demo_exchange(limits=LIMITS)
     async with serve(sim) as server:
         command = [sys.executable, "-m", "tests.redis_child", "run", redis_server.url, server.url]
         # Each runs 4 s from its first answer (a fresh Redis first stops leases
@@ -360,9 +323,9 @@ async def test_closing_gives_back_what_was_leased_and_not_used(
 ) -> None:
     """One permit taken, the rest of the lease returned at close: the next
     process finds the window whole but for that one unit."""
-    sim = exchange()
+    sim = demo_exchange(limits=LIMITS)
     async with await RedisStorage.connect(redis_server.url) as storage:
-        governor = synced(Governor(LIMITS, clock=sim.clock, storage=storage, latency=0.02), sim)
+        governor = governor_on(sim, LIMITS, storage)
         await governor.acquire(ENDPOINTS["server_time"])
         window = int(governor.server_clock.now() // LIMITS.window)
         key = f"{{binance_transfers}}:ip:default:api-ip:{window}"
@@ -382,15 +345,14 @@ async def test_a_429_freeze_is_honoured_by_the_other_processes(
     send 50 ms after the 429: a freeze reaches them within a Redis round trip."""
     from binance_transfers import ThrottledError
 
-    sim = SimulatedExchange(limits=LIMITS)
-    sim.add_demo_account()
+    sim = demo_exchange(limits=LIMITS)
     outsider_governor = synced(
         Governor(LIMITS, clock=sim.clock, storage=MemoryStorage(), cold_start=False), sim
     )
     storages = [await RedisStorage.connect(redis_server.url, processes=3) for _ in range(3)]
     clients = [
         sim.client(
-            governor=synced(Governor(LIMITS, clock=sim.clock, storage=s, latency=0.02), sim),
+            governor=governor_on(sim, LIMITS, s),
             retry_on_429=False,
         )
         for s in storages
@@ -434,8 +396,7 @@ async def test_a_process_joining_right_after_redis_restarts_empty_does_not_overr
     it: Redis leases C the windows in which A and B still hold (unregistered)
     leases. The ledger shows windows over the limit, 429s and 418 bans.
     (Without C, the same restart holds: the fault is the newcomer.)"""
-    sim = SimulatedExchange(limits=LIMITS)
-    sim.add_demo_account()
+    sim = demo_exchange(limits=LIMITS)
     storages: list[RedisStorage] = []
     clients = []
     done: dict[str, int] = {}
@@ -454,9 +415,7 @@ async def test_a_process_joining_right_after_redis_restarts_empty_does_not_overr
             async def start(name: str) -> None:
                 storage = await RedisStorage.connect(redis_server.url, processes=3)
                 storages.append(storage)
-                governor = synced(
-                    Governor(LIMITS, clock=sim.clock, storage=storage, latency=0.02), sim
-                )
+                governor = governor_on(sim, LIMITS, storage)
                 client = sim.client(governor=governor)
                 clients.append(client)
                 for _ in range(10):
@@ -488,10 +447,10 @@ async def test_no_restart_warning_on_a_first_reply_only_on_a_real_restart(
     """A storage that never saw a boot token (``from_url``, as ``limits --redis``
     builds it, or ``connect`` to a fresh Redis) says nothing of a restart on its
     first reply; one that knew a token says it when Redis comes back empty."""
-    sim = exchange()
+    sim = demo_exchange(limits=LIMITS)
 
     async def one_call(storage: RedisStorage) -> None:
-        governor = synced(Governor(LIMITS, clock=sim.clock, storage=storage, latency=0.02), sim)
+        governor = governor_on(sim, LIMITS, storage)
         async with sim.client(governor=governor) as client:
             await client.server_time()
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
@@ -18,34 +18,12 @@ import attrs
 import pytest
 import redis.asyncio as aioredis
 
-from binance_transfers import ENDPOINTS, Client, Governor, Limits, RateLimitError, RedisStorage
+from binance_transfers import ENDPOINTS, Client, Limits, RateLimitError, RedisStorage
 from binance_transfers._redis_server import RedisServer
 from binance_transfers.sim import SimulatedExchange
 from binance_transfers.sim._report import report
 
-from .test_redis import refusals, synced
-
-
-@pytest.fixture
-def server() -> Iterator[RedisServer]:
-    with RedisServer() as running:
-        yield running
-
-
-@pytest.fixture
-async def raw(server: RedisServer) -> AsyncIterator[aioredis.Redis]:
-    """A Redis client of the test's own, to look at (and break) what the storages wrote."""
-    client = aioredis.Redis.from_url(server.url, decode_responses=True)
-    try:
-        yield client
-    finally:
-        await client.aclose()
-
-
-def client_on(sim: SimulatedExchange, limits: Limits, storage: RedisStorage) -> Client:
-    """A client of ``sim`` whose governor, on ``storage``, has read the exchange's clock."""
-    governor = synced(Governor(limits, clock=sim.clock, storage=storage, latency=0.02), sim)
-    return sim.client(governor=governor)
+from .conftest import client_on, demo_exchange, refusals
 
 
 async def auto_collect(
@@ -136,16 +114,15 @@ def peak(sim: SimulatedExchange, endpoint: str) -> tuple[int, int]:
     return usage.peak, usage.calls
 
 
-async def test_a_rolling_cap_is_shared_between_processes(server: RedisServer) -> None:
+async def test_a_rolling_cap_is_shared_between_processes(redis_server: RedisServer) -> None:
     """breaker3's R-2: process A uses the whole cap (4 calls) and closes; process B,
     on the same Redis and the same account, then asks for 4 more within the same
     rolling period. A shared cap makes B wait (nothing sent); per-process caps
     let B send, and Binance answers 429."""
-    sim = SimulatedExchange(limits=CAPPED)
-    sim.add_demo_account()
+    sim = demo_exchange(limits=CAPPED)
     for i in range(2):
         # The test started this Redis: nothing it does not know of counts.
-        await auto_collect(server, sim, CAPPED, within=4.5, processes=2, fresh=i == 0)
+        await auto_collect(redis_server, sim, CAPPED, within=4.5, processes=2, fresh=i == 0)
     executed = len(sim.ledger.executions("pm_auto_collect"))
     assert executed == 4
     statuses = [e.status for e in sim.ledger.entries("pm_auto_collect")]
@@ -169,15 +146,14 @@ SATURATED = attrs.evolve(FIVE_HUNDRED, caps={"pm_auto_collect": ((100, 180),)})
 
 
 async def test_a_saturated_rolling_cap_holds_across_all_processes(
-    server: RedisServer,
+    redis_server: RedisServer,
 ) -> None:
     """Three processes, 30 coroutines each, saturate pm_auto_collect for two and a
     half rolling periods: the cap is reached and never exceeded in any rolling
     period (the exchange's ledger), no 429, and every process served. (How close
     to the cap the callers keep it is bench_redis's to measure, not a unit test's.)"""
-    sim = SimulatedExchange(limits=SATURATED)
-    sim.add_demo_account()
-    async with saturating(server, sim, SATURATED, processes=3, callers=30) as done:
+    sim = demo_exchange(limits=SATURATED)
+    async with saturating(redis_server, sim, SATURATED, processes=3, callers=30) as done:
         await anyio.sleep(8.0)
     most, cap = peak(sim, "pm_auto_collect")
     assert most == cap, (most, done)  # reached (the cap binds, not the CPU), never passed
@@ -188,26 +164,25 @@ async def test_a_saturated_rolling_cap_holds_across_all_processes(
     assert min(done) >= 0.15 * sum(done), done
 
 
-async def test_processes_that_lose_redis_do_not_exceed_the_cap(server: RedisServer) -> None:
+async def test_processes_that_lose_redis_do_not_exceed_the_cap(redis_server: RedisServer) -> None:
     """Redis killed while two processes saturate the cap: they admit nothing
     beyond the slots they held (no local share of a rolling cap), no caller
     hangs, and once Redis is back empty the calls of the period are
     re-registered before anything new is granted: the cap is never exceeded."""
     # 100 per rolling 5 s: used up within the first 2 s even at load 10 (500 was not).
     limits = attrs.evolve(SATURATED, caps={"pm_auto_collect": ((100, 300),)})
-    sim = SimulatedExchange(limits=limits)
-    sim.add_demo_account()
+    sim = demo_exchange(limits=limits)
     counts: dict[str, int] = {}
     # A short socket timeout: a liveness span of 0.6 s.
     async with saturating(
-        server, sim, limits, processes=2, callers=15, max_wait=30, socket_timeout=0.2
+        redis_server, sim, limits, processes=2, callers=15, max_wait=30, socket_timeout=0.2
     ) as done:
         await anyio.sleep(2.0)  # the cap is used up at once: the first expires at ~5.6 s
-        server.kill()
+        redis_server.kill()
         counts["lost"] = sum(done)
         await anyio.sleep(0.3)  # far less than a period: its calls still count
         counts["while lost"] = sum(done)
-        server.start()
+        redis_server.start()
         # Restarted empty: nothing granted for a period and a span (5.6 s).
         await anyio.sleep(6.5)
         counts["end"] = sum(done)
@@ -219,15 +194,14 @@ async def test_processes_that_lose_redis_do_not_exceed_the_cap(server: RedisServ
 
 
 async def test_a_dead_process_held_calls_stop_counting_a_period_after(
-    server: RedisServer, raw: aioredis.Redis
+    redis_server: RedisServer, raw: aioredis.Redis
 ) -> None:
     """A process that held cap slots (+inf: in flight) and is not live any more:
     when the cap is short, the others count its calls until a period after
     they noticed, not forever."""
-    sim = SimulatedExchange(limits=CAPPED)
-    sim.add_demo_account()
+    sim = demo_exchange(limits=CAPPED)
     async with (
-        await RedisStorage.connect(server.url, fresh=True) as storage,
+        await RedisStorage.connect(redis_server.url, fresh=True) as storage,
         client_on(sim, CAPPED, storage) as client,
     ):
         await client.pm_auto_collect()
@@ -250,39 +224,38 @@ async def test_a_dead_process_held_calls_stop_counting_a_period_after(
 
 
 async def test_connect_warns_when_redis_keeps_nothing_on_disk(
-    server: RedisServer, raw: aioredis.Redis, caplog: pytest.LogCaptureFixture
+    redis_server: RedisServer, raw: aioredis.Redis, caplog: pytest.LogCaptureFixture
 ) -> None:
     """breaker4 B4-5 (the warning, not the fix): the test server runs without
     persistence; a restart of it forgets the caps' calls of processes that are
     gone, so connect() says so."""
-    assert any("appendonly" in m for m in await connect_warnings(server, caplog))
+    assert any("appendonly" in m for m in await connect_warnings(redis_server, caplog))
     await raw.config_set("save", "3600 1")  # snapshots (none written here)
-    assert not any("appendonly" in m for m in await connect_warnings(server, caplog))
+    assert not any("appendonly" in m for m in await connect_warnings(redis_server, caplog))
 
 
 async def test_a_redis_restarted_empty_does_not_reopen_a_used_rolling_cap(
-    server: RedisServer,
+    redis_server: RedisServer,
 ) -> None:
     """breaker4 B4-5: process A uses the whole cap (4 calls in the rolling period)
     and exits (a cron job). Redis restarts empty (no persistence, as RedisServer
     and most caches run). Process B, same account, asks for 4 more within the same
     rolling period. Nobody alive knows A's calls: B must wait (0 429), where it
     was granted the whole cap once the restart's stop (a liveness span) ended."""
-    sim = SimulatedExchange(limits=CAPPED)
-    sim.add_demo_account()
+    sim = demo_exchange(limits=CAPPED)
     # The test started this Redis: nothing it does not know of counts.
-    await auto_collect(server, sim, CAPPED, within=4.5, processes=2, fresh=True)
+    await auto_collect(redis_server, sim, CAPPED, within=4.5, processes=2, fresh=True)
     assert len(sim.ledger.executions("pm_auto_collect")) == 4
-    server.kill()  # Redis restarts, empty, on the same port
-    server.start()
-    await auto_collect(server, sim, CAPPED, within=8.0, processes=2)
+    redis_server.kill()  # Redis restarts, empty, on the same port
+    redis_server.start()
+    await auto_collect(redis_server, sim, CAPPED, within=8.0, processes=2)
     statuses = [e.status for e in sim.ledger.entries("pm_auto_collect")]
     assert refusals(sim) == 0, statuses
     assert len(sim.ledger.executions("pm_auto_collect")) == 4, statuses
 
 
 async def test_a_dead_process_held_calls_count_a_period_after_its_last_contact(
-    server: RedisServer, raw: aioredis.Redis
+    redis_server: RedisServer, raw: aioredis.Redis
 ) -> None:
     """breaker4 B4-6: process A (live: it just reached Redis) holds the whole cap,
     one call answered and three held (+inf: leased or in flight), and dies (no
@@ -292,11 +265,10 @@ async def test_a_dead_process_held_calls_count_a_period_after_its_last_contact(
     found the cap short (about two periods: 1 call in 5 s here)."""
     period, span = 3.0, 0.3  # the cap's period; the span with a 0.1-s socket timeout
     limits = attrs.evolve(CAPPED, caps={"pm_auto_collect": ((4, 180),)})
-    sim = SimulatedExchange(limits=limits)
-    sim.add_demo_account()
+    sim = demo_exchange(limits=limits)
     returned: list[float] = []
     async with (
-        await RedisStorage.connect(server.url, socket_timeout=0.1, fresh=True) as b,
+        await RedisStorage.connect(redis_server.url, socket_timeout=0.1, fresh=True) as b,
         client_on(sim, limits, b) as client,
     ):
         await client.server_time()
@@ -324,7 +296,7 @@ async def test_a_dead_process_held_calls_count_a_period_after_its_last_contact(
 
 @pytest.mark.parametrize("loss", ["flushall", "evicted"])
 async def test_a_redis_that_lost_the_caps_without_restarting_does_not_reopen_them(
-    server: RedisServer, raw: aioredis.Redis, loss: str
+    redis_server: RedisServer, raw: aioredis.Redis, loss: str
 ) -> None:
     """breaker5 B5-2: as the restart test above, but Redis loses the cap's calls
     without restarting: an operator's FLUSHALL (its uptime is long: it cannot
@@ -334,14 +306,13 @@ async def test_a_redis_that_lost_the_caps_without_restarting_does_not_reopen_the
     period, must wait (0 429)."""
     period = 2.0  # the cap's period; a span of 0.3 s with a 0.1-s socket timeout
     limits = attrs.evolve(CAPPED, caps={"pm_auto_collect": ((4, 120),)})
-    sim = SimulatedExchange(limits=limits)
-    sim.add_demo_account()
+    sim = demo_exchange(limits=limits)
     if loss == "flushall":
         up = int((await raw.info("server"))["uptime_in_seconds"])  # whole seconds
         await anyio.sleep(max(period + 2 - up, 0))  # up for a period and a second
     # Process A: the whole cap, then it exits (a cron job); a loaded machine's trips.
     a = await auto_collect(
-        server, sim, limits, max_wait=5, processes=2, socket_timeout=0.1, fresh=True
+        redis_server, sim, limits, max_wait=5, processes=2, socket_timeout=0.1, fresh=True
     )
     [[counter]] = a._caps.values()
     assert len(sim.ledger.executions("pm_auto_collect")) == 4
@@ -354,7 +325,7 @@ async def test_a_redis_that_lost_the_caps_without_restarting_does_not_reopen_the
         assert await raw.exists(a._key("boot")) == 1  # the rest stays
     # Process B, same account, within A's rolling period.
     await auto_collect(
-        server, sim, limits, within=period, max_wait=period, processes=2, socket_timeout=0.1
+        redis_server, sim, limits, within=period, max_wait=period, processes=2, socket_timeout=0.1
     )
     statuses = [e.status for e in sim.ledger.entries("pm_auto_collect")]
     assert refusals(sim) == 0, statuses
@@ -363,7 +334,7 @@ async def test_a_redis_that_lost_the_caps_without_restarting_does_not_reopen_the
 
 
 async def test_a_live_process_re_registers_its_calls_when_the_caps_set_is_evicted(
-    server: RedisServer, raw: aioredis.Redis
+    redis_server: RedisServer, raw: aioredis.Redis
 ) -> None:
     """breaker5 B5-2, a live owner: the cap's set evicted while process A still
     counts two answered calls. A's next contact (its heartbeat) finds the cap's
@@ -371,11 +342,10 @@ async def test_a_live_process_re_registers_its_calls_when_the_caps_set_is_evicte
     period (the calls of processes gone are not known)."""
     period = 2.0  # the cap's period; a span of 0.3 s with a 0.1-s socket timeout
     limits = attrs.evolve(CAPPED, caps={"pm_auto_collect": ((4, 120),)})
-    sim = SimulatedExchange(limits=limits)
-    sim.add_demo_account()
+    sim = demo_exchange(limits=limits)
     async with (
         await RedisStorage.connect(
-            server.url, processes=2, socket_timeout=0.1, fresh=True
+            redis_server.url, processes=2, socket_timeout=0.1, fresh=True
         ) as storage,
         client_on(sim, limits, storage) as client,
     ):
@@ -395,7 +365,7 @@ async def test_a_live_process_re_registers_its_calls_when_the_caps_set_is_evicte
 
 
 async def test_connect_warns_when_redis_may_evict_the_budget(
-    server: RedisServer, raw: aioredis.Redis, caplog: pytest.LogCaptureFixture
+    redis_server: RedisServer, raw: aioredis.Redis, caplog: pytest.LogCaptureFixture
 ) -> None:
     """breaker5 B5-2 (eviction): a cap's set or a window's leases evicted under
     memory pressure are spent again, and nothing notices: connect() says so
@@ -404,6 +374,7 @@ async def test_connect_warns_when_redis_may_evict_the_budget(
         for key, value in config.items():
             await raw.config_set(key, value)
         await raw.config_set("maxmemory-policy", "volatile-lru")
-        assert any("evict" in m for m in await connect_warnings(server, caplog)) == warned, config
+        logged = await connect_warnings(redis_server, caplog)
+        assert any("evict" in m for m in logged) == warned, config
     await raw.config_set("maxmemory-policy", "noeviction")
-    assert not any("evict" in m for m in await connect_warnings(server, caplog))
+    assert not any("evict" in m for m in await connect_warnings(redis_server, caplog))

@@ -14,29 +14,18 @@ checked at once; at the end every id is published as answered.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-
-import pytest
 
 from binance_transfers import RedisStorage
 from binance_transfers._claims import ANSWERED, RedisClaims
-from binance_transfers._redis_server import RedisServer
 
 ACCOUNT = "acct"
 AT_MS = 1_767_225_600_000
 
 
-@pytest.fixture
-async def storage() -> AsyncIterator[RedisStorage]:
-    with RedisServer() as server:
-        async with await RedisStorage.connect(server.url) as storage:
-            yield storage
-
-
 async def test_a_publish_cancelled_mid_pipeline_never_mixes_up_a_claim(
-    storage: RedisStorage,
+    redis_storage: RedisStorage,
 ) -> None:
-    claims = RedisClaims(storage)
+    claims = RedisClaims(redis_storage)
     outbox = claims._outbox
     published: list[int] = []
     fresh = 10_000_000
@@ -62,7 +51,7 @@ async def test_a_publish_cancelled_mid_pipeline_never_mixes_up_a_claim(
         first_owner = first_owner or owner
         assert owner == first_owner and owner in (ANSWERED, "intruder")
     await claims.aclose()
-    redis = storage._client
+    redis = redis_storage._client
     values = await redis.mget([claims._key(ACCOUNT, t) for t in published])
     wrong = {t: v for t, v in zip(published, values, strict=True) if v != ANSWERED}
     # Only the first id may have been taken by the "intruder" claim before its publish.

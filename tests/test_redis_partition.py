@@ -6,25 +6,18 @@ others still reach it). breaker3's R-1, on real redis-server and sockets
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
 import pytest
 from anyio.abc import SocketStream
 
-from binance_transfers import Governor, RateLimitError, RedisStorage
+from binance_transfers import RateLimitError, RedisStorage
 from binance_transfers._redis_server import RedisServer
-from binance_transfers.sim import SimulatedExchange
 
+from .conftest import demo_exchange, governor_on, refusals
 from .redis_child import LIMITS
-from .test_redis import refusals, synced
-
-
-@pytest.fixture
-def server() -> Iterator[RedisServer]:
-    with RedisServer() as running:
-        yield running
 
 
 class Proxy:
@@ -63,21 +56,20 @@ class Proxy:
 
 
 async def test_one_partitioned_process_does_not_overrun_the_others(
-    server: RedisServer,
+    redis_server: RedisServer,
 ) -> None:
     """breaker3's R-1. Two processes on one IP; only A loses its route to Redis
     (B still reaches it). A local share for A (limit // 2) beside B, which goes
     on leasing everything Redis has left, sends more than the limit in a
     window: 429s, then 418 bans. A process that lost Redis must admit nothing
     beyond the leases it holds."""
-    sim = SimulatedExchange(limits=LIMITS)
-    sim.add_demo_account()
-    proxy = Proxy(server.port)
+    sim = demo_exchange(limits=LIMITS)
+    proxy = Proxy(redis_server.port)
     async with proxy.running():
         a = await RedisStorage.connect(
             f"redis://127.0.0.1:{proxy.listen_port}/0", processes=2, socket_timeout=0.2
         )
-        b = await RedisStorage.connect(server.url, processes=2, socket_timeout=0.2)
+        b = await RedisStorage.connect(redis_server.url, processes=2, socket_timeout=0.2)
         done = [0, 0]
 
         async def caller(client: object, index: int) -> None:
@@ -92,9 +84,7 @@ async def test_one_partitioned_process_does_not_overrun_the_others(
         try:
             async with anyio.create_task_group() as tg:
                 for index, storage in enumerate((a, b)):
-                    governor = synced(
-                        Governor(LIMITS, clock=sim.clock, storage=storage, latency=0.02), sim
-                    )
+                    governor = governor_on(sim, LIMITS, storage)
                     client = sim.client(governor=governor)
                     clients.append(client)
                     for _ in range(10):
@@ -119,19 +109,18 @@ async def test_one_partitioned_process_does_not_overrun_the_others(
 
 
 async def test_a_closed_storage_stops_probing_a_lost_redis(
-    server: RedisServer, monkeypatch: pytest.MonkeyPatch
+    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Cut off from Redis, a process probes it every tenth of a window; closed
     while a probe is on its way, it tries Redis no more (a probe that fails
     schedules the next one)."""
-    sim = SimulatedExchange(limits=LIMITS)
-    sim.add_demo_account()
-    proxy = Proxy(server.port)
+    sim = demo_exchange(limits=LIMITS)
+    proxy = Proxy(redis_server.port)
     async with proxy.running():
         storage = await RedisStorage.connect(
             f"redis://127.0.0.1:{proxy.listen_port}/0", socket_timeout=0.2
         )
-        governor = synced(Governor(LIMITS, clock=sim.clock, storage=storage, latency=0.02), sim)
+        governor = governor_on(sim, LIMITS, storage)
         async with sim.client(governor=governor) as client:
             with anyio.move_on_after(3):  # past a fresh Redis's stop
                 while True:

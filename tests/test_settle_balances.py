@@ -34,11 +34,11 @@ async def _unknown_margin_transfer(client: Client) -> OutcomeUnknownError:
 
 
 @pytest.fixture
-def exchange() -> SimulatedExchange:
-    sim = SimulatedExchange()
-    sim.add_demo_account()
-    sim.faults.add(Fault.drop(), endpoint=ENDPOINT, times=1)
-    return sim
+def exchange(exchange: SimulatedExchange) -> SimulatedExchange:
+    """The demo exchange (conftest's), whose next margin transfer is dropped
+    after it executed."""
+    exchange.faults.add(Fault.drop(), endpoint=ENDPOINT, times=1)
+    return exchange
 
 
 @fake_time

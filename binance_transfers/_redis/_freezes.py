@@ -25,6 +25,8 @@ class Freezes(Leasing):
 
     _channel: str
     _freezes: dict[str, float]
+    _applying: bool
+    """True while another process's freeze is being applied (see :meth:`_froze`)."""
     _listener: asyncio.Task[None] | None
 
     def frozen(self, key: str, until: float) -> None:
@@ -38,6 +40,11 @@ class Freezes(Leasing):
         elif key in self._counters:
             where = self._counters[key][0].redis_key
         else:
+            return
+        if self._applying:
+            # The echo of a freeze another process published (see _froze): the
+            # governor re-reports it widened by its clock margin. Published, it
+            # would come back widened again, and so on for as long as both run.
             return
         if until <= self._freezes.get(where, 0.0):
             return  # known: ours already, or published by another process
@@ -93,10 +100,16 @@ class Freezes(Leasing):
             return
         self._freezes[where] = until
         counters = [c for cs in self._counters.values() for c in cs]
-        if ban:
-            for link in {c._link for c in counters}:  # each governor on this storage
-                link.freeze("*", until)
-        else:
-            for counter in counters:
-                if counter.redis_key == where:
-                    counter._link.freeze(counter.key, until)
+        # Each governor told re-reports the freeze through frozen() at once
+        # (synchronously): not a freeze of its own, not to be published.
+        self._applying = True
+        try:
+            if ban:
+                for link in {c._link for c in counters}:  # each governor on this storage
+                    link.freeze("*", until)
+            else:
+                for counter in counters:
+                    if counter.redis_key == where:
+                        counter._link.freeze(counter.key, until)
+        finally:
+            self._applying = False

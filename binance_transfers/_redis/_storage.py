@@ -85,6 +85,7 @@ class RedisStorage(Freezes):
         self._ban_key = self._key(f"ip:{egress}:ban")
         self._channel = self._key("freeze")
         self._freezes: dict[str, float] = {}
+        self._applying = False
         self._listener: asyncio.Task[None] | None = None
         self._sends: set[asyncio.Task[None]] = set()
         self._probe: asyncio.TimerHandle | None = None  # Redis lost: the next try

@@ -30,13 +30,13 @@ import anyio
 import attrs
 
 from .._endpoints import ENDPOINTS
-from .._exceptions import ConfigurationError, OutcomeUnknownError
+from .._exceptions import ConfigurationError
 from .._governor import Governor, GovernorHooks
 from .._limits import PoolKind, pools_for
 from .._reconcile import SettleBy, Settlement
 from ._job import JOBS, Draws, Tally, coroutine_job, worker
 from ._lifeline import leave, lifeline
-from ._run import Options, demo_client, pool_label
+from ._run import Options, demo_client, pool_label, settle_all
 
 __all__ = ["ProcessResult", "main", "merged"]
 
@@ -197,14 +197,7 @@ async def run_process(
                     crowd.start_soon(worker, client, tally, rng, deadline, now, ops)
                 crowd.start_soon(_watch, governor, deadline, watched)
             elapsed = now() - start
-            settlements: list[Settlement] = []
-
-            async def settle(unknown: OutcomeUnknownError) -> None:
-                settlements.append(await client.reconcile(unknown))
-
-            async with anyio.create_task_group() as settling:
-                for unknown in tally.unknowns:
-                    settling.start_soon(settle, unknown)
+            settlements = await settle_all(client, tally.unknowns)
     tally.unknowns.clear()  # settled here; the demo gets the settlements
     return ProcessResult(
         index=index,

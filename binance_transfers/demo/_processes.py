@@ -28,12 +28,10 @@ from anyio.streams.buffered import BufferedByteReceiveStream
 
 from .._exceptions import ConfigurationError
 from .._governor import Governor
-from ..cli._plan import load_targets
-from ..cli._show import DEMO_TARGETS, costed_plan
 from ..sim import PoolUsage, Report
 from ._job import JOBS
 from ._process import ProcessResult, merged
-from ._run import Options, Outcome, demo_client, exchange_command, listening_url
+from ._run import Options, Outcome, demo_client, exchange_command, listening_url, plan_after
 
 __all__ = ["common_windows", "median_use", "run_processes", "shares"]
 
@@ -120,7 +118,7 @@ async def run_processes(
                     options.limits(), latency=2 * options.latency + 0.05, storage=storage
                 )
                 async with demo_client(url, governor, 4) as client:
-                    plan = await costed_plan(client, load_targets(DEMO_TARGETS))
+                    plan = await plan_after(client)
             exchange.send_signal(signal.SIGINT)  # graceful: it writes its report
             with anyio.fail_after(30):
                 await exchange.wait()

@@ -18,10 +18,10 @@ from anyio.streams.buffered import BufferedByteReceiveStream
 
 from .._client import Client
 from .._endpoints import ENDPOINTS
-from .._exceptions import OutcomeUnknownError
+from .._exceptions import BinanceTransfersError, OutcomeUnknownError
 from .._governor import Governor
 from .._limits import Limits
-from .._reconcile import Settlement
+from .._reconcile import SettleBy, Settlement, through_limits
 from ..cli._plan import load_targets
 from ..cli._show import DEMO_TARGETS, CostedPlan, costed_plan
 from ..sim import DEMO_API_KEY, DEMO_API_SECRET, Report
@@ -30,7 +30,16 @@ from ._job import Draws, Tally, coroutine_job, worker
 if TYPE_CHECKING:
     from ._process import ProcessResult
 
-__all__ = ["Options", "Outcome", "demo_client", "exchange_command", "listening_url", "run"]
+__all__ = [
+    "Options",
+    "Outcome",
+    "demo_client",
+    "exchange_command",
+    "listening_url",
+    "plan_after",
+    "run",
+    "settle_all",
+]
 
 
 @attrs.frozen(kw_only=True)
@@ -215,16 +224,9 @@ async def run(options: Options, view: object | None = None) -> Outcome:
                         outer.cancel_scope.cancel()
                     elapsed = now() - start
                     # Every unknown outcome, settled from the exchange's history at once.
-                    settlements: list[Settlement] = []
-
-                    async def settle(unknown: OutcomeUnknownError) -> None:
-                        settlements.append(await client.reconcile(unknown))
-
-                    async with anyio.create_task_group() as settling:
-                        for unknown in tally.unknowns:
-                            settling.start_soon(settle, unknown)
+                    settlements = await settle_all(client, tally.unknowns)
                     # The operator's next step: a plan for the state the walk left.
-                    plan = await costed_plan(client, load_targets(DEMO_TARGETS))
+                    plan = await plan_after(client)
             except BaseException:
                 # Leaving the block waits for the exchange to exit: stop it, or an
                 # error (or Ctrl-C) in the demo would hang there instead of surfacing.
@@ -244,6 +246,46 @@ async def run(options: Options, view: object | None = None) -> Outcome:
         plan=plan,
         first=first,
         end=first + options.seconds,
+    )
+
+
+async def settle_all(client: Client, unknowns: list[OutcomeUnknownError]) -> list[Settlement]:
+    """Every unknown outcome settled at once (``Client.reconcile``), one settlement each.
+
+    ``reconcile`` waits out a ban or a 429 met meanwhile; any other failure
+    (the exchange unreachable...) becomes an *unsettled* settlement saying
+    why, which the summary shows: a transfer is never dropped from the count,
+    and the demo never ends on a traceback.
+    """
+    settlements: list[Settlement] = []
+
+    async def settle(unknown: OutcomeUnknownError) -> None:
+        try:
+            settlement = await client.reconcile(unknown)
+        except BinanceTransfersError as exc:
+            params = {
+                k: v for k, v in unknown.params.items() if k not in ("timestamp", "recvWindow")
+            }
+            settlement = Settlement(
+                endpoint=unknown.endpoint,
+                params=params,
+                executed=None,
+                by=SettleBy.NONE,
+                reason=f"settling failed: {type(exc).__name__}: {exc!s:.200}",
+            )
+        settlements.append(settlement)
+
+    async with anyio.create_task_group() as settling:
+        for unknown in unknowns:
+            settling.start_soon(settle, unknown)
+    return settlements
+
+
+async def plan_after(client: Client) -> CostedPlan:
+    """``binance-transfers plan`` for the state the job left (reads only: a ban
+    still running, or a 429, is waited out as a settlement would)."""
+    return await through_limits(
+        lambda: costed_plan(client, load_targets(DEMO_TARGETS)), "the plan's balance reads", 1.0
     )
 
 

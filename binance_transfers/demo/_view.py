@@ -246,7 +246,9 @@ def summary(console: Console, outcome: Outcome) -> None:
         f"({outcome.settled_executed} executed, {len(settled) - outcome.settled_executed} not), "
         f"unsettled: {outcome.unsettled}",
     )
-    for s in outcome.settlements[:5]:
+    # Every unsettled one (each is a transfer to look into), then a few settled.
+    unsettled = [s for s in outcome.settlements if s.executed is None]
+    for s in unsettled + settled[: max(5 - len(unsettled), 0)]:
         state = {True: "executed", False: "not executed", None: "UNSETTLED"}[s.executed]
         _say(console, f"  {s.endpoint} {dict(s.params)}: {state} ({s.reason})", indent="    ")
     _say(

@@ -21,6 +21,8 @@ from binance_transfers.cli._settings import (
 )
 from binance_transfers.sim import Account, Fault, SimulatedExchange
 
+from ..conftest import demo_exchange
+
 DESK = "desk-1@sim.invalid"
 SECRET_MARK = "TopSecretValue0000000000000000000000000000000000000000000000000"
 
@@ -49,9 +51,8 @@ at_most = "6000"
 
 @pytest.fixture
 def exchange() -> SimulatedExchange:
-    sim = SimulatedExchange()
-    sim.add_demo_account()
-    return sim
+    """The demo exchange (tests/sim's own ``exchange`` has no demo account)."""
+    return demo_exchange()
 
 
 @pytest.fixture

@@ -10,6 +10,8 @@ from pathlib import Path
 from binance_transfers import Client, Governor
 from binance_transfers.sim import Account, SimulatedExchange
 
+from ..conftest import run_python
+
 PLUGIN = "binance_transfers.sim.pytest_plugin"
 
 USER_CONFTEST = """
@@ -80,15 +82,7 @@ print("imported without extras")
 
 def test_plugin_and_package_import_nothing_optional() -> None:
     """The plugin and the sim package import, and build an exchange, with Starlette blocked."""
-    result = subprocess.run(  # noqa: S603 - our own interpreter and script
-        [sys.executable, "-c", IMPORT_CHECK],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    assert "imported without extras" in result.stdout
+    assert "imported without extras" in run_python(IMPORT_CHECK)
 
 
 def test_fixtures_wire_the_client_to_the_exchange(

@@ -27,15 +27,15 @@ from binance_transfers.sim import (
     serve,
 )
 
+from ..conftest import demo_exchange
+
 DESK = "desk-1@sim.invalid"
 
 
 @pytest.fixture
 def exchange() -> SimulatedExchange:
     """A demo exchange on the real clock (requests cross real sockets)."""
-    exchange = SimulatedExchange()
-    exchange.add_demo_account()
-    return exchange
+    return demo_exchange()
 
 
 @pytest.fixture
