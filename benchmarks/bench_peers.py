@@ -408,6 +408,28 @@ def _import_time(
     return statistics.median(times), [e for e in extras.split(",") if e]
 
 
+class _Usage:
+    """The UID usage header Binance (and the simulated exchange) sends with every
+    transfer's answer: the weight counted in the current minute.
+
+    Canned answers without it leave the governor cold for good (no answer ever
+    tells it the count): every permit then takes the slow path, which no real
+    exchange keeps a client on. So the in-process benchmarks answer with it.
+    """
+
+    def __init__(self, weight: int) -> None:
+        self.weight = weight
+        self.window = -1
+        self.used = 0
+
+    def next(self) -> str:
+        window = int(time.time() // 60)
+        if window != self.window:
+            self.window, self.used = window, 0
+        self.used += self.weight
+        return str(self.used)
+
+
 async def _own_cost(calls: int = 3000, rounds: int = 5) -> tuple[float, float]:
     """CPU µs per transfer over ``httpx.MockTransport``: ours, and a hand-written floor.
 
@@ -418,14 +440,17 @@ async def _own_cost(calls: int = 3000, rounds: int = 5) -> tuple[float, float]:
     """
     import httpx
 
-    from binance_transfers import Client, Governor, Limits, TransferType
+    from binance_transfers import ENDPOINTS, Client, Governor, Limits, TransferType
 
     answer = json.dumps({"tranId": 1}).encode()
+    usage = _Usage(ENDPOINTS["universal_transfer"].uid_weight)
 
     def handler(request: httpx.Request) -> httpx.Response:
         if request.url.path == "/api/v3/time":
             return httpx.Response(200, json={"serverTime": int(time.time() * 1000)})
-        return httpx.Response(200, content=answer)
+        return httpx.Response(
+            200, content=answer, headers={"X-SAPI-USED-UID-WEIGHT-1M": usage.next()}
+        )
 
     mock = httpx.MockTransport(handler)
     limits = Limits(api_ip=HUGE, papi_ip=HUGE, sapi_ip=HUGE, sapi_uid=HUGE)
@@ -472,13 +497,16 @@ async def _own_cost_default_path(calls: int = 3000, rounds: int = 5) -> float:
     """
     from multidict import CIMultiDict
 
-    from binance_transfers import Client, Governor, Limits, TransferType
+    from binance_transfers import ENDPOINTS, Client, Governor, Limits, TransferType
 
     class Answer:
         status, reason, raw_headers = 200, "OK", ()
-        headers = CIMultiDict({"Content-Type": "application/json"})
+
+        def __init__(self, **usage: str) -> None:
+            self.headers = CIMultiDict({"Content-Type": "application/json", **usage})
 
     transfer = json.dumps({"tranId": 1}).encode()
+    usage = _Usage(ENDPOINTS["universal_transfer"].uid_weight)
 
     async def exchange(method: str, url: Any, *args: Any) -> tuple[Answer, bytes]:
         # exchange(method, url, headers, body, timeouts, on_write): the write
@@ -488,7 +516,7 @@ async def _own_cost_default_path(calls: int = 3000, rounds: int = 5) -> float:
             await on_write()
         if str(url).endswith("/time"):
             return Answer(), json.dumps({"serverTime": int(time.time() * 1000)}).encode()
-        return Answer(), transfer
+        return Answer(**{"X-SAPI-USED-UID-WEIGHT-1M": usage.next()}), transfer
 
     limits = Limits(api_ip=HUGE, papi_ip=HUGE, sapi_ip=HUGE, sapi_uid=HUGE)
     client = Client(KEY, _secret(), api_url="http://127.0.0.1:9", governor=Governor(limits))

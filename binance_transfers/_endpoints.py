@@ -90,16 +90,17 @@ class Endpoint:
     caps: tuple[RollingCap, ...] = ()
     reads: bool = False
     """A POST that only reads (Binance serves some balances by POST): never journaled."""
+    mutating: bool = attrs.field(
+        init=False,
+        default=attrs.Factory(lambda e: e.method == "POST" and not e.reads, takes_self=True),
+    )
+    """It moves money: never sent again when its outcome is unknown. (Derived from
+    ``method`` and ``reads`` when the endpoint is made: a call reads it several times.)"""
 
     @property
     def prefix(self) -> str:
         """``api``, ``sapi`` or ``papi``: which family of limits applies."""
         return self.path.split("/", 2)[1]
-
-    @property
-    def mutating(self) -> bool:
-        """It moves money: never sent again when its outcome is unknown."""
-        return self.method == "POST" and not self.reads
 
     def __repr__(self) -> str:
         return f"<Endpoint {self.name}: {self.method} {self.path}>"

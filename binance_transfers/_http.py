@@ -580,9 +580,24 @@ def send_profile(http: httpx.AsyncClient) -> tuple[bool, ...]:
         bool(hooks["response"]),
         http.auth is not None,
         http.follow_redirects,
-        bool(len(http.cookies.jar)),
+        _has_cookies(http.cookies.jar),
         bool(http.params),
     )
+
+
+def _has_cookies(jar: Any) -> bool:
+    """Whether ``jar`` may hold a cookie (True errs on the safe side: httpx's ``send``).
+
+    The standard library's ``CookieJar`` keeps them in ``_cookies`` (domain ->
+    path -> name), empty when it holds none: reading it costs a tenth of
+    iterating the jar, which sorts its domains and paths in Python, on every
+    call. A jar cleared for one domain may keep empty dicts: read as "may hold
+    one" (the slower path, which does what httpx does with cookies).
+    """
+    store = getattr(jar, "_cookies", None)
+    if type(store) is dict:
+        return bool(store)
+    return next(iter(jar), None) is not None  # another jar: ask it
 
 
 def direct_transport(http: httpx.AsyncClient, url: str) -> httpx.AsyncBaseTransport | None:

@@ -43,6 +43,11 @@ class StorageLink:
     until Binance epoch ``until``: stop the pool too."""
     demand: Callable[[str], int] = lambda key: 0
     """The weight waiting in pool ``key``'s queue: what a lease should cover."""
+    inflight: Callable[[str], int] = lambda key: 0
+    """Our weight written to pool ``key`` and not answered yet: however late, it
+    may still land, so the next window must count it too (the governor does
+    once it opens that window; a shared counter claims it before others can
+    lease that window whole)."""
 
 
 class WindowCounter(Protocol):

@@ -32,6 +32,9 @@ async def test_a_short_demo_reconciles_with_zero_429s() -> None:
     assert outcome.plan is not None and outcome.plan.weight
     papi = next(p for p in outcome.seen.pools if p.pool == "papi-ip")
     assert papi.peak >= 0.5 * papi.limit
+    # What bench_demo_processes prints: the round trips and timestamp -> arrival.
+    for seconds in (outcome.round_trip, outcome.one_way):
+        assert 0 < seconds["p50"] <= seconds["p90"] <= seconds["p99"] < 3, seconds
 
 
 def test_the_demo_command_exits_zero_with_a_summary() -> None:

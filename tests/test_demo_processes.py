@@ -61,6 +61,11 @@ async def test_two_processes_share_one_budget_with_zero_429s(redis_server: Redis
     for process in outcome.processes:
         assert 0 < process.trip_bound[0] <= process.trip_bound[1], process.trip_bound
         assert process.stall >= 0
+        trips = process.round_trip
+        assert 0 < trips["p50"] <= trips["p90"] <= trips["p99"], trips
+    # ... and what a landing interval must cover: signed timestamp -> the exchange's arrival.
+    late = outcome.one_way
+    assert 0 < late["p50"] <= late["p90"] <= late["p99"] < options.seconds, late
 
 
 async def test_redis_unreachable_is_a_configuration_error_before_anything_starts() -> None:

@@ -66,3 +66,57 @@ def test_in_flight_wakes_every_waiter_on_asyncio_and_trio() -> None:
         trio.run(_in_flight_wakes_its_waiters),
     ):
         assert sorted(seen[:2]) == ["first", "second"] and seen[2:] == ["after"]
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b'{"tranId":1,"amount":"0.1"}',
+        b'{"tranId": 1, "x": 0.30000000000000004}',
+        b'  {"tranId":1}\r\n',  # whitespace before and after
+        b'{"tranId":1}\n',
+        b"[1, 2.5]",
+        b'{"a":1} {"b":2}',  # two values: not one answer
+        b'{"a":1',
+        b"NaN",
+        b"",
+        b"<html>busy</html>",
+        '{"tranId":1}'.encode("utf-16"),  # another encoding JSON allows (a BOM)
+        '{"msg":"é"}'.encode("utf-32-le"),
+    ],
+)
+def test_an_answer_reads_as_the_json_decoder_reads_it(content: bytes) -> None:
+    """_json's one-step read (no whitespace around the value) gives what the full
+    decode gives, and refuses what it refuses (floats as Decimal, NaN refused)."""
+    import json
+    from decimal import Decimal
+
+    from binance_transfers._transport import _NOT_JSON, _json
+
+    def reject(name: str) -> None:
+        raise ValueError(name)
+
+    try:
+        text = content.decode(json.detect_encoding(content))
+        expected = json.loads(text, parse_float=Decimal, parse_constant=reject)
+    except ValueError:
+        expected = _NOT_JSON
+    got = _json(content)
+    assert got == expected and type(got) is type(expected)
+
+
+def test_an_endpoint_is_mutating_as_its_method_and_reads_say_changes_included() -> None:
+    """``mutating`` is worked out when the endpoint is made; an evolved one works it out again."""
+    import attrs
+
+    from binance_transfers import ENDPOINTS
+
+    for endpoint in ENDPOINTS.values():
+        assert endpoint.mutating == (endpoint.method == "POST" and not endpoint.reads)
+    transfer = ENDPOINTS["universal_transfer"]
+    assert transfer.mutating
+    assert not attrs.evolve(transfer, reads=True).mutating
+    assert not attrs.evolve(transfer, method="GET").mutating
+    assert ENDPOINTS.evolve("universal_transfer", uid_weight=300)["universal_transfer"].mutating
+    with pytest.raises(TypeError):
+        attrs.evolve(transfer, mutating=False)  # type: ignore[call-arg]  # derived, never given

@@ -32,9 +32,11 @@ from binance_transfers._http import (
     AIOHTTP_NOT_SENT,
     ON_WRITE,
     WriteAwareAiohttpTransport,
+    _has_cookies,
     _LoopTransport,
     default_http_client,
     direct_transport,
+    send_profile,
     translate_aiohttp_error,
 )
 from binance_transfers._transport import HTTPX_ERRORS
@@ -552,6 +554,34 @@ async def _hook(_: object) -> None:
 async def test_direct_transport_is_none_when_send_does_something(options: dict[str, Any]) -> None:
     async with httpx.AsyncClient(transport=httpx.MockTransport(_ok), **options) as client:
         assert direct_transport(client, "https://api.binance.com") is None
+
+
+async def test_the_cookie_check_never_misses_a_cookie_in_the_jar() -> None:
+    """send_profile reads the standard jar's store (not a count over the jar): a
+    cookie added, removed, or cleared for one domain only is never missed."""
+    async with httpx.AsyncClient(transport=httpx.MockTransport(_ok)) as client:
+        jar = client.cookies.jar
+        assert not _has_cookies(jar) and not send_profile(client)[4]
+        client.cookies.set("session", "1", domain="api.binance.com")
+        client.cookies.set("other", "2", domain="example.com")
+        assert _has_cookies(jar) and send_profile(client)[4]
+        jar.clear("example.com")  # one domain's cookies gone, another's left
+        assert len(jar) == 1 and _has_cookies(jar)
+        jar.clear("api.binance.com", "/", "session")  # empty dicts may stay: "maybe"
+        assert len(jar) == 0
+        client.cookies.clear()
+        assert not _has_cookies(jar) and not any(send_profile(client))
+
+
+def test_the_cookie_check_asks_a_jar_of_another_kind() -> None:
+    class Jar:
+        def __init__(self, cookies: list[str]) -> None:
+            self.cookies = cookies
+
+        def __iter__(self) -> Any:
+            return iter(self.cookies)
+
+    assert not _has_cookies(Jar([])) and _has_cookies(Jar(["c"]))
 
 
 async def test_respx_mocks_still_see_the_requests() -> None:

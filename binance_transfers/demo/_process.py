@@ -31,12 +31,12 @@ import attrs
 
 from .._endpoints import ENDPOINTS
 from .._exceptions import ConfigurationError
-from .._governor import Governor, GovernorHooks
+from .._governor import Governor
 from .._limits import PoolKind, pools_for
 from .._reconcile import SettleBy, Settlement
 from ._job import JOBS, Draws, Tally, coroutine_job, worker
 from ._lifeline import leave, lifeline
-from ._run import Options, demo_client, pool_label, settle_all
+from ._run import Options, RoundTrips, demo_client, pool_label, settle_all
 
 __all__ = ["ProcessResult", "main", "merged"]
 
@@ -66,6 +66,8 @@ class ProcessResult:
     clock_uncertainty: float = 0.0
     """The governor's bound on its clock estimate's error (``GovernorStats.clock_uncertainty``),
     median of the same samples: it widens the landing interval twice (both ends)."""
+    round_trip: dict[str, float] = attrs.Factory(dict)
+    """Its answers' round trips, seconds: ``p50``, ``p90``, ``p99``."""
 
     def dumps(self) -> str:
         t = self.tally
@@ -93,6 +95,7 @@ class ProcessResult:
                 "trip_bound": self.trip_bound,
                 "stall": self.stall,
                 "clock_uncertainty": self.clock_uncertainty,
+                "round_trip": self.round_trip,
             }
         )
 
@@ -123,6 +126,7 @@ class ProcessResult:
             trip_bound=tuple(data["trip_bound"]),
             stall=data["stall"],
             clock_uncertainty=data.get("clock_uncertainty", 0.0),
+            round_trip=data.get("round_trip", {}),
         )
 
 
@@ -140,17 +144,19 @@ def merged(tallies: Iterable[Tally]) -> Tally:
     return total
 
 
-class WeightSent(GovernorHooks):
-    """Counts the weight of every request written, per pool, and when the first
+class WeightSent(RoundTrips):
+    """Counts the weight of every request written, per pool, when the first
     answer came (the exchange's ledger cannot tell the processes apart: one
-    account, one IP)."""
+    account, one IP) and every round trip."""
 
     def __init__(self, options: Options) -> None:
+        super().__init__()
         self.limits = options.limits()
         self.weights: Counter[str] = Counter()
         self.first: float | None = None
 
     def answered(self, endpoint: str, status: int | None, seconds: float | None) -> None:
+        super().answered(endpoint, status, seconds)
         if self.first is None:
             self.first = time.time()  # the simulated exchange's clock is the wall clock
         for spec in pools_for(ENDPOINTS[endpoint], self.limits, "demo"):
@@ -211,6 +217,7 @@ async def run_process(
         trip_bound=watched.trip_bound(),
         stall=watched.stall,
         clock_uncertainty=watched.clock_uncertainty(),
+        round_trip=hooks.percentiles(),
     )
 
 

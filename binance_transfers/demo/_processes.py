@@ -31,7 +31,15 @@ from .._governor import Governor
 from ..sim import PoolUsage, Report
 from ._job import JOBS
 from ._process import ProcessResult, merged
-from ._run import Options, Outcome, demo_client, exchange_command, listening_url, plan_after
+from ._run import (
+    Options,
+    Outcome,
+    demo_client,
+    exchange_command,
+    listening_url,
+    plan_after,
+    read_delays,
+)
 
 __all__ = ["common_windows", "median_use", "run_processes", "shares"]
 
@@ -123,6 +131,7 @@ async def run_processes(
             with anyio.fail_after(30):
                 await exchange.wait()
             seen = Report.loads(report_path.read_text())
+            one_way = read_delays(report_path)
     except BaseException:
         holder = pids.get("redis", [None])[0]
         for process in started:  # stop what is left at once; their lifelines would too
@@ -147,6 +156,7 @@ async def run_processes(
         redis=_where(redis_url),
         first=None if None in firsts else max(f for f in firsts if f is not None),
         end=min(r.end for r in results),
+        one_way=one_way,
     )
 
 

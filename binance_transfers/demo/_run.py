@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import signal
 import sys
@@ -19,7 +20,7 @@ from anyio.streams.buffered import BufferedByteReceiveStream
 from .._client import Client
 from .._endpoints import ENDPOINTS
 from .._exceptions import BinanceTransfersError, OutcomeUnknownError
-from .._governor import Governor
+from .._governor import Governor, GovernorHooks
 from .._limits import Limits
 from .._reconcile import SettleBy, Settlement, through_limits
 from ..cli._plan import load_targets
@@ -33,10 +34,13 @@ if TYPE_CHECKING:
 __all__ = [
     "Options",
     "Outcome",
+    "RoundTrips",
     "demo_client",
     "exchange_command",
     "listening_url",
+    "percentiles",
     "plan_after",
+    "read_delays",
     "run",
     "settle_all",
 ]
@@ -92,6 +96,12 @@ class Outcome:
     end: float | None = None
     """Epoch seconds of the first deadline: windows between ``first`` and ``end``
     saw every process at work."""
+    one_way: dict[str, float] = attrs.Factory(dict)
+    """The exchange's arrival time less each signed request's ``timestamp``,
+    seconds: ``p50``, ``p90``, ``p99`` (see :func:`._exchange.delays`)."""
+    round_trip: dict[str, float] = attrs.Factory(dict)
+    """One process: its answers' round trips, seconds, ``p50``, ``p90``, ``p99``
+    (with ``--processes``, each :class:`ProcessResult` has its own)."""
 
     @property
     def settled_executed(self) -> int:
@@ -169,6 +179,36 @@ def exchange_command(options: Options, report_path: Path) -> list[str]:
     ]  # fmt: skip
 
 
+class RoundTrips(GovernorHooks):
+    """Every answer's round trip, seconds (what ``Outcome.round_trip`` sums up)."""
+
+    def __init__(self) -> None:
+        self.seconds: list[float] = []
+
+    def answered(self, endpoint: str, status: int | None, seconds: float | None) -> None:
+        if seconds is not None:
+            self.seconds.append(seconds)
+
+    def percentiles(self) -> dict[str, float]:
+        return percentiles(self.seconds)
+
+
+def percentiles(values: list[float]) -> dict[str, float]:
+    """``p50``, ``p90`` and ``p99`` of ``values`` (empty: none)."""
+    ordered = sorted(values)
+    if not ordered:
+        return {}
+    return {f"p{q}": ordered[min(len(ordered) * q // 100, len(ordered) - 1)] for q in (50, 90, 99)}
+
+
+def read_delays(report_path: Path) -> dict[str, float]:
+    """What the exchange wrote beside its report (see :func:`._exchange.delays`)."""
+    path = Path(f"{report_path}.delays.json")
+    if not path.exists():
+        return {}
+    return {str(k): float(v) for k, v in json.loads(path.read_text()).items()}
+
+
 def demo_client(url: str, governor: Governor, concurrency: int) -> Client:
     """A client of the simulated exchange at ``url``, as the demo's job uses it."""
     return Client(
@@ -206,7 +246,10 @@ async def run(options: Options, view: object | None = None) -> Outcome:
                 url = await listening_url(process)
                 # A floor for the trip to the exchange and back; the governor
                 # lengthens it as soon as answers take longer (bursts, a busy loop).
-                governor = Governor(options.limits(), latency=2 * options.latency + 0.05)
+                trips = RoundTrips()
+                governor = Governor(
+                    options.limits(), latency=2 * options.latency + 0.05, hooks=trips
+                )
                 async with demo_client(url, governor, options.concurrency) as client:
                     await client.server_time()
                     now = time.monotonic
@@ -236,6 +279,7 @@ async def run(options: Options, view: object | None = None) -> Outcome:
             with anyio.fail_after(30):
                 await process.wait()
         seen = Report.loads(report_path.read_text())
+        one_way = read_delays(report_path)
     return Outcome(
         options=options,
         url=url,
@@ -246,6 +290,8 @@ async def run(options: Options, view: object | None = None) -> Outcome:
         plan=plan,
         first=first,
         end=first + options.seconds,
+        one_way=one_way,
+        round_trip=trips.percentiles(),
     )
 
 
