@@ -60,6 +60,7 @@ class Feedback(WaitQueue):
     _pools: dict[str, Pool]
     _banned_until: float
     _ip_frozen_until: float
+    _publish_freeze: Callable[[str, float], None] | None
 
     def _refresh_geometry(self) -> Geometry:
         raise NotImplementedError
@@ -172,6 +173,7 @@ class Feedback(WaitQueue):
             until = now + 120.0 / self.limits.time_scale
         until = min(until, now + LONGEST_BAN / self.limits.time_scale)
         if until <= self._banned_until:
+            self._publish_own("*", until, now)
             return
         self._banned_until = until
         g = self._geometry(now)
@@ -184,8 +186,20 @@ class Feedback(WaitQueue):
         self._fail_waiters(now)
         self._pump([p for p in self._pools.values() if p.queue], now)
 
+    def _publish_own(self, key: str, until: float, now: float) -> None:
+        """Tell a shared storage of our own 429/418 that ends within a freeze we hold.
+
+        The freeze we hold may be another process's, widened by our clock's
+        margin (not published again: it would bounce): Binance's end for us,
+        later than theirs, must still reach the other processes (breaker8 B8-1:
+        A resumed at its own end, inside the Retry-After Binance gave B). The
+        storage drops what it published or was told already."""
+        if self._publish_freeze is not None:
+            self._publish_freeze(key, until + self._geometry(now).shift)
+
     def _freeze(self, pool: Pool, until: float, reason: str) -> None:
         if until <= pool.frozen_until:
+            self._publish_own(pool.key, until, self._monotonic())
             return
         pool.frozen_until = until
         pool._geo = None  # off the fast path

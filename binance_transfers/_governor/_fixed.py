@@ -640,6 +640,13 @@ class FixedPool(Sharing):
         if all(value > max(own, self._explained(w) + counted) for w, own in possible):
             newer, own = max(possible)
             self._note_others(newer, value, own, landed_by, g)
+            if newer not in self.spent:
+                # Others surely spent (the least the newer reading shows): the
+                # next window opens shared too (``_open``), as after any report
+                # showing them (its own test of "ours" counts ours in flight
+                # twice, and may have let this one pass for ours).
+                spent = value - max(own, self._explained(newer) + counted)
+                self.spent[newer] = (spent, landed_by)
             end = (newer + 1) * self.period - g.shift + self._lag(g)
             if end > self.shared_until:
                 self.shared_until = end
