@@ -718,7 +718,11 @@ class _Written:
         return f"_Written({sorted(self.weights[i] for i in self.index.values())})"
 
     def add(self, key: int, t: float, weight: int) -> None:
-        if not self.index or len(self.times) > 4 * len(self.index) + 64:
+        if not self.index:
+            # Nothing in flight (every sequential call): nothing to keep, no sort.
+            if self.times:
+                self.times, self.weights, self.tree = [], [], [0]
+        elif len(self.times) > 4 * len(self.index) + 64:
             self._compact()
         self._append(key, t, weight)
 
