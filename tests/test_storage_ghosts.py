@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import AsyncIterator
 
 import anyio
 
 from binance_transfers import ENDPOINTS, RateLimitError, RedisStorage, ThrottledError
 from binance_transfers._limits import pools_for
 from binance_transfers._redis_server import RedisServer
-from binance_transfers._storage import StorageLink
+from binance_transfers._storage import StorageLink, WindowCounter
 from binance_transfers.sim import Fault
 
 from .conftest import client_on, demo_exchange, refusals
@@ -77,6 +78,34 @@ async def _leases_settled(*storages: RedisStorage) -> None:
             await storage._task
 
 
+#: /api's pool on one IP (60 a window) and a link on the real clock.
+SPEC = next(s for s in pools_for(ENDPOINTS["server_time"], LIMITS, "demo") if s.per_ip)
+LINK = StorageLink(lambda key: None, time.time, lambda period: (int(time.time() // period),) * 2)
+
+
+@contextlib.asynccontextmanager
+async def _forced_past_the_limit(
+    url: str,
+) -> AsyncIterator[tuple[WindowCounter, WindowCounter, int]]:
+    """Two processes' counters of one pool: A has leased all of window ``w``
+    (ahead: no window ends meanwhile); B then counted 5 of its own there, over
+    its lease (none): claimed, granted by force (65 of 60). Yields (A, B, w)."""
+    # The test started this Redis: nothing it does not know of counts.
+    storages = [await RedisStorage.connect(url, processes=2, fresh=True) for _ in range(2)]
+    try:
+        a, b = (storage.window_counter(SPEC, LINK) for storage in storages)
+        w = int(time.time() // SPEC.period) + 2
+        a._ask(w, SPEC.limit)  # type: ignore[attr-defined]
+        await _leases_settled(*storages)
+        b.add(w, 5)
+        await _leases_settled(*storages)
+        yield a, b, w
+        await _leases_settled(*storages)
+    finally:
+        for storage in storages:
+            await storage.aclose()
+
+
 async def test_a_grant_forced_past_the_limit_is_no_room_once_its_charge_is_given_back(
     redis_server: RedisServer,
 ) -> None:
@@ -85,27 +114,10 @@ async def test_a_grant_forced_past_the_limit_is_no_room_once_its_charge_is_given
     B's request is answered elsewhere and its charge given back: the forced 5
     were never Redis's to give, so B may not admit them: the window holds A's
     60, no more (B reused them: 65; the 2-process demo's other 429, 9 of 8)."""
-    spec = next(s for s in pools_for(ENDPOINTS["server_time"], LIMITS, "demo") if s.per_ip)
-    link = StorageLink(
-        lambda key: None, time.time, lambda period: (int(time.time() // period),) * 2
-    )
-    # The test started this Redis: nothing it does not know of counts.
-    url = redis_server.url
-    storages = [await RedisStorage.connect(url, processes=2, fresh=True) for _ in range(2)]
-    try:
-        a, b = (storage.window_counter(spec, link) for storage in storages)
-        w = int(time.time() // spec.period) + 2  # ahead: no window ends meanwhile
-        a._ask(w, spec.limit)  # type: ignore[attr-defined]
-        await _leases_settled(*storages)
-        b.add(w, 5)  # over its lease (none): claimed, forced
-        await _leases_settled(*storages)
+    async with _forced_past_the_limit(redis_server.url) as (a, b, w):
         b.remove(w, 5)  # it landed in the window before
-        admitted = [c.try_add(w, 1, spec.limit) for c in (a, b) for _ in range(spec.limit)]
-        await _leases_settled(*storages)
-    finally:
-        for storage in storages:
-            await storage.aclose()
-    assert sum(x is not None for x in admitted) <= spec.limit, admitted.count(None)
+        admitted = [c.try_add(w, 1, SPEC.limit) for c in (a, b) for _ in range(SPEC.limit)]
+    assert sum(x is not None for x in admitted) <= SPEC.limit, admitted.count(None)
 
 
 async def test_a_grant_forced_past_the_limit_shrinks_the_unused_leases_of_the_others(
@@ -116,21 +128,7 @@ async def test_a_grant_forced_past_the_limit_shrinks_the_unused_leases_of_the_ot
     it may land there. A hears of it and holds back the excess: A's 55 and
     B's 5, no more (A spent all 60 it held: the 2-process demo's 429 with a
     hog, 9 calls of 8, 1 run in 12)."""
-    spec = next(s for s in pools_for(ENDPOINTS["server_time"], LIMITS, "demo") if s.per_ip)
-    now = time.time
-    link = StorageLink(lambda key: None, now, lambda period: (int(now() // period),) * 2)
-    url = redis_server.url
-    storages = [await RedisStorage.connect(url, processes=2, fresh=True) for _ in range(2)]
-    try:
-        a, b = (storage.window_counter(spec, link) for storage in storages)
-        w = int(time.time() // spec.period) + 2  # ahead: no window ends meanwhile
-        a._ask(w, spec.limit)  # type: ignore[attr-defined]
-        await _leases_settled(*storages)
-        b.add(w, 5)  # over its lease (none): claimed, forced
-        await _leases_settled(*storages)
+    async with _forced_past_the_limit(redis_server.url) as (a, _, w):
         await anyio.sleep(0.1)  # a message through Redis
-        admitted = [a.try_add(w, 1, spec.limit) for _ in range(spec.limit)]
-    finally:
-        for storage in storages:
-            await storage.aclose()
-    assert sum(x is not None for x in admitted) + 5 <= spec.limit, admitted.count(None)
+        admitted = [a.try_add(w, 1, SPEC.limit) for _ in range(SPEC.limit)]
+    assert sum(x is not None for x in admitted) + 5 <= SPEC.limit, admitted.count(None)
