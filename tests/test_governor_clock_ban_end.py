@@ -10,10 +10,11 @@ import asyncio
 import anyio
 import looptime
 
-from binance_transfers import ENDPOINTS, BinanceTransfersError, Governor
+from binance_transfers import ENDPOINTS, Governor
 from binance_transfers._clock import LoopClock
 from binance_transfers.sim import Fault, SimulatedExchange
 from tests.test_governor import SUB_UNIVERSAL, synced
+from tests.test_governor_shared_ip import _callers
 
 E0 = 1_767_225_600.0  # a minute boundary on Binance's clock
 
@@ -48,19 +49,9 @@ async def test_no_request_is_sent_before_the_ban_ends_on_binances_clock() -> Non
             for _ in range(3000 // papi[0].weight):
                 exchange.limiter.charge(papi, "127.0.0.1", now)
 
-    client = exchange.client()
-
-    async def caller() -> None:
-        while loop.time() < stop:
-            try:
-                await client.pm_auto_collect()
-            except BinanceTransfersError:
-                await anyio.sleep(1)
-
-    async with client, anyio.create_task_group() as group:
+    async with anyio.create_task_group() as group:
         group.start_soon(neighbour)
-        for _ in range(10):
-            group.start_soon(caller)
+        group.start_soon(_callers, exchange.client(), 10, loop.time(), stop, "pm_auto_collect")
         await anyio.sleep(305)
         group.cancel_scope.cancel()
     bans = [e.arrived - E0 for e in exchange.ledger if e.status == 418]

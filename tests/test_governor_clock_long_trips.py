@@ -29,7 +29,7 @@ import pytest
 
 from binance_transfers._clock import LoopClock
 from binance_transfers.sim import Fault, SimulatedExchange
-from tests.test_governor_shared_ip import _readers
+from tests.test_governor_shared_ip import _callers
 
 from .test_governor_properties import Call, World, check_limits, run_crowd
 
@@ -48,7 +48,7 @@ async def _alone(seed: int, phase: float, sync: float | None, jitter: float) -> 
         exchange.faults.add(Fault.latency(sync), endpoint="server_time")
         exchange.faults.add(Fault.latency(0.5, jitter=jitter), endpoint="pm_balance")
     now = asyncio.get_running_loop().time()
-    await _readers(exchange.client(), 40, now, now + 300)
+    await _callers(exchange.client(), 40, now, now + 300)
     assert [e.status for e in exchange.ledger if e.status != 200] == []
     assert exchange.ledger.over_limit() == []
     weights = exchange.ledger.window_weights("papi-ip")
