@@ -367,7 +367,7 @@ class Client:
 
     async def __aenter__(self) -> Client:
         self._check_open()
-        # perf9f (breaker7 B7-2): the loop is known here, before any call: what its
+        # (breaker7 B7-2) The loop is known here, before any call: what its
         # requests import is imported now, not inside the first call's max_wait.
         self._transport.prepare()
         return self

@@ -152,7 +152,7 @@ class Governor(Reporting, Introspection, Planning, Feedback):
             self._landing,
             self._storage_froze,
             self._demand,  # redis10c: rolling caps lease for who waits
-            self._inflight,  # demo7 (ghost gap)
+            self._inflight,  # a shared counter claims it in the next window
         )
         # redis10b: a shared storage publishes this process's 429/418 freezes.
         self._publish_freeze: Callable[[str, float], None] | None = getattr(
@@ -361,7 +361,7 @@ class Governor(Reporting, Introspection, Planning, Feedback):
         return pool.queued if pool is not None else 0
 
     def _inflight(self, key: str) -> int:
-        """demo7 (ghost gap): our weight in flight on pool ``key`` (written, not answered)."""
+        """Our weight in flight on pool ``key`` (written, not answered)."""
         pool = self._pools.get(key)
         return getattr(pool, "inflight", 0) if pool is not None else 0
 

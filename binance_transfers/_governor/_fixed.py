@@ -471,7 +471,7 @@ class FixedPool(Sharing):
         else:
             at = int((sent + g.shift) // p)
             window, own = min(sorted(possible), key=lambda pair: abs(pair[0] - at))
-        # -- trips7 (issue 7): our estimate of Binance's clock is off by up to
+        # Our estimate of Binance's clock is off by up to
         # eps (half the sync's trip: 1 s with 0.5-2.5 s trips). Written within
         # eps of the boundary, the request may have been written, and landed,
         # in either window. Where ours explain more of the report in the other
@@ -491,10 +491,9 @@ class FixedPool(Sharing):
             written_at = sent + g.shift
             uncertain = int((written_at - g.eps) // p) <= there[0] <= int((written_at + g.eps) // p)
             absent = uncertain and self._explained(there[0]) > self._explained(window)
-        # -- end trips7
         # Binance told us the count: nothing of a previous life is unknown (if
         # it landed in the next window, that one began after the governor did).
-        if not absent:  # trips7: it told us nothing we can use
+        if not absent:  # it told us nothing we can use
             self.cold = self.out = 0
         # What others spent there, for the next windows' reservation: the
         # report less everything of ours that can be in it (B4-4): ours answered
@@ -516,19 +515,19 @@ class FixedPool(Sharing):
             # against too much of ours: others 0, a steady 60 faded 60 -> 30 ->
             # 15, 150-180 of ours beside it).
             # It landed in one of them only: counted as ours in each, it hides
-            # what others spent in all but one (share7c's min21: a request
+            # what others spent in all but one (the property test's "min21": a request
             # written 50 ms before a 0.1-s window ended, answered 3 ms after it,
             # counted as ours in the next window too: 50 of the other process's
             # 100 there passed for ours, 110 + 100 of 200 in the window after).
             # Ours where its report is read (the report counts it) and where
-            # the middle of its flight was, the likelier window (stress7: a
+            # the middle of its flight was, the likelier window (bench_stress: a
             # PM Pro call written 0.2 s before a minute ended and answered
             # 0.3 s after it is in the new minute's reports).
             middle = int(((sent + landed_by) / 2 + g.shift) // p)
             for w in sure:
                 if w in (window, middle):
                     self.maybe[w] = self.maybe.get(w, 0) + weight
-        if absent:  # trips7: see above
+        if absent:  # see above
             if doubt:
                 self._undoubt(doubt, None)
             self._others_either(possible, value, weight, sent, landed_by, g)
@@ -590,8 +589,8 @@ class FixedPool(Sharing):
         # Windows opened after this one before any news of it (a wide landing
         # interval opens two at once) were reserved blind: reserve this much.
         # Those are reserved the rougher reading: no answer of theirs came yet.
-        # The rougher reading only once this report shows others at all (clock7's
-        # proposal P): a burst of ours reordered by the link's jitter reads
+        # The rougher reading only once this report shows others at all:
+        # a burst of ours reordered by the link's jitter reads
         # roughly as someone else's (the 10th admitted arrives 200th: 6000 less
         # 300), and with a trip bound above a window (a 1.5 s spike) every window
         # opened ahead was reserved that much for nobody (/papi at 7-20 %).
@@ -653,7 +652,7 @@ class FixedPool(Sharing):
                 self._geo = None  # off the cached fast path: it does not share
 
     def _explained(self, window: int) -> int:
-        """trips7: ours answered as (maybe) landed in ``window``."""
+        """Ours answered as (maybe) landed in ``window``."""
         return self.landed.get(window, 0) + self.maybe.get(window, 0)
 
     def seed(self, sent: list[float], weight: int, now: float, g: Geometry) -> None:

@@ -181,7 +181,7 @@ class Introspection:
             writes=self._writes,
             trip_bound=g.trip,
             guard=g.guard,
-            clock_uncertainty=g.eps,  # what the landing interval uses (trips7)
+            clock_uncertainty=g.eps,  # what the landing interval uses
         )
 
     def __repr__(self) -> str:

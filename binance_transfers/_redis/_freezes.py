@@ -97,7 +97,7 @@ class Freezes(Leasing):
                     await asyncio.wait_for(retry.wait(), 0.5)
 
     def _excess(self, where: str, total: int) -> None:
-        """demo7: another process was granted a window past its limit (a late
+        """Another process was granted a window past its limit (a late
         request of its own, forced: it may land there): hold that much back of
         what we lease there (see ``LeasedWindowCounter._recap``)."""
         redis_key, _, window = where.rpartition(":")

@@ -133,7 +133,7 @@ class Leasing:
             total = int(reply[3 + 3 * i])
             counter.granted(window, granted, total)
             if total > counter.limit and granted > 0:
-                # demo7: forced past the limit (our late request may land there):
+                # Forced past the limit (our late request may land there):
                 # the others must not spend that much of what they hold unused.
                 self._spawn(self._tell_excess(counter.redis_key, window, total))
             frozen = int(reply[4 + 3 * i])

@@ -155,7 +155,7 @@ class LeasedWindowCounter(RedisCounter):
         return self.used(window) - before
 
     def _recap(self, window: int) -> None:
-        # demo7: a lease forced past the limit (a late request claimed where it
+        # A lease forced past the limit (a late request claimed where it
         # may land: ``_debt``) covers that request only; once its charge is given
         # back, the excess is no room, for the claimant or anybody who sees it
         # (reused, it sent a window of 8 calls 9: the 2-process demo's 429).
@@ -176,7 +176,7 @@ class LeasedWindowCounter(RedisCounter):
                 self._ask(window, max(ghost - left, 0))
 
     def _ghost(self, window: int) -> int:
-        """demo7 (ghost gap): what of ours in flight ``window`` must hold if it is
+        """What of ours in flight ``window`` must hold if it is
         the next one: a request written now, or earlier, may land there however
         its landing interval ends (a stall). The governor counts it there once
         it opens the window (then they are in ``_own``, and a lease short of them
