@@ -363,7 +363,7 @@ class Governor(Reporting, Introspection, Planning, Feedback):
     def _inflight(self, key: str) -> int:
         """Our weight in flight on pool ``key`` (written, not answered)."""
         pool = self._pools.get(key)
-        return getattr(pool, "inflight", 0) if pool is not None else 0
+        return pool.inflight if isinstance(pool, FixedPool) else 0  # a cap has no windows
 
     # -- end redis10 -------------------------------------------------------------
 
