@@ -224,14 +224,15 @@ class LeasedWindowCounter(RedisCounter):
     def granted(self, window: int, amount: int, total: int | None = None) -> None:
         """A lease of ``amount`` more arrived (``total``: leased by everybody)."""
         self._asked.discard(window)
+        past = False  # forced past the limit, or no longer: the cap changes
         if total is not None:
-            if total > self.limit or self._total.get(window, 0) > self.limit:
-                self._total[window] = total
-                self._recap(window)  # forced past the limit, or no longer
+            past = total > self.limit or self._total.get(window, 0) > self.limit
             self._total[window] = total
         if amount:
             self._grant[window] = self._grant.get(window, 0) + amount
+        if amount or past:
             self._recap(window)
+        if amount:
             if window >= max(self._grant):
                 # Ask for the next block when a quarter of this one is left.
                 self._low = self._cap[window] - max(amount // 4, 1)
