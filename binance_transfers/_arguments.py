@@ -14,15 +14,17 @@ import sys
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 
-from ._claims import Claims, RedisClaims, SqliteClaims
 from ._exceptions import ConfigurationError, InvalidInputError
 from ._models import TransferType
 from ._params import RawType, asset_param, symbol_param, time_param, type_name_param
 from ._signing import Signer, make_signer
+
+if TYPE_CHECKING:
+    from ._claims import Claims
 
 #: What a mutating call does when its outcome is unknown: raise
 #: :class:`OutcomeUnknownError` (default); wait until Binance's records settle
@@ -43,9 +45,14 @@ def _claims_for(
         # A RedisStorage's module is imported by whoever made one: not by us.
         redis = sys.modules.get("binance_transfers._redis")
         if redis is not None and isinstance(storage, redis.RedisStorage):
+            from ._claims import RedisClaims
+
             return RedisClaims(storage), True
         return None, False
     if isinstance(claims, str | os.PathLike):
+        # issue 9: imported by a client that shares claims, not by every one.
+        from ._claims import SqliteClaims
+
         return SqliteClaims(_file_param(claims, "claims")), True
     return claims, False
 

@@ -18,7 +18,6 @@ import anyio
 import attrs
 import httpx
 
-from . import _recovery, _settling
 from ._arguments import (
     OnUnknown,
     Params,
@@ -39,7 +38,7 @@ from ._arguments import (
 # Imported from here by cli/_app.py and tests/test_hot_path.py ("as": re-exported, for mypy).
 from ._arguments import _enum_or_name as _enum_or_name
 from ._arguments import _transfer_params as _transfer_params
-from ._claims import Claims
+from ._closing import to_the_end
 from ._endpoints import ENDPOINTS, Endpoint, EndpointTable, Host
 from ._exceptions import (
     BinanceAPIError,
@@ -53,16 +52,9 @@ from ._exceptions import (
 from ._governor import Governor
 from ._governor._core import overridden
 from ._http import default_http_client
-from ._journal import (
-    DONE,
-    REFUSED,
-    UNKNOWN,
-    Journal,
-    PendingIntent,
-    to_the_end,
-)
 from ._logs import TRANSFERS, logged_transfer, redact_httpx, unlogged
 from ._models import (
+    _PARSERS,
     Acknowledgement,
     AssetBalance,
     BnbTransferResult,
@@ -115,13 +107,22 @@ from ._reconcile import (
     SettleBy,
     Settlement,
 )
-from ._settle_balances import MarginTransferBaseline, take_baseline
 from ._signing import Signer
 from ._transport import DEFAULT_TIMEOUT, ExchangeOutcome, Transport
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
     from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
+
+    from . import _settling
+    from ._claims import Claims
+    from ._journal import Journal, PendingIntent
+    from ._settle_balances import MarginTransferBaseline
+
+# issue 9: the journal, recovery and settlement modules (and sqlite's, the
+# claims') are imported where they are first needed: by a client given a
+# journal, by the first unknown outcome settled, by recover(). Importing them
+# for every client was ~8 % of `import binance_transfers`'s CPU.
 
 __all__ = ["ApiSecret", "Client", "OnUnknown"]
 
@@ -172,7 +173,6 @@ _SENDING: contextvars.ContextVar[InFlight | None] = contextvars.ContextVar(
 
 #: Endpoints whose outcome Binance's history can settle after a crash.
 _SETTLEABLE = (SettleBy.HISTORY, SettleBy.CLIENT_TRAN_ID)
-_NO_HISTORY = _settling.NO_HISTORY
 
 _T = TypeVar("_T")
 _SEVEN_DAYS_MS = 7 * 24 * 3600 * 1000
@@ -303,8 +303,11 @@ class Client:
         self.on_detached = on_detached
         urls = _url_param(api_url, "api_url"), _url_param(papi_url, "papi_url")
         futures_urls = _url_param(fapi_url, "fapi_url"), _url_param(dapi_url, "dapi_url")
-        if journal is not None and not isinstance(journal, Journal):
-            journal = Journal(_file_param(journal, "journal"))
+        if journal is not None:
+            from ._journal import Journal
+
+            if not isinstance(journal, Journal):
+                journal = Journal(_file_param(journal, "journal"))
         self.journal = journal
         signer = _signer(secret)
         redact_httpx()  # httpx logs every URL at INFO: a signed GET's signature too
@@ -351,8 +354,9 @@ class Client:
         # outcome was unknown): nobody else will settle them, recover() does.
         self._orphans: set[int] = set()
         # Mutating calls under way: what aclose() stops (see _send).
-        self._calls: dict[InFlight, tuple[anyio.CancelScope, _CallState]] = {}
-        self._scope_type: tuple[object, type[anyio.CancelScope]] | None = None
+        self._calls: dict[InFlight, tuple[anyio.CancelScope | asyncio.Task[Any], _CallState]] = {}
+        # trio: the backend's cancel scope class (anyio.CancelScope() asks sniffio each time).
+        self._scope_type: type[anyio.CancelScope] | None = None
         # Requests settled as executed, and the settlements under way (_settling.settling_once).
         self._executed: dict[_settling.Key, Settlement] = {}
         self._settling: dict[_settling.Key, anyio.Lock] = {}
@@ -413,10 +417,10 @@ class Client:
         # wire finish. Called from inside a call (an on_detached hook), it
         # neither stops nor waits for that one.
         mine = _SENDING.get()
-        for in_flight, (scope, call) in list(self._calls.items()):
+        for in_flight, (stopper, call) in list(self._calls.items()):
             if in_flight is not mine:
                 call.closing = True
-                scope.cancel()
+                stopper.cancel()  # the call's cancel scope (trio), or its task (asyncio)
         # safety8e: to the end even when the closing task is cancelled (``async with``
         # unwinding in a failing TaskGroup): transfers on the wire get their answers
         # journaled, and the queued outcomes and answered ids reach the disk.
@@ -1275,6 +1279,8 @@ class Client:
         Raises:
             The errors of a query (see :class:`Client`, *Errors*).
         """
+        from ._settle_balances import take_baseline
+
         return await take_baseline(self, email=email_param(email), asset=asset_param(asset))
 
     async def reconcile_margin_transfer(
@@ -1299,6 +1305,8 @@ class Client:
             ServiceUnavailableError, ConnectionFailedError, ThrottledError: the balances
                 could not be read (the outcome stays unknown; try again).
         """
+        from . import _settling
+
         return await _settling.reconcile_by_balances(self, error, baseline)
 
     # -- misc -----------------------------------------------------------------
@@ -1383,6 +1391,8 @@ class Client:
             ServiceUnavailableError, ConnectionFailedError, ThrottledError: the
                 history could not be read (the outcome stays unknown; try again).
         """
+        from . import _settling
+
         return await _settling.reconcile(self, error)
 
     def _mark(self, error: OutcomeUnknownError, intent: int | None) -> None:
@@ -1416,10 +1426,14 @@ class Client:
             ServiceUnavailableError, ConnectionFailedError, ThrottledError: a
                 history could not be read; rows not yet settled stay open.
         """
+        from . import _recovery
+
         return await _recovery.recover(self)
 
     async def _seed(self, journal: Journal) -> None:
         """Tell the governor what earlier runs sent (see :func:`_recovery.seed`)."""
+        from . import _recovery
+
         await _recovery.seed(self, journal)
 
     # -- the one way out ------------------------------------------------------
@@ -1438,13 +1452,16 @@ class Client:
                 # Cut off by aclose(), not by its caller, who still gets this outcome.
                 outcome = attrs.evolve(outcome, detached=False)
             call.outcome = outcome
-        intent = None if call is None else call.intent
+        pending = None if call is None else call.pending  # (call.intent, without its call)
+        intent = None if pending is None else pending.id
         if isinstance(outcome.error, OutcomeUnknownError):
             # safety8e: before on_detached sees it: settled from there, the error
             # must name the journal row recover() settles, or the two disagree.
             self._mark(outcome.error, intent)
         journal = self.journal
         if journal is not None and intent is not None:
+            from ._journal import DONE, REFUSED, UNKNOWN
+
             if outcome.error is None:
                 tran_id = outcome.data.get("tranId") if isinstance(outcome.data, dict) else None
                 journal.outcome(
@@ -1495,7 +1512,8 @@ class Client:
         recv_window: int | None = None,
         on_unknown: OnUnknown | None = None,
     ) -> _T:
-        self._check_open()
+        if self._closed:
+            self._check_open()
         endpoint: Endpoint = self.endpoints[name]
         hook = self._transferred
         if endpoint.mutating and (hook or TRANSFERS.isEnabledFor(logging.INFO)) and unlogged():
@@ -1503,13 +1521,14 @@ class Client:
             call = self._call(name, params, model, max_wait, recv_window, on_unknown)
             clock = self.governor.server_clock.clock
             return await logged_transfer(call, endpoint, params, clock, hook)
-        max_wait = max_wait_param(max_wait)
+        if max_wait is not None:
+            max_wait = max_wait_param(max_wait)
         if recv_window is not None:
             recv_window = recv_window_param(recv_window)
         mode = self.on_unknown if on_unknown is None else _on_unknown_param(on_unknown)
         wait = self.max_wait if max_wait is None else max_wait
 
-        parse = parser(model)
+        parse = _PARSERS.get(model) or parser(model)
         if not endpoint.mutating:
             # A read's unreadable answer is the transport's MalformedResponseError.
             result: _T = await self._transport.call(
@@ -1524,6 +1543,8 @@ class Client:
             except OutcomeUnknownError as unknown:
                 if mode == "raise":
                     raise
+                from . import _settling
+
                 settlement = await _settling.settle_for_caller(
                     self, unknown, self.reconcile(unknown)
                 )
@@ -1551,6 +1572,8 @@ class Client:
                 # The resend was refused because Binance has seen this
                 # clientTranId: an earlier attempt executed after all (its
                 # record lagged past the settlement). Never a refusal.
+                from . import _settling
+
                 return await _settling.after_duplicate(self, name, params, model, unknowns, refused)
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -1566,6 +1589,8 @@ class Client:
         # Not awaited: a caller cancelled while its intent commits must not wait
         # for that commit (a locked journal holds it up to busy_timeout). The
         # writer finds the row id itself (no row if the insert failed).
+        from ._journal import REFUSED
+
         self.journal.outcome(call.pending, REFUSED, note=note, only_if_open=True)
 
     async def _send(
@@ -1584,32 +1609,45 @@ class Client:
         call = _CallState(None)
         # aclose() cancels it: one not yet written stops there (nothing sent),
         # one written runs on to its answer, which this caller then gets.
-        scope = self._cancel_scope()
-        self._calls[in_flight] = (scope, call)
+        loop = asyncio._get_running_loop()
+        if loop is None:  # trio: in a cancel scope of its own, which aclose() cancels
+            known = self._scope_type
+            scope = anyio.CancelScope() if known is None else known()
+            self._scope_type = type(scope)
+            self._calls[in_flight] = (scope, call)
+            try:
+                with scope:
+                    return await self._send_journaled(
+                        endpoint, params, max_wait, recv_window, parse, call
+                    )
+                return self._after_close(endpoint, call, parse)
+            finally:
+                del self._calls[in_flight]
+                _SENDING.reset(token)
+                self._reconciler.finished(endpoint.name, in_flight)
+        # asyncio: aclose() cancels the caller's task itself, once, as
+        # asyncio.timeout() does, and the cancellation is taken back here
+        # (uncancel). An anyio cancel scope did the same for ~18k CPU
+        # instructions a call (5 % of a transfer; issue 9). A written request
+        # runs in a task of its own (Transport._detachable), which no
+        # cancellation of this one reaches.
+        task = asyncio.current_task(loop)
+        if task is None:  # pragma: no cover - a coroutine always runs in a task here
+            raise ConfigurationError("binance_transfers runs inside an asyncio task")
+        self._calls[in_flight] = (task, call)
         try:
-            with scope:
-                return await self._send_journaled(
-                    endpoint, params, max_wait, recv_window, parse, call
-                )
+            return await self._send_journaled(endpoint, params, max_wait, recv_window, parse, call)
+        except asyncio.CancelledError:
+            # Ours (aclose() set `closing` before cancelling), and no other one
+            # pending (the caller's own, a timeout's): the caller gets what
+            # became of its call, as anyio's scope gave it.
+            if not call.closing or task.uncancel() > 0:
+                raise
             return self._after_close(endpoint, call, parse)
         finally:
             del self._calls[in_flight]
             _SENDING.reset(token)
             self._reconciler.finished(endpoint.name, in_flight)
-
-    def _cancel_scope(self) -> anyio.CancelScope:
-        """``anyio.CancelScope()``, without looking the backend up on every call.
-
-        The backend's own class, learned from the first scope made in this
-        event loop (``anyio.CancelScope()`` asks sniffio which library runs).
-        """
-        loop = asyncio._get_running_loop()  # None under trio
-        known = self._scope_type
-        if known is not None and known[0] is loop:
-            return known[1]()
-        scope = anyio.CancelScope()
-        self._scope_type = (loop, type(scope))
-        return scope
 
     def _after_close(self, endpoint: Endpoint, call: _CallState, parse: Callable[[Any], _T]) -> _T:
         """What a call stopped by aclose() returns or raises: its last attempt's outcome."""
@@ -1664,7 +1702,8 @@ class Client:
                 retry_on_429=self.retry_on_429,
                 parse=parse,
             )
-            if journal is not None and HOW.get(endpoint.name, _NO_HISTORY)[0] not in _SETTLEABLE:
+            how = HOW.get(endpoint.name)
+            if journal is not None and (how is None or how[0] not in _SETTLEABLE):
                 # No history can settle this one after a crash: its outcome must be
                 # on disk before the caller acts on it (one commit; rare, heavy calls).
                 try:

@@ -573,15 +573,21 @@ def send_profile(http: httpx.AsyncClient) -> tuple[bool, ...]:
 
     A few attribute reads: a user may give the client any of them at any time,
     so the transport asks per call whether its per-endpoint choices still hold.
+    They are read behind httpx's properties (plain getters of these
+    attributes; four Python calls a transfer less, issue 9), or through the
+    properties if httpx keeps them elsewhere.
     """
-    hooks = http.event_hooks
+    try:
+        hooks, auth, cookies, params = http._event_hooks, http._auth, http._cookies, http._params
+    except AttributeError:  # pragma: no cover - an httpx that moved them
+        hooks, auth, cookies, params = http.event_hooks, http.auth, http.cookies, http.params
     return (
         bool(hooks["request"]),
         bool(hooks["response"]),
-        http.auth is not None,
+        auth is not None,
         http.follow_redirects,
-        _has_cookies(http.cookies.jar),
-        bool(http.params),
+        _has_cookies(cookies.jar),
+        bool(params),
     )
 
 

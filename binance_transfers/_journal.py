@@ -31,12 +31,13 @@ import os
 import queue
 import threading
 import uuid
-from collections.abc import Callable, Collection, Coroutine, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 import attrs
 
+from ._closing import to_the_end
 from ._exceptions import ConfigurationError
 
 if TYPE_CHECKING:  # import9 (issue 9): sqlite3 is imported when a journal opens its file
@@ -300,35 +301,6 @@ class Journal:
         self._queue.put(None)
         await anyio.to_thread.run_sync(thread.join)
         self._thread = None
-
-
-async def to_the_end(work: Coroutine[Any, Any, None]) -> None:
-    """Await ``work`` to its end, whatever cancels the caller meanwhile; then let it cancel.
-
-    For closing: what is queued for the disk (the journal's outcomes, the
-    claims' answered ids) is written even when ``async with`` unwinds in a
-    cancelled task. An anyio shield stops a cancel scope's cancellation (and
-    trio's), not asyncio's plain ``task.cancel()`` (``asyncio.timeout``,
-    ``asyncio.TaskGroup``, ``wait_for``): there ``work`` runs in a task of
-    its own, waited for through any number of cancellations, each of which
-    is raised once it is done.
-    """
-    loop = asyncio._get_running_loop()
-    if loop is None:
-        with anyio.CancelScope(shield=True):
-            await work
-        return
-    task = loop.create_task(work)
-    cancelled = False
-    with anyio.CancelScope(shield=True):  # against anyio's repeated cancellation
-        while not task.done():
-            try:
-                await asyncio.wait([task])
-            except asyncio.CancelledError:
-                cancelled = True
-    task.result()  # its own failure first: the caller must see it
-    if cancelled:
-        raise asyncio.CancelledError
 
 
 #: Outcomes held back at most, before they are sent to the writer on their own.

@@ -33,3 +33,36 @@ def test_importing_the_client_leaves_the_redis_storage_unloaded_until_it_is_used
         "redis_module": "binance_transfers",
         "same": True,
     }
+
+
+_JOURNAL_SCRIPT = textwrap.dedent(
+    """
+    import asyncio, json, sys, tempfile, os
+    from binance_transfers import Client
+    LAZY = ("_journal", "_recovery", "_settling", "_settle_balances", "_claims", "sqlite3")
+    def loaded():
+        return [m for m in LAZY if "binance_transfers." + m in sys.modules or m in sys.modules]
+    seen = {"import": loaded()}
+    async def main():
+        async with Client("k" * 64, "s" * 64) as client:
+            seen["plain client"] = loaded()
+        path = os.path.join(tempfile.mkdtemp(), "j.sqlite")
+        async with Client("k" * 64, "s" * 64, journal=path) as client:
+            seen["journal"] = client.journal.__class__.__name__
+    asyncio.run(main())
+    import binance_transfers
+    seen["Journal"] = binance_transfers.Journal.__module__
+    print(json.dumps(seen))
+    """
+)
+
+
+def test_a_client_without_a_journal_loads_no_journal_recovery_or_claims_code() -> None:
+    """issue 9: the journal, recovery, settlement and claims modules load when first needed."""
+    seen = last_json(_JOURNAL_SCRIPT)
+    assert seen == {
+        "import": [],
+        "plain client": [],
+        "journal": "Journal",
+        "Journal": "binance_transfers",
+    }

@@ -1230,7 +1230,7 @@ async def test_the_query_is_urlencoded_then_signed_over_exactly_those_bytes(
 
     async with Client(API_KEY, SECRET, api_url="http://127.0.0.1:9") as c:
         transport = c._transport
-        attempt = _Attempt(ENDPOINTS["universal_transfer"], None, True, None)  # type: ignore[arg-type]
+        attempt = _Attempt(ENDPOINTS["universal_transfer"], None, True, None, transport)  # type: ignore[arg-type]
         encoded = transport._encode(attempt, params, 7000)
     signed, _, signature = encoded.rpartition("&signature=")
     stamp = f"recvWindow=7000&timestamp={attempt.timestamp}"

@@ -232,8 +232,12 @@ class WaitQueue:
 
     def _pump(self, pools: list[Pool], now: float) -> None:
         """Admit, in order, every waiter the given pools can now take."""
-        if not self._wake and not any(pool.queue for pool in pools):
-            return  # most answers and refunds: nothing waits, no wake-up is due
+        if not self._wake:
+            for pool in pools:  # (a loop, not any() over a generator: every answer runs it)
+                if pool.queue:
+                    break
+            else:
+                return  # most answers and refunds: nothing waits, no wake-up is due
         g = self._geometry(now)
         work = list(dict.fromkeys(pools))
         while work:
