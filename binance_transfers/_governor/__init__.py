@@ -6,8 +6,9 @@ One idea per module:
   clock estimate, its drift, the trip bound, the guard band): the margins;
 * ``_pools``: the pools, by kind: ``_pool`` (what every pool has: its queue's
   bookkeeping, its freeze, cold start), ``_fixed`` (fixed windows and their
-  counters), ``_sharing`` (a window shared with another governor on the IP),
-  ``_caps`` (rolling caps);
+  counters), ``_reports`` (what usage headers say of a window and of
+  others; ``_writes``: ours in flight by write time), ``_sharing`` (a
+  window shared with another governor on the IP), ``_caps`` (rolling caps);
 * ``_queue``: the wait queue (FIFO per pool, one timer, no polling);
 * ``_feedback``: what answers teach (landing, usage headers, 429s, bans);
 * ``_plans``: which pools a call draws on, and forgetting the idle ones;
