@@ -147,13 +147,17 @@ DEFAULT_SETTLE_MARGIN = 60.0
 class _CallState:
     """The mutating call running in this context: its journal row, its last outcome."""
 
-    __slots__ = ("closing", "outcome", "pending", "reported")
+    __slots__ = ("closing", "outcome", "pending", "reported", "unwinding")
 
     def __init__(self, pending: PendingIntent | None) -> None:
         self.pending = pending
         self.outcome: ExchangeOutcome | None = None
         self.reported = False  # on_detached has been told
         self.closing = False  # aclose() stopped it: its caller is still there
+        # Cancelled already, handing its outcome over (on_detached) from its
+        # caller's task: aclose() leaves it be (on asyncio its cancellation
+        # would cut the hook off; an anyio scope's would not pierce the shield).
+        self.unwinding = False
 
     @property
     def intent(self) -> int | None:
@@ -418,7 +422,7 @@ class Client:
         # neither stops nor waits for that one.
         mine = _SENDING.get()
         for in_flight, (stopper, call) in list(self._calls.items()):
-            if in_flight is not mine:
+            if in_flight is not mine and not call.unwinding:
                 call.closing = True
                 stopper.cancel()  # the call's cancel scope (trio), or its task (asyncio)
         # safety8e: to the end even when the closing task is cancelled (``async with``
@@ -1621,6 +1625,10 @@ class Client:
                         endpoint, params, max_wait, recv_window, parse, call
                     )
                 return self._after_close(endpoint, call, parse)
+            except anyio.get_cancelled_exc_class():
+                if call.closing:  # and cancelled from outside too (B9-2)
+                    await self._unseen(call)
+                raise
             finally:
                 del self._calls[in_flight]
                 _SENDING.reset(token)
@@ -1641,13 +1649,25 @@ class Client:
             # Ours (aclose() set `closing` before cancelling), and no other one
             # pending (the caller's own, a timeout's): the caller gets what
             # became of its call, as anyio's scope gave it.
-            if not call.closing or task.uncancel() > 0:
+            if not call.closing:
                 raise
-            return self._after_close(endpoint, call, parse)
+            if task.uncancel() == 0:
+                return self._after_close(endpoint, call, parse)
+            await self._unseen(call)  # cancelled by its caller too (B9-2)
+            raise
         finally:
             del self._calls[in_flight]
             _SENDING.reset(token)
             self._reconciler.finished(endpoint.name, in_flight)
+
+    async def _unseen(self, call: _CallState) -> None:
+        """breaker9 B9-2: a call stopped by aclose() whose caller is cancelled too (its
+        timeout, a task group): the caller never sees the outcome, which _on_outcome
+        did not hand to on_detached (the call was closing: "its caller gets it")."""
+        last = call.outcome
+        if last is not None and not call.reported:
+            call.reported = True
+            await self._detached(attrs.evolve(last, detached=True), call.intent)
 
     def _after_close(self, endpoint: Endpoint, call: _CallState, parse: Callable[[Any], _T]) -> _T:
         """What a call stopped by aclose() returns or raises: its last attempt's outcome."""
@@ -1726,6 +1746,7 @@ class Client:
             self._mark(unknown, call.intent)
             raise
         except anyio.get_cancelled_exc_class():
+            call.unwinding = True  # cancelled already: aclose() need not (see _CallState)
             last = call.outcome
             if call.closing:
                 # Stopped by aclose(): _send hands the caller what became of it.

@@ -678,6 +678,11 @@ class Transport:
                         await slots.acquire()
                     try:
                         if not reports:
+                            if self.closed:  # see _writing (refunded below)
+                                raise ClientClosedError(
+                                    f"{endpoint.name}: the client was closed before it was "
+                                    "sent; nothing was sent"
+                                )
                             # No write hook: re-base on the moment it is handed over.
                             attempt.permit = governor.renew(permit)
                             if attempt.permit is None:
@@ -692,6 +697,11 @@ class Transport:
                         else:
                             slots.release()
                 except _NoRoom:
+                    if self.closed:  # see _writing
+                        raise ClientClosedError(
+                            f"{endpoint.name}: the client was closed before it was sent; "
+                            "nothing was sent"
+                        ) from None
                     continue  # withdrawn before writing; the permit was given back
                 except BaseException:
                     if attempt.permit is not None and not attempt.written:
@@ -893,9 +903,16 @@ class Transport:
         """The request is about to be written: re-base its permit on this moment.
 
         Raises :class:`_NoRoom` (nothing written, permit given back) when the
-        windows it can land in now have no room, or a 429 or a ban came meanwhile.
+        windows it can land in now have no room, or a 429 or a ban came meanwhile,
+        or the client was closed (breaker9 B9-3: a permit that came through in the
+        turn ``aclose()`` ran is not written after it).
         """
         permit = attempt.permit
+        if self.closed and not attempt.written:
+            attempt.permit = None
+            if permit is not None:
+                self.governor.refund(permit)
+            raise _NoRoom
         if permit is not None and not attempt.written:
             renewed = self.governor.renew(permit)
             attempt.permit = renewed

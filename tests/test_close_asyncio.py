@@ -10,12 +10,25 @@ cancellation: closing never swallows it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from decimal import Decimal
 
+import httpx
 import looptime
 import pytest
 
-from binance_transfers import BnbTransferSide, Client, ClientClosedError
-from binance_transfers.sim import SimulatedExchange
+from binance_transfers import (
+    BnbTransferSide,
+    Client,
+    ClientClosedError,
+    Governor,
+    GovernorHooks,
+    TransferType,
+)
+from binance_transfers._transport import ExchangeOutcome
+from binance_transfers.sim import Fault, SimulatedExchange
+
+from .conftest import API_KEY, SECRET, FakeBinance, ok
 
 fake_time = looptime.enabled(strict=True)
 
@@ -112,4 +125,162 @@ async def test_a_timeout_expiring_as_the_client_closes_raises_timeout_error(
     await asyncio.sleep(5)  # the timeout's handle runs in this turn, before the close
     await client.aclose()
     assert await queued == "timeout"
+    assert len(exchange.ledger.entries("pmpro_bnb_transfer")) == 2
+
+
+async def test_aclose_does_not_cut_off_an_on_detached_hook_running_in_the_caller(
+    fake: FakeBinance,
+) -> None:
+    """A caller cancelled just as its answer arrived hands the outcome to its
+    (async) on_detached hook from its own task; aclose() meanwhile neither cuts that
+    hook off nor turns the caller's cancellation into anything else."""
+    started, release = asyncio.Event(), asyncio.Event()
+    finished: list[ExchangeOutcome] = []
+
+    async def on_detached(outcome: ExchangeOutcome) -> None:
+        started.set()
+        await release.wait()
+        finished.append(outcome)
+
+    client = Client(
+        API_KEY,
+        SECRET,
+        transport=httpx.MockTransport(fake),
+        governor=Governor(),
+        on_detached=on_detached,
+    )
+    report = client._transport.on_outcome
+    assert report is not None
+    caller: asyncio.Task[object] | None = None
+
+    async def cancel_the_caller_next(outcome: ExchangeOutcome) -> None:
+        assert caller is not None
+        await report(outcome)
+        asyncio.get_running_loop().call_soon(caller.cancel)  # before it resumes
+
+    client._transport.on_outcome = cancel_the_caller_next
+    fake.script("POST", "/sapi/v1/asset/transfer", ok({"tranId": 7}))
+    caller = asyncio.create_task(
+        client.transfer(type=TransferType.MAIN_UMFUTURE, asset="USDT", amount="1")
+    )
+    await started.wait()
+    closing = asyncio.create_task(client.aclose())
+    await asyncio.sleep(0.05)
+    release.set()
+    await closing
+    with pytest.raises(asyncio.CancelledError):
+        await caller
+    assert [(o.data, o.detached) for o in finished] == [({"tranId": 7}, True)]
+    assert len(fake.transfers) == 1
+
+
+@fake_time
+async def test_aclose_lets_an_async_on_detached_hook_record_the_outcome(
+    exchange: SimulatedExchange,
+) -> None:
+    """breaker9 B9-1: the caller cancelled as its answer arrives, its on_detached hook
+    awaiting (writing the outcome somewhere) when aclose() runs: the hook finishes."""
+    caller: asyncio.Task[object] | None = None
+    loop = asyncio.get_running_loop()
+
+    class CancelAsTheAnswerArrives(GovernorHooks):
+        def answered(self, endpoint: str, status: int | None, seconds: float | None) -> None:
+            # In the request's own task as it reads the answer: the caller's
+            # cancellation lands in the same turn, after its result is handed over.
+            if endpoint == "universal_transfer" and caller is not None:
+                loop.call_soon(caller.cancel)
+
+    started = asyncio.Event()
+    recorded: list[ExchangeOutcome] = []
+
+    async def on_detached(outcome: ExchangeOutcome) -> None:
+        started.set()
+        await asyncio.sleep(1.0)
+        recorded.append(outcome)
+
+    governor = Governor(exchange.limits, clock=exchange.clock, hooks=CancelAsTheAnswerArrives())
+    client = exchange.client(governor=governor, on_detached=on_detached)
+    caller = asyncio.ensure_future(
+        client.transfer(type=TransferType.MAIN_UMFUTURE, asset="USDT", amount=Decimal("1"))
+    )
+    await asyncio.wait_for(started.wait(), 60)
+    assert len(exchange.ledger.executed("universal_transfer")) == 1
+    await client.aclose()
+    with contextlib.suppress(asyncio.CancelledError):
+        await caller
+    assert caller.cancelled()
+    assert [o.data is not None for o in recorded] == [True]
+
+
+@fake_time
+@pytest.mark.parametrize("order", ["timeout-then-close", "close-then-timeout", "close-only"])
+async def test_a_transfer_on_the_wire_reaches_its_caller_or_on_detached_when_closing(
+    exchange: SimulatedExchange, order: str
+) -> None:
+    """breaker9 B9-2: the caller's own timeout and aclose() both hit a transfer on the
+    wire (either order): the executed transfer reaches the caller (a result) or, the
+    caller gone, on_detached; exactly one of them."""
+    exchange.faults.add(Fault.latency(2.0), endpoint="universal_transfer", probability=1.0)
+    detached: list[ExchangeOutcome] = []
+    client = exchange.client(on_detached=detached.append)
+    await client.transfer(type=TransferType.MAIN_UMFUTURE, asset="USDT", amount=Decimal("1"))
+    results: list[object] = []
+    errors: list[BaseException] = []
+
+    async def caller(limit: float) -> None:
+        try:
+            async with asyncio.timeout(limit):
+                results.append(
+                    await client.transfer(
+                        type=TransferType.MAIN_UMFUTURE, asset="USDT", amount=Decimal("2")
+                    )
+                )
+        except BaseException as exc:  # every way out is recorded
+            errors.append(exc)
+
+    timeout = {"timeout-then-close": 0.5, "close-then-timeout": 1.0, "close-only": 100.0}[order]
+    task = asyncio.ensure_future(caller(timeout))
+    await asyncio.sleep(0.5 if order != "timeout-then-close" else 0.75)
+    await client.aclose()
+    await task
+    assert len(exchange.ledger.executed("universal_transfer")) == 2
+    told = len(results) + len([d for d in detached if d.data is not None])
+    assert told == 1, (order, results, errors, detached)
+    if order == "close-only":
+        assert results and not errors
+    else:
+        assert [type(e) for e in errors] == [TimeoutError] and detached[0].detached
+
+
+@fake_time
+async def test_aclose_in_the_turn_a_waiting_calls_permit_comes_writes_nothing(
+    exchange: SimulatedExchange,
+) -> None:
+    """breaker9 B9-3: the queue leader's wake-up and aclose() in the same loop turn:
+    the request task takes its permit first, but nothing is written after close
+    (ClientClosedError, nothing sent, the permit given back)."""
+    client = exchange.client()
+    for n in (1, 2):  # PM Pro's BNB transfer: 2 per 10 minutes
+        await client.pmpro_bnb_transfer(amount=f"0.{n}", side=BnbTransferSide.TO_UM)
+    caller = asyncio.ensure_future(
+        client.pmpro_bnb_transfer(amount="0.3", side=BnbTransferSide.TO_UM)
+    )
+    await asyncio.sleep(1)
+    assert not caller.done()
+    loop = asyncio.get_running_loop()
+    # The leader's wake-up: anyio's move_on_after timer.
+    timers = [
+        h
+        for h in loop._scheduled  # type: ignore[attr-defined]
+        if getattr(h._callback, "__name__", "") == "_timeout" and not h.cancelled()
+    ]
+    assert len(timers) == 1, timers
+    # Woken just before it in the same loop iteration, this task runs aclose()
+    # after anyio cancelled the leader and before the leader resumes.
+    woken: asyncio.Future[None] = loop.create_future()
+    loop.call_at(timers[0].when() - 5e-10, woken.set_result, None)
+    await woken
+    await client.aclose()
+    with pytest.raises(ClientClosedError, match="nothing was sent"):
+        await caller
     assert len(exchange.ledger.entries("pmpro_bnb_transfer")) == 2
