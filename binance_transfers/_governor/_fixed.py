@@ -60,6 +60,7 @@ class FixedPool(Reports):
         self.news = -(2**62)  # the newest window whose weight from others was reported
         self.base = 0  # the expectation before news of that window came
         self.heaviest = 1
+        self.probe_at = -INF  # cold: the next request leaves then at the earliest (``_probed``)
         self.capped = -(2**62)  # the latest window full when a request wanted in
         self.paced = -(2**62)  # the latest window shared when a request wanted in
         self.seen: dict[int, int] = {}  # window -> weight others were seen to spend there
@@ -180,6 +181,8 @@ class FixedPool(Reports):
         t = max(now, self.frozen_until)
         if self.cold:
             t = max(t, self.cold_ready(now, g))
+            if self.cold and t < self.probe_at:
+                t = self.probe_at  # one that can show what others spend (``_probed``)
         lo_shift, hi_shift = g.lo, g.hi
         if self.unanswered and t < self.shared_until and self._few():
             # One at a time (B5-3): see ``_few``. The answer wakes the queue.
