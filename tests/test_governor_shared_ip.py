@@ -99,12 +99,18 @@ _CROWDS = {
     "2-big-one-joins-at-30s": ([5, 40], [0, 30]),
     "4-one-joins-at-150s": ([20, 20, 20, 20], [0, 0, 0, 150]),
 }
-# A sweep of the start's phase (0-59 s, step 5 s and finer near 0 and 30 s): these fixed
-# starts earn a 429 and 418s (README, "Known limits"); kept visible as strict xfails
-# (a fix turns them into failures: then drop the marks).
-_JOIN_418 = pytest.mark.xfail(
+# A sweep of the start's phase (0-59 s, step 5 s and finer near 0 and 30 s) found
+# 429s and 418s where a process joined exactly at a window's start (fixed: a new
+# governor's first answer from a window's first moments no longer warms it up; see
+# test_governor_join_boundary). One start is still kept visible as a strict xfail
+# (a fix turns it into a failure: then drop the mark): 4 x 20, 29.9 s into the
+# minute, window 4 at 6040 of 6000. The 4th process, held back by sharing from
+# window 3's opening on, last heard of it at its opening (others 2460-4080 of the
+# 5850 it reserved for them; they spent 5800) and took its part of a "gap" that
+# was not there at window 4's opening: 60 -> 1540.
+_STALE_GAP = pytest.mark.xfail(
     strict=True,
-    reason="a process joining exactly at a window's boundary: 6040 of 6000, a 429 and 418s",
+    reason="a process held back from a window's opening reads its last report as the window's end",
 )
 
 
@@ -116,13 +122,13 @@ _JOIN_418 = pytest.mark.xfail(
         for phase in (10.0, 57.5)
     ]
     + [
-        # starts at a minute's start; the fourth process joins at 150 s
-        pytest.param(
-            *_CROWDS["4-one-joins-at-150s"], 0.0, id="4-one-joins-at-150s-0s", marks=_JOIN_418
-        ),
+        # starts at a minute's start (three new processes at once, at a boundary);
+        # the fourth process joins at 150 s
+        pytest.param(*_CROWDS["4-one-joins-at-150s"], 0.0, id="4-one-joins-at-150s-0s"),
         # the newcomer joins exactly at a window's start (120 s on Binance's clock)
+        pytest.param(*_CROWDS["2-one-joins-at-90s"], 30.0, id="2-one-joins-at-90s-30s"),
         pytest.param(
-            *_CROWDS["2-one-joins-at-90s"], 30.0, id="2-one-joins-at-90s-30s", marks=_JOIN_418
+            *_CROWDS["4-one-joins-at-150s"], 29.9, id="4-one-joins-at-150s-29.9s", marks=_STALE_GAP
         ),
     ],
 )

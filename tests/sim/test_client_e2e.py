@@ -379,8 +379,12 @@ async def _collect_from_two_clients(exchange: SimulatedExchange, *, shared: bool
 
 @fake_time
 async def test_two_governors_behind_one_ip_get_it_banned() -> None:
-    """Unshared governors overrun /papi: one 429s, the other keeps going, Binance bans the IP."""
-    exchange = SimulatedExchange(limits=Limits(papi_ip=100), clock=LoopClock(epoch=EPOCH))
+    """Unshared governors overrun /papi: one 429s, the other keeps going, Binance bans the IP.
+
+    Started 10 s into Binance's minute: at its very start, a new governor's first
+    answer shows nothing of the other yet, so the next request waits until it can
+    (test_governor_join_boundary), and the two meet one 429, no ban."""
+    exchange = SimulatedExchange(limits=Limits(papi_ip=100), clock=LoopClock(epoch=EPOCH + 10))
     exchange.add_demo_account()
     outcomes = await _collect_from_two_clients(exchange, shared=False)
     assert "IPBannedError" in outcomes
