@@ -147,17 +147,18 @@ DEFAULT_SETTLE_MARGIN = 60.0
 class _CallState:
     """The mutating call running in this context: its journal row, its last outcome."""
 
-    __slots__ = ("closing", "outcome", "pending", "reported", "unwinding")
+    __slots__ = ("closing", "ending", "outcome", "pending", "reported")
 
     def __init__(self, pending: PendingIntent | None) -> None:
         self.pending = pending
         self.outcome: ExchangeOutcome | None = None
         self.reported = False  # on_detached has been told
         self.closing = False  # aclose() stopped it: its caller is still there
-        # Cancelled already, handing its outcome over (on_detached) from its
-        # caller's task: aclose() leaves it be (on asyncio its cancellation
-        # would cut the hook off; an anyio scope's would not pierce the shield).
-        self.unwinding = False
+        # Past what aclose() stops: answered (only its journal flush is left), or
+        # cancelled already (handing its outcome to on_detached). aclose() leaves
+        # it be: on asyncio its cancellation would cut the flush or the hook short,
+        # where an anyio scope's did not pierce their shields (B9-1, B9-6).
+        self.ending = False
 
     @property
     def intent(self) -> int | None:
@@ -422,7 +423,7 @@ class Client:
         # neither stops nor waits for that one.
         mine = _SENDING.get()
         for in_flight, (stopper, call) in list(self._calls.items()):
-            if in_flight is not mine and not call.unwinding:
+            if in_flight is not mine and not call.ending:
                 call.closing = True
                 stopper.cancel()  # the call's cancel scope (trio), or its task (asyncio)
         # safety8e: to the end even when the closing task is cancelled (``async with``
@@ -1624,6 +1625,9 @@ class Client:
                     return await self._send_journaled(
                         endpoint, params, max_wait, recv_window, parse, call
                     )
+                # Stopped by aclose(): unless its caller's scope is cancelled too,
+                # whose cancellation it then gets (below).
+                await anyio.lowlevel.checkpoint_if_cancelled()
                 return self._after_close(endpoint, call, parse)
             except anyio.get_cancelled_exc_class():
                 if call.closing:  # and cancelled from outside too (B9-2)
@@ -1722,6 +1726,7 @@ class Client:
                 retry_on_429=self.retry_on_429,
                 parse=parse,
             )
+            call.ending = True  # answered: the caller gets it (after the flush below)
             how = HOW.get(endpoint.name)
             if journal is not None and (how is None or how[0] not in _SETTLEABLE):
                 # No history can settle this one after a crash: its outcome must be
@@ -1746,7 +1751,7 @@ class Client:
             self._mark(unknown, call.intent)
             raise
         except anyio.get_cancelled_exc_class():
-            call.unwinding = True  # cancelled already: aclose() need not (see _CallState)
+            call.ending = True  # cancelled already: aclose() need not (see _CallState)
             last = call.outcome
             if call.closing:
                 # Stopped by aclose(): _send hands the caller what became of it.

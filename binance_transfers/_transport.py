@@ -679,6 +679,7 @@ class Transport:
                     try:
                         if not reports:
                             if self.closed:  # see _writing (refunded below)
+                                await anyio.lowlevel.checkpoint_if_cancelled()  # (trio) ditto
                                 raise ClientClosedError(
                                     f"{endpoint.name}: the client was closed before it was "
                                     "sent; nothing was sent"
@@ -698,6 +699,8 @@ class Transport:
                             slots.release()
                 except _NoRoom:
                     if self.closed:  # see _writing
+                        # trio: a caller cancelled in this turn gets its own cancellation.
+                        await anyio.lowlevel.checkpoint_if_cancelled()
                         raise ClientClosedError(
                             f"{endpoint.name}: the client was closed before it was sent; "
                             "nothing was sent"

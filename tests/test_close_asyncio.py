@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sqlite3
 from decimal import Decimal
+from pathlib import Path
 
 import httpx
 import looptime
@@ -284,3 +286,50 @@ async def test_aclose_in_the_turn_a_waiting_calls_permit_comes_writes_nothing(
     with pytest.raises(ClientClosedError, match="nothing was sent"):
         await caller
     assert len(exchange.ledger.entries("pmpro_bnb_transfer")) == 2
+
+
+def _last_state(journal: Path) -> str:
+    """The journal's last row, as a process started after a crash now would read it."""
+    if not journal.exists():
+        return "no journal yet"
+    with contextlib.closing(sqlite3.connect(journal)) as conn:
+        try:
+            row = conn.execute("SELECT state FROM intents ORDER BY id DESC LIMIT 1").fetchone()
+        except sqlite3.OperationalError:  # its table not created yet
+            return "no table yet"
+    return str(row[0]) if row else "no row"
+
+
+async def test_aclose_hands_the_answer_over_only_once_the_journal_has_it(
+    exchange: SimulatedExchange, tmp_path: Path
+) -> None:
+    """breaker9 B9-6: a call with no history to settle it (PM auto-collection) waits, after
+    its answer, for the journal to commit its outcome; aclose() meanwhile (the journal's
+    file locked by another connection) does not hand the caller its result before the
+    row is done on disk. Real time: the journal writes in its own thread."""
+    journal = tmp_path / "journal.sqlite"
+    exchange.faults.add(Fault.latency(0.3), endpoint="pm_auto_collect", probability=1.0)
+    client = exchange.client(journal=journal)
+    seen: list[str] = []
+
+    async def caller() -> None:
+        await client.pm_auto_collect()
+        seen.append(_last_state(journal))  # what a crash right now would leave
+
+    task = asyncio.ensure_future(caller())
+    for _ in range(200):  # until the intent is committed and the request on the wire
+        await asyncio.sleep(0.01)
+        if _last_state(journal) == "open":
+            break
+    lock = sqlite3.connect(journal, isolation_level=None)
+    lock.execute("BEGIN IMMEDIATE")  # the journal's writer now waits (busy_timeout 5 s)
+    try:
+        await asyncio.sleep(0.4)  # the answer came; the caller waits for its flush
+        closing = asyncio.ensure_future(client.aclose())
+        await asyncio.sleep(0.2)
+    finally:
+        lock.execute("ROLLBACK")
+        lock.close()
+    await closing
+    await task
+    assert seen == ["done"]
