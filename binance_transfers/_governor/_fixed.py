@@ -268,6 +268,8 @@ class FixedPool(Reports):
             self.written.remove(id(record))
         if self.doubts:
             self.doubts.pop(id(record), None)
+        if not self.ghosts:
+            return  # nearly always: no window opened while it flew
         last = record[-2]
         opened = [w for w in self.ghosts if w > last]
         for window in opened:
