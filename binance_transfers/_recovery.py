@@ -48,10 +48,14 @@ async def seed(client: Client, journal: Journal) -> None:
     before sending counts too, which only ever makes the governor wait
     longer, never shorter. Once per client, before its first mutating call.
     """
-    if client._seeded is not None:
-        await client._seeded.wait()  # another call is seeding: wait for it
-        return
-    client._seeded = anyio.Event()
+    while client._seeded is not None:
+        if client._seeded.is_set():
+            return
+        # Another call is seeding: wait for it. If it is cancelled or fails
+        # on the way, nothing is seeded (``_seeded`` is None again) and this
+        # call seeds: a full cap taken as unused earns a 429.
+        await client._seeded.wait()
+    done = client._seeded = anyio.Event()
     try:
         periods = {
             endpoint.name: max(cap.seconds for cap in endpoint.caps)
@@ -67,8 +71,11 @@ async def seed(client: Client, journal: Journal) -> None:
                 [ms / 1000 for ms in sent.get(name, [])],
                 account=client.account,
             )
+    except BaseException:
+        client._seeded = None
+        raise
     finally:
-        client._seeded.set()
+        done.set()
 
 
 async def settle_left_over(

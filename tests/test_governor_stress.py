@@ -441,12 +441,18 @@ async def test_news_of_another_process_outlives_a_quiet_spell() -> None:
     nothing of what others spend. (The news was dropped with the answers of three
     windows back, and the minute opened blind: 200 of ours beside their 3000. Found by
     the property test at 600x: five 0.1-s windows opened before any answer, the news
-    aged out, 120 of ours beside 100 of theirs in a 200 window.)"""
+    aged out, 120 of ours beside 100 of theirs in a 200 window.) Nor does it say they
+    are gone: the minute opens shared, not with a burst of all that is left (breaker8
+    B8-2/B8-3: two processes each sized their opening to what the other left before a
+    quiet spell or a ban, 6750-7500 of 6000)."""
     g = synced(Governor(latency=0.0, cold_start=False), E0 + 10)
     permit = await g.acquire(PM_ASSET)
     g.observe(permit, sent=mono(g), received=mono(g), headers={"x-mbx-used-weight-1m": "3030"})
     await sleep_until(g, E0 + 300.1)
-    assert len(await fill(g, PM_ASSET, server_now(g))) == 100  # at once
+    at_once = len(await fill(g, PM_ASSET, server_now(g)))
+    assert 0 < at_once < 100  # shared: not all that is left at once
+    # Their 3000 stay held; sharing keeps back one step of each other besides (60).
+    assert 98 <= at_once + len(await fill(g, PM_ASSET, E0 + 359.9)) <= 100
 
 
 @fake_time

@@ -300,6 +300,8 @@ class Reports(Sharing):
         own = max(own, ours)
         peak = self.peak[window] = max(value, self.peak.get(window, 0))
         others = self.seen[window] = max(value - ours, self.seen.get(window, 0), 0)
+        if window > self.others_in:
+            self._heard(window, others)
         # The next windows reserve for others their share of the whole limit,
         # in proportion to what they spent beside us (``_share``).
         # Only news of a newer window may lower the hint (B5-5): within one
@@ -375,6 +377,7 @@ class Reports(Sharing):
                 # twice, and may have let this one pass for ours).
                 spent = value - max(own, self._explained(newer) + counted)
                 self.spent[newer] = (spent, landed_by)
+                self._seen_in(newer)
             end = (newer + 1) * self.period - g.shift + self._lag(g)
             if end > self.shared_until:
                 self.shared_until = end

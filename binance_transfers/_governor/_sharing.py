@@ -31,10 +31,14 @@ from .._storage import WindowCounter
 from ._geometry import INF, NUDGE, Geometry
 from ._pool import Pool
 
-__all__ = ["Sharing"]
+__all__ = ["NEVER", "Sharing"]
 
 #: Lags a pool stays shared after a first report of others' weight in a window.
 _RACING = 4
+#: Windows whose reports show no one else before others count as gone.
+_QUIET = 3
+#: A window before any other (others never seen there).
+NEVER = -(2**62)
 
 
 class Sharing(Pool):
@@ -43,6 +47,8 @@ class Sharing(Pool):
     __slots__ = (
         "adapts",
         "mine",
+        "others_in",
+        "quiet",
         "raced",
         "racers",
         "reserved",
@@ -59,6 +65,8 @@ class Sharing(Pool):
     inflight: int
     adapts: bool  # False on a storage shared by the processes (it counts them)
     raced: int  # the latest window where others spent more than reserved
+    others_in: int  # the latest window where others surely spent (``_seen_in``)
+    quiet: set[int]  # windows after it whose reports showed no one else (at most 3)
     reserved: dict[int, int]  # window -> weight reserved there for others
     rose: deque[tuple[float, int]]  # (when, others' weight newly seen)
     mine: deque[tuple[float, int]]  # (when, our weight admitted while shared)
@@ -76,10 +84,17 @@ class Sharing(Pool):
             return  # a shared storage counts the others: they do not race us
         counter = self.counter
         # Everything of ours that can have landed in `window` by now is charged
-        # there, or in flight (a busy loop writes late: it may land outside the
-        # windows it was charged to): a report above that is a sure sign that
-        # others spent there.
-        ours = counter.used(window) - counter.foreign(window) + self.inflight
+        # there: answered, or in flight (charged from its write to every window
+        # opened while it flies, see ``_fixed``): a report above that is a sure
+        # sign that others spent there. Adding our weight in flight once more
+        # counted it twice and hid the other process (breaker8 B8-3: two
+        # processes, answers 0.5-2.5 s late: the first reports showing the
+        # other passed for ours alone, neither shared, and a later window
+        # reached 6750 of 6000). Beyond the newest window opened, ours in
+        # flight are not charged yet.
+        ours = counter.used(window) - counter.foreign(window)
+        if window > self.top:
+            ours += self.inflight
         if window not in self.spent and value <= ours:
             return  # alone, as far as this report can tell
         # Windows opened before this news (a wide landing interval opens the
@@ -96,6 +111,7 @@ class Sharing(Pool):
         known = max(before, self.reserved.get(window, 0))
         if spent > before:
             self.spent[window] = (spent, at)
+        self._seen_in(window)
         lag = self._lag(g)
         if spent <= known:
             # Within what was reserved for them, or known already: no race. And
@@ -134,6 +150,34 @@ class Sharing(Pool):
         end = at + _RACING * lag if before == 0 else (window + 1) * self.period - g.shift + lag
         self.shared_until = max(self.shared_until, end)
         self._geo = None  # off the cached fast path: it does not share
+
+    def _seen_in(self, window: int) -> None:
+        """Others surely spent in ``window``: windows before it say nothing of their going."""
+        if window > self.others_in:
+            self.others_in = window
+            if self.quiet:
+                self.quiet = {w for w in self.quiet if w > window}
+
+    def _heard(self, window: int, others: int) -> None:
+        """A report of ``window``, after the last where others surely spent, read as
+        others spending ``others`` there: quiet or not, as far as it tells."""
+        if others:
+            self.quiet.discard(window)
+        elif len(self.quiet) < _QUIET:
+            self.quiet.add(window)
+
+    def _gone(self, window: int) -> bool:
+        """Reports of 3 windows since others last surely spent showed no one else.
+
+        Windows without a report of ours say nothing (a ban, a pause, a pool
+        held back for the other the whole window): the other may still be
+        there, and size its start to what it saw us leave (breaker8 B8-2: two
+        quiet windows, the one where it held back for us among them, and a
+        burst of ours beside its opening: 6750 of 6000).
+        """
+        if self.others_in == NEVER:
+            return True
+        return sum(1 for w in self.quiet if w < window) >= _QUIET
 
     def _lag(self, g: Geometry) -> float:
         """How long before what another process sends shows in our answers."""
