@@ -75,6 +75,31 @@ async def test_a_first_answer_from_a_windows_first_moments_keeps_a_new_governor_
     await governor.acquire(PM_BALANCE, max_wait=0)
 
 
+@looptime.enabled(strict=True)
+async def test_a_caller_refused_while_the_next_probe_waits_is_told_when_to_come_back() -> None:
+    """While a new governor holds its next request back (its first answer came from
+    a window's first moments), a ``max_wait=0`` caller is refused with the time the
+    request may leave, and one obeying ``retry_after`` gets through then (breaker9
+    B9-4: refused with ``retry_after=0`` again and again until then)."""
+    governor = synced(Governor(), E0)
+    first = await governor.acquire(PM_BALANCE)
+    await _answer(governor, first, 20)
+    g = governor._geometry(mono(governor))
+    start = mono(governor)
+    hints: list[float] = []
+    for _ in range(3):  # the last hint may be a rounding error short of the moment
+        try:
+            await governor.acquire(PM_BALANCE, max_wait=0)
+            break
+        except ThrottledError as refused:
+            hints.append(refused.retry_after)
+            await anyio.sleep(refused.retry_after)
+    else:
+        raise AssertionError(f"refused 3 times, told to retry after {hints}")
+    assert hints[0] >= g.margin, hints
+    assert mono(governor) - start < g.margin + 2 * (g.eps + g.guard), hints
+
+
 @pytest.mark.parametrize("offset", [10.0, 59.0 - 0.6])
 @looptime.enabled(strict=True)
 async def test_a_first_answer_well_inside_a_window_warms_a_new_governor_at_once(

@@ -40,6 +40,7 @@ class FixedPool(Reports):
         "maybe",
         "paced",
         "peak",
+        "probe_at",
         "seen",
         "shares",
         "top",
@@ -217,6 +218,32 @@ class FixedPool(Reports):
         # Every window ahead is full of requests in flight: wait for their answers.
         return INF
 
+    def _probed(self, sent: float, possible: list[tuple[int, int]], g: Geometry) -> None:
+        """A cold pool's answer with a usage header: warm, if it can show the others.
+
+        Governors on the IP open a window only once their earliest landing is
+        past its boundary (their clock's error and guard band), and what they
+        send shows a trip later. A report from a window's first moments counts
+        nothing of theirs: read as the truth, a process joining at a boundary
+        (started by cron at :00) took a window nobody had opened yet for its
+        own and filled it; the others then opened it with their usual burst
+        (6040 of 6000, a 429, then 418s). So the first answer ends the cold
+        start only if its request was written a whole landing interval
+        (``g.margin``: the trip bound, twice the clock's error and the guard
+        band) after the start of the last window it may have landed in; else
+        the next request leaves then, alone. Not where a landing interval
+        spans a quarter of a window or more (scaled windows, a clock known to
+        a second): no probe reads one window's settled count there, and the
+        pool would stay cold for a window or two.
+        """
+        p = self.period
+        at = max(w for w, _ in possible) * p + g.margin - g.lo + NUDGE
+        if sent >= at or 4 * g.margin > p:
+            self.cold = self.out = 0
+        else:
+            self.cold = 1  # one at a time still: no slow start on a blind reading
+            self.probe_at = max(self.probe_at, at)
+
     def take(self, now: float, weight: int, g: Geometry) -> tuple[int, ...] | None:
         if now < self.frozen_until:
             return None
@@ -268,6 +295,8 @@ class FixedPool(Reports):
             self.written.remove(id(record))
         if self.doubts:
             self.doubts.pop(id(record), None)
+        if not self.ghosts:
+            return  # nearly always: no window opened while it flew
         last = record[-2]
         opened = [w for w in self.ghosts if w > last]
         for window in opened:
@@ -340,6 +369,8 @@ class FixedPool(Reports):
     def estimate(self, now: float, total: int, g: Geometry) -> float:
         p = self.period
         t = max(now, self.frozen_until)
+        if self.cold:  # the next request waits for a moment its answer can show others
+            t = max(t, self.probe_at)
         lo, hi = int((t + g.lo) // p), int((t + g.hi) // p)
         room = self.limit - max(self._used(i) for i in range(lo, hi + 1))
         if total <= room:

@@ -16,7 +16,7 @@ import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from ._geometry import NUDGE, Geometry
+from ._geometry import Geometry
 from ._sharing import Sharing
 from ._writes import Writes
 
@@ -29,7 +29,7 @@ class Reports(Sharing):
     """The report-reading half of a :class:`~._fixed.FixedPool` (which sets these up)."""
 
     # Assigned here (the rest is set up by ``FixedPool``).
-    __slots__ = ("base", "hint", "news", "probe_at")
+    __slots__ = ("base", "hint", "news")
 
     base: int  # the expectation before news of the newest window came
     capped: int  # the latest window full when a request wanted in
@@ -42,7 +42,6 @@ class Reports(Sharing):
     news: int  # the newest window whose weight from others was reported
     paced: int  # the latest window shared when a request wanted in
     peak: dict[int, int]  # window -> the highest usage reported there
-    probe_at: float  # cold: the next request leaves then at the earliest (``_probed``)
     seen: dict[int, int]  # window -> weight others were seen to spend there
     shares: dict[int, int]  # window -> what others' spending there asks to reserve
     unanswered: set[int]  # id(record) of ours admitted while sharing, not answered
@@ -51,6 +50,8 @@ class Reports(Sharing):
     if TYPE_CHECKING:
 
         def _unghost(self, record: tuple[int, ...], weight: int) -> None: ...
+
+        def _probed(self, sent: float, possible: list[tuple[int, int]], g: Geometry) -> None: ...
 
     def _doubt(self, window: int) -> int:
         """What others may have spent in ``window`` beyond what is reserved for them.
@@ -381,32 +382,6 @@ class Reports(Sharing):
             if end > self.shared_until:
                 self.shared_until = end
                 self._geo = None  # off the cached fast path: it does not share
-
-    def _probed(self, sent: float, possible: list[tuple[int, int]], g: Geometry) -> None:
-        """A cold pool's answer with a usage header: warm, if it can show the others.
-
-        Governors on the IP open a window only once their earliest landing is
-        past its boundary (their clock's error and guard band), and what they
-        send shows a trip later. A report from a window's first moments counts
-        nothing of theirs: read as the truth, a process joining at a boundary
-        (started by cron at :00) took a window nobody had opened yet for its
-        own and filled it; the others then opened it with their usual burst
-        (6040 of 6000, a 429, then 418s). So the first answer ends the cold
-        start only if its request was written a whole landing interval
-        (``g.margin``: the trip bound, twice the clock's error and the guard
-        band) after the start of the last window it may have landed in; else
-        the next request leaves then, alone. Not where a landing interval
-        spans a quarter of a window or more (scaled windows, a clock known to
-        a second): no probe reads one window's settled count there, and the
-        pool would stay cold for a window or two.
-        """
-        p = self.period
-        at = max(w for w, _ in possible) * p + g.margin - g.lo + NUDGE
-        if sent >= at or 4 * g.margin > p:
-            self.cold = self.out = 0
-        else:
-            self.cold = 1  # one at a time still: no slow start on a blind reading
-            self.probe_at = max(self.probe_at, at)
 
     def _explained(self, window: int) -> int:
         """Ours answered as (maybe) landed in ``window``."""
