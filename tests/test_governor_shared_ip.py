@@ -108,7 +108,16 @@ _CROWDS = {
 # them; they spent 5800) and took its part of a "gap" that was not there at window
 # 4's opening. It no longer does since shared windows stay shared longer (the other
 # process counts as gone only after three windows of reports without it), which
-# changes that trajectory; the stale reading itself may remain. Kept as a case.
+# changes that trajectory; the stale reading itself remains: the same sweep on that
+# governor (288 runs) fails at 30.1 s only, the 4th process at 60 a window jumping
+# to 1540 at window 5's opening (6040 of 6000, a 429, 8 x 418). Kept as a case, and
+# 30.1 s as a strict xfail (a fix turns it into a failure: then drop the mark). A
+# cap on growth after such a window (at most twofold) stopped every 418 of the
+# sweep but left 114 of 288 runs under 90 % use: not the fix.
+_STALE_GAP = pytest.mark.xfail(
+    strict=True,
+    reason="a process held back from a window's opening takes an early report for the window's end",
+)
 
 
 @pytest.mark.parametrize(
@@ -125,6 +134,9 @@ _CROWDS = {
         # the newcomer joins exactly at a window's start (120 s on Binance's clock)
         pytest.param(*_CROWDS["2-one-joins-at-90s"], 30.0, id="2-one-joins-at-90s-30s"),
         pytest.param(*_CROWDS["4-one-joins-at-150s"], 29.9, id="4-one-joins-at-150s-29.9s"),
+        pytest.param(
+            *_CROWDS["4-one-joins-at-150s"], 30.1, id="4-one-joins-at-150s-30.1s", marks=_STALE_GAP
+        ),
     ],
 )
 @looptime.enabled(strict=True)
