@@ -45,6 +45,7 @@ class FixedPool(Reports):
         "shares",
         "top",
         "unanswered",
+        "vague",
         "written",
     )
 
@@ -69,6 +70,7 @@ class FixedPool(Reports):
         self.landed: dict[int, int] = {}  # window -> our weight answered as landed there
         self.peak: dict[int, int] = {}  # window -> the highest usage reported there
         self.maybe: dict[int, int] = {}  # window -> ours answered, landed there or in a neighbour
+        self.vague: dict[int, int] = {}  # window -> ours answered, read as no window's, maybe there
         # id(record) -> (write time, weight) of ours in flight: a report counts
         # those written before its own request.
         self.flying: dict[int, tuple[float, int]] = {}
@@ -112,6 +114,8 @@ class FixedPool(Reports):
             self.landed = {w: v for w, v in self.landed.items() if w >= recent}
             self.peak = {w: v for w, v in self.peak.items() if w >= recent}
             self.maybe = {w: v for w, v in self.maybe.items() if w >= recent}
+        if self.vague and min(self.vague) < recent:
+            self.vague = {w: v for w, v in self.vague.items() if w >= recent}
         if self.reserved and min(self.reserved) < recent:
             self.reserved = {w: v for w, v in self.reserved.items() if w >= recent}
         if self.spent and min(self.spent) < recent:

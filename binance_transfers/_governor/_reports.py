@@ -45,6 +45,7 @@ class Reports(Sharing):
     seen: dict[int, int]  # window -> weight others were seen to spend there
     shares: dict[int, int]  # window -> what others' spending there asks to reserve
     unanswered: set[int]  # id(record) of ours admitted while sharing, not answered
+    vague: dict[int, int]  # window -> ours answered in a report read as no window's, maybe there
     written: Writes  # ours in flight by write time
 
     if TYPE_CHECKING:
@@ -257,6 +258,8 @@ class Reports(Sharing):
                 if w in (window, middle):
                     self.maybe[w] = self.maybe.get(w, 0) + weight
         if absent:  # see above
+            for w, _ in possible:  # ours in one of them: no one else's (``_heard``)
+                self.vague[w] = self.vague.get(w, 0) + weight
             if doubt:
                 self._undoubt(doubt, None)
             self._others_either(possible, value, weight, sent, landed_by, g)
@@ -301,7 +304,12 @@ class Reports(Sharing):
         peak = self.peak[window] = max(value, self.peak.get(window, 0))
         others = self.seen[window] = max(value - ours, self.seen.get(window, 0), 0)
         if window > self.others_in:
-            self._heard(window, others)
+            # Ours answered in a report read as no window's (``absent``) landed
+            # in this window or its neighbour: counted in neither, it is no one
+            # else's either (the first request of each window, written at its
+            # opening, read as 750 of someone else's in every window: a
+            # survivor stayed shared at half for 12 minutes).
+            self._heard(window, 0 if others <= self.vague.get(window, 0) else others)
         # The next windows reserve for others their share of the whole limit,
         # in proportion to what they spent beside us (``_share``).
         # Only news of a newer window may lower the hint (B5-5): within one
