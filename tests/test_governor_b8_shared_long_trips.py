@@ -13,14 +13,13 @@ one's opening: 6750 of 6000, a 429. Deterministic on looptime.
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
 
 import anyio
 import looptime
 
-from binance_transfers import BinanceTransfersError, Client
 from binance_transfers._clock import LoopClock
 from binance_transfers.sim import Fault, SimulatedExchange
+from tests.test_governor_shared_ip import _callers, _refusals_and_use
 
 
 @looptime.enabled(strict=True)
@@ -32,29 +31,11 @@ async def test_two_processes_with_long_trips_and_heavy_requests_seed_4() -> None
     exchange.faults.add(Fault.latency(1.9), endpoint="server_time")
     exchange.faults.add(Fault.latency(0.5, jitter=1.0), endpoint="pm_auto_collect")
     loop = asyncio.get_running_loop()
-    stop = loop.time() + 300
-
-    async def process(client: Client) -> None:
-        async def caller() -> None:
-            while loop.time() < stop:
-                try:
-                    await client.pm_auto_collect()
-                except BinanceTransfersError:
-                    await anyio.sleep(1)
-
-        async with client, anyio.create_task_group() as group:
-            for _ in range(3):
-                group.start_soon(caller)
-
+    now = loop.time()
     async with anyio.create_task_group() as group:
         for _ in range(2):
-            group.start_soon(process, exchange.client())
-    first = min(int(e.arrived // 60) for e in exchange.ledger)
-    bad = Counter(
-        (int(e.arrived // 60) - first, e.status) for e in exchange.ledger if e.status in (418, 429)
-    )
-    weights = exchange.ledger.window_weights("papi-ip")
-    used = [weights[w] for w in sorted(weights)]
+            group.start_soon(_callers, exchange.client(), 3, now, now + 300, "pm_auto_collect")
+    bad, used = _refusals_and_use(exchange)
     # It ran: a few windows' worth after the first.
     assert sum(used[1:]) >= 6 * 750 * 3, (dict(bad), used)
     assert [k for k in bad if k[1] == 418] == [], (dict(bad), used)

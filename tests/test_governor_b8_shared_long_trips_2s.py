@@ -24,15 +24,14 @@ Deterministic on looptime.
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
 
 import anyio
 import looptime
 import pytest
 
-from binance_transfers import BinanceTransfersError, Client
 from binance_transfers._clock import LoopClock
 from binance_transfers.sim import Fault, SimulatedExchange
+from tests.test_governor_shared_ip import _callers, _refusals_and_use
 
 
 @pytest.mark.parametrize(
@@ -62,28 +61,12 @@ async def test_two_processes_with_trips_up_to_2_5_s_stay_under_the_limit_after_w
     exchange.add_demo_account()
     exchange.faults.add(Fault.latency(0.5, jitter=2.0))  # every endpoint, the clock's too
     loop = asyncio.get_running_loop()
-    stop = loop.time() + 300
-
-    async def process(client: Client) -> None:
-        async def caller() -> None:
-            while loop.time() < stop:
-                try:
-                    await client.pm_auto_collect()
-                except BinanceTransfersError:
-                    await anyio.sleep(1)
-
-        async with client, anyio.create_task_group() as group:
-            for _ in range(callers):
-                group.start_soon(caller)
-
+    now = loop.time()
     async with anyio.create_task_group() as group:
         for _ in range(2):
-            group.start_soon(process, exchange.client())
-    first = min(int(e.arrived // 60) for e in exchange.ledger)
-    bad = Counter(
-        (int(e.arrived // 60) - first, e.status) for e in exchange.ledger if e.status in (418, 429)
-    )
-    weights = exchange.ledger.window_weights("papi-ip")
-    used = [weights[w] for w in sorted(weights)]
+            group.start_soon(
+                _callers, exchange.client(), callers, now, now + 300, "pm_auto_collect"
+            )
+    bad, used = _refusals_and_use(exchange)
     # Issue 7's target: 429s (the blind first contact) only in the first two windows.
     assert [k for k in bad if k[0] >= 2] == [], (dict(bad), used)

@@ -20,9 +20,9 @@ import anyio
 import looptime
 import pytest
 
-from binance_transfers import BinanceTransfersError, Client
 from binance_transfers._clock import LoopClock
 from binance_transfers.sim import Fault, SimulatedExchange
+from tests.test_governor_shared_ip import _callers
 
 EPOCH = 1_767_225_600.0  # 2026-01-01T00:00:00Z
 
@@ -36,26 +36,10 @@ async def test_a_process_joining_mid_window_earns_no_429_in_the_windows_after() 
     exchange.add_demo_account()
     exchange.faults.add(Fault.latency(0.05, jitter=0.2))
     loop = asyncio.get_running_loop()
-    stop = loop.time() + 360
-
-    async def process(start: float) -> None:
-        await anyio.sleep(start)
-        client: Client = exchange.client()
-
-        async def caller() -> None:
-            while loop.time() < stop:
-                try:
-                    await client.pm_auto_collect()
-                except BinanceTransfersError:
-                    await anyio.sleep(1)
-
-        async with client, anyio.create_task_group() as group:
-            for _ in range(4):
-                group.start_soon(caller)
-
+    now = loop.time()
     async with anyio.create_task_group() as group:
-        group.start_soon(process, 0.0)
-        group.start_soon(process, 150.0)
+        group.start_soon(_callers, exchange.client(), 4, now, now + 360, "pm_auto_collect")
+        group.start_soon(_callers, exchange.client(), 4, now + 150, now + 360, "pm_auto_collect")
     first = int(EPOCH // 60)
     refused = Counter(
         int(e.arrived // 60) - first for e in exchange.ledger if e.status in (418, 429)

@@ -22,9 +22,9 @@ import asyncio
 import anyio
 import looptime
 
-from binance_transfers import BinanceTransfersError, Client
 from binance_transfers._clock import LoopClock
 from binance_transfers.sim import SimulatedExchange
+from tests.test_governor_shared_ip import _callers
 
 EPOCH = 1_767_225_600.0  # 2026-01-01T00:00:00Z: window 0 starts with the run
 
@@ -35,22 +35,10 @@ async def test_the_survivor_takes_the_ip_back_once_the_other_process_stops() -> 
     exchange.add_demo_account()
     loop = asyncio.get_running_loop()
     start = loop.time()
-
-    async def process(client: Client, until: float) -> None:
-        async def caller() -> None:
-            while loop.time() < start + until:
-                try:
-                    await client.pm_auto_collect()
-                except BinanceTransfersError:
-                    await anyio.sleep(1)
-
-        async with client, anyio.create_task_group() as group:
-            for _ in range(4):
-                group.start_soon(caller)
-
     async with anyio.create_task_group() as group:
-        group.start_soon(process, exchange.client(), 15 * 60.0)  # the survivor
-        group.start_soon(process, exchange.client(), 240.0)  # stops in window 4
+        survivor, leaver = start + 15 * 60.0, start + 240.0  # the other stops in window 4
+        group.start_soon(_callers, exchange.client(), 4, start, survivor, "pm_auto_collect")
+        group.start_soon(_callers, exchange.client(), 4, start, leaver, "pm_auto_collect")
     weights = exchange.ledger.window_weights("papi-ip")
     first = int(EPOCH // 60)
     used = [weights.get(first + i, 0) for i in range(15)]
