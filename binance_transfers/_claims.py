@@ -186,7 +186,7 @@ class _Outbox:
                     if await self._attempt():
                         # What came meanwhile goes out at once, as one batch (as
                         # RedisClaims did before: a 50 ms pause between batches
-                        # made breaker5's B5-3 race, a 429 in PM Pro's shared
+                        # made B5-3 race, a 429 in PM Pro's shared
                         # auto-collect pool, several times likelier in the demo).
                         delay = 0.0
                     elif self._closed:

@@ -376,7 +376,7 @@ class Client:
 
     async def __aenter__(self) -> Client:
         self._check_open()
-        # (breaker7 B7-2) The loop is known here, before any call: what its
+        # (B7-2) The loop is known here, before any call: what its
         # requests import is imported now, not inside the first call's max_wait.
         self._transport.prepare()
         return self
@@ -403,7 +403,7 @@ class Client:
         ``on_detached`` hook, it returns at once).
         """
         if self._closed:
-            # safety8e: a second closer (a signal handler's, beside ``async with``)
+            # a second closer (a signal handler's, beside ``async with``)
             # must not see the journal and the claims closed before they are.
             done = self._closing
             if done is not None and _SENDING.get() is None:
@@ -426,7 +426,7 @@ class Client:
             if in_flight is not mine and not call.ending:
                 call.closing = True
                 stopper.cancel()  # the call's cancel scope (trio), or its task (asyncio)
-        # safety8e: to the end even when the closing task is cancelled (``async with``
+        # to the end even when the closing task is cancelled (``async with``
         # unwinding in a failing TaskGroup): transfers on the wire get their answers
         # journaled, and the queued outcomes and answered ids reach the disk.
         await to_the_end(self._close(mine))
@@ -1460,7 +1460,7 @@ class Client:
         pending = None if call is None else call.pending  # (call.intent, without its call)
         intent = None if pending is None else pending.id
         if isinstance(outcome.error, OutcomeUnknownError):
-            # safety8e: before on_detached sees it: settled from there, the error
+            # before on_detached sees it: settled from there, the error
             # must name the journal row recover() settles, or the two disagree.
             self._mark(outcome.error, intent)
         journal = self.journal
@@ -1665,7 +1665,7 @@ class Client:
             self._reconciler.finished(endpoint.name, in_flight)
 
     async def _unseen(self, call: _CallState) -> None:
-        """breaker9 B9-2: a call stopped by aclose() whose caller is cancelled too (its
+        """A call stopped by aclose() whose caller is cancelled too (its
         timeout, a task group): the caller never sees the outcome, which _on_outcome
         did not hand to on_detached (the call was closing: "its caller gets it")."""
         last = call.outcome

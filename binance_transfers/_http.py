@@ -101,7 +101,7 @@ class _LoopTransport(httpx.AsyncBaseTransport):
     def __init__(self, limits: httpx.Limits) -> None:
         self._limits = limits
         self._inner: httpx.AsyncBaseTransport | None = None
-        # breaker7 B7-2: built here, not by the first request (certifi's bundle
+        # B7-2: built here, not by the first request (certifi's bundle
         # read and parsed: 0.1-0.3 s at load 8, on the loop, inside the call's
         # max_wait). The context httpx builds by default (trust_env included).
         self._ssl = httpx.create_ssl_context()
@@ -171,7 +171,7 @@ def _running_library() -> str | None:
 def _preload(library: str | None) -> None:
     """Import now what the first request in ``library``'s loop would import.
 
-    breaker6 B6-3, breaker7 B7-2: imported by the first request, they ran on the
+    B6-3, B7-2: imported by the first request, they ran on the
     event loop inside its ``max_wait`` (0.3-0.8 s at load 8-10: "clock could not
     be synced within max_wait", every other coroutine stalled meanwhile). Under
     trio that is httpcore (trio never uses aiohttp); under asyncio aiohttp (and

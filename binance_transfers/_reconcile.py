@@ -252,7 +252,7 @@ class Reconciler:
         # earliest time their searches reach. They keep the ids confirmed since.
         self._open: dict[str, int] = {}
         self._open_rows: dict[int, str] = {}  # journal row -> request_id, for recover()
-        # safety8d: shared with the account's other processes (Redis, an SQLite
+        # shared with the account's other processes (Redis, an SQLite
         # file), or None: then this client's claims are its own (see _claims).
         self.claims: Claims | None = None
 
@@ -554,7 +554,7 @@ class Reconciler:
         )
 
     async def _claim_shared(self, free: list[Any], owner: str) -> Any:
-        """safety8d: the first of ``free`` that the shared claims give to ``owner``.
+        """The first of ``free`` that the shared claims give to ``owner``.
 
         Atomic in the store: of two processes' settlements (or two of this
         one's, interleaved at these awaits) only one gets a row; a row
@@ -671,7 +671,7 @@ async def through_limits(read: Callable[[], Awaitable[_T]], what: str, floor: fl
     ban it knows). ``floor``: seconds to wait when the end given is already
     past (a 418 whose stated end is behind our clock). Cancel the caller to
     stop waiting. ``what`` names the reads in the log (an endpoint). Never
-    less than :data:`_LEAST_WAIT` between reads (breaker8 B8-4: a refusal
+    less than :data:`_LEAST_WAIT` between reads (B8-4: a refusal
     naming no wait, with ``settle_margin=0``, was retried in a hot loop).
     """
     while True:

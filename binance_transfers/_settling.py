@@ -273,9 +273,9 @@ def request_keys(error: OutcomeUnknownError | None, intent: int | None) -> list[
 
 
 def row_owner(row: Intent) -> str:
-    """safety8e: a journal row's name in the shared claims: the run that wrote it, its id.
+    """A journal row's name in the shared claims: the run that wrote it, its id.
 
-    Not the file's path (safety8d's first name): a journal moved between a
+    Not the file's path (its first name): a journal moved between a
     crash and recover() would find its own claim under another name, take
     it for another process's and settle an executed transfer "not executed".
     """

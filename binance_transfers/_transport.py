@@ -314,7 +314,7 @@ class _Attempt:
         self.reports = reports
         self.written = False
         self.refused_early = False  # refused by h11 before writing a byte
-        # safety8d (B4-7): through httpx's send() (auth, event hooks), whether it
+        # (B4-7): through httpx's send() (auth, event hooks), whether it
         # got as far as its transport (our last request hook); None: sent directly.
         self.handed: bool | None = None
         self.sent = 0.0
@@ -344,7 +344,7 @@ class _Attempt:
         patches httpcore's) reports nothing: a read timeout from it is no proof.
         """
         if self.handed is False:
-            return True  # safety8d (B4-7): refused by the HTTP client before its transport
+            return True  # (B4-7): refused by the HTTP client before its transport
         if self.written and not self.reports:
             # Handed over to a transport that says nothing of its writes: from
             # then on anything it raises may come after Binance got the request,
@@ -358,7 +358,7 @@ class _Attempt:
         return self.refused_early or not isinstance(exc, Exception)
 
 
-#: safety8d (B4-7, B5-1): the attempt ``http.send`` is sending in this context. Found
+#: The attempt ``http.send`` is sending in this context (B4-7, B5-1). Found
 #: by the context, not by the request: an auth flow may send a copy of the request.
 _HANDING: contextvars.ContextVar[_Attempt | None] = contextvars.ContextVar(
     "binance_transfers_handing", default=None
@@ -373,7 +373,7 @@ async def _handed_over(request: httpx.Request) -> None:
 
 
 def _hand_over_hook_last(http: httpx.AsyncClient, attempt: _Attempt) -> contextvars.Token[Any]:
-    """safety8d (B4-7): learn when ``http.send`` hands this attempt's request to its transport.
+    """Learn when ``http.send`` hands this attempt's request to its transport (B4-7).
 
     Auth and the client's request hooks run before that: an exception from
     them proves nothing was sent. Our hook goes last (again, if the user's
@@ -649,7 +649,7 @@ class Transport:
             route = self._route(endpoint)
         semaphore, reports = route
         gate = _Ticket(semaphore)
-        # One deadline for the gate, the permit and every retake (redis10d: each
+        # One deadline for the gate, the permit and every retake (each
         # wait got the whole max_wait, and callers returned up to 2x+ after it).
         now = self._now or self._reader()
         deadline = None if max_wait is None else now() + max_wait
@@ -805,7 +805,7 @@ class Transport:
         template = self._templates.get(endpoint)
         if template is None or template.profile != send_profile(self._http):
             # New, or the user's client gained (or lost) hooks, auth, cookies or
-            # params since (breaker5 B5-4): worked out again, so that they run.
+            # params since (B5-4): worked out again, so that they run.
             template = self._template(endpoint)
         encoded = self._encode(attempt, params, recv_window)
         request = None
@@ -847,7 +847,7 @@ class Transport:
                     if attempt.permit is not None:
                         self.governor.refund(attempt.permit)
                         attempt.permit = None
-                    if attempt.handed is False:  # safety8d (B4-7): not retried
+                    if attempt.handed is False:  # (B4-7): not retried
                         raise ConfigurationError(
                             f"{endpoint.name}: the http_client refused the request before its "
                             f"transport got it (an event hook or its auth); nothing was sent: "
@@ -907,8 +907,8 @@ class Transport:
 
         Raises :class:`_NoRoom` (nothing written, permit given back) when the
         windows it can land in now have no room, or a 429 or a ban came meanwhile,
-        or the client was closed (breaker9 B9-3: a permit that came through in the
-        turn ``aclose()`` ran is not written after it).
+        or the client was closed (a permit that came through in the turn
+        ``aclose()`` ran is not written after it).
         """
         permit = attempt.permit
         if self.closed and not attempt.written:
@@ -1054,7 +1054,7 @@ class Transport:
             return await self._send_aiohttp(attempt, template, encoded)
         direct = template.direct
         if direct is None:
-            token = _hand_over_hook_last(self._http, attempt)  # safety8d (B4-7)
+            token = _hand_over_hook_last(self._http, attempt)  # (B4-7)
             try:
                 response = await self._http.send(request)
             except BaseException:

@@ -180,7 +180,7 @@ async def test_aclose_does_not_cut_off_an_on_detached_hook_running_in_the_caller
 async def test_aclose_lets_an_async_on_detached_hook_record_the_outcome(
     exchange: SimulatedExchange,
 ) -> None:
-    """breaker9 B9-1: the caller cancelled as its answer arrives, its on_detached hook
+    """The caller cancelled as its answer arrives, its on_detached hook
     awaiting (writing the outcome somewhere) when aclose() runs: the hook finishes."""
     caller: asyncio.Task[object] | None = None
     loop = asyncio.get_running_loop()
@@ -219,7 +219,7 @@ async def test_aclose_lets_an_async_on_detached_hook_record_the_outcome(
 async def test_a_transfer_on_the_wire_reaches_its_caller_or_on_detached_when_closing(
     exchange: SimulatedExchange, order: str
 ) -> None:
-    """breaker9 B9-2: the caller's own timeout and aclose() both hit a transfer on the
+    """The caller's own timeout and aclose() both hit a transfer on the
     wire (either order): the executed transfer reaches the caller (a result) or, the
     caller gone, on_detached; exactly one of them."""
     exchange.faults.add(Fault.latency(2.0), endpoint="universal_transfer", probability=1.0)
@@ -258,7 +258,7 @@ async def test_a_transfer_on_the_wire_reaches_its_caller_or_on_detached_when_clo
 async def test_aclose_in_the_turn_a_waiting_calls_permit_comes_writes_nothing(
     exchange: SimulatedExchange,
 ) -> None:
-    """breaker9 B9-3: the queue leader's wake-up and aclose() in the same loop turn:
+    """The queue leader's wake-up and aclose() in the same loop turn:
     the request task takes its permit first, but nothing is written after close
     (ClientClosedError, nothing sent, the permit given back)."""
     client = exchange.client()
@@ -303,7 +303,7 @@ def _last_state(journal: Path) -> str:
 async def test_aclose_hands_the_answer_over_only_once_the_journal_has_it(
     exchange: SimulatedExchange, tmp_path: Path
 ) -> None:
-    """breaker9 B9-6: a call with no history to settle it (PM auto-collection) waits, after
+    """A call with no history to settle it (PM auto-collection) waits, after
     its answer, for the journal to commit its outcome; aclose() meanwhile (the journal's
     file locked by another connection) does not hand the caller its result before the
     row is done on disk. Real time: the journal writes in its own thread."""

@@ -1,17 +1,15 @@
-"""aclose() at every await point under trio (breaker9's sweep, taken by perf10).
+"""aclose() at every await point under trio.
 
-The trio twin of tests/test_breaker9_close_sweep.py: after 0 to 30 ms and 0, 1,
+After 0 to 30 ms and 0, 1,
 2, ... checkpoints, with one or two transfers under way (``write_ahead=1``), a
 client is closed; the governor is shared by every client. Every transfer
 executed must reach its caller (result or ``OutcomeUnknownError``) or
 ``on_detached``; the governor must have nothing in flight and nobody waiting.
 
-``aclose`` alone holds on perf10 b9d9c1b (7481b42): kept as a regression test
-for its cached scope class. ``owner-cancel-and-aclose`` (the first caller's
-own scope cancelled just before aclose(), as a failing nursery sibling does)
-is B9-2 under trio: 20 of 54 executed transfers (one call) reach neither
-caller nor ``on_detached``. Trio's call path is unchanged by perf10: this
-fails on main 50b799c as well (severity high, as B9-2).
+``aclose`` alone: a regression test for the client's cached scope class.
+``owner-cancel-and-aclose`` (the first caller's own scope cancelled just
+before aclose(), as a failing nursery sibling does): before the fix, 20 of 54
+executed transfers (one call) reached neither caller nor ``on_detached``.
 """
 
 from __future__ import annotations

@@ -79,8 +79,8 @@ async def test_a_first_answer_from_a_windows_first_moments_keeps_a_new_governor_
 async def test_a_caller_refused_while_the_next_probe_waits_is_told_when_to_come_back() -> None:
     """While a new governor holds its next request back (its first answer came from
     a window's first moments), a ``max_wait=0`` caller is refused with the time the
-    request may leave, and one obeying ``retry_after`` gets through then (breaker9
-    B9-4: refused with ``retry_after=0`` again and again until then)."""
+    request may leave, and one obeying ``retry_after`` gets through then (it was
+    refused with ``retry_after=0`` again and again until then)."""
     governor = synced(Governor(), E0)
     first = await governor.acquire(PM_BALANCE)
     await _answer(governor, first, 20)

@@ -99,7 +99,7 @@ class CapPool(Pool):
         calls.remove(record)
         # Binance's clock may run slower than ours (drift): its period is a
         # little longer on our clock; the guard band covers trip jitter, and
-        # `step` a step of Binance's clock since the sync (clock7: part of eps).
+        # `step` a step of Binance's clock since the sync (part of eps).
         calls.add(landed_by + self.period * (1 + _DRIFT) + g.guard + g.step)
         self._cold_done(answered)
         return True, 0

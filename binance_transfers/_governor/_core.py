@@ -110,7 +110,7 @@ class Governor(Reporting, Introspection, Planning, Feedback):
         self.grace = grace
         self._born: float | None = None  # monotonic, at the first use
         window = self.limits.window
-        self._trips = Trips(latency, span=SPAN * window)  # clock7: windows, not answers
+        self._trips = Trips(latency, span=SPAN * window)  # windows, not answers
         self._horizon = min(max(window / 8, 0.05), 5.0)  # how long one geometry holds
         self.storage: Storage = storage if storage is not None else MemoryStorage()
         # A shared storage (Redis) holds what every process on it spent, a
@@ -145,16 +145,16 @@ class Governor(Reporting, Introspection, Planning, Feedback):
         # then again after every resync, trip change, or as eps grows.
         self._geo_cache: Geometry | None = None
         self.server_clock.subscribe(self._refresh_geometry)
-        # redis10: a shared storage's counters learn of leases asynchronously.
+        # a shared storage's counters learn of leases asynchronously.
         self._link = StorageLink(
             self._capacity_arrived,
             self._server_now,
             self._landing,
             self._storage_froze,
-            self._demand,  # redis10c: rolling caps lease for who waits
+            self._demand,  # rolling caps lease for who waits
             self._inflight,  # a shared counter claims it in the next window
         )
-        # redis10b: a shared storage publishes this process's 429/418 freezes.
+        # a shared storage publishes this process's 429/418 freezes.
         self._publish_freeze: Callable[[str, float], None] | None = getattr(
             self.storage, "frozen", None
         )
@@ -327,7 +327,7 @@ class Governor(Reporting, Introspection, Planning, Feedback):
                 "was first used in: give each event loop its own Governor (and Client)"
             )
 
-    # -- redis10: what a shared storage asks of the governor ----------------------
+    # -- what a shared storage asks of the governor ----------------------
 
     def _capacity_arrived(self, key: str) -> None:
         """A lease for pool ``key`` came (or a window opened): admit who can use it."""
@@ -356,7 +356,7 @@ class Governor(Reporting, Introspection, Planning, Feedback):
             self._freeze(pool, until, "429 Too Many Requests (another process, shared storage)")
 
     def _demand(self, key: str) -> int:
-        """redis10c: the weight waiting in pool ``key`` (a shared cap leases that much)."""
+        """The weight waiting in pool ``key`` (a shared cap leases that much)."""
         pool = self._pools.get(key)
         return pool.queued if pool is not None else 0
 
@@ -365,7 +365,7 @@ class Governor(Reporting, Introspection, Planning, Feedback):
         pool = self._pools.get(key)
         return pool.inflight if isinstance(pool, FixedPool) else 0  # a cap has no windows
 
-    # -- end redis10 -------------------------------------------------------------
+    # -- end of those -------------------------------------------------------------
 
     def _refresh_geometry(self) -> Geometry:
         sc = self.server_clock
@@ -377,7 +377,7 @@ class Governor(Reporting, Introspection, Planning, Feedback):
         trips = self._trips
         # Half the trips' spread, but never more than 1 % of a window.
         guard = max(GUARD_FLOOR, min(trips.jitter / 2, self.limits.window / 100))
-        step = step_band(self.limits.window)  # clock7: a step of Binance's clock
+        step = step_band(self.limits.window)  # a step of Binance's clock
         geo = Geometry(
             sc.shift,
             sc.uncertainty_at(until) + step,

@@ -124,7 +124,7 @@ class Feedback(WaitQueue):
             until = None
             if banned_until is not None and math.isfinite(banned_until):
                 # The earliest a request written then can land is its end on
-                # Binance's clock, however far off our estimate is (breaker7 B7-3:
+                # Binance's clock, however far off our estimate is (B7-3:
                 # `- g.shift` resumed up to eps early: a second 418).
                 until = banned_until - g.lo
             elif wait is not None:
@@ -191,7 +191,7 @@ class Feedback(WaitQueue):
 
         The freeze we hold may be another process's, widened by our clock's
         margin (not published again: it would bounce): Binance's end for us,
-        later than theirs, must still reach the other processes (breaker8 B8-1:
+        later than theirs, must still reach the other processes (B8-1:
         A resumed at its own end, inside the Retry-After Binance gave B). The
         storage drops what it published or was told already."""
         if self._publish_freeze is not None:

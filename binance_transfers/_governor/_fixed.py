@@ -139,7 +139,7 @@ class FixedPool(Reports):
                 # window, together more than there is when some was left
                 # unused. Share it from its start to the moment nothing written
                 # can land in it any more: our estimate of its end is eps off
-                # (breaker8 B8-3: a request written as sharing ended, on that
+                # (B8-3: a request written as sharing ended, on that
                 # estimate, landed in the window's last 0.3 s: 6750 of 6000).
                 end = (window + 1) * self.period - g.lo + NUDGE
                 self.shared_until = max(self.shared_until, end)
@@ -165,8 +165,8 @@ class FixedPool(Reports):
         Shared with another process, each of whose requests we learn of a trip
         late, two of ours on their way may each be the one that fills the
         window: the first gets a 429, and the second, already sent, arrives
-        over the limit after it, which Binance answers with a ban (breaker5
-        B5-3: two processes of PM Pro auto-collection, 8 calls a window). So
+        over the limit after it, which Binance answers with a ban
+        (B5-3: two processes of PM Pro auto-collection, 8 calls a window). So
         while sharing such a pool, one request at a time: each answer tells
         the count before the next leaves (8 trips a window: a few seconds of
         a minute), and at most one of ours can ever meet a full window.

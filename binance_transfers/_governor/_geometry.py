@@ -131,7 +131,7 @@ class Trips:
         self.samples: deque[tuple[float, float]] = deque()
         self._sorted: list[float] = []  # the trips of ``samples``, in ascending order
         self._count = 0
-        self._next = -INF  # recompute at the first answer from then on (breaker5 B5-6)
+        self._next = -INF  # recompute at the first answer from then on (B5-6)
 
     def _drop_oldest(self) -> None:
         _, trip = self.samples.popleft()

@@ -110,7 +110,7 @@ class Reporting:
 
     def _frozen_hook(self, pool: str, until: float, reason: str) -> None:
         self._hook(self.hooks.frozen, pool, until, reason)
-        if self._publish_freeze is not None:  # redis10b: tell the other processes
+        if self._publish_freeze is not None:  # tell the other processes
             self._publish_freeze(pool, until)
 
     def _usage_hook(self, pool: str, used: int, limit: int) -> None:

@@ -63,7 +63,7 @@ class Reports(Sharing):
         lands in one window only: if it is not in the window whose report it
         was read into, others spent that much more there, and may again in the
         other windows it may land in (where it is counted as ours too). Until
-        its answer comes, hold its weight back there as well (breaker5 B5-5:
+        its answer comes, hold its weight back there as well (B5-5:
         a slow request read into window w's report left w + 1 reserved 30 for a
         process that spent 60: 150 + 60 > 200).
         """
@@ -209,7 +209,7 @@ class Reports(Sharing):
         # it takes ours for others' (a lone process read a window's last report
         # as the next one's: that window stopped, or 3500 of 6000 were reserved
         # for nobody, halving over minutes); as the other's it takes others'
-        # for ours (breaker7 B7-1: their weight at a window's start, read as
+        # for ours (B7-1: their weight at a window's start, read as
         # the old window's, lowered their reservation until ours and theirs
         # overran). It is treated as absent: a later answer wholly in one
         # window reports on it. Not on a shared storage (Redis): there a report
@@ -240,8 +240,8 @@ class Reports(Sharing):
         if len(sure) == 1:
             self.landed[sure[0]] = self.landed.get(sure[0], 0) + weight
         elif not absent:
-            # An ignored report's request is ours in neither window (breaker7
-            # B7-5: counted "maybe" in both, the next report of either was read
+            # An ignored report's request is ours in neither window
+            # (B7-5: counted "maybe" in both, the next report of either was read
             # against too much of ours: others 0, a steady 60 faded 60 -> 30 ->
             # 15, 150-180 of ours beside it).
             # It landed in one of them only: counted as ours in each, it hides
@@ -298,7 +298,7 @@ class Reports(Sharing):
         # admitted (the storage's reading), nor than the above (jitter reorders
         # a burst: the first admitted may land last, over ours that did not
         # come from anyone else). An answer that may be either window's counts
-        # itself here (stress7: the 8th of 8 PM Pro calls, written near the
+        # itself here (the 8th of 8 PM Pro calls, written near the
         # boundary, passed for 1500 of someone else's).
         own = max(own, ours)
         peak = self.peak[window] = max(value, self.peak.get(window, 0))
@@ -361,8 +361,8 @@ class Reports(Sharing):
 
         Counted against ours in either window it may be (ours answered there,
         ours written before it and still in flight, and itself), a report above
-        both shows someone else spending now, whichever window it is (breaker7
-        B7-4: two processes, each writing its share at a window's opening with
+        both shows someone else spending now, whichever window it is
+        (B7-4: two processes, each writing its share at a window's opening with
         a clock ~1 s uncertain, read every report of the opening as no window's,
         took the new window for their own and sent 6750-7500 of 6000). It is
         noted in the newer window (``_note_others``) and the pool is shared to

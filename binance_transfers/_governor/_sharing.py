@@ -87,7 +87,7 @@ class Sharing(Pool):
         # there: answered, or in flight (charged from its write to every window
         # opened while it flies, see ``_fixed``): a report above that is a sure
         # sign that others spent there. Adding our weight in flight once more
-        # counted it twice and hid the other process (breaker8 B8-3: two
+        # counted it twice and hid the other process (B8-3: two
         # processes, answers 0.5-2.5 s late: the first reports showing the
         # other passed for ours alone, neither shared, and a later window
         # reached 6750 of 6000). Beyond the newest window opened, ours in
@@ -103,7 +103,7 @@ class Sharing(Pool):
         last = min(self.top, window + 2)
         if last > window and self.hint:
             self.shared_until = max(self.shared_until, (last + 1) * self.period - g.shift)
-            self._geo = None  # off the cached fast path: it does not share (breaker6 B6-2)
+            self._geo = None  # off the cached fast path: it does not share (B6-2)
         # What they spent, to tell whether they still spend: the report less
         # ours admitted before this one (ours answered meanwhile do not count).
         spent = value - own
@@ -171,7 +171,7 @@ class Sharing(Pool):
 
         Windows without a report of ours say nothing (a ban, a pause, a pool
         held back for the other the whole window): the other may still be
-        there, and size its start to what it saw us leave (breaker8 B8-2: two
+        there, and size its start to what it saw us leave (B8-2: two
         quiet windows, the one where it held back for us among them, and a
         burst of ours beside its opening: 6750 of 6000).
         """

@@ -26,7 +26,7 @@ Redis and admits requests locally, within its lease, at the in-process speed.
   every tenth of a window. There is no local share: a process cannot tell
   Redis down from its own route to Redis down (a partition), and in a
   partition the others go on leasing everything Redis has left, so any share
-  taken here would come on top of the limit (breaker3 R-1). A process
+  taken here would come on top of the limit (R-1). A process
   SIGKILLed loses its leases with the windows they belong to (their keys
   expire). Redis restarted empty: the first process to reach it creates a
   new boot token, which stops all new leases up to the last window a request

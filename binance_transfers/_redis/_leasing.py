@@ -155,7 +155,7 @@ class Leasing:
         current = int(counter._link.server_now() // counter.period)
         if self.lost is None:
             self.lost = current
-            # No local share (breaker3 R-1): when only this process lost its
+            # No local share: when only this process lost its
             # route to Redis, the others still lease everything Redis has left,
             # and any share taken here would come on top of it. What is leased
             # here is already counted there: it is the only safe budget.

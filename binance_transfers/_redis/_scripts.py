@@ -109,8 +109,8 @@ if mark then
   ends = tonumber(ends)
 else
   -- No token in the cap's set: the cap is new here, or its calls were lost
-  -- (Redis restarted empty, breaker4 B4-5; flushed, or the set alone
-  -- evicted, breaker5 B5-2). The token lives inside the set: whatever loses
+  -- (Redis restarted empty, B4-5; flushed, or the set alone
+  -- evicted, B5-2). The token lives inside the set: whatever loses
   -- the calls loses it too. Live processes re-register their calls within a
   -- span (they resync on the new token), but those of processes that are
   -- gone (exited, as a cron job does; killed) nobody knows, and nothing here
@@ -162,7 +162,7 @@ if want > 0 and stopped <= 0 then
   if count + want > limit then
     -- Short: a call held (+inf) by a process that is no longer live (killed,
     -- cut off) counts until a period after it could last have been sent, not
-    -- forever (breaker4 B4-6). A process admits on what it holds only while it
+    -- forever (B4-6). A process admits on what it holds only while it
     -- reached Redis within half a span: its calls were sent by then, and land
     -- within a span of that. Leased and never sent looks the same from here.
     for _, member in ipairs(redis.call('ZRANGEBYSCORE', zset, '+inf', '+inf')) do
@@ -187,7 +187,7 @@ local head = redis.call('ZRANGEBYSCORE', zset, '(-inf', '(+inf', 'WITHSCORES', '
 if head[2] then soonest = math.min(soonest, tonumber(head[2])) end
 if stopped > 0 then soonest = now + stopped + 1 end  -- nothing is granted before
 if soonest == math.huge then soonest = 0 end
--- No TTL (breaker5 B5-2): a volatile-* maxmemory policy would evict the set
+-- No TTL (B5-2): a volatile-* maxmemory policy would evict the set
 -- (and its token: the cap would stop for a period). What stopped counting is
 -- dropped above; the token stays for good (one small key per cap).
 redis.call('PERSIST', zset)

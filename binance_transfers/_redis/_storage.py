@@ -146,7 +146,7 @@ class RedisStorage(Freezes):
             aof = (await client.config_get("appendonly")).get("appendonly")
             save = (await client.config_get("save")).get("save")
             if aof == "no" and not save:
-                # breaker4 B-4-5: restarted empty, Redis forgets the rolling caps'
+                # B4-5: restarted empty, Redis forgets the rolling caps'
                 # calls of processes that are gone (exited or killed): the next
                 # process may be granted a cap already used in its period.
                 log.warning(
@@ -159,7 +159,7 @@ class RedisStorage(Freezes):
             limit = (await client.config_get("maxmemory")).get("maxmemory")
             policy = (await client.config_get("maxmemory-policy")).get("maxmemory-policy")
             if limit not in (None, "0") and policy != "noeviction":
-                # breaker5 B5-2: an evicted lease hash is forgotten weight
+                # B5-2: an evicted lease hash is forgotten weight
                 # (windows carry a TTL: volatile-* policies evict them too),
                 # and nothing tells it from unused. An evicted cap set takes
                 # its token with it: the cap stops for a period (see _scripts.CAP).
