@@ -38,7 +38,7 @@ import sys
 import threading
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, Literal, NoReturn
 from urllib.parse import quote, quote_plus
 
 import anyio
@@ -679,11 +679,7 @@ class Transport:
                     try:
                         if not reports:
                             if self.closed:  # see _writing (refunded below)
-                                await anyio.lowlevel.checkpoint_if_cancelled()  # (trio) ditto
-                                raise ClientClosedError(
-                                    f"{endpoint.name}: the client was closed before it was "
-                                    "sent; nothing was sent"
-                                )
+                                await self._refuse_closed(endpoint)
                             # No write hook: re-base on the moment it is handed over.
                             attempt.permit = governor.renew(permit)
                             if attempt.permit is None:
@@ -699,12 +695,7 @@ class Transport:
                             slots.release()
                 except _NoRoom:
                     if self.closed:  # see _writing
-                        # trio: a caller cancelled in this turn gets its own cancellation.
-                        await anyio.lowlevel.checkpoint_if_cancelled()
-                        raise ClientClosedError(
-                            f"{endpoint.name}: the client was closed before it was sent; "
-                            "nothing was sent"
-                        ) from None
+                        await self._refuse_closed(endpoint)
                     continue  # withdrawn before writing; the permit was given back
                 except BaseException:
                     if attempt.permit is not None and not attempt.written:
@@ -712,6 +703,16 @@ class Transport:
                     raise
         finally:
             gate.leave()
+
+    async def _refuse_closed(self, endpoint: Endpoint) -> NoReturn:
+        """The client was closed before this request was written: nothing was sent.
+
+        Under trio a caller cancelled in the same turn gets its own cancellation.
+        """
+        await anyio.lowlevel.checkpoint_if_cancelled()
+        raise ClientClosedError(
+            f"{endpoint.name}: the client was closed before it was sent; nothing was sent"
+        ) from None
 
     def _route(self, endpoint: Endpoint) -> tuple[Any, bool]:
         """The endpoint's gate, and whether its transport reports writes: worked out once."""

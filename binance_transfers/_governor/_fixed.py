@@ -184,10 +184,8 @@ class FixedPool(Reports):
             return INF  # until some of what is held back is charged
         p, cap, used = self.period, self.limit - weight, self._used
         t = max(now, self.frozen_until)
-        if self.cold:
-            t = max(t, self.cold_ready(now, g))
-            if self.cold and t < self.probe_at:
-                t = self.probe_at  # one that can show what others spend (``_probed``)
+        if self.cold:  # and not before a moment its answer can show others (``_probed``)
+            t = max(t, self.cold_ready(now, g), self.probe_at)
         lo_shift, hi_shift = g.lo, g.hi
         if self.unanswered and t < self.shared_until and self._few():
             # One at a time (B5-3): see ``_few``. The answer wakes the queue.
