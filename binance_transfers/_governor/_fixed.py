@@ -18,14 +18,15 @@ from collections import deque
 from .._limits import PoolSpec
 from .._storage import WindowCounter
 from ._geometry import INF, NUDGE, Geometry
-from ._reports import Reports, pairs
+from ._probes import Probes
+from ._reports import pairs
 from ._sharing import NEVER
 from ._writes import Writes
 
 __all__ = ["FixedPool"]
 
 
-class FixedPool(Reports):
+class FixedPool(Probes):
     """Weight per fixed window, windows aligned to Binance's clock."""
 
     __slots__ = (
@@ -40,7 +41,6 @@ class FixedPool(Reports):
         "maybe",
         "paced",
         "peak",
-        "probe_at",
         "seen",
         "shares",
         "top",
@@ -187,11 +187,15 @@ class FixedPool(Reports):
         if self.cold:  # and not before a moment its answer can show others (``_probed``)
             t = max(t, self.cold_ready(now, g), self.probe_at)
         lo_shift, hi_shift = g.lo, g.hi
+        news = self.hint >= self.limit  # others fill windows alone (``_news_only``)
         if self.unanswered and t < self.shared_until and self._few():
             # One at a time (B5-3): see ``_few``. The answer wakes the queue.
             return self.shared_until
         for _ in range(64):
             lo, hi = int((t + lo_shift) // p), int((t + hi_shift) // p)
+            if news and t > lo * p - lo_shift + g.lag + NUDGE and self._news_only(lo):
+                t = (lo + 1) * p - lo_shift + NUDGE  # the next window's opening (``_probes``)
+                continue
             full = next((i for i in range(hi, lo - 1, -1) if used(i) > cap), None)
             if full is None:
                 if t < self.shared_until:
@@ -220,32 +224,6 @@ class FixedPool(Reports):
         # Every window ahead is full of requests in flight: wait for their answers.
         return INF
 
-    def _probed(self, sent: float, possible: list[tuple[int, int]], g: Geometry) -> None:
-        """A cold pool's answer with a usage header: warm, if it can show the others.
-
-        Governors on the IP open a window only once their earliest landing is
-        past its boundary (their clock's error and guard band), and what they
-        send shows a trip later. A report from a window's first moments counts
-        nothing of theirs: read as the truth, a process joining at a boundary
-        (started by cron at :00) took a window nobody had opened yet for its
-        own and filled it; the others then opened it with their usual burst
-        (6040 of 6000, a 429, then 418s). So the first answer ends the cold
-        start only if its request was written a whole landing interval
-        (``g.margin``: the trip bound, twice the clock's error and the guard
-        band) after the start of the last window it may have landed in; else
-        the next request leaves then, alone. Not where a landing interval
-        spans a quarter of a window or more (scaled windows, a clock known to
-        a second): no probe reads one window's settled count there, and the
-        pool would stay cold for a window or two.
-        """
-        p = self.period
-        at = max(w for w, _ in possible) * p + g.margin - g.lo + NUDGE
-        if sent >= at or 4 * g.margin > p:
-            self.cold = self.out = 0
-        else:
-            self.cold = 1  # one at a time still: no slow start on a blind reading
-            self.probe_at = max(self.probe_at, at)
-
     def take(self, now: float, weight: int, g: Geometry) -> tuple[int, ...] | None:
         if now < self.frozen_until:
             return None
@@ -258,7 +236,13 @@ class FixedPool(Reports):
         record = self.charge(now, weight, g)
         p = self.period
         lo, hi = int((now + g.lo) // p), int((now + g.hi) // p)
-        if lo == hi == self.top and not self.cold and now >= self.shared_until and not self.doubts:
+        if (
+            lo == hi == self.top
+            and not self.cold
+            and now >= self.shared_until
+            and not self.doubts
+            and not self._news_only(lo)  # its last request waits for an opening
+        ):
             self._geo, self._window = g, lo
             self._from = lo * p - g.lo + NUDGE
             self._until = min((lo + 1) * p - g.hi - NUDGE, g.until)
@@ -374,6 +358,9 @@ class FixedPool(Reports):
         if self.cold:  # the next request waits for a moment its answer can show others
             t = max(t, self.probe_at)
         lo, hi = int((t + g.lo) // p), int((t + g.hi) // p)
+        if t > lo * p - g.lo + g.lag + NUDGE and self._news_only(lo):
+            t = (lo + 1) * p - g.lo + NUDGE  # the next window's opening (``_probes``)
+            lo, hi = int((t + g.lo) // p), int((t + g.hi) // p)
         room = self.limit - max(self._used(i) for i in range(lo, hi + 1))
         if total <= room:
             return t

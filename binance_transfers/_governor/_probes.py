@@ -1,0 +1,78 @@
+"""Requests whose answers bring news: when they may leave.
+
+Some requests are sent less for their own sake than for what their answer's
+usage header tells, and where in a window they land decides what it tells
+(and to whom):
+
+* a new governor's first request (cold start, ``_pool``): its report is the
+  truth only if it can count what the others sent (``_probed``);
+* a request into the room a window keeps beside others who fill windows
+  alone: it is seen by them only if it lands among their opening requests
+  (``_news_only``).
+"""
+
+from __future__ import annotations
+
+from ._geometry import NUDGE, Geometry
+from ._reports import Reports
+
+__all__ = ["Probes"]
+
+
+class Probes(Reports):
+    """When a :class:`~._fixed.FixedPool`'s probes may leave (it sets these up)."""
+
+    # Assigned here (the rest is set up by ``FixedPool``).
+    __slots__ = ("probe_at",)
+
+    probe_at: float  # cold: the next request leaves then at the earliest
+
+    def _news_only(self, window: int) -> bool:
+        """Others filled the window they were last heard of by themselves (the
+        newest news, ``hint``, is all of it), and ``window`` keeps room for one
+        request of ours only, whose answer brings news (``_expected``).
+
+        Written at the window's opening, where the others open theirs, it lands
+        among their opening requests: their later reports count it (they learn
+        of us and share), and their count keeps their last request out. Written
+        later, it lands after them, in a full window, and they learn nothing
+        (B9-8: a process joining mid-window, its 429 freeze of whole seconds
+        ending just after the others' opening each time: 6750 of 6000 and a
+        429 in every window, the others never seeing it). So past the opening,
+        by more than a lag, it waits for the next window's. Others who left
+        room for one request of ours are not waited for: that room is there
+        later in the window too (and after a ban earned by the other process, a
+        request of ours in the first window learns of it there, not in the
+        next one: B8-3's runs banned in window 0). Not on a storage shared by
+        the processes (it counts them).
+        """
+        if not self.adapts or self.hint < self.limit:
+            return False
+        reserved = self.reserved.get(window, 0) if window <= self.top else self._expected()
+        return reserved + self.heaviest >= self.limit
+
+    def _probed(self, sent: float, possible: list[tuple[int, int]], g: Geometry) -> None:
+        """A cold pool's answer with a usage header: warm, if it can show the others.
+
+        Governors on the IP open a window only once their earliest landing is
+        past its boundary (their clock's error and guard band), and what they
+        send shows a trip later. A report from a window's first moments counts
+        nothing of theirs: read as the truth, a process joining at a boundary
+        (started by cron at :00) took a window nobody had opened yet for its
+        own and filled it; the others then opened it with their usual burst
+        (6040 of 6000, a 429, then 418s). So the first answer ends the cold
+        start only if its request was written a whole landing interval
+        (``g.margin``: the trip bound, twice the clock's error and the guard
+        band) after the start of the last window it may have landed in; else
+        the next request leaves then, alone. Not where a landing interval
+        spans a quarter of a window or more (scaled windows, a clock known to
+        a second): no probe reads one window's settled count there, and the
+        pool would stay cold for a window or two.
+        """
+        p = self.period
+        at = max(w for w, _ in possible) * p + g.margin - g.lo + NUDGE
+        if sent >= at or 4 * g.margin > p:
+            self.cold = self.out = 0
+        else:
+            self.cold = 1  # one at a time still: no slow start on a blind reading
+            self.probe_at = max(self.probe_at, at)
