@@ -21,6 +21,11 @@ were seen to step while we admitted), each process takes at most its share of
 what it sees left per lag, and all together never more than all of it (B4-3:
 with two assumed, three processes overran the window). Alone on the IP, or on
 a storage shared by the processes (Redis: it counts them), nothing changes.
+
+A steady neighbour (a process that does not adapt to us and spends the same
+at every window's start) has no next step: once it proves done in a window
+(``_steady``, confirmed by a later answer: ``calm_in``), nothing more is held
+back there, and the next windows reserve what it spent (``_calm``).
 """
 
 from __future__ import annotations
