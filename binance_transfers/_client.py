@@ -432,6 +432,7 @@ class Client:
         await to_the_end(self._close(mine))
 
     async def _close(self, mine: InFlight | None) -> None:
+        await self._transport.stop_syncing()  # no task of ours outlives the client
         await self._reconciler.wait_for_all_in_flight(but_not=mine)
         try:
             if self._owns_http:

@@ -111,7 +111,11 @@ _CROWDS = {
 # changes that trajectory; the stale reading itself remains: the same sweep on that
 # governor (288 runs) fails at 30.1 s only, the 4th process at 60 a window jumping
 # to 1540 at window 5's opening (6040 of 6000, a 429, 8 x 418). Kept as a case, and
-# 30.1 s as a strict xfail (a fix turns it into a failure: then drop the mark). A
+# 30.1 s as a strict xfail (a fix turns it into a failure: then drop the mark). Since
+# the clock sync runs in a task of its own (B9-10), a process's callers reach the
+# governor in another order and the same reading shows at 30.05 s instead (6040 of
+# 6000, a 429, 9 x 418; a sweep of 0-59.5 s by 0.5 s and 29.8-30.2 s by 0.05 s: 30.05 s
+# only), so the strict xfail is there and 30.1 s a plain case. A
 # cap on growth after such a window (at most twofold) stopped every 418 of the
 # sweep but left 114 of 288 runs under 90 % use: not the fix.
 _STALE_GAP = pytest.mark.xfail(
@@ -134,8 +138,12 @@ _STALE_GAP = pytest.mark.xfail(
         # the newcomer joins exactly at a window's start (120 s on Binance's clock)
         pytest.param(*_CROWDS["2-one-joins-at-90s"], 30.0, id="2-one-joins-at-90s-30s"),
         pytest.param(*_CROWDS["4-one-joins-at-150s"], 29.9, id="4-one-joins-at-150s-29.9s"),
+        pytest.param(*_CROWDS["4-one-joins-at-150s"], 30.1, id="4-one-joins-at-150s-30.1s"),
         pytest.param(
-            *_CROWDS["4-one-joins-at-150s"], 30.1, id="4-one-joins-at-150s-30.1s", marks=_STALE_GAP
+            *_CROWDS["4-one-joins-at-150s"],
+            30.05,
+            id="4-one-joins-at-150s-30.05s",
+            marks=_STALE_GAP,
         ),
     ],
 )
