@@ -1,4 +1,4 @@
-"""Processes on one IP, each with its own Governor (B-7, breaker2; B4-3, B4-4, breaker4).
+"""Processes on one IP, each with its own Governor (B-7; B4-3, B4-4).
 
 The most common "other process on the IP" is a second instance of this SDK:
 two workers, two pods behind one NAT. Each governor learns what the others
@@ -35,7 +35,7 @@ E0 = 1_767_225_600.0  # a minute's start on Binance's clock
 async def test_two_processes_with_their_own_governors_on_one_ip_are_never_banned(
     phase: float,
 ) -> None:
-    """breaker2's B-7: two clients, each with its own Governor, read /papi (weight
+    """B-7: two clients, each with its own Governor, read /papi (weight
     20 of 6000 a minute) for three minutes with 20 coroutines each. Each opened
     a window with a burst sized to what it saw, together twice the limit: a 429,
     then the other's requests already on the way arrived over the limit, and
@@ -151,7 +151,7 @@ _STALE_GAP = pytest.mark.xfail(
 async def test_more_processes_on_one_ip_or_one_joining_later_are_never_banned(
     demands: list[int], starts: list[float], phase: float
 ) -> None:
-    """breaker4's B4-3: three or four processes, each with its own Governor, each
+    """B4-3: three or four processes, each with its own Governor, each
     took up to half of what it saw left (right for two: three halves are more than
     all): windows at 6020-6040 of 6000, a 429, then the others' requests on the way
     were banned (418). And a process joining one that already filled every window
@@ -199,7 +199,7 @@ async def test_more_processes_on_one_ip_or_one_joining_later_are_never_banned(
 async def test_a_lone_process_does_not_take_its_own_requests_for_anothers(
     latency: float, jitter: float, readers: int, phase: float
 ) -> None:
-    """breaker4's B4-4: one client alone on the IP, reading with plenty of demand,
+    """B4-4: one client alone on the IP, reading with plenty of demand,
     answers slow and jittery. The usage headers of a window's burst count our own
     requests not answered yet (and jitter lands the first admitted last): the pool
     took them for another process's and reserved that much of every window for
@@ -242,7 +242,7 @@ async def test_a_lone_process_does_not_take_its_own_requests_for_anothers(
 async def test_two_processes_auto_collecting_on_one_ip_are_never_banned(
     endpoint: str, delay: float, jitter: float
 ) -> None:
-    """breaker5 B5-3: PM Pro auto-collection (its own /sapi bucket, 1500 of 12000: 8
+    """B5-3: PM Pro auto-collection (its own /sapi bucket, 1500 of 12000: 8
     calls a window) or PM auto-collection (/papi, 750 of 6000), two processes of 10
     callers each, answers 50-350 ms (or 200-800 ms) late. One request is an eighth of
     the window: the second process, which had learnt of the first from one stale
@@ -305,8 +305,8 @@ async def _fill_after_news_of_the_last_window(off_fast_path: bool) -> tuple[int,
 @looptime.enabled(strict=True)
 async def test_news_that_shares_the_cached_window_takes_it_off_the_fast_path() -> None:
     """News that shares the cached window takes the pool off acquire's (and renew's)
-    cached fast path: the same state admits as many permits either way (breaker6
-    B6-2: 200 permits, the whole 6000, against 100, i.e. 3000, by the sharing rule)."""
+    cached fast path: the same state admits as many permits either way
+    (B6-2: 200 permits, the whole 6000, against 100, i.e. 3000, by the sharing rule)."""
     shared = await _fill_after_news_of_the_last_window(off_fast_path=True)
     cached = await _fill_after_news_of_the_last_window(off_fast_path=False)
     assert shared[0] < 200  # the rule holds some back
@@ -315,7 +315,7 @@ async def test_news_that_shares_the_cached_window_takes_it_off_the_fast_path() -
 
 @looptime.enabled(strict=True)
 async def test_two_processes_with_long_trips_and_heavy_requests_are_never_banned() -> None:
-    """breaker7 B7-4: two processes, each its own governor, 3 callers each of PM
+    """B7-4: two processes, each its own governor, 3 callers each of PM
     auto-collection (750 of /papi's 6000: 8 a window), answers 0.5-1.5 s late and
     the clock sync's trip 1.9 s (Binance's clock known to ~0.97 s), the run 54 s
     into Binance's minute. After the first window's 429 neither saw the other in
