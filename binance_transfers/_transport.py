@@ -426,6 +426,7 @@ class Transport:
         # endpoint -> (its gate, whether its transport reports writes), see _route
         self._routes: dict[Endpoint, tuple[Any, bool]] = {}
         self._syncing: Job[None] | None = None  # the clock sync under way (or the last one)
+        self._sync_permit = 0.0  # monotonic: when its request was expected to get a permit
         self.wait_on_ban = wait_on_ban
         self.connect_retries = connect_retries
         self.rate_limit_retries = rate_limit_retries
@@ -533,6 +534,11 @@ class Transport:
                 raise ClientClosedError(
                     f"{self._time_endpoint.name}: the client is closed; nothing was sent"
                 )
+            # When its request may get its permit (the /api pool may be spent
+            # for this window): what a refused caller is told, with a round trip.
+            self._sync_permit = clock.to_monotonic(
+                self.governor.estimate(self._time_endpoint, account=self.account)
+            )
             job = self._syncing = Job(
                 self._sync,
                 started=clock.clock.monotonic(),
@@ -562,15 +568,16 @@ class Transport:
     def _sync_end(self, job: Job[None], now: float) -> float:
         """When the sync under way is expected to be done (monotonic).
 
-        One round trip after its start: the last sync's, or before any the
-        governor's ``latency`` (its assumed bound on a round trip); past
-        that, as long again as it has taken so far; not before a known ban
-        it must wait out.
+        One round trip after its start, or after the permit its request
+        waits for (as the governor estimated it then); a round trip is the
+        last sync's, or before any the governor's ``latency`` (its assumed
+        bound on one). Past that, as long again as it has taken so far; not
+        before a known ban it must wait out.
         """
         clock = self.governor.server_clock
         trip = getattr(clock, "round_trip", None)
         trip = max(self.governor.latency if trip is None else trip, 0.001)
-        end = job.started + trip
+        end = max(job.started, self._sync_permit) + trip
         if end <= now:
             end = now + max(now - job.started, 0.001)
         banned = self.governor.banned_until

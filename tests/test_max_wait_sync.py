@@ -20,10 +20,10 @@ import pytest
 import trio
 import trio.testing
 
-from binance_transfers import Client, ThrottledError
+from binance_transfers import Client, Governor, Limits, LoopClock, ThrottledError
 from binance_transfers.sim import Fault, SimulatedExchange
 
-from .conftest import API_KEY, SECRET, FakeBinance, ok
+from .conftest import API_KEY, SECRET, SERVER_MS, FakeBinance, ok
 
 fake_time = looptime.enabled(strict=True)
 TIME = "/api/v3/time"
@@ -126,6 +126,26 @@ async def test_a_sync_later_than_expected_is_expected_to_take_as_long_again(
         await asyncio.sleep(refused.value.retry_after)
         await transfer(client, max_wait=0)
     assert len(fake.calls(TIME)) == 1
+
+
+@fake_time
+async def test_a_sync_waiting_for_its_permit_is_expected_after_it(fake: FakeBinance) -> None:
+    """The /api pool (here 1 a minute) is spent: the sync's request waits for the next
+    window, so its refusal says "after that window opens", not "in a round trip"
+    (an obedient caller then comes back once, not every half second for a minute)."""
+    governor = Governor(
+        Limits(api_ip=1), clock=LoopClock(epoch=SERVER_MS / 1000 + 1), cold_start=False
+    )
+    async with Client(API_KEY, SECRET, transport=SlowClock(fake, 0), governor=governor) as client:
+        await client.server_time()  # the minute's one /api request
+        with pytest.raises(ThrottledError) as refused:
+            await transfer(client, max_wait=0)
+        # The next window opens 59 s on; then the unsynced clock's guard (~1 s) and the
+        # governor's assumed round trip (0.5 s).
+        assert 59.5 < refused.value.retry_after < 61, refused.value
+        await asyncio.sleep(refused.value.retry_after)
+        await transfer(client, max_wait=0)
+    assert len(fake.calls(TIME)) == 2
 
 
 def test_under_trio_a_caller_obeying_retry_after_gets_a_signed_call_through() -> None:
