@@ -38,6 +38,7 @@ from ._arguments import (
 # Imported from here by cli/_app.py and tests/test_hot_path.py ("as": re-exported, for mypy).
 from ._arguments import _enum_or_name as _enum_or_name
 from ._arguments import _transfer_params as _transfer_params
+from ._baseline import MarginTransferBaseline  # at run time: typing.get_type_hints needs it
 from ._closing import to_the_end
 from ._endpoints import ENDPOINTS, Endpoint, EndpointTable, Host
 from ._exceptions import (
@@ -117,7 +118,6 @@ if TYPE_CHECKING:
     from . import _settling
     from ._claims import Claims
     from ._journal import Journal, PendingIntent
-    from ._settle_balances import MarginTransferBaseline
 
 # issue 9: the journal, recovery and settlement modules (and sqlite's, the
 # claims') are imported where they are first needed: by a client given a
@@ -432,6 +432,7 @@ class Client:
         await to_the_end(self._close(mine))
 
     async def _close(self, mine: InFlight | None) -> None:
+        await self._transport.stop_syncing()  # no task of ours outlives the client
         await self._reconciler.wait_for_all_in_flight(but_not=mine)
         try:
             if self._owns_http:

@@ -115,6 +115,8 @@ class ServerClock:
         """Half the round trip of the last sync (plus 1 ms): the error right after it."""
         self.drift = drift
         self.synced_at: float | None = None
+        self.round_trip: float | None = None
+        """The last sync's round trip, seconds: how long the next one is expected to take."""
         self.version = 0
         """Incremented on every update, so dependants can cache derived values."""
         self._listeners: list[Callable[[], object]] = []
@@ -157,6 +159,7 @@ class ServerClock:
         self._shift = server_ms / 1000 - midpoint
         # Half the round trip, plus the server's millisecond truncation.
         self.uncertainty = (received - sent) / 2 + 0.001
+        self.round_trip = received - sent
         self.synced_at = received
         self.version += 1
         for listener in self._listeners:

@@ -25,8 +25,8 @@ from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING
 
 import anyio
-import attrs
 
+from ._baseline import MarginTransferBaseline
 from ._exceptions import InvalidInputError, OutcomeUnknownError
 from ._models import MarginTransferDirection
 from ._reconcile import SettleBy, Settlement, through_limits
@@ -37,20 +37,6 @@ if TYPE_CHECKING:
 __all__ = ["MarginTransferBaseline", "settle_by_balances", "take_baseline", "verdict"]
 
 _ENDPOINT = "sub_account_margin_transfer"
-
-
-@attrs.frozen(kw_only=True)
-class MarginTransferBaseline:
-    """A sub-account's spot and margin balances of one asset, before a margin transfer."""
-
-    email: str
-    asset: str
-    spot: Decimal
-    """Spot: free + locked + frozen (a transfer moves free money; the rest must not move)."""
-    margin: Decimal
-    """Cross margin: free + locked."""
-    server_ms: int
-    """Binance's clock (estimated) when the reads were made."""
 
 
 async def _read(client: Client, email: str, asset: str) -> tuple[Decimal, Decimal]:

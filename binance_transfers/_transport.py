@@ -45,6 +45,7 @@ import anyio
 import attrs
 import httpx
 
+from ._background import Job
 from ._clock import ServerClock
 from ._endpoints import Endpoint, Host
 from ._exceptions import (
@@ -424,7 +425,8 @@ class Transport:
         self._gates: dict[Endpoint, Any] = {}  # endpoint -> semaphore of its write-ahead
         # endpoint -> (its gate, whether its transport reports writes), see _route
         self._routes: dict[Endpoint, tuple[Any, bool]] = {}
-        self._sync_lock: anyio.Lock | None = None
+        self._syncing: Job[None] | None = None  # the clock sync under way (or the last one)
+        self._sync_permit = 0.0  # monotonic: when its request was expected to get a permit
         self.wait_on_ban = wait_on_ban
         self.connect_retries = connect_retries
         self.rate_limit_retries = rate_limit_retries
@@ -513,29 +515,79 @@ class Transport:
         await anyio.sleep(delay)
 
     async def sync_time(self, *, force: bool = False, deadline: float | None = None) -> None:
-        """Resync with Binance's clock when stale (or ``force``), by monotonic ``deadline``."""
+        """Resync with Binance's clock when stale (or ``force``), by monotonic ``deadline``.
+
+        The sync runs in a task the transport owns (:class:`Job`), shared by
+        every caller that needs it meanwhile (a forced one after -1021 too:
+        it reads the clock after the rejection was sent). A caller whose
+        ``deadline`` comes first, or who is cancelled, leaves it running, so
+        the next call finds the clock synced: a ``max_wait`` shorter than its
+        round trip used to abandon it each time, and no signed call ever went
+        out. Its failure reaches every waiter. ``aclose()`` stops it.
+        """
         clock = self.governor.server_clock
         if not force and not clock.needs_sync():
             return
-        if self._sync_lock is None:
-            self._sync_lock = anyio.Lock()
-        seen = clock.version
-        timeout = None if deadline is None else deadline - clock.clock.monotonic()
-        with anyio.move_on_after(timeout) as scope:
-            async with self._sync_lock:
-                if clock.version != seen or (not force and not clock.needs_sync()):
-                    return  # somebody else synced meanwhile
-                await self._sync(clock)
-                return
-        if scope.cancelled_caught:
-            # max_wait ran out before the call could even be stamped; nothing was
-            # sent but a read, so trying again is safe at once.
-            now = clock.now()
-            raise ThrottledError(
-                "Binance's clock could not be synced within max_wait", retry_at=now, retry_after=0.0
+        job = self._syncing
+        if job is None or job.done:
+            if self.closed:  # a task started now would outlive the client
+                raise ClientClosedError(
+                    f"{self._time_endpoint.name}: the client is closed; nothing was sent"
+                )
+            # When its request may get its permit (the /api pool may be spent
+            # for this window): what a refused caller is told, with a round trip.
+            self._sync_permit = clock.to_monotonic(
+                self.governor.estimate(self._time_endpoint, account=self.account)
             )
+            job = self._syncing = Job(
+                self._sync,
+                started=clock.clock.monotonic(),
+                stopped=ClientClosedError(
+                    f"{self._time_endpoint.name}: the client was closed during the clock "
+                    "sync; nothing was sent"
+                ),
+                name="binance_transfers clock sync",
+            )
+        if not job.done:
+            timeout = None if deadline is None else deadline - clock.clock.monotonic()
+            with anyio.move_on_after(timeout):
+                await job.wait()
+        if not job.done:
+            # Nothing was sent but a read, which goes on: the caller is told
+            # when it is expected to be done, never "at once" (a caller obeying
+            # that would spin, refused again in the same instant).
+            now = clock.clock.monotonic()
+            end = self._sync_end(job, now)
+            raise ThrottledError(
+                "Binance's clock could not be synced within max_wait; nothing was sent",
+                retry_at=clock.to_server(end),
+                retry_after=end - now,
+            )
+        job.result()
 
-    async def _sync(self, clock: Any) -> None:
+    def _sync_end(self, job: Job[None], now: float) -> float:
+        """When the sync under way is expected to be done (monotonic).
+
+        One round trip after its start, or after the permit its request
+        waits for (as the governor estimated it then); a round trip is the
+        last sync's, or before any the governor's ``latency`` (its assumed
+        bound on one). Past that, as long again as it has taken so far; not
+        before a known ban it must wait out.
+        """
+        clock = self.governor.server_clock
+        trip = getattr(clock, "round_trip", None)
+        trip = max(self.governor.latency if trip is None else trip, 0.001)
+        end = max(job.started, self._sync_permit) + trip
+        if end <= now:
+            end = now + max(now - job.started, 0.001)
+        banned = self.governor.banned_until
+        if banned is not None and self.wait_on_ban:
+            end = max(end, clock.to_monotonic(banned) + trip)
+        return end
+
+    async def _sync(self) -> None:
+        """Read Binance's clock (the sync job's work: see :meth:`sync_time`)."""
+        clock = self.governor.server_clock
         endpoint = self._time_endpoint
         failures = 0
         while True:
@@ -561,6 +613,12 @@ class Transport:
             ) from None
         clock.update(sent=sent, received=received, server_ms=server_ms)
         log.debug("synced with Binance's clock: %r", clock)
+
+    async def stop_syncing(self) -> None:
+        """Stop a clock sync under way (closing): its waiters get ClientClosedError."""
+        job = self._syncing
+        if job is not None:
+            await job.stop()
 
     def _check_loop(self) -> None:
         """Refuse, before anything is sent, a call from another event loop or thread."""
@@ -1348,6 +1406,7 @@ class Transport:
 
     async def aclose(self) -> None:
         self.closed = True
+        await self.stop_syncing()
         await self._http.aclose()
 
 

@@ -1,6 +1,6 @@
 """cancel a transfer at every await point of the gate / permit / write path.
 
-perf9e (7ee18b5) took a free asyncio write-ahead gate without a cancel scope
+Commit 7ee18b5 took a free asyncio write-ahead gate without a cancel scope
 and skips the pump of an observe/refund when nothing waits. Here callers are
 cancelled after 0 to 30 ms and 0, 1, 2, ... turns of the event loop, with the
 gate contended (``write_ahead=1``, another transfer holding it) and free: under

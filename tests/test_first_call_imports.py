@@ -1,11 +1,11 @@
-"""breaker7 B7-2 (its test, taken as is): the first call imported (and built) on the event
-loop, inside its max_wait. Fixed by perf9f: ``Client()`` builds the SSL context and imports
+"""B7-2 (the review's test, taken as is): the first call imported (and built) on the event
+loop, inside its max_wait. Fixed since: ``Client()`` builds the SSL context and imports
 the transport library and anyio's backend for the running loop; ``async with client``
 does the loop's part for a client built outside any loop.
 
 What it found:
 
-breaker6 B6-3's fix (perf9f 084258b, ea7cfd5) imports aiohttp in ``Client()``
+B6-3's fix (084258b, ea7cfd5) imports aiohttp in ``Client()``
 (httpcore under trio), and its test looks at top-level module names among
 aiohttp, httpcore, h11, yarl and multidict only. The first call still imports
 anyio's event-loop backend, its socket, stream and TLS modules, anyio.to_thread

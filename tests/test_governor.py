@@ -385,13 +385,13 @@ async def test_418_fails_waiters_at_once_unless_they_wait_on_bans() -> None:
         with pytest.raises(IPBannedError):
             await g.acquire(SUB_MARGIN)  # every pool of the IP, at once
         assert anyio.current_time() == banned_at
-        # trips7 (B7-3): the ban ends for us once nothing written then can land
+        # B7-3: the ban ends for us once nothing written then can land
         # before its end on Binance's clock: + eps + guard (1 + 10 + 2 ms).
         assert g.banned_until == pytest.approx(E0 + 300 + CLOCK_STEP, abs=0.01)
     when, retry_at = outcomes["impatient"]
     assert when == banned_at
-    assert retry_at == pytest.approx(E0 + 300 + CLOCK_STEP, abs=0.01)  # trips7 (B7-3)
-    assert outcomes["patient"][0] == pytest.approx(E0 + 300 + CLOCK_STEP, abs=0.01)  # trips7
+    assert retry_at == pytest.approx(E0 + 300 + CLOCK_STEP, abs=0.01)  # B7-3
+    assert outcomes["patient"][0] == pytest.approx(E0 + 300 + CLOCK_STEP, abs=0.01)  # B7-3
     assert g.banned_until is None
 
 
@@ -586,9 +586,7 @@ async def test_a_ban_covers_pools_first_used_after_it() -> None:
     g.observe(permit, sent=permit[1], received=permit[1], status=418, banned_until=E0 + 301)
     start = anyio.current_time()
     await g.acquire(SUB_UNIVERSAL, account="new", wait_on_ban=True)
-    assert anyio.current_time() - start == pytest.approx(
-        300 + CLOCK_STEP, abs=0.01
-    )  # trips7 (B7-3)
+    assert anyio.current_time() - start == pytest.approx(300 + CLOCK_STEP, abs=0.01)  # B7-3
 
 
 @fake_time
@@ -716,7 +714,7 @@ def _pool_state(pool: Any) -> dict[str, object]:
     state: dict[str, object] = {}
     for name in sorted(names):
         value = getattr(pool, name)
-        if name == "flying":  # share7c: (write time, weight): monotonic times, weights kept
+        if name == "flying":  # (write time, weight): monotonic times, weights kept
             value = {key: weight for key, (_, weight) in value.items()}
         if isinstance(value, dict):
             value = (len(value), sorted(map(repr, value.values())))
@@ -727,7 +725,7 @@ def _pool_state(pool: Any) -> dict[str, object]:
 @fake_time
 async def test_an_answered_cap_call_counts_past_a_clock_step() -> None:
     """A rolling cap's call counts a period on Binance's clock from its arrival:
-    after a step of that clock (up to CLOCK_STEP, clock7) the period ends that
+    after a step of that clock (up to CLOCK_STEP) the period ends that
     much later on ours, beyond drift and the guard band."""
     limits = Limits(papi_ip=10**6, caps={"pm_auto_collect": ((1, 60.0),)})
     g = synced(Governor(limits, latency=0.05, cold_start=False), E0 + 1)
@@ -759,7 +757,7 @@ async def test_a_seeded_cap_call_counts_past_a_clock_step() -> None:
     assert clock.monotonic() - start == pytest.approx(until, abs=0.001)
 
 
-# -- breaker6 B6-1: a rolling cap and the 10 ms clock step (taken from breaker6) -----
+# -- B6-1: a rolling cap and the 10 ms clock step (the review's tests) -----------------
 
 
 def _synced_instantly(governor: Governor, server_now: float) -> Governor:

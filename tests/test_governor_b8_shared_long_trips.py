@@ -1,7 +1,7 @@
 """Two processes on one IP, each with its own governor: the other is not gone
-because our reports of two windows did not show it (breaker8 B8-2).
+because our reports of two windows did not show it (B8-2).
 
-breaker7's B7-4 world (2 processes x 3 PM auto-collection callers, 750 of
+B7-4's world (2 processes x 3 PM auto-collection callers, 750 of
 /papi's 6000: 8 a window; answers 0.5-1.5 s late, the clock sync's trip 1.9 s,
 54 s into Binance's minute) with the exchange's seed 4. One process held back
 for the other (sharing, a large reservation) the whole of window 2; the

@@ -1,5 +1,5 @@
 """Two processes on one IP, each with its own governor, answers 0.5-2.5 s late
-(the clock sync's trip too): no 429 after the first two windows (breaker8 B8-3).
+(the clock sync's trip too): no 429 after the first two windows (B8-3).
 
 A sweep of this world (2 processes x 2/3/5 PM auto-collection callers, 750 of
 /papi's 6000: 8 a window; 3 trip profiles; phases 0/50/54 s; exchange seeds

@@ -1,4 +1,4 @@
-"""breaker7 B7-3: a 418's ban ends for us once nothing written then can land before
+"""B7-3: a 418's ban ends for us once nothing written then can land before
 its end on Binance's clock (``banned_until - g.lo``), not at its end on our estimate
 alone (``- g.shift``): with long trips the clock sync's own trip is long (1.9 s:
 eps ~0.95 s) and the estimate may run ahead of Binance by up to eps."""
@@ -21,7 +21,7 @@ E0 = 1_767_225_600.0  # a minute boundary on Binance's clock
 
 @looptime.enabled(strict=True)
 async def test_no_request_is_sent_before_the_ban_ends_on_binances_clock() -> None:
-    """breaker7 B7-3 (their reproducer, tests/test_breaker7_ban_end.py on branch breaker7):
+    """B7-3 (the review's reproducer, as it was written):
     the end of a 418's ban (Binance's clock) was turned into ours with the estimate
     alone (``- g.shift``); with a 1.9 s sync trip the estimate runs up to 0.95 s ahead,
     and the first request after the ban arrived 157 ms before its end: a second 418.

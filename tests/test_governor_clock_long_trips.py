@@ -14,7 +14,7 @@ phase of the run in Binance's minute was the wall clock's, so it looked like
 chance). Now such a report (written within eps of the boundary, ours explaining
 more of it in the other window) is treated as absent: read as the other
 window's instead, it took another process's weight at a window's start for ours
-of the old window (breaker7 B7-1, below).
+of the old window (B7-1, below).
 
 Deterministic: the exchange's seed and the phase of the run in the minute are
 fixed, and the sync's trip is pinned where the issue's jitter drew it.
@@ -70,7 +70,7 @@ async def test_a_lone_process_with_long_trips_keeps_its_windows(
     used = await _alone(seed, phase, sync, jitter)
     # The first two minutes hold the cold start and the first full burst.
     assert len(used) >= 6
-    # gov7d (breaker7 B7-5): a report that may be either window's is ignored, and its
+    # B7-5: a report that may be either window's is ignored, and its
     # request is ours in neither window; with trips of 0.5-2.5 s in the first minutes
     # (eps ~1 s: most early answers are such), windows 2-3 then keep 5220-5620 of 6000
     # (87-94 %: what ours explain less is reserved until a report of one window comes),
@@ -79,9 +79,8 @@ async def test_a_lone_process_with_long_trips_keeps_its_windows(
     assert min(used[4:-1]) >= 0.9 * 6000, used
 
 
-# breaker7 B7-1 (their reproducer, tests/test_breaker7_settle_either_window.py on branch
-# breaker7): the first answers of a window come from requests written at its very
-# start, within eps of it; the new window has none of ours answered yet, so "the
+# B7-1 (the review's reproducer): the first answers of a window come from requests
+# written at its very start, within eps of it; the new window has none of ours answered yet, so "the
 # window where ours explain more" was always the old one. The other process's 60 at
 # each window's start was read as ours of the old window, their reservation fell
 # (60 -> 36 -> 18 -> 14) and ours filled a window beside theirs: 170 + 60 of 200.

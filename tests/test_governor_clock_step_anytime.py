@@ -1,7 +1,7 @@
 """a 10 ms step of Binance's clock at any moment after a sync, not just at its start.
 
-clock7's tests step Binance's clock before the first call. Here it steps in
-the middle of a saturated run (at several moments, both ways, twice in one
+The tests of test_governor_clock_step.py step Binance's clock before the first
+call. Here it steps in the middle of a saturated run (at several moments, both ways, twice in one
 run), with jittery trips, at Binance's real minute and at 1-s windows:
 no window gets more than its limit. (A check: it held on main e1df29e; with
 CLOCK_STEP = 0 the "back" cases fail, 12000 of 6000.)

@@ -1,7 +1,7 @@
-"""breaker8 B8-1: a 429 of our own, met while another process's freeze is on,
+"""B8-1: a 429 of our own, met while another process's freeze is on,
 must still reach the other processes when it ends later than theirs.
 
-demo7's freeze-echo fix (91d2e85, ``_redis/_freezes.py``) stops publishing the
+The freeze-echo fix (91d2e85, ``_redis/_freezes.py``) stops publishing the
 governor's re-report of a freeze another process published. But the governor
 then holds that freeze widened by its clock margin, and drops any later 429 of
 its own that ends within that widened freeze (``_freeze``: ``until <=

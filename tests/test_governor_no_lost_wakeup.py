@@ -1,6 +1,6 @@
-"""no waiter is left asleep when capacity comes back (perf9e's skipped pumps).
+"""no waiter is left asleep when capacity comes back (the skipped pumps of 7ee18b5).
 
-perf9e (7ee18b5) skips ``_pump`` in ``observe`` and ``refund`` when no freed
+Commit 7ee18b5 skips ``_pump`` in ``observe`` and ``refund`` when no freed
 pool has a queue and no wake-up is due. A wrong skip is a lost wake-up: a
 waiter asleep while its pools have room, until its ``max_wait`` (or forever
 without one). Here 60 callers on multi-pool plans (UID + /sapi IP, a rolling

@@ -172,7 +172,7 @@ def test_a_large_crowd_beside_another_process_leaves_it_its_share() -> None:
     assert fixed["papi-ip"] >= 0.8 * (LIMITS.papi_ip - 100)
 
 
-# breaker5 B5-5, found by the property above (ours 150 + theirs 60 > 200): the other
+# B5-5, found by the property above (ours 150 + theirs 60 > 200): the other
 # process spends 60 of /papi's 200 at every window's start, windows of 0.1 s, trips of
 # 2.5-5 windows. One request still in flight was read as ours in a report of window
 # w (what others spent there: 30, not 60), and counted as ours in w + 1 too.
@@ -190,7 +190,7 @@ B5_5_CROWD: list[Call] = [
 
 
 def test_ours_in_flight_read_into_one_windows_report_is_no_room_in_the_next() -> None:
-    """breaker5 B5-5, replayed under 40 of trio's schedules (on the old code, schedule
+    """B5-5, replayed under 40 of trio's schedules (on the old code, schedule
     2 put 150 of ours beside their 60)."""
     over = {}
     for schedule in range(40):
@@ -376,7 +376,7 @@ def run_crowd(
                         # request landed) explains it without them: one where ours
                         # can make up the count, i.e. ours answered whose bound
                         # holds that window, plus all of ours not answered yet
-                        # (share7c's f7: a report of 90 that may be window w's,
+                        # (example f7: a report of 90 that may be window w's,
                         # 180 of ours and nothing of theirs, or w + 1's, 30 of ours
                         # and their 60). The window it landed in too, though they
                         # spent there: a report cannot tell theirs from ours it
@@ -466,7 +466,7 @@ def check_limits(landed: Landed, world: World, *, combined: bool = False) -> dic
     return busiest
 
 
-# breaker7 B7-5 (tests/test_breaker7_absent_report.py on branch breaker7)
+# B7-5 (the review's reproducer)
 B7_5_WORLD = World(
     latency=0.02,
     clock_error=0.16069665226401136,
@@ -494,7 +494,7 @@ B7_5_CROWD: list[Call] = [
 ]
 
 
-# The same world shrunk on trips7 a04373f merged with gov7d c95e92a (its rule that an
+# The same world shrunk on a04373f merged with c95e92a (the latter's rule that an
 # ambiguous answer is "maybe" ours only where its report is read and where the middle of
 # its flight was does not cure it: 4 of 300 random worlds still fail there, seeds 3, 55,
 # 89 and 259, all steady state): ours 160 + 60 of 200.
@@ -522,13 +522,13 @@ B7_5_CROWD_MERGED: list[Call] = [
 def test_reports_treated_as_absent_do_not_let_the_other_process_fade(
     crowd: list[Call], schedule: int
 ) -> None:
-    """breaker7 B7-5: a report ignored as either window's (trips7's fix of B7-1) still
+    """B7-5: a report ignored as either window's (the fix of B7-1) still
     counted its request as maybe ours in both: the next report was read against too much
     of ours, the steady 60 faded 60 -> 30 -> 15 and 150-180 of ours went beside it."""
     check_limits(run_crowd(crowd, B7_5_WORLD, schedule=schedule), B7_5_WORLD, combined=True)
 
 
-# breaker7 F-1 (tests/test_breaker7_property_flake.py on branch breaker7)
+# F-1 (the review's reproducer)
 F_1_WORLD = World(
     latency=0.06299635726864125,
     clock_error=7.191924724403712e-120,
@@ -650,7 +650,7 @@ F_1_CROWD_2: list[Call] = [
 def test_the_propertys_examples_keep_ours_and_theirs_within_the_limit(
     crowd: list[Call], world: World
 ) -> None:
-    """breaker7 F-1: two examples of main's own flake (180 / 150 of ours + 100 in the third
+    """F-1: two examples of main's own flake (180 / 150 of ours + 100 in the third
     0.1-s window). Blind: the first report that landed where the other process spent
     (130) may be window 2's, where 120-150 of ours make up the count; every request of
     the failing window was written before a report proved the other process."""

@@ -1,4 +1,4 @@
-"""Processes on one IP, each with its own Governor (B-7, breaker2; B4-3, B4-4, breaker4).
+"""Processes on one IP, each with its own Governor (B-7; B4-3, B4-4).
 
 The most common "other process on the IP" is a second instance of this SDK:
 two workers, two pods behind one NAT. Each governor learns what the others
@@ -35,7 +35,7 @@ E0 = 1_767_225_600.0  # a minute's start on Binance's clock
 async def test_two_processes_with_their_own_governors_on_one_ip_are_never_banned(
     phase: float,
 ) -> None:
-    """breaker2's B-7: two clients, each with its own Governor, read /papi (weight
+    """B-7: two clients, each with its own Governor, read /papi (weight
     20 of 6000 a minute) for three minutes with 20 coroutines each. Each opened
     a window with a burst sized to what it saw, together twice the limit: a 429,
     then the other's requests already on the way arrived over the limit, and
@@ -111,7 +111,11 @@ _CROWDS = {
 # changes that trajectory; the stale reading itself remains: the same sweep on that
 # governor (288 runs) fails at 30.1 s only, the 4th process at 60 a window jumping
 # to 1540 at window 5's opening (6040 of 6000, a 429, 8 x 418). Kept as a case, and
-# 30.1 s as a strict xfail (a fix turns it into a failure: then drop the mark). A
+# 30.1 s as a strict xfail (a fix turns it into a failure: then drop the mark). Since
+# the clock sync runs in a task of its own (B9-10), a process's callers reach the
+# governor in another order and the same reading shows at 30.05 s instead (6040 of
+# 6000, a 429, 9 x 418; a sweep of 0-59.5 s by 0.5 s and 29.8-30.2 s by 0.05 s: 30.05 s
+# only), so the strict xfail is there and 30.1 s a plain case. A
 # cap on growth after such a window (at most twofold) stopped every 418 of the
 # sweep but left 114 of 288 runs under 90 % use: not the fix.
 _STALE_GAP = pytest.mark.xfail(
@@ -134,8 +138,12 @@ _STALE_GAP = pytest.mark.xfail(
         # the newcomer joins exactly at a window's start (120 s on Binance's clock)
         pytest.param(*_CROWDS["2-one-joins-at-90s"], 30.0, id="2-one-joins-at-90s-30s"),
         pytest.param(*_CROWDS["4-one-joins-at-150s"], 29.9, id="4-one-joins-at-150s-29.9s"),
+        pytest.param(*_CROWDS["4-one-joins-at-150s"], 30.1, id="4-one-joins-at-150s-30.1s"),
         pytest.param(
-            *_CROWDS["4-one-joins-at-150s"], 30.1, id="4-one-joins-at-150s-30.1s", marks=_STALE_GAP
+            *_CROWDS["4-one-joins-at-150s"],
+            30.05,
+            id="4-one-joins-at-150s-30.05s",
+            marks=_STALE_GAP,
         ),
     ],
 )
@@ -143,7 +151,7 @@ _STALE_GAP = pytest.mark.xfail(
 async def test_more_processes_on_one_ip_or_one_joining_later_are_never_banned(
     demands: list[int], starts: list[float], phase: float
 ) -> None:
-    """breaker4's B4-3: three or four processes, each with its own Governor, each
+    """B4-3: three or four processes, each with its own Governor, each
     took up to half of what it saw left (right for two: three halves are more than
     all): windows at 6020-6040 of 6000, a 429, then the others' requests on the way
     were banned (418). And a process joining one that already filled every window
@@ -191,7 +199,7 @@ async def test_more_processes_on_one_ip_or_one_joining_later_are_never_banned(
 async def test_a_lone_process_does_not_take_its_own_requests_for_anothers(
     latency: float, jitter: float, readers: int, phase: float
 ) -> None:
-    """breaker4's B4-4: one client alone on the IP, reading with plenty of demand,
+    """B4-4: one client alone on the IP, reading with plenty of demand,
     answers slow and jittery. The usage headers of a window's burst count our own
     requests not answered yet (and jitter lands the first admitted last): the pool
     took them for another process's and reserved that much of every window for
@@ -234,7 +242,7 @@ async def test_a_lone_process_does_not_take_its_own_requests_for_anothers(
 async def test_two_processes_auto_collecting_on_one_ip_are_never_banned(
     endpoint: str, delay: float, jitter: float
 ) -> None:
-    """breaker5 B5-3: PM Pro auto-collection (its own /sapi bucket, 1500 of 12000: 8
+    """B5-3: PM Pro auto-collection (its own /sapi bucket, 1500 of 12000: 8
     calls a window) or PM auto-collection (/papi, 750 of 6000), two processes of 10
     callers each, answers 50-350 ms (or 200-800 ms) late. One request is an eighth of
     the window: the second process, which had learnt of the first from one stale
@@ -297,8 +305,8 @@ async def _fill_after_news_of_the_last_window(off_fast_path: bool) -> tuple[int,
 @looptime.enabled(strict=True)
 async def test_news_that_shares_the_cached_window_takes_it_off_the_fast_path() -> None:
     """News that shares the cached window takes the pool off acquire's (and renew's)
-    cached fast path: the same state admits as many permits either way (breaker6
-    B6-2: 200 permits, the whole 6000, against 100, i.e. 3000, by the sharing rule)."""
+    cached fast path: the same state admits as many permits either way
+    (B6-2: 200 permits, the whole 6000, against 100, i.e. 3000, by the sharing rule)."""
     shared = await _fill_after_news_of_the_last_window(off_fast_path=True)
     cached = await _fill_after_news_of_the_last_window(off_fast_path=False)
     assert shared[0] < 200  # the rule holds some back
@@ -307,7 +315,7 @@ async def test_news_that_shares_the_cached_window_takes_it_off_the_fast_path() -
 
 @looptime.enabled(strict=True)
 async def test_two_processes_with_long_trips_and_heavy_requests_are_never_banned() -> None:
-    """breaker7 B7-4: two processes, each its own governor, 3 callers each of PM
+    """B7-4: two processes, each its own governor, 3 callers each of PM
     auto-collection (750 of /papi's 6000: 8 a window), answers 0.5-1.5 s late and
     the clock sync's trip 1.9 s (Binance's clock known to ~0.97 s), the run 54 s
     into Binance's minute. After the first window's 429 neither saw the other in

@@ -239,7 +239,7 @@ async def test_a_call_in_flight_keeps_its_cap_slot_until_its_answer() -> None:
     g.observe(permit, sent=permit[1], received=mono(g), status=200)
     start = anyio.current_time()
     await g.acquire(PRO_AUTO)
-    # perf9e (clock7's suggestion): an answered cap call also covers a clock step.
+    # An answered cap call also covers a clock step.
     assert anyio.current_time() - start == pytest.approx(60 + CLOCK_STEP, abs=0.01)
 
 
@@ -442,8 +442,8 @@ async def test_news_of_another_process_outlives_a_quiet_spell() -> None:
     windows back, and the minute opened blind: 200 of ours beside their 3000. Found by
     the property test at 600x: five 0.1-s windows opened before any answer, the news
     aged out, 120 of ours beside 100 of theirs in a 200 window.) Nor does it say they
-    are gone: the minute opens shared, not with a burst of all that is left (breaker8
-    B8-2/B8-3: two processes each sized their opening to what the other left before a
+    are gone: the minute opens shared, not with a burst of all that is left
+    (B8-2/B8-3: two processes each sized their opening to what the other left before a
     quiet spell or a ban, 6750-7500 of 6000)."""
     g = synced(Governor(latency=0.0, cold_start=False), E0 + 10)
     permit = await g.acquire(PM_ASSET)
@@ -491,7 +491,7 @@ async def test_the_clock_uncertainty_grows_with_the_time_since_the_sync() -> Non
     await g.acquire(PM_ASSET)
     late = server_now(g) - (E0 + 360)
     assert late - early == pytest.approx(300 * 50e-6, abs=0.002)
-    # trips7: the reported uncertainty is the eps in use, the 10 ms step included.
+    # The reported uncertainty is the eps in use, the 10 ms step included.
     assert g.stats().clock_uncertainty == pytest.approx(
         0.001 + 300.5 * 50e-6 + CLOCK_STEP, abs=0.001
     )
@@ -738,7 +738,7 @@ async def test_an_answer_that_may_be_either_of_two_windows_is_ours_in_one_of_the
     reports (3060..3930) are read as the first minute's. They were counted as ours in the
     second minute too, where our reports (3000 + 30 n) then showed others spending 2100,
     not 3000: the third minute opened with room for 127 of ours beside their 3000
-    (share7c's "min21", found by the property test at 600x). Each counts where its report
+    (the "min21" example, found by the property test at 600x). Each counts where its report
     is read and where the middle of its flight was: the first minute."""
     g = synced(Governor(latency=0.1, cold_start=False), E0 + 10)
     header = "x-mbx-used-weight-1m"
@@ -770,8 +770,8 @@ async def test_a_process_alone_fills_its_windows_again_after_a_latency_spike(see
     it, every full window is used again at 99 %, none over. Before, windows 6 and 8 fell
     to 7-20 %: answers of a burst reordered by the link's jitter were read roughly (the
     report less our count at admission: 4980 - 1860) while the trip bound was above a
-    window, and that much was reserved for nobody in every window opened ahead (clock7's
-    proposal P: the rough reading only once a report shows others at all)."""
+    window, and that much was reserved for nobody in every window opened ahead (the fix:
+    the rough reading only once a report shows others at all)."""
     import random
 
     rng = random.Random(seed)

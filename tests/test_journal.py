@@ -781,7 +781,7 @@ async def test_outcomes_in_a_failed_commit_are_written_with_the_next_one(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A transaction that fails (database locked past busy_timeout) fails its own
-    job, but the outcomes that rode in it are kept for the next commit (breaker4 B4-2)."""
+    job, but the outcomes that rode in it are kept for the next commit (B4-2)."""
     monkeypatch.setattr(_journal, "_BUSY_TIMEOUT_MS", 50)  # the lock wait, not 5 s
     path = tmp_path / "j.sqlite"
     journal = Journal(path)
@@ -814,7 +814,7 @@ async def test_an_executed_collection_is_not_journaled_refused_when_a_flush_fail
     outcome fails. The caller must still get the exchange's answer (not
     ConfigurationError, which says nothing was sent), the row must never say
     ``refused``, and the outcome is written once the journal is writable again
-    (breaker4 B4-2: a retry would have collected the funds twice)."""
+    (B4-2: a retry would have collected the funds twice)."""
     monkeypatch.setattr(_journal, "_BUSY_TIMEOUT_MS", 50)
     path = tmp_path / "j.sqlite"
     fake, locks = _collection_locking_the_journal(path)
@@ -868,7 +868,7 @@ async def test_a_caller_cancelled_while_its_intent_commits_leaves_no_open_row(
     """The journal's writer is slow (another connection holds the write lock for a
     moment); the caller gives up (wait_for 0.2 s) while awaiting its intent's commit:
     nothing is sent, so the row is closed ``refused`` and the next run's recover()
-    does not report the collection as possibly executed (breaker4 B4-8)."""
+    does not report the collection as possibly executed (B4-8)."""
     path = tmp_path / "j.sqlite"
     fake = FakeBinance()
     fake.script("POST", "/papi/v1/auto-collection", ok({"msg": "success"}))

@@ -322,7 +322,7 @@ def test_raw_type_is_a_checked_str() -> None:
 
 @given(st.from_regex(r"\A[0-9]{0,22}(\.[0-9]{0,10})?\Z"))
 def test_an_amount_string_gets_the_same_answer_on_the_fast_path(text: str) -> None:
-    """A string already in wire form is returned as it is (perf9b): exactly what the
+    """A string already in wire form is returned as it is (the fast path): exactly what the
     full checks return for it, or refused exactly when they refuse it."""
 
     def answer(value: str) -> str:

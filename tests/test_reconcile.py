@@ -637,7 +637,7 @@ async def test_an_unknown_rebuilt_as_typed_finds_the_transfer_as_sent(
 ) -> None:
     """Rebuilt from what the user typed (asset "usdt", type in lower case): the client
     sent USDT / MAIN_UMFUTURE, which is what Binance's history shows; compared as typed,
-    the executed transfer was declared "not executed" (breaker2 B-6)."""
+    the executed transfer was declared "not executed" (B-6)."""
     unknown = await unknown_after(Fault.drop(), exchange, client)
     typed = {**unknown.params, "asset": "usdt", "type": "main_umfuture"}
     rebuilt = OutcomeUnknownError(

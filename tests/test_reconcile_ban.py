@@ -142,7 +142,7 @@ async def test_a_margin_transfer_settled_by_balances_waits_out_a_ban(
 
 @fake_time
 async def test_a_refusal_without_a_wait_is_not_retried_in_a_hot_loop() -> None:
-    """breaker8 B8-4: with ``settle_margin=0`` (accepted) a refusal naming no wait
+    """B8-4: with ``settle_margin=0`` (accepted) a refusal naming no wait
     (the clock could not be synced within max_wait) was read again after
     ``sleep(0)``: 49 refusals in no time, a WARNING each. Now a tenth of a second
     at least passes between reads."""

@@ -134,7 +134,7 @@ async def test_redis_lost_and_restarted_empty_mid_run(
     redis_server: RedisServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Redis killed mid-run: every process admits only within the leases it holds
-    (no local share: breaker3 R-1) and no caller hangs; restarted empty: leases
+    (no local share: R-1) and no caller hangs; restarted empty: leases
     resume, and no window ever went over the limit."""
     sim = demo_exchange(limits=LIMITS)
     storages = [await RedisStorage.connect(redis_server.url, processes=3) for _ in range(3)]
@@ -216,7 +216,7 @@ async def test_redis_restarted_empty_stops_new_leases_no_longer_than_needed(
     # Not stopped: a stopped window gets nothing new (the defect: `R 60 60 0 60`).
     # Half the limit, not 90 %: on a loaded machine 20 callers in real time fill
     # 50 of 60 now and then (seen at load 7-10: [60, 35, 60, 60, 50]), which says
-    # nothing of the stop (trips7, lead 01:33).
+    # nothing of the stop.
     assert min(after[back - killed + 2 :]) >= LIMITS.api_ip // 2, (after, back - killed)
 
 
@@ -337,7 +337,7 @@ async def test_closing_gives_back_what_was_leased_and_not_used(
 async def test_a_429_freeze_is_honoured_by_the_other_processes(
     redis_server: RedisServer,
 ) -> None:
-    """(breaker3 R-7) Issue 10: "429 and 418 freezes that every process honours". A client outside
+    """(R-7) Issue 10: "429 and 418 freezes that every process honours". A client outside
     Redis fills the /api window; process A on Redis gets the 429 (and freezes its
     own pool until Retry-After). Processes B and C on the same Redis and egress
     know nothing of it and send anyway: one 429 per process, where a shared freeze
@@ -390,7 +390,7 @@ async def test_a_429_freeze_is_honoured_by_the_other_processes(
 async def test_a_process_joining_right_after_redis_restarts_empty_does_not_overrun(
     redis_server: RedisServer,
 ) -> None:
-    """(breaker3 R-6) A and B saturate /api through Redis; Redis restarts empty (a supervisor's
+    """(R-6) A and B saturate /api through Redis; Redis restarts empty (a supervisor's
     quick restart, or a failover to an empty replica) and process C starts right
     after. C's first boot token *is* the new boot, so no "rebuilt" stop is set for
     it: Redis leases C the windows in which A and B still hold (unregistered)
@@ -473,7 +473,7 @@ async def test_leases_come_in_whole_requests(redis_server: RedisServer) -> None:
     processes a lease is ``limit / 16`` = 750, half a call. A process that has
     admitted a call and leases its next block in advance must not be left with
     half a call: nobody can use it, and the window loses a call for every two
-    such halves (demo10: 75-87.5 % of that pool with 4 processes). Every lease a
+    such halves (the demo: 75-87.5 % of that pool with 4 processes). Every lease a
     process holds is whole calls."""
     limits = Limits(time_scale=60)
     endpoint = ENDPOINTS["pmpro_auto_collect"]

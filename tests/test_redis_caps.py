@@ -115,7 +115,7 @@ def peak(sim: SimulatedExchange, endpoint: str) -> tuple[int, int]:
 
 
 async def test_a_rolling_cap_is_shared_between_processes(redis_server: RedisServer) -> None:
-    """breaker3's R-2: process A uses the whole cap (4 calls) and closes; process B,
+    """R-2: process A uses the whole cap (4 calls) and closes; process B,
     on the same Redis and the same account, then asks for 4 more within the same
     rolling period. A shared cap makes B wait (nothing sent); per-process caps
     let B send, and Binance answers 429."""
@@ -213,7 +213,7 @@ async def test_a_dead_process_held_calls_stop_counting_a_period_after(
             await client.pm_auto_collect(max_wait=1.0)
         pairs: list[Any] = await raw.zrange(counter.redis_key, 0, -1, withscores=True)
         scores = {str(member): float(score) for member, score in pairs}
-        # The cap's token (breaker5 B5-2) is kept at -inf, never pruned.
+        # The cap's token (B5-2) is kept at -inf, never pruned.
         [token] = [m for m in scores if m.startswith("~")]
         assert scores.pop(token) == float("-inf"), scores
         now_ms = sim.clock.time() * 1000
@@ -226,7 +226,7 @@ async def test_a_dead_process_held_calls_stop_counting_a_period_after(
 async def test_connect_warns_when_redis_keeps_nothing_on_disk(
     redis_server: RedisServer, raw: aioredis.Redis, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """breaker4 B4-5 (the warning, not the fix): the test server runs without
+    """B4-5 (the warning, not the fix): the test server runs without
     persistence; a restart of it forgets the caps' calls of processes that are
     gone, so connect() says so."""
     assert any("appendonly" in m for m in await connect_warnings(redis_server, caplog))
@@ -237,7 +237,7 @@ async def test_connect_warns_when_redis_keeps_nothing_on_disk(
 async def test_a_redis_restarted_empty_does_not_reopen_a_used_rolling_cap(
     redis_server: RedisServer,
 ) -> None:
-    """breaker4 B4-5: process A uses the whole cap (4 calls in the rolling period)
+    """B4-5: process A uses the whole cap (4 calls in the rolling period)
     and exits (a cron job). Redis restarts empty (no persistence, as RedisServer
     and most caches run). Process B, same account, asks for 4 more within the same
     rolling period. Nobody alive knows A's calls: B must wait (0 429), where it
@@ -257,7 +257,7 @@ async def test_a_redis_restarted_empty_does_not_reopen_a_used_rolling_cap(
 async def test_a_dead_process_held_calls_count_a_period_after_its_last_contact(
     redis_server: RedisServer, raw: aioredis.Redis
 ) -> None:
-    """breaker4 B4-6: process A (live: it just reached Redis) holds the whole cap,
+    """B4-6: process A (live: it just reached Redis) holds the whole cap,
     one call answered and three held (+inf: leased or in flight), and dies (no
     heartbeat, nothing given back). B asks for 4 calls. A's held calls may have
     been sent until half a span after its last contact: they count until a period
@@ -298,7 +298,7 @@ async def test_a_dead_process_held_calls_count_a_period_after_its_last_contact(
 async def test_a_redis_that_lost_the_caps_without_restarting_does_not_reopen_them(
     redis_server: RedisServer, raw: aioredis.Redis, loss: str
 ) -> None:
-    """breaker5 B5-2: as the restart test above, but Redis loses the cap's calls
+    """B5-2: as the restart test above, but Redis loses the cap's calls
     without restarting: an operator's FLUSHALL (its uptime is long: it cannot
     vouch that nothing that still counts was lost), or the cap's set alone
     evicted (``allkeys-*`` maxmemory policies evict any key; the other keys of
@@ -336,7 +336,7 @@ async def test_a_redis_that_lost_the_caps_without_restarting_does_not_reopen_the
 async def test_a_live_process_re_registers_its_calls_when_the_caps_set_is_evicted(
     redis_server: RedisServer, raw: aioredis.Redis
 ) -> None:
-    """breaker5 B5-2, a live owner: the cap's set evicted while process A still
+    """B5-2, a live owner: the cap's set evicted while process A still
     counts two answered calls. A's next contact (its heartbeat) finds the cap's
     token gone: it re-registers its calls, and the cap grants nothing new for a
     period (the calls of processes gone are not known)."""
@@ -367,7 +367,7 @@ async def test_a_live_process_re_registers_its_calls_when_the_caps_set_is_evicte
 async def test_connect_warns_when_redis_may_evict_the_budget(
     redis_server: RedisServer, raw: aioredis.Redis, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """breaker5 B5-2 (eviction): a cap's set or a window's leases evicted under
+    """B5-2 (eviction): a cap's set or a window's leases evicted under
     memory pressure are spent again, and nothing notices: connect() says so
     unless Redis never evicts (no maxmemory, or maxmemory-policy noeviction)."""
     for config, warned in (({}, False), ({"maxmemory": "100mb"}, True)):

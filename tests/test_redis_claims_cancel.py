@@ -1,6 +1,6 @@
 """RedisClaims' publishing task cancelled mid-pipeline, then claims on the same pool.
 
-safety8e (d21df91): a cancelled publish keeps its batch. A cancellation in the
+d21df91: a cancelled publish keeps its batch. A cancellation in the
 middle of a pipeline's ``execute`` can leave a connection with replies not yet
 read; a client library that handed that connection to the next command would
 answer a claim with another command's reply (a settlement told it owns a row

@@ -1,5 +1,5 @@
 """RedisStorage when ONE process loses its route to Redis (a partition: the
-others still reach it). breaker3's R-1, on real redis-server and sockets
+others still reach it). R-1, on real redis-server and sockets
 (1-s windows, ``time_scale=60``); the oracle is the simulated exchange's ledger.
 """
 
@@ -58,7 +58,7 @@ class Proxy:
 async def test_one_partitioned_process_does_not_overrun_the_others(
     redis_server: RedisServer,
 ) -> None:
-    """breaker3's R-1. Two processes on one IP; only A loses its route to Redis
+    """R-1. Two processes on one IP; only A loses its route to Redis
     (B still reaches it). A local share for A (limit // 2) beside B, which goes
     on leasing everything Redis has left, sends more than the limit in a
     window: 429s, then 418 bans. A process that lost Redis must admit nothing

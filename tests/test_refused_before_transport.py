@@ -1,4 +1,4 @@
-"""A request the user's own httpx client refuses before its transport gets it (breaker4 B4-7).
+"""A request the user's own httpx client refuses before its transport gets it (B4-7).
 
 httpx runs auth and request event hooks in ``AsyncClient.send`` before the
 transport is handed the request: when one of them raises, not one byte has
@@ -64,7 +64,7 @@ async def _refused_by(http: httpx.AsyncClient, journal: Path | None) -> BaseExce
 
 
 async def test_breaker4_a_request_hook_refusal_is_not_an_unknown_outcome(tmp_path: Path) -> None:
-    """breaker4's test (B4-7), plus what the call must say instead and the journal row."""
+    """The review's test (B4-7), plus what the call must say instead and the journal row."""
 
     async def policy(request: httpx.Request) -> None:
         if request.method == "POST":
@@ -135,7 +135,7 @@ async def _journal_rows(path: Path) -> list[tuple[str, str | None]]:
         return [tuple(row) for row in conn.execute("SELECT state, note FROM intents ORDER BY id")]
 
 
-# breaker5 B5-1 (a regression of the first B4-7 fix): the hand-over was learned through
+# B5-1 (a regression of the first B4-7 fix): the hand-over was learned through
 # the request our hook is given, and an auth that yields a *copy* of the request hid it:
 # a transfer that left, executed and lost its answer was reported "nothing was sent".
 

@@ -911,7 +911,7 @@ async def test_permits_never_run_far_ahead_of_their_writes(fake: FakeBinance) ->
             return fake(request)
 
     fake.script("POST", TRANSFER, ok({"tranId": 1}))
-    # cold_start=False: a cold governor would send one transfer alone first (gov7).
+    # cold_start=False: a cold governor would send one transfer alone first (cold start).
     governor = Governor(cold_start=False)
     async with Client(API_KEY, SECRET, transport=Slow(), max_in_flight=1, governor=governor) as c:
         c._transport.write_ahead = 2
@@ -927,7 +927,7 @@ async def test_permits_never_run_far_ahead_of_their_writes(fake: FakeBinance) ->
 
 @looptime.enabled(strict=True)
 async def test_max_wait_bounds_the_gate_and_the_permit_together(fake: FakeBinance) -> None:
-    """redis10d: the write-ahead gate and the governor each got the whole max_wait.
+    """The write-ahead gate and the governor each got the whole max_wait.
 
     A holds the endpoint's only write-ahead place until its permit comes (2 s);
     B (max_wait=3) then has 1 s left for its permit, not 3: it is refused by

@@ -1,4 +1,4 @@
-"""What a user's http_client gains after the first call (breaker5 B5-4).
+"""What a user's http_client gains after the first call (B5-4).
 
 The transport works out once per endpoint whether ``AsyncClient.send`` adds
 anything (hooks, auth, cookies, params, redirects) and, if not, hands requests

@@ -1,4 +1,4 @@
-"""The default client and the standard proxy environment variables (breaker4 B4-9).
+"""The default client and the standard proxy environment variables (B4-9).
 
 httpx's AsyncClient honours HTTP_PROXY/HTTPS_PROXY (trust_env=True), but only when it
 builds its own transport; the package's default client (aiohttp on asyncio, behind a

@@ -1,4 +1,4 @@
-"""A keep-alive connection the server has closed is not used for a POST (breaker4 B4-1).
+"""A keep-alive connection the server has closed is not used for a POST (B4-1).
 
 A server (or a load balancer) may close an idle keep-alive connection without
 ``Connection: close`` on the answer before. httpcore checks a pooled socket for

@@ -86,7 +86,7 @@ def test_a_thousand_repeated_trips_keep_the_sorted_copy_in_step() -> None:
 
 
 def test_a_spike_at_pm_pro_rates_is_forgotten_within_a_minute() -> None:
-    """breaker5 B5-6: at 8 answers a minute, a 5-s spike that came on a recompute's
+    """B5-6: at 8 answers a minute, a 5-s spike that came on a recompute's
     turn (which it skips: it raises the bound at once) kept the bound at 5 s for
     16 answers, 120 s. The next answer 5 s later recomputes."""
     trips = Trips(floor=0.01, span=600.0)

@@ -1,6 +1,6 @@
 """Regression tests for the CLI's review findings (breaker R-3..R-10, B-5, B-6).
 
-Each test is the reviewer's failing test, copied as written (only imports merged).
+Each test is the review's failing test, copied as written (only imports merged).
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ def test_breaker3_limits_redis_gives_back_what_it_leased(server: RedisServer) ->
     finally:
         client.close()
     assert leased, "the probe should have gone through Redis"
-    # No window holds more than was sent. (Changed from the reviewer's "the sum over
+    # No window holds more than was sent. (Changed from the review's "the sum over
     # windows <= sent": a probe answered near a window's boundary may have landed in
     # either window, and the governor counts it in both until they end. Still fails
     # on the old code, which left 3000 + 1500 leased.)
@@ -303,7 +303,7 @@ def test_breaker2_cli_reconcile_finds_a_transfer_given_as_it_was_typed() -> None
     assert verdict["executed"] is True, verdict
 
 
-# -- the fixes' own tests (beyond the reviewers') -------------------------------------------
+# -- the fixes' own tests (beyond the review's) ---------------------------------------------
 
 BOTH = TWO_STEPS.replace("20000.000000001", "20000")
 
