@@ -351,6 +351,7 @@ class Client:
             recv_window=window,
             max_in_flight=max_in_flight,
             wait_on_ban=wait_on_ban,
+            owns_http=self._owns_http,
         )
         self._urls = urls
         self._closed = False

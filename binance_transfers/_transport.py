@@ -77,7 +77,7 @@ from ._http import (
     send_profile,
     writable,
 )
-from ._signing import Signer
+from ._signing import HmacSigner, Signer
 
 __all__ = ["DEFAULT_TIMEOUT", "ON_WRITE", "ExchangeOutcome", "Transport"]
 
@@ -408,14 +408,20 @@ class Transport:
         rate_limit_retries: int = 5,
         read_retries: int = 3,
         write_ahead: int = 2,
+        owns_http: bool = False,
     ) -> None:
         self._key_header = {"X-MBX-APIKEY": api_key}
         self._key_raw = [(b"X-MBX-APIKEY", api_key.encode())]
         self._signer = signer
+        self._hex_signer = type(signer) is HmacSigner  # its signatures need no quoting
         self.governor = governor
         self.account = account
         self._base_urls = {host: url.rstrip("/") for host, url in base_urls.items()}
         self._http = http
+        # A client's own http client is never handed out: nothing can give it
+        # hooks, auth or cookies after its templates were worked out (only a
+        # user's may change between two calls: B5-4).
+        self._watch_http = not owns_http
         self._time_endpoint = time_endpoint
         self.recv_window = recv_window
         self._max_in_flight = max_in_flight
@@ -804,7 +810,7 @@ class Transport:
         """Build, send and interpret one attempt; settle its permit exactly once."""
         endpoint = attempt.endpoint
         template = self._templates.get(endpoint)
-        if template is None or template.profile != send_profile(self._http):
+        if template is None or (self._watch_http and template.profile != send_profile(self._http)):
             # New, or the user's client gained (or lost) hooks, auth, cookies or
             # params since (B5-4): worked out again, so that they run.
             template = self._template(endpoint)
@@ -972,7 +978,7 @@ class Transport:
         if not (
             _plain_query(encoded)
             and encoded.count("=") == count
-            and encoded.count("&") == max(count - 1, 0)
+            and encoded.count("&") == (count - 1 if count else 0)
         ):
             encoded = "&".join([f"{k}={v if _plain(v) else quote_plus(v)}" for k, v in params])
         pairs = dict(params)
@@ -1003,7 +1009,7 @@ class Transport:
                     f"{endpoint.name}: the signer failed ({type(exc).__name__}); nothing was sent"
                 ) from self._scrubbed(exc)
             # HMAC's hex needs no quoting; RSA's and Ed25519's base64 may.
-            if not _plain(signature):
+            if not self._hex_signer and not _plain(signature):
                 signature = quote(signature, safe="")
             encoded = f"{encoded}&signature={signature}"
         attempt.params = pairs
