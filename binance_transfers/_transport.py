@@ -162,6 +162,8 @@ _ERROR_CLASSES: Mapping[int, type[BinanceAPIError]] = {
 # while processing the request": for money, that is unknown too.
 _UNKNOWN_CODES = frozenset({-1000, -1006, -1007})
 _BANNED_UNTIL = re.compile(r"banned until (\d{12,14})")
+# A loop argument not given: ask asyncio (whose answer under trio is None).
+_ASK: Any = object()
 
 
 @attrs.frozen(kw_only=True)
@@ -452,15 +454,20 @@ class Transport:
         recv_window: int | None = None,
         retry_on_429: bool = True,
         parse: Callable[[Any], Any] | None = None,
+        loop: Any = _ASK,
     ) -> Any:
         """Send one request and return Binance's answer, through ``parse`` if given.
 
         ``max_wait`` bounds the whole call's waiting (permits, the clock sync,
-        resends); the request itself is bounded by the HTTP timeouts.
+        resends); the request itself is bounded by the HTTP timeouts. ``loop``:
+        the running asyncio loop (None under trio), when the caller has it in
+        hand from this task (on CPython 3.11 each ``_get_running_loop()`` is a
+        ``getpid()`` system call).
         """
         if self.closed:
             raise ClientClosedError(f"{endpoint.name}: the client is closed; nothing was sent")
-        loop = asyncio._get_running_loop()
+        if loop is _ASK:
+            loop = asyncio._get_running_loop()
         if loop is None or loop is not self._loop:
             self._check_loop()  # the first call, trio's, or one from another loop
         now = self._now or self._reader()
@@ -478,7 +485,7 @@ class Transport:
         while True:
             left = None if deadline is None else max(deadline - now(), 0.0)
             try:
-                data, _, _ = await self._exchange(endpoint, params, left, recv_window, parse)
+                data, _, _ = await self._exchange(endpoint, params, left, recv_window, parse, loop)
                 return data
             except TimestampError:
                 # -1021: Binance executed nothing. Resync and send once more.
@@ -625,9 +632,12 @@ class Transport:
         max_wait: float | None,
         recv_window: int | None,
         parse: Callable[[Any], Any] | None,
+        loop: Any = _ASK,
     ) -> Coroutine[Any, Any, tuple[Any, float, float]]:
         """The coroutine that sends it (not itself one: a frame less per call)."""
-        if endpoint.mutating and asyncio._get_running_loop() is not None:
+        if endpoint.mutating and loop is _ASK:
+            loop = asyncio._get_running_loop()
+        if endpoint.mutating and loop is not None:
             # The task is started before the permit, not after it: a permit
             # then reaches its write without waiting for a task to be
             # scheduled (one turn of a busy event loop, behind every callback
@@ -635,7 +645,7 @@ class Transport:
             # it lands in.
             flight = _Flight()
             work = self._exchange_in(endpoint, params, max_wait, recv_window, parse, flight)
-            return self._detachable(endpoint, flight, work)
+            return self._detachable(endpoint, flight, work, loop)
         return self._exchange_in(endpoint, params, max_wait, recv_window, parse, None)
 
     async def _exchange_in(
@@ -754,6 +764,7 @@ class Transport:
         endpoint: Endpoint,
         flight: _Flight,
         work: Coroutine[Any, Any, tuple[Any, float, float]],
+        loop: asyncio.AbstractEventLoop,
     ) -> tuple[Any, float, float]:
         """Run a mutating request (``work``) in its own task, so that cancelling the
         caller (``asyncio.wait_for``, a failing TaskGroup sibling: plain
@@ -763,7 +774,6 @@ class Transport:
         # so the caller resumes one turn of the loop sooner (a shield waits for
         # the task's done-callbacks to run, then for its own). Cancelling the
         # caller cancels ``done``, never the task.
-        loop = asyncio.get_running_loop()
         done: asyncio.Future[tuple[Any, float, float]] = loop.create_future()
         task = loop.create_task(_resolve(work, done))
         try:

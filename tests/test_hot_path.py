@@ -159,3 +159,33 @@ async def test_only_a_users_http_client_is_asked_per_call_what_send_adds(
     templates = 2  # the clock's endpoint and the transfer's, worked out once each
     # The user's client: asked again by each transfer after the first.
     assert len(asked) == templates + (0 if owned else 3)
+
+
+async def test_a_transfer_asks_asyncio_for_the_running_loop_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """On CPython 3.11 each ``asyncio._get_running_loop()`` (and ``get_running_loop()``)
+    is a ``getpid()`` system call: read once per transfer, then handed down (it was 4)."""
+    import asyncio
+
+    from binance_transfers import Client
+
+    asked: list[str] = []
+    real, real_get = asyncio._get_running_loop, asyncio.get_running_loop
+
+    def counting() -> asyncio.AbstractEventLoop | None:
+        asked.append("_get_running_loop")
+        return real()
+
+    def counting_get() -> asyncio.AbstractEventLoop:
+        asked.append("get_running_loop")
+        return real_get()
+
+    async with Client("key", "secret", transport=httpx.MockTransport(_answering)) as client:
+        await client.transfer(type=TransferType.MAIN_UMFUTURE, asset="USDT", amount="1")
+        monkeypatch.setattr(asyncio, "_get_running_loop", counting)
+        monkeypatch.setattr(asyncio, "get_running_loop", counting_get)
+        result = await client.transfer(type=TransferType.MAIN_UMFUTURE, asset="USDT", amount="1")
+        monkeypatch.undo()
+    assert result.tran_id == 1
+    assert asked == ["_get_running_loop"]
