@@ -351,6 +351,7 @@ class Client:
             recv_window=window,
             max_in_flight=max_in_flight,
             wait_on_ban=wait_on_ban,
+            owns_http=self._owns_http,
         )
         self._urls = urls
         self._closed = False
@@ -1624,7 +1625,7 @@ class Client:
             try:
                 with scope:
                     return await self._send_journaled(
-                        endpoint, params, max_wait, recv_window, parse, call
+                        endpoint, params, max_wait, recv_window, parse, call, None
                     )
                 # Stopped by aclose(): unless its caller's scope is cancelled too,
                 # whose cancellation it then gets (below).
@@ -1649,7 +1650,9 @@ class Client:
             raise ConfigurationError("binance_transfers runs inside an asyncio task")
         self._calls[in_flight] = (task, call)
         try:
-            return await self._send_journaled(endpoint, params, max_wait, recv_window, parse, call)
+            return await self._send_journaled(
+                endpoint, params, max_wait, recv_window, parse, call, loop
+            )
         except asyncio.CancelledError:
             # Ours (aclose() set `closing` before cancelling), and no other one
             # pending (the caller's own, a timeout's): the caller gets what
@@ -1696,7 +1699,9 @@ class Client:
         recv_window: int | None,
         parse: Callable[[Any], _T],
         call: _CallState,
+        loop: asyncio.AbstractEventLoop | None,
     ) -> _T:
+        """``loop``: this task's running asyncio loop, None under trio (read once per call)."""
         journal = self.journal
         pending = None
         if journal is not None:
@@ -1726,6 +1731,7 @@ class Client:
                 recv_window=recv_window,
                 retry_on_429=self.retry_on_429,
                 parse=parse,
+                loop=loop,
             )
             call.ending = True  # answered: the caller gets it (after the flush below)
             how = HOW.get(endpoint.name)

@@ -78,7 +78,7 @@ from ._http import (
     send_profile,
     writable,
 )
-from ._signing import Signer
+from ._signing import HmacSigner, Signer
 
 __all__ = ["DEFAULT_TIMEOUT", "ON_WRITE", "ExchangeOutcome", "Transport"]
 
@@ -163,6 +163,8 @@ _ERROR_CLASSES: Mapping[int, type[BinanceAPIError]] = {
 # while processing the request": for money, that is unknown too.
 _UNKNOWN_CODES = frozenset({-1000, -1006, -1007})
 _BANNED_UNTIL = re.compile(r"banned until (\d{12,14})")
+# A loop argument not given: ask asyncio (whose answer under trio is None).
+_ASK: Any = object()
 
 
 @attrs.frozen(kw_only=True)
@@ -409,14 +411,20 @@ class Transport:
         rate_limit_retries: int = 5,
         read_retries: int = 3,
         write_ahead: int = 2,
+        owns_http: bool = False,
     ) -> None:
         self._key_header = {"X-MBX-APIKEY": api_key}
         self._key_raw = [(b"X-MBX-APIKEY", api_key.encode())]
         self._signer = signer
+        self._hex_signer = type(signer) is HmacSigner  # its signatures need no quoting
         self.governor = governor
         self.account = account
         self._base_urls = {host: url.rstrip("/") for host, url in base_urls.items()}
         self._http = http
+        # A client's own http client is never handed out: nothing can give it
+        # hooks, auth or cookies after its templates were worked out (only a
+        # user's may change between two calls: B5-4).
+        self._watch_http = not owns_http
         self._time_endpoint = time_endpoint
         self.recv_window = recv_window
         self._max_in_flight = max_in_flight
@@ -448,15 +456,20 @@ class Transport:
         recv_window: int | None = None,
         retry_on_429: bool = True,
         parse: Callable[[Any], Any] | None = None,
+        loop: Any = _ASK,
     ) -> Any:
         """Send one request and return Binance's answer, through ``parse`` if given.
 
         ``max_wait`` bounds the whole call's waiting (permits, the clock sync,
-        resends); the request itself is bounded by the HTTP timeouts.
+        resends); the request itself is bounded by the HTTP timeouts. ``loop``:
+        the running asyncio loop (None under trio), when the caller has it in
+        hand from this task (on CPython 3.11 each ``_get_running_loop()`` is a
+        ``getpid()`` system call).
         """
         if self.closed:
             raise ClientClosedError(f"{endpoint.name}: the client is closed; nothing was sent")
-        loop = asyncio._get_running_loop()
+        if loop is _ASK:
+            loop = asyncio._get_running_loop()
         if loop is None or loop is not self._loop:
             self._check_loop()  # the first call, trio's, or one from another loop
         now = self._now or self._reader()
@@ -474,7 +487,7 @@ class Transport:
         while True:
             left = None if deadline is None else max(deadline - now(), 0.0)
             try:
-                data, _, _ = await self._exchange(endpoint, params, left, recv_window, parse)
+                data, _, _ = await self._exchange(endpoint, params, left, recv_window, parse, loop)
                 return data
             except TimestampError:
                 # -1021: Binance executed nothing. Resync and send once more.
@@ -677,9 +690,12 @@ class Transport:
         max_wait: float | None,
         recv_window: int | None,
         parse: Callable[[Any], Any] | None,
+        loop: Any = _ASK,
     ) -> Coroutine[Any, Any, tuple[Any, float, float]]:
         """The coroutine that sends it (not itself one: a frame less per call)."""
-        if endpoint.mutating and asyncio._get_running_loop() is not None:
+        if endpoint.mutating and loop is _ASK:
+            loop = asyncio._get_running_loop()
+        if endpoint.mutating and loop is not None:
             # The task is started before the permit, not after it: a permit
             # then reaches its write without waiting for a task to be
             # scheduled (one turn of a busy event loop, behind every callback
@@ -687,7 +703,7 @@ class Transport:
             # it lands in.
             flight = _Flight()
             work = self._exchange_in(endpoint, params, max_wait, recv_window, parse, flight)
-            return self._detachable(endpoint, flight, work)
+            return self._detachable(endpoint, flight, work, loop)
         return self._exchange_in(endpoint, params, max_wait, recv_window, parse, None)
 
     async def _exchange_in(
@@ -806,6 +822,7 @@ class Transport:
         endpoint: Endpoint,
         flight: _Flight,
         work: Coroutine[Any, Any, tuple[Any, float, float]],
+        loop: asyncio.AbstractEventLoop,
     ) -> tuple[Any, float, float]:
         """Run a mutating request (``work``) in its own task, so that cancelling the
         caller (``asyncio.wait_for``, a failing TaskGroup sibling: plain
@@ -815,7 +832,6 @@ class Transport:
         # so the caller resumes one turn of the loop sooner (a shield waits for
         # the task's done-callbacks to run, then for its own). Cancelling the
         # caller cancels ``done``, never the task.
-        loop = asyncio.get_running_loop()
         done: asyncio.Future[tuple[Any, float, float]] = loop.create_future()
         task = loop.create_task(_resolve(work, done))
         try:
@@ -862,7 +878,7 @@ class Transport:
         """Build, send and interpret one attempt; settle its permit exactly once."""
         endpoint = attempt.endpoint
         template = self._templates.get(endpoint)
-        if template is None or template.profile != send_profile(self._http):
+        if template is None or (self._watch_http and template.profile != send_profile(self._http)):
             # New, or the user's client gained (or lost) hooks, auth, cookies or
             # params since (B5-4): worked out again, so that they run.
             template = self._template(endpoint)
@@ -1030,7 +1046,7 @@ class Transport:
         if not (
             _plain_query(encoded)
             and encoded.count("=") == count
-            and encoded.count("&") == max(count - 1, 0)
+            and encoded.count("&") == (count - 1 if count else 0)
         ):
             encoded = "&".join([f"{k}={v if _plain(v) else quote_plus(v)}" for k, v in params])
         pairs = dict(params)
@@ -1061,7 +1077,7 @@ class Transport:
                     f"{endpoint.name}: the signer failed ({type(exc).__name__}); nothing was sent"
                 ) from self._scrubbed(exc)
             # HMAC's hex needs no quoting; RSA's and Ed25519's base64 may.
-            if not _plain(signature):
+            if not self._hex_signer and not _plain(signature):
                 signature = quote(signature, safe="")
             encoded = f"{encoded}&signature={signature}"
         attempt.params = pairs

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import time
+
+import httpx
 import pytest
 
 from binance_transfers import InvalidInputError, RawType, TransferType
 from binance_transfers._client import _transfer_params
+from binance_transfers._http import send_profile
 
 
 @pytest.mark.parametrize("member", list(TransferType))
@@ -120,3 +124,68 @@ def test_an_endpoint_is_mutating_as_its_method_and_reads_say_changes_included() 
     assert ENDPOINTS.evolve("universal_transfer", uid_weight=300)["universal_transfer"].mutating
     with pytest.raises(TypeError):
         attrs.evolve(transfer, mutating=False)  # type: ignore[call-arg]  # derived, never given
+
+
+def _answering(request: httpx.Request) -> httpx.Response:
+    if request.url.path == "/api/v3/time":
+        return httpx.Response(200, json={"serverTime": int(time.time() * 1000)})
+    return httpx.Response(200, json={"tranId": 1})
+
+
+@pytest.mark.parametrize("owned", [True, False], ids=["its own http client", "the user's"])
+async def test_only_a_users_http_client_is_asked_per_call_what_send_adds(
+    owned: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A client's own http client is never handed out, so what ``send`` adds is worked
+    out once per endpoint; a user's may gain hooks or auth between two calls (B5-4:
+    tests/test_transport_added_later.py), so it is asked on every call."""
+    from binance_transfers import Client, _transport
+
+    asked: list[object] = []
+
+    def counting(http: httpx.AsyncClient) -> tuple[bool, ...]:
+        asked.append(http)
+        return send_profile(http)
+
+    monkeypatch.setattr(_transport, "send_profile", counting)
+    mock = httpx.MockTransport(_answering)
+    if owned:
+        client = Client("key", "secret", transport=mock)
+    else:
+        client = Client("key", "secret", http_client=httpx.AsyncClient(transport=mock))
+    async with client:
+        for _ in range(4):
+            await client.transfer(type=TransferType.MAIN_UMFUTURE, asset="USDT", amount="1")
+    templates = 2  # the clock's endpoint and the transfer's, worked out once each
+    # The user's client: asked again by each transfer after the first.
+    assert len(asked) == templates + (0 if owned else 3)
+
+
+async def test_a_transfer_asks_asyncio_for_the_running_loop_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """On CPython 3.11 each ``asyncio._get_running_loop()`` (and ``get_running_loop()``)
+    is a ``getpid()`` system call: read once per transfer, then handed down (it was 4)."""
+    import asyncio
+
+    from binance_transfers import Client
+
+    asked: list[str] = []
+    real, real_get = asyncio._get_running_loop, asyncio.get_running_loop
+
+    def counting() -> asyncio.AbstractEventLoop | None:
+        asked.append("_get_running_loop")
+        return real()
+
+    def counting_get() -> asyncio.AbstractEventLoop:
+        asked.append("get_running_loop")
+        return real_get()
+
+    async with Client("key", "secret", transport=httpx.MockTransport(_answering)) as client:
+        await client.transfer(type=TransferType.MAIN_UMFUTURE, asset="USDT", amount="1")
+        monkeypatch.setattr(asyncio, "_get_running_loop", counting)
+        monkeypatch.setattr(asyncio, "get_running_loop", counting_get)
+        result = await client.transfer(type=TransferType.MAIN_UMFUTURE, asset="USDT", amount="1")
+        monkeypatch.undo()
+    assert result.tran_id == 1
+    assert asked == ["_get_running_loop"]
