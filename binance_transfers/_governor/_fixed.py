@@ -199,7 +199,13 @@ class FixedPool(Probes):
             full = next((i for i in range(hi, lo - 1, -1) if used(i) > cap), None)
             if full is None:
                 if t < self.shared_until:
-                    extra = self._held_back(t, weight, lo, hi, g)
+                    # ... and as much as this one: each other may take as much now
+                    # (no more than they spend in a window: another endpoint's
+                    # light requests in a bucket of heavy ones are no racer).
+                    # At least two others: a newcomer's estimate starts at one
+                    # racer and lags (a 4th process joining three overran by 40).
+                    step = min(weight, self.hint + self.step)
+                    extra = self._shared_extra(t, g) + max(self.racers, 2) * step
                     tight = next((i for i in range(hi, lo - 1, -1) if used(i) > cap - extra), None)
                     if tight is not None:
                         self.paced = max(self.paced, tight)  # shared, and more of it wanted

@@ -109,8 +109,8 @@ class Reports(Sharing):
         where that costs at most 2 % of the window.
         """
         spare = self.heaviest if 50 * self.heaviest <= self.limit else 0
-        if (self.capped < window and self.paced < window) or self._calm(window):
-            return others  # all they wanted, or a steady neighbour (``_steady``)
+        if self.capped < window and self.paced < window:
+            return others
         if others <= 0 or total <= others:
             return spare
         if self.capped < window:

@@ -21,18 +21,12 @@ were seen to step while we admitted), each process takes at most its share of
 what it sees left per lag, and all together never more than all of it (B4-3:
 with two assumed, three processes overran the window). Alone on the IP, or on
 a storage shared by the processes (Redis: it counts them), nothing changes.
-
-A steady neighbour (a process that does not adapt to us and spends the same
-at every window's start) has no next step: once it proves done in a window
-(``_steady``, confirmed by a later answer: ``calm_in``), nothing more is held
-back there, and the next windows reserve what it spent (``_calm``).
 """
 
 from __future__ import annotations
 
 from collections import deque
 
-from .._limits import PoolSpec
 from .._storage import WindowCounter
 from ._geometry import INF, NUDGE, Geometry
 from ._pool import Pool
@@ -45,9 +39,6 @@ _RACING = 4
 _QUIET = 3
 #: A window before any other (others never seen there).
 NEVER = -(2**62)
-#: Lags from a window's start within which a steady neighbour's spend there
-#: shows in our answers (``_steady``).
-_SETTLE = 2
 
 
 class Sharing(Pool):
@@ -55,8 +46,6 @@ class Sharing(Pool):
 
     __slots__ = (
         "adapts",
-        "calm_in",
-        "mark",
         "mine",
         "others_in",
         "quiet",
@@ -65,12 +54,9 @@ class Sharing(Pool):
         "reserved",
         "rose",
         "shared_until",
-        "silent",
         "spent",
-        "steady_in",
         "step",
         "step_in",
-        "stepped_in",
     )
 
     counter: WindowCounter
@@ -78,8 +64,6 @@ class Sharing(Pool):
     hint: int
     inflight: int
     adapts: bool  # False on a storage shared by the processes (it counts them)
-    calm_in: int  # the latest window where others proved a steady neighbour, done there
-    mark: tuple[int, int]  # (window, ours admitted there when others' last step there was learnt)
     raced: int  # the latest window where others spent more than reserved
     others_in: int  # the latest window where others surely spent (``_seen_in``)
     quiet: set[int]  # windows after it whose reports showed no one else (at most 3)
@@ -88,19 +72,10 @@ class Sharing(Pool):
     mine: deque[tuple[float, int]]  # (when, our weight admitted while shared)
     racers: int  # how many others may race us, as many as we admitted each (estimated)
     shared_until: float  # monotonic: share the pool until then
-    silent: dict[int, int]  # window after ``others_in`` -> our reports there showing no one else
     # window -> (the most others were seen to have spent there, when it was learnt)
     spent: dict[int, tuple[int, float]]
     step: int  # others' last step seen while sharing
     step_in: int  # the window it was seen in
-    stepped_in: int  # the latest window where others' spend was not all in our first report
-    steady_in: int  # the latest window where others looked a steady neighbour (``_steady``)
-
-    def __init__(self, spec: PoolSpec) -> None:
-        super().__init__(spec)
-        self.calm_in = self.stepped_in = self.steady_in = NEVER
-        self.mark = (NEVER, 0)
-        self.silent = {}
 
     def _note_others(self, window: int, value: int, own: int, at: float, g: Geometry) -> None:
         """A report of ``value`` used in ``window`` (answered at ``at``) for a request
@@ -117,14 +92,11 @@ class Sharing(Pool):
         # other passed for ours alone, neither shared, and a later window
         # reached 6750 of 6000). Beyond the newest window opened, ours in
         # flight are not charged yet.
-        ours = admitted = counter.used(window) - counter.foreign(window)
+        ours = counter.used(window) - counter.foreign(window)
         if window > self.top:
             ours += self.inflight
         if window not in self.spent and value <= ours:
-            # Alone, as far as this report can tell. Others spending there
-            # later are no steady neighbour spending at the window's start.
-            self.stepped_in = max(self.stepped_in, window)
-            return
+            return  # alone, as far as this report can tell
         # Windows opened before this news (a wide landing interval opens the
         # next ones early) are shared from their start, as `_open` shares the
         # windows after one where others surely spent.
@@ -139,21 +111,6 @@ class Sharing(Pool):
         known = max(before, self.reserved.get(window, 0))
         if spent > before:
             self.spent[window] = (spent, at)
-            self.mark = (window, admitted)
-            if before:  # a step after all: not done there
-                self.stepped_in = max(self.stepped_in, window)
-                if self.calm_in == window:
-                    self.calm_in = NEVER
-            if self._steady(window, g):
-                self.steady_in = max(self.steady_in, window)
-            elif self.steady_in == window:
-                self.steady_in = NEVER
-        elif self.mark[0] == window and own > self.mark[1] and self._steady(window, g):
-            # A report of a request admitted after their last step was learnt
-            # shows no new one: a steady neighbour, done in this window (not
-            # merely unseen since: a process that took us for gone went on
-            # with a burst while we had no answer, 6750 of 6000).
-            self.calm_in = max(self.calm_in, window)
         self._seen_in(window)
         lag = self._lag(g)
         if spent <= known:
@@ -200,29 +157,13 @@ class Sharing(Pool):
             self.others_in = window
             if self.quiet:
                 self.quiet = {w for w in self.quiet if w > window}
-            if self.silent:
-                self.silent = {w: n for w, n in self.silent.items() if w > window}
 
     def _heard(self, window: int, others: int) -> None:
         """A report of ``window``, after the last where others surely spent, read as
-        others spending ``others`` there: quiet or not, as far as it tells.
-
-        One report says nothing of the rest of its window: a pool held back
-        for the other after its first request of each window (the other's
-        requests landing after it) read window after window as quiet, took the
-        other for gone and opened the next window with a burst beside it
-        (6750 of 6000). A window is quiet once two reports of ours there
-        showed no one else since the last that showed someone.
-        """
+        others spending ``others`` there: quiet or not, as far as it tells."""
         if others:
             self.quiet.discard(window)
-            self.silent[window] = 0
-            return
-        heard = self.silent.get(window, 0)
-        self.silent[window] = heard + 1
-        if len(self.silent) > 2 * _QUIET:
-            del self.silent[min(self.silent)]
-        if heard and len(self.quiet) < _QUIET:
+        elif len(self.quiet) < _QUIET:
             self.quiet.add(window)
 
     def _gone(self, window: int) -> bool:
@@ -237,54 +178,6 @@ class Sharing(Pool):
         if self.others_in == NEVER:
             return True
         return sum(1 for w in self.quiet if w < window) >= _QUIET
-
-    def _steady(self, window: int, g: Geometry) -> bool:
-        """Others in ``window`` look like a steady neighbour: done early, as before.
-
-        A process that spends its part at the start of every window (a cron
-        job, a service that does not adapt to us) shows it all in our first
-        report of the window, and the same every window; a governor sharing
-        the window with us takes one heavy request at a time and shows up step
-        by step through it, some more in one window than in the next. So:
-        others' spend there, all of it in our first report of the window,
-        within ``_SETTLE`` lags of its start, never above what was reserved
-        for them, and the same as in the window before.
-        """
-        now, last = self.spent.get(window), self.spent.get(window - 1)
-        if now is None or last is None or max(self.raced, self.stepped_in) >= window:
-            return False
-        spent, at = now
-        start = window * self.period - g.shift
-        return 0 < last[0] == spent and at <= start + _SETTLE * self._lag(g)
-
-    def _calm(self, window: int) -> bool:
-        """Others spend in ``window`` what a steady neighbour does (``_steady``):
-        what they spent is all they wanted, and all to reserve for them.
-
-        Not "what was left unused, they may have wanted" (``_share``): read
-        from a window's first reports, that gap is most of the window, and a
-        neighbour spending 1500 of every window had 3375 reserved for it for
-        good (we used a sixth of the other 4500).
-        """
-        return self.steady_in == window and self.raced < window
-
-    def _held_back(self, t: float, weight: int, lo: int, hi: int, g: Geometry) -> int:
-        """Weight held back at ``t``, in a shared pool, for others' unseen steps
-        (``weight`` is ours to admit, landing in windows ``lo`` to ``hi``).
-
-        What ``_shared_extra`` says, and as much as ours from each other
-        process (no more than they spend in a window: another endpoint's light
-        requests in a bucket of heavy ones are no racer), at least two: a
-        newcomer's estimate starts at one racer and lags (a 4th process joining
-        three overran by 40). Nothing in a window where others are a steady
-        neighbour, done there (``calm_in``): held back for steps that never
-        come, a pool beside a process spending half of every window at its
-        start used half of the other half.
-        """
-        if lo == hi == self.calm_in:
-            return 0
-        step = min(weight, self.hint + self.step)
-        return self._shared_extra(t, g) + max(self.racers, 2) * step
 
     def _lag(self, g: Geometry) -> float:
         """How long before what another process sends shows in our answers."""
