@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import copy
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
@@ -22,7 +23,8 @@ class Job(Generic[_T]):
     deadline, or its cancellation) never cancels the work for the others. The
     outcome, a value or any exception, goes to every waiter (:meth:`result`);
     :meth:`stop` cancels the work (its waiters then get ``stopped``) and
-    returns once the task has ended.
+    returns once the task has ended; a task of a loop that is closed, or is
+    not the one running, it drops without touching that loop.
 
     The task belongs to no caller. Under asyncio it is a task of the loop,
     held here (the loop keeps only a weak reference). Under trio no nursery
@@ -36,7 +38,7 @@ class Job(Generic[_T]):
     happened to start it (its call state) are not the work's.
     """
 
-    __slots__ = ("_done", "_outcome", "_scope", "_task", "started")
+    __slots__ = ("_done", "_dropped", "_outcome", "_scope", "_task", "started")
 
     def __init__(
         self,
@@ -51,6 +53,7 @@ class Job(Generic[_T]):
         self._done = anyio.Event()
         self._scope = anyio.CancelScope()
         self._outcome: tuple[_T] | BaseException = stopped
+        self._dropped = False  # stop() gave up a task of a closed (or other) loop
         self._task: asyncio.Task[None] | None = None
         loop = asyncio._get_running_loop()
         if loop is not None:
@@ -76,23 +79,51 @@ class Job(Generic[_T]):
 
     @property
     def done(self) -> bool:
-        """Whether the work has ended (its outcome is in)."""
-        return self._done.is_set()
+        """Whether the work has ended (its outcome is in), or was dropped by :meth:`stop`."""
+        return self._dropped or self._done.is_set()
 
     async def wait(self) -> None:
         """Wait until the work has ended; cancelling the waiter cancels only the wait."""
         await self._done.wait()
 
     def result(self) -> _T:
-        """The work's value, or its exception raised (``stopped`` if it was stopped)."""
+        """The work's value, or its exception raised (``stopped`` if it was stopped).
+
+        Each waiter gets a copy of the exception, chained to it (its
+        ``__cause__``): raising the one instance in every waiter's task would
+        pile all their frames onto its one traceback, and what one caller sets
+        on its error (a note, a field) would show in the others'.
+        """
         outcome = self._outcome
-        if isinstance(outcome, BaseException):
-            raise outcome
-        return outcome[0]
+        if not isinstance(outcome, BaseException):
+            return outcome[0]
+        if not isinstance(outcome, Exception):
+            raise outcome  # KeyboardInterrupt, SystemExit: as they are
+        try:
+            error = copy.copy(outcome)  # ours survive it (BinanceTransfersError.__reduce__)
+        except Exception:
+            raise outcome from outcome.__cause__  # a foreign one that cannot be rebuilt
+        notes = getattr(outcome, "__notes__", None)
+        if isinstance(notes, list):
+            error.__notes__ = list(notes)  # the copy shares the state's list otherwise
+        raise error from outcome
 
     async def stop(self) -> None:
-        """Cancel the work and return once its task has ended."""
-        if not self._done.is_set():
-            self._scope.cancel()
-            with anyio.CancelScope(shield=True):
-                await self._done.wait()
+        """Cancel the work and return once its task has ended.
+
+        Its task may be of a loop that was closed (a synchronous wrapper's
+        ``run_until_complete`` per call) or is not running now (closing from
+        another loop): cancelling it would schedule on that loop (RuntimeError
+        once closed), and its end would never come. Such a task is dropped,
+        its loop left untouched (should that loop run again, the task ends
+        there on its own; new waiters get ``stopped`` at once).
+        """
+        if self.done:
+            return
+        task = self._task
+        if task is not None and task.get_loop() is not asyncio._get_running_loop():
+            self._dropped = True
+            return
+        self._scope.cancel()
+        with anyio.CancelScope(shield=True):
+            await self._done.wait()

@@ -352,6 +352,7 @@ class Client:
             max_in_flight=max_in_flight,
             wait_on_ban=wait_on_ban,
             owns_http=self._owns_http,
+            retry_on_429=retry_on_429,
         )
         self._urls = urls
         self._closed = False
@@ -433,18 +434,22 @@ class Client:
         await to_the_end(self._close(mine))
 
     async def _close(self, mine: InFlight | None) -> None:
-        await self._transport.stop_syncing()  # no task of ours outlives the client
-        await self._reconciler.wait_for_all_in_flight(but_not=mine)
+        # Each step in the finally of the one before: none failing may leave the
+        # http client, the claims or the journal open.
         try:
-            if self._owns_http:
-                await self._http.aclose()
+            await self._transport.stop_syncing()  # no task of ours outlives the client
         finally:
+            await self._reconciler.wait_for_all_in_flight(but_not=mine)
             try:
-                if self._owns_claims and self._reconciler.claims is not None:
-                    await self._reconciler.claims.aclose()
+                if self._owns_http:
+                    await self._http.aclose()
             finally:
-                if self.journal is not None:
-                    await self.journal.aclose()
+                try:
+                    if self._owns_claims and self._reconciler.claims is not None:
+                        await self._reconciler.claims.aclose()
+                finally:
+                    if self.journal is not None:
+                        await self.journal.aclose()
 
     @property
     def closed(self) -> bool:
@@ -1704,8 +1709,11 @@ class Client:
         """``loop``: this task's running asyncio loop, None under trio (read once per call)."""
         journal = self.journal
         pending = None
+        deadline: float | None = None  # monotonic, with a journal and a max_wait
         if journal is not None:
             # Binance's clock first: the intent's time bounds the request's timestamp.
+            # One deadline for the whole call: the sync, the seeding and the intent's
+            # commit spend max_wait, the transport gets what is left of it.
             clock = self.governor.server_clock.clock
             deadline = None if max_wait is None else clock.monotonic() + max_wait
             await self._transport.sync_time(deadline=deadline)
@@ -1724,6 +1732,8 @@ class Client:
                 # Inside the try: a caller cancelled while its intent commits sent
                 # nothing, and its row (committed anyway) is closed as refused.
                 await pending.committed()
+            if deadline is not None:
+                max_wait = max(deadline - self.governor.server_clock.clock.monotonic(), 0.0)
             result: _T = await self._transport.call(
                 endpoint,
                 params,

@@ -412,6 +412,7 @@ class Transport:
         read_retries: int = 3,
         write_ahead: int = 2,
         owns_http: bool = False,
+        retry_on_429: bool = True,
     ) -> None:
         self._key_header = {"X-MBX-APIKEY": api_key}
         self._key_raw = [(b"X-MBX-APIKEY", api_key.encode())]
@@ -438,6 +439,7 @@ class Transport:
         self.wait_on_ban = wait_on_ban
         self.connect_retries = connect_retries
         self.rate_limit_retries = rate_limit_retries
+        self.retry_on_429 = retry_on_429  # the clock sync's: the client's calls pass their own
         self.read_retries = read_retries
         self.on_outcome: Callable[[ExchangeOutcome], Awaitable[None]] | None = None
         """Awaited, shielded, after every attempt of a mutating request that may have left."""
@@ -602,11 +604,18 @@ class Transport:
         """Read Binance's clock (the sync job's work: see :meth:`sync_time`)."""
         clock = self.governor.server_clock
         endpoint = self._time_endpoint
-        failures = 0
+        failures = rate_limited = 0
         while True:
             try:
                 data, sent, received = await self._exchange(endpoint, (), None, None, None)
                 break
+            except TooManyRequestsError:
+                # Another process spent the /api weight: nothing was done (a read).
+                # The governor has stopped the pool until Retry-After, so the next
+                # acquire waits it out; bounded as request() bounds its 429s.
+                if not self.retry_on_429 or rate_limited >= self.rate_limit_retries:
+                    raise
+                rate_limited += 1
             except IPBannedError:
                 if not self.wait_on_ban:
                     raise
