@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import asyncio
 
-import anyio
-import httpx
 import looptime
 import pytest
 import trio
@@ -24,35 +22,10 @@ from binance_transfers import Client, Governor, Limits, LoopClock, ThrottledErro
 from binance_transfers.sim import Fault, SimulatedExchange
 
 from .conftest import API_KEY, SECRET, SERVER_MS, FakeBinance, ok
+from .test_clock_sync_shared import TIME, TRANSFER, SlowClock, transfer
+from .test_clock_sync_shared import fake as fake  # the fixture: every transfer answered
 
 fake_time = looptime.enabled(strict=True)
-TIME = "/api/v3/time"
-TRANSFER = "/sapi/v1/asset/transfer"
-
-
-@pytest.fixture
-def fake() -> FakeBinance:
-    """conftest's fake, answering every transfer."""
-    binance = FakeBinance()
-    binance.script("POST", TRANSFER, ok({"tranId": 1}))
-    return binance
-
-
-class SlowClock(httpx.AsyncBaseTransport):
-    """``fake`` behind a round trip of ``delay`` seconds on the clock's endpoint."""
-
-    def __init__(self, fake: FakeBinance, delay: float) -> None:
-        self.fake = fake
-        self.delay = delay
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        if request.url.path == TIME:
-            await anyio.sleep(self.delay)
-        return self.fake(request)
-
-
-async def transfer(client: Client, max_wait: float | None) -> object:
-    return await client.transfer(type="MAIN_UMFUTURE", asset="USDT", amount="1", max_wait=max_wait)
 
 
 @fake_time
