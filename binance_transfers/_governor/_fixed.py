@@ -193,8 +193,8 @@ class FixedPool(Probes):
             return self.shared_until
         for _ in range(64):
             lo, hi = int((t + lo_shift) // p), int((t + hi_shift) // p)
-            if news and t > lo * p - lo_shift + g.lag + NUDGE and self._news_only(lo):
-                t = (lo + 1) * p - lo_shift + NUDGE  # the next window's opening (``_probes``)
+            if news and (opening := self._news_wait(t, lo, g)) is not None:
+                t = opening  # the next window's opening (``_probes``)
                 continue
             full = next((i for i in range(hi, lo - 1, -1) if used(i) > cap), None)
             if full is None:
@@ -358,8 +358,9 @@ class FixedPool(Probes):
         if self.cold:  # the next request waits for a moment its answer can show others
             t = max(t, self.probe_at)
         lo, hi = int((t + g.lo) // p), int((t + g.hi) // p)
-        if t > lo * p - g.lo + g.lag + NUDGE and self._news_only(lo):
-            t = (lo + 1) * p - g.lo + NUDGE  # the next window's opening (``_probes``)
+        opening = self._news_wait(t, lo, g)
+        if opening is not None:
+            t = opening  # the next window's opening (``_probes``)
             lo, hi = int((t + g.lo) // p), int((t + g.hi) // p)
         room = self.limit - max(self._used(i) for i in range(lo, hi + 1))
         if total <= room:

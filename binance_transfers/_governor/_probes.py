@@ -51,6 +51,14 @@ class Probes(Reports):
         reserved = self.reserved.get(window, 0) if window <= self.top else self._expected()
         return reserved + self.heaviest >= self.limit
 
+    def _news_wait(self, t: float, window: int, g: Geometry) -> float | None:
+        """The next window's opening, for a request at ``t`` past ``window``'s opening
+        by more than a lag where that window keeps room for news only; else None."""
+        p = self.period
+        if t > window * p - g.lo + g.lag + NUDGE and self._news_only(window):
+            return (window + 1) * p - g.lo + NUDGE
+        return None
+
     def _probed(self, sent: float, possible: list[tuple[int, int]], g: Geometry) -> None:
         """A cold pool's answer with a usage header: warm, if it can show the others.
 
