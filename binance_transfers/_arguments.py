@@ -16,8 +16,6 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
-import httpx
-
 from ._exceptions import ConfigurationError, InvalidInputError
 from ._models import TransferType
 from ._params import RawType, asset_param, symbol_param, time_param, type_name_param
@@ -102,6 +100,8 @@ def _url_param(value: object, name: str) -> str:
     if not isinstance(value, str):
         problem = f"{name} must be a str, not {type(value).__name__}"
     else:
+        import httpx  # with the client built (issue 9), not with this module
+
         try:
             url = httpx.URL(value)
         except (httpx.InvalidURL, TypeError, ValueError):

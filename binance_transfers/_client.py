@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypeVar
 
 import anyio
 import attrs
-import httpx
 
+from . import _models
 from ._arguments import (
     OnUnknown,
     Params,
@@ -52,7 +52,7 @@ from ._exceptions import (
 )
 from ._governor import Governor
 from ._governor._core import overridden
-from ._http import default_http_client
+from ._lazy import LazyModule
 from ._logs import TRANSFERS, logged_transfer, redact_httpx, unlogged
 from ._models import (
     _PARSERS,
@@ -86,9 +86,9 @@ from ._models import (
     TransferResult,
     TransferType,
     WalletBalance,
-    converter,
     parser,
 )
+from ._outcome import ExchangeOutcome
 from ._params import (
     Amount,
     amount_param,
@@ -109,15 +109,23 @@ from ._reconcile import (
     Settlement,
 )
 from ._signing import Signer
-from ._transport import DEFAULT_TIMEOUT, ExchangeOutcome, Transport
 
 if TYPE_CHECKING:
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-    from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
+    import httpx
+    from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
-    from . import _settling
-    from ._claims import Claims
-    from ._journal import Journal, PendingIntent
+    from . import _claims, _journal, _settling
+    from ._journal import PendingIntent
+else:
+    # issue 9: httpx (and the transport built on it) is imported when a client
+    # is built, not with this module: about half of `from binance_transfers
+    # import Client`. The signatures name these modules' classes as attributes
+    # of stand-ins, which typing.get_type_hints imports when it resolves them.
+    httpx = LazyModule("httpx")
+    ed25519 = LazyModule("cryptography.hazmat.primitives.asymmetric.ed25519")
+    rsa = LazyModule("cryptography.hazmat.primitives.asymmetric.rsa")
+    _claims = LazyModule("binance_transfers._claims")
+    _journal = LazyModule("binance_transfers._journal")
 
 # issue 9: the journal, recovery and settlement modules (and sqlite's, the
 # claims') are imported where they are first needed: by a client given a
@@ -129,7 +137,7 @@ __all__ = ["ApiSecret", "Client", "OnUnknown"]
 #: What ``Client(api_key, api_secret)`` signs with: an HMAC secret (``str`` or
 #: ``bytes``), a PEM RSA or Ed25519 private key (``str``/``bytes``, the
 #: ``crypto`` extra), a ``cryptography`` key object, or any :class:`Signer`.
-ApiSecret: TypeAlias = "str | bytes | RSAPrivateKey | Ed25519PrivateKey | Signer"
+ApiSecret: TypeAlias = "str | bytes | rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey | Signer"
 
 log = logging.getLogger("binance_transfers.client")
 
@@ -142,6 +150,11 @@ _DUPLICATED_CLIENT_TRAN_ID = -4115
 #: documents no bound on its history lag; a minute each is cheap next to a
 #: transfer moved twice.
 DEFAULT_SETTLE_MARGIN = 60.0
+#: Seconds to (connect, read, write, wait for a pooled connection): an
+#: ``httpx.Timeout`` in a tuple, which httpx takes as is. Generous on reading:
+#: a slow transfer answered late is far better than one whose outcome is
+#: unknown. Connecting fails fast (nothing was sent).
+DEFAULT_TIMEOUT = (10.0, 30.0, 10.0, 30.0)
 
 
 class _CallState:
@@ -278,17 +291,17 @@ class Client:
         max_wait: float | None = None,
         retry_on_429: bool = True,
         wait_on_ban: bool = False,
-        timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
+        timeout: httpx.Timeout | float | tuple[float, float, float, float] = DEFAULT_TIMEOUT,
         max_in_flight: int = 100,
         http_client: httpx.AsyncClient | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         endpoints: EndpointTable | None = None,
         private_key_password: bytes | None = None,
-        journal: str | os.PathLike[str] | Journal | None = None,
+        journal: str | os.PathLike[str] | _journal.Journal | None = None,
         on_unknown: OnUnknown = "raise",
         settle_margin: float = DEFAULT_SETTLE_MARGIN,
         on_detached: Callable[[ExchangeOutcome], Awaitable[None] | None] | None = None,
-        claims: str | os.PathLike[str] | Claims | None = None,
+        claims: str | os.PathLike[str] | _claims.Claims | None = None,
     ) -> None:
         # Hide the credentials from every frame's locals at once, so that no
         # traceback (even one that prints locals) can show them.
@@ -315,6 +328,14 @@ class Client:
                 journal = Journal(_file_param(journal, "journal"))
         self.journal = journal
         signer = _signer(secret)
+        # Imported here, not with this module (issue 9): httpx and the
+        # transport, cattrs and the models' converter, before any first call.
+        import httpx
+
+        from ._http import default_http_client
+        from ._transport import Transport
+
+        _models.get_converter()
         redact_httpx()  # httpx logs every URL at INFO: a signed GET's signature too
         self._owns_http = http_client is None
         if http_client is None and transport is None:
@@ -1442,7 +1463,7 @@ class Client:
 
         return await _recovery.recover(self)
 
-    async def _seed(self, journal: Journal) -> None:
+    async def _seed(self, journal: _journal.Journal) -> None:
         """Tell the governor what earlier runs sent (see :func:`_recovery.seed`)."""
         from . import _recovery
 
@@ -1564,7 +1585,7 @@ class Client:
                     raise  # Binance's records cannot tell: the caller must know
                 if settlement.executed:
                     answer = {"tranId": settlement.tran_id, **_echo(params)}
-                    return converter.structure(answer, model)
+                    return _models.converter.structure(answer, model)
                 # A FAILED record holds the clientTranId: a resend would be refused.
                 if attempt == attempts or settlement.tran_id is not None:
                     raise NotExecutedError(

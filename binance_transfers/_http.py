@@ -67,7 +67,9 @@ class RefusedBeforeWriting(httpx.LocalProtocolError):
     """
 
 
-def default_http_client(*, timeout: httpx.Timeout | float, max_in_flight: int) -> httpx.AsyncClient:
+def default_http_client(
+    *, timeout: httpx.Timeout | float | tuple[float, float, float, float], max_in_flight: int
+) -> httpx.AsyncClient:
     """The ``httpx.AsyncClient`` a :class:`Client` builds when given none.
 
     At most ``max_in_flight`` connections, all kept alive. The transport is

@@ -12,13 +12,14 @@ import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
-import cattrs
-from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
 from ._params import format_amount
+
+if TYPE_CHECKING:
+    import cattrs
 
 __all__ = [
     "Acknowledgement",
@@ -618,6 +619,9 @@ def _wire(attribute: Any) -> str:
 
 
 def _make_converter() -> cattrs.Converter:
+    import cattrs
+    from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
+
     # A private converter: never the global one (cattrs' own advice).
     conv = cattrs.Converter(forbid_extra_keys=False)
     conv.register_structure_hook(Decimal, _decimal)
@@ -664,10 +668,32 @@ for _cls in (
 ):
     attrs.resolve_types(_cls)
 
-#: Package-private converter between Binance's JSON and the models.
-converter = _make_converter()
-
 _PARSERS: dict[type[Any], Callable[[Any], Any]] = {}
+
+_CONVERTER: list[cattrs.Converter] = []
+
+
+def get_converter() -> cattrs.Converter:
+    """The package-private converter between Binance's JSON and the models.
+
+    issue 9: cattrs is imported, and the converter made, at its first use (a
+    client built), not with the models: ``from binance_transfers import
+    TransferType`` costs no cattrs.
+    """
+    if not _CONVERTER:
+        _CONVERTER.append(_make_converter())
+    return _CONVERTER[0]
+
+
+if TYPE_CHECKING:
+    #: Package-private converter between Binance's JSON and the models (get_converter()).
+    converter: cattrs.Converter
+else:
+
+    def __getattr__(name: str) -> Any:
+        if name == "converter":
+            return get_converter()
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def parser(model: type[_M]) -> Callable[[Any], _M]:
@@ -679,7 +705,7 @@ def parser(model: type[_M]) -> Callable[[Any], _M]:
     """
     parse = _PARSERS.get(model)
     if parse is None:
-        hook = converter.get_structure_hook(model)
+        hook = get_converter().get_structure_hook(model)
 
         def parse(data: Any) -> Any:
             return hook(data, model)

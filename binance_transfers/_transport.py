@@ -78,15 +78,12 @@ from ._http import (
     send_profile,
     writable,
 )
+from ._outcome import ExchangeOutcome
 from ._signing import HmacSigner, Signer
 
-__all__ = ["DEFAULT_TIMEOUT", "ON_WRITE", "ExchangeOutcome", "Transport"]
+__all__ = ["ON_WRITE", "ExchangeOutcome", "Transport"]
 
 log = logging.getLogger("binance_transfers.transport")
-
-#: Generous on reading: a slow transfer answered late is far better than a
-#: transfer whose outcome is unknown. Connecting fails fast (nothing was sent).
-DEFAULT_TIMEOUT = httpx.Timeout(connect=10.0, read=30.0, write=10.0, pool=30.0)
 
 #: Request extension: ``async () -> None``, awaited by a transport once the
 #: connection is ready and just before the request's first byte is written.
@@ -165,27 +162,6 @@ _UNKNOWN_CODES = frozenset({-1000, -1006, -1007})
 _BANNED_UNTIL = re.compile(r"banned until (\d{12,14})")
 # A loop argument not given: ask asyncio (whose answer under trio is None).
 _ASK: Any = object()
-
-
-@attrs.frozen(kw_only=True)
-class ExchangeOutcome:
-    """What became of one attempt of a mutating request that may have been written.
-
-    Handed to :attr:`Transport.on_outcome` once the answer (or the failure) is
-    known, even when the caller was cancelled meanwhile (``detached``).
-    """
-
-    endpoint: str
-    params: Mapping[str, str]
-    """The parameters sent, without the signature."""
-    timestamp: int | None
-    recv_window: int | None
-    data: Any
-    """Binance's parsed JSON answer on success, else None."""
-    error: BaseException | None
-    """The typed error the caller got (or would have got), else None."""
-    detached: bool
-    """The caller was cancelled while the request was on the wire: only this record knows."""
 
 
 @attrs.frozen(eq=False)  # never compared: attrs' __eq__/__hash__ only cost the import

@@ -36,7 +36,9 @@ def test_the_constructor_signature_is_short() -> None:
     signature = inspect.signature(Client.__init__)
     text = str(signature)
     assert "EndpointTable(" not in text
-    assert len(text) < 1000
+    # The table's repr alone is over 2,000 characters; the signature without it
+    # is about 1,000 (the lazily imported classes are named by their module).
+    assert len(text) < 1200
     assert "Any" not in str(signature.parameters["api_secret"].annotation)
 
 

@@ -66,3 +66,38 @@ def test_a_client_without_a_journal_loads_no_journal_recovery_or_claims_code() -
         "journal": "Journal",
         "Journal": "binance_transfers",
     }
+
+
+#: What a client's requests need, imported when a client is built (issue 9):
+#: about half of ``from binance_transfers import Client`` when they were not.
+_AT_CLIENT = ("httpx", "httpcore", "cattrs", "binance_transfers._transport")
+
+_CLIENT_SCRIPT = textwrap.dedent(
+    f"""
+    import asyncio, json, sys
+    LATER = {_AT_CLIENT!r}
+    def loaded():
+        return [m for m in LATER if m in sys.modules]
+    import binance_transfers
+    seen = {{"package": loaded()}}
+    from binance_transfers import Client, Governor, TransferType, InsufficientBalanceError
+    from binance_transfers import Settlement, Limits
+    seen["names"] = loaded()
+    async def main():
+        async with Client("k" * 64, "s" * 64) as client:
+            seen["client"] = loaded()
+    asyncio.run(main())
+    print(json.dumps(seen))
+    """
+)
+
+
+def test_importing_the_client_imports_no_http_library_until_one_is_built() -> None:
+    """issue 9: httpx, the transport and cattrs load with the first Client(), not the import."""
+    seen = last_json(_CLIENT_SCRIPT)
+    assert seen == {
+        "package": [],
+        "names": [],
+        # httpcore: on asyncio, requests go through aiohttp.
+        "client": ["httpx", "cattrs", "binance_transfers._transport"],
+    }
