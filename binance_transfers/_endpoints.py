@@ -7,8 +7,6 @@ disagree on universal transfer: 900 or 300), so a table can be derived with
 other values: ``ENDPOINTS.evolve("universal_transfer", uid_weight=300)``.
 """
 
-from __future__ import annotations
-
 import enum
 from collections.abc import Iterator, Mapping
 from typing import Any, Literal
@@ -128,7 +126,7 @@ class EndpointTable(Mapping[str, Endpoint]):
                 return endpoint
         return None
 
-    def evolve(self, name: str, **changes: Any) -> EndpointTable:
+    def evolve(self, name: str, **changes: Any) -> "EndpointTable":
         """A copy of the table with one endpoint changed (weights, caps...)."""
         by_name = dict(self._by_name)
         by_name[name] = attrs.evolve(self._by_name[name], **changes)

@@ -14,8 +14,6 @@ The governor and the simulated exchange both call :func:`pools_for`, so they
 can never disagree about which bucket a request lands in.
 """
 
-from __future__ import annotations
-
 import enum
 from collections.abc import Mapping
 
@@ -68,7 +66,7 @@ class Limits:
         """Length of a fixed weight window in (scaled) seconds."""
         return self.minute / self.time_scale
 
-    def scaled(self, time_scale: float) -> Limits:
+    def scaled(self, time_scale: float) -> "Limits":
         """The same limits with every duration divided by ``time_scale``."""
         return attrs.evolve(self, time_scale=time_scale)
 

@@ -5,8 +5,11 @@ we release (transfer types, statuses), fields are typed ``Enum | str``: known
 values come back as members, new ones as plain strings instead of failing.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: the package re-homes these classes
+# to `binance_transfers` (nicer reprs), and typing.get_type_hints evaluates a
+# class's string annotations in the module it names, where Decimal and
+# datetime are not. Evaluated here, they are objects already (and attrs and
+# cattrs need no attrs.resolve_types).
 import enum
 import re
 from collections.abc import Callable
@@ -618,7 +621,7 @@ def _wire(attribute: Any) -> str:
     return str(attribute.metadata.get("wire") or camel(attribute.name))
 
 
-def _make_converter() -> cattrs.Converter:
+def _make_converter() -> "cattrs.Converter":
     import cattrs
     from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
@@ -651,29 +654,12 @@ def _make_converter() -> cattrs.Converter:
     return conv
 
 
-# Resolve the string annotations now, while this module's names are in scope:
-# the package re-homes these classes to `binance_transfers` for nicer reprs.
-for _cls in (
-    TransferResult,
-    Acknowledgement,
-    MarginTransferResult,
-    BnbTransferResult,
-    SubAccountTransferResult,
-    ServerTime,
-    TransferRecord,
-    TransferPage,
-    SubAccountTransferRecord,
-    SubAccountTransferPage,
-    *_BALANCE_MODELS,
-):
-    attrs.resolve_types(_cls)
-
 _PARSERS: dict[type[Any], Callable[[Any], Any]] = {}
 
-_CONVERTER: list[cattrs.Converter] = []
+_CONVERTER: "list[cattrs.Converter]" = []
 
 
-def get_converter() -> cattrs.Converter:
+def get_converter() -> "cattrs.Converter":
     """The package-private converter between Binance's JSON and the models.
 
     issue 9: cattrs is imported, and the converter made, at its first use (a

@@ -23,8 +23,6 @@ How each endpoint is settled (the README's table comes from here):
   be settled here; the :class:`Settlement` says why.
 """
 
-from __future__ import annotations
-
 import contextvars
 import enum
 import logging
@@ -238,7 +236,7 @@ class Reconciler:
     matched again.
     """
 
-    def __init__(self, client: Client, *, margin: float) -> None:
+    def __init__(self, client: "Client", *, margin: float) -> None:
         self._client = client
         self.margin = margin
         self.claimed: dict[int, Hashable | None] = {}
@@ -736,7 +734,7 @@ def _decimal(value: object) -> Decimal | None:
 
 
 def _history_rows(
-    client: Client,
+    client: "Client",
     kind: str,
     from_symbol: str | None,
     to_symbol: str | None,

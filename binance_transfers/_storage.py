@@ -14,16 +14,13 @@ A counter never forgets on its own: the governor says which windows are over
 because only it knows which windows a request in flight may still land in.
 """
 
-from __future__ import annotations
-
 from bisect import bisect_left, bisect_right, insort
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 import attrs
 
-if TYPE_CHECKING:
-    from ._limits import PoolSpec
+from ._limits import PoolSpec
 
 __all__ = ["CallCounter", "MemoryStorage", "Storage", "StorageLink", "WindowCounter"]
 

@@ -9,11 +9,17 @@ import logging
 import secrets
 from typing import TYPE_CHECKING, Any
 
+from .._lazy import LazyModule
 from ._windows import LeasedWindowCounter
 
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
-    from redis.commands.core import AsyncScript
+    from redis.commands import core as redis_core
+else:
+    # The redis extra: imported when a storage connects, or when
+    # typing.get_type_hints resolves these annotations, not with this module.
+    aioredis = LazyModule("redis.asyncio")
+    redis_core = LazyModule("redis.commands.core")
 
 __all__ = ["EXCESS", "Leasing"]
 
@@ -41,7 +47,7 @@ class Leasing:
     _boot: str
     _ban_key: str
     _channel: str
-    _script: AsyncScript
+    _script: redis_core.AsyncScript
     _pending: _Batch
     _counters: dict[str, list[LeasedWindowCounter]]
     _task: asyncio.Task[None] | None

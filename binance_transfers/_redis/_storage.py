@@ -14,6 +14,8 @@ import secrets
 from typing import TYPE_CHECKING, Any
 
 from .._exceptions import ConfigurationError
+from .._lazy import LazyModule
+from .._limits import PoolSpec
 from .._storage import CallCounter, StorageLink, WindowCounter
 from ._caps import SharedCallCounter
 from ._freezes import Freezes
@@ -22,8 +24,10 @@ from ._windows import LeasedWindowCounter
 
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
-
-    from .._limits import PoolSpec
+else:
+    # The redis extra, imported by storage_from_url() or by resolving the
+    # type hints (typing.get_type_hints), not with this module.
+    aioredis = LazyModule("redis.asyncio")
 
 __all__ = ["RedisStorage", "storage_from_url"]
 
