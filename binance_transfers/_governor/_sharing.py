@@ -65,6 +65,7 @@ class Sharing(Pool):
     hint: int
     inflight: int
     adapts: bool  # False on a storage shared by the processes (it counts them)
+    heaviest: int  # our heaviest request's weight
     closed: int  # the window others were first seen in: theirs (``_first_contact``)
     raced: int  # the latest window where others spent more than reserved
     others_in: int  # the latest window where others surely spent (``_seen_in``)
@@ -113,8 +114,10 @@ class Sharing(Pool):
         known = max(before, self.reserved.get(window, 0))
         if spent > before:
             self.spent[window] = (spent, at)
-        if self.others_in == NEVER and (
-            self.born == -INF or window <= int((self.born + g.shift) // self.period) + 1
+        if (
+            self.others_in == NEVER
+            and spent > self.heaviest  # more than a probe like ours: they spend at will
+            and (self.born == -INF or window <= int((self.born + g.shift) // self.period) + 1)
         ):
             self._first_contact(window)  # we are the newcomer (or our start is unknown)
         self._seen_in(window)
@@ -180,7 +183,10 @@ class Sharing(Pool):
         or the next: its first answers): others a process meets after windows
         alone are newcomers, who heard of it in their first answer (B9-8's
         news request, landed at an opening, is how they announce themselves:
-        closing that window cost its old-timer 2250 of 6000).
+        closing that window cost its old-timer 2250 of 6000), and only where
+        they spent more than a request as heavy as ours: processes started
+        together each meet the other's cold-start probe (``_pool``), which
+        heard of them as they of it.
         """
         self.closed = window
         self._geo = None  # off the cached fast path
