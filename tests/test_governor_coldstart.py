@@ -210,3 +210,17 @@ async def test_a_governor_on_a_shared_storage_starts_warm() -> None:
     g = synced(Governor(latency=0.0, storage=_Shared()), E0 + 10)
     assert len(await admitted_at_once(g, PM_ASSET, 20)) == 20
     assert synced(Governor(latency=0.0), E0 + 10).cold_start
+
+
+@fake_time
+async def test_the_first_opening_waits_for_a_report_within_that_window_only() -> None:
+    """Answers without a usage header never report on the first window whose opening
+    the governor sees: one request at a time there, not for good after it."""
+    g = synced(Governor(latency=0.0), E0 + 10)
+    answer(g, (await admitted_at_once(g, PM_ASSET, 5))[0], **{"x-mbx-used-weight-1m": "30"})
+    await anyio.sleep(50.1)  # Binance's next minute: the first opening seen
+    for _ in range(2):
+        (one,) = await admitted_at_once(g, PM_ASSET, 20)
+        answer(g, one)  # no header
+    await anyio.sleep(60.0)  # the minute after
+    assert len(await admitted_at_once(g, PM_ASSET, 20)) == 20

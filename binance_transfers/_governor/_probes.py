@@ -47,8 +47,9 @@ class Probes(Reports):
         auto-collections: 6000 of 6000) into a window another process had just
         half filled: a 429, and 418s for the requests already on their way. So
         one request goes first, and the others wait for its report (one round
-        trip, once). Not without a cold start (nothing to learn) or on a
-        storage shared by the processes (it counts them).
+        trip, once; over when that window is, reported on or not). Not without
+        a cold start (nothing to learn) or on a storage shared by the processes
+        (it counts them).
         """
         if self.opening == INF:
             return False
@@ -58,6 +59,9 @@ class Probes(Reports):
                 self.opening = INF
                 return False
             self.opening = int((self.born + g.hi) // p) + 1
+        if int((t + g.lo) // p) > self.opening:  # past it: answers without the header
+            self.opening = INF
+            return False
         return self.opening_out > 0 and int((t + g.hi) // p) >= self.opening
 
     def _opening_sent(self, record: tuple[int, ...]) -> None:
