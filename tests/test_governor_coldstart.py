@@ -139,10 +139,14 @@ async def test_a_cold_probe_given_back_lets_the_next_one_go() -> None:
 
 @fake_time
 async def test_a_pool_is_warm_from_the_first_window_that_starts_after_the_first_use() -> None:
-    """Nothing of a previous life can count in a window that opened after the restart."""
+    """Nothing of a previous life can count in a window that opened after the restart.
+    What another process spends at that window's opening shows only in its reports:
+    one request first (test_governor_first_contact.py), then the rest at once."""
     g = synced(Governor(latency=0.0), E0 + 10)
     (_probe,) = await admitted_at_once(g, PM_ASSET, 5)  # never answered
     await anyio.sleep(50.1)  # Binance's next minute
+    (opening,) = await admitted_at_once(g, PM_ASSET, 20)
+    answer(g, opening, **{"x-mbx-used-weight-1m": "30"})
     assert len(await admitted_at_once(g, PM_ASSET, 20)) == 20
 
 
@@ -206,3 +210,17 @@ async def test_a_governor_on_a_shared_storage_starts_warm() -> None:
     g = synced(Governor(latency=0.0, storage=_Shared()), E0 + 10)
     assert len(await admitted_at_once(g, PM_ASSET, 20)) == 20
     assert synced(Governor(latency=0.0), E0 + 10).cold_start
+
+
+@fake_time
+async def test_the_first_opening_waits_for_a_report_within_that_window_only() -> None:
+    """Answers without a usage header never report on the first window whose opening
+    the governor sees: one request at a time there, not for good after it."""
+    g = synced(Governor(latency=0.0), E0 + 10)
+    answer(g, (await admitted_at_once(g, PM_ASSET, 5))[0], **{"x-mbx-used-weight-1m": "30"})
+    await anyio.sleep(50.1)  # Binance's next minute: the first opening seen
+    for _ in range(2):
+        (one,) = await admitted_at_once(g, PM_ASSET, 20)
+        answer(g, one)  # no header
+    await anyio.sleep(60.0)  # the minute after
+    assert len(await admitted_at_once(g, PM_ASSET, 20)) == 20

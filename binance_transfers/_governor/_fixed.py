@@ -63,6 +63,7 @@ class FixedPool(Probes):
         self.base = 0  # the expectation before news of that window came
         self.heaviest = 1
         self.probe_at = -INF  # cold: the next request leaves then at the earliest (``_probed``)
+        self.opening, self.opening_out = 0.0, 0  # see ``_first_opening``
         self.capped = -(2**62)  # the latest window full when a request wanted in
         self.paced = -(2**62)  # the latest window shared when a request wanted in
         self.seen: dict[int, int] = {}  # window -> weight others were seen to spend there
@@ -220,7 +221,7 @@ class FixedPool(Probes):
                             (tight + 1) * p - lo_shift + NUDGE,
                         )
                         continue
-                return t
+                return INF if self._first_opening(t, g) else t  # the report wakes it
             # Budget-limited there, not demand-limited (see ``_share``).
             self.capped = max(self.capped, full)
             # Wait until the earliest possible landing time is past window `full`.
@@ -247,6 +248,7 @@ class FixedPool(Probes):
             and not self.doubts
             and not self._news_only(lo)  # its last request waits for an opening
             and lo != self.closed  # heavy ones wait for the next (``_first_contact``)
+            and self.opening == INF
         ):
             self._geo, self._window = g, lo
             self._from = lo * p - g.lo + NUDGE
@@ -269,11 +271,13 @@ class FixedPool(Probes):
             record = tuple(x for i in range(lo, max(hi, self.top) + 1) for x in (i, add(i, weight)))
         if now < self.shared_until:
             self.unanswered.add(id(record))  # see ``_few``
+        self._opening_sent(record)
         return record
 
     def refund(self, record: tuple[int, ...], weight: int, written: bool) -> None:
         self.unanswered.discard(id(record))
         self._cold_done(False)
+        self._opening_done(record)
         for window in record[::2]:
             self.counter.remove(window, weight)
         if written:

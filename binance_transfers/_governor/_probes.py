@@ -8,12 +8,16 @@ usage header tells, and where in a window they land decides what it tells
   truth only if it can count what the others sent (``_probed``);
 * a request into the room a window keeps beside others who fill windows
   alone: it is seen by them only if it lands among their opening requests
-  (``_news_only``).
+  (``_news_only``);
+* a new governor's first request into the first window whose opening it sees
+  (``_first_opening``): what others spend at an opening shows only there.
 """
 
 from __future__ import annotations
 
-from ._geometry import NUDGE, Geometry
+from collections.abc import Mapping
+
+from ._geometry import INF, NUDGE, Geometry
 from ._reports import Reports
 
 __all__ = ["Probes"]
@@ -23,9 +27,72 @@ class Probes(Reports):
     """When a :class:`~._fixed.FixedPool`'s probes may leave (it sets these up)."""
 
     # Assigned here (the rest is set up by ``FixedPool``).
-    __slots__ = ("probe_at",)
+    __slots__ = ("opening", "opening_out", "probe_at")
 
     probe_at: float  # cold: the next request leaves then at the earliest
+    # The first window whose opening the governor sees (0: not known yet, INF:
+    # heard of, or not to be probed), and our requests that may land there
+    # before a report of it.
+    opening: float
+    opening_out: int
+
+    def _first_opening(self, t: float, g: Geometry) -> bool:
+        """A request at ``t`` must wait: another of ours may land in the first window
+        whose opening this governor sees, and no report of it came back yet.
+
+        A new governor learns of others from its first answer, but only of what
+        they spent before it: what they spend at a window's opening (a cron job,
+        a script spending every minute at :00) it meets first at the next one.
+        Alone there so far, it used to open that window with a burst (8 PM
+        auto-collections: 6000 of 6000) into a window another process had just
+        half filled: a 429, and 418s for the requests already on their way. So
+        one request goes first, and the others wait for its report (one round
+        trip, once; over when that window is, reported on or not). Not without
+        a cold start (nothing to learn) or on a storage shared by the processes
+        (it counts them).
+        """
+        if self.opening == INF:
+            return False
+        p = self.period
+        if not self.opening:
+            if self.born == -INF or not self.adapts:
+                self.opening = INF
+                return False
+            self.opening = int((self.born + g.hi) // p) + 1
+        if int((t + g.lo) // p) > self.opening:  # past it: answers without the header
+            self.opening = INF
+            return False
+        return self.opening_out > 0 and int((t + g.hi) // p) >= self.opening
+
+    def _opening_sent(self, record: tuple[int, ...]) -> None:
+        if self.opening != INF and record[-2] >= self.opening:
+            self.opening_out += 1
+
+    def _opening_done(self, record: tuple[int, ...]) -> None:
+        if self.opening_out and record[-2] >= self.opening:
+            self.opening_out -= 1
+
+    def settle(
+        self,
+        record: tuple[int, ...],
+        weight: int,
+        sent: float,
+        landed_by: float,
+        headers: Mapping[str, str],
+        g: Geometry,
+        answered: bool,
+        written: bool,
+    ) -> tuple[bool, int]:
+        if self.opening != INF:
+            self._opening_done(record)
+            header = self.spec.header
+            if (
+                answered
+                and int((sent + g.lo) // self.period) >= self.opening
+                and (header is None or header in headers)
+            ):
+                self.opening = INF  # a report from that window (or a later one)
+        return super().settle(record, weight, sent, landed_by, headers, g, answered, written)
 
     def _news_only(self, window: int) -> bool:
         """Others filled the window they were last heard of by themselves (the

@@ -1,0 +1,113 @@
+"""First contact with a steady neighbour that spends at every minute's opening.
+
+Another process on the IP spends 3000 of /papi's 6000 at each minute's opening
+on Binance's clock (a script run every minute at :00, started with ours), seen
+by us only through ``X-MBX-USED-WEIGHT-1M``. Our new process (10 callers of PM
+auto-collection, 750 a call) starts mid-minute, before the neighbour's first
+spend: its first answers show no one else. It used to open the next minute, the
+first whose opening it saw, with 8 requests at once (6000 of 6000) into a window
+the neighbour had just half filled: a 429, then 418s for the requests already on
+their way, and the IP banned for the next minute. Swept (seeds 1-10, answers
+0.05-0.35 s, 0.2-1.0 s and 0.5-2.5 s, starts 0, 30 and 59 s into the minute): 68
+of 90 runs with a 429 and 66 with 418s, all in that window.
+
+A new governor now sends one request into the first window whose opening it
+sees and waits for its report before the others: one round trip, once.
+
+Deterministic (looptime).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+
+import anyio
+import looptime
+import pytest
+
+from binance_transfers import ENDPOINTS
+from binance_transfers._clock import LoopClock
+from binance_transfers.sim import Fault, SimulatedExchange
+from tests.test_governor_shared_ip import _callers
+
+E0 = 1_767_225_600.0  # a minute's start on Binance's clock
+LIMIT = 6000
+WINDOWS = 4
+
+
+async def _beside_neighbour(
+    phase: float, latency: float, jitter: float, spend: int
+) -> tuple[Counter[tuple[int, int]], list[tuple[int, int, int]], int]:
+    """10 PM auto-collection callers for ``WINDOWS`` minutes from ``phase`` s into
+    Binance's minute, beside a process spending ``spend`` at every minute's opening
+    from the next one on: our 429s/418s by (window from our start, status),
+    (window, ours, the neighbour's) per window, and the neighbour's requests that
+    met a window over its limit."""
+    exchange = SimulatedExchange(seed=1, clock=LoopClock(epoch=E0 + phase))
+    exchange.add_demo_account()
+    exchange.faults.add(Fault.latency(latency, jitter=jitter))
+    papi = tuple(
+        spec
+        for spec in exchange.limiter.pools(ENDPOINTS["pm_auto_collect"], None)
+        if spec.key == "papi-ip"
+    )
+    loop = asyncio.get_running_loop()
+    start, spent, over = loop.time(), Counter[int](), 0
+
+    def binance_now() -> float:
+        return exchange.clock.time() + exchange.skew
+
+    async def neighbour() -> None:
+        nonlocal over
+        while True:
+            await anyio.sleep((int(binance_now() // 60) + 1) * 60 - binance_now())
+            now = binance_now()
+            for _ in range(spend // papi[0].weight):
+                over += bool(exchange.limiter.charge(papi, "127.0.0.1", now)[1])
+            spent[int(now // 60)] += spend
+
+    async with anyio.create_task_group() as group:
+        if spend:
+            group.start_soon(neighbour)
+        stop = start + WINDOWS * 60
+        group.start_soon(_callers, exchange.client(), 10, start, stop, "pm_auto_collect")
+        await anyio.sleep(WINDOWS * 60 + 5)
+        group.cancel_scope.cancel()
+    first = int((E0 + phase) // 60)
+    refused = Counter(
+        (int(e.arrived // 60) - first, e.status) for e in exchange.ledger if e.status in (418, 429)
+    )
+    ours = exchange.ledger.window_weights("papi-ip")
+    rows = [(w - first, ours.get(w, 0), spent.get(w, 0)) for w in range(first, first + WINDOWS)]
+    return refused, rows, over
+
+
+@pytest.mark.parametrize(
+    ("phase", "latency", "jitter"),
+    [(0.0, 0.05, 0.3), (30.0, 0.05, 0.3), (30.0, 0.5, 2.0), (59.0, 0.05, 0.3)],
+)
+@looptime.enabled(strict=True)
+async def test_the_first_opening_a_new_governor_sees_is_met_by_one_request(
+    phase: float, latency: float, jitter: float
+) -> None:
+    """No 429 and no 418 at all, no window over the limit, and the neighbour's own
+    requests never refused. Before: 8 of ours let go at the opening of window 1
+    (4500 served beside the neighbour's 3000, a 429, 418s, window 2 banned)."""
+    refused, rows, over = await _beside_neighbour(phase, latency, jitter, 3000)
+    assert refused == Counter(), rows
+    assert [row for row in rows if row[1] + row[2] > LIMIT] == [], rows
+    assert over == 0, rows
+    assert rows[1][1] > 0, rows  # it ran beside the neighbour
+
+
+@pytest.mark.parametrize(("phase", "latency", "jitter"), [(30.0, 0.05, 0.3), (30.0, 0.5, 2.0)])
+@looptime.enabled(strict=True)
+async def test_alone_the_first_opening_probe_costs_no_weight(
+    phase: float, latency: float, jitter: float
+) -> None:
+    """Alone on the IP, the probe delays the first full window's burst by a round trip
+    and costs nothing of it: every window from the first full one holds 6000."""
+    refused, rows, _ = await _beside_neighbour(phase, latency, jitter, 0)
+    assert refused == Counter(), rows
+    assert [ours for _, ours, _ in rows[1:]] == [LIMIT] * (WINDOWS - 1), rows
