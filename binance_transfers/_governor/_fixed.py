@@ -19,9 +19,8 @@ from .._limits import PoolSpec
 from .._storage import WindowCounter
 from ._geometry import INF, NUDGE, Geometry
 from ._probes import Probes
-from ._reports import pairs
 from ._sharing import NEVER
-from ._writes import Writes
+from ._writes import Writes, pairs
 
 __all__ = ["FixedPool"]
 
