@@ -13,11 +13,12 @@ in flight (3020 against 3000 answered and 2 x 750 in flight), filled the window
 to 6000 of its own, and B's requests on the way landed after its 429. A report's
 excess that no sum of ours in flight makes up is now someone else's
 (``tests/test_governor_whole_requests.py``): A shares from its 4th answer on,
-no 429. B joining at 1:35 (still open): A's 8th request was written before B's
-first one landed (nothing could tell A); B, told by that first answer that A
-spent 5250, went on sending into the same window (it held back A's rate over a
-lag and one request as heavy as its own, 20, not A's 750), and A's 429 came
-first: 8 x 418.
+no 429. B joining at 1:35: A's 8th request was written before B's first one
+landed (nothing could tell A); B, told by that first answer that A spent 5250,
+went on sending into the same window (it held back A's rate over a lag and one
+request as heavy as its own, 20, not A's 750), and A's 429 came first: 8 x 418.
+The window of a first news of others now holds back one request as heavy as
+the heaviest the pool serves (750): B waits for the next window; one 429 (A's).
 """
 
 from __future__ import annotations
@@ -39,19 +40,7 @@ EPOCH = 1_767_225_600.0  # a minute's start on Binance's clock
 @pytest.mark.parametrize(
     ("heavy", "light", "latency", "jitter", "seed", "join"),
     [
-        pytest.param(
-            2,
-            8,
-            0.5,
-            2.0,
-            1,
-            95.0,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="pre-existing: after its first answer the newcomer sends into the "
-                "window the unaware heavy process is filling",
-            ),
-        ),
+        (2, 8, 0.5, 2.0, 1, 95.0),
         (3, 4, 0.05, 0.3, 14, 0.0),
     ],
     ids=["light-joins-at-1m35s-slow-answers", "both-at-once-seed-14"],

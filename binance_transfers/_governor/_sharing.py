@@ -15,6 +15,14 @@ sends shows in our answers: about two trips):
   they send last we may never hear of, and each step is no bigger than the
   one before.
 
+The first news of another process (or of one back after it left) is
+different: it sized what it sends in that window without us, and a process
+that has the window to itself fills it to the limit by its own count; its
+next request may be the heaviest the pool serves, not one like ours. That
+window (``met``) holds back one such request (``rival``) beside what they
+were seen to spend: a report we cannot tell from a live, unaware process is
+read as one.
+
 Each other process may have done what we did, unseen: held back as many times
 what we admitted as there are others (``racers``, estimated from how fast they
 were seen to step while we admitted), each process takes at most its share of
@@ -47,12 +55,14 @@ class Sharing(Pool):
 
     __slots__ = (
         "adapts",
+        "met",
         "mine",
         "others_in",
         "quiet",
         "raced",
         "racers",
         "reserved",
+        "rival",
         "rose",
         "shared_until",
         "spent",
@@ -77,6 +87,8 @@ class Sharing(Pool):
     spent: dict[int, tuple[int, float]]
     step: int  # others' last step seen while sharing
     step_in: int  # the window it was seen in
+    met: int  # the latest window of a first news of others (who may not know of us)
+    rival: int  # the heaviest request any process may send into this pool
 
     def _note_others(
         self, window: int, value: int, own: int, at: float, g: Geometry, unexplained: int = 0
@@ -116,6 +128,8 @@ class Sharing(Pool):
         known = max(before, self.reserved.get(window, 0))
         if spent > before:
             self.spent[window] = (spent, at)
+        if self._gone(window):  # first news (F7: 20s beside 750s sent 8 x 418 there)
+            self.met, self._geo = max(self.met, window), None
         self._seen_in(window)
         lag = self._lag(g)
         if spent <= known:
