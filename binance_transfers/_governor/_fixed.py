@@ -83,6 +83,7 @@ class FixedPool(Probes):
         # Sharing the IP with another governor (see ``_shared_extra``); not
         # when the storage is shared by the processes (Redis): it counts them.
         self.adapts = True
+        self.closed = NEVER  # see ``_first_contact``
         self.shared_until = -INF  # monotonic: share the pool until then
         self.raced = -(2**62)  # the latest window where others spent more than reserved
         self.others_in = NEVER  # the latest window where others surely spent
@@ -199,6 +200,9 @@ class FixedPool(Probes):
             if news and (opening := self._news_wait(t, lo, g)) is not None:
                 t = opening  # the next window's opening (``_probes``)
                 continue
+            if lo <= self.closed <= hi and 50 * weight > self.limit:
+                t = (self.closed + 1) * p - lo_shift + NUDGE  # others' (``_first_contact``)
+                continue
             full = next((i for i in range(hi, lo - 1, -1) if used(i) > cap), None)
             if full is None:
                 if t < self.shared_until:
@@ -245,6 +249,7 @@ class FixedPool(Probes):
             and now >= self.shared_until
             and not self.doubts
             and not self._news_only(lo)  # its last request waits for an opening
+            and lo != self.closed  # heavy ones wait for the next (``_first_contact``)
         ):
             self._geo, self._window = g, lo
             self._from = lo * p - g.lo + NUDGE
@@ -320,6 +325,8 @@ class FixedPool(Probes):
         cap = self.limit - weight
         if any(self._used(i) > cap for i in extra):
             return None
+        if lo <= self.closed <= top and 50 * weight > self.limit:
+            return None  # admitted before others were first seen there (``_first_contact``)
         self._open(lo, hi, g)
         kept: list[int] = []
         for window, own in pairs(record):

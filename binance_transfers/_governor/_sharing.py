@@ -55,6 +55,7 @@ class Sharing(Pool):
 
     __slots__ = (
         "adapts",
+        "closed",
         "met",
         "mine",
         "others_in",
@@ -75,6 +76,8 @@ class Sharing(Pool):
     hint: int
     inflight: int
     adapts: bool  # False on a storage shared by the processes (it counts them)
+    heaviest: int  # our heaviest request's weight
+    closed: int  # the window others were first seen in: theirs (``_first_contact``)
     raced: int  # the latest window where others spent more than reserved
     others_in: int  # the latest window where others surely spent (``_seen_in``)
     quiet: set[int]  # windows after it whose reports showed no one else (at most 3)
@@ -130,6 +133,12 @@ class Sharing(Pool):
             self.spent[window] = (spent, at)
         if self._gone(window):  # first news (F7: 20s beside 750s sent 8 x 418 there)
             self.met, self._geo = max(self.met, window), None
+        if (
+            self.others_in == NEVER
+            and spent > self.heaviest  # more than a probe like ours: they spend at will
+            and (self.born == -INF or window <= int((self.born + g.shift) // self.period) + 1)
+        ):
+            self._first_contact(window)  # we are the newcomer (or our start is unknown)
         self._seen_in(window)
         lag = self._lag(g)
         if spent <= known:
@@ -169,6 +178,37 @@ class Sharing(Pool):
         end = at + _RACING * lag if before == 0 else (window + 1) * self.period - g.shift + lag
         self.shared_until = max(self.shared_until, end)
         self._geo = None  # off the cached fast path: it does not share
+
+    def _first_contact(self, window: int) -> None:
+        """Others are seen for the first time, in ``window``: the rest of it is theirs.
+
+        They cannot have heard of us before our requests there landed: they
+        spend as if alone, up to the limit, and a report counts only what of
+        theirs had landed (in their opening burst, with slow answers, half of
+        it). Nor does our silence after it tell that they stopped: with
+        nothing of ours in flight no report comes. A window holds few heavy
+        requests: one more of ours there, once they filled it, is a 429, and
+        theirs still on the way after it a ban (F3: a process joining 1 s
+        after an opening, answers 0.5-2.5 s late, read 3750 of the other's
+        6000, shared for four lags, then sent into what it took for 1500
+        left, after the other's last blind request met the limit: a 418).
+        Our heavy ones (over 2 % of the window, as in ``_few``) wait for the
+        next window (``ready_at``), which opens with their share reserved;
+        lighter ones take what is left over a few lags, as before. The window
+        is not counted full: that would read as the end of our budget
+        (``capped``) in what is reserved for others after it.
+
+        Only for a newcomer (others first seen in the window it started in,
+        or the next: its first answers): others a process meets after windows
+        alone are newcomers, who heard of it in their first answer (B9-8's
+        news request, landed at an opening, is how they announce themselves:
+        closing that window cost its old-timer 2250 of 6000), and only where
+        they spent more than a request as heavy as ours: processes started
+        together each meet the other's cold-start probe (``_pool``), which
+        heard of them as they of it.
+        """
+        self.closed = window
+        self._geo = None  # off the cached fast path
 
     def _seen_in(self, window: int) -> None:
         """Others surely spent in ``window``: windows before it say nothing of their going."""
