@@ -397,7 +397,9 @@ async def test_418_fails_waiters_at_once_unless_they_wait_on_bans() -> None:
 
 @fake_time
 async def test_usage_headers_count_weight_spent_elsewhere() -> None:
-    """Binance reporting 5000 used after our first 30 leaves us 1000, not 5970.
+    """Binance reporting 5000 used after our first 30 leaves us 1000, not 5970,
+    less one request as heavy as the heaviest /papi serves (750): the first news
+    of another process, which may not have heard of us and fill the window (F7).
 
     (Whoever spent it may still be spending: the governor takes what is left
     over a few trips rather than at once, see test_governor_shared_ip.py.)"""
@@ -413,7 +415,7 @@ async def test_usage_headers_count_weight_spent_elsewhere() -> None:
         except ThrottledError:
             break
         admitted += 1
-    assert admitted == 33
+    assert admitted == (1000 - 750) // 30  # 8 (before: 33)
 
 
 @fake_time

@@ -19,9 +19,8 @@ from .._limits import PoolSpec
 from .._storage import WindowCounter
 from ._geometry import INF, NUDGE, Geometry
 from ._probes import Probes
-from ._reports import pairs
 from ._sharing import NEVER
-from ._writes import Writes
+from ._writes import Writes, pairs
 
 __all__ = ["FixedPool"]
 
@@ -98,6 +97,8 @@ class FixedPool(Probes):
         self.step = 0  # others' last step seen while sharing
         self.racers = 1  # others racing us for a shared window (estimated)
         self.step_in = 0  # the window it was seen in
+        self.met = NEVER  # the latest window of a first news of others (``_sharing``)
+        self.rival = 1  # the heaviest request any process may send here (``_plans``)
 
     def _open(self, lo: int, hi: int, g: Geometry) -> None:
         """Windows up to ``hi`` may now be landed in: count what is in flight there."""
@@ -156,6 +157,8 @@ class FixedPool(Probes):
         used = self.counter.used(window)
         if self.doubts:
             used += self._doubt(window)
+        if window == self.met:  # room for one request of theirs (``_sharing``)
+            used += self.rival
         if window <= self.top:
             return used
         hint = self._expected()

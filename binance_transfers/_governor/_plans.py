@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from .._endpoints import Endpoint
+from .._endpoints import ENDPOINTS, Endpoint
 from .._exceptions import ConfigurationError
 from .._limits import Limits, PoolKind, PoolSpec, pools_for
 from .._storage import MemoryStorage, Storage, StorageLink
@@ -77,6 +77,7 @@ class Planning:
                 )
             if isinstance(pool, FixedPool):
                 pool.heaviest = max(pool.heaviest, spec.weight)
+                pool.rival = max(pool.rival, spec.weight, _heaviest(spec.key, self.limits))
             plan.append((pool, spec.weight))
         result = tuple(plan)
         self._plans.setdefault(account, {})[endpoint] = result
@@ -122,3 +123,11 @@ class Planning:
 def _shape(spec: PoolSpec) -> tuple[object, ...]:
     """What two specs of one pool must agree on (the weight is per endpoint)."""
     return (spec.kind, spec.limit, spec.period, spec.header, spec.per_ip)
+
+
+def _heaviest(key: str, limits: Limits) -> int:
+    """The heaviest request Binance's endpoints (the default table) send into pool ``key``."""
+    return max(
+        (s.weight for e in ENDPOINTS.values() for s in pools_for(e, limits, "") if s.key == key),
+        default=1,
+    )

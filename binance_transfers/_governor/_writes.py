@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bisect import bisect_right
 
-__all__ = ["Writes"]
+__all__ = ["Writes", "pairs"]
 
 
 class Writes:
@@ -72,3 +72,7 @@ class Writes:
             node += tree[child]
             child -= child & -child
         tree.append(node)
+
+
+def pairs(record: tuple[int, ...]) -> zip[tuple[int, int]]:
+    return zip(record[::2], record[1::2], strict=True)
