@@ -151,12 +151,10 @@ class Reports(Sharing):
         doubt = self.doubts.pop(id(record), None) if self.doubts else None
         if written:  # no longer in flight: waiters blocked by it may go
             self._unghost(record, weight)
-        freed = written
-        if self.unanswered and id(record) in self.unanswered:  # see ``_few``: the next may go
+        one = bool(self.unanswered) and id(record) in self.unanswered  # see ``_few``
+        if one:  # the next may go
             self.unanswered.remove(id(record))
-            freed = True
-        if self.cold and self._cold_done(answered):  # (a warm pool's is a no-op)
-            freed = True
+        freed = (self._cold_done(answered) if self.cold else False) or written or one
         # It reached Binance after it was sent and before its answer (or the grace).
         first = int((sent + g.lo) // p)
         last = int((landed_by + g.shift + g.eps) // p)
@@ -234,14 +232,13 @@ class Reports(Sharing):
         # during a burst counts them; they are not someone else's). A lone
         # process then reserves nothing for nobody. Kept as the most any report
         # of the window showed: a report counts what others sent before it.
-        landed = self.landed
         if len(possible) == 1:
             sure = [window]
         else:
             charged_at_write = set(record[::2])
             sure = [w for w, _ in possible if w in charged_at_write] or [w for w, _ in possible]
         if len(sure) == 1:
-            landed[sure[0]] = landed.get(sure[0], 0) + weight
+            self.landed[sure[0]] = self.landed.get(sure[0], 0) + weight
         elif not absent:
             # An ignored report's request is ours in neither window
             # (B7-5: counted "maybe" in both, the next report of either was read
@@ -267,7 +264,7 @@ class Reports(Sharing):
                 self._undoubt(doubt, None)
             self._others_either(possible, value, weight, sent, landed_by, g)
             return freed, 0
-        mine = landed.get(window, 0) + self.maybe.get(window, 0)
+        mine = self.landed.get(window, 0) + self.maybe.get(window, 0)
         before = self.written.upto(sent)  # in O(log in-flight), not O(in-flight)
         ours = mine + before
         if len(possible) > 2:
