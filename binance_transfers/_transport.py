@@ -1314,8 +1314,10 @@ class Transport:
         """
         endpoint = attempt.endpoint
         status = response.status_code
-        raw_retry_after = response.headers.get("retry-after")  # nearly never: no call for it
-        retry_after = None if raw_retry_after is None else _retry_after(raw_retry_after)
+        retry_after = None
+        if not 200 <= status < 300:  # only a refusal's wait is read (httpx's lookup is dear)
+            raw_retry_after = response.headers.get("retry-after")
+            retry_after = None if raw_retry_after is None else _retry_after(raw_retry_after)
         body = _json(response.content)
         is_dict = isinstance(body, dict)
         code = body.get("code") if is_dict else None

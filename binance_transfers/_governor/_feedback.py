@@ -61,6 +61,7 @@ class Feedback(WaitQueue):
     _banned_until: float
     _ip_frozen_until: float
     _publish_freeze: Callable[[str, float], None] | None
+    _geo_cache: Geometry | None
 
     def _refresh_geometry(self) -> Geometry:
         raise NotImplementedError
@@ -97,13 +98,14 @@ class Feedback(WaitQueue):
         now = self._monotonic()
         if self._on_answered is not None:  # the metrics' 429/418 counts and round trips
             self._on_answered(permit[0].name, status, None if received is None else received - sent)
+        answered = received is not None
         if received is not None and self._trips.note(received - sent, received):
             self._refresh_geometry()
-        g = self._geometry(now)
+        cached = self._geo_cache  # (``_geometry``, inlined: every answer comes here)
+        g = self._refresh_geometry() if cached is None or now >= cached.until else cached
         if headers is None:
             headers = _NO_HEADERS
         freed: list[Pool] = []
-        answered = received is not None
         landed_by = received if received is not None else max(now, sent + self.grace)
         charged = permit[2]
         written = type(charged) is Written
@@ -132,8 +134,8 @@ class Feedback(WaitQueue):
             if until is None:  # Binance's shortest ban
                 until = now + 120.0 / self.limits.time_scale
             self.ban(until)
-        if freed:
-            self._pump(freed, now)
+        if freed and (self._wake or freed[0].queue or len(freed) > 1):
+            self._pump(freed, now)  # (it does nothing when no one waits: most answers)
 
     def _on_429(
         self,

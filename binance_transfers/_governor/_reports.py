@@ -151,10 +151,10 @@ class Reports(Sharing):
         doubt = self.doubts.pop(id(record), None) if self.doubts else None
         if written:  # no longer in flight: waiters blocked by it may go
             self._unghost(record, weight)
-        one = id(record) in self.unanswered  # see ``_few``: the next may go
-        if one:
+        one = bool(self.unanswered) and id(record) in self.unanswered  # see ``_few``
+        if one:  # the next may go
             self.unanswered.remove(id(record))
-        freed = self._cold_done(answered) or written or one
+        freed = (self._cold_done(answered) if self.cold else False) or written or one
         # It reached Binance after it was sent and before its answer (or the grace).
         first = int((sent + g.lo) // p)
         last = int((landed_by + g.shift + g.eps) // p)

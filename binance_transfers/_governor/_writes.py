@@ -28,15 +28,19 @@ class Writes:
 
     def add(self, key: int, t: float, weight: int) -> None:
         if not self.index:
-            # Nothing in flight (every sequential call): nothing to keep, no sort.
-            if self.times:
-                self.times, self.weights, self.tree = [], [], [0]
-        elif len(self.times) > 4 * len(self.index) + 64:
+            # Nothing in flight (every sequential call): one write, no tree to walk.
+            self.index[key] = 0
+            self.times, self.weights, self.tree = [t], [weight], [0, weight]
+            return
+        if len(self.times) > 4 * len(self.index) + 64:
             self._compact()
         self._append(key, t, weight)
 
     def remove(self, key: int) -> None:
-        i = self.index.pop(key)
+        index = self.index
+        i = index.pop(key)
+        if not index:
+            return  # nothing left in flight: ``add`` starts afresh, ``upto`` says 0
         weight, self.weights[i] = self.weights[i], 0
         n, tree = len(self.tree), self.tree
         i += 1
@@ -46,6 +50,8 @@ class Writes:
 
     def upto(self, t: float) -> int:
         """The weight in flight written at or before ``t``."""
+        if not self.index:
+            return 0
         i, total, tree = bisect_right(self.times, t), 0, self.tree
         while i:
             total += tree[i]
