@@ -19,8 +19,9 @@ from .._limits import PoolSpec
 from .._storage import WindowCounter
 from ._geometry import INF, NUDGE, Geometry
 from ._probes import Probes
+from ._reports import pairs
 from ._sharing import NEVER
-from ._writes import Writes, pairs
+from ._writes import Writes
 
 __all__ = ["FixedPool"]
 

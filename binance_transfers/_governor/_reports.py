@@ -17,10 +17,10 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from ._geometry import Geometry
-from ._sharing import Sharing, whole
-from ._writes import Writes, pairs
+from ._sharing import Sharing
+from ._writes import Writes
 
-__all__ = ["Reports"]
+__all__ = ["Reports", "pairs"]
 
 log = logging.getLogger("binance_transfers.governor")
 
@@ -292,11 +292,7 @@ class Reports(Sharing):
                 reads = doubts.setdefault(key, (w, {}))[1]
                 reads[window] = max(reads.get(window, 0), value - ours + w)
             self._geo = None  # off the cached fast path: it does not doubt
-        vague = self.vague.get(window, 0)  # ours read as no window's, maybe here (``whole``)
-        unexplained = whole(value - mine, self.inflight, self.flying, vague)
-        if unexplained:
-            ours, own = min(ours, value - unexplained), min(own, value - unexplained)
-        self._note_others(window, value, own, landed_by, g, unexplained)
+        self._note_others(window, value, own, landed_by, g)
         rough = value - own  # others' weight, as our count when it was admitted reads it
         # Counted as ours in this report: never less than our count when it was
         # admitted (the storage's reading), nor than the above (jitter reorders
@@ -398,3 +394,7 @@ class Reports(Sharing):
     def _explained(self, window: int) -> int:
         """Ours answered as (maybe) landed in ``window``."""
         return self.landed.get(window, 0) + self.maybe.get(window, 0)
+
+
+def pairs(record: tuple[int, ...]) -> zip[tuple[int, int]]:
+    return zip(record[::2], record[1::2], strict=True)

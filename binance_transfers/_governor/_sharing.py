@@ -34,13 +34,12 @@ a storage shared by the processes (Redis: it counts them), nothing changes.
 from __future__ import annotations
 
 from collections import deque
-from math import gcd
 
 from .._storage import WindowCounter
 from ._geometry import INF, NUDGE, Geometry
 from ._pool import Pool
 
-__all__ = ["NEVER", "Sharing", "whole"]
+__all__ = ["NEVER", "Sharing"]
 
 #: Lags a pool stays shared after a first report of others' weight in a window.
 _RACING = 4
@@ -93,12 +92,9 @@ class Sharing(Pool):
     met: int  # the latest window of a first news of others (who may not know of us)
     rival: int  # the heaviest request any process may send into this pool
 
-    def _note_others(
-        self, window: int, value: int, own: int, at: float, g: Geometry, unexplained: int = 0
-    ) -> None:
+    def _note_others(self, window: int, value: int, own: int, at: float, g: Geometry) -> None:
         """A report of ``value`` used in ``window`` (answered at ``at``) for a request
-        that was our ``own``-th unit there, ``unexplained`` of it by no sum of ours
-        in flight: are others spending, now?"""
+        that was our ``own``-th unit there: are others spending, now?"""
         if not self.adapts:
             return  # a shared storage counts the others: they do not race us
         counter = self.counter
@@ -114,7 +110,6 @@ class Sharing(Pool):
         ours = counter.used(window) - counter.foreign(window)
         if window > self.top:
             ours += self.inflight
-        ours = min(ours, value - unexplained)
         if window not in self.spent and value <= ours:
             return  # alone, as far as this report can tell
         # Windows opened before this news (a wide landing interval opens the
@@ -264,20 +259,3 @@ class Sharing(Pool):
         for queue in (self.rose, self.mine):
             while queue and queue[0][0] <= since:
                 queue.popleft()
-
-
-def whole(excess: int, inflight: int, flying: dict[int, tuple[float, int]], vague: int) -> int:
-    """What of a report's ``excess`` over ours answered no sum of ours that may be
-    in it makes up (ours in ``flying``, ``inflight`` in all, and ``vague``: ours
-    read as no window's): someone else's.
-
-    A report counts each request whole or not at all. Read as "ours in flight
-    count", 3020 against 3000 answered and 2 x 750 in flight passed for ours
-    alone; no sum of 750s makes 20 (F7: the process filled the window to 6000
-    of its own beside another's 20s, a 429, and the other's requests on the
-    way earned 418s). Every sum of them is a multiple of their gcd.
-    """
-    if excess <= 0 or not flying:
-        return 0
-    step = gcd(vague, *(weight for _, weight in flying.values()))
-    return excess - min(excess, inflight + vague) // step * step

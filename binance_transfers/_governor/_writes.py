@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bisect import bisect_right
 
-__all__ = ["Writes", "pairs"]
+__all__ = ["Writes"]
 
 
 class Writes:
@@ -78,7 +78,3 @@ class Writes:
             node += tree[child]
             child -= child & -child
         tree.append(node)
-
-
-def pairs(record: tuple[int, ...]) -> zip[tuple[int, int]]:
-    return zip(record[::2], record[1::2], strict=True)
