@@ -36,7 +36,7 @@ import math
 import re
 import sys
 import threading
-from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping, Sequence
 from decimal import Decimal
 from typing import Any, Literal, NoReturn
 from urllib.parse import quote, quote_plus
@@ -171,6 +171,10 @@ class _Template:
     query: bool
     headers: dict[str, str]
     raw: list[tuple[bytes, bytes]]
+    built: httpx.Headers
+    """``raw`` as httpx's headers, normalised once (a request copies the list)."""
+    sized: dict[int, httpx.Headers]
+    """``raw`` with each Content-Length seen so far (a few dozen at most)."""
     timeout: dict[str, float | None]
     fallback: bool
     direct: httpx.AsyncBaseTransport | None
@@ -1085,14 +1089,21 @@ class Transport:
         if template.query:
             url = f"{template.url}?{encoded}" if encoded else template.url
             request = httpx.Request(
-                endpoint.method, url, headers=template.raw, stream=_EMPTY, extensions=extensions
+                endpoint.method, url, headers=template.built, stream=_EMPTY, extensions=extensions
             )
         else:
             body = encoded.encode()
+            # httpx copies a Headers' list as it is: no header normalised per call.
+            size = len(body)
+            headers = template.sized.get(size)
+            if headers is None:
+                headers = httpx.Headers([*template.raw, (b"Content-Length", b"%d" % size)])
+                if len(template.sized) < _SIZES:
+                    template.sized[size] = headers
             request = httpx.Request(
                 endpoint.method,
                 template.parsed,
-                headers=[*template.raw, (b"Content-Length", b"%d" % len(body))],
+                headers=headers,
                 stream=httpx.ByteStream(body),
                 extensions=extensions,
             )
@@ -1133,8 +1144,13 @@ class Transport:
                 await response.aread()
             finally:
                 await response.aclose()
+        status = response.status_code
         return _Answer(
-            response.status_code, response.headers, response.content, response.reason_phrase
+            status,
+            _lookup(response.headers),
+            response.content,
+            # Read only for a 5xx's message: httpx works it out per call (an IntEnum lookup).
+            "" if 200 <= status < 300 else response.reason_phrase,
         )
 
     async def _send_aiohttp(self, attempt: _Attempt, template: _Template, encoded: str) -> _Answer:
@@ -1203,6 +1219,8 @@ class Transport:
             query=query,
             headers={**form, **self._key_header} if signed else dict(form),
             raw=[*raw, *self._key_raw] if signed else raw,
+            built=httpx.Headers([*raw, *self._key_raw] if signed else raw),
+            sized={},
             timeout=http.timeout.as_dict(),
             fallback=fallback,
             direct=direct,
@@ -1443,6 +1461,64 @@ _FAST = _fast_semaphore()
 
 
 _FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+_SIZES = 64  # Content-Length values whose headers a template keeps
+
+
+class _HeaderLookup(Mapping[str, str]):
+    """httpx's response headers, looked up as ``httpx.Headers`` looks them up, cheaper.
+
+    ``Headers.__getitem__`` first works out the encoding of every header of
+    the answer (ASCII, else UTF-8, else Latin-1), for each lookup: about 8k CPU
+    instructions, twice a call (the governor reads the usage headers, issue 9).
+    Here the lower-cased names httpx keeps are compared directly, and the
+    values decoded as ASCII, which is what every encoding httpx picks gives for
+    ASCII bytes; a name or value that is not ASCII is looked up by httpx itself.
+    """
+
+    __slots__ = ("_headers", "_list")
+
+    def __init__(self, headers: httpx.Headers, items: list[tuple[bytes, bytes, bytes]]) -> None:
+        self._headers = headers
+        self._list = items
+
+    def __getitem__(self, key: str) -> str:
+        try:
+            name = key.lower().encode("ascii")
+            values = [value.decode("ascii") for _, lower, value in self._list if lower == name]
+        except UnicodeError:
+            return self._headers[key]
+        if values:
+            return ", ".join(values)
+        raise KeyError(key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        try:
+            return self[key]
+        except KeyError:
+            return default
+
+    def __contains__(self, key: object) -> bool:
+        try:
+            self[key]  # type: ignore[index]
+        except KeyError:
+            return False
+        return True
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._headers)
+
+    def __len__(self) -> int:
+        return len(self._headers)
+
+
+def _lookup(headers: httpx.Headers) -> Mapping[str, str]:
+    """``headers`` as a :class:`_HeaderLookup`, if httpx keeps them as it did when written."""
+    items = getattr(headers, "_list", None)
+    if type(items) is list and (not items or len(items[0]) == 3):
+        return _HeaderLookup(headers, items)
+    return headers
+
+
 # What urlencode leaves as it is.
 _plain = re.compile(r"[A-Za-z0-9_.~-]*").fullmatch
 _plain_query = re.compile(r"[A-Za-z0-9_.~=&-]*").fullmatch

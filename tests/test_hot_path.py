@@ -189,3 +189,85 @@ async def test_a_transfer_asks_asyncio_for_the_running_loop_once(
         monkeypatch.undo()
     assert result.tran_id == 1
     assert asked == ["_get_running_loop"]
+
+
+async def test_a_transfer_normalises_no_header_and_reads_the_answers_without_httpx_lookups(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Over a transport the package does not own, a request's headers are httpx's,
+    normalised once per endpoint and body size, and the answer's headers are read
+    without httpx working out their encoding (about 8k CPU instructions a lookup,
+    two a call): the same headers on the wire, the same usage read (issue 9)."""
+    from binance_transfers import Client
+
+    sent: list[list[tuple[bytes, bytes]]] = []
+
+    def answering(request: httpx.Request) -> httpx.Response:
+        sent.append(list(request.headers.raw))
+        if request.url.path == "/api/v3/time":
+            return _answering(request)
+        # Prepared as a transport would: httpx sets none of its headers.
+        headers = [
+            (b"Content-Type", b"application/json"),
+            (b"Content-Length", b"12"),
+            (b"X-SAPI-USED-UID-WEIGHT-1M", b"%d" % (900 * len(sent))),
+        ]
+        return httpx.Response(200, headers=headers, stream=httpx.ByteStream(b'{"tranId":1}'))
+
+    async with Client("key", "secret", transport=httpx.MockTransport(answering)) as client:
+        await client.transfer(type=TransferType.MAIN_UMFUTURE, asset="USDT", amount="1")
+        normalised: list[object] = []
+        encodings: list[str] = []
+        real_key = httpx._models._normalize_header_key
+        real_getitem = httpx.Headers.__getitem__
+
+        def counting_key(*args: object) -> object:
+            normalised.append(args[0])
+            return real_key(*args)  # type: ignore[arg-type]
+
+        def counting_getitem(headers: httpx.Headers, key: str) -> str:
+            encodings.append(key)
+            return real_getitem(headers, key)
+
+        monkeypatch.setattr(httpx._models, "_normalize_header_key", counting_key)
+        monkeypatch.setattr(httpx.Headers, "__getitem__", counting_getitem)
+        result = await client.transfer(type=TransferType.MAIN_UMFUTURE, asset="USDT", amount="2")
+        monkeypatch.undo()
+    assert result.tran_id == 1
+    # The handler's answer normalises its own headers (httpx.Response), nothing else does.
+    assert normalised == [b"Content-Type", b"Content-Length", b"X-SAPI-USED-UID-WEIGHT-1M"]
+    assert encodings == []  # httpx's lookup: the encoding worked out, a list built
+    assert sent[-1] == sent[-2]  # the same headers, the same body size
+    assert dict(sent[-1])[b"X-MBX-APIKEY"] == b"key"
+    used = [pool.used for pool in client.governor.snapshot() if pool.kind.value == "uid"]
+    assert used == [900 * len(sent)]  # the last answer's usage header, read by the governor
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        [(b"X-Used", b"7")],
+        [(b"x-used", b"7"), (b"X-USED", b"8"), (b"Other", b"1")],
+        [(b"X-Used", "é".encode())],
+        [(b"X-Used", "é".encode("latin-1"))],
+        [(b"Other", "é".encode()), (b"X-Used", b"9")],
+        [],
+    ],
+)
+def test_answer_headers_read_as_httpx_reads_them(raw: list[tuple[bytes, bytes]]) -> None:
+    from binance_transfers._transport import _lookup
+
+    headers = httpx.Headers(raw)
+    lookup = _lookup(headers)
+    for name in ("x-used", "X-Used", "other", "absent", "é"):
+        assert _outcome(lookup.get, name) == _outcome(headers.get, name)
+        assert _outcome(lookup.__contains__, name) == _outcome(headers.__contains__, name)
+    assert dict(lookup) == dict(headers)
+    assert len(lookup) == len(headers)
+
+
+def _outcome(method: object, *args: object) -> object:
+    try:
+        return method(*args)  # type: ignore[operator]
+    except Exception as exc:  # compared, not swallowed
+        return type(exc)
