@@ -113,7 +113,7 @@ class CapPool(Pool):
                 self.calls.add(until)
         self.cold = self.out = 0
 
-    def estimate(self, now: float, total: int, g: Geometry) -> float:
+    def estimate(self, now: float, total: int, g: Geometry, weight: int) -> float:
         calls = self.calls
         calls.prune(now)
         t = max(now, self.frozen_until)

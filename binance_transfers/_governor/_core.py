@@ -399,5 +399,6 @@ class Governor(Reporting, Introspection, Planning, Feedback):
     def _estimate(self, plan: Plan, now: float) -> float:
         g = self._geometry(now)
         return max(
-            (pool.estimate(now, pool.queued + weight, g) for pool, weight in plan), default=now
+            (pool.estimate(now, pool.queued + weight, g, weight) for pool, weight in plan),
+            default=now,
         )

@@ -63,7 +63,7 @@ class FixedPool(Probes):
         self.base = 0  # the expectation before news of that window came
         self.heaviest = 1
         self.probe_at = -INF  # cold: the next request leaves then at the earliest (``_probed``)
-        self.opening, self.opening_out = 0.0, 0  # see ``_first_opening``
+        self.opening, self.opening_out = 0.0, set()  # see ``_first_opening``
         self.capped = -(2**62)  # the latest window full when a request wanted in
         self.paced = -(2**62)  # the latest window shared when a request wanted in
         self.seen: dict[int, int] = {}  # window -> weight others were seen to spend there
@@ -225,7 +225,8 @@ class FixedPool(Probes):
                             (tight + 1) * p - lo_shift + NUDGE,
                         )
                         continue
-                return INF if self._first_opening(t, g) else t  # the report wakes it
+                # The report wakes it (``settle``), or the window's end.
+                return self._opening_end(g) if self._first_opening(t, g) else t
             # Budget-limited there, not demand-limited (see ``_share``).
             self.capped = max(self.capped, full)
             # Wait until the earliest possible landing time is past window `full`.
@@ -345,6 +346,7 @@ class FixedPool(Probes):
         if id(record) in self.unanswered:
             self.unanswered.remove(id(record))
             self.unanswered.add(id(renewed))
+        self._opening_sent(renewed, record)
         self.inflight += weight
         self._fly(id(renewed), now, weight)
         return renewed
@@ -367,16 +369,13 @@ class FixedPool(Probes):
             for window in range(max(lo, current), hi + 1):
                 counter.add(window, weight)
 
-    def estimate(self, now: float, total: int, g: Geometry) -> float:
+    def estimate(self, now: float, total: int, g: Geometry, weight: int) -> float:
         p = self.period
         t = max(now, self.frozen_until)
         if self.cold:  # the next request waits for a moment its answer can show others
             t = max(t, self.probe_at)
+        t = self._news_waits(t, weight, g)
         lo, hi = int((t + g.lo) // p), int((t + g.hi) // p)
-        opening = self._news_wait(t, lo, g)
-        if opening is not None:
-            t = opening  # the next window's opening (``_probes``)
-            lo, hi = int((t + g.lo) // p), int((t + g.hi) // p)
         room = self.limit - max(self._used(i) for i in range(lo, hi + 1))
         if total <= room:
             return t

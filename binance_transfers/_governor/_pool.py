@@ -136,8 +136,9 @@ class Pool:
         came back, weight Binance reports as spent elsewhere)."""
         raise NotImplementedError
 
-    def estimate(self, now: float, total: int, g: Geometry) -> float:
-        """A lower bound on when ``total`` more weight could have been admitted."""
+    def estimate(self, now: float, total: int, g: Geometry, weight: int) -> float:
+        """A lower bound on when ``total`` more weight could have been admitted,
+        the last request ``weight`` of it."""
         raise NotImplementedError
 
     def freeze_default(self, now: float, g: Geometry) -> float:

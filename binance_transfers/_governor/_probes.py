@@ -34,7 +34,7 @@ class Probes(Reports):
     # heard of, or not to be probed), and our requests that may land there
     # before a report of it.
     opening: float
-    opening_out: int
+    opening_out: set[int]  # id(record): by identity, as ``renew`` replaces records
 
     def _first_opening(self, t: float, g: Geometry) -> bool:
         """A request at ``t`` must wait: another of ours may land in the first window
@@ -47,30 +47,52 @@ class Probes(Reports):
         auto-collections: 6000 of 6000) into a window another process had just
         half filled: a 429, and 418s for the requests already on their way. So
         one request goes first, and the others wait for its report (one round
-        trip, once; over when that window is, reported on or not). Not without
-        a cold start (nothing to learn) or on a storage shared by the processes
-        (it counts them).
+        trip, once; over when that window is, reported on or not). The answer
+        that ends the wait wakes the waiters (``settle``), the window's end
+        too (``ready_at``): callers of the governor without ``renew`` free
+        nothing else by their answers. Ours are counted by record: a request
+        renewed into that window counts from then, and only an answer of one
+        counted frees a place. Not without a cold start (nothing to learn), on
+        a storage shared by the processes (it counts them), or where a landing
+        interval spans a quarter of a window or more (scaled windows, as in
+        ``_probed``): the report comes back a good part of the window late,
+        and a lone process lost that part of its first full window (and read
+        its own boundary requests as someone else's after: 7 PM
+        auto-collections of 8 in 1-s windows).
         """
         if self.opening == INF:
             return False
         p = self.period
         if not self.opening:
-            if self.born == -INF or not self.adapts:
+            if self.born == -INF or not self.adapts or 4 * g.margin > p:
                 self.opening = INF
                 return False
             self.opening = int((self.born + g.hi) // p) + 1
         if int((t + g.lo) // p) > self.opening:  # past it: answers without the header
             self.opening = INF
             return False
-        return self.opening_out > 0 and int((t + g.hi) // p) >= self.opening
+        return bool(self.opening_out) and int((t + g.hi) // p) >= self.opening
 
-    def _opening_sent(self, record: tuple[int, ...]) -> None:
-        if self.opening != INF and record[-2] >= self.opening:
-            self.opening_out += 1
+    def _opening_end(self, g: Geometry) -> float:
+        """When the first-opening wait ends unreported: nothing written then lands there."""
+        return (self.opening + 1) * self.period - g.lo + NUDGE
 
-    def _opening_done(self, record: tuple[int, ...]) -> None:
-        if self.opening_out and record[-2] >= self.opening:
-            self.opening_out -= 1
+    def _opening_sent(self, record: tuple[int, ...], old: tuple[int, ...] | None = None) -> None:
+        """``record`` may land in the first opening: counted until its answer.
+        ``old``: the record it renews (counted or not, it is this one now)."""
+        out = self.opening_out
+        if old is not None and id(old) in out:
+            out.remove(id(old))
+            out.add(id(record))
+        elif self.opening != INF and record[-2] >= self.opening:
+            out.add(id(record))
+
+    def _opening_done(self, record: tuple[int, ...]) -> bool:
+        """``record`` is answered or given back: True if it was counted."""
+        if id(record) in self.opening_out:
+            self.opening_out.remove(id(record))
+            return True
+        return False
 
     def settle(
         self,
@@ -83,16 +105,20 @@ class Probes(Reports):
         answered: bool,
         written: bool,
     ) -> tuple[bool, int]:
+        ended = False  # the first-opening wait: its waiters are woken (``ready_at``)
+        if self.opening_out:
+            ended = self._opening_done(record)
         if self.opening != INF:
-            self._opening_done(record)
             header = self.spec.header
             if (
                 answered
                 and int((sent + g.lo) // self.period) >= self.opening
                 and (header is None or header in headers)
             ):
-                self.opening = INF  # a report from that window (or a later one)
-        return super().settle(record, weight, sent, landed_by, headers, g, answered, written)
+                self.opening, ended = INF, True  # a report from that window (or a later one)
+                self.opening_out.clear()
+        freed, rose = super().settle(record, weight, sent, landed_by, headers, g, answered, written)
+        return freed or ended, rose
 
     def _news_only(self, window: int) -> bool:
         """Others filled the window they were last heard of by themselves (the
@@ -125,6 +151,23 @@ class Probes(Reports):
         if t > window * p - g.lo + g.lag + NUDGE and self._news_only(window):
             return (window + 1) * p - g.lo + NUDGE
         return None
+
+    def _news_waits(self, t: float, weight: int, g: Geometry) -> float:
+        """When a request of ``weight`` may go after waiting for news as ``ready_at``
+        does (``estimate``: a refusal's ``retry_after`` is when it can go): for the
+        next window's opening (``_news_only``), for the end of the newcomer's
+        first-contact window if heavy (``_first_contact``), and for the first
+        opening's report (``_first_opening``), a trip away at most, or that
+        window's end."""
+        p = self.period
+        opening = self._news_wait(t, int((t + g.lo) // p), g)
+        if opening is not None:
+            t = opening
+        if int((t + g.lo) // p) <= self.closed <= int((t + g.hi) // p) and 50 * weight > self.limit:
+            t = (self.closed + 1) * p - g.lo + NUDGE
+        if self._first_opening(t, g):
+            t = min(t + g.trip, self._opening_end(g))
+        return t
 
     def _probed(self, sent: float, possible: list[tuple[int, int]], g: Geometry) -> None:
         """A cold pool's answer with a usage header: warm, if it can show the others.
