@@ -163,7 +163,7 @@ class Probes(Reports):
         opening = self._news_wait(t, int((t + g.lo) // p), g)
         if opening is not None:
             t = opening
-        if int((t + g.lo) // p) <= self.closed <= int((t + g.hi) // p) and 50 * weight > self.limit:
+        if self._left_to_them(int((t + g.lo) // p), int((t + g.hi) // p), weight):
             t = (self.closed + 1) * p - g.lo + NUDGE
         if self._first_opening(t, g):
             t = min(t + g.trip, self._opening_end(g))

@@ -205,6 +205,11 @@ class Sharing(Pool):
         self.closed = window
         self._geo = None  # off the cached fast path
 
+    def _left_to_them(self, lo: int, hi: int, weight: int) -> bool:
+        """A request of ``weight`` that may land in windows ``lo``-``hi`` must stay
+        out of the window left to others (``_first_contact``): it is heavy."""
+        return lo <= self.closed <= hi and 50 * weight > self.limit
+
     def _seen_in(self, window: int) -> None:
         """Others surely spent in ``window``: windows before it say nothing of their going."""
         if window > self.others_in:
