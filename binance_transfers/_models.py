@@ -11,6 +11,7 @@ values come back as members, new ones as plain strings instead of failing.
 # datetime are not. Evaluated here, they are objects already (and attrs and
 # cattrs need no attrs.resolve_types).
 import enum
+import functools
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -656,9 +657,8 @@ def _make_converter() -> "cattrs.Converter":
 
 _PARSERS: dict[type[Any], Callable[[Any], Any]] = {}
 
-_CONVERTER: "list[cattrs.Converter]" = []
 
-
+@functools.cache
 def get_converter() -> "cattrs.Converter":
     """The package-private converter between Binance's JSON and the models.
 
@@ -666,9 +666,7 @@ def get_converter() -> "cattrs.Converter":
     client built), not with the models: ``from binance_transfers import
     TransferType`` costs no cattrs.
     """
-    if not _CONVERTER:
-        _CONVERTER.append(_make_converter())
-    return _CONVERTER[0]
+    return _make_converter()
 
 
 if TYPE_CHECKING:
