@@ -165,20 +165,6 @@ class FixedPool(Probes):
         hint = self._expected()
         return used + self.inflight + max(hint - self.counter.foreign(window), 0)
 
-    def _few(self) -> bool:
-        """A window holds few requests as heavy as ours (each over 2 % of it).
-
-        Shared with another process, each of whose requests we learn of a trip
-        late, two of ours on their way may each be the one that fills the
-        window: the first gets a 429, and the second, already sent, arrives
-        over the limit after it, which Binance answers with a ban
-        (B5-3: two processes of PM Pro auto-collection, 8 calls a window). So
-        while sharing such a pool, one request at a time: each answer tells
-        the count before the next leaves (8 trips a window: a few seconds of
-        a minute), and at most one of ours can ever meet a full window.
-        """
-        return 50 * self.heaviest > self.limit
-
     def warm_at(self, g: Geometry) -> float:
         # The first moment the earliest landing is past the window a request
         # written by the previous life just before ``born`` may have landed in.

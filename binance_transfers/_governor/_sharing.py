@@ -174,6 +174,20 @@ class Sharing(Pool):
         self.shared_until = max(self.shared_until, end)
         self._geo = None  # off the cached fast path: it does not share
 
+    def _few(self) -> bool:
+        """A window holds few requests as heavy as ours (each over 2 % of it).
+
+        Shared with another process, each of whose requests we learn of a trip
+        late, two of ours on their way may each be the one that fills the
+        window: the first gets a 429, and the second, already sent, arrives
+        over the limit after it, which Binance answers with a ban
+        (B5-3: two processes of PM Pro auto-collection, 8 calls a window). So
+        while sharing such a pool, one request at a time: each answer tells
+        the count before the next leaves (8 trips a window: a few seconds of
+        a minute), and at most one of ours can ever meet a full window.
+        """
+        return 50 * self.heaviest > self.limit
+
     def _first_contact(self, window: int) -> None:
         """Others are seen for the first time, in ``window``: the rest of it is theirs.
 
