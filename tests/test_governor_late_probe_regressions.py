@@ -163,12 +163,12 @@ async def test_a_heavy_neighbour_moving_its_spend_later_gets_no_429_or_ban_from_
     429 or a 418 (before the late-report rule none did, though the neighbour's
     requests met a full window in six windows). With it: ours 2250 + its 4500 in
     windows 7 and 11 and our 429s there (one governor); 3000 + 4500 and 429s then
-    418s in windows 7, 8, 11, 13, the IP banned (two). Its reserved 4500 plus our
-    opening request plus the one held for the window's end fill the first moved
-    window: ``ready_at``, projecting a waiter to that held request's moment, finds
-    the window tight there and marks it unprobed (``_unprobed``) at its opening,
-    so its reports from :00 (before the neighbour's :15) count as from its end:
-    the window is quiet and the reservation halves to 2250."""
+    418s in windows 7, 8, 11, 13, the IP banned (two). In the first moved window
+    no request of ours fits at the moment one held for its end would leave (its
+    reserved 4500, our opening 750, and sharing's room for two steps of 750), so
+    ``_unprobed`` counts its reports from :00, before the neighbour's :15, as
+    from its end (at :00.3 already: ``ready_at`` projects a waiter to that
+    moment): the window is quiet and the reservation halves to 2250."""
     rows, refused = await _beside(
         lambda index: ((0.0, 4500),) if index < 5 else ((15.0, 4500),), 13, 3, processes
     )
