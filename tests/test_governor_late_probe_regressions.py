@@ -177,6 +177,41 @@ async def test_a_heavy_neighbour_moving_its_spend_later_gets_no_429_or_ban_from_
 
 
 @looptime.enabled(strict=True)
+async def test_a_neighbour_back_at_15s_meets_no_429_or_ban_from_two_governors() -> None:
+    """Two governors (3 PM auto-collection callers each) beside a process without
+    a governor that spends 3000 at each window's start for five windows, nothing
+    for four, then 3000 at :15 from window 10 on. None of our requests may meet a
+    429 or a 418: before the late-report rule none did (the neighbour's requests
+    met a full window in windows 10-14). With it, each governor still sees the
+    other (never gone), so each holds a request for the window's end: both land
+    after the neighbour's :15 spend in an overrun window (8250 of 6000), a 429
+    then a 418 in window 10, a 418 in window 11."""
+    rows, refused = await _beside(
+        lambda index: ((0.0, 3000),) if index < 5 else () if index < 9 else ((15.0, 3000),),
+        15,
+        3,
+        2,
+    )
+    assert len(rows) >= 12, rows  # it ran
+    assert [k for k in refused if k[0] >= 2] == [], (refused, rows)
+
+
+@looptime.enabled(strict=True)
+async def test_a_neighbour_spending_at_15s_from_the_start_is_seen() -> None:
+    """Pre-existing (fails before the late-report rule too): a process without a
+    governor spends 3000 at :15 of every window, never at :00; beside it one
+    governor of 3 PM auto-collection callers. Ours fill each window at its opening
+    (6000) and every report of ours comes from there: the neighbour is never seen
+    (others never set, so nothing is held for a late report either), and every
+    window holds 9000 of 6000, its 4 requests over the limit in every window (a
+    real IP would be banned, ours with it)."""
+    rows, _ = await _beside(lambda index: ((15.0, 3000),), 10, 3)
+    assert len(rows) >= 9, rows  # it ran
+    over = [(w, ours + theirs) for w, ours, theirs in rows if w >= 3 and ours + theirs > 6000]
+    assert over == [], rows
+
+
+@looptime.enabled(strict=True)
 async def test_a_neighbour_seen_in_one_window_only_is_forgotten_as_fast_as_before() -> None:
     """A process without a governor spends 3000 in one window (our second) and
     never again. Before the rule ours was 1500, 3000, 4500, 5250, 5250 in the five
