@@ -1,13 +1,18 @@
-"""What the rule that only a report from a window's end shows others gone costs.
+"""Where the rule that only a report from a window's end shows others gone breaks.
 
 A report showing no one else lowers what is held for other processes (or counts
 its window towards "they left") only if its request landed in the window's last
 sixth; one request of ours is held for such a report, except beside more than one
-other process (``racers > 1``) or a governor that raced us in the last two windows.
-``racers`` is only ever re-estimated by a new race: once three processes shared
-the IP, the survivors hold no request for a late report and get none, so what
-they reserve for the processes that left never fades (it halved with each
-window's news before). These tests pass on the code before that rule.
+other process (``racers > 1``) or a governor that raced us in the last two windows;
+where none of ours can reach a window's end, its early reports count as before
+(``_unprobed``). Found here: ``racers`` is only ever re-estimated by a new race,
+so once three processes shared the IP the survivors hold no request for a late
+report and get none, and what they reserve for those that left never fades (it
+halved with each window's news before); the ``_unprobed`` fallback halves the
+reservation for a heavy neighbour on reports from before its spend; the request
+held for a window's end is the one that meets a window a neighbour overran (two
+governors: a 429 then a 418). Each test passes on the code before the rule unless
+its docstring says otherwise.
 """
 
 from __future__ import annotations
