@@ -37,13 +37,13 @@ WINDOWS = 4
 
 
 async def _beside_neighbour(
-    phase: float, latency: float, jitter: float, spend: int
+    phase: float, latency: float, jitter: float, spend: int, later: int = 0
 ) -> tuple[Counter[tuple[int, int]], list[tuple[int, int, int]], int]:
-    """10 PM auto-collection callers for ``WINDOWS`` minutes from ``phase`` s into
-    Binance's minute, beside a process spending ``spend`` at every minute's opening
-    from the next one on: our 429s/418s by (window from our start, status),
-    (window, ours, the neighbour's) per window, and the neighbour's requests that
-    met a window over its limit."""
+    """10 PM auto-collection callers for ``WINDOWS + later`` minutes from ``phase`` s
+    into Binance's minute, beside a process spending ``spend`` at every minute's
+    opening from the ``later + 1``-th after our start on: our 429s/418s by (window
+    from our start, status), (window, ours, the neighbour's) per window, and the
+    neighbour's requests that met a window over its limit."""
     exchange = SimulatedExchange(seed=1, clock=LoopClock(epoch=E0 + phase))
     exchange.add_demo_account()
     exchange.faults.add(Fault.latency(latency, jitter=jitter))
@@ -54,12 +54,14 @@ async def _beside_neighbour(
     )
     loop = asyncio.get_running_loop()
     start, spent, over = loop.time(), Counter[int](), 0
+    windows = WINDOWS + later
 
     def binance_now() -> float:
         return exchange.clock.time() + exchange.skew
 
     async def neighbour() -> None:
         nonlocal over
+        await anyio.sleep(later * 60)
         while True:
             await anyio.sleep((int(binance_now() // 60) + 1) * 60 - binance_now())
             now = binance_now()
@@ -70,16 +72,16 @@ async def _beside_neighbour(
     async with anyio.create_task_group() as group:
         if spend:
             group.start_soon(neighbour)
-        stop = start + WINDOWS * 60
+        stop = start + windows * 60
         group.start_soon(_callers, exchange.client(), 10, start, stop, "pm_auto_collect")
-        await anyio.sleep(WINDOWS * 60 + 5)
+        await anyio.sleep(windows * 60 + 5)
         group.cancel_scope.cancel()
     first = int((E0 + phase) // 60)
     refused = Counter(
         (int(e.arrived // 60) - first, e.status) for e in exchange.ledger if e.status in (418, 429)
     )
     ours = exchange.ledger.window_weights("papi-ip")
-    rows = [(w - first, ours.get(w, 0), spent.get(w, 0)) for w in range(first, first + WINDOWS)]
+    rows = [(w - first, ours.get(w, 0), spent.get(w, 0)) for w in range(first, first + windows)]
     return refused, rows, over
 
 
@@ -99,6 +101,27 @@ async def test_the_first_opening_a_new_governor_sees_is_met_by_one_request(
     assert [row for row in rows if row[1] + row[2] > LIMIT] == [], rows
     assert over == 0, rows
     assert rows[1][1] > 0, rows  # it ran beside the neighbour
+
+
+@pytest.mark.parametrize("later", [1, 4])
+@pytest.mark.parametrize(("phase", "latency", "jitter"), [(30.0, 0.05, 0.3), (30.0, 0.5, 2.0)])
+@looptime.enabled(strict=True)
+async def test_a_neighbour_first_spending_at_a_later_opening_is_met_by_half_a_window(
+    phase: float, latency: float, jitter: float, later: int
+) -> None:
+    """The same neighbour, first spending at the 2nd (or 5th) opening after our start:
+    windows alone until then say nothing of an opening to come. Only the first
+    opening was met by one request; the neighbour's was met by 8 of ours at once
+    (4500 served beside its 3000, a 429, 418s, the next window banned): swept
+    (first spend at the 2nd-6th opening, 5 seeds, answers 0.05-0.35 s and
+    0.5-2.5 s), every run. Now, while no one else was heard of, half of a window
+    goes at each later opening and the rest after a report of it."""
+    refused, rows, over = await _beside_neighbour(phase, latency, jitter, 3000, later)
+    assert refused == Counter(), rows
+    assert [row for row in rows if row[1] + row[2] > LIMIT] == [], rows
+    assert over == 0, rows
+    assert [ours for _, ours, _ in rows[1 : later + 1]] == [LIMIT] * later, rows  # alone
+    assert rows[later + 1][1] > 0, rows  # it ran beside the neighbour
 
 
 @pytest.mark.parametrize(("phase", "latency", "jitter"), [(30.0, 0.05, 0.3), (30.0, 0.5, 2.0)])

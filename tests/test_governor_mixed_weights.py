@@ -40,6 +40,27 @@ from tests.test_governor_shared_ip import _callers
 EPOCH = 1_767_225_600.0  # a minute's start on Binance's clock
 
 
+async def _refusals(
+    heavy: int, light: int, latency: float, jitter: float, seed: int, join: float
+) -> tuple[Counter[tuple[int, int]], list[int]]:
+    """``heavy`` PM auto-collection callers from 30 s into a minute and ``light``
+    pm_balances callers from ``join`` s later, each process with its own governor,
+    for 7 minutes: (429s and 418s by (window, status), /papi's use per window)."""
+    exchange = SimulatedExchange(seed=seed, clock=LoopClock(epoch=EPOCH + 30.0))
+    exchange.add_demo_account()
+    exchange.faults.add(Fault.latency(latency, jitter=jitter))
+    now = asyncio.get_running_loop().time()
+    async with anyio.create_task_group() as group:
+        group.start_soon(_callers, exchange.client(), heavy, now, now + 420, "pm_auto_collect")
+        group.start_soon(_callers, exchange.client(), light, now + join, now + 420, "pm_balances")
+    first = min(int(e.arrived // 60) for e in exchange.ledger)
+    refused = Counter(
+        (int(e.arrived // 60) - first, e.status) for e in exchange.ledger if e.status in (418, 429)
+    )
+    weights = exchange.ledger.window_weights("papi-ip")
+    return refused, [weights[w] for w in sorted(weights)]
+
+
 @pytest.mark.parametrize(
     ("heavy", "light", "latency", "jitter", "seed", "join"),
     [
@@ -53,17 +74,29 @@ async def test_heavy_and_light_processes_on_one_ip_earn_no_ban(
     heavy: int, light: int, latency: float, jitter: float, seed: int, join: float
 ) -> None:
     """Never a 418, anywhere."""
-    exchange = SimulatedExchange(seed=seed, clock=LoopClock(epoch=EPOCH + 30.0))
-    exchange.add_demo_account()
-    exchange.faults.add(Fault.latency(latency, jitter=jitter))
-    now = asyncio.get_running_loop().time()
-    async with anyio.create_task_group() as group:
-        group.start_soon(_callers, exchange.client(), heavy, now, now + 420, "pm_auto_collect")
-        group.start_soon(_callers, exchange.client(), light, now + join, now + 420, "pm_balances")
-    first = min(int(e.arrived // 60) for e in exchange.ledger)
-    refused = Counter(
-        (int(e.arrived // 60) - first, e.status) for e in exchange.ledger if e.status in (418, 429)
-    )
-    weights = exchange.ledger.window_weights("papi-ip")
-    used = [weights[w] for w in sorted(weights)]
+    refused, used = await _refusals(heavy, light, latency, jitter, seed, join)
+    assert [k for k in refused if k[1] == 418] == [], (dict(refused), used)
+
+
+@pytest.mark.xfail(strict=True, reason="pre-existing: a light newcomer beside an unaware filler")
+@pytest.mark.parametrize(
+    ("heavy", "light", "latency", "jitter", "seed", "join"),
+    [
+        (2, 8, 0.5, 2.0, 1, 5.0),
+        (2, 20, 0.2, 0.8, 1, 0.0),
+    ],
+    ids=["light-joins-at-35s-slow-answers", "both-at-once-mid-answers"],
+)
+@looptime.enabled(strict=True)
+async def test_a_light_newcomer_beside_an_unaware_heavy_filler_earns_no_ban(
+    heavy: int, light: int, latency: float, jitter: float, seed: int, join: float
+) -> None:
+    """Never a 418 (the 2 of 54 sweep runs left: 3 heavy/light mixes x 3 seeds x 6
+    joins). Traced in the first: A, unaware of B, fills window 0 with requests B
+    cannot see on their way; B's cold probe, landed 37.4 s into the minute, shows
+    4520 of 6000, room for B's light requests, which it sends (the window a
+    newcomer leaves to the others is left for heavy requests only: closing it for
+    light ones too broke light crowds); those landing after A's last request, and
+    A's 429, are 418s, and the IP is banned for window 1 (6120 then 0)."""
+    refused, used = await _refusals(heavy, light, latency, jitter, seed, join)
     assert [k for k in refused if k[1] == 418] == [], (dict(refused), used)

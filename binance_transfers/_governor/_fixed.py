@@ -63,7 +63,7 @@ class FixedPool(Probes):
         self.base = 0  # the expectation before news of that window came
         self.heaviest = 1
         self.probe_at = -INF  # cold: the next request leaves then at the earliest (``_probed``)
-        self.opening, self.opening_out = 0.0, set()  # see ``_first_opening``
+        self.opening, self.opening_out, self.rolls = 0.0, set(), False  # ``_first_opening``
         self.capped = -(2**62)  # the latest window full when a request wanted in
         self.paced = -(2**62)  # the latest window shared when a request wanted in
         self.seen: dict[int, int] = {}  # window -> weight others were seen to spend there
@@ -222,7 +222,7 @@ class FixedPool(Probes):
                     t = late
                     continue
                 # The report wakes it (``settle``), or the window's end.
-                return self._opening_end(g) if self._first_opening(t, g) else t
+                return self._opening_end(g) if self._first_opening(t, g, weight) else t
             # Budget-limited there, not demand-limited (see ``_share``).
             self.capped = max(self.capped, full)
             self._unprobed(t, full, g)
@@ -250,7 +250,7 @@ class FixedPool(Probes):
             and not self.doubts
             and not self._news_only(lo)  # its last request waits for an opening
             and lo != self.closed  # heavy ones wait for the next (``_first_contact``)
-            and self.opening == INF
+            and self.opening > lo  # its requests land before the next opening probed
             and not self._held(now, lo, g)[0]  # one waits for the window's end
         ):
             self._geo, self._window = g, lo
