@@ -209,7 +209,7 @@ class FixedPool(Probes):
                     elif held and used(hi) > cap - extra - held:
                         tight = hi  # one of ours waits for the window's end (``_held``)
                     if tight is not None:
-                        self._unprobed(t, tight, g)  # past its late request's moment?
+                        self._unprobed(now, tight, g)  # past its late request's moment?
                         # When less is held back, the sharing ends, or the window is past.
                         t = min(
                             self._eases(t, g),
@@ -225,7 +225,7 @@ class FixedPool(Probes):
                 return self._opening_end(g) if self._first_opening(t, g, weight) else t
             # Budget-limited there, not demand-limited (see ``_share``).
             self.capped = max(self.capped, full)
-            self._unprobed(t, full, g)
+            self._unprobed(now, full, g)
             # Wait until the earliest possible landing time is past window `full`.
             t = (full + 1) * p - lo_shift + NUDGE
         # Every window ahead is full of requests in flight: wait for their answers.
