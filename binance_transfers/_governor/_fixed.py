@@ -30,7 +30,6 @@ class FixedPool(Probes):
     """Weight per fixed window, windows aligned to Binance's clock."""
 
     __slots__ = (
-        "capped",
         "counter",
         "doubts",
         "flying",
@@ -39,7 +38,6 @@ class FixedPool(Probes):
         "inflight",
         "landed",
         "maybe",
-        "paced",
         "peak",
         "seen",
         "shares",
@@ -376,7 +374,7 @@ class FixedPool(Probes):
         lo, hi = int((t + g.lo) // p), int((t + g.hi) // p)
         room = self.limit - max(self._used(i) for i in range(lo, hi + 1))
         if total <= room:
-            return t
+            return max(t, self._ready_unless_news(now, weight, g))
         windows = math.ceil((total - max(room, 0)) / self.limit)
         return (hi + windows) * p - g.lo + NUDGE
 

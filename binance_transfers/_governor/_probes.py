@@ -189,6 +189,22 @@ class Probes(Reports):
             t = min(t + g.trip, self._opening_end(g))
         return t
 
+    def _ready_unless_news(self, now: float, weight: int, g: Geometry) -> float:
+        """When ``ready_at`` lets a request go, where no answer of ours can change it
+        first (none outstanding): else ``now``, as news may free it any moment.
+
+        ``estimate`` read the window's room only: a request kept back by sharing's
+        pacing or held for the window's end (``_held``) was refused with
+        ``retry_after`` 0 for most of a minute, and a retry loop spun on refusals.
+        What a request wanting in marks (``capped``, ``paced``) is left as it was.
+        """
+        if self.unanswered or self.inflight:
+            return now
+        capped, paced = self.capped, self.paced
+        at = self.ready_at(now, weight, g)
+        self.capped, self.paced = capped, paced
+        return now if at == INF else at
+
     def _probed(self, sent: float, possible: list[tuple[int, int]], g: Geometry) -> None:
         """A cold pool's answer with a usage header: warm, if it can show the others.
 
