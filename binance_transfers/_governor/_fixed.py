@@ -253,7 +253,7 @@ class FixedPool(Probes):
             and not self.doubts
             and not self._news_only(lo)  # its last request waits for an opening
             and lo != self.closed  # heavy ones wait for the next (``_first_contact``)
-            and self.opening == INF
+            and lo < self.opening  # before the first opening, if any: no wait (``_probes``)
         ):
             self._geo, self._window = g, lo
             self._from = lo * p - g.lo + NUDGE
