@@ -158,9 +158,6 @@ async def test_a_steady_neighbour_that_splits_the_same_spend_is_not_overrun(
     assert [k for k in refused if k[1] == 418 or k[0] >= 2] == [], (refused, rows)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="pre-existing: a neighbour's spend moved later in the window"
-)
 @looptime.enabled(strict=True)
 async def test_a_neighbour_that_moves_its_spend_later_is_not_overrun() -> None:
     """3000 at each window's start for five windows, then the same 3000 at :15:

@@ -424,12 +424,21 @@ async def test_a_window_opens_with_what_others_spent_in_the_last_one_reserved() 
     await g.acquire(PM_ASSET, max_wait=0)
     assert next(p.used for p in g.snapshot() if p.key == "papi-ip") == 1500 + 30
     # Without news it stays (a quiet spell, or windows opened before any answer
-    # came, says nothing of what they spend); news halves it again.
+    # came, says nothing of what they spend); news from a window's end halves it
+    # again. News from its opening does not: it says nothing of what they spend
+    # later in the window (a neighbour moving its spend to :15 was overrun).
     await sleep_until(g, E0 + 180.1)
     permit = await g.acquire(PM_ASSET, max_wait=0)
     assert next(p.used for p in g.snapshot() if p.key == "papi-ip") == 1500 + 30
     g.observe(permit, sent=mono(g), received=mono(g), headers={"x-mbx-used-weight-1m": "30"})
     await sleep_until(g, E0 + 240.1)
+    permit = await g.acquire(PM_ASSET, max_wait=0)
+    assert next(p.used for p in g.snapshot() if p.key == "papi-ip") == 1500 + 30
+    g.observe(permit, sent=mono(g), received=mono(g), headers={"x-mbx-used-weight-1m": "30"})
+    await sleep_until(g, E0 + 290.1)
+    permit = await g.acquire(PM_ASSET, max_wait=0)
+    g.observe(permit, sent=mono(g), received=mono(g), headers={"x-mbx-used-weight-1m": "60"})
+    await sleep_until(g, E0 + 300.1)
     await g.acquire(PM_ASSET, max_wait=0)
     assert next(p.used for p in g.snapshot() if p.key == "papi-ip") == 750 + 30
 

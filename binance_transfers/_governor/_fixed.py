@@ -90,6 +90,7 @@ class FixedPool(Probes):
         self.raced = -(2**62)  # the latest window where others spent more than reserved
         self.others_in = NEVER  # the latest window where others surely spent
         self.quiet: set[int] = set()  # windows after it whose reports showed no one else
+        self.faded = self.unprobed = NEVER  # see ``_late`` and ``_unprobed``
         self.reserved: dict[int, int] = {}  # window -> weight reserved there for others
         # window -> (the most others were seen to have spent there, when it was learnt)
         self.spent: dict[int, tuple[int, float]] = {}
@@ -165,20 +166,6 @@ class FixedPool(Probes):
         hint = self._expected()
         return used + self.inflight + max(hint - self.counter.foreign(window), 0)
 
-    def _few(self) -> bool:
-        """A window holds few requests as heavy as ours (each over 2 % of it).
-
-        Shared with another process, each of whose requests we learn of a trip
-        late, two of ours on their way may each be the one that fills the
-        window: the first gets a 429, and the second, already sent, arrives
-        over the limit after it, which Binance answers with a ban
-        (B5-3: two processes of PM Pro auto-collection, 8 calls a window). So
-        while sharing such a pool, one request at a time: each answer tells
-        the count before the next leaves (8 trips a window: a few seconds of
-        a minute), and at most one of ours can ever meet a full window.
-        """
-        return 50 * self.heaviest > self.limit
-
     def warm_at(self, g: Geometry) -> float:
         # The first moment the earliest landing is past the window a request
         # written by the previous life just before ``born`` may have landed in.
@@ -207,6 +194,7 @@ class FixedPool(Probes):
                 continue
             full = next((i for i in range(hi, lo - 1, -1) if used(i) > cap), None)
             if full is None:
+                held, late = self._held(t, hi, g)  # a request kept for the window's end
                 if t < self.shared_until:
                     # ... and as much as this one: each other may take as much now
                     # (no more than they spend in a window: another endpoint's
@@ -218,17 +206,26 @@ class FixedPool(Probes):
                     tight = next((i for i in range(hi, lo - 1, -1) if used(i) > cap - extra), None)
                     if tight is not None:
                         self.paced = max(self.paced, tight)  # shared, and more of it wanted
+                    elif held and used(hi) > cap - extra - held:
+                        tight = hi  # one of ours waits for the window's end (``_held``)
+                    if tight is not None:
+                        self._unprobed(t, tight, g)  # past its late request's moment?
                         # When less is held back, the sharing ends, or the window is past.
                         t = min(
                             self._eases(t, g),
                             self.shared_until,
+                            late,
                             (tight + 1) * p - lo_shift + NUDGE,
                         )
                         continue
+                elif held and used(hi) > cap - held:
+                    t = late
+                    continue
                 # The report wakes it (``settle``), or the window's end.
                 return self._opening_end(g) if self._first_opening(t, g) else t
             # Budget-limited there, not demand-limited (see ``_share``).
             self.capped = max(self.capped, full)
+            self._unprobed(t, full, g)
             # Wait until the earliest possible landing time is past window `full`.
             t = (full + 1) * p - lo_shift + NUDGE
         # Every window ahead is full of requests in flight: wait for their answers.
@@ -254,6 +251,7 @@ class FixedPool(Probes):
             and not self._news_only(lo)  # its last request waits for an opening
             and lo != self.closed  # heavy ones wait for the next (``_first_contact``)
             and lo < self.opening  # before the first opening, if any: no wait (``_probes``)
+            and not self._held(now, lo, g)[0]  # one waits for the window's end
         ):
             self._geo, self._window = g, lo
             self._from = lo * p - g.lo + NUDGE

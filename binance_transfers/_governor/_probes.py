@@ -11,6 +11,8 @@ usage header tells, and where in a window they land decides what it tells
   (``_news_only``);
 * a new governor's first request into the first window whose opening it sees
   (``_first_opening``): what others spend at an opening shows only there.
+* the last request of a window reserved or shared for others: only its report
+  from the window's end shows whether they still spend (``_held``).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from collections.abc import Mapping
 
 from ._geometry import INF, NUDGE, Geometry
 from ._reports import Reports
+from ._sharing import _AIM
 
 __all__ = ["Probes"]
 
@@ -194,3 +197,57 @@ class Probes(Reports):
         else:
             self.cold = 1  # one at a time still: no slow start on a blind reading
             self.probe_at = max(self.probe_at, at)
+
+    def _held(self, t: float, window: int, g: Geometry) -> tuple[int, float]:
+        """(Weight kept back at ``t`` for a report from ``window``'s end, when it may go).
+
+        Only a report from a window's end tells that others spent less there
+        (``_late``): if all of ours land in a window's first seconds (a burst
+        at each opening), a reservation for a neighbour that spends later
+        never fades, and one that left is never known gone. So until others
+        are known gone, one request of ours (within our room, not theirs)
+        leaves only once it lands in the window's last eighth (surely within
+        the window), where its report shows them all: it costs that request a
+        delay, not the window's room.
+        """
+        late = self._late_at(window, g)
+        return (self.heaviest, late) if t < late < INF else (0, INF)
+
+    def _unprobed(self, t: float, window: int, g: Geometry) -> None:
+        """No request of ours fits ``window`` at ``t`` (full, or held back by sharing):
+        past the moment its late request would leave, the window gets no report
+        from its end, and its early reports count as one (``_late``): kept at a
+        reservation they cannot lower, a pool that only fits an early request
+        (a request at a shared window's opening) would never learn that others
+        left (the survivor of two processes stayed at 750 of 6000 for good)."""
+        if self._late_at(window, g) > t or window <= self.unprobed:
+            return
+        self.unprobed = window
+        if window == self.news and window > self.faded:  # its reports came already
+            self.faded = window
+            self.hint = self._rehint(window)
+            others = self.seen.get(window)  # pruned with old windows: nothing to tell
+            if (
+                window > self.others_in
+                and others is not None
+                and others <= self.vague.get(window, 0)
+            ):
+                self._heard(window, 0, True)
+
+    def _late_at(self, window: int, g: Geometry) -> float:
+        """When a request written lands in ``window``'s last eighth, surely within it;
+        INF where none is kept for that (others known gone; racing us lately, or more
+        than one other: governors of their own, whose windows a late request overran,
+        6040 of 6000 and 418s beside three sharing; room for news only, whose request
+        leaves at the opening: ``_news_only``; or it could not)."""
+        p = self.period
+        if (
+            not self.adapts
+            or self._gone(window)
+            or _AIM * g.margin >= p
+            or self.raced >= window - 2
+            or self._news_only(window)
+            or self.racers > 1
+        ):
+            return INF
+        return (window + 1) * p - p / _AIM - g.lo + NUDGE

@@ -303,28 +303,25 @@ class Reports(Sharing):
         own = max(own, ours)
         peak = self.peak[window] = max(value, self.peak.get(window, 0))
         others = self.seen[window] = max(value - ours, self.seen.get(window, 0), 0)
+        late = self._late(window, sent, len(possible), g)  # does it show the whole window?
         if window > self.others_in:
             # Ours answered in a report read as no window's (``absent``) landed
             # in this window or its neighbour: counted in neither, it is no one
             # else's either (the first request of each window, written at its
             # opening, read as 750 of someone else's in every window: a
             # survivor stayed shared at half for 12 minutes).
-            self._heard(window, 0 if others <= self.vague.get(window, 0) else others)
+            self._heard(window, 0 if others <= self.vague.get(window, 0) else others, late)
         # The next windows reserve for others their share of the whole limit,
         # in proportion to what they spent beside us (``_share``).
-        # Only news of a newer window may lower the hint (B5-5): within one
-        # window, reports count more as they come (in whatever order their
-        # answers do).
-        fresh = window > self.news
-        if fresh:
+        # Only news of a newer window may lower the hint (B5-5), and only by a
+        # report from its end (``_late``): within one window, reports count
+        # more as they come (in whatever order their answers do).
+        if window > self.news:
             self.news, self.base = window, self._expected()
-        share = self.shares[window] = self._share(window, others, peak)
+        share = self._share(window, others, peak)
+        self.shares[window] = max(share, self.shares.get(window, 0))
         if window == self.news:
-            # Racing others for a window, our last report of it may come long
-            # before they stopped spending there (we held back while they went
-            # on): what the window before asked for stands for one more.
-            before = self.shares.get(window - 1, 0) if self.raced >= window else 0
-            self.hint = max(share, before, self.base >> 1, 0 if fresh else self.hint)
+            self.hint = self._rehint(window)
         # Windows opened after this one before any news of it (a wide landing
         # interval opens two at once) were reserved blind: reserve this much.
         # Those are reserved the rougher reading: no answer of theirs came yet.

@@ -47,6 +47,9 @@ _RACING = 4
 _QUIET = 3
 #: A window before any other (others never seen there).
 NEVER = -(2**62)
+#: A report shows a whole window (``_late``) once its request landed in its last
+#: sixth; a request kept back for such a report aims at its last eighth (``_held``).
+_LATE, _AIM = 6, 8
 
 
 class Sharing(Pool):
@@ -55,6 +58,7 @@ class Sharing(Pool):
     __slots__ = (
         "adapts",
         "closed",
+        "faded",
         "met",
         "mine",
         "others_in",
@@ -68,15 +72,20 @@ class Sharing(Pool):
         "spent",
         "step",
         "step_in",
+        "unprobed",
     )
 
     counter: WindowCounter
+    base: int
+    shares: dict[int, int]
     top: int
     hint: int
     inflight: int
     adapts: bool  # False on a storage shared by the processes (it counts them)
     heaviest: int  # our heaviest request's weight
     closed: int  # the window others were first seen in: theirs (``_first_contact``)
+    faded: int  # the latest window a report from its end (``_late``) showed
+    unprobed: int  # the latest window no request of ours could reach the end of
     raced: int  # the latest window where others spent more than reserved
     others_in: int  # the latest window where others surely spent (``_seen_in``)
     quiet: set[int]  # windows after it whose reports showed no one else (at most 3)
@@ -174,6 +183,20 @@ class Sharing(Pool):
         self.shared_until = max(self.shared_until, end)
         self._geo = None  # off the cached fast path: it does not share
 
+    def _few(self) -> bool:
+        """A window holds few requests as heavy as ours (each over 2 % of it).
+
+        Shared with another process, each of whose requests we learn of a trip
+        late, two of ours on their way may each be the one that fills the
+        window: the first gets a 429, and the second, already sent, arrives
+        over the limit after it, which Binance answers with a ban
+        (B5-3: two processes of PM Pro auto-collection, 8 calls a window). So
+        while sharing such a pool, one request at a time: each answer tells
+        the count before the next leaves (8 trips a window: a few seconds of
+        a minute), and at most one of ours can ever meet a full window.
+        """
+        return 50 * self.heaviest > self.limit
+
     def _first_contact(self, window: int) -> None:
         """Others are seen for the first time, in ``window``: the rest of it is theirs.
 
@@ -210,6 +233,19 @@ class Sharing(Pool):
         out of the window left to others (``_first_contact``): it is heavy."""
         return lo <= self.closed <= hi and 50 * weight > self.limit
 
+    def _rehint(self, window: int) -> int:
+        """The newest news is of ``window``: what to reserve for others from now on.
+
+        The most its reports asked for. Racing others for a window, our last
+        report of it may come long before they stopped spending there (we
+        held back while they went on): what the window before asked for
+        stands for one more. Less than before only by half, and only once a
+        report from its end showed it (``_late``).
+        """
+        before = self.shares.get(window - 1, 0) if self.raced >= window else 0
+        fade = self.base >> 1 if self.faded >= window else self.base
+        return max(self.shares.get(window, 0), before, fade)
+
     def _seen_in(self, window: int) -> None:
         """Others surely spent in ``window``: windows before it say nothing of their going."""
         if window > self.others_in:
@@ -217,13 +253,45 @@ class Sharing(Pool):
             if self.quiet:
                 self.quiet = {w for w in self.quiet if w > window}
 
-    def _heard(self, window: int, others: int) -> None:
+    def _heard(self, window: int, others: int, late: bool) -> None:
         """A report of ``window``, after the last where others surely spent, read as
-        others spending ``others`` there: quiet or not, as far as it tells."""
+        others spending ``others`` there: quiet or not, as far as it tells (only a
+        report from the window's end, ``_late``, tells it is quiet)."""
         if others:
             self.quiet.discard(window)
-        elif len(self.quiet) < _QUIET:
+        elif late and len(self.quiet) < _QUIET:
             self.quiet.add(window)
+
+    def _late(self, window: int, sent: float, possible: int, g: Geometry) -> bool:
+        """A report of ``window`` (written at ``sent``, ``possible`` windows it may be)
+        shows what others spent over the whole window: noted in ``faded``.
+
+        A report counts what others spent before its request landed, nothing
+        after it. One from a window's first seconds that shows no one else
+        says nothing of a neighbour that spends later in the window: taken as
+        its going, the reservation for it faded while it went on spending at
+        :15, and a burst of ours at the next openings met its spend (8250 of
+        6000, its requests 429s). So until others are known gone (``_gone``),
+        only a report whose request landed in the window's last sixth lowers
+        what is reserved for others or counts the window quiet (``_heard``);
+        the pool keeps a request of ours back for such a report (``_held``).
+        Every report counts where no request of ours can surely land there (a
+        landing interval of an eighth of a window or more: scaled windows), none
+        could go there (``_unprobed``), or the window kept room for one request
+        of ours only, which leaves at its opening (``_news_only``).
+        """
+        p = self.period
+        landed = sent + g.lo  # at the earliest
+        late = (
+            _AIM * g.margin >= p
+            or window <= self.unprobed
+            or self.reserved.get(window, 0) + self.heaviest >= self.limit
+            or self._gone(window)
+            or (possible == 1 and landed >= (window + 1) * p - p / _LATE)
+        )
+        if late and window > self.faded:
+            self.faded = window
+        return late
 
     def _gone(self, window: int) -> bool:
         """Reports of 3 windows since others last surely spent showed no one else.
