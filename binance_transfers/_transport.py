@@ -1498,8 +1498,10 @@ class _HeaderLookup(Mapping[str, str]):
             return default
 
     def __contains__(self, key: object) -> bool:
+        if not isinstance(key, str):
+            return False  # as any Mapping answers for a key it cannot hold
         try:
-            self[key]  # type: ignore[index]
+            self[key]
         except KeyError:
             return False
         return True

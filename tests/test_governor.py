@@ -707,6 +707,51 @@ async def test_renew_in_the_cached_window_does_what_the_pools_renew_does(
     assert results[0] == results[1]
 
 
+@fake_time
+async def test_a_new_governors_first_window_is_admitted_cached_as_the_slow_path_would() -> None:
+    """Before the first window whose opening a new governor sees (``_first_opening``),
+    a request has nothing to wait for: the cached one-window path admits it (it
+    used to be off for the whole first window of every governor, where the
+    benchmarks run: 1,700 against 1,100 Python operations a transfer), with the
+    same records, counts, in-flight weight and pool state as the slow path."""
+    endpoint = ENDPOINTS["universal_transfer"]
+    header = "x-sapi-used-uid-weight-1m"
+    results = []
+    for fast in (True, False):
+        g = synced(Governor(Limits(sapi_uid=10**6), latency=0.1), E0 + 10)  # a cold start
+        clock = g.server_clock.clock
+        start = clock.monotonic()  # the second governor runs later
+        steps = []
+        for i in range(1, 21):
+            permit = await g.acquire(endpoint)
+            pool: Any = permit[2][0][0]
+            now = clock.monotonic()
+            cached = pool._geo is g._geometry(now) and pool._from <= now < pool._until
+            if not fast:
+                pool._geo = None  # off the cached window: FixedPool.take and renew decide
+            renewed = g.renew(permit)
+            assert renewed is not None
+            state = _pool_state(pool)
+            state["born"] = repr(pool.born - start)
+            g.observe(renewed, sent=now, received=now + 0.05, headers={header: str(900 * i)})
+            await anyio.sleep(0.1)
+            steps.append(
+                (
+                    cached,
+                    state,
+                    [(w, rec) for _, w, rec in renewed[2]],
+                    pool.inflight,
+                    dict(pool.counter._used),
+                    [(s.key, s.used) for s in g.snapshot()],
+                )
+            )
+        assert pool.opening == int((E0 + 60) // 60)  # still before the first opening
+        results.append(steps)
+    cached = [step[0] for step in results[0]]
+    assert cached[2:] == [True] * 18  # on from the first warm answer
+    assert [step[1:] for step in results[0]] == [step[1:] for step in results[1]]
+
+
 def _pool_state(pool: Any) -> dict[str, object]:
     """Every slot of a pool, comparable across two governors (dicts by their values:
     a key may be an ``id()``). Not the cached window's bounds: monotonic times,

@@ -266,6 +266,17 @@ def test_answer_headers_read_as_httpx_reads_them(raw: list[tuple[bytes, bytes]])
     assert len(lookup) == len(headers)
 
 
+@pytest.mark.parametrize("key", [None, 1, b"x-used", ("x-used",)])
+def test_answer_headers_hold_no_key_that_is_not_a_str(key: object) -> None:
+    """``in`` answers False for a key no header name can be (it raised
+    AttributeError: ``key.lower()``), as a Mapping's ``in`` answers."""
+    from binance_transfers._transport import _lookup
+
+    lookup = _lookup(httpx.Headers([(b"X-Used", b"7")]))
+    assert (key in lookup) is False
+    assert "x-used" in lookup
+
+
 def _outcome(method: object, *args: object) -> object:
     try:
         return method(*args)  # type: ignore[operator]

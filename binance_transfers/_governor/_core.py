@@ -24,9 +24,9 @@ from .._endpoints import Endpoint
 from .._exceptions import ConfigurationError
 from .._limits import Limits
 from .._storage import MemoryStorage, Storage, StorageLink
-from ._feedback import Feedback
 from ._geometry import GUARD_FLOOR, INF, SPAN, Geometry, Trips, step_band
 from ._hooks import PERMIT_WAIT, GovernorHooks, Reporting, overridden
+from ._linked import Linked
 from ._plans import Planning
 from ._pools import CapPool, FixedPool, Pool
 from ._queue import Charge, Permit, Plan, Written
@@ -47,7 +47,7 @@ log = logging.getLogger("binance_transfers.governor")
 _UNBOUND: Any = object()
 
 
-class Governor(Reporting, Introspection, Planning, Feedback):
+class Governor(Reporting, Introspection, Planning, Linked):
     """Admits requests so that no Binance limit is ever exceeded.
 
     One governor stands for one outgoing IP: every :class:`~binance_transfers.Client`
@@ -326,46 +326,6 @@ class Governor(Reporting, Introspection, Planning, Feedback):
                 "this Governor is used from another event loop or thread than the one it "
                 "was first used in: give each event loop its own Governor (and Client)"
             )
-
-    # -- what a shared storage asks of the governor ----------------------
-
-    def _capacity_arrived(self, key: str) -> None:
-        """A lease for pool ``key`` came (or a window opened): admit who can use it."""
-        pool = self._pools.get(key)
-        if pool is not None and pool.queue:
-            self._pump([pool], self._monotonic())
-
-    def _server_now(self) -> float:
-        now = self._monotonic()
-        return now + self._geometry(now).shift
-
-    def _landing(self, period: float) -> tuple[int, int]:
-        now = self._monotonic()
-        g = self._geometry(now)
-        return int((now + g.lo) // period), int((now + g.hi) // period)
-
-    def _storage_froze(self, key: str, server_until: float) -> None:
-        """Another process met a 429 (pool ``key``) or a 418 (``"*"``): stop too."""
-        now = self._monotonic()
-        # On Binance's clock: over once nothing written then can land before it,
-        # however far off our estimate is (B7-3, as for our own 418s).
-        until = server_until - self._geometry(now).lo
-        if key == "*":
-            self.ban(until)
-        elif (pool := self._pools.get(key)) is not None:
-            self._freeze(pool, until, "429 Too Many Requests (another process, shared storage)")
-
-    def _demand(self, key: str) -> int:
-        """The weight waiting in pool ``key`` (a shared cap leases that much)."""
-        pool = self._pools.get(key)
-        return pool.queued if pool is not None else 0
-
-    def _inflight(self, key: str) -> int:
-        """Our weight in flight on pool ``key`` (written, not answered)."""
-        pool = self._pools.get(key)
-        return pool.inflight if isinstance(pool, FixedPool) else 0  # a cap has no windows
-
-    # -- end of those -------------------------------------------------------------
 
     def _refresh_geometry(self) -> Geometry:
         sc = self.server_clock

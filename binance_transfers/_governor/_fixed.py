@@ -330,15 +330,14 @@ class FixedPool(Probes):
         if self._left_to_them(lo, top, weight):
             return None  # admitted before others were first seen there (``_first_contact``)
         self._open(lo, hi, g)
-        kept: list[int] = []
+        kept: list[tuple[int, int]] = []
         for window, own in pairs(record):
             if window < lo:  # written too late to land there any more
                 counter.remove(window, weight)
             else:
-                kept += (window, own)
-        for i in extra:
-            kept += (i, counter.add(i, weight))
-        renewed = tuple(_sorted_pairs(kept))
+                kept.append((window, own))
+        kept += [(i, counter.add(i, weight)) for i in extra]
+        renewed = tuple(x for pair in sorted(kept) for x in pair)
         if id(record) in self.unanswered:
             self.unanswered.remove(id(record))
             self.unanswered.add(id(renewed))
@@ -390,8 +389,3 @@ class FixedPool(Probes):
     def idle(self, now: float, g: Geometry) -> bool:
         newest = self.counter.newest()
         return not self.inflight and (newest is None or newest < int((now + g.lo) // self.period))
-
-
-def _sorted_pairs(flat: list[int]) -> list[int]:
-    pairs = sorted(zip(flat[::2], flat[1::2], strict=True))
-    return [x for pair in pairs for x in pair]
