@@ -30,7 +30,6 @@ class FixedPool(Probes):
     """Weight per fixed window, windows aligned to Binance's clock."""
 
     __slots__ = (
-        "capped",
         "counter",
         "doubts",
         "flying",
@@ -39,7 +38,6 @@ class FixedPool(Probes):
         "inflight",
         "landed",
         "maybe",
-        "paced",
         "peak",
         "seen",
         "shares",
@@ -209,7 +207,7 @@ class FixedPool(Probes):
                     elif held and used(hi) > cap - extra - held:
                         tight = hi  # one of ours waits for the window's end (``_held``)
                     if tight is not None:
-                        self._unprobed(t, tight, g)  # past its late request's moment?
+                        self._unprobed(now, tight, g)  # past its late request's moment?
                         # When less is held back, the sharing ends, or the window is past.
                         t = min(
                             self._eases(t, g),
@@ -225,7 +223,7 @@ class FixedPool(Probes):
                 return self._opening_end(g) if self._first_opening(t, g, weight) else t
             # Budget-limited there, not demand-limited (see ``_share``).
             self.capped = max(self.capped, full)
-            self._unprobed(t, full, g)
+            self._unprobed(now, full, g)
             # Wait until the earliest possible landing time is past window `full`.
             t = (full + 1) * p - lo_shift + NUDGE
         # Every window ahead is full of requests in flight: wait for their answers.
@@ -375,7 +373,7 @@ class FixedPool(Probes):
         lo, hi = int((t + g.lo) // p), int((t + g.hi) // p)
         room = self.limit - max(self._used(i) for i in range(lo, hi + 1))
         if total <= room:
-            return t
+            return max(t, self._ready_unless_news(now, weight, g))
         windows = math.ceil((total - max(room, 0)) / self.limit)
         return (hi + windows) * p - g.lo + NUDGE
 

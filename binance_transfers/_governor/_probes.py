@@ -189,6 +189,22 @@ class Probes(Reports):
             t = min(t + g.trip, self._opening_end(g))
         return t
 
+    def _ready_unless_news(self, now: float, weight: int, g: Geometry) -> float:
+        """When ``ready_at`` lets a request go, where no answer of ours can change it
+        first (none outstanding): else ``now``, as news may free it any moment.
+
+        ``estimate`` read the window's room only: a request kept back by sharing's
+        pacing or held for the window's end (``_held``) was refused with
+        ``retry_after`` 0 for most of a minute, and a retry loop spun on refusals.
+        What a request wanting in marks (``capped``, ``paced``) is left as it was.
+        """
+        if self.unanswered or self.inflight:
+            return now
+        capped, paced = self.capped, self.paced
+        at = self.ready_at(now, weight, g)
+        self.capped, self.paced = capped, paced
+        return now if at == INF else at
+
     def _probed(self, sent: float, possible: list[tuple[int, int]], g: Geometry) -> None:
         """A cold pool's answer with a usage header: warm, if it can show the others.
 
@@ -228,10 +244,32 @@ class Probes(Reports):
         delay, not the window's room.
         """
         late = self._late_at(window, g)
-        return (self.heaviest, late) if t < late < INF else (0, INF)
+        if not t < late < INF or self._told(window):
+            return 0, INF
+        return self.heaviest, late
+
+    def _told(self, window: int) -> bool:
+        """The reports of ``window`` or the one before showed others spending: no
+        request is held for ``window``'s end (``_held``).
+
+        Others seen in a window's early reports leave it nothing quiet to tell,
+        and those reports count as before (``_late``). Held anyway, that
+        request was the last of the window, the one to meet anything spent in
+        it unseen: beside two governors that see each other (never gone), each
+        held one, and both landed after a returning neighbour's spend at :15 in
+        a window it overran, a 429 then a 418; a window whose early reports
+        missed the other governor's opening requests (they landed after ours)
+        held one too, and it met a moved neighbour's overrun (a 429).
+        """
+        seen = self.seen
+        return window == self.news and (seen.get(window, 0) > 0 or seen.get(window - 1, 0) > 0)
 
     def _unprobed(self, t: float, window: int, g: Geometry) -> None:
-        """No request of ours fits ``window`` at ``t`` (full, or held back by sharing):
+        """No request of ours fits ``window`` now, at ``t`` (full, or held back by
+        sharing; the real time, never a moment ``ready_at`` projects a waiter to:
+        read at a window's opening as past its end, the reports from before a
+        heavy neighbour's :15 spend halved its reservation, and our burst and the
+        held request met its 4500, 429s and 418s):
         past the moment its late request would leave, the window gets no report
         from its end, and its early reports count as one (``_late``): kept at a
         reservation they cannot lower, a pool that only fits an early request

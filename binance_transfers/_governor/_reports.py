@@ -29,7 +29,7 @@ class Reports(Sharing):
     """The report-reading half of a :class:`~._fixed.FixedPool` (which sets these up)."""
 
     # Assigned here (the rest is set up by ``FixedPool``).
-    __slots__ = ("base", "hint", "news")
+    __slots__ = ("base", "capped", "hint", "news", "paced")
 
     base: int  # the expectation before news of the newest window came
     capped: int  # the latest window full when a request wanted in

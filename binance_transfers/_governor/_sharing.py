@@ -78,6 +78,7 @@ class Sharing(Pool):
     counter: WindowCounter
     base: int
     shares: dict[int, int]
+    seen: dict[int, int]  # window -> weight others were seen to spend there
     top: int
     hint: int
     inflight: int
@@ -278,7 +279,14 @@ class Sharing(Pool):
         Every report counts where no request of ours can surely land there (a
         landing interval of an eighth of a window or more: scaled windows), none
         could go there (``_unprobed``), or the window kept room for one request
-        of ours only, which leaves at its opening (``_news_only``).
+        of ours only, which leaves at its opening (``_news_only``). And, as before
+        the rule, wherever none is held for it (``_late_at``, ``_told``): beside
+        more than one other or a racer of the last two windows (kept at what
+        they reserved, survivors of three processes stayed at 750 of 6000 for
+        good: ``racers`` is only re-estimated by a new race; a first contact is
+        a race: a neighbour seen once was forgotten two windows later than
+        before), or where the window's reports showed others spending (none is
+        held, ``_told``; the reservation halves no lower than what they showed).
         """
         p = self.period
         landed = sent + g.lo  # at the earliest
@@ -287,6 +295,9 @@ class Sharing(Pool):
             or window <= self.unprobed
             or self.reserved.get(window, 0) + self.heaviest >= self.limit
             or self._gone(window)
+            or self.racers > 1
+            or self.raced >= window - 2
+            or self.seen.get(window, 0) > 0
             or (possible == 1 and landed >= (window + 1) * p - p / _LATE)
         )
         if late and window > self.faded:
