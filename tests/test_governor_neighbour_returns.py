@@ -32,12 +32,12 @@ WINDOWS = 14
 
 
 async def _neighbour_returns(
-    latency: float, jitter: float, back: int, seed: int
+    latency: float, jitter: float, back: int, seed: int, spend: int = 3000, away: int = 2
 ) -> tuple[Counter[tuple[int, int]], list[tuple[int, int, int]], int]:
     """Ours from 30 s into a minute for ``WINDOWS`` minutes; the neighbour spends
-    3000 at the openings of windows 2 and 3 (from our start) and of ``back`` on:
-    our 429s/418s by (window, status), (window, ours, the neighbour's), and the
-    neighbour's requests that met a window over its limit."""
+    ``spend`` at the openings of windows ``away`` to 3 (from our start) and of
+    ``back`` on: our 429s/418s by (window, status), (window, ours, the
+    neighbour's), and the neighbour's requests that met a window over its limit."""
     exchange = SimulatedExchange(seed=seed, clock=LoopClock(epoch=E0 + 30.0))
     exchange.add_demo_account()
     exchange.faults.add(Fault.latency(latency, jitter=jitter))
@@ -59,11 +59,11 @@ async def _neighbour_returns(
             await anyio.sleep((int(binance_now() // 60) + 1) * 60 - binance_now())
             now = binance_now()
             window = int(now // 60) - first
-            if window not in (2, 3) and window < back:
+            if not away <= window <= 3 and window < back:
                 continue  # away
-            for _ in range(3000 // papi[0].weight):
+            for _ in range(spend // papi[0].weight):
                 over += bool(exchange.limiter.charge(papi, "127.0.0.1", now)[1])
-            spent[int(now // 60)] += 3000
+            spent[int(now // 60)] += spend
 
     async with anyio.create_task_group() as group:
         group.start_soon(neighbour)
@@ -91,3 +91,20 @@ async def test_a_neighbour_returning_after_minutes_away_is_not_overrun(
     assert [row for row in rows if row[1] + row[2] > LIMIT] == [], rows
     assert over == 0, rows
     assert rows[back][1] > 0, rows  # it ran beside the returning neighbour
+
+
+@pytest.mark.parametrize("spend", [3750, 4500])
+@pytest.mark.parametrize(("latency", "jitter"), [(0.05, 0.3), (0.5, 2.0)])
+@looptime.enabled(strict=True)
+async def test_a_neighbour_first_spending_more_than_half_at_a_later_opening_is_not_overrun(
+    latency: float, jitter: float, spend: int
+) -> None:
+    """A neighbour first spending at the 4th opening after our start, more than
+    half the window (5 or 6 auto-collections' worth): the half window ours sends
+    before that opening's report (3000) and its spend overfill the window: a 429
+    (3750), a 418 and the next minute banned (4500), every run."""
+    refused, rows, over = await _neighbour_returns(latency, jitter, 4, 1, spend, away=4)
+    assert refused == Counter(), rows
+    assert [row for row in rows if row[1] + row[2] > LIMIT] == [], rows
+    assert over == 0, rows
+    assert rows[4][1] > 0, rows  # it ran beside the neighbour
