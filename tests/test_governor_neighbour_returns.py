@@ -93,6 +93,11 @@ async def test_a_neighbour_returning_after_minutes_away_is_not_overrun(
     assert rows[back][1] > 0, rows  # it ran beside the returning neighbour
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="open: half a window goes before a later opening's report, safe only beside a"
+    " neighbour spending at most the other half",
+)
 @pytest.mark.parametrize("spend", [3750, 4500])
 @pytest.mark.parametrize(("latency", "jitter"), [(0.05, 0.3), (0.5, 2.0)])
 @looptime.enabled(strict=True)

