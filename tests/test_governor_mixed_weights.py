@@ -78,14 +78,23 @@ async def test_heavy_and_light_processes_on_one_ip_earn_no_ban(
     assert [k for k in refused if k[1] == 418] == [], (dict(refused), used)
 
 
-@pytest.mark.xfail(strict=True, reason="pre-existing: a light newcomer beside an unaware filler")
 @pytest.mark.parametrize(
     ("heavy", "light", "latency", "jitter", "seed", "join"),
     [
-        (2, 8, 0.5, 2.0, 1, 5.0),
-        (2, 20, 0.2, 0.8, 1, 0.0),
+        pytest.param(2, 8, 0.5, 2.0, 1, 5.0, id="light-joins-at-35s-slow-answers"),
+        pytest.param(
+            2,
+            20,
+            0.2,
+            0.8,
+            1,
+            0.0,
+            id="both-at-once-mid-answers",
+            marks=pytest.mark.xfail(
+                strict=True, reason="pre-existing: a light newcomer beside an unaware filler"
+            ),
+        ),
     ],
-    ids=["light-joins-at-35s-slow-answers", "both-at-once-mid-answers"],
 )
 @looptime.enabled(strict=True)
 async def test_a_light_newcomer_beside_an_unaware_heavy_filler_earns_no_ban(
@@ -97,6 +106,13 @@ async def test_a_light_newcomer_beside_an_unaware_heavy_filler_earns_no_ban(
     4520 of 6000, room for B's light requests, which it sends (the window a
     newcomer leaves to the others is left for heavy requests only: closing it for
     light ones too broke light crowds); those landing after A's last request, and
-    A's 429, are 418s, and the IP is banned for window 1 (6120 then 0)."""
+    A's 429, are 418s, and the IP is banned for window 1 (6120 then 0). It passes
+    since a light newcomer, beside heavier requests and with answers that take
+    time, leaves that window to them once one more of theirs would fill it.
+
+    Left (xfail): both starting together, B's reports up to 2.24 s show A's
+    3420 while A alone fills the window (8 x 750, its last landing at 2.89 s):
+    B's requests written on that news at 2.9-3.1 s land after it, B's own 429
+    and two 418s."""
     refused, used = await _refusals(heavy, light, latency, jitter, seed, join)
     assert [k for k in refused if k[1] == 418] == [], (dict(refused), used)

@@ -187,7 +187,7 @@ class FixedPool(Probes):
             if news and (opening := self._news_wait(t, lo, g)) is not None:
                 t = opening  # the next window's opening (``_probes``)
                 continue
-            if self._left_to_them(lo, hi, weight):
+            if self._left_to_them(lo, hi, weight, g):
                 t = (self.closed + 1) * p - lo_shift + NUDGE  # others' (``_first_contact``)
                 continue
             full = next((i for i in range(hi, lo - 1, -1) if used(i) > cap), None)
@@ -327,7 +327,7 @@ class FixedPool(Probes):
         cap = self.limit - weight
         if any(self._used(i) > cap for i in extra):
             return None
-        if self._left_to_them(lo, top, weight):
+        if self._left_to_them(lo, top, weight, g):
             return None  # admitted before others were first seen there (``_first_contact``)
         self._open(lo, hi, g)
         kept: list[tuple[int, int]] = []

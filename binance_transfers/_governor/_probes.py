@@ -191,7 +191,7 @@ class Probes(Reports):
         opening = self._news_wait(t, int((t + g.lo) // p), g)
         if opening is not None:
             t = opening
-        if self._left_to_them(int((t + g.lo) // p), int((t + g.hi) // p), weight):
+        if self._left_to_them(int((t + g.lo) // p), int((t + g.hi) // p), weight, g):
             t = (self.closed + 1) * p - g.lo + NUDGE
         if self._first_opening(t, g, weight):
             t = min(t + g.trip, self._opening_end(g))

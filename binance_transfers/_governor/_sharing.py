@@ -50,6 +50,9 @@ NEVER = -(2**62)
 #: A report shows a whole window (``_late``) once its request landed in its last
 #: sixth; a request kept back for such a report aims at its last eighth (``_held``).
 _LATE, _AIM = 6, 8
+#: Answers slower than this (seconds of lag) can hide more than one of a filler's
+#: requests on their way (``_left_to_them``).
+_SLOW = 0.05
 
 
 class Sharing(Pool):
@@ -229,10 +232,35 @@ class Sharing(Pool):
         self.closed = window
         self._geo = None  # off the cached fast path
 
-    def _left_to_them(self, lo: int, hi: int, weight: int) -> bool:
+    def _left_to_them(self, lo: int, hi: int, weight: int, g: Geometry) -> bool:
         """A request of ``weight`` that may land in windows ``lo``-``hi`` must stay
-        out of the window left to others (``_first_contact``): it is heavy."""
-        return lo <= self.closed <= hi and 50 * weight > self.limit
+        out of the window left to others (``_first_contact``): it is heavy, or
+        light and the window theirs to fill.
+
+        A light one waits only beside heavier requests (the heaviest the pool
+        serves over 2 % of it) and answers that take time (a lag over
+        ``_SLOW``): an unaware filler then has as many requests on their way,
+        unseen, as it has callers, and what it spent, what is ours there and
+        what they may send next (one request as heavy as the heaviest, as
+        ``_used`` holds back for a first news) leave less than one more of
+        theirs (issue 7: a light newcomer's probe read 4520 of 6000, it sent
+        8 x 20, two of the other's 750s were on their way: its requests after
+        the other's 429 were 418s). With answers that take no time what a
+        report shows is all they spent, and light crowds keep what is left.
+        """
+        if not lo <= self.closed <= hi:
+            return False
+        if 50 * weight > self.limit:
+            return True
+        return (
+            self._lag(g) > _SLOW
+            and 50 * self.rival > self.limit
+            and self._used(self.closed) + self.rival > self.limit - weight
+        )
+
+    def _used(self, window: int) -> int:
+        """The count of ``window``, including what opening it will add (``_fixed``)."""
+        raise NotImplementedError
 
     def _rehint(self, window: int) -> int:
         """The newest news is of ``window``: what to reserve for others from now on.
