@@ -1,0 +1,91 @@
+"""A lone filler beside a neighbour that comes, goes for a few minutes, and comes back.
+
+Ours (10 callers of PM auto-collection, 750 of /papi's 6000 a call) fills every
+window from window 0 on. Another process spends ``amount`` at the openings of
+the windows in ``present`` only: away for four minutes, then back.
+
+- 3000 for three windows (2-4), away 5-8, back at 9-11 and 16: ours sends 4500
+  into window 9 beside the 3000 (a 429 and two 418s), again at 16 (answers
+  0.05-0.35 s; 0.5-2.5 s: window 9).
+- 1500 at windows 2-3, away 4-7, back at 8-9 and 14-15: 6000 of ours beside
+  its first 1500 at window 2 (a 429 and a 418), and 5250 at window 8 (a 429).
+
+The half-window opening is to meet a neighbour back after others left
+(``_first_opening`` via ``_gone``); the first return is still met by a burst.
+
+Deterministic (looptime).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import anyio
+import looptime
+import pytest
+
+from binance_transfers import ENDPOINTS, BinanceTransfersError
+from binance_transfers._clock import LoopClock
+from binance_transfers.sim import Fault, SimulatedExchange
+
+E0 = 1_767_225_600.0  # a minute's start on Binance's clock
+LIMIT = 6000
+
+
+@pytest.mark.parametrize(
+    ("present", "amount"),
+    [((2, 3, 4, 9, 10, 11, 16), 3000), ((2, 3, 8, 9, 14, 15), 1500)],
+    ids=["3000-three-windows", "1500-two-windows"],
+)
+@pytest.mark.parametrize(("latency", "jitter"), [(0.05, 0.3), (0.5, 2.0)])
+@looptime.enabled(strict=True)
+async def test_a_neighbour_back_after_minutes_away_is_not_overrun(
+    present: tuple[int, ...], amount: int, latency: float, jitter: float
+) -> None:
+    exchange = SimulatedExchange(seed=1, clock=LoopClock(epoch=E0 + 30.0))
+    exchange.add_demo_account()
+    exchange.faults.add(Fault.latency(latency, jitter=jitter))
+    papi = tuple(
+        spec
+        for spec in exchange.limiter.pools(ENDPOINTS["pm_auto_collect"], None)
+        if spec.key == "papi-ip"
+    )
+    first = int((E0 + 30.0) // 60)
+    spent, over = Counter[int](), 0
+
+    def binance_now() -> float:
+        return exchange.clock.time() + exchange.skew
+
+    async def neighbour() -> None:
+        nonlocal over
+        while True:
+            await anyio.sleep((int(binance_now() // 60) + 1) * 60 - binance_now())
+            now = binance_now()
+            if int(now // 60) - first in present:
+                for _ in range(amount // papi[0].weight):
+                    over += bool(exchange.limiter.charge(papi, "127.0.0.1", now)[1])
+                spent[int(now // 60)] += amount
+
+    client = exchange.client()
+
+    async def calls(until: float) -> None:
+        while binance_now() < until:
+            try:
+                await client.pm_auto_collect()
+            except BinanceTransfersError:
+                await anyio.sleep(1)
+
+    async with client, anyio.create_task_group() as group:
+        group.start_soon(neighbour)
+        async with anyio.create_task_group() as callers:
+            for _ in range(10):
+                callers.start_soon(calls, (first + 18) * 60)
+        group.cancel_scope.cancel()
+    refused = Counter(
+        (int(e.arrived // 60) - first, e.status) for e in exchange.ledger if e.status in (418, 429)
+    )
+    ours = exchange.ledger.window_weights("papi-ip")
+    rows = [(w - first, ours.get(w, 0), spent.get(w, 0)) for w in range(first, first + 18)]
+    assert refused == Counter(), rows
+    assert [row for row in rows if row[1] + row[2] > LIMIT] == [], rows
+    assert over == 0, rows
