@@ -26,13 +26,9 @@ import anyio
 import looptime
 import pytest
 
-from binance_transfers import ENDPOINTS
-from binance_transfers._clock import LoopClock
-from binance_transfers.sim import Fault, SimulatedExchange
+from tests.neighbour import LIMIT, Neighbour
 from tests.test_governor_shared_ip import _callers
 
-E0 = 1_767_225_600.0  # a minute's start on Binance's clock
-LIMIT = 6000
 WINDOWS = 4
 
 
@@ -44,45 +40,16 @@ async def _beside_neighbour(
     opening from the ``later + 1``-th after our start on: our 429s/418s by (window
     from our start, status), (window, ours, the neighbour's) per window, and the
     neighbour's requests that met a window over its limit."""
-    exchange = SimulatedExchange(seed=1, clock=LoopClock(epoch=E0 + phase))
-    exchange.add_demo_account()
-    exchange.faults.add(Fault.latency(latency, jitter=jitter))
-    papi = tuple(
-        spec
-        for spec in exchange.limiter.pools(ENDPOINTS["pm_auto_collect"], None)
-        if spec.key == "papi-ip"
-    )
-    loop = asyncio.get_running_loop()
-    start, spent, over = loop.time(), Counter[int](), 0
+    side = Neighbour(lambda window: spend if window > later else 0, latency, jitter, phase=phase)
+    start = asyncio.get_running_loop().time()
     windows = WINDOWS + later
-
-    def binance_now() -> float:
-        return exchange.clock.time() + exchange.skew
-
-    async def neighbour() -> None:
-        nonlocal over
-        await anyio.sleep(later * 60)
-        while True:
-            await anyio.sleep((int(binance_now() // 60) + 1) * 60 - binance_now())
-            now = binance_now()
-            for _ in range(spend // papi[0].weight):
-                over += bool(exchange.limiter.charge(papi, "127.0.0.1", now)[1])
-            spent[int(now // 60)] += spend
-
     async with anyio.create_task_group() as group:
-        if spend:
-            group.start_soon(neighbour)
+        group.start_soon(side.run)
         stop = start + windows * 60
-        group.start_soon(_callers, exchange.client(), 10, start, stop, "pm_auto_collect")
+        group.start_soon(_callers, side.exchange.client(), 10, start, stop, "pm_auto_collect")
         await anyio.sleep(windows * 60 + 5)
         group.cancel_scope.cancel()
-    first = int((E0 + phase) // 60)
-    refused = Counter(
-        (int(e.arrived // 60) - first, e.status) for e in exchange.ledger if e.status in (418, 429)
-    )
-    ours = exchange.ledger.window_weights("papi-ip")
-    rows = [(w - first, ours.get(w, 0), spent.get(w, 0)) for w in range(first, first + windows)]
-    return refused, rows, over
+    return side.refused(), side.rows(windows), side.over
 
 
 @pytest.mark.parametrize(

@@ -21,13 +21,9 @@ import anyio
 import looptime
 import pytest
 
-from binance_transfers import ENDPOINTS
-from binance_transfers._clock import LoopClock
-from binance_transfers.sim import Fault, SimulatedExchange
+from tests.neighbour import LIMIT, Neighbour
 from tests.test_governor_shared_ip import _callers
 
-E0 = 1_767_225_600.0  # a minute's start on Binance's clock
-LIMIT = 6000
 WINDOWS = 14
 
 
@@ -38,45 +34,20 @@ async def _neighbour_returns(
     ``spend`` at the openings of windows ``away`` to 3 (from our start) and of
     ``back`` on: our 429s/418s by (window, status), (window, ours, the
     neighbour's), and the neighbour's requests that met a window over its limit."""
-    exchange = SimulatedExchange(seed=seed, clock=LoopClock(epoch=E0 + 30.0))
-    exchange.add_demo_account()
-    exchange.faults.add(Fault.latency(latency, jitter=jitter))
-    papi = tuple(
-        spec
-        for spec in exchange.limiter.pools(ENDPOINTS["pm_auto_collect"], None)
-        if spec.key == "papi-ip"
+    side = Neighbour(
+        lambda window: spend if away <= window <= 3 or window >= back else 0,
+        latency,
+        jitter,
+        seed=seed,
     )
-    loop = asyncio.get_running_loop()
-    start, spent, over = loop.time(), Counter[int](), 0
-    first = int((E0 + 30.0) // 60)
-
-    def binance_now() -> float:
-        return exchange.clock.time() + exchange.skew
-
-    async def neighbour() -> None:
-        nonlocal over
-        while True:
-            await anyio.sleep((int(binance_now() // 60) + 1) * 60 - binance_now())
-            now = binance_now()
-            window = int(now // 60) - first
-            if not away <= window <= 3 and window < back:
-                continue  # away
-            for _ in range(spend // papi[0].weight):
-                over += bool(exchange.limiter.charge(papi, "127.0.0.1", now)[1])
-            spent[int(now // 60)] += spend
-
+    start = asyncio.get_running_loop().time()
     async with anyio.create_task_group() as group:
-        group.start_soon(neighbour)
+        group.start_soon(side.run)
         stop = start + WINDOWS * 60
-        group.start_soon(_callers, exchange.client(), 10, start, stop, "pm_auto_collect")
+        group.start_soon(_callers, side.exchange.client(), 10, start, stop, "pm_auto_collect")
         await anyio.sleep(WINDOWS * 60 + 5)
         group.cancel_scope.cancel()
-    refused = Counter(
-        (int(e.arrived // 60) - first, e.status) for e in exchange.ledger if e.status in (418, 429)
-    )
-    ours = exchange.ledger.window_weights("papi-ip")
-    rows = [(w - first, ours.get(w, 0), spent.get(w, 0)) for w in range(first, first + WINDOWS)]
-    return refused, rows, over
+    return side.refused(), side.rows(WINDOWS), side.over
 
 
 @pytest.mark.parametrize("seed", [1, 2])
