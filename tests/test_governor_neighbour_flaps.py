@@ -13,8 +13,8 @@ the windows in ``present`` only: away for four minutes, then back.
   the first report of the opening's half landed before ours still on their way
   and showed the 1500 as ours.
 
-Every opening is met by half a window (``_first_opening``), beside others or
-not, until a report counting all of ours sent there before it.
+Every opening is met by a quarter of a window (``_first_opening``), beside
+others or not, until a report counting all of ours sent there before it.
 
 Before the change, 87 of 144 runs (seeds 1-8, ours starting 0.5, 30 or 55 s
 into a minute, these two patterns and 2250 at the second's windows) met a 429

@@ -65,18 +65,20 @@ class Probes(Reports):
         its own boundary requests as someone else's after: 7 PM
         auto-collections of 8 in 1-s windows).
 
-        Alone after that report, each later opening is met by half a window
+        After that report, each later opening is met by a quarter of a window
         (``rolls``): a neighbour whose first spend comes at the 2nd..6th opening
-        was met by the whole burst (4500 beside its 3000, 429s, 418s). Half, not
-        one request: another governor joining reads an opening burst of more
-        than one request as "others spend at will" (``_first_contact``). So is
-        the first window resumed in after idle ones, and every opening beside
-        others too, gone or not (half of it ours, what is reserved for them
-        aside): a neighbour back after minutes away, its reservation faded but
-        not yet counted gone, met the rest of the window as a burst (4500
-        beside its 3000, a 429 and 418s). A report ends the wait only once it
-        counts every request of ours met at that opening written before it
-        (``settle``).
+        was met by the whole burst (4500 beside its 3000, 429s, 418s); by half,
+        one spending more than the other half still was (3750 or 4500 beside
+        3000: a 429, a 418); a quarter leaves it up to 4500. More than one
+        request where a quarter holds several: another governor joining reads
+        an opening burst of more than one request as "others spend at will"
+        (``_first_contact``). So is the first window resumed in after idle
+        ones, and every opening beside others too, gone or not (what is
+        reserved for them is not ours): a neighbour back after minutes away,
+        its reservation faded but not yet counted gone, met the rest of the
+        window as a burst (4500 beside its 3000, a 429 and 418s). A report ends
+        the wait only once it counts every request of ours met at that opening
+        written before it (``settle``).
         """
         p = self.period
         lo = int((t + g.lo) // p)
@@ -97,11 +99,11 @@ class Probes(Reports):
             return False
         if not self.opening_out or int((t + g.hi) // p) < self.opening:
             return False
-        # A later opening: half of the window is ours before its report, beside
-        # others or not (what is reserved for them is not ours).
+        # A later opening: a quarter of the window is ours before its report,
+        # beside others or not (what is reserved for them is not ours).
         window = int(self.opening)
         ours = self.counter.used(window) - self.counter.foreign(window)
-        return not self.rolls or ours + weight > self.limit >> 1
+        return not self.rolls or ours + weight > self.limit >> 2
 
     def _opening_end(self, g: Geometry) -> float:
         """When the first-opening wait ends unreported: nothing written then lands there."""
@@ -152,7 +154,7 @@ class Probes(Reports):
                 # the same way (``_first_opening``). One landed before ours still
                 # in flight shows what others spent as ours: 1500 of a
                 # returning neighbour's hid behind our 3000 on their way, and
-                # the other half of the window went beside it (a 429, a 418).
+                # the rest of the window went beside it (a 429, a 418).
                 self.opening = int((sent + g.lo) // self.period) + 1
                 self.rolls, ended = True, True
                 self.opening_out.clear()
