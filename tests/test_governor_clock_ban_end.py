@@ -26,11 +26,12 @@ async def test_no_request_is_sent_before_the_ban_ends_on_binances_clock() -> Non
     alone (``- g.shift``); with a 1.9 s sync trip the estimate runs up to 0.95 s ahead,
     and the first request after the ban arrived 157 ms before its end: a second 418.
     One client (10 callers of pm_auto_collect), a steady neighbour spending 3000 of
-    /papi 1 s into every window from the third on, answers 0.5-1.5 s late; the
-    first contact earns that window's 429 and 418s (blind: expected; while alone the
-    client sends half a window at each opening before a report of it, see
-    test_governor_first_contact.py, and the neighbour's spend lands between that
-    half and the rest)."""
+    /papi 2 s into every window from the third on, answers 0.5-1.5 s late; the
+    first contact earns that window's 429 and 418s (blind: expected; the client
+    sends a quarter of a window at each opening before a report of it, see
+    test_governor_first_contact.py, and the neighbour's spend lands among the
+    rest, on its way). The reproducer's neighbour spent 1 s into the window: it
+    now lands before the rest leaves, and its report shows it: no ban comes."""
     exchange = SimulatedExchange(seed=1, clock=LoopClock(epoch=E0))
     exchange.add_demo_account()
     exchange.faults.add(Fault.latency(1.9), endpoint="server_time")
@@ -44,11 +45,11 @@ async def test_no_request_is_sent_before_the_ban_ends_on_binances_clock() -> Non
     stop = loop.time() + 300
 
     async def neighbour() -> None:
-        """Spends 3000 of /papi 1 s into every window (Binance's clock), from 121 s."""
+        """Spends 3000 of /papi 2 s into every window (Binance's clock), from 122 s."""
         await anyio.sleep(60)
         while loop.time() < stop:
             now = exchange.clock.time() + exchange.skew
-            await anyio.sleep((int(now // 60) + 1) * 60 + 1 - now)
+            await anyio.sleep((int(now // 60) + 1) * 60 + 2 - now)
             now = exchange.clock.time() + exchange.skew
             for _ in range(3000 // papi[0].weight):
                 exchange.limiter.charge(papi, "127.0.0.1", now)

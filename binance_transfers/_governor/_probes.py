@@ -21,7 +21,7 @@ from collections.abc import Mapping
 
 from ._geometry import INF, NUDGE, Geometry
 from ._reports import Reports
-from ._sharing import _AIM, NEVER
+from ._sharing import _AIM
 
 __all__ = ["Probes"]
 
@@ -32,9 +32,10 @@ class Probes(Reports):
     # Assigned here (the rest is set up by ``FixedPool``).
     __slots__ = ("opening", "opening_out", "probe_at", "rolls")
 
+    flying: dict[int, tuple[float, int]]  # id(record) -> (write time, weight) in flight
     probe_at: float  # cold: the next request leaves then at the earliest
-    # The first window whose opening the governor sees (0: not known yet, INF:
-    # heard of, or not to be probed), and our requests that may land there
+    # The first window whose opening the governor sees, then the next one to
+    # meet (0: not known yet, INF: not to be probed), and our requests that may land there
     # before a report of it.
     opening: float
     opening_out: set[int]  # id(record): by identity, as ``renew`` replaces records
@@ -64,39 +65,45 @@ class Probes(Reports):
         its own boundary requests as someone else's after: 7 PM
         auto-collections of 8 in 1-s windows).
 
-        Alone after that report, each later opening is met by half a window
+        After that report, each later opening is met by a quarter of a window
         (``rolls``): a neighbour whose first spend comes at the 2nd..6th opening
-        was met by the whole burst (4500 beside its 3000, 429s, 418s). Half, not
-        one request: another governor joining reads an opening burst of more
-        than one request as "others spend at will" (``_first_contact``). So is
-        the first window resumed in after idle ones, and the openings after
-        others left (``_gone``): a neighbour back, or come while we were idle,
-        met a blind burst there too.
+        was met by the whole burst (4500 beside its 3000, 429s, 418s); by half,
+        one spending more than the other half still was (3750 or 4500 beside
+        3000: a 429, a 418); a quarter leaves it up to 4500. More than one
+        request where a quarter holds several: another governor joining reads
+        an opening burst of more than one request as "others spend at will"
+        (``_first_contact``). So is the first window resumed in after idle
+        ones, and every opening beside others too, gone or not (what is
+        reserved for them is not ours): a neighbour back after minutes away,
+        its reservation faded but not yet counted gone, met the rest of the
+        window as a burst (4500 beside its 3000, a 429 and 418s). A report ends
+        the wait only once it counts every request of ours met at that opening
+        written before it (``settle``).
         """
         p = self.period
         lo = int((t + g.lo) // p)
         if self.opening == INF:
-            if not self.rolls or self.others_in == NEVER or not self._gone(lo):
-                return False
-            self.opening = lo + 1  # others left: the next opening is met again
+            return False
         if not self.opening:
             if self.born == -INF or not self.adapts or 4 * g.margin > p:
                 self.opening = INF
                 return False
             self.opening = int((self.born + g.hi) // p) + 1
-        alone = self._gone(lo)  # no one else heard of, or they left
         if lo > self.opening:  # past it: answers without the header, or windows idle
             # Idle (none of ours went into it): the window resumed in is met as an
             # opening (a neighbour may have come meanwhile); unreported: the next.
-            self.opening = (lo + 1 if self.opening_out else lo) if self.rolls and alone else INF
+            self.opening = (lo + 1 if self.opening_out else lo) if self.rolls else INF
             self.opening_out.clear()
-        if not alone:  # others heard of: they are shared with
+        if not self.rolls and not self._gone(lo):  # others heard of first: shared with
             self.opening = INF
             return False
         if not self.opening_out or int((t + g.hi) // p) < self.opening:
             return False
-        # A later opening, alone so far: half of the window goes before its report.
-        return not self.rolls or self.counter.used(int(self.opening)) + weight > self.limit >> 1
+        # A later opening: a quarter of the window is ours before its report,
+        # beside others or not (what is reserved for them is not ours).
+        window = int(self.opening)
+        ours = self.counter.used(window) - self.counter.foreign(window)
+        return not self.rolls or ours + weight > self.limit >> 2
 
     def _opening_end(self, g: Geometry) -> float:
         """When the first-opening wait ends unreported: nothing written then lands there."""
@@ -135,13 +142,19 @@ class Probes(Reports):
             ended = self._opening_done(record)
         if self.opening != INF:
             header = self.spec.header
+            flying = self.flying
             if (
                 answered
                 and int((sent + g.lo) // self.period) >= self.opening
                 and (header is None or header in headers)
+                and not any(flying.get(k, (INF,))[0] <= sent for k in self.opening_out)
             ):
-                # A report from that window (or a later one): alone so far, the
-                # next window's opening is met the same way (``_first_opening``).
+                # A report from that window (or a later one) that counts all of
+                # ours there written before it: the next window's opening is met
+                # the same way (``_first_opening``). One landed before ours still
+                # in flight shows what others spent as ours: 1500 of a
+                # returning neighbour's hid behind our 3000 on their way, and
+                # the rest of the window went beside it (a 429, a 418).
                 self.opening = int((sent + g.lo) // self.period) + 1
                 self.rolls, ended = True, True
                 self.opening_out.clear()
