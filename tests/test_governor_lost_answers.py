@@ -67,3 +67,24 @@ async def test_a_lone_filler_under_dropped_connections_fills_its_windows(seed: i
     assert side.refused() == Counter(), rows
     assert side.exchange.ledger.over_limit() == [], rows
     assert [row for row in rows[2:-1] if row[1] < LIMIT * 0.85] == [], rows
+
+
+@pytest.mark.parametrize(("seed", "rate"), [(1, 0.05), (2, 0.10)])
+@looptime.enabled(strict=True)
+async def test_dropped_connections_beside_a_neighbour_leave_no_lasting_cost(
+    seed: int, rate: float
+) -> None:
+    """A neighbour spends 1500 at each opening; ours gets 3000 a window without faults.
+
+    Before: seed 2 fell to 750 a window from window 3 on, for good (the drops read
+    as the neighbour's). Seed 1, with that fixed, fell to 750 for good too: a
+    request queued while the whole landing interval was full of ours in flight
+    marked windows 64 ahead as full (``capped``), and every report of them was
+    read as "share the gap with the others" (3375 reserved for a 1500 neighbour).
+    """
+    side = Neighbour(lambda window: 1500, 0.05, 0.3, phase=30.0, seed=seed)
+    side.exchange.faults.add(Fault.drop(), probability=rate)
+    rows = await _fill(side)
+    assert side.refused() == Counter(), rows
+    assert side.over == 0 and side.exchange.ledger.over_limit() == [], rows
+    assert [row for row in rows[3:-1] if row[1] < 2250] == [], rows
