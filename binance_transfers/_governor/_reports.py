@@ -16,8 +16,8 @@ import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+from ._doubts import Doubts
 from ._geometry import Geometry
-from ._sharing import Sharing
 from ._writes import Writes
 
 __all__ = ["Reports", "pairs"]
@@ -25,15 +25,14 @@ __all__ = ["Reports", "pairs"]
 log = logging.getLogger("binance_transfers.governor")
 
 
-class Reports(Sharing):
+class Reports(Doubts):
     """The report-reading half of a :class:`~._fixed.FixedPool` (which sets these up)."""
 
     # Assigned here (the rest is set up by ``FixedPool``).
-    __slots__ = ("base", "capped", "hint", "news", "paced")
+    __slots__ = ("base", "capped", "news", "paced")
 
     base: int  # the expectation before news of the newest window came
     capped: int  # the latest window full when a request wanted in
-    doubts: dict[int, tuple[int, dict[int, int]]]  # see ``_doubt``
     flying: dict[int, tuple[float, int]]  # id(record) -> (write time, weight) in flight
     heaviest: int
     hint: int  # weight others are expected to spend per window (see ``_expected``)
@@ -53,44 +52,6 @@ class Reports(Sharing):
         def _unghost(self, record: tuple[int, ...], weight: int) -> None: ...
 
         def _probed(self, sent: float, possible: list[tuple[int, int]], g: Geometry) -> None: ...
-
-    def _doubt(self, window: int) -> int:
-        """What others may have spent in ``window`` beyond what is reserved for them.
-
-        A report counts ours in flight written before its request as ours (B4-4:
-        a lone process's unanswered burst is nobody else's), so what others are
-        seen to spend there is the least it can be. But a request in flight
-        lands in one window only: if it is not in the window whose report it
-        was read into, others spent that much more there, and may again in the
-        other windows it may land in (where it is counted as ours too). Until
-        its answer comes, hold its weight back there as well (B5-5:
-        a slow request read into window w's report left w + 1 reserved 30 for a
-        process that spent 60: 150 + 60 > 200).
-        """
-        return sum(w for w, reads in self.doubts.values() if len(reads) > 1 or window not in reads)
-
-    def _undoubt(self, doubt: tuple[int, dict[int, int]], window: int | None) -> None:
-        """Ours counted in reports of other windows was answered, read as ``window``'s.
-
-        It did not land in those: others spent there what those reports say
-        without it (B5-5: a slow request of window w, counted in w + 1's reports,
-        answered after them: w + 2 opened with half of what others spent in
-        w + 1 reserved). Read as its own window's, a report counts it there.
-        """
-        for read, others in doubt[1].items():
-            if read == window or read not in self.seen or others <= self.seen[read]:
-                continue
-            self.seen[read] = others
-            share = self.shares[read] = max(
-                self._share(read, others, self.peak.get(read, others)), self.shares.get(read, 0)
-            )
-            if read == self.news:
-                self.hint = max(self.hint, share)
-            others = min(others, self.limit - self.heaviest)
-            for later in range(read + 1, self.top + 1):
-                if self.counter.foreign(later) < others:
-                    self.counter.reserve(later, others)
-                    self.reserved[later] = max(others, self.reserved.get(later, 0))
 
     def _share(self, window: int, others: int, total: int) -> int:
         """What to reserve for others in the next windows, having seen them spend
@@ -155,8 +116,11 @@ class Reports(Sharing):
         if one:  # the next may go
             self.unanswered.remove(id(record))
         freed = (self._cold_done(answered) if self.cold else False) or written or one
-        # It reached Binance after it was sent and before its answer (or the grace).
-        first = int((sent + g.lo) // p)
+        # It reached Binance after it was sent and before its answer (or the
+        # grace), not before the first window charged at its write (eps and
+        # the guard band may have widened since: an answer 20 s late, read as
+        # maybe the last window's, left 750 of ours read as someone else's).
+        first = max(int((sent + g.lo) // p), record[0])
         last = int((landed_by + g.shift + g.eps) // p)
         if first == last and len(record) == 2 and record[0] == first:
             # The common case: charged to one window, and it can have landed
@@ -177,9 +141,12 @@ class Reports(Sharing):
                 if window < first or window > last:
                     counter.remove(window, weight)
                     freed = True
+        if not answered:
+            self._lost(first, weight, doubt)
+            return freed, 0
         header = self.spec.header
         reported = headers.get(header) if header is not None else None
-        if reported is None or not answered:
+        if reported is None:
             if doubt:
                 self._undoubt(doubt, None)
             return freed, 0
@@ -387,10 +354,6 @@ class Reports(Sharing):
             if end > self.shared_until:
                 self.shared_until = end
                 self._geo = None  # off the cached fast path: it does not share
-
-    def _explained(self, window: int) -> int:
-        """Ours answered as (maybe) landed in ``window``."""
-        return self.landed.get(window, 0) + self.maybe.get(window, 0)
 
 
 def pairs(record: tuple[int, ...]) -> zip[tuple[int, int]]:
