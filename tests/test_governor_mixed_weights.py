@@ -82,18 +82,7 @@ async def test_heavy_and_light_processes_on_one_ip_earn_no_ban(
     ("heavy", "light", "latency", "jitter", "seed", "join"),
     [
         pytest.param(2, 8, 0.5, 2.0, 1, 5.0, id="light-joins-at-35s-slow-answers"),
-        pytest.param(
-            2,
-            20,
-            0.2,
-            0.8,
-            1,
-            0.0,
-            id="both-at-once-mid-answers",
-            marks=pytest.mark.xfail(
-                strict=True, reason="pre-existing: a light newcomer beside an unaware filler"
-            ),
-        ),
+        pytest.param(2, 20, 0.2, 0.8, 1, 0.0, id="both-at-once-mid-answers"),
     ],
 )
 @looptime.enabled(strict=True)
@@ -110,9 +99,10 @@ async def test_a_light_newcomer_beside_an_unaware_heavy_filler_earns_no_ban(
     since a light newcomer, beside heavier requests and with answers that take
     time, leaves that window to them once one more of theirs would fill it.
 
-    Left (xfail): both starting together, B's reports up to 2.24 s show A's
-    3420 while A alone fills the window (8 x 750, its last landing at 2.89 s):
-    B's requests written on that news at 2.9-3.1 s land after it, B's own 429
-    and two 418s."""
+    Both starting together, A alone used to fill the window (8 x 750, its last
+    landing at 2.89 s) while B's reports up to 2.24 s showed A's 3420: B's
+    requests written on that news at 2.9-3.1 s landed after it, B's own 429 and
+    two 418s. A heavy pool now warms only at an answer written two round trips
+    after its start, which counts B's first requests: A shares from the start."""
     refused, used = await _refusals(heavy, light, latency, jitter, seed, join)
     assert [k for k in refused if k[1] == 418] == [], (dict(refused), used)

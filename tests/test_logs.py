@@ -79,7 +79,9 @@ async def test_the_permit_wait_is_measured(
         for _ in range(3):
             await client.pmpro_bnb_transfer(amount="0.1", side=BnbTransferSide.TO_UM)
     waits = [r.__dict__["permit_wait"] for r in _records(transfers_log)]
-    assert waits[:2] == [0.0, 0.0]
+    # The second waits for the end of the /sapi IP pool's cold start (1500 of 12000:
+    # heavy), which warms at an answer written two trip bounds (2 x 0.5 s) after its start.
+    assert waits[0] == 0.0 and waits[1] <= 1.0
     assert 590 < waits[2] < 700
     assert _records(transfers_log)[2].__dict__["duration"] >= waits[2]
 

@@ -243,9 +243,20 @@ class Probes(Reports):
         spans a quarter of a window or more (scaled windows, a clock known to
         a second): no probe reads one window's settled count there, and the
         pool would stay cold for a window or two.
+
+        Heavy requests (``_few``): nor before two trip bounds after the
+        governor's start. Processes started with it sync their clock first (a
+        round trip), and their first request lands a trip later: an earlier
+        answer counts nothing of theirs. Warmed by it, one of two or three
+        processes started together filled the first window alone while the
+        others' first requests were on their way (6750 of 6000, a 429; with
+        three, 7500, a 429 and 418s). Alone, that costs one request a wait of
+        about a second, once.
         """
         p = self.period
         at = max(w for w, _ in possible) * p + g.margin - g.lo + NUDGE
+        if self._few():
+            at = max(at, self.born + 2 * g.trip)
         if sent >= at or 4 * g.margin > p:
             self.cold = self.out = 0
         else:

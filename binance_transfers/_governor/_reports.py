@@ -342,7 +342,7 @@ class Reports(Doubts):
         if all(value > max(own, self._explained(w) + counted) for w, own in possible):
             newer, own = max(possible)
             self._note_others(newer, value, own, landed_by, g)
-            if newer not in self.spent:
+            if self.spent.get(newer, (0,))[0] <= 0:  # none, or a report of none
                 # Others surely spent (the least the newer reading shows): the
                 # next window opens shared too (``_open``), as after any report
                 # showing them (its own test of "ours" counts ours in flight

@@ -123,7 +123,9 @@ class Sharing(Pool):
         ours = counter.used(window) - counter.foreign(window)
         if window > self.top:
             ours += self.inflight
-        if window not in self.spent and value <= ours:
+        if value <= ours and self.spent.get(window, (0,))[0] <= 0:
+            if not self._gone(window):  # none of theirs yet: the next report shows a step
+                self.spent.setdefault(window, (0, at))
             return  # alone, as far as this report can tell
         # Windows opened before this news (a wide landing interval opens the
         # next ones early) are shared from their start, as `_open` shares the
@@ -135,6 +137,7 @@ class Sharing(Pool):
         # What they spent, to tell whether they still spend: the report less
         # ours admitted before this one (ours answered meanwhile do not count).
         spent = value - own
+        stepped = window in self.spent  # an earlier report of it: this one shows a step
         before, since = self.spent.get(window, (0, window * self.period - g.shift))
         known = max(before, self.reserved.get(window, 0))
         if spent > before:
@@ -149,6 +152,18 @@ class Sharing(Pool):
             self._first_contact(window)  # we are the newcomer (or our start is unknown)
         self._seen_in(window)
         lag = self._lag(g)
+        if stepped and spent > before and self._few():
+            # Heavy requests, one at a time each while shared (``_few``): their
+            # step within a lag since an earlier report of the window is that
+            # many requests like ours, so many of them, reserved for or not
+            # (four processes started together: each held back for two, three
+            # stepped at once into what was reserved, 6750 of 6000 in window 1).
+            pace = spent - before
+            if at - since > lag:
+                pace = int(pace * lag / (at - since))
+            racers = min(-(-pace // self.heaviest), self.limit)
+            fresh = at >= self.shared_until
+            self.racers = racers if fresh else max(self.racers, racers)
         if spent <= known:
             # Within what was reserved for them, or known already: no race. And
             # a lag after their last step, no new one: they stopped stepping.
@@ -166,9 +181,10 @@ class Sharing(Pool):
         # admitted `ours` per lag are at least grew / ours of us. Held back that
         # many times what we admit, k + 1 racers together never take more than
         # what is left. (A first report of a window shows what they spent, not
-        # their pace: it says nothing of how many they are.)
+        # their pace: it says nothing of how many they are; one after a report
+        # of none of theirs does.)
         ours = sum(w for _, w in self.mine)
-        if before and ours:
+        if stepped and ours and not self._few():
             racers = min(-(-grew // ours), self.limit)
             fresh = at >= self.shared_until
             self.racers = racers if fresh else max(self.racers, racers)
@@ -181,9 +197,9 @@ class Sharing(Pool):
         # window: share it to its end (what they send last we may never hear
         # of). A first report of a window shows what they spent, not that
         # they still spend: share it for a few lags.
-        if before == 0:
+        if not stepped:
             self.step = 0  # a first report: what they spent, not a step
-        end = at + _RACING * lag if before == 0 else (window + 1) * self.period - g.shift + lag
+        end = at + _RACING * lag if not stepped else (window + 1) * self.period - g.shift + lag
         self.shared_until = max(self.shared_until, end)
         self._geo = None  # off the cached fast path: it does not share
 
