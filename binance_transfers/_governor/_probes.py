@@ -263,17 +263,6 @@ class Probes(Reports):
             self.cold = 1  # one at a time still: no slow start on a blind reading
             self.probe_at = max(self.probe_at, at)
 
-    def _unprobed_after(self, last: int, g: Geometry) -> None:
-        """A cold request got no answer (a timeout, a dropped connection); it may
-        have landed as late as window ``last``.
-
-        It may have met a full window (a previous life's) and earned a 429 that was
-        never read. The next request waits until nothing can land in a window this
-        one may have landed in. Before, the next request went at once, blind, into
-        the same full window: 7500 of 6000, then a 418 for it.
-        """
-        self.probe_at = max(self.probe_at, (last + 1) * self.period - g.lo + NUDGE)
-
     def _held(self, t: float, window: int, g: Geometry) -> tuple[int, float]:
         """(Weight kept back at ``t`` for a report from ``window``'s end, when it may go).
 

@@ -53,8 +53,6 @@ class Reports(Doubts):
 
         def _probed(self, sent: float, possible: list[tuple[int, int]], g: Geometry) -> None: ...
 
-        def _unprobed_after(self, last: int, g: Geometry) -> None: ...
-
     def _share(self, window: int, others: int, total: int) -> int:
         """What to reserve for others in the next windows, having seen them spend
         ``others`` of ``total`` reported in ``window``.
@@ -144,8 +142,6 @@ class Reports(Doubts):
                     counter.remove(window, weight)
                     freed = True
         if not answered:
-            if self.cold:
-                self._unprobed_after(last, g)
             self._lost(first, weight, doubt)
             return freed, 0
         header = self.spec.header
