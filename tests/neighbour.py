@@ -19,6 +19,7 @@ from binance_transfers.sim import Fault, SimulatedExchange
 
 E0 = 1_767_225_600.0  # a minute's start on Binance's clock
 LIMIT = 6000  # /papi's weight a minute
+PROFILES = {"slow": (0.05, 0.3), "fast": (0.02, 0.01)}  # latency, jitter
 
 
 class Neighbour:
@@ -77,6 +78,20 @@ class Neighbour:
             (w - self.first, ours.get(w, 0), self.spent.get(w, 0))
             for w in range(self.first, self.first + windows)
         ]
+
+    async def crowd(self, processes: int, windows: int, callers: int = 10) -> list[Client]:
+        """``processes`` clients (separate governors, as separate processes would
+        have) started together, each with ``callers`` callers of :meth:`calls`
+        for ``windows`` windows, then closed; returns them."""
+        clients = [self.exchange.client() for _ in range(processes)]
+        async with anyio.create_task_group() as tasks:
+            for client in clients:
+                await client.__aenter__()
+                for _ in range(callers):
+                    tasks.start_soon(self.calls, client, (self.first + windows) * 60)
+        for client in clients:
+            await client.__aexit__(None, None, None)
+        return clients
 
     async def calls(self, client: Client, until: float) -> None:
         """PM auto-collections one after another until ``until`` (Binance's clock)."""

@@ -20,11 +20,10 @@ from __future__ import annotations
 
 from collections import Counter
 
-import anyio
 import looptime
 import pytest
 
-from tests.neighbour import LIMIT, Neighbour
+from tests.neighbour import LIMIT, PROFILES, Neighbour
 
 pytestmark = pytest.mark.xfail(
     strict=True,
@@ -36,7 +35,6 @@ pytestmark = pytest.mark.xfail(
 )
 
 WINDOWS = 4
-PROFILES = {"slow": (0.05, 0.3), "fast": (0.02, 0.01)}
 
 
 @pytest.mark.parametrize(
@@ -53,14 +51,7 @@ async def test_governors_starting_together_just_before_a_boundary_never_overrun_
     n: int, seed: int, profile: str, phase: float
 ) -> None:
     side = Neighbour(lambda window: 0, *PROFILES[profile], phase=phase, seed=seed)
-    clients = [side.exchange.client() for _ in range(n)]
-    async with anyio.create_task_group() as callers:
-        for client in clients:
-            await client.__aenter__()
-            for _ in range(10):
-                callers.start_soon(side.calls, client, (side.first + WINDOWS) * 60)
-    for client in clients:
-        await client.__aexit__(None, None, None)
+    await side.crowd(n, WINDOWS)
     rows = side.rows(WINDOWS)
     assert side.refused() == Counter(), rows
     assert [row for row in rows if row[1] > LIMIT] == [], rows

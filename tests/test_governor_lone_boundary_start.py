@@ -17,11 +17,10 @@ from __future__ import annotations
 
 from collections import Counter
 
-import anyio
 import looptime
 import pytest
 
-from tests.neighbour import LIMIT, Neighbour
+from tests.neighbour import LIMIT, PROFILES, Neighbour
 
 pytestmark = pytest.mark.xfail(
     strict=True,
@@ -32,7 +31,6 @@ pytestmark = pytest.mark.xfail(
 )
 
 WINDOWS = 12
-PROFILES = {"slow": (0.05, 0.3), "fast": (0.02, 0.01)}
 
 
 @pytest.mark.parametrize(
@@ -45,10 +43,7 @@ async def test_a_lone_process_started_just_before_a_boundary_fills_every_full_wi
     seed: int, profile: str, phase: float
 ) -> None:
     side = Neighbour(lambda window: 0, *PROFILES[profile], phase=phase, seed=seed)
-    client = side.exchange.client()
-    async with client, anyio.create_task_group() as callers:
-        for _ in range(10):
-            callers.start_soon(side.calls, client, (side.first + WINDOWS) * 60)
+    (client,) = await side.crowd(1, WINDOWS)
     rows = side.rows(WINDOWS)
     assert side.refused() == Counter(), rows
     papi = [p for p in client.governor.snapshot() if p.key == "papi-ip"]

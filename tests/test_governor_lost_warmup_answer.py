@@ -15,12 +15,11 @@ from __future__ import annotations
 
 from collections import Counter
 
-import anyio
 import looptime
 import pytest
 
 from binance_transfers.sim import Fault
-from tests.neighbour import LIMIT, Neighbour
+from tests.neighbour import LIMIT, PROFILES, Neighbour
 
 pytestmark = pytest.mark.xfail(
     strict=True,
@@ -31,7 +30,6 @@ pytestmark = pytest.mark.xfail(
 )
 
 WINDOWS = 4
-PROFILES = {"slow": (0.05, 0.3), "fast": (0.02, 0.01)}
 
 
 @pytest.mark.parametrize(
@@ -49,14 +47,7 @@ async def test_a_warm_up_answer_lost_never_overruns_governors_starting_together(
 ) -> None:
     side = Neighbour(lambda window: 0, *PROFILES[profile], phase=phase, seed=seed)
     side.exchange.faults.add(Fault.late(45.0), endpoint="pm_auto_collect", times=lost)
-    clients = [side.exchange.client() for _ in range(2)]
-    async with anyio.create_task_group() as callers:
-        for client in clients:
-            await client.__aenter__()
-            for _ in range(10):
-                callers.start_soon(side.calls, client, (side.first + WINDOWS) * 60)
-    for client in clients:
-        await client.__aexit__(None, None, None)
+    await side.crowd(2, WINDOWS)
     rows = side.rows(WINDOWS)
     assert side.refused() == Counter(), rows
     assert [row for row in rows if row[1] > LIMIT] == [], rows

@@ -19,7 +19,7 @@ import looptime
 import pytest
 
 from binance_transfers.sim import Fault
-from tests.neighbour import Neighbour
+from tests.neighbour import PROFILES, Neighbour
 
 pytestmark = pytest.mark.xfail(
     strict=True,
@@ -28,8 +28,6 @@ pytestmark = pytest.mark.xfail(
         "room for a second blind request into the same full window (a 429, then a 418)"
     ),
 )
-
-PROFILES = {"slow": (0.05, 0.3), "fast": (0.02, 0.01)}
 
 
 @pytest.mark.parametrize(

@@ -15,26 +15,17 @@ from __future__ import annotations
 
 from collections import Counter
 
-import anyio
 import looptime
 import pytest
 
-from tests.neighbour import LIMIT, Neighbour
+from tests.neighbour import LIMIT, PROFILES, Neighbour
 
 WINDOWS = 12
-PROFILES = {"slow": (0.05, 0.3), "fast": (0.02, 0.01)}  # latency, jitter
 
 
 async def _run(n: int, seed: int, phase: float, profile: str) -> Neighbour:
     side = Neighbour(lambda window: 0, *PROFILES[profile], phase=phase, seed=seed)
-    clients = [side.exchange.client() for _ in range(n)]
-    async with anyio.create_task_group() as callers:
-        for client in clients:
-            await client.__aenter__()
-            for _ in range(10):
-                callers.start_soon(side.calls, client, (side.first + WINDOWS) * 60)
-    for client in clients:
-        await client.__aexit__(None, None, None)
+    await side.crowd(n, WINDOWS)
     return side
 
 
