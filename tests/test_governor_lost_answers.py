@@ -88,3 +88,21 @@ async def test_dropped_connections_beside_a_neighbour_leave_no_lasting_cost(
     assert side.refused() == Counter(), rows
     assert side.over == 0 and side.exchange.ledger.over_limit() == [], rows
     assert [row for row in rows[3:-1] if row[1] < 2250] == [], rows
+
+
+@pytest.mark.parametrize("rate", [0.1, 0.2])
+@looptime.enabled(strict=True)
+async def test_a_lost_answer_in_the_first_window_does_not_hold_back_the_next_requests(
+    rate: float,
+) -> None:
+    """Heavy requests go one at a time in the window the pool warmed in
+    (``_young``), but not behind one slower than the trip bound: waited for to
+    its 30 s read timeout, a request answered 45 s late cost half of window 0
+    (3000 of 6000), and the next window's reports read against it reserved 750
+    for nobody (5250 x 8, then 2250)."""
+    side = Neighbour(lambda window: 0, 0.05, 0.3, phase=30.0, seed=1)
+    side.exchange.faults.add(Fault.late(45.0), endpoint="pm_auto_collect", probability=rate)
+    rows = await _fill(side)
+    assert side.refused() == Counter(), rows
+    assert rows[0][1] >= LIMIT - 750, rows  # 30 s of window 0: 8 requests, or 7
+    assert [row for row in rows[3:-1] if row[1] < LIMIT - 750] == [], rows

@@ -46,6 +46,29 @@ async def test_governors_starting_together_on_one_ip_never_overrun_it(
     assert [row for row in rows[1:-1] if row[1] < LIMIT // 3] == [], rows
 
 
+@pytest.mark.parametrize(
+    ("seed", "profile"),
+    [
+        (1, "slow"),  # 4500, 6750 (a 429) before ``_young``
+        (3, "fast"),  # with ``_young`` but one racer per lag: 4500, 6750 (a 429)
+        (5, "slow"),  # the same: 4500, 6750 (a 429)
+    ],
+)
+@looptime.enabled(strict=True)
+async def test_four_governors_starting_together_never_overrun_their_first_windows(
+    seed: int, profile: str
+) -> None:
+    """Four processes, one request at a time each in their first windows: each
+    holds back one request for every request of the others it saw there
+    (``crowd``): counted by their pace, one per lag, a report a few trips old
+    stepped into what three others had filled meanwhile."""
+    side = Neighbour(lambda window: 0, *PROFILES[profile], phase=30.0, seed=seed)
+    await side.crowd(4, 3)
+    rows = side.rows(3)
+    assert side.refused() == Counter(), rows
+    assert [row for row in rows if row[1] > LIMIT] == [], rows
+
+
 @pytest.mark.parametrize("profile", sorted(PROFILES))
 @pytest.mark.parametrize("phase", [5.0, 55.0])
 @looptime.enabled(strict=True)

@@ -99,6 +99,8 @@ class FixedPool(Probes):
         self.step_in = 0  # the window it was seen in
         self.met = NEVER  # the latest window of a first news of others (``_sharing``)
         self.rival = 1  # the heaviest request any process may send here (``_plans``)
+        self.crowd = (NEVER, 0)  # racers in one of our first windows (``_note_others``)
+        self.young_until = -INF  # monotonic: one request at a time until then (``_young``)
 
     def _open(self, lo: int, hi: int, g: Geometry) -> None:
         """Windows up to ``hi`` may now be landed in: count what is in flight there."""
@@ -177,12 +179,19 @@ class FixedPool(Probes):
         t = max(now, self.frozen_until)
         if self.cold:  # and not before a moment its answer can show others (``_probed``)
             t = max(t, self.cold_ready(now, g), self.probe_at)
+            if not self.cold:
+                self._young(t, g)  # warmed by the timer
         lo_shift, hi_shift = g.lo, g.hi
         reach = max(int((now + hi_shift) // p), self.top)
         news = self.hint >= self.limit  # others fill windows alone (``_news_only``)
-        if self.unanswered and t < self.shared_until and self._few():
-            # One at a time (B5-3): see ``_few``. The answer wakes the queue.
-            return self.shared_until
+        if self.unanswered and self._few():
+            # One at a time (B5-3): see ``_few`` and ``_young``. The answer wakes the queue.
+            if t < self.shared_until:
+                return max(self.shared_until, self.young_until)
+            if t < self.young_until:
+                out = self._young_out(g)
+                if t < out:
+                    return out
         for _ in range(64):
             lo, hi = int((t + lo_shift) // p), int((t + hi_shift) // p)
             if news and (opening := self._news_wait(t, lo, g)) is not None:
@@ -201,7 +210,10 @@ class FixedPool(Probes):
                     # At least two others: a newcomer's estimate starts at one
                     # racer and lags (a 4th process joining three overran by 40).
                     step = min(weight, self.hint + self.step)
-                    extra = self._shared_extra(t, g) + max(self.racers, 2) * step
+                    racers = max(self.racers, 2)
+                    if self.crowd[0] == hi and self.crowd[1] > racers:
+                        racers = self.crowd[1]
+                    extra = self._shared_extra(t, g) + racers * step
                     tight = next((i for i in range(hi, lo - 1, -1) if used(i) > cap - extra), None)
                     if tight is not None:
                         self.paced = max(self.paced, tight)  # shared, and more of it wanted
@@ -251,6 +263,7 @@ class FixedPool(Probes):
             lo == hi == self.top
             and not self.cold
             and now >= self.shared_until
+            and now >= self.young_until
             and not self.doubts
             and not self._news_only(lo)  # its last request waits for an opening
             and lo != self.closed  # heavy ones wait for the next (``_first_contact``)
@@ -265,7 +278,7 @@ class FixedPool(Probes):
     def charge(self, now: float, weight: int, g: Geometry) -> tuple[int, ...]:
         if self.cold:
             self.out += 1
-        if now < self.shared_until:
+        if now < self.shared_until or now < self.young_until:
             self._forget_shared(now, g)
             self.mine.append((now, weight))
         p, add = self.period, self.counter.add
@@ -276,7 +289,7 @@ class FixedPool(Probes):
         else:
             # Up to `top`: a window opened earlier may be landed in if this one is late.
             record = tuple(x for i in range(lo, max(hi, self.top) + 1) for x in (i, add(i, weight)))
-        if now < self.shared_until:
+        if now < self.shared_until or now < self.young_until:
             self.unanswered.add(id(record))  # see ``_few``
         self._opening_sent(record)
         return record

@@ -259,9 +259,55 @@ class Probes(Reports):
             at = max(at, self.born + 2 * g.trip)
         if sent >= at or 4 * g.margin > p:
             self.cold = self.out = 0
+            self._young(sent, g)
         else:
             self.cold = 1  # one at a time still: no slow start on a blind reading
             self.probe_at = max(self.probe_at, at)
+
+    def _young(self, at: float, g: Geometry) -> None:
+        """Warmed at ``at`` (its request's write, or the timer), heavy requests: one
+        at a time (``_few``) to the end of that window, and of the next one if
+        ``at`` falls in the window's last eighth.
+
+        Its warm-up report counts only the requests of others that landed
+        before it. Processes started together send theirs at the same moments
+        (the same start, the same trip bound): started 0.2-1.5 s before a
+        minute ended, two processes' warm-up requests landed in the new window
+        at one instant, the first to land read it as its own, the other saw one
+        request of the first, and both filled it (7500 of 6000, a 429, then
+        418s). One at a time, each answer shows what the others added before
+        the next request leaves, and at most one of ours can meet a full
+        window. Warmed in a window's last seconds, too little of it is left to
+        hear of the others: at the next opening each burst on what the last
+        window showed (three processes started at 58.5 s: 7500, a 429 and
+        418s). Only the gate: while no others are seen, nothing is held back
+        for them (beside others who fill windows alone, held back for racers
+        too, the one request of ours their windows leave room for waited a
+        window). A lone process fills those windows all the same, a trip per
+        request: 8 PM auto-collections in a few seconds of a minute. Not where
+        a landing interval spans a quarter of a window or more (``_probed``).
+        """
+        p = self.period
+        if self.adapts and self._few() and self.born > -INF and 4 * g.margin <= p:
+            window = int((at + g.shift) // p)
+            if (window + 1) * p - (at + g.shift) < p / _AIM:
+                window += 1  # too little of it left to hear of the others
+            end = (window + 1) * p - g.shift + self._lag(g)
+            if end > self.young_until:
+                self.young_until, self._geo = end, None
+
+    def _young_out(self, g: Geometry) -> float:
+        """Until when our first windows' one request out keeps the next back
+        (``_young``): its answer, or a trip bound after its write. Slower than
+        any trip, it is lost or nearly: waited for to its timeout, a lone
+        process lost half of its first window to one answer 45 s late, and read
+        the next one's reports against it (5250 of 6000 for 8 windows)."""
+        flying, newest = self.flying, -INF
+        for key in self.unanswered:
+            if key not in flying:
+                return self.young_until  # admitted, not written yet
+            newest = max(newest, flying[key][0])
+        return min(newest + g.trip, self.young_until)
 
     def _held(self, t: float, window: int, g: Geometry) -> tuple[int, float]:
         """(Weight kept back at ``t`` for a report from ``window``'s end, when it may go).

@@ -61,6 +61,7 @@ class Sharing(Pool):
     __slots__ = (
         "adapts",
         "closed",
+        "crowd",
         "faded",
         "met",
         "mine",
@@ -76,6 +77,7 @@ class Sharing(Pool):
         "step",
         "step_in",
         "unprobed",
+        "young_until",
     )
 
     counter: WindowCounter
@@ -104,6 +106,8 @@ class Sharing(Pool):
     step_in: int  # the window it was seen in
     met: int  # the latest window of a first news of others (who may not know of us)
     rival: int  # the heaviest request any process may send into this pool
+    crowd: tuple[int, int]  # (one of our first windows, their requests seen there)
+    young_until: float  # monotonic: one request at a time until then (``_young``)
 
     def _note_others(self, window: int, value: int, own: int, at: float, g: Geometry) -> None:
         """A report of ``value`` used in ``window`` (answered at ``at``) for a request
@@ -152,6 +156,19 @@ class Sharing(Pool):
             self._first_contact(window)  # we are the newcomer (or our start is unknown)
         self._seen_in(window)
         lag = self._lag(g)
+        if self._few() and self._young_in(window, g):
+            # A report of one of our first two windows, heavy requests: each
+            # request of theirs there may be another process started with us,
+            # one at a time as we are (``_young``), about to send its next: as
+            # many racers (``ready_at``), in that window only. Counted by their
+            # pace (one racer per lag), four processes started together each
+            # held back for one or two, and one whose report was a few trips
+            # old stepped into what three others had filled meanwhile: 6750 of
+            # 6000 and a 429 in window 1. Kept to that window: a neighbour's
+            # spend read as racers kept two survivors of three below 4500.
+            crowd = min(-(-spent // self.heaviest), self.limit)
+            if (window, crowd) > self.crowd:
+                self.crowd = (window, crowd)
         if stepped and spent > before and self._few():
             # Heavy requests, one at a time each while shared (``_few``): their
             # step within a lag since an earlier report of the window is that
@@ -162,7 +179,7 @@ class Sharing(Pool):
             if at - since > lag:
                 pace = int(pace * lag / (at - since))
             racers = min(-(-pace // self.heaviest), self.limit)
-            fresh = at >= self.shared_until
+            fresh = at >= max(self.shared_until, self.young_until)
             self.racers = racers if fresh else max(self.racers, racers)
         if spent <= known:
             # Within what was reserved for them, or known already: no race. And
@@ -186,7 +203,7 @@ class Sharing(Pool):
         ours = sum(w for _, w in self.mine)
         if stepped and ours and not self._few():
             racers = min(-(-grew // ours), self.limit)
-            fresh = at >= self.shared_until
+            fresh = at >= max(self.shared_until, self.young_until)
             self.racers = racers if fresh else max(self.racers, racers)
         self.rose.append((at, grew))
         # Their next step, which we may never hear of, is no bigger than their
@@ -360,6 +377,12 @@ class Sharing(Pool):
         if self.others_in == NEVER:
             return True
         return sum(1 for w in self.quiet if w < window) >= _QUIET
+
+    def _young_in(self, window: int, g: Geometry) -> bool:
+        """``window`` is one of our first two: the one we started in, and the next."""
+        if self.born == -INF:
+            return False
+        return window <= int((self.born + g.shift) // self.period) + 1
 
     def _lag(self, g: Geometry) -> float:
         """How long before what another process sends shows in our answers."""
