@@ -1,0 +1,146 @@
+"""The first windows after a start (``_young``): what it costs, and what is open.
+
+A heavy pool goes one request at a time to the end of the window it warmed in
+(and of the next when it warmed in a window's last eighth). Light requests on
+the same pool are not held back by that (a lone process with one PM
+auto-collection and 30 callers of pm_balances, weight 20, answers 0.5-0.6 s:
+2850 or 950 in its first windows when they were, 5990 or 5610 before).
+
+Open, kept as strict xfails (found by review, branch break26):
+
+* A lone process, one answer 5-45 s late among its first requests after it
+  warmed: requests written after the late one are answered before it, their
+  reports count it (in flight) as a doubt, and its answer, after the next
+  window opened, may be either window's: the 750 those reports counted is left
+  as someone else's (``_undoubt``), a reservation for nobody fading by halves,
+  each crumb a whole request (4500, then 5250 for up to 9 windows). Over 256
+  runs (seeds 1-2, phases 10/30/53/55, both profiles, 5-45 s late) 84 have a
+  window short after the first, against 48 before the change (mostly starts
+  at 53-55 s); no 429, no 418.
+* Two processes started at 59.5 s, one answer dropped, beside a neighbour
+  spending 3000 at each opening: 6750 and a 429 in window 1 (1 run of 960).
+* Four processes started together: one 429 in a later window (window 5 here;
+  10 of 72 runs, none with a 418; 26 before the change).
+
+Deterministic (looptime).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import anyio
+import looptime
+import pytest
+
+from binance_transfers.sim import Fault
+from tests.neighbour import LIMIT, Neighbour
+
+
+async def _lone_late(seed: float, phase: float, at: float, late: float, windows: int) -> Neighbour:
+    side = Neighbour(lambda w: 0, 0.05, 0.3, phase=phase, seed=seed)
+    ex = side.exchange
+
+    async def inject() -> None:
+        await anyio.sleep(at)  # a second or two after the start: just warmed
+        ex.faults.add(Fault.late(late), endpoint="pm_auto_collect", times=1)
+
+    client = ex.client()
+    async with client, anyio.create_task_group() as callers:
+        callers.start_soon(inject)
+        for _ in range(10):
+            callers.start_soon(side.calls, client, (side.first + windows) * 60)
+    return side
+
+
+@pytest.mark.parametrize(
+    ("seed", "phase", "at", "late"),
+    [
+        (1, 55.0, 1.5, 10.0),  # young2: 6000, 4500, 6000...; 2e38f3d: 6000 x 4
+        (1, 53.0, 2.0, 5.0),  # young2: 6000, 4500, 6000...
+        (2, 53.0, 1.5, 5.0),  # young2: 6000, 4500, 5250, 5250, ...
+        (1, 30.0, 1.5, 45.0),  # young2: 6000, 5250, 6000...
+    ],  # 2e38f3d: 6000 in every window, all four
+)
+@pytest.mark.xfail(
+    strict=True, reason="open: a late answer read as no window's leaves 750 for nobody"
+)
+@looptime.enabled(strict=True)
+async def test_lone_process_late_answer_in_young_window_costs_a_full_window(
+    seed: int, phase: float, at: float, late: float
+) -> None:
+    side = await _lone_late(seed, phase, at, late, 8)
+    rows = side.rows(8)
+    assert side.refused() == Counter(), rows
+    assert [row for row in rows[1:-1] if row[1] != LIMIT] == [], rows
+
+
+@pytest.mark.xfail(strict=True, reason="open: one 429 on a report a few trips old")
+@looptime.enabled(strict=True)
+async def test_two_started_at_59_5_with_a_dropped_answer_beside_a_3000_neighbour() -> None:
+    """young2: 2250, 3750 (+3000 = 6750, a 429 in window 1); 2e38f3d: 2250, 3000, no 429.
+    The only run of 960 (n 1-3, phases 0-59.5, fast/slow, no fault/drop/late,
+    neighbour 0/1500/3000) that overruns on young2 and not on 2e38f3d."""
+    side = Neighbour(lambda w: 3000, 0.02, 0.01, phase=59.5, seed=1)
+    side.exchange.faults.add(Fault.drop(), endpoint="pm_auto_collect", times=1)
+    clients = [side.exchange.client() for _ in range(2)]
+    async with anyio.create_task_group() as group:
+        group.start_soon(side.run)
+        async with anyio.create_task_group() as callers:
+            for client in clients:
+                await client.__aenter__()
+                for _ in range(10):
+                    callers.start_soon(side.calls, client, (side.first + 6) * 60)
+        group.cancel_scope.cancel()
+    for client in clients:
+        await client.__aexit__(None, None, None)
+    rows = side.rows(6)
+    assert side.refused() == Counter(), rows
+    assert [row for row in rows if row[1] + row[2] > LIMIT] == [], rows
+
+
+@pytest.mark.parametrize("phase", [0.5, 53.0])
+@looptime.enabled(strict=True)
+async def test_light_calls_after_one_heavy_call_are_not_held_back_in_the_first_windows(
+    phase: float,
+) -> None:
+    """A lone process: one PM auto-collection (750) at its start, 30 callers of
+    pm_balances (20) on the same /papi pool, answers 0.5-0.6 s late. The heavy
+    request makes the pool ``_few`` for good; ``_young`` holds back heavy
+    requests only (it sent the light ones one per trip through the window it
+    warmed in, and the next at phase 53)."""
+    side = Neighbour(lambda w: 0, 0.5, 0.1, phase=phase, seed=1)
+    until = (side.first + 4) * 60
+    client = side.exchange.client()
+
+    async def lights() -> None:
+        while side.now() < until:
+            await client.pm_balances()
+
+    async with client, anyio.create_task_group() as callers:
+        callers.start_soon(client.pm_auto_collect)
+        for _ in range(30):
+            callers.start_soon(lights)
+    rows = side.rows(4)
+    # young2: phase 0.5: 2850, 5980, 6000, 6000; phase 53: 950, 2180, 5980, 6000
+    # 2e38f3d: phase 0.5: 5990, 6000, 6000, 6000; phase 53: 5610, 5980, 6000, 6000
+    full = rows if phase < 1 else rows[1:]  # started 0.5 s in: window 0 is 59.5 s long
+    assert side.refused() == Counter(), rows
+    assert [row for row in full if row[1] < LIMIT - 100] == [], rows
+
+
+@pytest.mark.xfail(strict=True, reason="open: one 429 on a report a few trips old")
+@looptime.enabled(strict=True)
+async def test_four_started_together_drain_their_queues_without_a_429() -> None:
+    """Four processes (10 callers each, calls begun before minute 4 drain to
+    minute 8), slow link, started 55 s into a minute, seed 4. young2: window 5
+    6750 of 6000 and a 429 (rows 4500, 5250, 4500, 4500, 3000, 6750, 3000);
+    2e38f3d: 4500, 6000, 4500, 4500, 5250, 5250, 3750, no 429. Of 36 runs
+    (seeds 1-6, phases 5/30/55, slow) young2 has this one 429, 2e38f3d three
+    others (seed 1, window 1, fixed by young2). Far past the young windows: a
+    changed trajectory, not traced."""
+    side = Neighbour(lambda w: 0, 0.05, 0.3, phase=55.0, seed=4)
+    await side.crowd(4, 4)
+    rows = side.rows(8)
+    assert side.refused() == Counter(), rows
+    assert [row for row in rows if row[1] > LIMIT] == [], rows
