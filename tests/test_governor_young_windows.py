@@ -37,7 +37,7 @@ from binance_transfers.sim import Fault
 from tests.neighbour import LIMIT, Neighbour
 
 
-async def _lone_late(seed: float, phase: float, at: float, late: float, windows: int) -> Neighbour:
+async def _lone_late(seed: int, phase: float, at: float, late: float, windows: int) -> Neighbour:
     side = Neighbour(lambda w: 0, 0.05, 0.3, phase=phase, seed=seed)
     ex = side.exchange
 
