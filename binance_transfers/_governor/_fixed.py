@@ -390,6 +390,15 @@ class FixedPool(Probes):
             t = max(t, self.probe_at)
         t = self._news_waits(t, weight, g)
         lo, hi = int((t + g.lo) // p), int((t + g.hi) // p)
+        for _ in range(64):
+            if lo == hi or self._used(lo) <= self.limit - total:
+                break
+            # Full where its earliest landing falls only (a window ending):
+            # past it, the next window's room counts. Read as full through
+            # the next window too, a refusal at a minute's opening told every
+            # caller to come back a minute later: a window of nothing sent.
+            t = (lo + 1) * p - g.lo + NUDGE
+            lo, hi = int((t + g.lo) // p), int((t + g.hi) // p)
         room = self.limit - max(self._used(i) for i in range(lo, hi + 1))
         if total <= room:
             return max(t, self._ready_unless_news(now, weight, g))
