@@ -100,11 +100,15 @@ async def test_dropped_connection_is_a_real_disconnect(
 async def test_late_answer_is_a_real_read_timeout(
     exchange: SimulatedExchange, server: SimServer
 ) -> None:
-    """Fault.late(0.6) against a 0.2 s read timeout: the client times out, the transfer happened."""
+    """Fault.late(0.6) against a 0.2 s read timeout: the client times out, the transfer happened.
+
+    A signed read first: the clock sync it needs is done before the transfer is
+    timed (started in a minute's last seconds, the sync's permit waited for the
+    next window, up to 4 s, and the test failed on the wall clock's phase)."""
     exchange.faults.add(Fault.late(0.6), endpoint="universal_transfer", times=1)
     timeout = httpx.Timeout(5.0, read=0.2)
     async with tcp_client(server, timeout=timeout) as client:
-        await client.server_time()
+        await client.pm_balances()
         started = anyio.current_time()
         with pytest.raises(OutcomeUnknownError, match="ReadTimeout"):
             await client.transfer(type=TransferType.MAIN_UMFUTURE, asset="USDT", amount="2")
