@@ -188,7 +188,7 @@ class FixedPool(Probes):
             # One at a time (B5-3): see ``_few`` and ``_young``. The answer wakes the queue.
             if t < self.shared_until:
                 return max(self.shared_until, self.young_until)
-            if t < self.young_until and 50 * weight > self.limit:  # heavy ones only
+            if t < self.young_until and self._heavy(weight):  # heavy ones only
                 out = self._young_out(g)
                 if t < out:
                     return out

@@ -70,7 +70,7 @@ class Reports(Doubts):
         a 429 each window behind a process that fills every window alone),
         where that costs at most 2 % of the window.
         """
-        spare = self.heaviest if 50 * self.heaviest <= self.limit else 0
+        spare = 0 if self._heavy(self.heaviest) else self.heaviest
         if self.capped < window and self.paced < window:
             return others
         if others <= 0 or total <= others:

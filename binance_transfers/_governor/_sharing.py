@@ -232,7 +232,11 @@ class Sharing(Pool):
         the count before the next leaves (8 trips a window: a few seconds of
         a minute), and at most one of ours can ever meet a full window.
         """
-        return 50 * self.heaviest > self.limit
+        return self._heavy(self.heaviest)
+
+    def _heavy(self, weight: int) -> bool:
+        """A request of ``weight`` is over 2 % of a window (``_few``)."""
+        return 50 * weight > self.limit
 
     def _first_contact(self, window: int) -> None:
         """Others are seen for the first time, in ``window``: the rest of it is theirs.
@@ -283,11 +287,11 @@ class Sharing(Pool):
         """
         if not lo <= self.closed <= hi:
             return False
-        if 50 * weight > self.limit:
+        if self._heavy(weight):
             return True
         return (
             self._lag(g) > _SLOW
-            and 50 * self.rival > self.limit
+            and self._heavy(self.rival)
             and self._used(self.closed) + self.rival > self.limit - weight
         )
 
