@@ -24,6 +24,7 @@ from binance_transfers import (
     LoopClock,
     Permit,
     PoolSpec,
+    ThrottledError,
     TransferType,
 )
 from binance_transfers._governor._geometry import CLOCK_STEP
@@ -123,8 +124,10 @@ async def test_a_cold_pool_admits_one_request_and_reads_its_usage_header() -> No
 
 
 @fake_time
-async def test_a_cold_pool_without_usage_headers_slow_starts() -> None:
-    """Answers without a header double the allowance: 1, 2, 4 at once."""
+async def test_a_cold_pool_answered_without_its_usage_header_stays_one_at_a_time() -> None:
+    """An answer without the header (a WAF's 403, a proxy's 5xx) tells nothing of
+    the window: no slow start on it (1, 2, 4 at once before: blind, into a window
+    a previous life may have filled; review break28: a 429 and a 418)."""
     g = synced(Governor(latency=0.0), E0 + 10)
     sizes = []
     for _ in range(3):
@@ -132,6 +135,19 @@ async def test_a_cold_pool_without_usage_headers_slow_starts() -> None:
         sizes.append(len(got))
         for permit in got:
             answer(g, permit)
+    assert sizes == [1, 1, 1]
+
+
+@fake_time
+async def test_a_cold_rolling_cap_slow_starts() -> None:
+    """Rolling caps have no header: each answer lets one more go at once (1, 2, 4)."""
+    g = synced(Governor(Limits(papi_ip=10**6), latency=0.0), E0 + 10)
+    sizes = []
+    for _ in range(3):
+        got = await admitted_at_once(g, ENDPOINTS["pm_auto_collect"], 20)
+        sizes.append(len(got))
+        for permit in got:  # /papi is told its count; the cap is not
+            answer(g, permit, **{"x-mbx-used-weight-1m": "750"})
     assert sizes == [1, 2, 4]
 
 
@@ -141,6 +157,24 @@ async def test_a_cold_probe_given_back_lets_the_next_one_go() -> None:
     (probe,) = await admitted_at_once(g, PM_ASSET, 5)
     g.refund(probe)
     assert len(await admitted_at_once(g, PM_ASSET, 5)) == 1
+
+
+@fake_time
+async def test_a_cold_probe_written_and_never_answered_keeps_its_place_until_warm() -> None:
+    """Its answer alone would have told whether the window is full (a previous
+    life may have filled it): the next request must not go blind into that
+    window (it went at once: a second request into a full window, a 418)."""
+    g = synced(Governor(latency=0.0), E0 + 10)
+    (probe,) = await admitted_at_once(g, PM_ASSET, 5)
+    written = g.renew(probe)
+    assert written is not None
+    g.observe(written, sent=mono(g), received=None)  # a read timeout: lost
+    assert await admitted_at_once(g, PM_ASSET, 5, within=49.0) == []
+    with pytest.raises(ThrottledError) as refused:  # told when, not "now" again and again
+        await g.acquire(PM_ASSET, max_wait=0)
+    assert E0 + 60 <= refused.value.retry_at < E0 + 60.01 + CLOCK_STEP
+    await g.acquire(PM_ASSET)  # warm: the window a previous life spent in is over
+    assert E0 + 60 < g.server_clock.now() < E0 + 60.01 + CLOCK_STEP
 
 
 @fake_time

@@ -387,7 +387,7 @@ class FixedPool(Probes):
         p = self.period
         t = max(now, self.frozen_until)
         if self.cold:  # the next request waits for a moment its answer can show others
-            t = max(t, self.probe_at)
+            t = max(t, self.warm_at(g) if self.lost else self.probe_at)
         t = self._news_waits(t, weight, g)
         lo, hi = int((t + g.lo) // p), int((t + g.hi) // p)
         for _ in range(64):

@@ -47,6 +47,7 @@ class Pool:
         "key",
         "limit",
         "live",
+        "lost",
         "out",
         "passed",
         "period",
@@ -76,6 +77,7 @@ class Pool:
         # Cold start (see the module's docstring): warm unless the governor says.
         self.cold = 0  # requests admitted at once while cold; 0: warm
         self.out = 0  # cold admissions not answered (or refunded) yet
+        self.lost = False  # one of them is lost: it holds its place until warm
         self.born = -INF  # monotonic: the governor's first use
 
     def warm_at(self, g: Geometry) -> float:
@@ -87,12 +89,20 @@ class Pool:
         at = self.warm_at(g)
         if at <= now:
             self.cold = self.out = 0
+            self.lost = False
             return now
-        return now if self.out < self.cold else at
+        return now if self.out < self.cold and not self.lost else at
 
-    def _cold_done(self, answered: bool) -> bool:
-        """A cold admission is over (answered, given up on, refunded): True if it was one."""
+    def _cold_done(self, answered: bool, lost: bool = False) -> bool:
+        """A cold admission is over (answered, given up on, refunded): True if it
+        frees the next one. ``lost``: written, and no answer came. Its answer
+        alone would have told whether the window is full (a previous life may
+        have filled it), so it keeps its place until the pool warms: the next
+        request, sent at once, went blind into that window and met a 418 (F4)."""
         if not self.cold or not self.out:
+            return False
+        if lost:
+            self.lost = True
             return False
         self.out -= 1
         if answered:  # slow start: one more per answer, twice as many per round trip
