@@ -62,7 +62,8 @@ class Planning:
                 if self.cold_start:
                     if self._born is None:
                         self._born = self._monotonic()
-                    pool.born, pool.cold = self._born, 1
+                    if not _clock_only(spec.key, self.limits):
+                        pool.born, pool.cold = self._born, 1
                 self._pools[spec.key] = pool
             elif _shape(pool.spec) != _shape(spec):
                 raise ConfigurationError(
@@ -131,3 +132,21 @@ def _heaviest(key: str, limits: Limits) -> int:
         (s.weight for e in ENDPOINTS.values() for s in pools_for(e, limits, "") if s.key == key),
         default=1,
     )
+
+
+def _clock_only(key: str, limits: Limits) -> bool:
+    """Only unsigned reads of the default table draw from pool ``key`` (/api: the
+    clock read, ``server_time``): it starts warm.
+
+    A previous life sent there one read per clock sync, which cannot fill it,
+    and every signed call waits for that read. Cold, a lost first read held
+    every signed call back to the next minute (its place kept until the pool
+    warms, for a window a previous life may have filled); and a first read
+    sent in a minute's last second (the clock unsynced yet, known to a
+    second) may have landed on either side of the boundary, so the next read
+    (the sync after a public ``server_time()``) waited 4 s into the next minute.
+    """
+    endpoints = [
+        e for e in ENDPOINTS.values() if any(s.key == key for s in pools_for(e, limits, ""))
+    ]
+    return bool(endpoints) and not any(e.security.signed for e in endpoints)
