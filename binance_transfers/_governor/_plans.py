@@ -126,12 +126,14 @@ def _shape(spec: PoolSpec) -> tuple[object, ...]:
     return (spec.kind, spec.limit, spec.period, spec.header, spec.per_ip)
 
 
+def _drawing(key: str, limits: Limits) -> list[tuple[Endpoint, PoolSpec]]:
+    """The endpoints of the default table that draw from pool ``key``, with their spec."""
+    return [(e, s) for e in ENDPOINTS.values() for s in pools_for(e, limits, "") if s.key == key]
+
+
 def _heaviest(key: str, limits: Limits) -> int:
     """The heaviest request Binance's endpoints (the default table) send into pool ``key``."""
-    return max(
-        (s.weight for e in ENDPOINTS.values() for s in pools_for(e, limits, "") if s.key == key),
-        default=1,
-    )
+    return max((s.weight for _, s in _drawing(key, limits)), default=1)
 
 
 def _clock_only(key: str, limits: Limits) -> bool:
@@ -146,7 +148,5 @@ def _clock_only(key: str, limits: Limits) -> bool:
     second) may have landed on either side of the boundary, so the next read
     (the sync after a public ``server_time()``) waited 4 s into the next minute.
     """
-    endpoints = [
-        e for e in ENDPOINTS.values() if any(s.key == key for s in pools_for(e, limits, ""))
-    ]
+    endpoints = [e for e, _ in _drawing(key, limits)]
     return bool(endpoints) and not any(e.security.signed for e in endpoints)

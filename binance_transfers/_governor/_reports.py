@@ -116,11 +116,14 @@ class Reports(Doubts):
         one = bool(self.unanswered) and id(record) in self.unanswered  # see ``_few``
         if one:  # the next may go
             self.unanswered.remove(id(record))
-        # An answer without the pool's usage header (a WAF's 403, a proxy's 5xx)
-        # tells nothing: no slow start on it (two went at once, blind: a 429 and
-        # a 418 in a window a previous life had filled), and nothing held back.
-        told = answered and (self.spec.header is None or self.spec.header in headers)
-        cold = self._cold_done(told, not answered) if self.cold else False
+        cold = False
+        if self.cold:
+            # An answer without the pool's usage header (a WAF's 403, a proxy's
+            # 5xx) tells nothing: no slow start on it (two went at once, blind: a
+            # 429 and a 418 in a window a previous life had filled).
+            header = self.spec.header
+            told = answered and (header is None or header in headers)
+            cold = self._cold_done(told, not answered)
         freed = cold or written or one
         # It reached Binance after it was sent and before its answer (or the
         # grace), not before the first window charged at its write (eps and
