@@ -69,6 +69,7 @@ from ._exceptions import (
     TransferNotAllowedError,
 )
 from ._governor import Governor, Permit
+from ._governor._geometry import RETRY_FLOOR
 from ._http import (
     RefusedBeforeWriting,
     WriteAwareAiohttpTransport,
@@ -552,12 +553,14 @@ class Transport:
             # when it is expected to be done, never "at once" (a caller obeying
             # that would spin, refused again in the same instant).
             now = clock.clock.monotonic()
-            end = self._sync_end(job, now)
-            raise ThrottledError(
+            end = max(self._sync_end(job, now), now + RETRY_FLOOR)
+            error = ThrottledError(
                 "Binance's clock could not be synced within max_wait; nothing was sent",
                 retry_at=clock.to_server(end),
                 retry_after=end - now,
             )
+            self.governor._refuse(self._time_endpoint, error)  # its hooks see every refusal
+            raise error
         job.result()
 
     def _sync_end(self, job: Job[None], now: float) -> float:
@@ -565,13 +568,13 @@ class Transport:
 
         One round trip after its start, or after the permit its request
         waits for (as the governor estimated it then); a round trip is the
-        last sync's, or before any the governor's ``latency`` (its assumed
-        bound on one). Past that, as long again as it has taken so far; not
-        before a known ban it must wait out.
+        clock read's as the governor expects it (``_typical_trip``: before
+        any, the shortest it measured; the first sync's refusal said the
+        assumed bound, 0.5 s, where the read took 0.02 s). Past that, as long
+        again as it has taken so far; not before a known ban it must wait out.
         """
         clock = self.governor.server_clock
-        trip = getattr(clock, "round_trip", None)
-        trip = max(self.governor.latency if trip is None else trip, 0.001)
+        trip = self.governor._typical_trip(self._time_endpoint)
         end = max(job.started, self._sync_permit) + trip
         if end <= now:
             end = now + max(now - job.started, 0.001)
@@ -796,7 +799,7 @@ class Transport:
         return route
 
     def _throttled(self, endpoint: Endpoint, max_wait: float | None) -> ThrottledError:
-        at = self.governor.estimate(endpoint, account=self.account)
+        at = self.governor._retry_epoch(endpoint, self.account)  # "come back then"
         now = self.governor.server_clock.now()
         error = ThrottledError(
             f"{endpoint.name}: no permit within max_wait={_rounded(max_wait)} s",

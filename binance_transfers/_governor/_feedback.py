@@ -17,6 +17,7 @@ import math
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 
+from .._endpoints import Endpoint
 from .._exceptions import _iso as _fmt
 from .._limits import Limits
 from ._geometry import LONGEST_BAN, Geometry, Trips
@@ -57,6 +58,7 @@ class Feedback(WaitQueue):
     limits: Limits
     grace: float
     _trips: Trips
+    _rtt: dict[Endpoint, float]
     _pools: dict[str, Pool]
     _banned_until: float
     _ip_frozen_until: float
@@ -99,8 +101,13 @@ class Feedback(WaitQueue):
         if self._on_answered is not None:  # the metrics' 429/418 counts and round trips
             self._on_answered(permit[0].name, status, None if received is None else received - sent)
         answered = received is not None
-        if received is not None and self._trips.note(received - sent, received):
-            self._refresh_geometry()
+        if received is not None:
+            trip = received - sent
+            rtt = self._rtt
+            last = rtt.get(permit[0])
+            rtt[permit[0]] = trip if last is None else last + (trip - last) / 4
+            if self._trips.note(trip, received):
+                self._refresh_geometry()
         cached = self._geo_cache  # (``_geometry``, inlined: every answer comes here)
         g = self._refresh_geometry() if cached is None or now >= cached.until else cached
         if headers is None:

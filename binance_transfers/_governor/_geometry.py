@@ -55,6 +55,9 @@ CLOCK_STEP = 0.010
 #: ``_fixed``). Safety does not rest on it: a request in flight is counted in
 #: every window that opens while it flies, however late it is.
 SPAN = 2
+#: The shortest ``retry_after`` a refusal that waits for an answer says, seconds:
+#: a caller obeying it polls at most a hundred times a second.
+RETRY_FLOOR = 0.010
 #: Binance's longest ban (3 days), before ``Limits.time_scale``.
 LONGEST_BAN = 3 * 86400.0
 
@@ -137,6 +140,11 @@ class Trips:
         _, trip = self.samples.popleft()
         ordered = self._sorted
         del ordered[bisect_left(ordered, trip)]
+
+    def typical(self) -> float:
+        """The median of recent trips; the bound before any."""
+        trips = self._sorted
+        return trips[(len(trips) - 1) // 2] if trips else self.bound
 
     def note(self, trip: float, now: float) -> bool:
         """Record one round trip; True when the bound or the jitter changed."""

@@ -82,7 +82,7 @@ class Reporting:
     def _geometry(self, now: float) -> Geometry:
         raise NotImplementedError
 
-    def _estimate(self, plan: Plan, now: float) -> float:
+    def _retry_at(self, endpoint: Endpoint, plan: Plan, now: float) -> float:
         raise NotImplementedError
 
     @staticmethod
@@ -134,7 +134,7 @@ class Reporting:
     def _throttled(
         self, endpoint: Endpoint, plan: Plan, now: float, max_wait: float | None
     ) -> ThrottledError:
-        at = self._estimate(plan, now)
+        at = self._retry_at(endpoint, plan, now)
         error = ThrottledError(
             f"{endpoint.name}: no permit within max_wait={_rounded(max_wait)} s",
             retry_at=at + self._geometry(now).shift,

@@ -145,6 +145,11 @@ class WaitQueue:
             if waiter.error is not None:
                 raise waiter.error
             if waiter.permit is None:
+                # Out of the queue first: still in it, the refused call counted
+                # itself among those ahead of it (a rolling cap's second call,
+                # admitted 0.08 s later, was told to come back in 600 s).
+                returned = True
+                self._abandon(waiter)
                 raise self._throttled(endpoint, plan, self._monotonic(), max_wait)
             returned = True
             self._admitted(endpoint, waiter.permit[1] - now)
