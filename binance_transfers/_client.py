@@ -458,7 +458,7 @@ class Client:
         # Each step in the finally of the one before: none failing may leave the
         # http client, the claims or the journal open.
         try:
-            await self._transport.stop_syncing()  # no task of ours outlives the client
+            await self._transport.stop_tasks()  # no task of ours outlives the client
         finally:
             await self._reconciler.wait_for_all_in_flight(but_not=mine)
             try:

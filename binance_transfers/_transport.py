@@ -416,6 +416,8 @@ class Transport:
         # endpoint -> (its gate, whether its transport reports writes), see _route
         self._routes: dict[Endpoint, tuple[Any, bool]] = {}
         self._syncing: Job[None] | None = None  # the clock sync under way (or the last one)
+        # Reads to a cold pool whose callers gave up on them once written (``_detachable``).
+        self._reads: set[asyncio.Task[None]] = set()
         self._sync_permit = 0.0  # monotonic: when its request was expected to get a permit
         self.wait_on_ban = wait_on_ban
         self.connect_retries = connect_retries
@@ -619,11 +621,23 @@ class Transport:
         clock.update(sent=sent, received=received, server_ms=server_ms)
         log.debug("synced with Binance's clock: %r", clock)
 
-    async def stop_syncing(self) -> None:
-        """Stop a clock sync under way (closing): its waiters get ClientClosedError."""
+    async def stop_tasks(self) -> None:
+        """Closing: stop the tasks of the transport's own (none outlives the client).
+
+        A clock sync under way: its waiters get ClientClosedError. Reads to a
+        cold pool that their callers gave up on (``_detachable``): their
+        answers are lost.
+        """
         job = self._syncing
-        if job is not None:
-            await job.stop()
+        try:
+            if job is not None:
+                await job.stop()
+        finally:
+            if self._reads:
+                for task in self._reads:
+                    task.cancel()
+                with anyio.CancelScope(shield=True):
+                    await asyncio.wait(list(self._reads))
 
     def _check_loop(self) -> None:
         """Refuse, before anything is sent, a call from another event loop or thread."""
@@ -696,6 +710,17 @@ class Transport:
             flight = _Flight()
             work = self._exchange_in(endpoint, params, max_wait, recv_window, parse, flight)
             return self._detachable(endpoint, flight, work, loop)
+        if not endpoint.mutating and self.governor._cold(endpoint, self.account):
+            # A read to a cold pool (a new governor's first requests): run in a task
+            # of its own too, so that its answer is read after its caller gives up
+            # on it. Cut off after the write, it was a lost answer, which holds the
+            # pool until the next window (``Pool.lost``): a ``move_on_after(1)``
+            # around a slow first read left 20 of 6000 for that window.
+            loop = asyncio._get_running_loop()
+            if loop is not None:
+                flight = _Flight()
+                work = self._exchange_in(endpoint, params, max_wait, recv_window, parse, flight)
+                return self._detachable(endpoint, flight, work, loop)
         return self._exchange_in(endpoint, params, max_wait, recv_window, parse, None)
 
     async def _exchange_in(
@@ -843,6 +868,12 @@ class Transport:
                 with anyio.CancelScope(shield=True):
                     await asyncio.wait([task])
                 _retrieve(task)
+                raise
+            if not endpoint.mutating:
+                # A cold pool's read (``_exchange``): the caller leaves now; the
+                # answer is read for its usage header, and nothing else.
+                self._reads.add(task)
+                task.add_done_callback(self._read_done)
                 raise
             attempt.detached = True
             log.warning(
@@ -1428,9 +1459,13 @@ class Transport:
             error_class = TransferNotAllowedError
         raise error_class(code, msg, status=status, endpoint=endpoint.name)
 
+    def _read_done(self, task: asyncio.Task[None]) -> None:
+        self._reads.discard(task)
+        _retrieve(task)
+
     async def aclose(self) -> None:
         self.closed = True
-        await self.stop_syncing()
+        await self.stop_tasks()
         await self._http.aclose()
 
 

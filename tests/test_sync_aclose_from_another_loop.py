@@ -74,7 +74,7 @@ async def test_a_failure_to_stop_the_sync_still_closes_the_http_client_and_journ
     client = Client(
         API_KEY, SECRET, transport=SlowClock(FakeBinance(), 0.2), journal=tmp_path / "j"
     )
-    monkeypatch.setattr(client._transport, "stop_syncing", broken)
+    monkeypatch.setattr(client._transport, "stop_tasks", broken)
     journal = client.journal
     assert journal is not None
     closed: list[str] = []

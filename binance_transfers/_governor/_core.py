@@ -257,6 +257,16 @@ class Governor(Reporting, Introspection, Planning, Linked):
         plan = self._plans.get(account, {}).get(endpoint) or self._plan(endpoint, account)
         return self._geometry(now).shift + self._estimate(plan, now)
 
+    def _cold(self, endpoint: Endpoint, account: str) -> bool:
+        """Whether a request to ``endpoint`` now goes to a cold pool: its answer's
+        usage header alone tells whether a previous life filled the window, and
+        a written request never answered holds the pool until it warms."""
+        plans = self._plans.get(account)
+        plan = plans.get(endpoint) if plans is not None else None
+        if plan is None:
+            plan = self._plan(endpoint, account)
+        return any(pool.cold for pool, _ in plan)
+
     def _retry_epoch(self, endpoint: Endpoint, account: str) -> float:
         """Binance epoch seconds a refused call to ``endpoint`` should come back at
         (``_retry_at``; the transport's refusals at its write-ahead gate)."""

@@ -1,0 +1,96 @@
+"""A cold pool's first read, given up on by its caller once written, is still read.
+
+A new governor's first request on a pool (a cold pool) reads its answer's usage
+header before more go: only that answer tells whether a previous life filled
+the window. A written request never answered holds the pool until the next
+window (``Pool.lost``, F4). A read cut off by its caller after the write
+(``move_on_after(1)`` around a 3-s first ``pm_account``) was such a lost
+answer: 20 of /papi's 6000 went in that window, and the transfers behind it
+waited up to a minute. Such a read now runs in a task of its own, as mutating
+calls do: its caller leaves at once, and its answer is read for the governor.
+Reads to a warm pool are not affected (no task per call).
+"""
+
+from __future__ import annotations
+
+import anyio
+import looptime
+import pytest
+
+from binance_transfers import Client, Governor, GovernorHooks
+from binance_transfers.sim import DEMO_API_KEY, DEMO_API_SECRET, Fault, serve
+
+from .conftest import demo_exchange
+from .neighbour import PROFILES, Neighbour
+
+
+def papi(client: Client) -> object:
+    return next(p for p in client.governor._pools.values() if p.key == "papi-ip")
+
+
+@pytest.mark.parametrize("phase", [1.0, 20.0, 45.0])
+@looptime.enabled(strict=True)
+async def test_the_window_is_used_after_the_first_read_is_given_up_on(phase: float) -> None:
+    side = Neighbour(lambda window: 0, *PROFILES["fast"], phase=phase, seed=1)
+    side.exchange.faults.add(Fault.late(3.0), endpoint="pm_account", times=1)
+    async with side.exchange.client() as client:
+        start = side.now()
+        with anyio.move_on_after(1.0):  # the caller's own timeout
+            await client.pm_account()
+        assert side.now() - start == pytest.approx(1.0, abs=0.01)  # it left at once
+        async with anyio.create_task_group() as callers:
+            for _ in range(10):
+                callers.start_soon(side.calls, client, (side.first + 2) * 60)
+    answered = [e for e in side.exchange.ledger if e.endpoint == "pm_account"]
+    assert [e.status for e in answered] == [200]
+    rows = side.rows(2)
+    # As if the caller had waited for it (5270 = 20 + 7 x 750), not 20.
+    assert rows[0][1] >= 5000 and all(over == 0 for _, _, over in rows), rows
+    assert not side.refused(), side.refused()
+
+
+@looptime.enabled(strict=True)
+async def test_closing_the_client_ends_a_read_its_caller_gave_up_on() -> None:
+    side = Neighbour(lambda window: 0, *PROFILES["fast"], phase=20.0, seed=1)
+    side.exchange.faults.add(Fault.late(3.0), endpoint="pm_account", times=1)
+    client = side.exchange.client()
+    async with client:
+        with anyio.move_on_after(1.0):
+            await client.pm_account()
+        reads = client._transport._reads
+        assert len(reads) == 1  # still reading
+        await anyio.sleep(0.5)
+    assert not reads and side.now() - side.first * 60 < 22.0  # closed at 21.5, not 23
+    pool = papi(client)
+    assert pool.lost  # type: ignore[attr-defined]  # its answer was not read: lost
+
+
+async def test_over_real_sockets_the_answer_of_a_read_given_up_on_is_read() -> None:
+    answered: list[tuple[str, int | None]] = []
+    read = anyio.Event()
+
+    class Answers(GovernorHooks):
+        def answered(self, endpoint: str, status: int | None, seconds: float | None) -> None:
+            answered.append((endpoint, status))
+            if endpoint == "pm_account":
+                read.set()
+
+    exchange = demo_exchange()
+    exchange.faults.add(Fault.late(1.0), endpoint="pm_account", times=1)
+    async with serve(exchange) as server:
+        governor = Governor(exchange.limits, hooks=Answers())
+        client = Client(
+            DEMO_API_KEY,
+            DEMO_API_SECRET,
+            api_url=server.url,
+            papi_url=server.url,
+            governor=governor,
+        )
+        async with client:
+            with anyio.move_on_after(0.3):
+                await client.pm_account()
+            assert ("pm_account", None) not in answered
+            with anyio.fail_after(5):
+                await read.wait()
+            assert ("pm_account", 200) in answered, answered
+            assert papi(client).cold == 0  # type: ignore[attr-defined]  # warmed by it
