@@ -633,11 +633,18 @@ class Transport:
             if job is not None:
                 await job.stop()
         finally:
-            if self._reads:
-                for task in self._reads:
-                    task.cancel()
+            # Those of another loop (closed, or not running: a synchronous
+            # wrapper's loop per call) are dropped, their loop left untouched:
+            # cancelling one there raised RuntimeError, and waiting for it never
+            # returned (see ``Job.stop``).
+            loop = asyncio._get_running_loop()
+            reads = [task for task in self._reads if task.get_loop() is loop]
+            self._reads.clear()
+            for task in reads:
+                task.cancel()
+            if reads:
                 with anyio.CancelScope(shield=True):
-                    await asyncio.wait(list(self._reads))
+                    await asyncio.wait(reads)
 
     def _check_loop(self) -> None:
         """Refuse, before anything is sent, a call from another event loop or thread."""
@@ -716,7 +723,8 @@ class Transport:
             # on it. Cut off after the write, it was a lost answer, which holds the
             # pool until the next window (``Pool.lost``): a ``move_on_after(1)``
             # around a slow first read left 20 of 6000 for that window.
-            loop = asyncio._get_running_loop()
+            if loop is _ASK:
+                loop = asyncio._get_running_loop()
             if loop is not None:
                 flight = _Flight()
                 work = self._exchange_in(endpoint, params, max_wait, recv_window, parse, flight)
@@ -856,14 +864,18 @@ class Transport:
         except asyncio.CancelledError:
             attempt = flight.attempt
             if done.done() and not done.cancelled():
-                log.warning(
-                    "%s: caller cancelled just as the answer arrived (outcome recorded: %s)",
-                    endpoint.name,
-                    "unknown" if done.exception() is not None else "done",
-                )
+                failed = done.exception() is not None  # (retrieved: nobody else will)
+                if endpoint.mutating:  # a read records nothing
+                    log.warning(
+                        "%s: caller cancelled just as the answer arrived (outcome recorded: %s)",
+                        endpoint.name,
+                        "unknown" if failed else "done",
+                    )
                 raise
-            if attempt is None or not attempt.written:
+            if attempt is None or not attempt.written or (not endpoint.mutating and self.closed):
                 # Still waiting to write: stop it. Nothing left, the permit goes back.
+                # (A read of a client closed meanwhile: stopped too, its answer lost;
+                # left running, it was read after ``aclose()``, past ``stop_tasks``.)
                 task.cancel()
                 with anyio.CancelScope(shield=True):
                     await asyncio.wait([task])

@@ -13,6 +13,9 @@ Reads to a warm pool are not affected (no task per call).
 
 from __future__ import annotations
 
+import asyncio
+import gc
+
 import anyio
 import looptime
 import pytest
@@ -94,3 +97,51 @@ async def test_over_real_sockets_the_answer_of_a_read_given_up_on_is_read() -> N
                 await read.wait()
             assert ("pm_account", 200) in answered, answered
             assert papi(client).cold == 0  # type: ignore[attr-defined]  # warmed by it
+
+
+# What the review (break31) found in the first version of this change.
+
+
+@looptime.enabled(strict=True)
+async def test_a_read_given_up_on_after_aclose_does_not_outlive_the_client() -> None:
+    """Closed from another task while a cold read is out; its caller gives up only
+    after ``aclose()`` returned (a task group unwinding): the read was detached past
+    ``stop_tasks`` and read its answer 2 s after the client was closed."""
+    exchange = demo_exchange()
+    exchange.faults.add(Fault.late(3.0), endpoint="pm_account", times=1)
+    client = exchange.client()
+    async with client:
+        caller = asyncio.ensure_future(client.pm_account())
+        await asyncio.sleep(1.0)  # written, its answer 2 s away
+    caller.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await caller
+    assert not client._transport._reads
+    await asyncio.sleep(3.0)
+    assert papi(client).lost  # type: ignore[attr-defined]  # never read after close
+
+
+def test_closing_from_a_new_loop_drops_a_read_of_a_closed_loop() -> None:
+    """A synchronous wrapper (``run_until_complete`` per call): a cold read given up
+    on after its write, its loop closed, then ``aclose()`` on a new loop. It raised
+    ``RuntimeError('Event loop is closed')``, cancelling a task of the dead loop (and
+    with that loop open but idle, waited for it forever)."""
+    exchange = demo_exchange()
+    exchange.faults.add(Fault.late(3.0), endpoint="pm_account", times=1)
+    client = exchange.client()
+    errors: list[object] = []
+    first = looptime.new_event_loop(start=0, _enabled=True)
+    first.set_exception_handler(lambda _, context: errors.append(context.get("message")))
+    first.run_until_complete(client.server_time())
+    with pytest.raises(asyncio.TimeoutError):
+        first.run_until_complete(asyncio.wait_for(client.pm_account(), 1.0))
+    assert len(client._transport._reads) == 1
+    first.close()
+    second = looptime.new_event_loop(start=0, _enabled=True)
+    try:
+        second.run_until_complete(asyncio.wait_for(client.aclose(), 5))
+    finally:
+        second.close()
+    assert client.closed and client._http.is_closed and not client._transport._reads
+    gc.collect()  # the dropped task's leftovers report here, not in the next test
+    assert errors == []
