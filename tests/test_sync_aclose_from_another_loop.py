@@ -15,6 +15,15 @@ from .conftest import API_KEY, SECRET, FakeBinance
 from .test_clock_sync_shared import SlowClock, transfer
 
 
+def aclose_on_a_new_loop(client: Client) -> None:
+    """Close ``client`` from a loop of its own, as a synchronous wrapper would."""
+    second = looptime.new_event_loop(start=0, _enabled=True)
+    try:
+        second.run_until_complete(asyncio.wait_for(client.aclose(), 5))
+    finally:
+        second.close()
+
+
 def test_aclose_after_the_loop_of_an_unfinished_sync_was_closed() -> None:
     """A caller gives up on the clock sync (max_wait 0.05 s, the sync takes 0.2 s) and
     its loop is closed with the sync's task still pending (``run_until_complete`` per
@@ -30,11 +39,7 @@ def test_aclose_after_the_loop_of_an_unfinished_sync_was_closed() -> None:
     with pytest.raises(ThrottledError):
         first.run_until_complete(transfer(client, max_wait=0.05))
     first.close()
-    second = looptime.new_event_loop(start=0, _enabled=True)
-    try:
-        second.run_until_complete(asyncio.wait_for(client.aclose(), 5))
-    finally:
-        second.close()
+    aclose_on_a_new_loop(client)
     assert client.closed
     assert client._http.is_closed  # its connections released
     assert seen == []

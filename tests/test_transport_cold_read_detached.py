@@ -25,6 +25,7 @@ from binance_transfers.sim import DEMO_API_KEY, DEMO_API_SECRET, Fault, serve
 
 from .conftest import demo_exchange
 from .neighbour import PROFILES, Neighbour
+from .test_sync_aclose_from_another_loop import aclose_on_a_new_loop
 
 
 def papi(client: Client) -> object:
@@ -137,11 +138,7 @@ def test_closing_from_a_new_loop_drops_a_read_of_a_closed_loop() -> None:
         first.run_until_complete(asyncio.wait_for(client.pm_account(), 1.0))
     assert len(client._transport._reads) == 1
     first.close()
-    second = looptime.new_event_loop(start=0, _enabled=True)
-    try:
-        second.run_until_complete(asyncio.wait_for(client.aclose(), 5))
-    finally:
-        second.close()
+    aclose_on_a_new_loop(client)
     assert client.closed and client._http.is_closed and not client._transport._reads
     gc.collect()  # the dropped task's leftovers report here, not in the next test
     assert errors == []

@@ -238,7 +238,7 @@ class Governor(Reporting, Introspection, Planning, Linked):
         request, once per endpoint with caps.
         """
         now = self._monotonic()
-        plan = self._plans.get(account, {}).get(endpoint) or self._plan(endpoint, account)
+        plan = self._plan_of(endpoint, account)
         g = self._geometry(now)
         times = [t - g.shift for t in sent]  # our monotonic clock
         for pool, weight in plan:
@@ -254,24 +254,20 @@ class Governor(Reporting, Introspection, Planning, Linked):
         A lower bound that counts the calls already queued ahead.
         """
         now = self._monotonic()
-        plan = self._plans.get(account, {}).get(endpoint) or self._plan(endpoint, account)
+        plan = self._plan_of(endpoint, account)
         return self._geometry(now).shift + self._estimate(plan, now)
 
     def _cold(self, endpoint: Endpoint, account: str) -> bool:
         """Whether a request to ``endpoint`` now goes to a cold pool: its answer's
         usage header alone tells whether a previous life filled the window, and
         a written request never answered holds the pool until it warms."""
-        plans = self._plans.get(account)
-        plan = plans.get(endpoint) if plans is not None else None
-        if plan is None:
-            plan = self._plan(endpoint, account)
-        return any(pool.cold for pool, _ in plan)
+        return any(pool.cold for pool, _ in self._plan_of(endpoint, account))
 
     def _retry_epoch(self, endpoint: Endpoint, account: str) -> float:
         """Binance epoch seconds a refused call to ``endpoint`` should come back at
         (``_retry_at``; the transport's refusals at its write-ahead gate)."""
         now = self._monotonic()
-        plan = self._plans.get(account, {}).get(endpoint) or self._plan(endpoint, account)
+        plan = self._plan_of(endpoint, account)
         return self._geometry(now).shift + self._retry_at(endpoint, plan, now)
 
     def renew(self, permit: Permit) -> Permit | None:

@@ -44,6 +44,13 @@ class Planning:
     def _geometry(self, now: float) -> Geometry:
         raise NotImplementedError
 
+    def _plan_of(self, endpoint: Endpoint, account: str) -> Plan:
+        """The plan of ``endpoint`` for ``account``: the one made, else a new one
+        (``acquire`` inlines this: its hot path)."""
+        plans = self._plans.get(account)
+        plan = plans.get(endpoint) if plans is not None else None
+        return plan if plan is not None else self._plan(endpoint, account)
+
     def _plan(self, endpoint: Endpoint, account: str) -> Plan:
         plan = []
         for spec in pools_for(endpoint, self.limits, account):
