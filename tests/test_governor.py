@@ -763,6 +763,8 @@ def _pool_state(pool: Any) -> dict[str, object]:
         value = getattr(pool, name)
         if name == "flying":  # (write time, weight): monotonic times, weights kept
             value = {key: weight for key, (_, weight) in value.items()}
+        if name == "counts":  # (answer time, count): monotonic times, counts kept
+            value = {w: [count for _, count in seq] for w, seq in value.items()}
         if isinstance(value, dict):
             value = (len(value), sorted(map(repr, value.values())))
         state[name] = repr(value)

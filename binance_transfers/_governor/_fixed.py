@@ -68,6 +68,7 @@ class FixedPool(Probes):
         self.shares: dict[int, int] = {}  # window -> what others' spending there asks to reserve
         self.landed: dict[int, int] = {}  # window -> our weight answered as landed there
         self.peak: dict[int, int] = {}  # window -> the highest usage reported there
+        self.counts: dict[int, list[tuple[float, int]]] = {}  # see ``_below``
         self.maybe: dict[int, int] = {}  # window -> ours answered, landed there or in a neighbour
         self.vague: dict[int, int] = {}  # window -> ours answered, read as no window's, maybe there
         # id(record) -> (write time, weight) of ours in flight: a report counts
@@ -119,6 +120,8 @@ class FixedPool(Probes):
             self.landed = {w: v for w, v in self.landed.items() if w >= recent}
             self.peak = {w: v for w, v in self.peak.items() if w >= recent}
             self.maybe = {w: v for w, v in self.maybe.items() if w >= recent}
+        if self.counts and min(self.counts) < recent:
+            self.counts = {w: v for w, v in self.counts.items() if w >= recent}
         if self.vague and min(self.vague) < recent:
             self.vague = {w: v for w, v in self.vague.items() if w >= recent}
         if self.reserved and min(self.reserved) < recent:
