@@ -36,7 +36,7 @@ class Reports(Doubts):
     base: int  # the expectation before news of the newest window came
     capped: int  # the latest window full when a request wanted in
     # window -> [(answered at, the highest count reported there so far)], rising:
-    # from reports that can be that window's only (``_below``).
+    # from reports that can be that window's only (``_count``, ``_below``).
     counts: dict[int, list[tuple[float, int]]]
     flying: dict[int, tuple[float, int]]  # id(record) -> (write time, weight) in flight
     heaviest: int
@@ -209,21 +209,30 @@ class Reports(Doubts):
         # would take an ending window's count for the new one's and stop the
         # new window for nobody; if it did land later, the next answer landing
         # wholly in the new window reports on it.
-        # Unless a count it cannot be (``_below``). Only while no one else was
-        # ever surely seen: that is where a misread report makes a reservation
-        # for nobody. Beside others, reading more reports as the new window's
-        # changed what the sharing rules learnt (two survivors of three counted
-        # three racers for good: 3750 of 6000 where they had 4500), and took no
-        # 429 away (4 processes started together, 24 runs: 4 either way).
+        # Unless a count it cannot be (``_below``). Read so only while no one
+        # else was ever surely seen: that is where a misread report makes a
+        # reservation for nobody. Beside others, reading more reports as the
+        # new window's changed what the sharing rules learnt (two survivors of
+        # three counted three racers for good: 3750 of 6000 where they had
+        # 4500), and took no 429 away (4 processes started together, 24 runs: 4
+        # either way). Once they are known gone, it still tells where ours
+        # landed (``only``): two of ours written at an opening, their reports
+        # read as no window's, passed for 1500 of someone else's there, and
+        # the window short of a quarter (``_share``'s gap) reserved 3000 for a
+        # neighbour gone for minutes.
         lone = self.others_in == NEVER
-        if lone and len(possible) > 1 and self.counts:
+        only = None  # others known gone: the one window a count leaves ours in
+        if len(possible) > 1 and self.counts:
             fits = [pair for pair in possible if not self._below(pair[0], sent, value - weight)]
-            if fits:  # (none: our readings were wrong; read it as before)
+            if not fits:  # our readings were wrong: read it as before
+                pass
+            elif lone:
                 possible = fits
+            elif len(fits) == 1 and self._gone(fits[0][0]):
+                only = fits[0][0]
         if len(possible) == 1:
             window, own = possible[0]
-            if lone:
-                self._count(window, landed_by, value)
+            self._count(window, landed_by, value)
         else:
             at = int((sent + g.shift) // p)
             window, own = min(sorted(possible), key=lambda pair: abs(pair[0] - at))
@@ -260,6 +269,8 @@ class Reports(Doubts):
         # of the window showed: a report counts what others sent before it.
         if len(possible) == 1:
             sure = [window]
+        elif only is not None:
+            sure = [only]
         else:
             charged_at_write = set(record[::2])
             sure = [w for w, _ in possible if w in charged_at_write] or [w for w, _ in possible]
@@ -284,7 +295,8 @@ class Reports(Doubts):
                 if w in (window, middle):
                     self.maybe[w] = self.maybe.get(w, 0) + weight
         if absent:  # see above
-            for w, _ in possible:  # ours in one of them: no one else's (``_heard``)
+            for w, _ in possible if only is None else ():
+                # ours in one of them: no one else's (``_heard``)
                 self.vague[w] = self.vague.get(w, 0) + weight
             if doubt:
                 self._undoubt(doubt, None)
@@ -344,13 +356,6 @@ class Reports(Doubts):
         # more as they come (in whatever order their answers do).
         if window > self.news:
             self.news, self.base = window, self._expected()
-        if window > self.others_in and others <= self.vague.get(window, 0):
-            # Ours whose reports were read as no window's explain it: no one
-            # else, as ``_heard`` reads it. Two requests of ours written at an
-            # opening, each report either window's, passed for 1500 of someone
-            # else's, and the window short of a quarter (``_share``'s gap)
-            # reserved 3000 for a neighbour gone for minutes.
-            others = 0
         share = self._share(window, others, peak)
         self.shares[window] = max(share, self.shares.get(window, 0))
         if window == self.news:

@@ -306,18 +306,14 @@ class Sharing(Pool):
         report of it may come long before they stopped spending there (we
         held back while they went on): what the window before asked for
         stands for one more. Less than before only by half, and only once a
-        report from its end showed it (``_late``); to nothing where others are
-        gone (``_gone``: none ever surely seen, or reports of three windows
-        since showed none). Halving, any crumb keeps out a whole heavy request:
-        a lone process's 750 for nobody cost one 750 a window for eight windows.
+        report from its end showed it (``_late``). Halving, any crumb keeps out
+        a whole heavy request, and that room is how a neighbour spending
+        mid-window is seen again: faded to nothing once others were known gone,
+        ours filled each window before the neighbour's 750 at :30, which met a
+        full window every minute (11 of 16), never seen.
         """
         before = self.shares.get(window - 1, 0) if self.raced >= window else 0
-        if self.faded < window:
-            fade = self.base
-        elif self._gone(window + 1):
-            fade = 0
-        else:
-            fade = self.base >> 1
+        fade = self.base >> 1 if self.faded >= window else self.base
         return max(self.shares.get(window, 0), before, fade)
 
     def _seen_in(self, window: int) -> None:
