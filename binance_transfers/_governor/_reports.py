@@ -112,12 +112,15 @@ class Reports(Doubts):
         seen = self.counts.get(window)
         if seen is None:
             self.counts[window] = [(at, value)]
-        elif value > seen[-1][1]:
-            last = seen[-1][0]
-            if at - last < self.period / 256:
-                seen[-1] = (max(at, last), value)
+            return
+        last, top = seen[-1]
+        if value > top:
+            if at < last:
+                at = last
+            if at - last < self.period * (1 / 256):
+                seen[-1] = (at, value)
             else:
-                seen.append((max(at, last), value))
+                seen.append((at, value))
 
     def _below(self, window: int, sent: float, before: int) -> bool:
         """A request written at ``sent`` found ``before`` used where it landed: not
