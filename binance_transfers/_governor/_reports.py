@@ -218,24 +218,19 @@ class Reports(Doubts):
         # new window's changed what the sharing rules learnt (two survivors of
         # three counted three racers for good: 3750 of 6000 where they had
         # 4500), and took no 429 away (4 processes started together, 24 runs: 4
-        # either way). Once they are known gone, it still tells where ours
-        # landed (``only``): two of ours written at an opening, their reports
-        # read as no window's, passed for 1500 of someone else's there, and
-        # the window short of a quarter (``_share``'s gap) reserved 3000 for a
-        # neighbour gone for minutes.
+        # either way). Nor once they seem gone, only to book ours where the
+        # count says they landed: "gone" is our reading, and a neighbour
+        # spending 750 at :30, unseen in windows we filled before it, then
+        # met a full window from two windows earlier, every minute.
         lone = self.others_in == NEVER
-        only = None  # others known gone: the one window a count leaves ours in
-        if len(possible) > 1 and self.counts:
+        if lone and len(possible) > 1 and self.counts:
             fits = [pair for pair in possible if not self._below(pair[0], sent, value - weight)]
-            if not fits:  # our readings were wrong: read it as before
-                pass
-            elif lone:
+            if fits:  # (none: our readings were wrong; read it as before)
                 possible = fits
-            elif len(fits) == 1 and self._gone(fits[0][0]):
-                only = fits[0][0]
         if len(possible) == 1:
             window, own = possible[0]
-            self._count(window, landed_by, value)
+            if lone:
+                self._count(window, landed_by, value)
         else:
             at = int((sent + g.shift) // p)
             window, own = min(sorted(possible), key=lambda pair: abs(pair[0] - at))
@@ -272,8 +267,6 @@ class Reports(Doubts):
         # of the window showed: a report counts what others sent before it.
         if len(possible) == 1:
             sure = [window]
-        elif only is not None:
-            sure = [only]
         else:
             charged_at_write = set(record[::2])
             sure = [w for w, _ in possible if w in charged_at_write] or [w for w, _ in possible]
@@ -298,8 +291,7 @@ class Reports(Doubts):
                 if w in (window, middle):
                     self.maybe[w] = self.maybe.get(w, 0) + weight
         if absent:  # see above
-            for w, _ in possible if only is None else ():
-                # ours in one of them: no one else's (``_heard``)
+            for w, _ in possible:  # ours in one of them: no one else's (``_heard``)
                 self.vague[w] = self.vague.get(w, 0) + weight
             if doubt:
                 self._undoubt(doubt, None)
