@@ -50,6 +50,17 @@ async def _neighbour_returns(
     return side.refused(), side.rows(WINDOWS), side.over
 
 
+def _neither_overran(
+    refused: Counter[tuple[int, int]], rows: list[tuple[int, int, int]], over: int, met: int
+) -> None:
+    """No 429 or 418 of ours, no window over its limit, none of the neighbour's
+    requests met a full window, and ours ran in window ``met`` beside it."""
+    assert refused == Counter(), rows
+    assert [row for row in rows if row[1] + row[2] > LIMIT] == [], rows
+    assert over == 0, rows
+    assert rows[met][1] > 0, rows
+
+
 @pytest.mark.parametrize("seed", [1, 2])
 @pytest.mark.parametrize("back", [9, 12])
 @pytest.mark.parametrize(("latency", "jitter"), [(0.05, 0.3), (0.5, 2.0)])
@@ -58,10 +69,7 @@ async def test_a_neighbour_returning_after_minutes_away_is_not_overrun(
     latency: float, jitter: float, back: int, seed: int
 ) -> None:
     refused, rows, over = await _neighbour_returns(latency, jitter, back, seed)
-    assert refused == Counter(), rows
-    assert [row for row in rows if row[1] + row[2] > LIMIT] == [], rows
-    assert over == 0, rows
-    assert rows[back][1] > 0, rows  # it ran beside the returning neighbour
+    _neither_overran(refused, rows, over, back)
 
 
 @pytest.mark.parametrize("spend", [3750, 4500])
@@ -76,10 +84,7 @@ async def test_a_neighbour_first_spending_more_than_half_at_a_later_opening_is_n
     429 (3750), a 418 and the next minute banned (4500), every run. A quarter
     (1500) leaves it room up to 4500."""
     refused, rows, over = await _neighbour_returns(latency, jitter, 4, 1, spend, away=4)
-    assert refused == Counter(), rows
-    assert [row for row in rows if row[1] + row[2] > LIMIT] == [], rows
-    assert over == 0, rows
-    assert rows[4][1] > 0, rows  # it ran beside the neighbour
+    _neither_overran(refused, rows, over, 4)
 
 
 @pytest.mark.parametrize("spend", [1500, 3000, 4500])
@@ -96,7 +101,4 @@ async def test_a_neighbour_met_at_our_first_opening_and_back_later_is_not_overru
     runs of a sweep: away 3-9 minutes, 1500-4500, four start phases, both
     link profiles)."""
     refused, rows, over = await _neighbour_returns(latency, jitter, back, 1, spend, away=1)
-    assert refused == Counter(), rows
-    assert [row for row in rows if row[1] + row[2] > LIMIT] == [], rows
-    assert over == 0, rows
-    assert rows[back][1] > 0, rows  # it ran beside the returning neighbour
+    _neither_overran(refused, rows, over, back)
