@@ -69,6 +69,32 @@ async def test_four_governors_starting_together_never_overrun_their_first_window
     assert [row for row in rows if row[1] > LIMIT] == [], rows
 
 
+@pytest.mark.parametrize(
+    ("seed", "phase"),
+    [
+        (4, 55.0),  # 4500, 5250, 4500, 4500, 3000, 6750 (a 429), 3000
+        (2, 59.3),  # a 429 in window 6
+        (6, 59.3),  # a 429 in window 5
+    ],
+)
+@looptime.enabled(strict=True)
+async def test_four_governors_count_each_other_after_a_report_of_none(
+    seed: int, phase: float
+) -> None:
+    """Four processes, slow link, far past their first windows. One writes its
+    request at a window's opening; the report, ours alone, may be either
+    window's. Read as no window's, the newer window's next report was its
+    first: no step, so no racers counted, and the process held back for two
+    while three stepped (the 9th request of a window, 6750 of 6000). Read as a
+    report of none there, the step after it counts them, for that window."""
+    side = Neighbour(lambda window: 0, *PROFILES["slow"], phase=phase, seed=seed)
+    await side.crowd(4, 8)
+    rows = side.rows(8)
+    # Windows 0-2 (the start) are not what this pins (see the module's note).
+    assert [k for k in side.refused() if k[0] >= 3] == [], rows
+    assert [row for row in rows[3:] if row[1] > LIMIT] == [], rows
+
+
 @pytest.mark.parametrize("profile", sorted(PROFILES))
 @pytest.mark.parametrize("phase", [5.0, 55.0])
 @looptime.enabled(strict=True)

@@ -101,6 +101,7 @@ class FixedPool(Probes):
         self.met = NEVER  # the latest window of a first news of others (``_sharing``)
         self.rival = 1  # the heaviest request any process may send here (``_plans``)
         self.crowd = (NEVER, 0)  # racers in one of our first windows (``_note_others``)
+        self.hazy = NEVER  # see ``_others_either``
         self.young_until = -INF  # monotonic: one request at a time until then (``_young``)
 
     def _open(self, lo: int, hi: int, g: Geometry) -> None:

@@ -335,7 +335,15 @@ class Reports(Doubts):
         # boundary, passed for 1500 of someone else's).
         own = max(own, ours)
         peak = self.peak[window] = max(value, self.peak.get(window, 0))
-        others = self.seen[window] = max(value - ours, self.seen.get(window, 0), 0)
+        others = value - ours
+        if window > self.others_in and others <= self.vague.get(window, 0):
+            # Ours answered in a report read as no window's (``absent``) may
+            # be here: read as such, as ``_heard`` does, or they pass for
+            # others' and the next windows are reserved for them (a survivor of
+            # three, its opening request straddling the boundary: 1500 of its
+            # own read as someone else's, 3000 of 6000 in the next window).
+            others = 0
+        others = self.seen[window] = max(others, self.seen.get(window, 0), 0)
         late = self._late(window, sent, len(possible), g)  # does it show the whole window?
         if window > self.others_in:
             # Ours answered in a report read as no window's (``absent``) landed
@@ -409,9 +417,22 @@ class Reports(Doubts):
         window's count it is stays unknown (raising both windows' counts to it
         cost the two processes 4-10 % of /papi in a sweep, for no fewer 429s).
         """
+        newer, own = max(possible)
+        if value <= own and not self._gone(newer):
+            # Ours alone explain it in the newer window: there, a report of
+            # none of theirs (it may be the older window's, and show nothing of
+            # the newer one). Read as nothing, the newer window's next report
+            # was its first, no step, and racers were not counted from it
+            # (four processes started together: one whose opening request
+            # straddled the boundary held back for two racers while three
+            # stepped, and sent the window's 9th request: 6750 of 6000). The
+            # step after it counts racers for that window only (``hazy``).
+            if newer not in self.spent:
+                self.spent[newer] = (0, landed_by)
+                self.hazy = newer
+            return
         counted = self.written.upto(sent) + weight
         if all(value > max(own, self._explained(w) + counted) for w, own in possible):
-            newer, own = max(possible)
             self._note_others(newer, value, own, landed_by, g)
             if self.spent.get(newer, (0,))[0] <= 0:  # none, or a report of none
                 # Others surely spent (the least the newer reading shows): the

@@ -63,6 +63,7 @@ class Sharing(Pool):
         "closed",
         "crowd",
         "faded",
+        "hazy",
         "met",
         "mine",
         "others_in",
@@ -107,6 +108,7 @@ class Sharing(Pool):
     met: int  # the latest window of a first news of others (who may not know of us)
     rival: int  # the heaviest request any process may send into this pool
     crowd: tuple[int, int]  # (one of our first windows, their requests seen there)
+    hazy: int  # a window whose report of none may be the window before's (``_others_either``)
     young_until: float  # monotonic: one request at a time until then (``_young``)
 
     def _note_others(self, window: int, value: int, own: int, at: float, g: Geometry) -> None:
@@ -144,6 +146,9 @@ class Sharing(Pool):
         stepped = window in self.spent  # an earlier report of it: this one shows a step
         before, since = self.spent.get(window, (0, window * self.period - g.shift))
         known = max(before, self.reserved.get(window, 0))
+        # A step from a report of none that may be the older window's: what
+        # they spent, or their pace; counted for this window only (``crowd``).
+        hazy = stepped and before <= 0 and self.hazy == window
         if spent > before:
             self.spent[window] = (spent, at)
         if self._gone(window):  # first news (F7: 20s beside 750s sent 8 x 418 there)
@@ -179,8 +184,12 @@ class Sharing(Pool):
             if at - since > lag:
                 pace = int(pace * lag / (at - since))
             racers = min(-(-pace // self.heaviest), self.limit)
-            fresh = at >= max(self.shared_until, self.young_until)
-            self.racers = racers if fresh else max(self.racers, racers)
+            if hazy:
+                if (window, racers) > self.crowd:
+                    self.crowd = (window, racers)
+            else:
+                fresh = at >= max(self.shared_until, self.young_until)
+                self.racers = racers if fresh else max(self.racers, racers)
         if spent <= known:
             # Within what was reserved for them, or known already: no race. And
             # a lag after their last step, no new one: they stopped stepping.
@@ -201,7 +210,7 @@ class Sharing(Pool):
         # their pace: it says nothing of how many they are; one after a report
         # of none of theirs does.)
         ours = sum(w for _, w in self.mine)
-        if stepped and ours and not self._few():
+        if stepped and ours and not self._few() and not hazy:
             racers = min(-(-grew // ours), self.limit)
             fresh = at >= max(self.shared_until, self.young_until)
             self.racers = racers if fresh else max(self.racers, racers)
