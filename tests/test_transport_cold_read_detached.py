@@ -21,10 +21,11 @@ import looptime
 import pytest
 
 from binance_transfers import Client, Governor, GovernorHooks
+from binance_transfers._clock import LoopClock
 from binance_transfers.sim import DEMO_API_KEY, DEMO_API_SECRET, Fault, serve
 
 from .conftest import demo_exchange
-from .neighbour import PROFILES, Neighbour
+from .neighbour import E0, PROFILES, Neighbour
 from .test_sync_aclose_from_another_loop import aclose_on_a_new_loop
 
 
@@ -79,8 +80,21 @@ async def test_over_real_sockets_the_answer_of_a_read_given_up_on_is_read() -> N
             if endpoint == "pm_account":
                 read.set()
 
-    exchange = demo_exchange()
-    exchange.faults.add(Fault.late(1.0), endpoint="pm_account", times=1)
+    # Binance's clock 10 s into a minute. On the wall clock, a run that began
+    # within the answer's 2 s of a minute's end wrote the read on one side of
+    # the boundary and got its report on the other: ambiguous, it warms nothing
+    # (cold stayed 1; every run at 58 s). The test is about the read being read.
+    exchange = demo_exchange(clock=LoopClock(epoch=E0 + 10.0))
+    exchange.faults.add(Fault.late(2.0), endpoint="pm_account", times=1)
+
+    async def give_up_once_it_arrived(scope: anyio.CancelScope) -> None:
+        # Once the exchange has it (written for sure, answered 2 s later), not
+        # after a fixed 0.3 s: on a loaded machine the clock sync and the
+        # connection took longer, the caller gave up before the write, and
+        # there was no answer to read.
+        await exchange.ledger.wait_for(lambda entry: entry.endpoint == "pm_account")
+        scope.cancel()
+
     async with serve(exchange) as server:
         governor = Governor(exchange.limits, hooks=Answers())
         client = Client(
@@ -91,10 +105,12 @@ async def test_over_real_sockets_the_answer_of_a_read_given_up_on_is_read() -> N
             governor=governor,
         )
         async with client:
-            with anyio.move_on_after(0.3):
+            async with anyio.create_task_group() as caller:
+                caller.start_soon(give_up_once_it_arrived, caller.cancel_scope)
                 await client.pm_account()
             assert ("pm_account", None) not in answered
-            with anyio.fail_after(5):
+            assert ("pm_account", 200) not in answered  # given up on before its answer
+            with anyio.fail_after(10):
                 await read.wait()
             assert ("pm_account", 200) in answered, answered
             assert papi(client).cold == 0  # type: ignore[attr-defined]  # warmed by it

@@ -82,9 +82,9 @@ class LedgerEntry:
     latency: float = 0.0
     """Seconds the request travelled (``Fault.latency``): it arrived that long after leaving."""
     late_by: float = 0.0
+    """Seconds the answer was held back after processing (``Fault.late``)."""
     reads: bool = False
     """A POST that only reads (``getUserAsset``...): like a GET, it changes nothing."""
-    """Seconds the answer was held back after processing (``Fault.late``)."""
 
     @property
     def executed_ms(self) -> int | None:
