@@ -413,9 +413,17 @@ class Reports(Doubts):
         held back for the other's next steps. Not for a few lags only: the next
         reports of an opening are as ambiguous, so no step of theirs would show
         (ended after four lags, the pool counted 5250 of 6000 in a window the
-        other had filled: a 429). Nothing is reserved or counted from it: which
-        window's count it is stays unknown (raising both windows' counts to it
-        cost the two processes 4-10 % of /papi in a sweep, for no fewer 429s).
+        other had filled: a 429). Nothing is reserved from it: which window's
+        count it is stays unknown (raising both windows' counts to it cost the
+        two processes 4-10 % of /papi in a sweep, for no fewer 429s). But the
+        newer window counts what it shows others spent there, if it is that
+        window's: a request may still go there, and only the newer reading says
+        how full it may be. Uncounted, the answer of the opening's first
+        request ended the opening's wait (``_first_opening``) with the window
+        read as its reservation alone, and the next request went into what the
+        others had filled (two processes beside a neighbour spending 4500 at
+        alternate openings, three beside 3000: a 429 at most of its openings,
+        then 418s, in every run).
         """
         newer, own = max(possible)
         if value <= own and not self._gone(newer):
@@ -442,6 +450,7 @@ class Reports(Doubts):
                 spent = value - max(own, self._explained(newer) + counted)
                 self.spent[newer] = (spent, landed_by)
                 self._seen_in(newer)
+            self.counter.report(newer, value, max(own, self._explained(newer) + counted))
             end = (newer + 1) * self.period - g.shift + self._lag(g)
             if end > self.shared_until:
                 self.shared_until = end
