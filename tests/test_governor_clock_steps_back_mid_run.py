@@ -4,8 +4,10 @@ A lone process (10 callers of PM auto-collection, 750 of /papi's 6000 a
 minute) fills every window. 50 s into its fourth window, the exchange's clock
 moves back 2.5 s. The governor, sure of its estimate, opens the next window
 2.5 s before the exchange does: its first two requests land in the full
-window (7500 of 6000), a 429 and a 418, and two clock syncs during the ban
-earn two more 418s (none of /papi for two windows). Found by a review of the
+window (7500 of 6000), a 429 and a 418; the ban's end, read on the same
+stale clock, comes 2.5 s early, and the two clock syncs sent then earn two
+more 418s (none of /papi for two windows; the third sync, 58.4 s into the
+window the ban ends in, puts the clock right). Found by a review of the
 governor (issue 7), beside neighbours or not, with one to three processes;
 the issue's targets cover a clock 2.5 s off at the start and steps of 10 ms,
 not this. Not fixed: meeting every opening with one request first (as beside
