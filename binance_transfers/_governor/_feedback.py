@@ -20,7 +20,7 @@ from types import MappingProxyType
 from .._endpoints import Endpoint
 from .._exceptions import _iso as _fmt
 from .._limits import Limits
-from ._geometry import LONGEST_BAN, Geometry, Trips
+from ._geometry import BAN_PAD, BAN_SLACK, LONGEST_BAN, Geometry, Trips
 from ._pools import Pool
 from ._queue import Permit, WaitQueue, Written
 
@@ -140,6 +140,13 @@ class Feedback(WaitQueue):
                 until = now + wait
             if until is None:  # Binance's shortest ban
                 until = now + 120.0 / self.limits.time_scale
+            # Its end is read on our estimate of Binance's clock; an error
+            # beyond the estimate (Binance's clock stepped back 2.5 s mid-run)
+            # met it early, and the clock syncs sent then earned two more 418s,
+            # which Binance answers with longer bans. A twentieth of the ban
+            # (6 s of a 2-minute one), a minute at most, costs little beside it.
+            pad = BAN_PAD / self.limits.time_scale
+            until += min(max(until - now, 0.0) * BAN_SLACK, pad)
             self.ban(until)
         if freed and (self._wake or freed[0].queue or len(freed) > 1):
             self._pump(freed, now)  # (it does nothing when no one waits: most answers)

@@ -60,6 +60,10 @@ SPAN = 2
 RETRY_FLOOR = 0.010
 #: Binance's longest ban (3 days), before ``Limits.time_scale``.
 LONGEST_BAN = 3 * 86400.0
+#: A ban is waited out this much longer (a share of it, at most ``BAN_PAD`` seconds
+#: before ``Limits.time_scale``): its end is read on our estimate of Binance's clock.
+BAN_SLACK = 0.05
+BAN_PAD = 60.0
 
 
 class Geometry:
