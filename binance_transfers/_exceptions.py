@@ -17,7 +17,7 @@ They are sorted by what the caller must do next, not by where they come from::
      │    └── NotPortfolioMarginError
      ├── RateLimitError .............. wait until ``retry_at``, then try again
      │    ├── TooManyRequestsError ... HTTP 429 from Binance
-     │    ├── IPBannedError .......... HTTP 418: the IP is banned until ``retry_at``
+     │    ├── IPBannedError .......... HTTP 418: the IP is banned; try again at ``retry_at``
      │    └── ThrottledError ......... the governor could not grant a permit in time
      ├── ServiceUnavailableError ..... a query kept failing with 5xx (queries only)
      ├── OutcomeUnknownError ......... THE TRANSFER MAY HAVE HAPPENED: reconcile, never resend
@@ -159,7 +159,12 @@ class TooManyRequestsError(RateLimitError):
 
 
 class IPBannedError(RateLimitError):
-    """Binance answered HTTP 418: this IP is banned until ``retry_at``."""
+    """Binance answered HTTP 418: this IP is banned.
+
+    ``retry_at`` is when the governor lets requests go again: the ban's end on
+    Binance's clock, waited out a twentieth of the ban longer (a minute at most),
+    as that end is read on our estimate of Binance's clock.
+    """
 
 
 class ThrottledError(RateLimitError):

@@ -1430,6 +1430,9 @@ class Transport:
             wait = retry_after if retry_after is not None else 0.0
             if status == 418:
                 until = banned_until or (clock.now() + (retry_after or 0.0))
+                ours = self.governor.banned_until  # its end with the governor's margin
+                if ours is not None and ours > until:
+                    until = ours
                 raise IPBannedError(
                     f"{endpoint.name}: HTTP 418 {msg}",
                     retry_at=until,

@@ -596,6 +596,21 @@ async def test_a_ban_covers_pools_first_used_after_it() -> None:
 
 
 @fake_time
+async def test_the_longest_ban_is_waited_out_with_its_margin_too() -> None:
+    """A 3-day ban (Binance's longest) keeps the minute of margin a ban's end is
+    waited out with; a longer one is clamped to 3 days first."""
+    for days, expected in ((3, 3 * 86400 + 60), (4, 3 * 86400 + 60)):
+        g = synced(Governor(latency=0.0, cold_start=False), E0 + 1)
+        permit = await g.acquire(PM_ASSET)
+        now = server_now(g)
+        g.observe(
+            permit, sent=permit[1], received=permit[1], status=418, banned_until=now + days * 86400
+        )
+        assert g.banned_until is not None
+        assert g.banned_until - now == pytest.approx(expected, abs=0.1), days
+
+
+@fake_time
 async def test_a_permit_waiting_to_be_sent_waits_out_a_429_that_came_meanwhile() -> None:
     """renew() refuses a permit whose pool froze (or whose IP was banned) after admission."""
     g = synced(Governor(latency=0.0, cold_start=False), E0 + 1)

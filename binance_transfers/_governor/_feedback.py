@@ -145,8 +145,10 @@ class Feedback(WaitQueue):
             # met it early, and the clock syncs sent then earned two more 418s,
             # which Binance answers with longer bans. A twentieth of the ban
             # (6 s of a 2-minute one), a minute at most, costs little beside it.
-            pad = BAN_PAD / self.limits.time_scale
-            until += min(max(until - now, 0.0) * BAN_SLACK, pad)
+            # Clamped first: the longest ban gets its margin too.
+            scale = self.limits.time_scale
+            until = min(until, now + LONGEST_BAN / scale)
+            until += min(max(until - now, 0.0) * BAN_SLACK, BAN_PAD / scale)
             self.ban(until)
         if freed and (self._wake or freed[0].queue or len(freed) > 1):
             self._pump(freed, now)  # (it does nothing when no one waits: most answers)
@@ -183,11 +185,12 @@ class Feedback(WaitQueue):
         return max([end, *(pool.freeze_default(now, g) for pool in pools)])
 
     def ban(self, until: float) -> None:
-        """Stop every pool of this IP until monotonic ``until`` (a 418), 3 scaled days at most."""
+        """Stop every pool of this IP until monotonic ``until`` (a 418): 3 scaled days
+        at most, and the margin a 418's end is waited out with (``observe``)."""
         now = self._monotonic()
         if math.isnan(until):
             until = now + 120.0 / self.limits.time_scale
-        until = min(until, now + LONGEST_BAN / self.limits.time_scale)
+        until = min(until, now + (LONGEST_BAN + BAN_PAD) / self.limits.time_scale)
         if until <= self._banned_until:
             self._publish_own("*", until, now)
             return
