@@ -442,15 +442,15 @@ class Reports(Doubts):
         counted = self.written.upto(sent) + weight
         if all(value > max(own, self._explained(w) + counted) for w, own in possible):
             self._note_others(newer, value, own, landed_by, g)
+            ours = max(own, self._explained(newer) + counted)  # in the newer reading
             if self.spent.get(newer, (0,))[0] <= 0:  # none, or a report of none
                 # Others surely spent (the least the newer reading shows): the
                 # next window opens shared too (``_open``), as after any report
                 # showing them (its own test of "ours" counts ours in flight
                 # twice, and may have let this one pass for ours).
-                spent = value - max(own, self._explained(newer) + counted)
-                self.spent[newer] = (spent, landed_by)
+                self.spent[newer] = (value - ours, landed_by)
                 self._seen_in(newer)
-            self.counter.report(newer, value, max(own, self._explained(newer) + counted))
+            self.counter.report(newer, value, ours)
             end = (newer + 1) * self.period - g.shift + self._lag(g)
             if end > self.shared_until:
                 self.shared_until = end
