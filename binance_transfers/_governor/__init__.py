@@ -7,7 +7,8 @@ One idea per module:
 * ``_pools``: the pools, by kind: ``_pool`` (what every pool has: its queue's
   bookkeeping, its freeze, cold start), ``_fixed`` (fixed windows and their
   counters), ``_reports`` (what usage headers say of a window and of
-  others; ``_writes``: ours in flight by write time), ``_probes`` (when
+  others; ``_writes``: ours in flight by write time; ``_doubts``: windows
+  not known, of ours in flight or lost and of ambiguous reports), ``_probes`` (when
   requests whose answers bring news may leave), ``_sharing`` (a
   window shared with another governor on the IP), ``_caps`` (rolling caps);
 * ``_queue``: the wait queue (FIFO per pool, one timer, no polling);

@@ -1,15 +1,18 @@
-"""Ours whose window is not known: in flight, or never answered.
+"""Windows not known: of ours in flight or never answered, and of reports.
 
 A report counts ours in flight written before its request as ours, though
 each lands in one window only (``_doubt``); a request whose answer never came
 is ours in the reports of the window it lands in unless slower than any trip
-(``_lost``).
+(``_lost``); a report that may be either of two windows is read as no
+window's, yet may still prove another process (``_others_either``).
 """
 
 from __future__ import annotations
 
 from .._storage import WindowCounter
+from ._geometry import Geometry
 from ._sharing import Sharing
+from ._writes import Writes
 
 __all__ = ["Doubts"]
 
@@ -32,6 +35,7 @@ class Doubts(Sharing):
     seen: dict[int, int]  # window -> weight others were seen to spend there
     shares: dict[int, int]  # window -> what others' spending there asks to reserve
     top: int
+    written: Writes  # ours in flight by write time
 
     def _share(self, window: int, others: int, total: int) -> int:
         raise NotImplementedError
@@ -94,3 +98,68 @@ class Doubts(Sharing):
     def _explained(self, window: int) -> int:
         """Ours answered as (maybe) landed in ``window``."""
         return self.landed.get(window, 0) + self.maybe.get(window, 0)
+
+    def _others_either(
+        self,
+        possible: list[tuple[int, int]],
+        value: int,
+        weight: int,
+        sent: float,
+        landed_by: float,
+        g: Geometry,
+    ) -> None:
+        """A report read as no window's (see ``settle``) may still prove another process.
+
+        Counted against ours in either window it may be (ours answered there,
+        ours written before it and still in flight, and itself), a report above
+        both shows someone else spending now, whichever window it is
+        (B7-4: two processes, each writing its share at a window's opening with
+        a clock ~1 s uncertain, read every report of the opening as no window's,
+        took the new window for their own and sent 6750-7500 of 6000). It is
+        noted in the newer window (``_note_others``) and the pool is shared to
+        that window's end: one heavy request at a time (``_few``), and room
+        held back for the other's next steps. Not for a few lags only: the next
+        reports of an opening are as ambiguous, so no step of theirs would show
+        (ended after four lags, the pool counted 5250 of 6000 in a window the
+        other had filled: a 429). Nothing is reserved from it: which window's
+        count it is stays unknown (raising both windows' counts to it cost the
+        two processes 4-10 % of /papi in a sweep, for no fewer 429s). But the
+        newer window counts what it shows others spent there, if it is that
+        window's: a request may still go there, and only the newer reading says
+        how full it may be. Uncounted, the answer of the opening's first
+        request ended the opening's wait (``_first_opening``) with the window
+        read as its reservation alone, and the next request went into what the
+        others had filled (two processes beside a neighbour spending 4500 at
+        alternate openings, three beside 3000: a 429 at most of its openings,
+        then 418s, in every run).
+        """
+        newer, own = max(possible)
+        if value <= own and not self._gone(newer):
+            # Ours alone explain it in the newer window: there, a report of
+            # none of theirs (it may be the older window's, and show nothing of
+            # the newer one). Read as nothing, the newer window's next report
+            # was its first, no step, and racers were not counted from it
+            # (four processes started together: one whose opening request
+            # straddled the boundary held back for two racers while three
+            # stepped, and sent the window's 9th request: 6750 of 6000). The
+            # step after it counts racers for that window only (``hazy``).
+            if newer not in self.spent:
+                self.spent[newer] = (0, landed_by)
+                self.hazy = newer
+            return
+        counted = self.written.upto(sent) + weight
+        if all(value > max(own, self._explained(w) + counted) for w, own in possible):
+            self._note_others(newer, value, own, landed_by, g)
+            ours = max(own, self._explained(newer) + counted)  # in the newer reading
+            if self.spent.get(newer, (0,))[0] <= 0:  # none, or a report of none
+                # Others surely spent (the least the newer reading shows): the
+                # next window opens shared too (``_open``), as after any report
+                # showing them (its own test of "ours" counts ours in flight
+                # twice, and may have let this one pass for ours).
+                self.spent[newer] = (value - ours, landed_by)
+                self._seen_in(newer)
+            self.counter.report(newer, value, ours)
+            end = (newer + 1) * self.period - g.shift + self._lag(g)
+            if end > self.shared_until:
+                self.shared_until = end
+                self._geo = None  # off the cached fast path: it does not share

@@ -6,8 +6,8 @@ that window's count, and whatever in it is not ours is what others spend,
 which the next windows reserve for them (``_share``, kept as ``hint``). Near a
 boundary the report may be either window's; read as the wrong one it would
 take ours for others' or theirs for ours, so an ambiguous report is read as
-no window's (``_others_either``). Ours in flight that a report was read as
-counting may have landed elsewhere: held back there too (``_doubt``).
+no window's (``_others_either``, in ``_doubts``). Ours in flight that a report
+was read as counting may have landed elsewhere: held back there too (``_doubt``).
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING
 from ._doubts import Doubts
 from ._geometry import INF, Geometry
 from ._sharing import NEVER
-from ._writes import Writes
 
 __all__ = ["Reports", "pairs"]
 
@@ -50,7 +49,6 @@ class Reports(Doubts):
     shares: dict[int, int]  # window -> what others' spending there asks to reserve
     unanswered: set[int]  # id(record) of ours admitted while sharing, not answered
     vague: dict[int, int]  # window -> ours answered in a report read as no window's, maybe there
-    written: Writes  # ours in flight by write time
 
     if TYPE_CHECKING:
 
@@ -390,71 +388,6 @@ class Reports(Doubts):
         if rose:
             log.debug("%s: Binance reports %d used; %d spent elsewhere", self.key, value, rose)
         return freed, rose
-
-    def _others_either(
-        self,
-        possible: list[tuple[int, int]],
-        value: int,
-        weight: int,
-        sent: float,
-        landed_by: float,
-        g: Geometry,
-    ) -> None:
-        """A report read as no window's (see ``settle``) may still prove another process.
-
-        Counted against ours in either window it may be (ours answered there,
-        ours written before it and still in flight, and itself), a report above
-        both shows someone else spending now, whichever window it is
-        (B7-4: two processes, each writing its share at a window's opening with
-        a clock ~1 s uncertain, read every report of the opening as no window's,
-        took the new window for their own and sent 6750-7500 of 6000). It is
-        noted in the newer window (``_note_others``) and the pool is shared to
-        that window's end: one heavy request at a time (``_few``), and room
-        held back for the other's next steps. Not for a few lags only: the next
-        reports of an opening are as ambiguous, so no step of theirs would show
-        (ended after four lags, the pool counted 5250 of 6000 in a window the
-        other had filled: a 429). Nothing is reserved from it: which window's
-        count it is stays unknown (raising both windows' counts to it cost the
-        two processes 4-10 % of /papi in a sweep, for no fewer 429s). But the
-        newer window counts what it shows others spent there, if it is that
-        window's: a request may still go there, and only the newer reading says
-        how full it may be. Uncounted, the answer of the opening's first
-        request ended the opening's wait (``_first_opening``) with the window
-        read as its reservation alone, and the next request went into what the
-        others had filled (two processes beside a neighbour spending 4500 at
-        alternate openings, three beside 3000: a 429 at most of its openings,
-        then 418s, in every run).
-        """
-        newer, own = max(possible)
-        if value <= own and not self._gone(newer):
-            # Ours alone explain it in the newer window: there, a report of
-            # none of theirs (it may be the older window's, and show nothing of
-            # the newer one). Read as nothing, the newer window's next report
-            # was its first, no step, and racers were not counted from it
-            # (four processes started together: one whose opening request
-            # straddled the boundary held back for two racers while three
-            # stepped, and sent the window's 9th request: 6750 of 6000). The
-            # step after it counts racers for that window only (``hazy``).
-            if newer not in self.spent:
-                self.spent[newer] = (0, landed_by)
-                self.hazy = newer
-            return
-        counted = self.written.upto(sent) + weight
-        if all(value > max(own, self._explained(w) + counted) for w, own in possible):
-            self._note_others(newer, value, own, landed_by, g)
-            ours = max(own, self._explained(newer) + counted)  # in the newer reading
-            if self.spent.get(newer, (0,))[0] <= 0:  # none, or a report of none
-                # Others surely spent (the least the newer reading shows): the
-                # next window opens shared too (``_open``), as after any report
-                # showing them (its own test of "ours" counts ours in flight
-                # twice, and may have let this one pass for ours).
-                self.spent[newer] = (value - ours, landed_by)
-                self._seen_in(newer)
-            self.counter.report(newer, value, ours)
-            end = (newer + 1) * self.period - g.shift + self._lag(g)
-            if end > self.shared_until:
-                self.shared_until = end
-                self._geo = None  # off the cached fast path: it does not share
 
 
 def pairs(record: tuple[int, ...]) -> zip[tuple[int, int]]:
