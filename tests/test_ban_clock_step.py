@@ -68,7 +68,7 @@ async def test_a_418_whose_end_is_already_past_on_our_clock_still_stops_the_ip()
     start = anyio.current_time()
     with pytest.raises(IPBannedError) as info:
         await g.acquire(PM_ASSET)
-    assert info.value.retry_after is not None and info.value.retry_after >= 1.5
+    assert info.value.retry_after >= 1.5
     await g.acquire(PM_ASSET, wait_on_ban=True)
     assert anyio.current_time() - start >= 1.5  # was at once: nothing stopped
 
@@ -143,4 +143,15 @@ async def test_the_418_met_tells_its_caller_its_retry_after_at_least(fake: FakeB
     async with Client(API_KEY, SECRET, transport=httpx.MockTransport(fake)) as c:
         with pytest.raises(IPBannedError) as info:
             await c.transfer(type="MAIN_UMFUTURE", asset="USDT", amount="1")
-    assert info.value.retry_after is not None and info.value.retry_after >= 1.5  # was -0.5
+    assert info.value.retry_after >= 1.5  # was -0.5
+
+
+@looptime.enabled(strict=True)
+async def test_a_418_wildly_off_our_clock_widens_the_estimate_by_a_window_at_most() -> None:
+    """An end 3 days after its Retry-After (a header gone wrong): doubted, by a window at most."""
+    g = _governor()
+    await _ban(g, behind=-3 * 86400.0, retry_after=120.0)
+    clock = g.server_clock
+    assert clock.doubted and clock.uncertainty <= g.limits.window
+    banned = g.banned_until
+    assert banned is not None and banned - server_now(g) > 86400  # the body's end, clamped

@@ -178,7 +178,11 @@ class Feedback(WaitQueue):
         early = sc.to_server(sent) - (binance_now + rounding)  # ours ahead, at least
         late = (binance_now - rounding) - sc.to_server(received)  # ours behind, at least
         if early > eps or late > eps:
-            sc.doubt(max(early, late) + 2 * rounding + (received - sent))
+            # At most a window: a header wildly off (an end days after its
+            # Retry-After) must not stretch every landing interval over
+            # thousands of windows; the sync comes right after the ban.
+            error = max(early, late) + 2 * rounding + (received - sent)
+            sc.doubt(min(error, self.limits.window))
 
     def _on_429(
         self,
