@@ -416,7 +416,9 @@ class Client:
         """Close the client: later calls raise :class:`ClientClosedError`.
 
         Calls still waiting for a permit stop with :class:`ClientClosedError`
-        (nothing sent). Transfers already on the wire are not cut off: closing
+        (nothing sent), or, if an earlier attempt was refused (a 429 or 418:
+        nothing executed) and they waited to send again, with that refusal.
+        Transfers already on the wire are not cut off: closing
         waits until each has its answer (bounded by the read timeout), which
         its caller gets, and its outcome is journaled. The HTTP client is
         closed too if this client created it. Cancelling the closing task

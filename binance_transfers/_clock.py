@@ -119,6 +119,8 @@ class ServerClock:
         """The last sync's round trip, seconds: how long the next one is expected to take."""
         self.version = 0
         """Incremented on every update, so dependants can cache derived values."""
+        self.doubted = False
+        """An answer showed the estimate off by more than its uncertainty (:meth:`doubt`)."""
         self._listeners: list[Callable[[], object]] = []
 
     @property
@@ -149,7 +151,7 @@ class ServerClock:
         return self.uncertainty + self.drift * max(monotonic - self.synced_at, 0.0)
 
     def needs_sync(self) -> bool:
-        if self.synced_at is None:
+        if self.synced_at is None or self.doubted:
             return True
         return self.clock.monotonic() - self.synced_at >= self.resync_interval
 
@@ -161,6 +163,20 @@ class ServerClock:
         self.uncertainty = (received - sent) / 2 + 0.001
         self.round_trip = received - sent
         self.synced_at = received
+        self.doubted = False
+        self._changed()
+
+    def doubt(self, error: float) -> None:
+        """An answer showed this estimate off by up to ``error`` seconds, more than
+        its uncertainty (Binance's clock stepped): the uncertainty grows to it
+        until the next sync, which :meth:`needs_sync` now asks for."""
+        if self.doubted and error <= self.uncertainty:
+            return
+        self.uncertainty = max(self.uncertainty, error)
+        self.doubted = True
+        self._changed()
+
+    def _changed(self) -> None:
         self.version += 1
         for listener in self._listeners:
             listener()

@@ -462,7 +462,7 @@ class Transport:
         clock = self.governor.server_clock
         if type(clock) is ServerClock:  # its needs_sync(), on the reader in hand
             synced = clock.synced_at
-            stale = synced is None or now() - synced >= clock.resync_interval
+            stale = synced is None or clock.doubted or now() - synced >= clock.resync_interval
         else:
             stale = clock.needs_sync()
         if stale and endpoint.security.signed:
@@ -488,9 +488,13 @@ class Transport:
                 rate_limited += 1
             except IPBannedError:
                 # Binance executed nothing; with wait_on_ban the next acquire
-                # sleeps until the ban is over (or raises past max_wait).
+                # sleeps until the ban is over (or raises past max_wait). Its
+                # end may have shown Binance's clock stepped (``doubt``): the
+                # clock is synced first, once the ban is over.
                 if not self.wait_on_ban:
                     raise
+                if endpoint.security.signed and clock.needs_sync():
+                    await self.sync_time(deadline=deadline)
             except ConnectionFailedError:
                 if connect_failed >= self.connect_retries:
                     raise
@@ -1429,7 +1433,11 @@ class Transport:
         if status == 418 or (status == 429 and code is not None):
             wait = retry_after if retry_after is not None else 0.0
             if status == 418:
-                until = banned_until or (clock.now() + (retry_after or 0.0))
+                # Its end on Binance's clock, not before ``Retry-After`` (on
+                # none: our estimate of Binance's may be off more than it says).
+                until = clock.now() + (retry_after or 0.0)
+                if banned_until is not None and banned_until > until:
+                    until = banned_until
                 ours = self.governor.banned_until  # its end with the governor's margin
                 if ours is not None and ours > until:
                     until = ours

@@ -17,6 +17,7 @@ import math
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 
+from .._clock import ServerClock
 from .._endpoints import Endpoint
 from .._exceptions import _iso as _fmt
 from .._limits import Limits
@@ -64,6 +65,7 @@ class Feedback(WaitQueue):
     _ip_frozen_until: float
     _publish_freeze: Callable[[str, float], None] | None
     _geo_cache: Geometry | None
+    server_clock: ServerClock
 
     def _refresh_geometry(self) -> Geometry:
         raise NotImplementedError
@@ -136,7 +138,14 @@ class Feedback(WaitQueue):
                 # Binance's clock, however far off our estimate is (B7-3:
                 # `- g.shift` resumed up to eps early: a second 418).
                 until = banned_until - g.lo
-            elif wait is not None:
+                if wait is not None and received is not None:
+                    self._check_clock(banned_until - wait, sent, received, wait)
+            if wait is not None and (until is None or now + wait > until):
+                # Counted from its answer on no clock: the floor when our
+                # estimate of Binance's clock is off more than it says (its
+                # clock stepped back 1.5 s: the end on it came early, every
+                # caller resumed inside the ban, and each later 418's end,
+                # already past, stopped nothing: 413 requests in 1.2 s).
                 until = now + wait
             if until is None:  # Binance's shortest ban
                 until = now + 120.0 / self.limits.time_scale
@@ -152,6 +161,28 @@ class Feedback(WaitQueue):
             self.ban(until)
         if freed and (self._wake or freed[0].queue or len(freed) > 1):
             self._pump(freed, now)  # (it does nothing when no one waits: most answers)
+
+    def _check_clock(self, binance_now: float, sent: float, received: float, wait: float) -> None:
+        """A 418 tells Binance's clock as it answered: its end less ``Retry-After``.
+
+        ``Retry-After`` is rounded (to whole seconds unscaled, either way; to the
+        millisecond scaled). Where our estimate of that moment, between ``sent``
+        and ``received``, is further off than the rounding and the estimate's
+        uncertainty allow, Binance's clock stepped: the uncertainty grows to the
+        error the 418 shows, and the clock is synced again before the next
+        signed request (:meth:`ServerClock.doubt`).
+        """
+        sc = self.server_clock
+        rounding = 1.0 if wait == int(wait) else 0.001
+        eps = sc.uncertainty_at(received)
+        early = sc.to_server(sent) - (binance_now + rounding)  # ours ahead, at least
+        late = (binance_now - rounding) - sc.to_server(received)  # ours behind, at least
+        if early > eps or late > eps:
+            # At most a window: a header wildly off (an end days after its
+            # Retry-After) must not stretch every landing interval over
+            # thousands of windows; the sync comes right after the ban.
+            error = max(early, late) + 2 * rounding + (received - sent)
+            sc.doubt(min(error, self.limits.window))
 
     def _on_429(
         self,

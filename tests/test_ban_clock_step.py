@@ -1,0 +1,157 @@
+"""A 418 that shows Binance's clock stepped back: its ``Retry-After`` is the floor.
+
+Found by review (real sockets, a CPU hog, the independent stand-in with 1-s
+windows and 2-s bans): after Binance's clock stepped back 0.15-1.5 s, the ban's
+end, read on our estimate of Binance's clock, came early; every caller
+resumed inside the ban, and each later 418's end, already past on that
+estimate, stopped nothing: 413 requests in 1.2 s, all answered 418, and
+``IPBannedError.retry_after`` down to -0.86 s. ``Retry-After`` counts from the
+answer on no clock: the ban now lasts at least that long, and where the two
+disagree beyond the header's rounding, the clock estimate's uncertainty grows
+to the error shown and the clock is synced again before the next signed
+request (``ServerClock.doubt``).
+"""
+
+from __future__ import annotations
+
+import anyio
+import httpx
+import looptime
+import pytest
+
+from binance_transfers import ENDPOINTS, Client, Governor, IPBannedError, Limits
+
+from .conftest import API_KEY, SECRET, SERVER_MS, FakeBinance, ok
+from .test_governor import E0, mono, server_now, synced
+
+PM_ASSET = ENDPOINTS["pm_collect_asset"]
+TRANSFER = "/sapi/v1/asset/transfer"
+
+
+def _governor() -> Governor:
+    return synced(Governor(Limits(papi_ip=30), latency=0.0, cold_start=False), E0 + 1)
+
+
+async def _ban(g: Governor, *, behind: float, retry_after: float) -> None:
+    """A 418 for a request answered in 50 ms: banned for ``retry_after`` s on a
+    Binance clock ``behind`` s behind our estimate of it."""
+    permit = await g.acquire(PM_ASSET)
+    sent = mono(g)
+    await anyio.sleep(0.05)
+    end = server_now(g) - behind + retry_after
+    g.observe(
+        permit,
+        sent=sent,
+        received=mono(g),
+        status=418,
+        retry_after=retry_after,
+        banned_until=end,
+    )
+
+
+@looptime.enabled(strict=True)
+async def test_a_ban_whose_end_comes_early_on_our_clock_lasts_its_retry_after() -> None:
+    g = _governor()
+    await _ban(g, behind=1.5, retry_after=2.0)
+    start = anyio.current_time()
+    await g.acquire(PM_ASSET, wait_on_ban=True)
+    assert anyio.current_time() - start >= 2.0  # was 0.5 s and the margin
+    clock = g.server_clock
+    assert clock.doubted and clock.needs_sync()
+    assert clock.uncertainty >= 1.5  # the error the 418 shows, at least
+
+
+@looptime.enabled(strict=True)
+async def test_a_418_whose_end_is_already_past_on_our_clock_still_stops_the_ip() -> None:
+    g = _governor()
+    await _ban(g, behind=2.0, retry_after=1.5)  # its end 0.5 s ago, on our estimate
+    start = anyio.current_time()
+    with pytest.raises(IPBannedError) as info:
+        await g.acquire(PM_ASSET)
+    assert info.value.retry_after >= 1.5
+    await g.acquire(PM_ASSET, wait_on_ban=True)
+    assert anyio.current_time() - start >= 1.5  # was at once: nothing stopped
+
+
+@pytest.mark.parametrize("retry_after", [120.0, 2.125])
+@looptime.enabled(strict=True)
+async def test_a_418_agreeing_with_our_clock_leaves_it_trusted(retry_after: float) -> None:
+    """Within the header's rounding (whole seconds, or milliseconds scaled), no doubt:
+    the ban ends at its end on Binance's clock, with its margin, as before."""
+    g = _governor()
+    version = g.server_clock.version
+    await _ban(g, behind=0.0, retry_after=retry_after)
+    clock = g.server_clock
+    assert not clock.doubted and clock.version == version and not clock.needs_sync()
+    banned = g.banned_until
+    assert banned is not None
+    # (plus the guard band and the clock step the estimate allows: 0.1 s at most here)
+    assert retry_after < banned - server_now(g) + 0.05 < retry_after * 1.05 + 0.15
+
+
+@looptime.enabled(strict=True)
+async def test_wait_on_ban_resyncs_the_clock_a_418_showed_stepped_before_resending(
+    fake: FakeBinance,
+) -> None:
+    """Through the client: the resend waits for ``Retry-After``, and a clock sync goes first."""
+    sent: list[tuple[float, str]] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        sent.append((anyio.current_time(), request.url.path))
+        if [path for _, path in sent].count(TRANSFER) == 1:  # Binance's clock 1.5 s behind
+            end = SERVER_MS - 1500 + 2000
+            return httpx.Response(
+                418,
+                json={
+                    "code": -1003,
+                    "msg": f"Way too much request weight used; IP banned until {end}.",
+                },
+                headers={"Retry-After": "2"},
+            )
+        return ok({"tranId": 7})
+
+    def clock(request: httpx.Request) -> httpx.Response:
+        sent.append((anyio.current_time(), request.url.path))
+        return ok({"serverTime": fake.server_ms})
+
+    fake.script("POST", TRANSFER, answer)
+    fake.script("GET", "/api/v3/time", clock)
+    async with Client(API_KEY, SECRET, transport=httpx.MockTransport(fake), wait_on_ban=True) as c:
+        result = await c.transfer(type="MAIN_UMFUTURE", asset="USDT", amount="1")
+    assert result.tran_id == 7
+    paths = [path for _, path in sent]
+    assert paths == ["/api/v3/time", TRANSFER, "/api/v3/time", TRANSFER], sent
+    banned_at, resent_at = sent[1][0], sent[3][0]
+    assert resent_at - banned_at >= 2.0, sent  # was 0.5 s and the margin, without a sync
+
+
+@looptime.enabled(strict=True)
+async def test_the_418_met_tells_its_caller_its_retry_after_at_least(fake: FakeBinance) -> None:
+    end = SERVER_MS - 2000 + 1500  # on a Binance clock 2 s behind: already past on ours
+    fake.script(
+        "POST",
+        TRANSFER,
+        httpx.Response(
+            418,
+            json={
+                "code": -1003,
+                "msg": f"Way too much request weight used; IP banned until {end}.",
+            },
+            headers={"Retry-After": "1.5"},
+        ),
+    )
+    async with Client(API_KEY, SECRET, transport=httpx.MockTransport(fake)) as c:
+        with pytest.raises(IPBannedError) as info:
+            await c.transfer(type="MAIN_UMFUTURE", asset="USDT", amount="1")
+    assert info.value.retry_after >= 1.5  # was -0.5
+
+
+@looptime.enabled(strict=True)
+async def test_a_418_wildly_off_our_clock_widens_the_estimate_by_a_window_at_most() -> None:
+    """An end 3 days after its Retry-After (a header gone wrong): doubted, by a window at most."""
+    g = _governor()
+    await _ban(g, behind=-3 * 86400.0, retry_after=120.0)
+    clock = g.server_clock
+    assert clock.doubted and clock.uncertainty <= g.limits.window
+    banned = g.banned_until
+    assert banned is not None and banned - server_now(g) > 86400  # the body's end, clamped
