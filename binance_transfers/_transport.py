@@ -490,7 +490,9 @@ class Transport:
                 # Binance executed nothing; with wait_on_ban the next acquire
                 # sleeps until the ban is over (or raises past max_wait). Its
                 # end may have shown Binance's clock stepped (``doubt``): the
-                # clock is synced first, once the ban is over.
+                # clock is synced first, once the ban is over. (A call already
+                # waiting for a permit may go first on the old estimate: a
+                # -1021 then, nothing executed, resynced and sent once more.)
                 if not self.wait_on_ban:
                     raise
                 if endpoint.security.signed and clock.needs_sync():
@@ -550,8 +552,17 @@ class Transport:
                 ),
                 name="binance_transfers clock sync",
             )
+        banned_past = False  # the ban outlasts max_wait: refused at once, as a permit is
         if not job.done:
             timeout = None if deadline is None else deadline - clock.clock.monotonic()
+            banned = self.governor.banned_until
+            if (
+                deadline is not None
+                and banned is not None
+                and self.wait_on_ban
+                and clock.to_monotonic(banned) > deadline
+            ):
+                timeout, banned_past = 0.0, True
             with anyio.move_on_after(timeout):
                 await job.wait()
         if not job.done:
@@ -560,8 +571,9 @@ class Transport:
             # that would spin, refused again in the same instant).
             now = clock.clock.monotonic()
             end = max(self._sync_end(job, now), now + RETRY_FLOOR)
+            why = "the IP is banned past max_wait" if banned_past else "within max_wait"
             error = ThrottledError(
-                "Binance's clock could not be synced within max_wait; nothing was sent",
+                f"Binance's clock could not be synced {why}; nothing was sent",
                 retry_at=clock.to_server(end),
                 retry_after=end - now,
             )

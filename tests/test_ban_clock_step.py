@@ -19,7 +19,7 @@ import httpx
 import looptime
 import pytest
 
-from binance_transfers import ENDPOINTS, Client, Governor, IPBannedError, Limits
+from binance_transfers import ENDPOINTS, Client, Governor, IPBannedError, Limits, ThrottledError
 
 from .conftest import API_KEY, SECRET, SERVER_MS, FakeBinance, ok
 from .test_governor import E0, mono, server_now, synced
@@ -155,3 +155,46 @@ async def test_a_418_wildly_off_our_clock_widens_the_estimate_by_a_window_at_mos
     assert clock.doubted and clock.uncertainty <= g.limits.window
     banned = g.banned_until
     assert banned is not None and banned - server_now(g) > 86400  # the body's end, clamped
+
+
+@pytest.mark.parametrize("step", [0.0, 1.5])
+@looptime.enabled(strict=True)
+async def test_a_max_wait_shorter_than_the_ban_is_refused_at_once_clock_doubted_or_not(
+    step: float,
+) -> None:
+    """A 30-s ban, ``max_wait=10``, ``wait_on_ban``: refused at once, as without a doubt
+    (review: with Binance's clock stepped back 1.5 s, the sync the doubt asks for sat
+    out the whole max_wait, and its refusal blamed the sync)."""
+    t0 = anyio.current_time()
+    stepped = 0.0
+    transfers = 0
+
+    def server_ms() -> int:
+        return round(SERVER_MS + (anyio.current_time() - t0 - stepped) * 1000)
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal stepped, transfers
+        if request.url.path == "/api/v3/time":
+            return ok({"serverTime": server_ms()})
+        transfers += 1
+        stepped = step
+        end = server_ms() + 30_000
+        return httpx.Response(
+            418,
+            json={
+                "code": -1003,
+                "msg": f"Way too much request weight used; IP banned until {end}.",
+            },
+            headers={"Retry-After": "30"},
+        )
+
+    async with Client(
+        API_KEY, SECRET, transport=httpx.MockTransport(handler), wait_on_ban=True
+    ) as c:
+        start = anyio.current_time()
+        with pytest.raises(ThrottledError) as info:
+            await c.transfer(type="MAIN_UMFUTURE", asset="USDT", amount="1", max_wait=10)
+        assert anyio.current_time() - start < 0.01  # was 10 s with the step
+        assert info.value.retry_after >= 30
+        assert c.governor.server_clock.doubted is (step > 0)
+    assert transfers == 1
