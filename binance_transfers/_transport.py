@@ -571,9 +571,9 @@ class Transport:
             # that would spin, refused again in the same instant).
             now = clock.clock.monotonic()
             end = max(self._sync_end(job, now), now + RETRY_FLOOR)
-            why = "the IP is banned past max_wait" if banned_past else "within max_wait"
+            why = ": the IP is banned past max_wait" if banned_past else " within max_wait"
             error = ThrottledError(
-                f"Binance's clock could not be synced {why}; nothing was sent",
+                f"Binance's clock could not be synced{why}; nothing was sent",
                 retry_at=clock.to_server(end),
                 retry_after=end - now,
             )
