@@ -95,7 +95,9 @@ class ServerClock:
     per second (default 50 ppm, 3 ms per minute... 15 ms by the default 5-minute
     resync). A step of Binance's clock (an NTP step, another server behind the
     load balancer) is no drift: the governor adds its own allowance for one
-    (``_governor._geometry.CLOCK_STEP``, 10 ms) to this bound.
+    (``_governor._geometry.CLOCK_STEP``, 10 ms) to this bound. A bigger step
+    that an answer shows (a 418's end against its ``Retry-After``) widens the
+    uncertainty to it and asks for a sync (:meth:`doubt`).
     """
 
     def __init__(
