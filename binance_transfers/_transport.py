@@ -490,13 +490,9 @@ class Transport:
                 # Binance executed nothing; with wait_on_ban the next acquire
                 # sleeps until the ban is over (or raises past max_wait). Its
                 # end may have shown Binance's clock stepped (``doubt``): the
-                # clock is synced first, once the ban is over. (A call already
-                # waiting for a permit may go first on the old estimate: a
-                # -1021 then, nothing executed, resynced and sent once more.)
+                # clock is synced first, once the ban is over (``_exchange_in``).
                 if not self.wait_on_ban:
                     raise
-                if endpoint.security.signed and clock.needs_sync():
-                    await self.sync_time(deadline=deadline)
             except ConnectionFailedError:
                 if connect_failed >= self.connect_retries:
                     raise
@@ -776,12 +772,20 @@ class Transport:
         elif not await gate.enter(max_wait):
             raise self._throttled(endpoint, max_wait)
         slots = self._slots
+        signed = endpoint.security.signed
         try:
             while True:
                 left = None if deadline is None else max(deadline - now(), 0.0)
                 permit = await governor.acquire(
                     endpoint, account=self.account, max_wait=left, wait_on_ban=self.wait_on_ban
                 )
+                if signed and getattr(governor.server_clock, "doubted", False):
+                    # A 418 showed Binance's clock stepped while this call waited
+                    # (``ServerClock.doubt``): signed on the old estimate, it would
+                    # meet a -1021. Given back unwritten, it goes after the sync.
+                    governor.refund(permit)
+                    await self.sync_time(deadline=deadline)
+                    continue
                 attempt = _Attempt(endpoint, permit, reports, gate, self)
                 try:
                     # A connection slot is taken after the permit, so waiting for

@@ -196,7 +196,72 @@ async def test_a_max_wait_shorter_than_the_ban_is_refused_at_once_clock_doubted_
             await c.transfer(type="MAIN_UMFUTURE", asset="USDT", amount="1", max_wait=10)
         assert anyio.current_time() - start < 0.01  # was 10 s with the step
         assert info.value.retry_after >= 30
-        if step:
-            assert "the IP is banned past max_wait" in str(info.value)
         assert c.governor.server_clock.doubted is (step > 0)
+        # A new call during the ban: with the clock doubted, its sync is refused
+        # at once too, and says why.
+        with pytest.raises(ThrottledError) as again:
+            await c.transfer(type="MAIN_UMFUTURE", asset="USDT", amount="1", max_wait=10)
+        assert anyio.current_time() - start < 0.01
+        assert again.value.retry_after >= 29
+        assert ("the IP is banned past max_wait" in str(again.value)) is (step > 0)
     assert transfers == 1
+
+
+@looptime.enabled(strict=True)
+async def test_a_call_waiting_for_a_permit_when_a_418_shows_a_step_syncs_before_it_signs() -> None:
+    """B waits out a 429 while A's transfer meets a 418 that shows Binance's clock 1.5 s
+    back: B goes after the sync, never signed on the old estimate (review: it went
+    first, 1500 ms ahead of Binance, and met a -1021)."""
+    t0 = anyio.current_time()
+    stepped = 0.0
+    sent: list[tuple[str, int | None]] = []
+
+    def server_ms() -> int:
+        return round(SERVER_MS + (anyio.current_time() - t0 - stepped) * 1000)
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal stepped
+        if request.url.path == "/api/v3/time":
+            sent.append(("time", None))
+            return ok({"serverTime": server_ms()})
+        ahead = int(httpx.QueryParams(request.content.decode())["timestamp"]) - server_ms()
+        sent.append(("transfer", ahead))
+        if len(sent) == 2:  # B: a 429 for 5 s
+            return httpx.Response(
+                429, json={"code": -1003, "msg": "Too many requests."}, headers={"Retry-After": "5"}
+            )
+        if len(sent) == 3:  # A: a 418, and Binance's clock steps back 1.5 s
+            stepped = 1.5
+            end = server_ms() + 30_000
+            return httpx.Response(
+                418,
+                json={
+                    "code": -1003,
+                    "msg": f"Way too much request weight used; IP banned until {end}.",
+                },
+                headers={"Retry-After": "30"},
+            )
+        if ahead > 1000:
+            return httpx.Response(400, json={"code": -1021, "msg": "Timestamp ahead."})
+        return ok({"tranId": len(sent)})
+
+    async with Client(
+        API_KEY, SECRET, transport=httpx.MockTransport(handler), wait_on_ban=True
+    ) as c:
+
+        async def one(delay: float) -> None:
+            await anyio.sleep(delay)
+            await c.transfer(type="MAIN_UMFUTURE", asset="USDT", amount="1")
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(one, 0.0)
+            tg.start_soon(one, 0.5)
+    assert [what for what, _ in sent] == [
+        "time",
+        "transfer",
+        "transfer",
+        "time",
+        "transfer",
+        "transfer",
+    ], sent
+    assert all(ahead is None or ahead <= 1000 for _, ahead in sent), sent
