@@ -258,6 +258,10 @@ class _NoRoom(Exception):
     """The governor withdrew the permit at the moment of writing: nothing was written."""
 
 
+class _Doubted(Exception):
+    """The clock a signed request would be stamped with is in doubt: nothing was written."""
+
+
 class _ReadFailed(Exception):
     """A read-only request failed after it may have been written: safe to send again."""
 
@@ -779,13 +783,6 @@ class Transport:
                 permit = await governor.acquire(
                     endpoint, account=self.account, max_wait=left, wait_on_ban=self.wait_on_ban
                 )
-                if signed and getattr(governor.server_clock, "doubted", False):
-                    # A 418 showed Binance's clock stepped while this call waited
-                    # (``ServerClock.doubt``): signed on the old estimate, it would
-                    # meet a -1021. Given back unwritten, it goes after the sync.
-                    governor.refund(permit)
-                    await self.sync_time(deadline=deadline)
-                    continue
                 attempt = _Attempt(endpoint, permit, reports, gate, self)
                 try:
                     # A connection slot is taken after the permit, so waiting for
@@ -796,6 +793,8 @@ class Transport:
                     else:
                         await slots.acquire()
                     try:
+                        if signed and getattr(governor.server_clock, "doubted", False):
+                            raise _Doubted  # (after the slot: the wait for it may outlast a ban)
                         if not reports:
                             if self.closed:  # see _writing (refunded below)
                                 await self._refuse_closed(endpoint)
@@ -816,6 +815,13 @@ class Transport:
                     if self.closed:  # see _writing
                         await self._refuse_closed(endpoint)
                     continue  # withdrawn before writing; the permit was given back
+                except _Doubted:
+                    # A 418 showed Binance's clock stepped while this call waited
+                    # (``ServerClock.doubt``): signed on the old estimate, it would
+                    # meet a -1021. Given back unwritten, it goes after the sync.
+                    governor.refund(permit)
+                    await self.sync_time(deadline=deadline)
+                    continue
                 except BaseException:
                     if attempt.permit is not None and not attempt.written:
                         governor.refund(attempt.permit)  # never left: not spent

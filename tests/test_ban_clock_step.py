@@ -265,3 +265,83 @@ async def test_a_call_waiting_for_a_permit_when_a_418_shows_a_step_syncs_before_
         "transfer",
     ], sent
     assert all(ahead is None or ahead <= 1000 for _, ahead in sent), sent
+
+
+@looptime.enabled(strict=True)
+async def test_a_permit_waiting_for_a_connection_slot_is_not_signed_on_a_doubted_clock() -> None:
+    """Two clients on one governor. X (one connection) holds its slot with a slow read
+    while its transfer, permitted before any doubt, waits for it; Y's 418 shows
+    Binance's clock 1.5 s back, and its 1-s ban ends long before the slot frees. The
+    transfer goes after the sync (review: it was signed 1500 ms ahead, a -1021)."""
+    t0 = anyio.current_time()
+    stepped = 0.0
+    sent: list[tuple[str, int | None]] = []
+
+    def server_ms() -> int:
+        return round(SERVER_MS + (anyio.current_time() - t0 - stepped) * 1000)
+
+    def ahead(request: httpx.Request) -> int:
+        return int(httpx.QueryParams(request.content.decode())["timestamp"]) - server_ms()
+
+    async def x_answers(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/api/v3/time":
+            sent.append(("X time", None))
+            return ok({"serverTime": server_ms()})
+        if request.method == "GET":  # the slow read
+            sent.append(("X read", None))
+            await anyio.sleep(5)
+            return ok([])
+        sent.append(("X transfer", ahead(request)))
+        if ahead(request) > 1000:
+            return httpx.Response(400, json={"code": -1021, "msg": "Timestamp ahead."})
+        return ok({"tranId": len(sent)})
+
+    def y_answers(request: httpx.Request) -> httpx.Response:
+        nonlocal stepped
+        if request.url.path == "/api/v3/time":
+            return ok({"serverTime": server_ms()})
+        sent.append(("Y transfer", ahead(request)))
+        stepped = 1.5
+        end = server_ms() + 1000
+        return httpx.Response(
+            418,
+            json={
+                "code": -1003,
+                "msg": f"Way too much request weight used; IP banned until {end}.",
+            },
+            headers={"Retry-After": "1"},
+        )
+
+    g = Governor(Limits())
+    x = Client(
+        API_KEY, SECRET, transport=httpx.MockTransport(x_answers), governor=g, max_in_flight=1
+    )
+    y = Client(API_KEY[::-1], SECRET, transport=httpx.MockTransport(y_answers), governor=g)
+    async with x, y:
+
+        async def x_read() -> None:
+            await anyio.sleep(1.0)
+            await x.wallet_balances()
+
+        async def x_transfer() -> None:
+            await anyio.sleep(1.1)
+            await x.transfer(type="MAIN_UMFUTURE", asset="USDT", amount="1")
+
+        async def y_transfer() -> None:
+            await anyio.sleep(1.2)
+            with pytest.raises(IPBannedError):
+                await y.transfer(type="MAIN_UMFUTURE", asset="USDT", amount="1")
+
+        await x.transfer(type="MAIN_UMFUTURE", asset="USDT", amount="1")
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(x_read)
+            tg.start_soon(x_transfer)
+            tg.start_soon(y_transfer)
+    assert sent == [
+        ("X time", None),
+        ("X transfer", 0),
+        ("X read", None),
+        ("Y transfer", 0),
+        ("X time", None),
+        ("X transfer", 0),
+    ], sent
