@@ -345,3 +345,29 @@ async def test_a_permit_waiting_for_a_connection_slot_is_not_signed_on_a_doubted
         ("X time", None),
         ("X transfer", 0),
     ], sent
+
+
+@pytest.mark.parametrize(
+    ("body", "retry_after"),
+    [("IP banned.", "0"), (f"IP banned until {SERVER_MS - 5000}.", None)],
+)
+@looptime.enabled(strict=True)
+async def test_a_418_without_a_wait_ahead_stops_the_ip_for_the_shortest_ban(
+    fake: FakeBinance, body: str, retry_after: str | None
+) -> None:
+    """``Retry-After: 0`` with no end, or an end already past with no ``Retry-After``:
+    the IP still stops, for Binance's shortest ban (review: with ``wait_on_ban`` the
+    call was sent again at once, and again, without end)."""
+    headers = {} if retry_after is None else {"Retry-After": retry_after}
+    fake.script(
+        "POST",
+        TRANSFER,
+        httpx.Response(418, json={"code": -1003, "msg": body}, headers=headers),
+        ok({"tranId": 9}),
+    )
+    async with Client(API_KEY, SECRET, transport=httpx.MockTransport(fake), wait_on_ban=True) as c:
+        start = anyio.current_time()
+        result = await c.transfer(type="MAIN_UMFUTURE", asset="USDT", amount="1")
+        assert anyio.current_time() - start >= 120
+    assert result.tran_id == 9
+    assert len(fake.transfers) == 2

@@ -147,7 +147,11 @@ class Feedback(WaitQueue):
                 # caller resumed inside the ban, and each later 418's end,
                 # already past, stopped nothing: 413 requests in 1.2 s).
                 until = now + wait
-            if until is None:  # Binance's shortest ban
+            if until is None or until <= now:
+                # Binance's shortest ban: a 418 always stops the IP (``Retry-After:
+                # 0`` with no end, or an end already past with none: a
+                # `wait_on_ban` caller, the clock sync too, sent again at once
+                # and met another 418, without end).
                 until = now + 120.0 / self.limits.time_scale
             # Its end is read on our estimate of Binance's clock; an error
             # beyond the estimate (Binance's clock stepped back 2.5 s mid-run)
